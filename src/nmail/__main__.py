@@ -1,0 +1,3 @@
+from nmail.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `nmail` command line: one module per command group."""

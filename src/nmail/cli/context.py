@@ -1,0 +1,48 @@
+"""What every CLI command gets: the data directory, config and database."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from sqlalchemy import Engine
+
+from nmail.config import Config, load_config
+from nmail.db.engine import make_engine
+from nmail.db.migrate import upgrade
+
+
+class CliError(Exception):
+    """Bad input or a refused change: one line on stderr, exit status 1."""
+
+
+@dataclass
+class CliContext:
+    data_dir: Path
+    out: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.data_dir)
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.config.database_url)
+        upgrade(engine)  # cheap when current; keeps upgrades a non-event
+        return engine
+
+    def fail(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def print_error(message: str) -> None:
+    print(f"nmail: error: {message}", file=sys.stderr)

@@ -1,0 +1,379 @@
+"""nmail.toml: loading, defaults and the file `nmail init` writes.
+
+The file is the admin's; we only ever write it at `init`. Everything that
+changes at run time (domains, users, relay networks) lives in the database.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "nmail.toml"
+
+LISTENER_NAMES = (
+    "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
+)
+STANDARD_PORTS = {
+    "smtp": 25, "submission": 587, "submissions": 465, "pop3": 110,
+    "pop3s": 995, "imap": 143, "imaps": 993, "http": 80,
+}
+UNPRIVILEGED_PORTS = {
+    "smtp": 2525, "submission": 2587, "submissions": 2465, "pop3": 2110,
+    "pop3s": 2995, "imap": 2143, "imaps": 2993, "http": 8080,
+}
+# Listeners whose protocol is implemented; the others are accepted in the
+# file (so a config written for a later version still loads) but skipped.
+IMPLEMENTED_LISTENERS = ("smtp", "submission", "submissions", "pop3", "pop3s", "http")
+
+
+class ConfigError(ValueError):
+    """The configuration file or a command-line override is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """One listener: which protocol, where."""
+
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    max_message_size: int = 50 * 1024 * 1024
+    max_recipients: int = 100
+    max_hops: int = 30
+    max_bad_commands: int = 20
+    # Networks allowed to AUTH without TLS and to relay without AUTH are in
+    # the database (nmail relay ...); this one is for plaintext AUTH only.
+    plaintext_auth_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    banner: str = "ESMTP nmail"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    first_retry: int = 300
+    max_retry: int = 4 * 3600
+    give_up_after: int = 5 * 24 * 3600
+    delay_warning_after: int = 4 * 3600
+    max_connections: int = 50
+    max_connections_per_domain: int = 5
+    lease_seconds: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class RelayHost:
+    host: str
+    port: int = 587
+    user: str | None = None
+    password: str | None = None
+    tls: str = "starttls"  # starttls | implicit | none
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything `nmail serve` and the CLI read from nmail.toml."""
+
+    data_dir: Path
+    hostname: str
+    database_url: str
+    listeners: dict[str, str] = field(default_factory=dict)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    dkim_selector: str = "nmail"
+    nameservers: tuple[str, ...] = ()
+    relay: RelayHost | None = None
+    transport: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.data_dir / "queue"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def domain(self) -> str:
+        """The hostname's domain: mail.example.com -> example.com."""
+        return hostname_domain(self.hostname)
+
+
+def hostname_domain(hostname: str) -> str:
+    parts = hostname.split(".")
+    return ".".join(parts[1:]) if len(parts) > 2 else hostname
+
+
+def resolve_data_dir(arg: str | None) -> Path:
+    """--data, else $NMAIL_DATA, else ./data."""
+    value = arg or os.environ.get("NMAIL_DATA") or "data"
+    return Path(value).expanduser().resolve()
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'index.sqlite3'}"
+
+
+def parse_listen(spec: str) -> Listen:
+    """Parse NAME=HOST:PORT (HOST may be [v6])."""
+    name, sep, addr = spec.partition("=")
+    name = name.strip().lower()
+    if not sep or name not in LISTENER_NAMES:
+        raise ConfigError(
+            f"--listen {spec!r}: expected NAME=HOST:PORT with NAME one of "
+            + ", ".join(LISTENER_NAMES)
+        )
+    host, port = parse_hostport(addr, None)
+    if port is None:
+        raise ConfigError(f"--listen {spec!r}: missing port")
+    return Listen(name, host, port)
+
+
+def parse_hostport(addr: str, default_port: int | None) -> tuple[str, int | None]:
+    """'0.0.0.0:25', '[::1]:25', '127.0.0.1', ':25' -> (host, port)."""
+    addr = addr.strip()
+    if addr.startswith("["):
+        end = addr.find("]")
+        if end < 0:
+            raise ConfigError(f"bad address {addr!r}")
+        host, rest = addr[1:end], addr[end + 1 :]
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ConfigError(f"bad address {addr!r}")
+    elif addr.count(":") == 1:
+        host, port_text = addr.split(":")
+    else:
+        host, port_text = addr, ""
+    host = host or "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"bad listen host {host!r}: use an IP address") from None
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"bad port in {addr!r}")
+    return host, int(port_text)
+
+
+def default_port(name: str) -> int:
+    table = STANDARD_PORTS if os.geteuid() == 0 else UNPRIVILEGED_PORTS
+    return table[name]
+
+
+def listeners_from(config: Config, overrides: list[Listen]) -> list[Listen]:
+    """The listeners to start: the file's enabled ones, then --listen overrides."""
+    chosen: dict[str, Listen] = {}
+    for name, spec in config.listeners.items():
+        if spec in ("", "off", "no", "false"):
+            continue
+        host, port = parse_hostport(spec, default_port(name))
+        assert port is not None
+        chosen[name] = Listen(name, host, port)
+    for item in overrides:
+        chosen[item.name] = item
+    return [chosen[n] for n in LISTENER_NAMES if n in chosen]
+
+
+def _duration(value: Any, key: str) -> int:
+    """Seconds from 300, "300", "5m", "4h", "5d"."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{key}: expected a duration like 300, 5m, 4h or 5d") from None
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read DIR/nmail.toml; raise ConfigError with the key that is wrong."""
+    path = data_dir / CONFIG_NAME
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run `nmail init` first)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config_from_dict(data_dir, raw)
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
+    server = _section(raw, "server")
+    hostname = str(server.get("hostname") or "localhost")
+    db = _section(raw, "database")
+    url = str(db.get("url") or default_database_url(data_dir))
+    listen = _section(raw, "listen")
+    listeners: dict[str, str] = {}
+    for name, spec in listen.items():
+        if name not in LISTENER_NAMES:
+            raise ConfigError(f"[listen] {name}: unknown listener")
+        listeners[name] = str(spec)
+        if spec not in ("", "off", "no", "false"):
+            parse_hostport(str(spec), 0)
+    smtp_raw = _section(raw, "smtp")
+    smtp = SmtpSettings(
+        max_message_size=int(smtp_raw.get("max_message_size", SmtpSettings.max_message_size)),
+        max_recipients=int(smtp_raw.get("max_recipients", SmtpSettings.max_recipients)),
+        max_hops=int(smtp_raw.get("max_hops", SmtpSettings.max_hops)),
+        max_bad_commands=int(smtp_raw.get("max_bad_commands", SmtpSettings.max_bad_commands)),
+        plaintext_auth_networks=tuple(
+            smtp_raw.get("plaintext_auth_networks", SmtpSettings.plaintext_auth_networks)
+        ),
+        banner=str(smtp_raw.get("banner", SmtpSettings.banner)),
+    )
+    for cidr in smtp.plaintext_auth_networks:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(f"[smtp] plaintext_auth_networks: bad network {cidr!r}") from None
+    tls_raw = _section(raw, "tls")
+    tls = TlsSettings(
+        cert=_path(data_dir, tls_raw.get("cert")),
+        key=_path(data_dir, tls_raw.get("key")),
+    )
+    q = _section(raw, "queue")
+    queue = QueueSettings(
+        first_retry=_duration(q.get("first_retry", 300), "[queue] first_retry"),
+        max_retry=_duration(q.get("max_retry", 4 * 3600), "[queue] max_retry"),
+        give_up_after=_duration(q.get("give_up_after", 5 * 86400), "[queue] give_up_after"),
+        delay_warning_after=_duration(
+            q.get("delay_warning_after", 4 * 3600), "[queue] delay_warning_after"
+        ),
+        max_connections=int(q.get("max_connections", 50)),
+        max_connections_per_domain=int(q.get("max_connections_per_domain", 5)),
+        lease_seconds=_duration(q.get("lease_seconds", 300), "[queue] lease_seconds"),
+    )
+    dkim = _section(raw, "dkim")
+    dns_raw = _section(raw, "dns")
+    relay_raw = _section(raw, "relay")
+    relay = None
+    if relay_raw.get("host"):
+        relay = RelayHost(
+            host=str(relay_raw["host"]),
+            port=int(relay_raw.get("port", 587)),
+            user=relay_raw.get("user"),
+            password=relay_raw.get("password"),
+            tls=str(relay_raw.get("tls", "starttls")),
+        )
+        if relay.tls not in ("starttls", "implicit", "none"):
+            raise ConfigError("[relay] tls: expected starttls, implicit or none")
+    transport = {str(k).lower(): str(v) for k, v in _section(raw, "transport").items()}
+    return Config(
+        data_dir=data_dir,
+        hostname=hostname,
+        database_url=url,
+        listeners=listeners,
+        smtp=smtp,
+        tls=tls,
+        queue=queue,
+        dkim_selector=str(dkim.get("selector", "nmail")),
+        nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
+        relay=relay,
+        transport=transport,
+        raw=raw,
+    )
+
+
+def _path(data_dir: Path, value: Any) -> Path | None:
+    if not value:
+        return None
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else data_dir / p
+
+
+def render_default_config(hostname: str, database_url: str | None) -> str:
+    """The nmail.toml that `nmail init` writes, with every knob explained."""
+    db_line = (
+        f'url = "{database_url}"'
+        if database_url
+        else '# url = "sqlite:///<data>/index.sqlite3"   (the default)\n'
+        '# url = "mysql+pymysql://user:pass@127.0.0.1/nmail?charset=utf8mb4"\n'
+        '# url = "postgresql+psycopg://user:pass@127.0.0.1/nmail"'
+    )
+    return f"""# nmail configuration. Domains, users, aliases and relay networks live in
+# the database and are managed with `nmail domain|user|alias|relay ...`.
+
+[server]
+hostname = "{hostname}"
+
+[database]
+{db_line}
+
+[listen]
+# NAME = "HOST[:PORT]"; without a port the standard one is used when run as
+# root, otherwise 2525/2587/2465/2110/2995/2143/2993/8080. "off" disables.
+smtp = "0.0.0.0"
+submission = "0.0.0.0"
+submissions = "0.0.0.0"
+pop3 = "0.0.0.0"
+pop3s = "0.0.0.0"
+http = "0.0.0.0"
+
+[smtp]
+max_message_size = 52428800   # bytes
+max_recipients = 100
+max_hops = 30                 # Received headers before "Mail loop detected"
+plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
+
+[tls]
+# Self-signed at init; point these at real files (e.g. from certbot) and
+# send SIGHUP to reload without dropping connections.
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+
+[queue]
+first_retry = "5m"
+max_retry = "4h"
+give_up_after = "5d"
+delay_warning_after = "4h"
+
+[dkim]
+selector = "nmail"
+
+[dns]
+# nameservers = ["127.0.0.1"]
+
+# [relay]          # smarthost for networks where port 25 is blocked
+# host = "smtp.example.net"
+# port = 587
+# user = "me"
+# password = "secret"
+# tls = "starttls"  # starttls | implicit | none
+
+[transport]
+# "example.com" = "smtp:[10.0.0.5]:2525"
+"""

@@ -1,0 +1,190 @@
+"""The SQL schema, as SQLAlchemy Core tables.
+
+Times are integer Unix seconds (portable and cheap to index on every
+database). Text that is indexed has a bounded length so MariaDB can index it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(253), nullable=False, unique=True),
+    # Address (local or external) that receives mail for unknown local parts.
+    Column("catchall", String(320), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+domain_aliases = Table(
+    "domain_aliases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("userid", String(64), nullable=False),
+    Column("display_name", String(200), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=False),
+    Column("quota_bytes", BigInteger, nullable=False, default=0),  # 0 = unlimited
+    Column("is_admin", Boolean, nullable=False, default=False),  # domain administrator
+    Column("is_server_admin", Boolean, nullable=False, default=False),  # postmaster
+    Column("receive_enabled", Boolean, nullable=False, default=True),
+    Column("login_enabled", Boolean, nullable=False, default=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("domain_id", "userid"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("local_part", String(64), nullable=False),
+    Column("target", String(320), nullable=False),
+    UniqueConstraint("domain_id", "local_part", "target"),
+)
+
+relay_networks = Table(
+    "relay_networks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cidr", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# A user's reject list: senders (address, or @domain) refused at RCPT.
+reject_senders = Table(
+    "reject_senders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("pattern", String(320), nullable=False),
+    UniqueConstraint("account_id", "pattern"),
+)
+
+folders = Table(
+    "folders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),  # INBOX, Sent, Drafts, Trash, Spam
+    Column("uidvalidity", BigInteger, nullable=False),
+    Column("next_uid", BigInteger, nullable=False, default=1),
+    Column("highest_modseq", BigInteger, nullable=False, default=1),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("total_size", BigInteger, nullable=False, default=0),
+    Column("subscribed", Boolean, nullable=False, default=True),
+    UniqueConstraint("account_id", "name"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", BigInteger, nullable=False),
+    Column("modseq", BigInteger, nullable=False),
+    # Maildir base name: everything before ':2,' (the flags are in `flags`).
+    Column("filename", String(255), nullable=False),
+    Column("in_new", Boolean, nullable=False, default=True),
+    Column("flags", String(255), nullable=False, default=""),  # IMAP flags, space separated
+    Column("size", BigInteger, nullable=False),
+    Column("internal_date", BigInteger, nullable=False),
+    Column("date", BigInteger, nullable=False),
+    Column("from_name", String(255), nullable=False, default=""),
+    Column("from_addr", String(320), nullable=False, default=""),
+    Column("to_addrs", Text, nullable=False, default=""),
+    Column("cc_addrs", Text, nullable=False, default=""),
+    Column("subject", String(998), nullable=False, default=""),
+    Column("message_id", String(255), nullable=False, default=""),
+    Column("in_reply_to", String(255), nullable=False, default=""),
+    Column("thread_id", String(64), nullable=False, default=""),
+    Column("has_attachments", Boolean, nullable=False, default=False),
+    Column("preview", String(255), nullable=False, default=""),
+    UniqueConstraint("folder_id", "uid"),
+    Index("ix_messages_folder_date", "folder_id", "date"),
+    Index("ix_messages_folder_filename", "folder_id", "filename"),
+    Index("ix_messages_thread", "folder_id", "thread_id"),
+)
+
+# Outbound queue: one row per message (body in DIR/queue/<id>.eml), one per recipient.
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("sender", String(320), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("auth_user", String(320), nullable=True),
+    Column("client_ip", String(64), nullable=True),
+    Column("is_bounce", Boolean, nullable=False, default=False),
+    Column("dsn_envid", String(100), nullable=True),
+    Column("dsn_ret", String(8), nullable=True),
+    Column("warned", Boolean, nullable=False, default=False),
+)
+
+queue_recipients = Table(
+    "queue_recipients",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("message_id", String(40), ForeignKey("queue_messages.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("domain", String(253), nullable=False),
+    # queued | delivering | delivered | failed
+    Column("state", String(16), nullable=False, default="queued"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("remote_host", String(255), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("dsn_notify", String(40), nullable=True),
+    Column("orcpt", String(320), nullable=True),
+    Index("ix_queue_recipients_due", "state", "next_attempt"),
+    Index("ix_queue_recipients_message", "message_id"),
+)
+
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("selector", String(63), nullable=False),
+    Column("private_key", LargeBinary, nullable=False),  # PEM
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("domain_id", "selector"),
+)

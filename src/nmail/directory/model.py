@@ -1,0 +1,52 @@
+"""Values the directory hands out: domains, accounts, and what an address resolves to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    id: int
+    name: str
+    catchall: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A mailbox owner. `address` is userid@domain, both lower case."""
+
+    id: int
+    domain: str
+    userid: str
+    display_name: str
+    quota_bytes: int  # 0 = unlimited
+    is_admin: bool  # domain administrator (mbr_add ... ADMIN)
+    is_server_admin: bool  # the postmaster
+    receive_enabled: bool
+    login_enabled: bool
+
+    @property
+    def address(self) -> str:
+        return f"{self.userid}@{self.domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What one RCPT address means for us.
+
+    hosted: the domain (after domain-alias mapping) is one of ours.
+    accounts: local mailboxes the address delivers to (after aliases and catch-all).
+    remote: external addresses the address forwards to (aliases to outside),
+            or the address itself when the domain is not hosted.
+    unknown: hosted domain but nothing matched (550 5.1.1).
+    """
+
+    address: str
+    hosted: bool
+    accounts: tuple[Account, ...] = ()
+    remote: tuple[str, ...] = ()
+
+    @property
+    def unknown(self) -> bool:
+        return self.hosted and not self.accounts and not self.remote
