@@ -16,15 +16,34 @@ from typing import Any
 CONFIG_NAME = "nmail.toml"
 
 LISTENER_NAMES = (
-    "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
+    "smtp",
+    "submission",
+    "submissions",
+    "pop3",
+    "pop3s",
+    "imap",
+    "imaps",
+    "http",
 )
 STANDARD_PORTS = {
-    "smtp": 25, "submission": 587, "submissions": 465, "pop3": 110,
-    "pop3s": 995, "imap": 143, "imaps": 993, "http": 80,
+    "smtp": 25,
+    "submission": 587,
+    "submissions": 465,
+    "pop3": 110,
+    "pop3s": 995,
+    "imap": 143,
+    "imaps": 993,
+    "http": 80,
 }
 UNPRIVILEGED_PORTS = {
-    "smtp": 2525, "submission": 2587, "submissions": 2465, "pop3": 2110,
-    "pop3s": 2995, "imap": 2143, "imaps": 2993, "http": 8080,
+    "smtp": 2525,
+    "submission": 2587,
+    "submissions": 2465,
+    "pop3": 2110,
+    "pop3s": 2995,
+    "imap": 2143,
+    "imaps": 2993,
+    "http": 8080,
 }
 # Listeners whose protocol is implemented; the others are accepted in the
 # file (so a config written for a later version still loads) but skipped.
@@ -71,6 +90,11 @@ class QueueSettings:
     max_connections: int = 50
     max_connections_per_domain: int = 5
     lease_seconds: int = 300
+    # Port of the remote MX servers (25; tests point it at a loopback sink).
+    remote_port: int = 25
+    # Destination domains (or relay/transport host names, or "*") whose
+    # servers' TLS certificates must verify; elsewhere STARTTLS is opportunistic.
+    tls_verify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +248,9 @@ def load_config(data_dir: Path) -> Config:
     return config_from_dict(data_dir, raw)
 
 
+_SMTP = SmtpSettings()
+
+
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, dict):
@@ -246,14 +273,14 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
             parse_hostport(str(spec), 0)
     smtp_raw = _section(raw, "smtp")
     smtp = SmtpSettings(
-        max_message_size=int(smtp_raw.get("max_message_size", SmtpSettings.max_message_size)),
-        max_recipients=int(smtp_raw.get("max_recipients", SmtpSettings.max_recipients)),
-        max_hops=int(smtp_raw.get("max_hops", SmtpSettings.max_hops)),
-        max_bad_commands=int(smtp_raw.get("max_bad_commands", SmtpSettings.max_bad_commands)),
+        max_message_size=int(smtp_raw.get("max_message_size", _SMTP.max_message_size)),
+        max_recipients=int(smtp_raw.get("max_recipients", _SMTP.max_recipients)),
+        max_hops=int(smtp_raw.get("max_hops", _SMTP.max_hops)),
+        max_bad_commands=int(smtp_raw.get("max_bad_commands", _SMTP.max_bad_commands)),
         plaintext_auth_networks=tuple(
-            smtp_raw.get("plaintext_auth_networks", SmtpSettings.plaintext_auth_networks)
+            smtp_raw.get("plaintext_auth_networks", _SMTP.plaintext_auth_networks)
         ),
-        banner=str(smtp_raw.get("banner", SmtpSettings.banner)),
+        banner=str(smtp_raw.get("banner", _SMTP.banner)),
     )
     for cidr in smtp.plaintext_auth_networks:
         try:
@@ -276,6 +303,8 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         max_connections=int(q.get("max_connections", 50)),
         max_connections_per_domain=int(q.get("max_connections_per_domain", 5)),
         lease_seconds=_duration(q.get("lease_seconds", 300), "[queue] lease_seconds"),
+        remote_port=int(q.get("remote_port", 25)),
+        tls_verify=tuple(str(name).lower() for name in q.get("tls_verify", ())),
     )
     dkim = _section(raw, "dkim")
     dns_raw = _section(raw, "dns")

@@ -23,7 +23,12 @@ class CliError(Exception):
 @dataclass
 class CliContext:
     data_dir: Path
-    out: Console = field(default_factory=lambda: Console(highlight=False))
+    # Wide when piped, so scripts get one row per line instead of wrapped cells.
+    out: Console = field(
+        default_factory=lambda: Console(
+            highlight=False, width=None if sys.stdout.isatty() else 400
+        )
+    )
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
 
     @cached_property

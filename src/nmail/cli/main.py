@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -28,13 +30,17 @@ def _command_modules() -> list[ModuleType]:
     )
 
     modules: list[ModuleType] = [
-        init_cmd, serve_cmd, domain_cmd, user_cmd, alias_cmd, relay_cmd, dbsync_cmd,
+        init_cmd,
+        serve_cmd,
+        domain_cmd,
+        user_cmd,
+        alias_cmd,
+        relay_cmd,
+        dbsync_cmd,
     ]
     for optional in ("queue_cmd", "tls_cmd"):
-        try:
-            modules.append(__import__(f"nmail.cli.{optional}", fromlist=["register"]))
-        except ImportError:
-            pass
+        with contextlib.suppress(ImportError):
+            modules.append(importlib.import_module(f"nmail.cli.{optional}"))
     return modules
 
 
@@ -47,7 +53,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nmail", description="nmail mail server and tools")
-    parser.add_argument("--data", metavar="DIR", help="data directory (default: $NMAIL_DATA or ./data)")
+    parser.add_argument(
+        "--data", metavar="DIR", help="data directory (default: $NMAIL_DATA or ./data)"
+    )
     parser.add_argument("--version", action="version", version=f"nmail {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True

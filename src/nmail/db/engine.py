@@ -49,7 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if backend == "mysql":
         return create_engine(
-            url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED",
+            url,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            isolation_level="READ COMMITTED",
             **kwargs,
         )
     return create_engine(url, pool_pre_ping=True, **kwargs)

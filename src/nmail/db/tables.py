@@ -111,8 +111,9 @@ folders = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
     Column("uid", BigInteger, nullable=False),
     Column("modseq", BigInteger, nullable=False),
@@ -158,10 +159,15 @@ queue_messages = Table(
 queue_recipients = Table(
     "queue_recipients",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("message_id", String(40), ForeignKey("queue_messages.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "message_id",
+        String(40),
+        ForeignKey("queue_messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("recipient", String(320), nullable=False),
     Column("domain", String(253), nullable=False),
     # queued | delivering | delivered | failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +51,37 @@ class Resolution:
     @property
     def unknown(self) -> bool:
         return self.hosted and not self.accounts and not self.remote
+
+
+@dataclass(frozen=True, slots=True)
+class DomainAlias:
+    """`name` (e.g. alias.com) receives the mail of the hosted `domain` (real.com)."""
+
+    name: str
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """address -> targets (local accounts, other aliases or external addresses)."""
+
+    address: str
+    targets: tuple[str, ...]
+
+
+class AuthStatus(Enum):
+    OK = "ok"
+    BAD_CREDENTIALS = "bad credentials"  # unknown user or wrong password: one answer for both
+    LOGIN_DISABLED = "login disabled"  # right password, but the admin disabled logins
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """The outcome of a login; `account` is set only when the password was right."""
+
+    status: AuthStatus
+    account: Account | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is AuthStatus.OK

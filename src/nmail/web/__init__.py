@@ -1,1 +1,1 @@
-"""web."""
+"""HTTP: client autoconfiguration now, the webmail later."""

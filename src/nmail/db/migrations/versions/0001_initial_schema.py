@@ -4,9 +4,8 @@ Revision ID: 0001
 Revises:
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None
@@ -225,7 +224,6 @@ def upgrade() -> None:
             "ix_messages_folder_filename", ["folder_id", "filename"], unique=False
         )
         batch_op.create_index("ix_messages_thread", ["folder_id", "thread_id"], unique=False)
-
 
 
 def downgrade() -> None:

@@ -1,0 +1,212 @@
+"""Inbound SMTP throughput: nmail against Postfix, same load, same run.
+
+N messages of 10 KB over 20 parallel connections (Postfix's own load
+generator, smtp-source, drives both servers), delivered to a Maildir with
+the index written. Prints messages/s for each and the ratio. Never asserts.
+
+    python bench/smtp_inbound.py [-n 5000] [--sessions 20] [--size 10240]
+
+Postfix is set up as a private instance under /var/tmp (its own config,
+queue and Maildir; nothing in /etc/postfix changes) when /usr/sbin/postfix
+is installed (`apt-get install postfix`); otherwise only nmail is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+ROOT = Path(os.environ.get("NMAIL_BENCH_DIR", "/var/tmp"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def count_files(path: Path) -> int:
+    try:
+        return len(os.listdir(path))
+    except FileNotFoundError:
+        return 0
+
+
+def load(port: int, n: int, sessions: int, size: int) -> float:
+    """Run smtp-source; return the seconds it took to get every 250."""
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            SMTP_SOURCE,
+            "-s",
+            str(sessions),
+            "-l",
+            str(size),
+            "-m",
+            str(n),
+            "-f",
+            "a@test.local",
+            "-t",
+            "b@test.local",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def bench_nmail(n: int, sessions: int, size: int) -> tuple[float, float]:
+    data = Path(tempfile.mkdtemp(prefix="nmail-bench-", dir=ROOT))
+    nmail = [sys.executable, "-m", "nmail", "--data", str(data)]
+    subprocess.run(
+        nmail + ["init", "--hostname", "bench.test.local", "--postmaster-password", "bench-pass-1"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(nmail + ["domain", "add", "test.local"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        nmail + ["user", "add", "test.local", "B", "b", "bench-pass-1"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    config = data / "nmail.toml"
+    config.write_text(re.sub(r'(?m)^(\w+) = "0\.0\.0\.0"$', r'\1 = "off"', config.read_text()))
+    port = free_port()
+    proc = subprocess.Popen(
+        nmail + ["serve", "--listen", f"smtp=127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "listening" in line:
+                break
+        else:
+            raise SystemExit("nmail serve exited before listening")
+        elapsed = load(port, n, sessions, size)
+        new = data / "mail" / "test.local" / "b" / "Maildir" / "new"
+        # 250 is only sent after fsync + index commit, so everything is there.
+        delivered = count_files(new)
+        if delivered != n:
+            print(f"  nmail: {delivered} files for {n} messages", file=sys.stderr)
+        return elapsed, elapsed
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def bench_postfix(n: int, sessions: int, size: int) -> tuple[float, float] | None:
+    if not Path("/usr/sbin/postfix").exists():
+        return None
+    base = Path(tempfile.mkdtemp(prefix="pf-bench-", dir=ROOT))
+    etc, spool, data, mail = (base / d for d in ("etc", "spool", "data", "mail"))
+    for d in (etc, spool, data, mail):
+        d.mkdir()
+    port = free_port()
+    master = Path("/etc/postfix/master.cf").read_text()
+    master = re.sub(r"(?m)^smtp\s+inet.*$", f"127.0.0.1:{port} inet n - n - - smtpd", master)
+    (etc / "master.cf").write_text(master)
+    (etc / "main.cf").write_text("")
+    settings = {
+        "compatibility_level": "3.6",
+        "queue_directory": spool,
+        "data_directory": data,
+        "shlib_directory": "/usr/lib/postfix",
+        "daemon_directory": "/usr/lib/postfix/sbin",
+        "meta_directory": "/etc/postfix",
+        "myhostname": "bench.local",
+        "inet_interfaces": "loopback-only",
+        "inet_protocols": "ipv4",
+        "mydestination": "localhost",
+        "virtual_mailbox_domains": "test.local",
+        "virtual_mailbox_base": mail,
+        "virtual_mailbox_maps": f"hash:{etc}/vmailbox",
+        "virtual_uid_maps": "static:5000",
+        "virtual_gid_maps": "static:5000",
+        "disable_dns_lookups": "yes",
+        "smtpd_peername_lookup": "no",
+        "mynetworks": "127.0.0.0/8",
+        "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+        "syslog_name": "pfbench",
+        "maillog_file": data / "maillog",
+    }
+    subprocess.run(
+        ["postconf", "-c", str(etc), "-e", *(f"{k}={v}" for k, v in settings.items())], check=True
+    )
+    (etc / "vmailbox").write_text("b@test.local test.local/b/\n")
+    subprocess.run(["postmap", str(etc / "vmailbox")], check=True)
+    shutil.chown(mail, 5000, 5000)
+    shutil.chown(data, "postfix")
+    subprocess.run(
+        ["postfix", "-c", str(etc), "start"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(listening, 30, "postfix to listen")
+        start = time.perf_counter()
+        accepted = load(port, n, sessions, size)
+        new = mail / "test.local" / "b" / "new"
+        wait_for(lambda: count_files(new) >= n, 600, "postfix to deliver")
+        return accepted, time.perf_counter() - start
+    finally:
+        subprocess.run(
+            ["postfix", "-c", str(etc), "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--size", type=int, default=10240)
+    args = parser.parse_args()
+    if not Path(SMTP_SOURCE).exists():
+        raise SystemExit("smtp-source not found: apt-get install postfix (it ships the load tool)")
+    print(f"{args.n} messages x {args.size} bytes over {args.sessions} connections")
+    acc, done = bench_nmail(args.n, args.sessions, args.size)
+    nmail_rate = args.n / done
+    print(f"nmail:   {args.n / acc:8.0f} msg/s accepted, {nmail_rate:8.0f} msg/s delivered+indexed")
+    peer = bench_postfix(args.n, args.sessions, args.size)
+    if peer is None:
+        print("postfix: not installed, peer skipped")
+        return
+    pacc, pdone = peer
+    pf_rate = args.n / pdone
+    print(f"postfix: {args.n / pacc:8.0f} msg/s accepted, {pf_rate:8.0f} msg/s delivered")
+    print(f"ratio nmail/postfix (delivered): {nmail_rate / pf_rate:.2f}x (target >= 2.0x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""`nmail dbsync ALL | ADDRESS`: rebuild the mail index from the Maildir files.
+
+The seed's `mail_box_dbsync.php ALL`, for when the webmail does not show
+mail that POP3 clients can still fetch. UIDs are kept where the files carry
+them, so IMAP clients do not download everything again.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nmail.cli.context import CliContext
+from nmail.directory import Directory
+from nmail.directory.model import Account
+from nmail.mailstore.model import SyncReport
+from nmail.mailstore.store import MailStore, StoreError
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "dbsync",
+        help="rebuild the mail index from the mail files (ALL accounts or one ADDRESS)",
+        description="Re-read every message file of the accounts and bring the index in line: "
+        "add missing messages, drop messages whose file is gone, keep known UIDs.",
+    )
+    p.add_argument("target", metavar="ALL|ADDRESS", help="ALL, or one account's address")
+    p.set_defaults(handler=run)
+
+
+def _accounts(ctx: CliContext, target: str) -> list[Account]:
+    directory = Directory(ctx.engine)
+    if target.upper() == "ALL":
+        return directory.list_accounts()
+    account = directory.get_account(target)
+    if account is None:
+        ctx.fail(f"no such account: {target}")
+    return [account]
+
+
+def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    accounts = _accounts(ctx, args.target)
+    store = MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname)
+    try:
+        with Progress(
+            TextColumn("dbsync"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=ctx.err, transient=True, disable=not ctx.err.is_terminal,
+        ) as progress:
+            task = progress.add_task("accounts", total=len(accounts))
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = store.dbsync(accounts, progress=advance)
+    except StoreError as exc:
+        ctx.fail(str(exc))
+    finally:
+        store.close()
+    print_report(ctx, report, show_all=len(accounts) == 1)
+    for line in report.errors:
+        ctx.err.print(f"nmail: warning: skipped {line}")
+    return 1 if report.errors else 0
+
+
+def print_report(ctx: CliContext, report: SyncReport, *, show_all: bool) -> None:
+    """Per-account counts (accounts with changes, or the one asked for) and the total."""
+    rows = [
+        a for a in report.accounts
+        if show_all or a.counts.added or a.counts.removed or a.counts.renumbered
+        or a.folders_created
+    ]
+    if rows:
+        table = Table("account", "added", "removed", "kept", "renumbered", "new folders")
+        for a in rows:
+            c = a.counts
+            table.add_row(a.address, str(c.added), str(c.removed), str(c.kept),
+                          str(c.renumbered), ", ".join(a.folders_created))
+        ctx.out.print(table)
+    t = report.total
+    n = len(report.accounts)
+    ctx.out.print(
+        f"dbsync: {n} account{'' if n == 1 else 's'}, {t.added} added, {t.removed} removed, "
+        f"{t.kept} kept, {t.renumbered} renumbered"
+    )

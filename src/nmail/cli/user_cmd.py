@@ -1,0 +1,224 @@
+"""`nmail user ...`: accounts (the seed's mbr_add.php), and bulk import from CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from nmail.cli.context import CliContext
+from nmail.cli.directory_access import (
+    account_dir,
+    add_with_mailbox,
+    mailbox_maker,
+    new_table,
+    open_directory,
+    purge_account_dir,
+    read_password,
+    refusals,
+    text,
+    yes_no,
+)
+from nmail.directory import Account, DirectoryError
+from nmail.directory.account_csv import HEADER_HINT, BadLine, decode_csv, read_accounts_csv
+from nmail.directory.sizes import format_size, parse_size
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser("user", help="mail accounts")
+    sub = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+
+    add = sub.add_parser(
+        "add",
+        help="add an account (mbr_add.php DOMAIN NAME USERID PASSWORD [ADMIN])",
+        description="Add userid@DOMAIN. A fifth argument ADMIN makes a domain administrator."
+        " PASSWORD - reads the password from standard input.",
+    )
+    add.add_argument("domain", metavar="DOMAIN")
+    add.add_argument("name", metavar="NAME", help="display name")
+    add.add_argument("userid", metavar="USERID")
+    add.add_argument("password", metavar="PASSWORD")
+    add.add_argument("admin", metavar="ADMIN", nargs="?", help="the word ADMIN, or nothing")
+    add.add_argument("--quota", metavar="SIZE", default="0", help="e.g. 500M, 2G (0: unlimited)")
+    add.set_defaults(handler=add_cmd)
+
+    lst = sub.add_parser("list", help="list accounts, of one domain or all")
+    lst.add_argument("domain", metavar="DOMAIN", nargs="?")
+    lst.set_defaults(handler=list_cmd)
+
+    rm = sub.add_parser("del", help="delete an account (its mail files are kept)")
+    rm.add_argument("address", metavar="ADDRESS")
+    rm.add_argument("--purge", action="store_true", help="also delete its mail files")
+    rm.set_defaults(handler=del_cmd)
+
+    passwd = sub.add_parser("passwd", help="set a password (- reads it from standard input)")
+    passwd.add_argument("address", metavar="ADDRESS")
+    passwd.add_argument("password", metavar="PASSWORD")
+    passwd.set_defaults(handler=passwd_cmd)
+
+    quota = sub.add_parser("quota", help="set the mailbox size limit")
+    quota.add_argument("address", metavar="ADDRESS")
+    quota.add_argument("size", metavar="SIZE", help="bytes, or 100M, 2G ...; 0 = unlimited")
+    quota.set_defaults(handler=quota_cmd)
+
+    for action, enabled in (("disable", False), ("enable", True)):
+        toggle = sub.add_parser(
+            action, help=f"{action} receiving and/or logins (both when neither flag is given)"
+        )
+        toggle.add_argument("address", metavar="ADDRESS")
+        toggle.add_argument("--receive", action="store_true", help=f"{action} receiving mail")
+        toggle.add_argument("--login", action="store_true", help=f"{action} logins")
+        toggle.set_defaults(handler=toggle_cmd, enabled=enabled)
+
+    imp = sub.add_parser(
+        "import",
+        help="add accounts from a CSV file",
+        description=f"Add accounts from a CSV file with the header {HEADER_HINT}"
+        " (UTF-8, UTF-16 or CP949/EUC-KR as Korean Excel saves it). Bad lines are"
+        " reported and skipped; the exit status is 1 when any line failed.",
+    )
+    imp.add_argument("file", metavar="FILE.csv")
+    imp.set_defaults(handler=import_cmd)
+
+
+def _role(account: Account) -> str:
+    if account.is_server_admin:
+        return "server admin"
+    return "domain admin" if account.is_admin else ""
+
+
+def add_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    admin = False
+    if args.admin is not None:
+        if args.admin.upper() != "ADMIN":
+            ctx.fail(
+                f"fifth argument must be ADMIN (to make a domain administrator), not {args.admin!r}"
+            )
+        admin = True
+    password = read_password(args.password)
+    with refusals():
+        quota = parse_size(args.quota)
+        directory = open_directory(ctx)
+        account = directory.add_account(
+            args.domain, args.name, args.userid, password, admin=admin, quota=quota
+        )
+        with mailbox_maker(ctx) as make_mailbox:
+            add_with_mailbox(directory, make_mailbox, account)
+    role = " (domain administrator)" if admin else ""
+    ctx.out.print(f"added {account.address}{role}", markup=False)
+    return 0
+
+
+def list_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    with refusals():
+        accounts = open_directory(ctx).list_accounts(args.domain)
+    if not accounts:
+        ctx.out.print("(no accounts)")
+        return 0
+    table = new_table("Address", "Name", "Role", "Quota", "Receive", "Login")
+    for account in accounts:
+        table.add_row(
+            text(account.address),
+            text(account.display_name),
+            text(_role(account)),
+            text(format_size(account.quota_bytes)),
+            yes_no(account.receive_enabled),
+            yes_no(account.login_enabled),
+        )
+    ctx.out.print(table)
+    return 0
+
+
+def del_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    with refusals():
+        account = open_directory(ctx).delete_account(args.address)
+    ctx.out.print(f"deleted {account.address}", markup=False)
+    if args.purge:
+        removed = purge_account_dir(ctx, account)
+        if removed is not None:
+            ctx.out.print(f"deleted its mail files in {removed}", markup=False)
+    else:
+        where = account_dir(ctx, account)
+        if where.exists():
+            ctx.out.print(
+                f"its mail files are kept in {where} (--purge deletes them)", markup=False
+            )
+    return 0
+
+
+def passwd_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    password = read_password(args.password)
+    with refusals():
+        account = open_directory(ctx).set_password(args.address, password)
+    ctx.out.print(f"password of {account.address} changed", markup=False)
+    return 0
+
+
+def quota_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    with refusals():
+        size = parse_size(args.size)
+        account = open_directory(ctx).set_quota(args.address, size)
+    ctx.out.print(f"quota of {account.address}: {format_size(account.quota_bytes)}", markup=False)
+    return 0
+
+
+def toggle_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    both = not args.receive and not args.login
+    enabled: bool = args.enabled
+    with refusals():
+        account = open_directory(ctx).set_enabled(
+            args.address,
+            receive=enabled if both or args.receive else None,
+            login=enabled if both or args.login else None,
+        )
+    ctx.out.print(
+        f"{account.address}: receiving {'on' if account.receive_enabled else 'off'},"
+        f" logins {'on' if account.login_enabled else 'off'}",
+        markup=False,
+    )
+    return 0
+
+
+def import_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        ctx.fail(f"cannot read {path}: {exc.strerror or exc}")
+    with refusals():
+        content, encoding = decode_csv(data)
+        lines, _ = read_accounts_csv(content)
+    directory = open_directory(ctx)
+    failures: list[tuple[int, str]] = []
+    imported = 0
+    progress = Progress(
+        TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
+        console=ctx.err, transient=True,
+        # A bar is for people watching; in pipes and logs it is noise on stderr.
+        disable=not ctx.err.is_terminal,
+    )
+    with progress, mailbox_maker(ctx) as make_mailbox:
+        task = progress.add_task("import", total=len(lines))
+        for item in lines:
+            if isinstance(item, BadLine):
+                failures.append((item.line, item.reason))
+            else:
+                try:
+                    account = directory.add_account(
+                        item.domain, item.name, item.userid, item.password,
+                        admin=item.admin, quota=item.quota,
+                    )
+                    add_with_mailbox(directory, make_mailbox, account)
+                    imported += 1
+                except DirectoryError as exc:
+                    failures.append((item.line, str(exc)))
+            progress.advance(task)
+    ctx.out.print(f"read {path} as {encoding}", markup=False)
+    for line, reason in failures:
+        ctx.out.print(f"line {line}: {reason}", markup=False)
+    ctx.out.print(f"imported {imported}, failed {len(failures)}")
+    if failures:
+        ctx.fail(f"{len(failures)} of {len(lines)} lines failed (see the report above)")
+    return 0

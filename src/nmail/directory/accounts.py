@@ -1,0 +1,238 @@
+"""Accounts: creation, settings, passwords and login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, update
+
+from nmail.db.tables import accounts, domains
+from nmail.directory.base import DirectoryBase, inserted_id
+from nmail.directory.errors import Conflict, InvalidName, NotFound
+from nmail.directory.model import Account, AuthResult, AuthStatus
+from nmail.directory.names import (
+    is_userid,
+    normalize_address,
+    normalize_domain,
+    normalize_userid,
+    split_address,
+)
+from nmail.directory.passwords import check_password_policy
+from nmail.directory.queries import (
+    account_from_row,
+    account_select,
+    alias_exists,
+    find_account,
+    hosted_domain,
+    require_domain,
+)
+
+MAX_DISPLAY_NAME = 200
+
+
+def normalize_display_name(name: str) -> str:
+    """A display name without surrounding blanks or control characters."""
+    cleaned = name.strip()
+    if len(cleaned) > MAX_DISPLAY_NAME:
+        raise InvalidName(f"name is longer than {MAX_DISPLAY_NAME} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+        raise InvalidName("name contains a control character")
+    return cleaned
+
+
+class AccountsMixin(DirectoryBase):
+    """Mailbox owners."""
+
+    def add_account(
+        self,
+        domain: str,
+        name: str,
+        userid: str,
+        password: str,
+        admin: bool = False,
+        quota: int = 0,
+        *,
+        server_admin: bool = False,
+    ) -> Account:
+        """Create userid@domain; the mailstore creates its mailbox from the returned Account."""
+        domain_name = normalize_domain(domain)
+        user = normalize_userid(userid)
+        display = normalize_display_name(name)
+        if quota < 0:
+            raise InvalidName("quota cannot be negative (0 means unlimited)")
+        check_password_policy(password, user)
+        address = f"{user}@{domain_name}"
+        # Hashed before the transaction: it takes a tenth of a second by design.
+        hashed = self._passwords.hash(password)
+        with self._transaction(f"account {address} already exists") as conn:
+            row = require_domain(conn, domain_name)
+            if find_account(conn, row.id, user) is not None:
+                raise Conflict(f"account {address} already exists")
+            if alias_exists(conn, row.id, user):
+                raise Conflict(f"{address} is an alias; delete the alias first")
+            result = conn.execute(
+                insert(accounts).values(
+                    domain_id=row.id,
+                    userid=user,
+                    display_name=display,
+                    password_hash=hashed,
+                    quota_bytes=quota,
+                    is_admin=admin,
+                    is_server_admin=server_admin,
+                    receive_enabled=True,
+                    login_enabled=True,
+                    created_at=self._now(),
+                )
+            )
+            new_id = inserted_id(result)
+        return Account(
+            id=new_id,
+            domain=domain_name,
+            userid=user,
+            display_name=display,
+            quota_bytes=quota,
+            is_admin=admin,
+            is_server_admin=server_admin,
+            receive_enabled=True,
+            login_enabled=True,
+        )
+
+    def get_account(self, address: str) -> Account | None:
+        """The account at `address` (domain aliases followed), or None."""
+        try:
+            local, domain = split_address(normalize_address(address))
+        except InvalidName:
+            return None
+        if not is_userid(local):
+            return None
+        with self._engine.connect() as conn:
+            row = hosted_domain(conn, domain)
+            return None if row is None else find_account(conn, row.id, local)
+
+    def get_account_by_id(self, account_id: int) -> Account | None:
+        """The account with database id `account_id`, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(account_select().where(accounts.c.id == account_id)).first()
+        return None if row is None else account_from_row(row)
+
+    def list_accounts(self, domain: str | None = None) -> list[Account]:
+        """Every account, or those of one hosted domain, by domain then user id."""
+        query = account_select().order_by(domains.c.name, accounts.c.userid)
+        with self._engine.connect() as conn:
+            if domain is not None:
+                row = require_domain(conn, normalize_domain(domain))
+                query = query.where(accounts.c.domain_id == row.id)
+            return [account_from_row(r) for r in conn.execute(query)]
+
+    def delete_account(self, address: str) -> Account:
+        """Delete an account (its folder rows and reject list go with it, not its files)."""
+        with self._transaction("the account changed meanwhile") as conn:
+            account = self._require_account(conn, address)
+            conn.execute(delete(accounts).where(accounts.c.id == account.id))
+        return account
+
+    def set_password(self, address: str, password: str) -> Account:
+        """Replace the account's password (policy checked)."""
+        account = self._require(address)
+        check_password_policy(password, account.userid)
+        hashed = self._passwords.hash(password)
+        return self._update(account.address, password_hash=hashed)
+
+    def set_quota(self, address: str, quota_bytes: int) -> Account:
+        """Set the mailbox size limit in bytes; 0 is unlimited."""
+        if quota_bytes < 0:
+            raise InvalidName("quota cannot be negative (0 means unlimited)")
+        return self._update(address, quota_bytes=quota_bytes)
+
+    def set_receive_enabled(self, address: str, enabled: bool) -> Account:
+        """Accept (True) or refuse with 550 (False) new mail for the account."""
+        return self._update(address, receive_enabled=enabled)
+
+    def set_login_enabled(self, address: str, enabled: bool) -> Account:
+        """Allow or refuse logins (POP3, IMAP, SMTP AUTH, webmail)."""
+        return self._update(address, login_enabled=enabled)
+
+    def set_enabled(
+        self, address: str, *, receive: bool | None = None, login: bool | None = None
+    ) -> Account:
+        """Change receiving and/or logins in one transaction (None leaves one as it is)."""
+        values: dict[str, bool] = {}
+        if receive is not None:
+            values["receive_enabled"] = receive
+        if login is not None:
+            values["login_enabled"] = login
+        return self._update(address, **values) if values else self._require(address)
+
+    def set_admin(self, address: str, admin: bool) -> Account:
+        """Make the account a domain administrator, or not."""
+        return self._update(address, is_admin=admin)
+
+    def authenticate(self, address: str, password: str) -> AuthResult:
+        """Check a login; unknown users cost the same time as known ones."""
+        account: Account | None = None
+        stored_hash: str | None = None
+        try:
+            local, domain = split_address(normalize_address(address))
+        except InvalidName:
+            local = domain = ""
+        if local and is_userid(local):
+            with self._engine.connect() as conn:
+                row = hosted_domain(conn, domain)
+                if row is not None:
+                    account, stored_hash = _account_and_hash(conn, row.id, local)
+        if account is None or stored_hash is None:
+            self._passwords.verify_dummy(password)
+            return AuthResult(AuthStatus.BAD_CREDENTIALS)
+        if not self._passwords.verify(stored_hash, password):
+            return AuthResult(AuthStatus.BAD_CREDENTIALS)
+        # Only someone who knows the password learns that logins are disabled.
+        if not account.login_enabled:
+            return AuthResult(AuthStatus.LOGIN_DISABLED)
+        if self._passwords.needs_rehash(stored_hash):
+            self._rehash(account.id, stored_hash, password)
+        return AuthResult(AuthStatus.OK, account)
+
+    def _rehash(self, account_id: int, old_hash: str, password: str) -> None:
+        new_hash = self._passwords.hash(password)
+        with self._engine.begin() as conn:
+            # Guarded by the old hash so a password changed meanwhile wins.
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id, accounts.c.password_hash == old_hash)
+                .values(password_hash=new_hash)
+            )
+
+    def _require(self, address: str) -> Account:
+        with self._engine.connect() as conn:
+            return self._require_account(conn, address)
+
+    def _require_account(self, conn: Connection, address: str) -> Account:
+        normalized = normalize_address(address, require_dot=True)
+        local, domain = split_address(normalized)
+        row = hosted_domain(conn, domain)
+        if row is None:
+            raise NotFound(f"no such domain: {domain}")
+        account = find_account(conn, row.id, local) if is_userid(local) else None
+        if account is None:
+            raise NotFound(f"no such account: {local}@{row.name}")
+        return account
+
+    def _update(self, address: str, **values: Any) -> Account:
+        with self._transaction("the account changed meanwhile") as conn:
+            account = self._require_account(conn, address)
+            conn.execute(update(accounts).where(accounts.c.id == account.id).values(**values))
+            row = conn.execute(account_select().where(accounts.c.id == account.id)).one()
+        return account_from_row(row)
+
+
+def _account_and_hash(
+    conn: Connection, domain_id: int, userid: str
+) -> tuple[Account | None, str | None]:
+    row = conn.execute(
+        account_select()
+        .add_columns(accounts.c.password_hash)
+        .where(accounts.c.domain_id == domain_id, accounts.c.userid == userid)
+    ).first()
+    if row is None:
+        return None, None
+    return account_from_row(row), str(row.password_hash)

@@ -1,0 +1,159 @@
+"""Login throttling shared by SMTP AUTH, POP3 (and IMAP) and the webmail.
+
+Failures are counted per client IP (IPv6 per /64, since one host owns the
+whole prefix) and per account. After each failure the next answer to that
+IP or account is delayed twice as long as the last (1, 2, 4, 8, 16, 16...
+seconds); after `max_failures` failures within `window` seconds the IP or
+account is locked out for `lockout` seconds. State is in memory: a restart
+forgets it, which costs an attacker a restart of ours, not a bypass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleVerdict:
+    """What to do with a login attempt before checking its password.
+
+    locked: refuse at once without checking (a temporary error); `wait`
+            is then the time left in the lockout.
+    wait:   otherwise, seconds to hold the answer back (0.0: answer now).
+    """
+
+    wait: float
+    locked: bool = False
+
+
+OPEN = ThrottleVerdict(0.0)
+
+
+@dataclass(slots=True)
+class _Record:
+    failures: deque[float] = field(default_factory=deque)
+    last_failure: float = 0.0
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """In-memory failure counts with exponential delays and lockouts; thread-safe."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        first_delay: float = 1.0,
+        max_delay: float = 16.0,
+        max_failures: int = 10,
+        window: float = 15 * 60.0,
+        lockout: float = 15 * 60.0,
+        max_entries: int = 100_000,
+    ) -> None:
+        if max_failures < 1 or first_delay < 0 or max_delay < first_delay:
+            raise ValueError("bad throttle settings")
+        self._clock = clock
+        self._first_delay = first_delay
+        self._max_delay = max_delay
+        self._max_failures = max_failures
+        self._window = window
+        self._lockout = lockout
+        self._max_entries = max_entries
+        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, ip: str, account: str | None) -> ThrottleVerdict:
+        """How long to wait before answering this attempt, or that it is locked out."""
+        now = self._clock()
+        wait = 0.0
+        locked = False
+        with self._lock:
+            for key in _keys(ip, account):
+                record = self._records.get(key)
+                if record is None:
+                    continue
+                self._prune(record, now)
+                if record.locked_until > now:
+                    locked = True
+                    wait = max(wait, record.locked_until - now)
+                elif record.failures and not locked:
+                    due = record.last_failure + self._delay(len(record.failures))
+                    wait = max(wait, due - now)
+        return ThrottleVerdict(max(wait, 0.0), locked)
+
+    def failure(self, ip: str, account: str | None) -> None:
+        """Record a failed login from `ip` for `account`."""
+        now = self._clock()
+        with self._lock:
+            for key in _keys(ip, account):
+                record = self._records.get(key)
+                if record is None:
+                    self._make_room(now)
+                    record = self._records[key] = _Record()
+                else:
+                    self._records.move_to_end(key)
+                self._prune(record, now)
+                record.failures.append(now)
+                record.last_failure = now
+                if len(record.failures) >= self._max_failures:
+                    record.locked_until = now + self._lockout
+                    # The lockout is the penalty; afterwards counting starts over.
+                    record.failures.clear()
+
+    def success(self, ip: str, account: str | None) -> None:
+        """Forget the failures of this IP and account after a good login."""
+        with self._lock:
+            for key in _keys(ip, account):
+                record = self._records.get(key)
+                # A lockout stands: callers refuse locked attempts before checking
+                # the password, so a success here never ends one early.
+                if record is not None and record.locked_until <= self._clock():
+                    del self._records[key]
+
+    def _delay(self, failures: int) -> float:
+        doubled: float = self._first_delay * float(2 ** min(failures - 1, 30))
+        return min(doubled, self._max_delay)
+
+    def _prune(self, record: _Record, now: float) -> None:
+        while record.failures and record.failures[0] <= now - self._window:
+            record.failures.popleft()
+
+    def _make_room(self, now: float) -> None:
+        if len(self._records) < self._max_entries:
+            return
+        stale = [
+            key
+            for key, record in self._records.items()
+            if record.locked_until <= now and record.last_failure <= now - self._window
+        ]
+        for key in stale:
+            del self._records[key]
+        # Still full: forget the least recently failing entries.
+        while len(self._records) >= self._max_entries:
+            self._records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+def _keys(ip: str, account: str | None) -> Iterator[str]:
+    yield "ip:" + _ip_key(ip)
+    if account:
+        yield "account:" + account.strip().lower()
+
+
+def _ip_key(ip: str) -> str:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

@@ -1,0 +1,68 @@
+"""From message bytes to the index columns of a `messages` row."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nmail.mime.summary import MessageSummary
+
+log = logging.getLogger(__name__)
+
+# Column limits of `messages` (tables.py); Text columns get a generous cap so
+# one absurd header cannot blow MariaDB's 64 KB TEXT.
+_LIMITS = {
+    "from_name": 255,
+    "from_addr": 320,
+    "to_addrs": 8000,
+    "cc_addrs": 8000,
+    "subject": 998,
+    "message_id": 255,
+    "in_reply_to": 255,
+    "thread_id": 64,
+    "preview": 255,
+}
+_MAX_TIME = 2**62
+
+
+def summarize(data: bytes) -> MessageSummary:
+    """The mime room's summary; an empty one if the parser fails (storing comes first)."""
+    from nmail.mime import summary as _summary
+
+    try:
+        return _summary.summarize(data)
+    except Exception:
+        log.warning("could not summarize a message of %d bytes", len(data), exc_info=True)
+        return _summary.MessageSummary(
+            date=0, from_name="", from_addr="", to_addrs="", cc_addrs="", subject="",
+            message_id="", in_reply_to="", thread_id="", has_attachments=False, preview="",
+        )
+
+
+def _text(value: str, limit: int) -> str:
+    value = value[:limit]
+    if not value.isascii():
+        # PostgreSQL refuses NUL and every driver refuses lone surrogates.
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value
+
+
+def summary_columns(summary: MessageSummary, internal_date: int) -> dict[str, Any]:
+    """The summary's columns, fitted to the schema; `date` falls back to arrival time."""
+    date = summary.date if 0 < summary.date < _MAX_TIME else internal_date
+    return {
+        "date": date,
+        "from_name": _text(summary.from_name, _LIMITS["from_name"]),
+        "from_addr": _text(summary.from_addr, _LIMITS["from_addr"]),
+        "to_addrs": _text(summary.to_addrs, _LIMITS["to_addrs"]),
+        "cc_addrs": _text(summary.cc_addrs, _LIMITS["cc_addrs"]),
+        "subject": _text(summary.subject, _LIMITS["subject"]),
+        "message_id": _text(summary.message_id, _LIMITS["message_id"]),
+        "in_reply_to": _text(summary.in_reply_to, _LIMITS["in_reply_to"]),
+        "thread_id": _text(summary.thread_id, _LIMITS["thread_id"]),
+        "has_attachments": bool(summary.has_attachments),
+        "preview": _text(summary.preview, _LIMITS["preview"]),
+    }

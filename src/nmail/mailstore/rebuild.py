@@ -1,0 +1,155 @@
+"""Start-up repair and `dbsync`: folders and accounts walked, folder by folder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+
+from nmail.db.tables import folders
+from nmail.mailstore import folder_sync
+from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
+from nmail.mailstore.folderscan import remove_stale_tmp
+from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
+from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
+from nmail.mailstore.model import (
+    FOLDERS,
+    AccountSync,
+    RepairReport,
+    StoreError,
+    SyncCounts,
+    SyncReport,
+)
+from nmail.mailstore.writer import IndexWriter, write_transaction
+
+log = logging.getLogger(__name__)
+
+
+class Rebuilder:
+    """Reconciles the index with the files; the locked steps run on the writer."""
+
+    def __init__(self, engine: Engine, writer: IndexWriter, mail_dir: Path,
+                 clock: Callable[[], float]) -> None:
+        self._engine = engine
+        self._writer = writer
+        self._mail_dir = mail_dir
+        self._clock = clock
+
+    def sync_folder(self, target: FolderTarget, *, full: bool,
+                    index: dict[str, FolderIndex] | None = None) -> SyncCounts:
+        """Reconcile one folder: `full` also drops rows of gone files and fixes flags.
+
+        `index` is the account's index as `load_account_index` read it (read here
+        when not given); the locked step checks everything again anyway.
+        """
+        if index is None:
+            with self._engine.connect() as conn:
+                index = folder_sync.load_account_index(conn, target.account_id)
+        work, seen, facts = folder_sync.prescan(target, index.get(target.name), full=full)
+        if not work:
+            return SyncCounts(kept=seen)
+        for attempt in range(3):
+            try:
+                return self._writer.call(
+                    lambda conn: folder_sync.apply(conn, target, facts, full=full,
+                                                   now=self._clock())
+                )
+            except IntegrityError:
+                # Another node created the folder row or indexed a file meanwhile.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def repair(self) -> RepairReport:
+        """Index files that have no row, in every folder of every account."""
+        with self._engine.connect() as conn:
+            mailboxes = all_mailboxes(conn)
+        checked = added = renumbered = tmp_removed = 0
+        errors: list[str] = []
+        now = self._clock()
+        for box in mailboxes:
+            try:
+                maildir = box.maildir(self._mail_dir)
+                names = disk_folder_names(maildir)
+                if not names:
+                    continue
+                with self._engine.connect() as conn:
+                    index = folder_sync.load_account_index(conn, box.account_id)
+                for name in names:
+                    target = FolderTarget(box.account_id, name,
+                                          box.folder_dir(self._mail_dir, name))
+                    tmp_removed += remove_stale_tmp(target.path, now)
+                    counts = self.sync_folder(target, full=False, index=index)
+                    checked += 1
+                    added += counts.added
+                    renumbered += counts.renumbered
+            except (StoreError, OSError) as exc:
+                # One broken mailbox must not keep the server from starting.
+                log.error("start-up repair skipped %s: %s", box.address, exc)
+                errors.append(f"{box.address}: {exc}")
+        if added:
+            log.warning("start-up repair indexed %d message files that had no row", added)
+        return RepairReport(checked, added, renumbered, tmp_removed, tuple(errors))
+
+    def dbsync(
+        self,
+        mailboxes: Sequence[Mailbox] | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SyncReport:
+        """Rebuild the index of `mailboxes` (all accounts when None) from their files."""
+        if mailboxes is None:
+            with self._engine.connect() as conn:
+                mailboxes = all_mailboxes(conn)
+        results: list[AccountSync] = []
+        errors: list[str] = []
+        total = SyncCounts()
+        for done, box in enumerate(mailboxes, start=1):
+            try:
+                result = self._sync_account(box)
+            except (StoreError, OSError) as exc:
+                log.error("dbsync skipped %s: %s", box.address, exc)
+                errors.append(f"{box.address}: {exc}")
+            else:
+                results.append(result)
+                total += result.counts
+            if progress is not None:
+                progress(done, len(mailboxes))
+        return SyncReport(tuple(results), total, tuple(errors))
+
+    def _sync_account(self, box: Mailbox) -> AccountSync:
+        maildir = box.maildir(self._mail_dir)
+        make_folder_dirs(maildir, FOLDERS)
+        on_disk = disk_folder_names(maildir)
+        with self._engine.connect() as conn:
+            index = folder_sync.load_account_index(conn, box.account_id)
+        indexed = {name: len(f.entries) for name, f in index.items()}
+        counts = SyncCounts()
+        now = self._clock()
+        for name in on_disk:
+            target = FolderTarget(box.account_id, name, box.folder_dir(self._mail_dir, name))
+            remove_stale_tmp(target.path, now)
+            counts += self.sync_folder(target, full=True, index=index)
+        for name in sorted(set(indexed) - set(on_disk)):
+            # A folder row whose directory is gone: its messages are gone with it.
+            counts += SyncCounts(removed=self._drop_folder(box.account_id, name))
+        created = tuple(name for name in on_disk if name not in indexed)
+        return AccountSync(box.account_id, box.address, counts, created)
+
+    def _drop_folder(self, account_id: int, name: str) -> int:
+        return self._writer.call(lambda conn: _drop_folder(conn, account_id, name))
+
+
+def _drop_folder(conn: Connection, account_id: int, name: str) -> int:
+    with write_transaction(conn):
+        row = conn.execute(
+            select(folders.c.id, folders.c.message_count)
+            .where(folders.c.account_id == account_id, folders.c.name == name)
+            .with_for_update()
+        ).first()
+        if row is None:
+            return 0
+        conn.execute(delete(folders).where(folders.c.id == row.id))
+        return int(row.message_count)

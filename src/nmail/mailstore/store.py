@@ -1,0 +1,364 @@
+"""The mail store: Maildir++ files plus their SQL index, and nothing else touches either.
+
+Deliveries write and fsync each file into `tmp/` in the caller's thread (so
+fsyncs run in parallel), then hand it to the index writer thread, which
+allocates UIDs, inserts rows, renames into `new/`, fsyncs the directories and
+commits many deliveries at once. `store()` returns only after that commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from nmail.db.tables import folders
+from nmail.directory.model import Account
+from nmail.mailstore import changes, listing
+from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
+from nmail.mailstore.folder_rows import create_empty_folders
+from nmail.mailstore.folder_sync import FolderTarget
+from nmail.mailstore.folderscan import scan_messages
+from nmail.mailstore.indexrow import summarize, summary_columns
+from nmail.mailstore.layout import LayoutError, make_folder_dirs
+from nmail.mailstore.mailboxes import Mailbox, mailbox_by_id
+from nmail.mailstore.messagefile import locate, write_durably
+from nmail.mailstore.model import (
+    FOLDERS,
+    FolderInfo,
+    MessageRef,
+    MessageRow,
+    NewMessage,
+    RepairReport,
+    StoredMessage,
+    StoreError,
+    SyncReport,
+)
+from nmail.mailstore.names import flags_to_letters, format_flags, host_token, new_base
+from nmail.mailstore.names import normalize_flags as _normalize_flags
+from nmail.mailstore.rebuild import Rebuilder
+from nmail.mailstore.writer import IndexWriter
+
+__all__ = [
+    "FOLDERS",
+    "FolderInfo",
+    "MailStore",
+    "MessageRef",
+    "MessageRow",
+    "NewMessage",
+    "RepairReport",
+    "StoreError",
+    "StoredMessage",
+    "SyncReport",
+]
+
+_MAX_TIME = 2**62
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _failures(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Disk and database failures become StoreError("could not <what>: ...")."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except StoreError:
+                raise
+            except (OSError, SQLAlchemyError) as exc:
+                raise StoreError(f"could not {what}: {exc}") from exc
+
+        return inner
+
+    return wrap
+
+
+def _mailbox(account: Account) -> Mailbox:
+    return Mailbox(account.id, account.domain, account.userid)
+
+
+def _flags(flags: Iterable[str]) -> frozenset[str]:
+    try:
+        return _normalize_flags(frozenset(flags))
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _uid_list(uids: Iterable[int]) -> list[int]:
+    out = sorted({int(uid) for uid in uids})
+    if out and not 0 < out[0] <= out[-1] < 2**63:
+        raise StoreError("UIDs must be positive integers")
+    return out
+
+
+class MailStore:
+    """Stores, lists, reads, flags and expunges messages; rebuilds the index."""
+
+    def __init__(self, engine: Engine, mail_dir: Path, hostname: str, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._mail_dir = Path(mail_dir)
+        self._host = host_token(hostname)
+        self._clock = clock
+        self._writer = IndexWriter(engine, deliver_batch)
+        self._rebuilder = Rebuilder(engine, self._writer, self._mail_dir, clock)
+        # (account id, domain, userid, folder) -> (folder id, folder directory)
+        self._folders: dict[tuple[int, str, str, str], tuple[int, Path]] = {}
+        self._folders_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the writer thread after the queued work; idempotent."""
+        self._writer.close()
+
+    # -- accounts and folders ------------------------------------------------
+
+    @_failures("create the mailbox")
+    def ensure_account(self, account: Account) -> None:
+        """Create the Maildir++ folders, their rows and `nmail-uidvalidity`; idempotent."""
+        box = _mailbox(account)
+        maildir = box.maildir(self._mail_dir)
+        try:
+            paths = make_folder_dirs(maildir, FOLDERS)
+        except LayoutError as exc:
+            raise StoreError(str(exc)) from None
+        known = self._folder_ids(box.account_id)
+        missing = [(name, path) for name, path in zip(FOLDERS, paths, strict=True)
+                   if name not in known]
+        if missing:
+            empty = [(name, path) for name, path in missing if not scan_messages(path)]
+            if empty:
+                self._create_folders(box.account_id, empty)
+            for name, path in missing:
+                if (name, path) not in empty:
+                    # Files from before a lost index: indexing them now keeps their
+                    # UIDs (an empty row would hand those UIDs out again).
+                    self._sync(FolderTarget(box.account_id, name, path))
+            known = self._folder_ids(box.account_id)
+        for name, folder_id in known.items():
+            self._remember(box, name, folder_id)
+
+    def _create_folders(self, account_id: int, wanted: list[tuple[str, Path]]) -> None:
+        for attempt in range(3):
+            try:
+                self._writer.call(
+                    lambda conn: create_empty_folders(conn, account_id, wanted, self._clock())
+                )
+                return
+            except IntegrityError:
+                if attempt == 2:  # another node keeps creating them: give up clearly
+                    raise StoreError("could not create the folders") from None
+
+    def _sync(self, target: FolderTarget) -> None:
+        self._rebuilder.sync_folder(target, full=False)
+
+    def _folder_ids(self, account_id: int) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(folders.c.name, folders.c.id).where(folders.c.account_id == account_id)
+            ).all()
+        return {str(name): int(fid) for name, fid in rows}
+
+    def _remember(self, box: Mailbox, name: str, folder_id: int) -> None:
+        try:
+            path = box.folder_dir(self._mail_dir, name)
+        except StoreError:
+            return  # a folder name from elsewhere that we cannot use as a directory
+        with self._folders_lock:
+            self._folders[(box.account_id, box.domain, box.userid, name)] = (folder_id, path)
+
+    def _location(self, box: Mailbox, name: str, account: Account) -> tuple[int, Path]:
+        key = (box.account_id, box.domain, box.userid, name)
+        found = self._folders.get(key)
+        if found is not None:
+            return found
+        if name in FOLDERS:
+            self.ensure_account(account)
+        else:
+            for folder_name, folder_id in self._folder_ids(box.account_id).items():
+                self._remember(box, folder_name, folder_id)
+        found = self._folders.get(key)
+        if found is None:
+            raise StoreError(f"no folder {name!r} for {box.address}")
+        return found
+
+    def _forget(self, items: Sequence[NewMessage]) -> None:
+        with self._folders_lock:
+            for item in items:
+                a = item.account
+                self._folders.pop((a.id, a.domain, a.userid, item.folder), None)
+
+    def _folder_dir(self, account_id: int, name: str) -> Path:
+        with self._engine.connect() as conn:
+            box = mailbox_by_id(conn, account_id)
+            listing.folder_info(conn, account_id, name)  # StoreError if unknown
+        return box.folder_dir(self._mail_dir, name)
+
+    # -- delivery --------------------------------------------------------------
+
+    @_failures("store the message")
+    def store(self, items: Sequence[NewMessage]) -> list[StoredMessage]:
+        """Store every item durably and index it, or none (StoreError); thread-safe."""
+        if not items:
+            return []
+        try:
+            return self._store_once(items)
+        except FolderGone:
+            # A cached folder vanished (account deleted and re-created): look again.
+            self._forget(items)
+            return self._store_once(items)
+
+    def _store_once(self, items: Sequence[NewMessage]) -> list[StoredMessage]:
+        checked = []
+        for item in items:
+            flags = _flags(item.flags)
+            date = item.internal_date
+            if date is not None and not 0 <= date < _MAX_TIME:
+                raise StoreError(f"bad internal date {date}")
+            try:
+                flags_text = format_flags(flags)
+            except ValueError as exc:
+                raise StoreError(str(exc)) from None
+            loc = self._location(_mailbox(item.account), item.folder, item.account)
+            checked.append((item, loc, flags, flags_text))
+        prepared: list[PreparedMessage] = []
+        try:
+            for item, (folder_id, path), flags, flags_text in checked:
+                prepared.append(self._prepare(item, folder_id, path, flags, flags_text))
+            result: list[StoredMessage] = self._writer.deliver(prepared).result()
+            return result
+        except BaseException:
+            for p in prepared:
+                with contextlib.suppress(OSError):
+                    os.unlink(p.tmp_path)
+            raise
+
+    def _prepare(self, item: NewMessage, folder_id: int, path: Path,
+                 flags: frozenset[str], flags_text: str) -> PreparedMessage:
+        now = self._clock()
+        internal = item.internal_date if item.internal_date is not None else int(now)
+        columns = summary_columns(summarize(item.content), internal)
+        base = new_base(self._host, now)
+        tmp = path / "tmp" / base
+        try:
+            write_durably(tmp, (item.prefix, item.content), internal)
+        except FileNotFoundError:
+            # Someone removed the Maildir under us: store() looks the folder up again.
+            raise FolderGone(f"the directory of folder {item.folder} is missing") from None
+        return PreparedMessage(
+            account_id=item.account.id, folder_id=folder_id, folder_dir=path, tmp_path=tmp,
+            base=base, size=len(item.prefix) + len(item.content), flags_text=flags_text,
+            letters=flags_to_letters(flags), in_new=not flags, internal_date=internal,
+            columns=columns,
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    @_failures("read the index")
+    def usage(self, account_id: int) -> int:
+        """Bytes stored for the account: the sum of its folders' sizes."""
+        with self._engine.connect() as conn:
+            return listing.usage(conn, account_id)
+
+    @_failures("read the index")
+    def folder(self, account_id: int, name: str) -> FolderInfo:
+        with self._engine.connect() as conn:
+            return listing.folder_info(conn, account_id, name)
+
+    @_failures("read the index")
+    def folders(self, account_id: int) -> list[FolderInfo]:
+        with self._engine.connect() as conn:
+            return listing.folder_infos(conn, account_id)
+
+    @_failures("read the index")
+    def refs(self, account_id: int, folder: str) -> list[MessageRef]:
+        """UID, size, UIDL and flags of every message, ascending UID."""
+        with self._engine.connect() as conn:
+            return listing.refs(conn, account_id, folder)
+
+    @_failures("read the index")
+    def list_messages(self, account_id: int, folder: str, *, limit: int = 50,
+                      offset: int = 0) -> list[MessageRow]:
+        """A page of the folder, newest first by Date (arrival time when it has none)."""
+        with self._engine.connect() as conn:
+            return listing.list_messages(conn, account_id, folder, limit, offset)
+
+    @_failures("find the message")
+    def message_path(self, account_id: int, folder: str, uid: int) -> Path | None:
+        """The message's file, wherever flags moved it; None if there is none."""
+        with self._engine.connect() as conn:
+            found = listing.message_location(conn, account_id, folder, uid)
+            if found is None:
+                return None
+            box = mailbox_by_id(conn, account_id)
+        filename, in_new, flags_text = found
+        return locate(box.folder_dir(self._mail_dir, folder), filename, in_new, flags_text)
+
+    @_failures("read the message")
+    def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
+        """The message's bytes as stored (trace headers included), None if gone."""
+        for _ in range(3):
+            path = self.message_path(account_id, folder, uid)
+            if path is None:
+                return None
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                continue  # renamed by a flag change meanwhile: look again
+        return None
+
+    # -- changes ---------------------------------------------------------------
+
+    @_failures("expunge")
+    def expunge(self, account_id: int, folder: str, uids: Iterable[int]) -> int:
+        """Delete messages (files and rows); returns how many were deleted."""
+        wanted = _uid_list(uids)
+        if not wanted:
+            return 0
+        path = self._folder_dir(account_id, folder)
+        return self._writer.call(
+            lambda conn: changes.expunge(conn, account_id, folder, path, wanted)
+        )
+
+    @_failures("change flags")
+    def set_flags(self, account_id: int, folder: str, uids: Iterable[int],
+                  add: frozenset[str] = frozenset(),
+                  remove: frozenset[str] = frozenset()) -> None:
+        """Add and remove IMAP flags; files move to cur/ with the matching letters."""
+        plus, minus = _flags(add), _flags(remove)
+        wanted = _uid_list(uids)
+        if not wanted or not (plus or minus):
+            return
+        path = self._folder_dir(account_id, folder)
+        try:
+            self._writer.call(
+                lambda conn: changes.set_flags(conn, account_id, folder, path, wanted,
+                                               plus, minus)
+            )
+        except ValueError as exc:  # more flags than the index can hold
+            raise StoreError(str(exc)) from None
+
+    # -- repair and rebuild -----------------------------------------------------
+
+    @_failures("repair the index")
+    def repair(self) -> RepairReport:
+        """Start-up: index every file in new/ and cur/ that has no row."""
+        return self._rebuilder.repair()
+
+    @_failures("rebuild the index")
+    def dbsync(self, accounts: Sequence[Account] | None,
+               progress: Callable[[int, int], None] | None = None) -> SyncReport:
+        """Rebuild the index of `accounts` (None: all) from the files, keeping UIDs."""
+        boxes = None if accounts is None else [_mailbox(a) for a in accounts]
+        return self._rebuilder.dbsync(boxes, progress)

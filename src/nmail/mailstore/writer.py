@@ -1,0 +1,221 @@
+"""The index writer: one thread per process that owns every write to the index.
+
+SQLite allows one writer at a time, and committing many deliveries in one
+transaction (group commit) costs about what one costs. Callers queue jobs and
+wait on a Future; the thread drains whatever is pending, runs deliveries
+together in one transaction and other changes (flags, expunge, sync) one at a
+time. A failed batch is retried job by job so one bad job cannot fail others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from nmail.mailstore.model import StoreError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_BATCH_ITEMS = 256
+
+
+@contextmanager
+def write_transaction(conn: Connection) -> Iterator[None]:
+    """A transaction that holds the write lock from its first statement.
+
+    On SQLite, `BEGIN IMMEDIATE` takes the database's write lock up front, which
+    is what `SELECT ... FOR UPDATE` on the folder row does on the servers: it
+    also keeps another process (a `nmail dbsync` beside `nmail serve`) out.
+    """
+    with conn.begin():
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+
+
+@dataclass(slots=True)
+class _DeliveryJob:
+    items: list[Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class _CallJob:
+    fn: Callable[[Connection], Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class IndexWriter:
+    """Runs index writes on one daemon thread.
+
+    `deliver(conn, items)` is the batch function for deliveries: it must commit
+    all items or none and leave nothing behind when it raises.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        deliver: Callable[[Connection, list[Any]], list[Any]],
+        *,
+        max_batch: int = MAX_BATCH_ITEMS,
+        name: str = "nmail-index-writer",
+    ) -> None:
+        self._engine = engine
+        self._deliver = deliver
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # -- callers' side -----------------------------------------------------
+
+    def deliver(self, items: list[Any]) -> Future[Any]:
+        """Queue one all-or-nothing group of deliveries; the Future gives its results."""
+        job = _DeliveryJob(items)
+        self._put(job)
+        return job.future
+
+    def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+        """Queue `fn(conn)` to run on the writer thread, in order with everything else.
+
+        `fn` manages its own transaction (normally `with write_transaction(conn)`).
+        """
+        job = _CallJob(fn)
+        self._put(job)
+        return job.future
+
+    def call(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(conn)` on the writer thread and return its result (or raise its error)."""
+        if threading.current_thread() is self._thread:
+            return fn(self._connection())
+        return self.submit(fn).result()
+
+    def close(self) -> None:
+        """Finish queued jobs and stop the thread; idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _put(self, job: object) -> None:
+        with self._close_lock:
+            if self._closed:
+                raise StoreError("mail store is closed")
+            self._queue.put(job)
+
+    # -- the thread ----------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        # After an error the connection may be broken (server restart): start afresh.
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing a failed index connection", exc_info=True)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            jobs = [first]
+            count = len(first.items) if isinstance(first, _DeliveryJob) else 1
+            while count < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                jobs.append(nxt)
+                count += len(nxt.items) if isinstance(nxt, _DeliveryJob) else 1
+            self._process(jobs)
+        self._drop_connection()
+
+    def _process(self, jobs: list[object]) -> None:
+        # Consecutive deliveries share one transaction; any other job runs alone,
+        # in queue order, so a flag change never overtakes an earlier delivery.
+        group: list[_DeliveryJob] = []
+        for job in jobs:
+            if isinstance(job, _DeliveryJob):
+                group.append(job)
+                continue
+            if group:
+                self._run_deliveries(group)
+                group = []
+            assert isinstance(job, _CallJob)
+            self._run_call(job)
+        if group:
+            self._run_deliveries(group)
+
+    def _run_call(self, job: _CallJob) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            conn = self._connection()
+            result = job.fn(conn)
+            if conn.in_transaction():
+                conn.rollback()
+        except BaseException as exc:
+            self._drop_connection()
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(result)
+
+    def _run_deliveries(self, group: list[_DeliveryJob]) -> None:
+        live = [job for job in group if job.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        items = [item for job in live for item in job.items]
+        try:
+            results = self._deliver(self._connection(), items)
+        except BaseException as exc:
+            self._drop_connection()
+            if len(live) == 1:
+                live[0].future.set_exception(exc)
+                return
+            log.warning("index batch of %d deliveries failed (%s); retrying one by one",
+                        len(items), exc)
+            for job in live:
+                self._run_single(job)
+            return
+        start = 0
+        for job in live:
+            end = start + len(job.items)
+            job.future.set_result(results[start:end])
+            start = end
+
+    def _run_single(self, job: _DeliveryJob) -> None:
+        try:
+            result = self._deliver(self._connection(), job.items)
+        except BaseException as exc:
+            self._drop_connection()
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(result)

@@ -1,0 +1,131 @@
+"""The preview line of a message list: the start of the text body, as plain words.
+
+Only the first few KB of a body are decoded; the budget grows only when what
+was read collapses to too little text (HTML with a big <style> block).
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import html
+import re
+
+from nmail.mime.charsets import decode_bytes
+
+PREVIEW_CHARS = 200
+_FIRST_READ = 1024  # bytes of a plain body read first (HTML: 16 times more)
+_MAX_READ = 64 * 1024  # never read more than this of a plain body for a preview (HTML: 4x)
+
+_BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+_SKIPPED_ELEMENT = re.compile(r"<!--|<(script|style|head|title|noscript|template|xml)\b", re.I)
+_BLOCK_TAG = re.compile(
+    r"<\s*/?\s*(?:br|p|div|td|th|tr|li|ul|ol|table|h[1-6]|hr|blockquote|pre|section|article"
+    r"|header|footer|dd|dt|center|body)\b[^<>]*>",
+    re.I,
+)
+_ANY_TAG = re.compile(r"<[^<>]*>")
+_OPEN_TAG_AT_END = re.compile(r"<[^<>]*\Z")
+# Controls that str.split() does not treat as space, and invisible characters
+# (preheader padding in marketing mail): dropped.
+_NOT_SHOWN = re.compile(
+    r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u034f\u200b-\u200f\u2060\ufeff]"
+)
+
+
+def body_preview(raw: bytes, start: int, end: int, *, is_html: bool, charset: str,
+                 transfer_encoding: str) -> str:
+    """Up to PREVIEW_CHARS characters of the body `raw[start:end]`, whitespace collapsed."""
+    budget = _FIRST_READ * (16 if is_html else 1)
+    while True:
+        stop = min(end, start + budget)
+        truncated = stop < end
+        data = _transfer_decode(raw[start:stop], transfer_encoding, truncated)
+        text = decode_bytes(data, charset or None, partial=truncated)
+        if is_html:
+            text = html_to_text(text, truncated=truncated)
+        preview = _collapse(text)
+        if (len(preview) >= PREVIEW_CHARS or not truncated
+                or budget >= _MAX_READ * (4 if is_html else 1)):
+            return _cut(preview)
+        budget *= 4
+
+
+def _collapse(text: str) -> str:
+    """Enough of `text` for a preview, invisible characters dropped, whitespace collapsed."""
+    window = PREVIEW_CHARS * 2
+    while True:
+        # Splitting a few hundred characters is cheap; splitting the whole text is not.
+        preview = " ".join(_NOT_SHOWN.sub("", text[:window]).split())
+        if len(preview) > PREVIEW_CHARS or window >= len(text):
+            return preview
+        window *= 4
+
+
+def html_to_text(markup: str, *, truncated: bool = False) -> str:
+    """Text of an HTML document for a preview: no tags, scripts, styles or comments."""
+    pieces: list[str] = []
+    position = 0
+    length = len(markup)
+    while position < length:
+        found = _SKIPPED_ELEMENT.search(markup, position)
+        if found is None:
+            pieces.append(markup[position:])
+            break
+        pieces.append(markup[position:found.start()])
+        element = found.group(1)
+        if element is None:  # a comment
+            close = markup.find("-->", found.end())
+            position = length if close < 0 else close + 3
+            continue
+        closing = _closing_tag(element.lower()).search(markup, found.end())
+        if closing is not None:
+            position = closing.end()
+        elif element.lower() == "head" and not truncated:
+            position = found.end()  # "<head>" never closed: keep what follows
+        else:
+            position = length  # cut off inside a style or script: nothing more to show
+    text = " ".join(pieces)
+    text = _BLOCK_TAG.sub(" ", text)
+    text = _ANY_TAG.sub("", text)
+    text = _OPEN_TAG_AT_END.sub("", text)
+    return html.unescape(text)
+
+
+@functools.lru_cache(maxsize=16)
+def _closing_tag(element: str) -> re.Pattern[str]:
+    return re.compile(rf"</\s*{element}\s*>", re.I)
+
+
+def _transfer_decode(data: bytes, encoding: str, truncated: bool) -> bytes:
+    """Undo base64 or quoted-printable; anything else is taken as it is."""
+    if encoding == "base64":
+        compact = _BASE64_JUNK.sub(b"", data)  # line breaks, padding, junk
+        extra = len(compact) % 4
+        if truncated or extra == 1:
+            compact = compact[: len(compact) - extra]  # a partial group: drop it
+        else:
+            compact += b"=" * (-extra % 4)
+        try:
+            return binascii.a2b_base64(compact)
+        except (binascii.Error, ValueError):
+            return b""
+    if encoding == "quoted-printable":
+        if truncated:
+            newline = data.rfind(b"\n")
+            if newline > 0:
+                data = data[:newline + 1]  # never decode half of an "=XX" escape
+        try:
+            return binascii.a2b_qp(data)
+        except (binascii.Error, ValueError):
+            return data
+    return data
+
+
+def _cut(preview: str) -> str:
+    """Cut at PREVIEW_CHARS, at a word boundary when one is near."""
+    if len(preview) <= PREVIEW_CHARS:
+        return preview
+    cut = preview[:PREVIEW_CHARS]
+    space = cut.rfind(" ")
+    return cut[:space] if space >= PREVIEW_CHARS - 20 else cut

@@ -1,0 +1,136 @@
+"""What the index keeps about a message: decoded headers, thread, preview."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from nmail.mime.dates import parse_date
+from nmail.mime.fields import read_header_block
+from nmail.mime.headers import decode_header_value, format_addresses, parse_addresses
+from nmail.mime.parts import PART_FIELDS, Part, iter_parts
+from nmail.mime.preview import body_preview
+from nmail.mime.threads import first_message_id, thread_id
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """Index fields extracted from a raw message; every text already decoded to str."""
+
+    date: int  # Unix seconds from Date:, or 0 when missing/unparseable
+    from_name: str
+    from_addr: str
+    to_addrs: str  # "Name <a@b>, c@d" as display text, decoded
+    cc_addrs: str
+    subject: str
+    message_id: str  # without angle brackets
+    in_reply_to: str  # without angle brackets
+    thread_id: str  # stable id shared by a conversation (hex, <= 64 chars)
+    has_attachments: bool
+    preview: str  # first ~200 characters of the text body, whitespace collapsed
+
+
+# Index column sizes (see db/tables.py `messages`).
+MAX_SUBJECT = 998
+MAX_NAME = 255
+MAX_ADDRESS = 320
+MAX_MESSAGE_ID = 255
+MAX_PREVIEW = 255
+MAX_ADDRESS_LIST = 16000  # to_addrs/cc_addrs are TEXT: 16,000 characters stay under 64 KB
+_MAX_RAW_FIELD = 24 * 1024  # bytes of one header value decoded at most (To, Cc: enough
+# to fill MAX_ADDRESS_LIST). Fields whose useful part is short get a tighter cut,
+# so junk costs little time.
+_RAW_LIMITS = {b"from": 4096, b"subject": 16384, b"message-id": 4096, b"in-reply-to": 4096,
+               b"references": 4096, b"date": 512}
+
+_MESSAGE_FIELDS = frozenset({
+    b"date", b"from", b"to", b"cc", b"subject", b"message-id", b"in-reply-to",
+    b"references", *PART_FIELDS,
+})
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_log = logging.getLogger(__name__)
+
+
+def summarize(raw: bytes) -> MessageSummary:
+    """The index fields of a raw message (RFC 5322 bytes, CRLF or LF). Never raises.
+
+    Reads only the header block, and for the preview the first few KB of the
+    first text part; multipart bodies are scanned for boundaries, not parsed.
+    """
+    try:
+        return _summarize(raw)
+    except Exception:  # the index must never cost a delivery; log and keep what is sure
+        _log.exception("summarize failed on a %d-byte message", len(raw))
+        return MessageSummary(0, "", "", "", "", "", "", "",
+                              thread_id("", "", "", "", raw[:_MAX_RAW_FIELD]), False, "")
+
+
+def _summarize(raw: bytes) -> MessageSummary:
+    block = read_header_block(raw, _MESSAGE_FIELDS)
+    fields = {name: value[:_RAW_LIMITS[name]] if name in _RAW_LIMITS else value
+              for name, value in block.fields.items()}
+    get = fields.get
+    senders = parse_addresses(get(b"from", b""))
+    from_name, from_addr = senders[0] if senders else ("", "")
+    subject = decode_header_value(get(b"subject", b""))
+    message_id = first_message_id(get(b"message-id"))
+    in_reply_to = first_message_id(get(b"in-reply-to"))
+    root = first_message_id(get(b"references"))
+    has_attachments, preview = _body(raw, fields, block.body_start)
+    return MessageSummary(
+        date=parse_date(get(b"date", b"")),
+        from_name=_fit(from_name, MAX_NAME),
+        from_addr=_fit(from_addr, MAX_ADDRESS),
+        to_addrs=_address_list(get(b"to")),
+        cc_addrs=_address_list(get(b"cc")),
+        subject=_fit(subject, MAX_SUBJECT),
+        message_id=_fit(message_id, MAX_MESSAGE_ID),
+        in_reply_to=_fit(in_reply_to, MAX_MESSAGE_ID),
+        thread_id=thread_id(root, in_reply_to, message_id, subject, raw[:_MAX_RAW_FIELD]),
+        has_attachments=has_attachments,
+        preview=_fit(preview, MAX_PREVIEW),
+    )
+
+
+def _body(raw: bytes, fields: dict[bytes, bytes], body_start: int) -> tuple[bool, str]:
+    """(has attachments, preview) from the first text part and every part's disposition."""
+    has_attachments = False
+    plain: Part | None = None
+    markup: Part | None = None
+    for part in iter_parts(raw, fields, body_start, len(raw)):
+        if part.is_attachment:
+            has_attachments = True
+        elif part.content_type == "text/plain" and plain is None:
+            plain = part
+        elif part.content_type == "text/html" and markup is None:
+            markup = part
+        if has_attachments and plain is not None:
+            break  # nothing later can change the answer
+    chosen = plain or markup
+    if chosen is None:
+        return has_attachments, ""
+    preview = body_preview(raw, chosen.start, chosen.end, is_html=chosen is markup,
+                           charset=chosen.charset, transfer_encoding=chosen.transfer_encoding)
+    return has_attachments, preview
+
+
+def _address_list(raw: bytes | None) -> str:
+    """Decoded display text of an address list, cut at an address to fit MAX_ADDRESS_LIST."""
+    if not raw:
+        return ""
+    if len(raw) > _MAX_RAW_FIELD:
+        comma = raw.rfind(b",", 0, _MAX_RAW_FIELD)
+        raw = raw[:comma if comma > 0 else _MAX_RAW_FIELD]  # whole addresses only
+    shown = format_addresses(parse_addresses(raw))
+    if len(shown) > MAX_ADDRESS_LIST:
+        cut = shown.rfind(", ", 0, MAX_ADDRESS_LIST + 1)
+        shown = shown[:cut] if cut > 0 else shown[:MAX_ADDRESS_LIST]
+    return _fit(shown, MAX_ADDRESS_LIST)
+
+
+def _fit(text: str, limit: int) -> str:
+    """Cut to `limit` characters; lone surrogates (unstorable) become "?"."""
+    if _SURROGATE.search(text):
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit].strip()

@@ -1,0 +1,36 @@
+"""Mail loops: too many Received: headers means the message is going round."""
+
+from __future__ import annotations
+
+import re
+
+from nmail.policy.decision import ACCEPT, Decision
+
+DEFAULT_MAX_HOPS = 30
+MAIL_LOOP = Decision(554, "5.4.6", "Mail loop detected")
+# A header field name at the start of a line; obsolete syntax allows space before ':'.
+_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def header_section(content: bytes) -> bytes:
+    """The header block of a message: everything before the first empty line."""
+    if content.startswith((b"\r\n", b"\n")):
+        return b""
+    ends = [i for i in (content.find(b"\r\n\r\n"), content.find(b"\n\n")) if i >= 0]
+    return content[: min(ends)] if ends else content
+
+
+def count_received(content: bytes) -> int:
+    """How many Received: header fields the message has (its header section only)."""
+    header = header_section(content)
+    # Cheap test first: most header blocks are scanned once by a C loop.
+    if b"eceived" not in header and b"ECEIVED" not in header:
+        return 0
+    return len(_RECEIVED.findall(header))
+
+
+def check_hops(count: int, max_hops: int = DEFAULT_MAX_HOPS) -> Decision:
+    """Refuse a message that has passed more than `max_hops` relays."""
+    if count > max_hops:
+        return MAIL_LOOP
+    return ACCEPT

@@ -1,0 +1,208 @@
+"""The SMTP server side as a sans-IO state machine: bytes in, events and replies out.
+
+Feed received bytes with receive_data(), pull events with next_event() until
+it returns None, answer events that need a decision (MailFrom, RcptTo,
+MessageData, AuthCredentials) with the decision methods, and send whatever
+data_to_send() returns. Replies leave in command order, so pipelining
+(RFC 2920) needs nothing more from the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nmail.policy.decision import ACCEPT, Decision
+from nmail.protocols.smtp import replies as r
+from nmail.protocols.smtp.commands import SmtpCommands
+from nmail.protocols.smtp.events import (
+    AuthCredentials,
+    Event,
+    MailFrom,
+    MessageData,
+    RcptTo,
+)
+from nmail.protocols.smtp.options import MAX_COMMAND_LINE, MAX_SASL_LINE
+from nmail.protocols.smtp.replies import Reply, reply_from_decision
+from nmail.protocols.smtp.session import SmtpUsageError
+from nmail.protocols.smtp.state import SmtpState
+
+
+class SmtpConnection(SmtpCommands):
+    """One SMTP server session, without I/O.
+
+    Construct with SmtpOptions (and tls_active=True for implicit TLS); the
+    220 greeting is queued at once.
+    """
+
+    # -- bytes in, events out -------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes received from the client."""
+        if self._state in (SmtpState.CLOSED, SmtpState.TLS_HANDSHAKE):
+            return  # after 220 to STARTTLS the bytes belong to TLS, never to us
+        self._buf += data
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when more bytes are needed (or the session ended)."""
+        if self._awaiting is not None:
+            raise SmtpUsageError(
+                f"answer {type(self._awaiting).__name__} before asking for the next event"
+            )
+        while True:
+            if self._events:
+                event = self._events.popleft()
+                if event.needs_decision:
+                    self._awaiting = event
+                return event
+            if self._state in (SmtpState.CLOSED, SmtpState.TLS_HANDSHAKE):
+                return None
+            if self._state is SmtpState.DATA:
+                self._scan_data()
+                if not self._events:
+                    return None
+                continue
+            line = self._take_line()
+            if line is None:
+                if not self._events:
+                    return None
+                continue
+            self._handle_line(line)
+
+    # -- decisions --------------------------------------------------------------
+
+    def accept_mail(self, decision: Decision | None = None) -> None:
+        """MAIL FROM accepted: the transaction starts."""
+        rep = self._accept_reply(decision, r.SENDER_OK)
+        event = self._answering(MailFrom)
+        assert isinstance(event, MailFrom)
+        self._reset_transaction()
+        self._sender = event.address
+        self._mail_params = event.params
+        self._state = SmtpState.MAIL
+        self._send(rep)
+
+    def accept_rcpt(self, decision: Decision | None = None) -> None:
+        """RCPT TO accepted."""
+        rep = self._accept_reply(decision, r.RECIPIENT_OK)
+        event = self._answering(RcptTo)
+        assert isinstance(event, RcptTo)
+        self._recipients.append((event.address, event.params))
+        self._state = SmtpState.RCPT
+        self._send(rep)
+
+    def accept_message(self, decision: Decision | None = None) -> None:
+        """The message is safely stored: 250, and the transaction ends."""
+        rep = self._accept_reply(decision, r.MESSAGE_ACCEPTED)
+        self._answering(MessageData)
+        self._end_transaction()
+        self._send(rep)
+
+    def auth_succeeded(self, identity: str) -> None:
+        """The credentials are good; `identity` is the account address."""
+        self._answering(AuthCredentials)
+        self._auth_identity = identity
+        self._send(r.AUTH_OK)
+
+    def auth_failed(self, decision: Decision | None = None) -> None:
+        """The credentials are bad (default 535 5.7.8) or could not be checked (4xx)."""
+        failure = reply_from_decision(decision) if decision else r.AUTH_INVALID
+        if failure.code < 400:
+            raise SmtpUsageError("auth_failed() needs a 4xx/5xx decision")
+        self._answering(AuthCredentials)
+        self._error(failure)
+
+    def reject(self, decision: Decision) -> None:
+        """Refuse whatever is waiting for a decision with this 4xx/5xx reply."""
+        if decision.accepted:
+            raise SmtpUsageError("reject() needs a 4xx/5xx decision")
+        if isinstance(self._awaiting, AuthCredentials):
+            self.auth_failed(decision)
+            return
+        event = self._answering(Event)
+        if isinstance(event, MessageData):
+            self._end_transaction()
+        self._send(reply_from_decision(decision))
+
+    def answer(self, decision: Decision) -> None:
+        """Accept or reject the pending MailFrom, RcptTo or MessageData by the decision.
+
+        The plain ACCEPT gets the verb's own reply (250 2.1.0 Sender OK, 250
+        2.1.5 Recipient OK, ...); any other 2xx decision is sent as it is.
+        """
+        if not decision.accepted:
+            self.reject(decision)
+            return
+        accept: dict[type[Event], Callable[[Decision | None], None]] = {
+            MailFrom: self.accept_mail,
+            RcptTo: self.accept_rcpt,
+            MessageData: self.accept_message,
+        }
+        pending = self._awaiting
+        handler = accept.get(type(pending)) if pending is not None else None
+        if handler is None:
+            raise SmtpUsageError("answer() cannot accept this; use auth_succeeded()")
+        handler(None if decision == ACCEPT else decision)
+
+    def tls_started(self) -> None:
+        """The TLS handshake after STARTTLS succeeded: start over, before EHLO."""
+        if self._state is not SmtpState.TLS_HANDSHAKE:
+            raise SmtpUsageError("tls_started() without STARTTLS")
+        self._tls_active = True
+        self._buf.clear()
+        self._state = SmtpState.CONNECTED
+
+    # -- reading ----------------------------------------------------------------
+
+    def _take_line(self) -> bytes | None:
+        """The next complete line without its line ending; None if incomplete.
+
+        An over-long line is answered here (500 5.5.2) and skipped to its end.
+        """
+        buf = self._buf
+        if self._discarding_line:
+            end = buf.find(b"\n")
+            if end < 0:
+                buf.clear()
+                return None
+            del buf[: end + 1]
+            self._discarding_line = False
+        limit = MAX_SASL_LINE if self._state is SmtpState.AUTH else MAX_COMMAND_LINE
+        end = buf.find(b"\n", 0, limit)
+        if end < 0:
+            if len(buf) < limit:
+                return None
+            rest = buf.find(b"\n", limit)
+            if rest < 0:
+                buf.clear()
+                self._discarding_line = True
+            else:
+                del buf[: rest + 1]
+            self._end_sasl()
+            self._error(r.LINE_TOO_LONG)
+            return None
+        line = bytes(buf[:end])
+        del buf[: end + 1]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def _handle_line(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._end_sasl()
+            self._error(r.SYNTAX_ERROR)
+            return
+        if self._state is SmtpState.AUTH:
+            self._sasl_line(text)
+        else:
+            self._dispatch(text)
+
+    def _scan_data(self) -> None:
+        assert self._data is not None
+        result = self._data.scan(self._buf)
+        if result is None:
+            return
+        if isinstance(result, Reply):
+            self._end_transaction()
+            self._error(result, counts=False)
+            return
+        self._emit(MessageData(result))

@@ -1,0 +1,131 @@
+"""DATA content: finding CRLF.CRLF in a buffer and checking what it enclosed.
+
+The buffer is scanned with bytes.find, never line by line. Only the exact
+sequence CRLF "." CRLF ends the data: bare CR or LF variants (the SMTP
+smuggling class: "\\n.\\n", "\\r.\\r", "\\r\\n.\\n", ...) are content, and any
+bare CR or LF makes the whole message refused once the real end arrives.
+"""
+
+from __future__ import annotations
+
+from nmail.protocols.smtp.replies import (
+    BARE_LINE_ENDING,
+    MESSAGE_TOO_BIG,
+    TEXT_LINE_TOO_LONG,
+    Reply,
+)
+
+END_OF_DATA = b"\r\n.\r\n"
+# The content's first line has no CRLF before it inside the buffer.
+EMPTY_DATA = b".\r\n"
+MAX_TEXT_LINE = 1000  # octets including CRLF, RFC 5321 4.5.3.1.6
+
+
+def has_bare_line_ending(raw: bytes) -> bool:
+    """True when raw holds a CR not followed by LF or an LF not preceded by CR."""
+    pairs = raw.count(b"\r\n")
+    return raw.count(b"\r") != pairs or raw.count(b"\n") != pairs
+
+
+def has_long_line(raw: bytes) -> bool:
+    """True when a line is longer than 1000 octets with its CRLF (998 of text).
+
+    Rather than splitting into lines, look at fixed windows of 499 octets:
+    a line of 999 or more octets covers at least one whole window, so only a
+    window with no LF in it needs a closer look.
+    """
+    limit = MAX_TEXT_LINE - 2
+    window = (limit + 1) // 2
+    n = len(raw)
+    pos = 0
+    while pos + window <= n:
+        if raw.find(b"\n", pos, pos + window) >= 0:
+            pos += window
+            continue
+        start = raw.rfind(b"\n", 0, pos) + 1
+        end = raw.find(b"\n", pos)
+        if end < 0:
+            end = n
+        elif raw[end - 1 : end] == b"\r":
+            end -= 1
+        if end - start > limit:
+            return True
+        pos = end + 1
+    return False
+
+
+def unstuffed_length(raw: bytes | bytearray, end: int) -> int:
+    """The length raw[:end] will have after dot-unstuffing."""
+    dots = raw.count(b"\r\n.", 0, end)
+    if raw[:1] == b".":
+        dots += 1
+    return end - dots
+
+
+def unstuff(raw: bytes) -> bytes:
+    """Remove the leading dot of every line that starts with one (RFC 5321 4.5.2)."""
+    if b"\r\n." in raw:
+        raw = raw.replace(b"\r\n.", b"\r\n")
+    if raw[:1] == b".":
+        raw = raw[1:]
+    return raw
+
+
+def finish_message(raw: bytes, max_size: int, oversized: bool) -> bytes | Reply:
+    """The content to hand on, or the reply refusing it.
+
+    `raw` is everything between the DATA reply and CRLF.CRLF, with the final
+    CRLF; `oversized` says the scanner already dropped content over the limit.
+    """
+    if oversized:
+        return MESSAGE_TOO_BIG
+    if has_bare_line_ending(raw):
+        return BARE_LINE_ENDING
+    if has_long_line(raw):
+        return TEXT_LINE_TOO_LONG
+    content = unstuff(raw)
+    if len(content) > max_size:
+        return MESSAGE_TOO_BIG
+    return content
+
+
+class DataReader:
+    """Finds the end of one DATA in a buffer, holding no content past the size limit."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._at_start = True
+        self._scan_from = 0
+        self._oversized = False
+
+    def scan(self, buf: bytearray) -> bytes | Reply | None:
+        """Take one message off the front of buf: its content, its refusal, or None (need more).
+
+        Content the client sends past the size limit is dropped from buf as it
+        arrives; reading goes on to the terminator so the session stays in step.
+        """
+        if self._at_start:
+            if len(buf) < len(EMPTY_DATA):
+                if EMPTY_DATA.startswith(buf):
+                    return None
+            elif buf[: len(EMPTY_DATA)] == EMPTY_DATA:
+                del buf[: len(EMPTY_DATA)]
+                return finish_message(b"", self.max_size, self._oversized)
+            self._at_start = False
+        end = buf.find(END_OF_DATA, self._scan_from)
+        if end >= 0:
+            raw = bytes(buf[: end + 2])
+            del buf[: end + len(END_OF_DATA)]
+            return finish_message(raw, self.max_size, self._oversized)
+        keep = len(END_OF_DATA) - 1  # a terminator may straddle the next read
+        self._scan_from = max(0, len(buf) - keep)
+        if (
+            not self._oversized
+            and len(buf) - keep > self.max_size
+            and unstuffed_length(buf, len(buf) - keep) > self.max_size
+        ):
+            self._oversized = True
+        if self._oversized and len(buf) > keep:
+            del buf[:-keep]
+            self._scan_from = 0
+        return None

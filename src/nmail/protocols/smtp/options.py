@@ -1,0 +1,31 @@
+"""What an SMTP connection offers and enforces; fixed for the life of a connection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_COMMAND_LINE = 512  # octets including CRLF, RFC 5321 4.5.3.1.4
+MAX_SASL_LINE = 12288  # RFC 4954 4
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    """Limits and extensions of one listener (built by the server from SmtpSettings)."""
+
+    hostname: str = "localhost"
+    banner: str = "ESMTP nmail"
+    max_message_size: int = 50 * 1024 * 1024
+    max_recipients: int = 100
+    max_bad_commands: int = 20
+    # STARTTLS is offered when a certificate is configured (and TLS not yet on).
+    starttls_available: bool = False
+    # AUTH PLAIN LOGIN is offered after TLS, or in plaintext where allowed.
+    auth_available: bool = True
+    # Submission ports: MAIL needs AUTH first (530 5.7.0).
+    auth_required: bool = False
+    # What RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) means here.
+    postmaster_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_message_size < 1 or self.max_recipients < 1 or self.max_bad_commands < 1:
+            raise ValueError("SMTP limits must be positive")

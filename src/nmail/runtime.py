@@ -1,0 +1,192 @@
+"""The composition root: builds every part from a Config. No globals.
+
+`nmail serve` makes one Runtime; tests make as many as they like (each on
+its own data directory and ports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from nmail.certs import CertificateError, Certificates
+from nmail.config import IMPLEMENTED_LISTENERS, Config, Listen
+from nmail.db.engine import make_engine
+from nmail.db.migrate import upgrade
+from nmail.delivery.intake import Intake
+from nmail.delivery.log import DeliveryLog
+from nmail.directory import Directory
+from nmail.directory.throttle import LoginThrottle
+from nmail.mailstore.store import MailStore
+from nmail.web.endpoints import ClientEndpoints, endpoints_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A listener that is up: its name and the address it really got."""
+
+    name: str
+    host: str
+    port: int
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+class Runtime:
+    """Everything one nmail process runs, wired together."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        for path in (config.mail_dir, config.queue_dir, config.logs_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(config.database_url)
+        upgrade(self.engine)
+        self.directory = Directory(self.engine)
+        self.store = MailStore(self.engine, config.mail_dir, config.hostname, clock=clock)
+        self.delivery_log = DeliveryLog(config.logs_dir, clock)
+        self.throttle = LoginThrottle(clock=clock)
+        self.certificates = self._load_certificates()
+        self.queue = self._make_queue()
+        self.intake = Intake(
+            self.directory,
+            self.store,
+            self.queue,
+            config.smtp,
+            config.hostname,
+            self.delivery_log,
+            clock=clock,
+        )
+        self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="nmail")
+        self._servers: list[Any] = []
+        self._bound: list[Bound] = []
+        self._queue_task: asyncio.Task[None] | None = None
+
+    # -- construction helpers ------------------------------------------------
+
+    def _load_certificates(self) -> Certificates:
+        tls = self.config.tls
+        if tls.cert and tls.key and tls.cert.exists() and tls.key.exists():
+            return Certificates(tls.cert, tls.key)
+        if tls.cert or tls.key:
+            log.warning("TLS certificate files missing; STARTTLS and implicit TLS disabled")
+        return Certificates(None, None)
+
+    def _make_queue(self) -> Any:
+        try:
+            from nmail.queue.spool import OutboundQueue
+        except ImportError:
+            return None
+        from nmail.queue.dkim import DkimKeys
+
+        return OutboundQueue(
+            self.engine,
+            self.config.queue_dir,
+            self.config,
+            clock=self.clock,
+            local_bounce=self.deliver_bounce,
+            is_local_domain=self.directory.is_hosted,
+            dkim=DkimKeys(self.engine),
+        )
+
+    def deliver_bounce(self, content: bytes, recipient: str) -> None:
+        """Put a DSN into a local sender's mailbox through the one way in."""
+        from nmail.delivery.envelope import ClientInfo, Envelope
+
+        resolution = self.directory.resolve(recipient)
+        if not resolution.accounts:
+            log.warning("bounce for %s dropped: not a local mailbox", recipient)
+            return
+        envelope = Envelope(
+            sender="",
+            recipients=(resolution,),
+            client=ClientInfo(ip="127.0.0.1", helo=self.config.hostname, protocol="LOCAL"),
+        )
+        decision = self.intake.accept(envelope, content)
+        if not decision.accepted:
+            raise RuntimeError(f"bounce to {recipient} not stored: {decision.text}")
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def repair(self) -> str:
+        """Index what was delivered but not indexed (a crash between file and row)."""
+        report = self.store.repair()
+        return str(report) if getattr(report, "added", 0) else ""
+
+    def reload_certificates(self) -> None:
+        try:
+            self.certificates.reload()
+            log.info("TLS certificates reloaded")
+        except CertificateError as exc:
+            log.error("TLS reload failed, keeping the old certificate: %s", exc)
+
+    def client_endpoints(self) -> ClientEndpoints:
+        return endpoints_for(self.config.hostname, {b.name: b.port for b in self._bound})
+
+    async def start(self, listeners: list[Listen]) -> list[Bound]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(self.executor)
+        for listen in listeners:
+            if listen.name not in IMPLEMENTED_LISTENERS:
+                log.warning("%s listener is not implemented yet; skipped", listen.name)
+                continue
+            sock = bind_socket(listen.host, listen.port)
+            host, port = sock.getsockname()[:2]
+            server = await self._start_listener(listen.name, sock)
+            self._servers.append(server)
+            self._bound.append(Bound(listen.name, host, port))
+        if self.queue is not None:
+            self._queue_task = asyncio.create_task(self.queue.run())
+        return list(self._bound)
+
+    async def _start_listener(self, name: str, sock: socket.socket) -> Any:
+        if name in ("smtp", "submission", "submissions"):
+            from nmail.servers.smtp import start_smtp_server
+
+            return await start_smtp_server(self, name, sock)
+        if name in ("pop3", "pop3s"):
+            from nmail.servers.pop3 import start_pop3_server
+
+            return await start_pop3_server(self, name, sock)
+        from nmail.web.app import create_app
+        from nmail.web.server import WebServer
+
+        web = WebServer(create_app(self.client_endpoints, self.directory.is_hosted), sock)
+        await web.start()
+        return web
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, let transactions finish (or 421), stop the queue."""
+        await asyncio.gather(*(s.stop() for s in self._servers), return_exceptions=True)
+        self._servers.clear()
+        if self.queue is not None and self._queue_task is not None:
+            await self.queue.stop()
+            await asyncio.gather(self._queue_task, return_exceptions=True)
+            self._queue_task = None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.store.close()
+        self.delivery_log.close()
+        self.engine.dispose()

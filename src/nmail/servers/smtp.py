@@ -1,0 +1,296 @@
+"""The SMTP listeners (port 25, submission 587, submissions 465) on asyncio.
+
+Make an SmtpServer with its settings, a backend (delivery.Intake) and a TLS
+context provider (certificates.context, so reloads apply to new
+handshakes); `await start(host, port)`; `await close(grace)` stops
+accepting, lets transactions finish, then says 421 4.3.2 to the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from nmail.config import Config, SmtpSettings
+from nmail.directory.throttle import LoginThrottle
+from nmail.policy.relay import ip_in_networks, parse_networks
+from nmail.protocols.smtp import SmtpOptions
+from nmail.servers.smtp_auth import (
+    IntakeBackend,
+    MailIntake,
+    PasswordDirectory,
+    SmtpAuthenticator,
+)
+from nmail.servers.smtp_backend import AuthOutcome, SmtpBackend
+from nmail.servers.smtp_session import SessionSetup, SmtpSession
+
+__all__ = [
+    "AuthOutcome",
+    "SmtpBackend",
+    "SmtpRole",
+    "SmtpServer",
+    "SmtpServerSettings",
+    "start_smtp_server",
+]
+
+log = logging.getLogger("nmail.smtp")
+
+SmtpRole = Literal["smtp", "submission", "submissions"]
+_ROLES: dict[str, SmtpRole] = {
+    "smtp": "smtp",
+    "submission": "submission",
+    "submissions": "submissions",
+}
+TlsContextProvider = Callable[[], ssl.SSLContext | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServerSettings:
+    """One SMTP listener.
+
+    role: "smtp" (port 25: STARTTLS offered, AUTH after it), "submission"
+    (587: STARTTLS, AUTH required before MAIL), "submissions" (465: implicit
+    TLS, AUTH required). Plaintext AUTH is offered only to clients in
+    smtp.plaintext_auth_networks.
+    """
+
+    role: SmtpRole
+    hostname: str
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    postmaster_address: str | None = None
+    idle_timeout: float = 300.0
+    tls_handshake_timeout: float = 30.0
+    shutdown_grace: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.role not in ("smtp", "submission", "submissions"):
+            raise ValueError(f"unknown SMTP role {self.role!r}")
+        for cidr in self.smtp.plaintext_auth_networks:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+
+
+def _no_tls() -> ssl.SSLContext | None:
+    return None
+
+
+class SmtpServer:
+    """An SMTP listener feeding sans-IO connections and calling a backend."""
+
+    def __init__(
+        self,
+        settings: SmtpServerSettings,
+        backend: SmtpBackend,
+        tls_context: TlsContextProvider | None = None,
+        *,
+        executor: Executor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.tls_context = tls_context or _no_tls
+        self.executor = executor
+        self._server: asyncio.Server | None = None
+        self._sessions: set[SmtpSession] = set()
+        self._closing = False
+        self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
+        self._setups: dict[bool, SessionSetup] = {}
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def sessions(self) -> int:
+        """Connections currently open."""
+        return len(self._sessions)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every bound socket."""
+        if self._server is None:
+            return []
+        return [s.getsockname()[:2] for s in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> None:
+        """Start listening on host:port, or on an already bound socket."""
+        if self._server is not None:
+            raise RuntimeError("SMTP server already started")
+        loop = asyncio.get_running_loop()
+        tls: ssl.SSLContext | None = None
+        timeout: float | None = None
+        if self.settings.role == "submissions":
+            tls = self._implicit_tls_context()
+            timeout = self.settings.tls_handshake_timeout
+            if self.tls_context() is None:
+                log.error("submissions listener has no TLS certificate: handshakes will fail")
+        if sock is not None:
+            self._server = await loop.create_server(
+                self._new_session, sock=sock, backlog=512, ssl=tls, ssl_handshake_timeout=timeout
+            )
+        else:
+            self._server = await loop.create_server(
+                self._new_session,
+                host,
+                port,
+                backlog=512,
+                reuse_address=True,
+                ssl=tls,
+                ssl_handshake_timeout=timeout,
+            )
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop accepting; let transactions finish within `grace` seconds; 421 the rest."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for session in list(self._sessions):
+            session.shutdown()
+        tasks = [s.task for s in self._sessions if s.task is not None]
+        if tasks:
+            wait = self.settings.shutdown_grace if grace is None else grace
+            await asyncio.wait(tasks, timeout=max(wait, 0.0))
+        leftover = list(self._sessions)
+        for session in leftover:
+            session.force_close()
+        rest = [s.task for s in leftover if s.task is not None]
+        if rest:
+            await asyncio.wait(rest, timeout=5.0)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def stop(self) -> None:
+        """close() with the configured grace (the runtime's listener interface)."""
+        await self.close()
+
+    # -- sessions ------------------------------------------------------------------
+
+    def session_started(self, session: SmtpSession) -> None:
+        self._sessions.add(session)
+        if self._closing:
+            session.shutdown()
+
+    def session_finished(self, session: SmtpSession) -> None:
+        self._sessions.discard(session)
+
+    def _implicit_tls_context(self) -> ssl.SSLContext:
+        """The listener's context for implicit TLS.
+
+        It holds no certificate itself: at each ClientHello (with or without
+        SNI) it switches the handshake to the provider's current context, so
+        a reloaded certificate serves the next connection. The listener, not
+        the session, wraps the socket, so no client byte can arrive before
+        TLS is in place. Protocol versions stay this context's: TLS 1.2+.
+        """
+        front = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        front.minimum_version = ssl.TLSVersion.TLSv1_2
+        front.options |= ssl.OP_NO_COMPRESSION
+
+        def switch(ssl_object: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> int | None:
+            current = self._current_tls_context()
+            if current is None:
+                return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+            ssl_object.context = current
+            return None
+
+        front.sni_callback = switch
+        return front
+
+    def _current_tls_context(self) -> ssl.SSLContext | None:
+        """The provider's context, never allowing less than TLS 1.2 (RFC 8996)."""
+        context = self.tls_context()
+        if context is not None and context.minimum_version < ssl.TLSVersion.TLSv1_2:
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def _plaintext_auth_allowed(self, ip: str) -> bool:
+        return ip_in_networks(ip, self._networks)
+
+    def _new_session(self) -> SmtpSession:
+        return SmtpSession(self, self._setup())
+
+    def _setup(self) -> SessionSetup:
+        # Whether STARTTLS is offered can change with a certificate reload.
+        has_tls = self.tls_context() is not None
+        setup = self._setups.get(has_tls)
+        if setup is None:
+            setup = self._setups[has_tls] = self._make_setup(has_tls)
+        return setup
+
+    def _make_setup(self, has_tls: bool) -> SessionSetup:
+        s = self.settings
+        options = SmtpOptions(
+            hostname=s.hostname,
+            banner=s.smtp.banner,
+            max_message_size=s.smtp.max_message_size,
+            max_recipients=s.smtp.max_recipients,
+            max_bad_commands=s.smtp.max_bad_commands,
+            starttls_available=has_tls and s.role != "submissions",
+            auth_available=True,
+            auth_required=s.role != "smtp",
+            postmaster_address=s.postmaster_address,
+        )
+        return SessionSetup(
+            options=options,
+            backend=self.backend,
+            executor=self.executor,
+            tls_context=self._current_tls_context,
+            implicit_tls=s.role == "submissions",
+            plaintext_auth_allowed=self._plaintext_auth_allowed,
+            idle_timeout=s.idle_timeout,
+            handshake_timeout=s.tls_handshake_timeout,
+        )
+
+
+class CertificateSource(Protocol):
+    def context(self) -> ssl.SSLContext | None: ...
+
+
+class SmtpRuntime(Protocol):
+    """The parts of nmail.runtime.Runtime an SMTP listener uses."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def intake(self) -> MailIntake: ...
+
+    @property
+    def directory(self) -> PasswordDirectory: ...
+
+    @property
+    def throttle(self) -> LoginThrottle: ...
+
+    @property
+    def certificates(self) -> CertificateSource: ...
+
+    @property
+    def executor(self) -> Executor: ...
+
+
+async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket) -> SmtpServer:
+    """Start the `role` listener on a bound socket, wired to the runtime's core."""
+    if role not in _ROLES:
+        raise ValueError(f"unknown SMTP role {role!r}")
+    config = runtime.config
+    settings = SmtpServerSettings(
+        role=_ROLES[role],
+        hostname=config.hostname,
+        smtp=config.smtp,
+        postmaster_address=f"postmaster@{config.domain}",
+    )
+    backend = IntakeBackend(runtime.intake, SmtpAuthenticator(runtime.directory, runtime.throttle))
+    server = SmtpServer(settings, backend, runtime.certificates.context, executor=runtime.executor)
+    await server.start(sock=sock)
+    return server

@@ -1,0 +1,138 @@
+"""SMTP AUTH against the real directory and login throttle, and start_smtp_server's wiring."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from nmail.config import Config, SmtpSettings
+from nmail.directory import Directory, LoginThrottle
+from nmail.directory.passwords import fast_hashing
+from nmail.servers.smtp import start_smtp_server
+from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, SmtpAuthenticator
+from smtp_rig import LoopThread, RecordingBackend, SelfSignedCert, make_certificate
+
+PASSWORD = "Correct-horse-42"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def directory(sqlite_engine: Engine) -> Directory:
+    d = Directory(sqlite_engine, passwords=fast_hashing())
+    d.add_domain("example.com")
+    d.add_account("example.com", "Bob", "bob", PASSWORD)
+    return d
+
+
+def test_good_password(directory: Directory) -> None:
+    auth = SmtpAuthenticator(directory, LoginThrottle(FakeClock()))
+    outcome = auth.authenticate("bob@example.com", PASSWORD, "192.0.2.1")
+    assert outcome.ok and outcome.account_address == "bob@example.com"
+
+
+def test_failures_grow_the_delay_then_lock_out(directory: Directory) -> None:
+    clock = FakeClock()
+    auth = SmtpAuthenticator(directory, LoginThrottle(clock, max_failures=3))
+    delays = [auth.authenticate("bob@example.com", "wrong", "192.0.2.1").delay for _ in range(2)]
+    assert delays == [1.0, 2.0]
+    third = auth.authenticate("bob@example.com", "wrong", "192.0.2.1")
+    assert not third.ok and third.reply is None
+    # Locked out now: even the right password is refused, temporarily, untested.
+    locked = auth.authenticate("bob@example.com", PASSWORD, "192.0.2.1")
+    assert not locked.ok and locked.reply == LOCKED_OUT
+
+
+def test_unknown_user_is_a_plain_failure(directory: Directory) -> None:
+    auth = SmtpAuthenticator(directory, LoginThrottle(FakeClock()))
+    outcome = auth.authenticate("nobody@example.com", PASSWORD, "192.0.2.1")
+    assert not outcome.ok and outcome.reply is None and outcome.delay == 1.0
+
+
+def test_login_disabled_is_said_only_with_the_right_password(directory: Directory) -> None:
+    directory.set_login_enabled("bob@example.com", False)
+    auth = SmtpAuthenticator(directory, LoginThrottle(FakeClock()))
+    assert auth.authenticate("bob@example.com", PASSWORD, "192.0.2.1").reply == LOGIN_DISABLED
+    assert auth.authenticate("bob@example.com", "wrong", "192.0.2.1").reply is None
+
+
+@dataclass
+class FakeCertificates:
+    ctx: ssl.SSLContext | None
+
+    def context(self) -> ssl.SSLContext | None:
+        return self.ctx
+
+
+@dataclass
+class MiniRuntime:
+    """What start_smtp_server reads from nmail.runtime.Runtime."""
+
+    config: Config
+    intake: RecordingBackend
+    directory: Directory
+    throttle: LoginThrottle
+    certificates: FakeCertificates
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread("uvloop")
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSignedCert:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def test_start_smtp_server_wires_submission(
+    loop: LoopThread, directory: Directory, cert: SelfSignedCert, tmp_path: Path
+) -> None:
+    config = Config(
+        data_dir=tmp_path,
+        hostname="mail.example.com",
+        database_url="sqlite://",
+        smtp=SmtpSettings(plaintext_auth_networks=()),
+    )
+    runtime = MiniRuntime(
+        config,
+        RecordingBackend(hosted=("example.com",), users={"postmaster@example.com": ""}),
+        directory,
+        LoginThrottle(),
+        FakeCertificates(cert.server_context()),
+    )
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.setblocking(False)
+    server = loop.run(start_smtp_server(runtime, "submission", sock))
+    try:
+        with smtplib.SMTP("localhost", server.port, timeout=10) as client:
+            _, banner = client.ehlo("c.test")
+            assert banner.startswith(b"mail.example.com")
+            client.starttls(context=cert.client_context())
+            client.login("bob@example.com", PASSWORD)
+            client.sendmail("bob@example.com", ["<postmaster>"], b"Subject: hi\r\n\r\nx\r\n")
+        envelope, _ = runtime.intake.accepted[0]
+        assert envelope.client.auth_user == "bob@example.com"
+        assert runtime.intake.recipients_seen == ["postmaster@example.com"]
+    finally:
+        loop.run(server.close(grace=0))
+        runtime.executor.shutdown()
+    with socket.socket() as unused, pytest.raises(ValueError):
+        loop.run(start_smtp_server(runtime, "imap", unused))
