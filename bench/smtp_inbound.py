@@ -78,7 +78,7 @@ def bench_nmail(n: int, sessions: int, size: int) -> tuple[float, float]:
     data = Path(tempfile.mkdtemp(prefix="nmail-bench-", dir=ROOT))
     nmail = [sys.executable, "-m", "nmail", "--data", str(data)]
     subprocess.run(
-        nmail + ["init", "--hostname", "bench.test.local", "--postmaster-password", "bench-pass-1"],
+        nmail + ["init", "--hostname", "mx.bench.example", "--postmaster-password", "bench-pass-1"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -118,6 +118,7 @@ def bench_postfix(n: int, sessions: int, size: int) -> tuple[float, float] | Non
     if not Path("/usr/sbin/postfix").exists():
         return None
     base = Path(tempfile.mkdtemp(prefix="pf-bench-", dir=ROOT))
+    base.chmod(0o755)  # Postfix's daemons run as the postfix user
     etc, spool, data, mail = (base / d for d in ("etc", "spool", "data", "mail"))
     for d in (etc, spool, data, mail):
         d.mkdir()

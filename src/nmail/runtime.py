@@ -22,6 +22,7 @@ from nmail.db.migrate import upgrade
 from nmail.delivery.intake import Intake
 from nmail.delivery.log import DeliveryLog
 from nmail.directory import Directory
+from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.mailstore.store import MailStore
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
@@ -56,14 +57,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class Runtime:
     """Everything one nmail process runs, wired together."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        passwords: PasswordHashing | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         for path in (config.mail_dir, config.queue_dir, config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url)
         upgrade(self.engine)
-        self.directory = Directory(self.engine)
+        self.directory = Directory(self.engine, clock, passwords)
         self.store = MailStore(self.engine, config.mail_dir, config.hostname, clock=clock)
         self.delivery_log = DeliveryLog(config.logs_dir, clock)
         self.throttle = LoginThrottle(clock=clock)

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from nmail.db.tables import folders, messages
-from nmail.mailstore.layout import UidState, fsync_dir, read_uid_state, write_uid_state
+from nmail.durable import fsync_dir
+from nmail.mailstore.layout import UidState, read_uid_state, write_uid_state
 from nmail.mailstore.listing import message_rows_by_uid
 from nmail.mailstore.messagefile import locate
 from nmail.mailstore.model import StoreError

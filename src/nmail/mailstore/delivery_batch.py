@@ -1,8 +1,9 @@
 """One group commit of deliveries: UIDs, rows, renames into new/, fsync, COMMIT.
 
-The message files are already in `tmp/` and fsync'd (written by the callers'
-threads). Here, under the folders' write lock: allocate UIDs, insert rows,
-rename each file to its final name, fsync each target directory once, commit.
+The message files are already in `tmp/`, written but not flushed by the
+callers' threads. Here: flush them all at once (group commit, see
+nmail.durable), then under the folders' write lock allocate UIDs, insert
+rows, rename each file to its final name, flush the target directories, commit.
 If anything fails the renames are undone (files go back to `tmp/`), so the
 caller can retry or discard, and no file is left in new/ without a row.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from nmail.db.tables import folders, messages
-from nmail.mailstore.layout import fsync_dir
+from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import disk_name, final_filename
 from nmail.mailstore.writer import write_transaction
@@ -32,7 +33,7 @@ class FolderGone(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class PreparedMessage:
-    """A message written to tmp/ and fsync'd, waiting for its UID and row."""
+    """A message written to tmp/ (not yet flushed), waiting for its UID and row."""
 
     account_id: int
     folder_id: int
@@ -62,6 +63,7 @@ _update_folder = (
 def deliver_batch(conn: Connection, items: list[PreparedMessage]) -> list[StoredMessage]:
     """Index and publish `items` all together, or raise leaving them in tmp/."""
     renamed: list[tuple[Path, Path]] = []
+    sync_batch(files=[item.tmp_path for item in items])
     try:
         with write_transaction(conn):
             stored, moves = _index(conn, items)
@@ -70,8 +72,7 @@ def deliver_batch(conn: Connection, items: list[PreparedMessage]) -> list[Stored
                 os.rename(src, dst)
                 renamed.append((dst, src))
                 targets.add(dst.parent)
-            for directory in targets:
-                fsync_dir(directory)
+            sync_batch(directories=targets)
         return stored
     except BaseException:
         _undo(renamed)

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from nmail.db.tables import folders, messages
+from nmail.durable import fsync_dir
 from nmail.mailstore.folderscan import (
     DiskFile,
     FileFacts,
@@ -35,7 +36,7 @@ from nmail.mailstore.folderscan import (
     scan_messages,
     to_crlf,
 )
-from nmail.mailstore.layout import UidState, fsync_dir, read_uid_state, write_uid_state
+from nmail.mailstore.layout import UidState, read_uid_state, write_uid_state
 from nmail.mailstore.messagefile import write_durably
 from nmail.mailstore.model import SyncCounts
 from nmail.mailstore.names import (

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nmail.durable import fsync_dir
+
 UIDVALIDITY_FILE = "nmail-uidvalidity"
 SUBDIRS = ("tmp", "new", "cur")
 MAX_FOLDER_NAME = 200  # folders.name is String(200)
@@ -64,19 +66,6 @@ def folder_dir(maildir: Path, name: str) -> Path:
     return maildir / f".{check_folder_name(name)}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make the entries of `path` (renames, creations, unlinks) durable."""
-    _fsync_dir(path)
-
-
 def make_folder_dirs(maildir: Path, names: Iterable[str]) -> list[Path]:
     """Create tmp/new/cur of each folder (and `maildirfolder` in subfolders).
 
@@ -93,7 +82,7 @@ def make_folder_dirs(maildir: Path, names: Iterable[str]) -> list[Path]:
             (path / "maildirfolder").touch(mode=0o600)
     # Deepest first, so each entry is durable before the one pointing to it.
     for parent in sorted({p.parent for p in created}, key=lambda p: -len(p.parts)):
-        _fsync_dir(parent)
+        fsync_dir(parent)
     return paths
 
 
@@ -160,4 +149,4 @@ def write_uid_state(path: Path, state: UidState, *, durable: bool = True) -> Non
         os.close(fd)
     os.replace(tmp, path / UIDVALIDITY_FILE)
     if durable:
-        _fsync_dir(path)
+        fsync_dir(path)

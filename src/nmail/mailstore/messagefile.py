@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
+from nmail.durable import write_file
 from nmail.mailstore.names import disk_name, flags_to_letters, parse_flags
 
 
-def write_durably(path: Path, chunks: tuple[bytes, ...], mtime: int) -> None:
-    """Create `path` (must not exist), write `chunks`, set its mtime, fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        # Maildir readers (and our dbsync) take the arrival time from the mtime.
-        os.utime(fd, (mtime, mtime))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    os.close(fd)
+def write_durably(path: Path, chunks: tuple[bytes, ...], mtime: int, *, sync: bool = True) -> None:
+    """Create `path` (must not exist) with `chunks` and mtime (Maildir readers and
+    our dbsync take the arrival time from it); fsync unless `sync` is False."""
+    write_file(path, chunks, mtime, sync=sync)
 
 
 def expected_path(folder_dir: Path, filename: str, in_new: bool, flags_text: str) -> Path:

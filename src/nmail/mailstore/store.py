@@ -252,7 +252,8 @@ class MailStore:
         base = new_base(self._host, now)
         tmp = path / "tmp" / base
         try:
-            write_durably(tmp, (item.prefix, item.content), internal)
+            # Flushed with the rest of its batch by the writer (group commit).
+            write_durably(tmp, (item.prefix, item.content), internal, sync=False)
         except FileNotFoundError:
             # Someone removed the Maildir under us: store() looks the folder up again.
             raise FolderGone(f"the directory of folder {item.folder} is missing") from None

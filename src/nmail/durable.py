@@ -1,0 +1,106 @@
+"""Making files and directory entries durable, one at a time or in groups.
+
+The promise "250 only after fsync" costs one disk flush per message if done
+file by file; on the machines measured that caps a server near 2,000-3,000
+messages/s whatever the CPU. Group commit lifts the cap: the callers write
+their files without flushing, then one thread makes a whole batch durable
+with one `syncfs(2)` per filesystem (Linux: writes back and waits for every
+dirty page and inode of that filesystem, journal and cache flush included).
+Small batches use plain fsync, which touches less.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import cast
+
+# From this many objects on, one syncfs beats an fsync each.
+SYNCFS_THRESHOLD = 3
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not hasattr(os, "O_DIRECTORY"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        func = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+    return cast(Callable[[int], int], func)
+
+
+_syncfs = _load_syncfs()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (creations, renames, unlinks) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(
+    path: Path, chunks: Iterable[bytes], mtime: int | None = None, *, sync: bool = True
+) -> None:
+    """Create `path` (must not exist) with `chunks`; fsync unless the caller
+    will make it durable later with `sync_batch`. On error nothing is left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        if mtime is not None:
+            os.utime(fd, (mtime, mtime))
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def sync_batch(files: Iterable[Path] = (), directories: Iterable[Path] = ()) -> None:
+    """Make `files`' contents and `directories`' entries durable, grouped.
+
+    Raises OSError when the flush fails (the data may not be on disk).
+    """
+    file_list = list(files)
+    dir_list = list(dict.fromkeys(directories))
+    if _syncfs is not None and len(file_list) + len(dir_list) >= SYNCFS_THRESHOLD:
+        devices: dict[int, Path] = {}
+        for path in [*dir_list, *(p.parent for p in file_list)]:
+            devices.setdefault(os.stat(path).st_dev, path)
+        for directory in devices.values():
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                if _syncfs(fd) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"syncfs {directory}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+        return
+    for path in file_list:
+        fsync_file(path)
+    for directory in dir_list:
+        fsync_dir(directory)
