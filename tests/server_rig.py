@@ -7,14 +7,13 @@ import ssl
 from pathlib import Path
 from types import TracebackType
 
-from support import LoopThread
-
 from nmail.config import Config, Listen, load_config
 from nmail.datadir import initialize
 from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.directory.passwords import fast_hashing
 from nmail.runtime import Bound, Runtime
+from support import LoopThread
 
 HOSTNAME = "mail.example.com"
 POSTMASTER_PASSWORD = "Postmaster-pw-1"

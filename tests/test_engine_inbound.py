@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_rig import RunningServer, make_data_dir
 from sqlalchemy import select
 
 from nmail.db.tables import folders, messages
+from server_rig import RunningServer, make_data_dir
 
 BODY = (
     b"From: Alice <alice@remote.example>\r\n"
