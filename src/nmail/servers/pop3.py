@@ -1,0 +1,180 @@
+"""POP3 listeners: `pop3` (110, STLS) and `pop3s` (995, implicit TLS).
+
+The conversation is `protocols.pop3.Pop3Session`; `Pop3Connection` feeds it
+from the socket and answers its events through a `Pop3Backend`.
+`StoreBackend` is the real backend (Directory + LoginThrottle + MailStore);
+the runtime wires a listener with `start_pop3_server(runtime, name, sock)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from nmail.servers.pop3_backend import (
+    LOCK_FILE,
+    LoginOutcome,
+    MailboxLock,
+    Maildrop,
+    Pop3Backend,
+    StoreBackend,
+    StoreMaildrop,
+)
+from nmail.servers.pop3_connection import READ_CHUNK, Pop3Connection, Pop3Settings
+
+if TYPE_CHECKING:
+    from nmail.runtime import Runtime
+
+__all__ = [
+    "LOCK_FILE",
+    "READ_CHUNK",
+    "LoginOutcome",
+    "MailboxLock",
+    "Maildrop",
+    "Pop3Backend",
+    "Pop3Server",
+    "Pop3Settings",
+    "StoreBackend",
+    "StoreMaildrop",
+    "start_pop3_server",
+]
+
+log = logging.getLogger(__name__)
+
+TlsProvider = Callable[[], "ssl.SSLContext | None"]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Pop3Server:
+    """One POP3 listener."""
+
+    def __init__(
+        self,
+        backend: Pop3Backend,
+        settings: Pop3Settings,
+        tls: TlsProvider | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """tls: returns the current server context (None: no TLS), asked at each
+        handshake so a reloaded certificate applies to new connections.
+        sleep: how a login delay is waited (tests pass a recorder)."""
+        self.backend = backend
+        self.settings = settings
+        self._tls = tls
+        self.sleep = sleep
+        self._networks = [
+            ipaddress.ip_network(n, strict=False) for n in settings.plaintext_auth_networks
+        ]
+        self._server: asyncio.Server | None = None
+        self._connections: set[Pop3Connection] = set()
+        self._all_gone: asyncio.Event | None = None
+        self.stopping = False
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on an already bound, listening socket."""
+        loop = asyncio.get_running_loop()
+        if self.settings.implicit_tls:
+            if self.tls_context() is None:
+                log.warning("pop3s listener without a TLS certificate: every handshake fails")
+            self._server = await loop.create_server(
+                lambda: Pop3Connection(self), sock=sock, ssl=self._implicit_tls_context(),
+                ssl_handshake_timeout=self.settings.handshake_timeout,
+            )
+        else:
+            self._server = await loop.create_server(lambda: Pop3Connection(self), sock=sock)
+
+    def _implicit_tls_context(self) -> ssl.SSLContext:
+        """The pop3s listener's context: TLS 1.2+, and at each handshake it hands over
+        to the provider's current context (certificate and key), so a reload applies
+        to the next connection. The listener does the handshake itself, before any
+        byte reaches the session: nothing can be read in plaintext."""
+        listener = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        listener.minimum_version = ssl.TLSVersion.TLSv1_2
+        listener.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+
+        def use_current(
+            connection: ssl.SSLObject, _server_name: str | None, _listener: ssl.SSLContext
+        ) -> int | None:
+            current = self.tls_context()
+            if current is None:
+                return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+            connection.context = current
+            return None
+
+        # Called for every ClientHello, with or without SNI.
+        listener.sni_callback = use_current
+        return listener
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connection_count(self) -> int:
+        """Sessions not finished yet (their maildrop lock not yet released)."""
+        return len(self._connections)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self._tls() if self._tls is not None else None
+
+    def plaintext_allowed(self, ip: str) -> bool:
+        """Whether USER/PASS/AUTH may be used without TLS from this address."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._networks)
+
+    def register(self, connection: Pop3Connection) -> None:
+        self._connections.add(connection)
+
+    def unregister(self, connection: Pop3Connection) -> None:
+        self._connections.discard(connection)
+        if not self._connections and self._all_gone is not None:
+            self._all_gone.set()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting; close idle sessions (no UPDATE: nothing is deleted); let busy
+        ones finish their step for up to `grace` seconds, then cut them."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        self._all_gone = asyncio.Event()
+        for connection in list(self._connections):
+            if connection.busy is None:
+                connection.abort()
+        if self._connections:
+            try:
+                await asyncio.wait_for(self._all_gone.wait(), grace)
+            except TimeoutError:
+                for connection in list(self._connections):
+                    connection.abort()
+                    if connection.busy is not None:
+                        connection.busy.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def start_pop3_server(runtime: Runtime, name: str, sock: socket.socket) -> Pop3Server:
+    """Start the `pop3` or `pop3s` listener on `sock` with the runtime's parts."""
+    config = runtime.config
+    section = config.raw.get("pop3", {})
+    default_domain = section.get("default_domain") if isinstance(section, dict) else None
+    backend = StoreBackend(runtime.directory, runtime.throttle, runtime.store, config.mail_dir)
+    settings = Pop3Settings(
+        implicit_tls=name == "pop3s",
+        default_domain=str(default_domain) if default_domain else None,
+        plaintext_auth_networks=config.smtp.plaintext_auth_networks,
+    )
+    server = Pop3Server(backend, settings, runtime.certificates.context)
+    await server.start(sock)
+    return server

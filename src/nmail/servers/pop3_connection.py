@@ -1,0 +1,350 @@
+"""One POP3 client connection: the socket, its Pop3Session, and the backend calls.
+
+Commands are run straight from `data_received` as long as they need no
+waiting, RETR of a small message included (one open, one read, one close):
+a client sending one command at a time gets its answer without a task
+switch. A step that must wait (a login, UPDATE, the TLS handshake, a large
+message under flow control) runs as a task; meanwhile input is only
+buffered, and the session resumes when the task ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from nmail.protocols.pop3 import (
+    Authenticate,
+    Close,
+    Event,
+    LoginFailure,
+    Pop3Session,
+    Retrieve,
+    StartTls,
+    Update,
+)
+from nmail.servers.pop3_backend import Maildrop
+
+if TYPE_CHECKING:
+    from nmail.servers.pop3 import Pop3Server
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 256 * 1024  # message file reads; a shorter file is sent without a task
+FLUSH_AT = 256 * 1024  # write out once this much output is waiting
+MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the socket
+
+
+@dataclass(frozen=True, slots=True)
+class Pop3Settings:
+    implicit_tls: bool = False  # pop3s: TLS from the first byte
+    default_domain: str | None = None  # a bare user id logs in as user@default_domain
+    plaintext_auth_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    idle_timeout: float = 600.0  # RFC 1939: at least 10 minutes
+    handshake_timeout: float = 30.0
+    max_errors: int = 10
+
+
+class Pop3Connection(asyncio.Protocol):
+    """asyncio protocol driving one Pop3Session."""
+
+    def __init__(self, server: Pop3Server) -> None:
+        self._server = server
+        self._settings = server.settings
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.session: Pop3Session | None = None
+        self._maildrop: Maildrop | None = None
+        self._ip = ""
+        self.busy: asyncio.Task[None] | None = None  # the step being awaited, if any
+        self._closed = False  # connection_lost has run
+        self._aborting = False
+        self._released = False
+        self._paused = False  # the client is not reading our output
+        self._drained: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._last_progress = self._loop.time()
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its API.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self._ip = str(peer[0]) if peer else ""
+        self._server.register(self)
+        self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._check_idle)
+        if self._settings.implicit_tls:
+            # pop3s: the listener did the handshake before calling us.
+            self._open_session(tls_active=True, tls_available=False)
+        else:
+            available = self._server.tls_context() is not None
+            self._open_session(tls_active=False, tls_available=available)
+        self._pump()
+
+    def data_received(self, data: bytes) -> None:
+        self._last_progress = self._loop.time()
+        session = self.session
+        if session is None:
+            return
+        session.receive_data(data)
+        if self.busy is None and not self._paused:
+            self._pump()
+        elif session.pending_input > MAX_BUFFERED and not self._reading_paused:
+            assert self.transport is not None
+            self.transport.pause_reading()  # a client flooding commands waits
+            self._reading_paused = True
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.busy is None:
+            self._release()
+        # Otherwise the step ends by itself (a transfer stops at once, a login or
+        # an UPDATE runs to its end) and releases then: cancelling a login halfway
+        # could leave a maildrop locked with nobody to unlock it.
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._last_progress = self._loop.time()  # the client is reading: not idle
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.busy is None and not self._closed:
+            self._pump()
+
+    # -- driving the session ------------------------------------------------------------
+
+    def _open_session(self, *, tls_active: bool, tls_available: bool) -> None:
+        self.session = Pop3Session(
+            tls_active=tls_active,
+            tls_available=tls_available,
+            plaintext_allowed=self._server.plaintext_allowed(self._ip),
+            max_errors=self._settings.max_errors,
+        )
+
+    def _pump(self) -> None:
+        """Run commands until the session needs more input, a step must be awaited,
+        or the client stops reading."""
+        session = self.session
+        if session is None or self._closed or self._aborting:
+            return
+        try:
+            while not self._paused:
+                event = session.next_event()
+                if event is None:
+                    break
+                if isinstance(event, Retrieve):
+                    opened = self._retrieve_small(session, event)
+                    if opened is None:
+                        continue
+                    self._run(self._retrieve_large(session, event, *opened))
+                    break
+                if isinstance(event, Close):
+                    self._flush()
+                    assert self.transport is not None
+                    self.transport.close()
+                    return
+                if isinstance(event, StartTls):
+                    # The client's ClientHello must reach the TLS layer, not us:
+                    # stop reading before "+OK Begin TLS negotiation" goes out.
+                    assert self.transport is not None
+                    self.transport.pause_reading()
+                self._run(self._step(session, event))
+                break
+        except Exception:
+            log.exception("POP3 session from %s failed", self._ip)
+            self.abort()
+            return
+        self._flush()
+        if self._reading_paused and session.pending_input < MAX_BUFFERED // 2:
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._reading_paused = False
+
+    def _flush(self) -> None:
+        if self.session is not None and self.transport is not None:
+            data = self.session.data_to_send()
+            if data and not self.transport.is_closing():
+                self.transport.write(data)
+
+    def _run(self, step: Coroutine[Any, Any, None]) -> None:
+        self._flush()
+        self.busy = self._loop.create_task(self._await(step))
+
+    async def _await(self, step: Coroutine[Any, Any, None]) -> None:
+        try:
+            await step
+        except Exception:
+            log.exception("POP3 session from %s failed", self._ip)
+            self.abort()
+        finally:
+            self.busy = None
+            if self._closed:
+                self._release()
+        if self._server.stopping:
+            # Shutting down: the step is done, the session ends here (no UPDATE
+            # unless that was the step).
+            self._flush()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._pump()
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._maildrop is not None:
+            self._maildrop.release()
+            self._maildrop = None
+        self._server.unregister(self)
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _retrieve_small(self, session: Pop3Session, event: Retrieve) -> tuple[int, bytes] | None:
+        """Answer RETR/TOP at once when the file fits one read; else (fd, first chunk)."""
+        assert self._maildrop is not None
+        fd: int | None = None
+        try:
+            fd = self._maildrop.open_message(event.entry.uid)
+            if fd is None:
+                session.message_missing()
+                return None
+            chunk = os.read(fd, READ_CHUNK)
+        except OSError as exc:
+            log.error("POP3 cannot read message uid %d: %s", event.entry.uid, exc)
+            if fd is not None:
+                os.close(fd)
+            session.message_missing()
+            return None
+        if len(chunk) == READ_CHUNK:
+            return fd, chunk
+        # A short read of a regular file is its end (Linux, local disk or NFS).
+        os.close(fd)
+        session.message_whole(chunk)
+        if session.pending_output >= FLUSH_AT:
+            self._flush()
+        return None
+
+    async def _retrieve_large(
+        self, session: Pop3Session, event: Retrieve, fd: int, chunk: bytes
+    ) -> None:
+        """Stream a large file, waiting whenever the client falls behind."""
+        try:
+            session.message_begin()
+            # Past "+OK" a failure can only be reported by closing (see _await).
+            while chunk and session.message_data(chunk):
+                if session.pending_output >= FLUSH_AT:
+                    self._flush()
+                    await self._drain()
+                    if self._closed:
+                        return  # the client left: no point reading the rest
+                chunk = os.read(fd, READ_CHUNK)
+        finally:
+            os.close(fd)
+        session.message_end()
+
+    async def _drain(self) -> None:
+        while self._paused and not self._closed:
+            self._drained = self._loop.create_future()
+            await self._drained
+
+    async def _step(self, session: Pop3Session, event: Event) -> None:
+        if isinstance(event, Authenticate):
+            await self._login(session, event)
+        elif isinstance(event, StartTls):
+            context = self._server.tls_context()
+            if context is not None and await self._start_tls(context):
+                session.tls_started()
+            else:
+                self.abort()
+        elif isinstance(event, Update):
+            assert self._maildrop is not None
+            ok = await self._maildrop.commit(
+                [e.uid for e in event.deleted], [e.uid for e in event.retrieved]
+            )
+            session.update_finished(ok)
+
+    async def _login(self, session: Pop3Session, event: Authenticate) -> None:
+        login = event.username
+        if "@" not in login and self._settings.default_domain:
+            login = f"{login}@{self._settings.default_domain}"
+        backend = self._server.backend
+        outcome = await backend.authenticate(login, event.password, self._ip)
+        if outcome.account is None:
+            failure = outcome.failure or LoginFailure.BAD_CREDENTIALS
+            log.info("POP3 login refused for %r from %s: %s", login, self._ip, failure.value)
+            if outcome.delay > 0:
+                await self._server.sleep(outcome.delay)
+            session.login_refused(failure)
+            return
+        try:
+            maildrop = await backend.open_maildrop(outcome.account)
+        except Exception:
+            log.exception("POP3 maildrop of %s cannot be opened", login)
+            session.login_refused(LoginFailure.TEMPORARY)
+            return
+        if maildrop is None:
+            session.login_refused(LoginFailure.IN_USE)
+            return
+        if self._closed:
+            maildrop.release()  # the client left while we were looking
+            return
+        self._maildrop = maildrop
+        log.info("POP3 login %s from %s (%s)", login, self._ip, event.mechanism)
+        session.login_accepted(maildrop.entries)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> bool:
+        """TLS handshake on this connection; False when it failed (then closed)."""
+        assert self.transport is not None
+        try:
+            transport = await self._loop.start_tls(
+                self.transport, self, context, server_side=True,
+                ssl_handshake_timeout=self._settings.handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            log.info("POP3 TLS handshake with %s failed: %s", self._ip, exc)
+            self.abort()
+            return False
+        if transport is None:
+            self.abort()
+            return False
+        self.transport = transport
+        return True
+
+    # -- idle timeout and closing ----------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        silent = self._loop.time() - self._last_progress
+        limit = self._settings.idle_timeout
+        waiting_for_client = self.busy is None or self._paused
+        if silent >= limit and waiting_for_client:
+            log.info("POP3 connection from %s idle for %.0f s: closed", self._ip, silent)
+            self._idle_timer = None
+            self.abort()
+            return
+        self._idle_timer = self._loop.call_later(
+            limit - silent if silent < limit else limit, self._check_idle
+        )
+
+    def abort(self) -> None:
+        """Close at once: no UPDATE, nothing is deleted."""
+        self._aborting = True
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,335 @@
+"""The POP3 server with poplib on 127.0.0.1: the maildrop, RETR, TOP, UIDL, UPDATE, locks."""
+
+from __future__ import annotations
+
+import poplib
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from nmail.mailstore.store import MailStore
+from nmail.servers.pop3 import READ_CHUNK, Pop3Server, Pop3Settings
+from pop3_rig import LOOPS, Pop3Rig, wait_until
+
+FIRST = b"From: a@example.net\r\nSubject: first\r\n\r\nHello\r\n.\r\n..two dots\r\n"
+SECOND = b"From: b@example.net\r\nSubject: second\r\n\r\nline 1\r\nline 2\r\nline 3\r\n"
+NO_FINAL_CRLF = b"Subject: cut\r\n\r\nno line end at the end"
+
+
+@pytest.fixture(params=LOOPS)
+def rig(request: pytest.FixtureRequest, sqlite_engine: Engine, tmp_path: Path) -> Iterator[Pop3Rig]:
+    rig = Pop3Rig(sqlite_engine, tmp_path, request.param)
+    yield rig
+    rig.close()
+
+
+def file_of(rig: Pop3Rig, uid: int) -> bytes:
+    path = rig.store.message_path(rig.account.id, "INBOX", uid)
+    assert path is not None
+    return path.read_bytes()
+
+
+def unstuffed(lines: list[bytes]) -> bytes:
+    """poplib already removed the dot-stuffing; put the CRLFs back."""
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+def test_stat_list_and_retr_match_the_maildir_files(rig: Pop3Rig) -> None:
+    uids = rig.deliver(FIRST, SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    files = [file_of(rig, uid) for uid in uids]
+    assert client.stat() == (2, sum(len(f) for f in files))
+    _resp, listing, _ = client.list()
+    assert listing == [f"{n} {len(f)}".encode() for n, f in enumerate(files, 1)]
+    for number, data in enumerate(files, 1):
+        resp, lines, _octets = client.retr(number)
+        assert resp == f"+OK {len(data)} octets".encode()
+        assert unstuffed(lines) == data
+    assert client.quit().startswith(b"+OK")
+
+
+def test_retr_sends_exact_wire_bytes(rig: Pop3Rig) -> None:
+    """Raw socket: dot-stuffing on the wire and a CRLF added to an unterminated file."""
+    uids = rig.deliver(FIRST, NO_FINAL_CRLF)
+    server = rig.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        assert stream.readline().startswith(b"+OK")
+        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nRETR 1\r\nRETR 2\r\n")
+        assert stream.readline() == b"+OK Send your password\r\n"
+        assert stream.readline().startswith(b"+OK Logged in")
+        first = file_of(rig, uids[0])
+        assert stream.readline() == f"+OK {len(first)} octets\r\n".encode()
+        expected = first.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+        assert stream.read(len(expected)) == expected
+        second = file_of(rig, uids[1])
+        assert not second.endswith(b"\r\n")
+        assert stream.readline() == f"+OK {len(second)} octets\r\n".encode()
+        expected = second + b"\r\n.\r\n"
+        assert stream.read(len(expected)) == expected
+
+
+def big_message() -> bytes:
+    """~1 MB; a line starting with '.' begins exactly at the 1st and 2nd chunk boundary
+    of the file, and a CRLF is split across the 3rd."""
+    body = bytearray(b"Subject: big\r\n\r\n")
+
+    def fill_to(offset: int) -> None:
+        while offset - len(body) > 200:
+            body.extend(b"x" * 98 + b"\r\n")
+        body.extend(b"z" * (offset - len(body) - 2) + b"\r\n")
+
+    fill_to(READ_CHUNK)
+    body.extend(b".dot at the first boundary\r\n")
+    fill_to(2 * READ_CHUNK)
+    body.extend(b"..two dots at the second\r\n")
+    fill_to(3 * READ_CHUNK + 1)  # the CR is the chunk's last byte, the LF the next one's first
+    body.extend(b".last line\r\n")
+    return bytes(body)
+
+
+def test_large_message_with_dots_on_chunk_boundaries(rig: Pop3Rig) -> None:
+    message = big_message()
+    assert message[READ_CHUNK : READ_CHUNK + 1] == b"."
+    assert message[3 * READ_CHUNK - 1 : 3 * READ_CHUNK + 1] == b"\r\n"
+    (uid,) = rig.deliver(message)
+    server = rig.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nRETR 1\r\n")
+        stream.readline()
+        stream.readline()
+        data = file_of(rig, uid)
+        assert stream.readline() == f"+OK {len(data)} octets\r\n".encode()
+        expected = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+        assert stream.read(len(expected)) == expected
+
+
+def test_top(rig: Pop3Rig) -> None:
+    rig.deliver(SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    _resp, lines, _ = client.top(1, 0)
+    assert lines == [b"From: b@example.net", b"Subject: second", b""]
+    _resp, lines, _ = client.top(1, 2)
+    assert lines[-2:] == [b"line 1", b"line 2"]
+    with pytest.raises(poplib.error_proto, match=r"No such message 2"):
+        client.top(2, 0)
+
+
+def test_uidl_is_the_maildir_unique_name_and_survives_restart_and_dbsync(
+    rig: Pop3Rig,
+) -> None:
+    uids = rig.deliver(FIRST, SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    _resp, listing, _ = client.uidl()
+    client.quit()
+    uidls = [line.split()[1].decode() for line in listing]
+    for uid, uidl in zip(uids, uidls, strict=True):
+        path = rig.store.message_path(rig.account.id, "INBOX", uid)
+        assert path is not None and path.name.split(",")[0] == uidl
+    # Restart: a new server and a new MailStore on the same data.
+    rig.stop(server)
+    store = MailStore(rig.engine, rig.mail_dir, "mail.example.com")
+    try:
+        server = rig.start(store=store)
+        client = rig.login(server)
+        assert client.uidl()[1] == listing
+        client.quit()
+        # Rebuild the index from the files (nmail dbsync).
+        store.dbsync([rig.account])
+        client = rig.login(server)
+        assert client.uidl()[1] == listing
+        assert client.uidl(2) == b"+OK 2 " + uidls[1].encode()
+        client.quit()
+    finally:
+        rig.stop(server)
+        store.close()
+
+
+def test_dele_rset_keeps_everything(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST, SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    client.dele(1)
+    with pytest.raises(poplib.error_proto, match="message 1 already deleted"):
+        client.retr(1)
+    assert client.stat()[0] == 1
+    client.rset()
+    assert client.stat()[0] == 2
+    client.quit()
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 2
+
+
+def test_dele_quit_deletes_and_the_index_agrees(rig: Pop3Rig) -> None:
+    uids = rig.deliver(FIRST, SECOND, NO_FINAL_CRLF)
+    path = rig.store.message_path(rig.account.id, "INBOX", uids[1])
+    assert path is not None
+    server = rig.start()
+    client = rig.login(server)
+    client.retr(1)
+    client.dele(2)
+    assert client.quit() == b"+OK nmail POP3 server signing off (2 messages left)"
+    refs = rig.store.refs(rig.account.id, "INBOX")
+    assert [r.uid for r in refs] == [uids[0], uids[2]]
+    assert not path.exists()
+    # RETR'd messages are marked seen for the webmail, like Dovecot does.
+    assert "\\Seen" in refs[0].flags
+    assert "\\Seen" not in refs[1].flags
+
+
+def test_dropped_connection_deletes_nothing(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST, SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    client.dele(1)
+    client.dele(2)
+    client.close()  # no QUIT
+    wait_until(lambda: server.connection_count == 0)
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 2
+    # The lock went with the connection.
+    client = rig.login(server)
+    assert client.stat()[0] == 2
+
+
+def test_second_session_gets_in_use(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST)
+    server = rig.start()
+    first = rig.login(server)
+    second = rig.connect(server)
+    second.user("bob@example.com")
+    with pytest.raises(poplib.error_proto) as refused:
+        second.pass_("Correct-horse-42")
+    assert refused.value.args[0] == b"-ERR [IN-USE] Mailbox is locked by another POP3 session"
+    first.quit()
+    second.user("bob@example.com")
+    assert second.pass_("Correct-horse-42").startswith(b"+OK")
+
+
+def test_lock_held_by_another_process_gives_in_use(rig: Pop3Rig) -> None:
+    server = rig.start()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX);"
+         " print('locked', flush=True); sys.stdin.read()",
+         str(rig.maildir / "nmail-pop3.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        client = rig.connect(server)
+        client.user("bob@example.com")
+        with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+            client.pass_("Correct-horse-42")
+    finally:
+        holder.communicate(b"", timeout=10)
+    client.user("bob@example.com")
+    assert client.pass_("Correct-horse-42").startswith(b"+OK")
+
+
+def test_message_expunged_by_webmail_meanwhile(rig: Pop3Rig) -> None:
+    uids = rig.deliver(FIRST, SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    rig.store.expunge(rig.account.id, "INBOX", [uids[0]])  # the webmail deletes it
+    with pytest.raises(poplib.error_proto, match="message 1 no longer exists"):
+        client.retr(1)
+    _resp, lines, _ = client.retr(2)
+    assert unstuffed(lines) == file_of(rig, uids[1])
+    client.dele(1)
+    assert client.quit().startswith(b"+OK")
+    assert [r.uid for r in rig.store.refs(rig.account.id, "INBOX")] == [uids[1]]
+
+
+def test_bad_input_over_the_wire(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST)
+    server = rig.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"X" * 5000 + b"\r\nFOO\r\nRETR 1\r\nUSER bob@example.com\r\n")
+        assert stream.readline() == b"-ERR Line too long\r\n"
+        assert stream.readline() == b"-ERR Unknown command FOO\r\n"
+        assert stream.readline() == b"-ERR RETR is not allowed before login\r\n"
+        assert stream.readline() == b"+OK Send your password\r\n"
+        sock.sendall(b"PASS Correct-horse-42\r\nRETR 0\r\nRETR 99999999999999999999\r\n")
+        assert stream.readline().startswith(b"+OK Logged in")
+        assert stream.readline() == b"-ERR No such message 0\r\n"
+        assert stream.readline() == b"-ERR No such message\r\n"
+        # Five errors so far; the tenth closes the connection.
+        sock.sendall(b"NOPE\r\n" * 10)
+        replies = [stream.readline() for _ in range(5)]
+        assert replies[:4] == [b"-ERR Unknown command NOPE\r\n"] * 4
+        assert replies[4] == b"-ERR Too many bad commands, closing connection\r\n"
+        assert stream.readline() == b""  # closed
+    wait_until(lambda: server.connection_count == 0)
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 1
+
+
+def test_stop_closes_idle_sessions_without_deleting(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST)
+    server: Pop3Server = rig.start()
+    client = rig.login(server)
+    client.dele(1)
+    rig.stop(server)
+    assert server.connection_count == 0
+    with pytest.raises((poplib.error_proto, OSError, EOFError)):
+        client.quit()
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 1
+
+
+def test_idle_session_is_closed_without_update(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST)
+    server = rig.start(Pop3Settings(idle_timeout=0.2))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nDELE 1\r\n")
+        assert stream.readline().startswith(b"+OK")
+        assert stream.readline().startswith(b"+OK Logged in")
+        assert stream.readline() == b"+OK message 1 deleted\r\n"
+        assert stream.readline() == b""  # the server hung up on the silent client
+    wait_until(lambda: server.connection_count == 0)
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 1
+
+
+def test_message_flagged_by_webmail_meanwhile_is_still_found(rig: Pop3Rig) -> None:
+    uids = rig.deliver(FIRST, SECOND)
+    server = rig.start()
+    client = rig.login(server)
+    before = rig.store.message_path(rig.account.id, "INBOX", uids[0])
+    # The webmail reads it: the file moves to cur/ with the S flag.
+    rig.store.set_flags(rig.account.id, "INBOX", [uids[0]], add=frozenset({"\\Seen"}))
+    after = rig.store.message_path(rig.account.id, "INBOX", uids[0])
+    assert before != after
+    _resp, lines, _ = client.retr(1)
+    assert unstuffed(lines) == file_of(rig, uids[0])
+    client.quit()
+
+
+def test_session_on_every_database(engine: Engine, tmp_path: Path) -> None:
+    """The whole cycle on SQLite, PostgreSQL and MariaDB (those that answer)."""
+    rig = Pop3Rig(engine, tmp_path)
+    try:
+        uids = rig.deliver(FIRST, SECOND)
+        server = rig.start()
+        client = rig.login(server)
+        _resp, listing, _ = client.uidl()
+        assert len(listing) == 2
+        _resp, lines, _ = client.retr(2)
+        assert unstuffed(lines) == file_of(rig, uids[1])
+        client.dele(1)
+        client.quit()
+        refs = rig.store.refs(rig.account.id, "INBOX")
+        assert [r.uid for r in refs] == [uids[1]]
+        assert "\\Seen" in refs[0].flags
+    finally:
+        rig.close()
