@@ -12,6 +12,7 @@ from nmail.datadir import initialize
 from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.directory.passwords import fast_hashing
+from nmail.directory.throttle import LoginThrottle
 from nmail.runtime import Bound, Runtime
 from support import LoopThread
 
@@ -37,10 +38,16 @@ class RunningServer:
         loop: str = "uvloop",
         listeners: tuple[str, ...] = LISTENERS,
         config: Config | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.config = config or load_config(data_dir)
-        self.runtime = Runtime(self.config, passwords=fast_hashing())
+        # No waiting after a failed login unless a test asks for a throttle.
+        self.runtime = Runtime(
+            self.config,
+            passwords=fast_hashing(),
+            throttle=throttle or LoginThrottle(first_delay=0, max_delay=0, max_failures=1000),
+        )
         self.loop = LoopThread(loop)
         self.bound: dict[str, Bound] = {}
         wanted = [Listen(name, "127.0.0.1", 0) for name in listeners]

@@ -118,6 +118,8 @@ class Config:
     tls: TlsSettings = field(default_factory=TlsSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     dkim_selector: str = "nmail"
+    # A POP3 login without "@domain" means this domain (listeners for one domain).
+    pop3_default_domain: str | None = None
     nameservers: tuple[str, ...] = ()
     relay: RelayHost | None = None
     transport: dict[str, str] = field(default_factory=dict)
@@ -321,6 +323,8 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         if relay.tls not in ("starttls", "implicit", "none"):
             raise ConfigError("[relay] tls: expected starttls, implicit or none")
     transport = {str(k).lower(): str(v) for k, v in _section(raw, "transport").items()}
+    pop3_raw = _section(raw, "pop3")
+    pop3_default = pop3_raw.get("default_domain")
     return Config(
         data_dir=data_dir,
         hostname=hostname,
@@ -330,6 +334,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         tls=tls,
         queue=queue,
         dkim_selector=str(dkim.get("selector", "nmail")),
+        pop3_default_domain=str(pop3_default).lower() if pop3_default else None,
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,
         transport=transport,
@@ -389,6 +394,9 @@ first_retry = "5m"
 max_retry = "4h"
 give_up_after = "5d"
 delay_warning_after = "4h"
+
+[pop3]
+# default_domain = "example.com"   # lets users log in with the bare user id
 
 [dkim]
 selector = "nmail"

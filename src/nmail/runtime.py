@@ -63,6 +63,7 @@ class Runtime:
         *,
         clock: Callable[[], float] = time.time,
         passwords: PasswordHashing | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -73,7 +74,7 @@ class Runtime:
         self.directory = Directory(self.engine, clock, passwords)
         self.store = MailStore(self.engine, config.mail_dir, config.hostname, clock=clock)
         self.delivery_log = DeliveryLog(config.logs_dir, clock)
-        self.throttle = LoginThrottle(clock=clock)
+        self.throttle = throttle or LoginThrottle(clock=clock)
         self.certificates = self._load_certificates()
         self.queue = self._make_queue()
         self.intake = Intake(

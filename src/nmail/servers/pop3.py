@@ -167,8 +167,7 @@ class Pop3Server:
 async def start_pop3_server(runtime: Runtime, name: str, sock: socket.socket) -> Pop3Server:
     """Start the `pop3` or `pop3s` listener on `sock` with the runtime's parts."""
     config = runtime.config
-    section = config.raw.get("pop3", {})
-    default_domain = section.get("default_domain") if isinstance(section, dict) else None
+    default_domain = config.pop3_default_domain
     backend = StoreBackend(runtime.directory, runtime.throttle, runtime.store, config.mail_dir)
     settings = Pop3Settings(
         implicit_tls=name == "pop3s",
