@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from server_rig import PASSWORD, RunningServer, make_data_dir
 
 pytestmark = pytest.mark.client

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from server_rig import PASSWORD, RunningServer, insecure_context, make_data_dir
 
 MESSAGE = b"From: bob@test.local\r\nTo: carol@test.local\r\nSubject: hi\r\n\r\nhello\r\n"
