@@ -24,7 +24,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     skipped = ", ".join(b for b in ("sqlite", "postgresql", "mariadb") if b not in BACKENDS)
     line = f"database tests ran on: {ran}"
     if skipped:
-        line += f"; not available: {skipped}"
+        line += f"; not run: {skipped} (not answering, or NMAIL_TEST_ONLY_SQLITE set)"
     terminalreporter.write_line(line)
 
 

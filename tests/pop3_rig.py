@@ -6,16 +6,11 @@ with poplib from the test thread. The login delay is recorded, never slept.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import poplib
 import socket
 import ssl
-import threading
-import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -24,59 +19,13 @@ from nmail.directory import Account, Directory, LoginThrottle
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.servers.pop3 import Pop3Server, Pop3Settings, StoreBackend
+from support import FakeClock, LoopThread
 
-T = TypeVar("T")
 PASSWORD = "Correct-horse-42"
 LOOPBACK_ONLY = Pop3Settings()
 NO_PLAINTEXT = Pop3Settings(plaintext_auth_networks=())
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-LOOPS = ["asyncio", "uvloop"]  # nmail serve runs on uvloop where it is installed
-
-
-def new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-class LoopThread:
-    """An event loop running in a daemon thread."""
-
-    def __init__(self, kind: str = "asyncio") -> None:
-        self.loop = new_loop(kind)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Poll a condition until it holds; fail after the deadline."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.01)
 
 
 class Pop3Rig:

@@ -4,14 +4,12 @@ a server on an event loop thread (asyncio or uvloop), a self-signed certificate.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from nmail.policy import recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
 from nmail.protocols.smtp import AuthCredentials, Event, SmtpConnection, SmtpOptions
 from nmail.servers.smtp import AuthOutcome, SmtpServer, SmtpServerSettings
+from support import LoopThread
 
 T = TypeVar("T")
 
@@ -162,31 +161,6 @@ class RecordingBackend:
 # -- a server on a loop thread -----------------------------------------------------------
 
 
-class LoopThread:
-    """An event loop (asyncio or uvloop) running in a daemon thread."""
-
-    def __init__(self, kind: str = "asyncio") -> None:
-        if kind == "uvloop":
-            import uvloop
-
-            self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-        else:
-            self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
 class ServerRig:
     """Starts SMTP servers on 127.0.0.1:0 on one loop thread; closes them all at the end.
 
@@ -218,15 +192,6 @@ class ServerRig:
         self.loop.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Poll a condition until it holds; fail after the deadline."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.005)
 
 
 def read_reply(sock: socket.socket | ssl.SSLSocket, buf: bytearray) -> str:

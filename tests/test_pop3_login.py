@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Engine
 
 from nmail.servers.pop3 import Pop3Settings
-from pop3_rig import LOOPS, NO_PLAINTEXT, PASSWORD, Pop3Rig
+from pop3_rig import NO_PLAINTEXT, PASSWORD, Pop3Rig
+from support import LOOPS
 
 MESSAGE = b"Subject: hi\r\n\r\nhello\r\n"
 

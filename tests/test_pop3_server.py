@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from nmail.mailstore.store import MailStore
 from nmail.servers.pop3 import READ_CHUNK, Pop3Server, Pop3Settings
-from pop3_rig import LOOPS, Pop3Rig, wait_until
+from pop3_rig import Pop3Rig
+from support import LOOPS, wait_until
 
 FIRST = b"From: a@example.net\r\nSubject: first\r\n\r\nHello\r\n.\r\n..two dots\r\n"
 SECOND = b"From: b@example.net\r\nSubject: second\r\n\r\nline 1\r\nline 2\r\nline 3\r\n"

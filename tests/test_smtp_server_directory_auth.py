@@ -18,7 +18,8 @@ from nmail.directory import Directory, LoginThrottle
 from nmail.directory.passwords import fast_hashing
 from nmail.servers.smtp import start_smtp_server
 from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, SmtpAuthenticator
-from smtp_rig import LoopThread, RecordingBackend, SelfSignedCert, make_certificate
+from smtp_rig import RecordingBackend, SelfSignedCert, make_certificate
+from support import LoopThread
 
 PASSWORD = "Correct-horse-42"
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from nmail.servers.smtp import SmtpServer, SmtpServerSettings
-from smtp_rig import RecordingBackend, ServerRig, read_reply, wait_until
+from smtp_rig import RecordingBackend, ServerRig, read_reply
+from support import wait_until
 
 SETTINGS = SmtpServerSettings("smtp", "mx.test")
 

@@ -11,7 +11,8 @@ import pytest
 
 from nmail.config import SmtpSettings
 from nmail.servers.smtp import SmtpServer, SmtpServerSettings
-from smtp_rig import RecordingBackend, ServerRig, read_reply, wait_until
+from smtp_rig import RecordingBackend, ServerRig, read_reply
+from support import wait_until
 
 OPEN_DATA = b"EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@test.local>\r\nDATA\r\n"
 MESSAGE = b"From: a@example.org\r\nTo: bob@test.local\r\nSubject: hi\r\n\r\nHello Bob.\r\n"
