@@ -54,6 +54,39 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Notifying:
+    """The outbound queue, calling `notify` after every message it accepts."""
+
+    def __init__(self, queue: Any, notify: Callable[[], None]) -> None:
+        self._queue = queue
+        self._notify = notify
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> str:
+        queue_id: str = self._queue.enqueue(*args, **kwargs)
+        self._notify()
+        return queue_id
+
+
+def prepare_data(config: Config) -> str:
+    """Once per start, before any worker: migrate the schema and repair the index.
+
+    Returns the repair report ("" when nothing was missing).
+    """
+    for path in (config.mail_dir, config.queue_dir, config.logs_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.database_url)
+    try:
+        upgrade(engine)
+        store = MailStore(engine, config.mail_dir, config.hostname)
+        try:
+            report = store.repair()
+        finally:
+            store.close()
+    finally:
+        engine.dispose()
+    return str(report) if getattr(report, "added", 0) else ""
+
+
 class Runtime:
     """Everything one nmail process runs, wired together."""
 
@@ -64,23 +97,35 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         passwords: PasswordHashing | None = None,
         throttle: LoginThrottle | None = None,
+        migrate: bool = True,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
+        """`migrate=False`: the schema is known to be current (a worker process).
+
+        `on_queued` is called after each message queued for remote delivery:
+        a worker process that runs no queue scheduler uses it to wake the one
+        that does.
+        """
         self.config = config
         self.clock = clock
         for path in (config.mail_dir, config.queue_dir, config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url)
-        upgrade(self.engine)
+        if migrate:
+            upgrade(self.engine)
         self.directory = Directory(self.engine, clock, passwords)
         self.store = MailStore(self.engine, config.mail_dir, config.hostname, clock=clock)
         self.delivery_log = DeliveryLog(config.logs_dir, clock)
         self.throttle = throttle or LoginThrottle(clock=clock)
         self.certificates = self._load_certificates()
         self.queue = self._make_queue()
+        queue = self.queue
+        if queue is not None and on_queued is not None:
+            queue = _Notifying(queue, on_queued)
         self.intake = Intake(
             self.directory,
             self.store,
-            self.queue,
+            queue,
             config.smtp,
             config.hostname,
             self.delivery_log,
@@ -103,7 +148,7 @@ class Runtime:
 
     def _make_queue(self) -> Any:
         try:
-            from nmail.queue.spool import OutboundQueue
+            from nmail.queue.outbound import OutboundQueue
         except ImportError:
             return None
         from nmail.queue.dkim import DkimKeys
@@ -153,20 +198,34 @@ class Runtime:
         return endpoints_for(self.config.hostname, {b.name: b.port for b in self._bound})
 
     async def start(self, listeners: list[Listen]) -> list[Bound]:
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.executor)
+        """Bind and start `listeners`, and the queue scheduler."""
+        sockets: list[tuple[str, socket.socket]] = []
         for listen in listeners:
             if listen.name not in IMPLEMENTED_LISTENERS:
                 log.warning("%s listener is not implemented yet; skipped", listen.name)
                 continue
-            sock = bind_socket(listen.host, listen.port)
+            sockets.append((listen.name, bind_socket(listen.host, listen.port)))
+        return await self.start_on(sockets)
+
+    async def start_on(
+        self, sockets: list[tuple[str, socket.socket]], *, run_queue: bool = True
+    ) -> list[Bound]:
+        """Start listeners on sockets bound already (by `nmail serve`'s supervisor)."""
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(self.executor)
+        for name, sock in sockets:
             host, port = sock.getsockname()[:2]
-            server = await self._start_listener(listen.name, sock)
+            server = await self._start_listener(name, sock)
             self._servers.append(server)
-            self._bound.append(Bound(listen.name, host, port))
-        if self.queue is not None:
+            self._bound.append(Bound(name, host, port))
+        if run_queue and self.queue is not None:
             self._queue_task = asyncio.create_task(self.queue.run())
         return list(self._bound)
+
+    def wake_queue(self) -> None:
+        """Look at the outbound queue now (another process queued something)."""
+        if self.queue is not None:
+            self.queue.wake()
 
     async def _start_listener(self, name: str, sock: socket.socket) -> Any:
         if name in ("smtp", "submission", "submissions"):
@@ -195,6 +254,7 @@ class Runtime:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.intake.close()
         self.store.close()
         self.delivery_log.close()
         self.engine.dispose()

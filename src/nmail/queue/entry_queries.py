@@ -1,0 +1,123 @@
+"""Reading and changing whole queue entries: what `nmail queue` needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+
+from sqlalchemy import ColumnElement, Connection, Engine, select, update
+
+from nmail.queue.rows import (
+    BOUNCING,
+    CORRUPT,
+    MESSAGE_COLUMNS,
+    PENDING_STATES,
+    QUEUED,
+    RECIPIENT_COLUMNS,
+    MessageInfo,
+    RecipientInfo,
+    m,
+    message_from,
+    r,
+    recipient_from,
+)
+
+
+class EntryQueries:
+    """Mixed into QueueStore: listing, retry, delete, bounce marking, purge."""
+
+    engine: Engine
+
+    def _writing(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def message(self, message_id: str) -> MessageInfo | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*MESSAGE_COLUMNS).where(m.c.id == message_id)).first()
+        return None if row is None else message_from(row)
+
+    def recipients(self, message_id: str) -> list[RecipientInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(*RECIPIENT_COLUMNS).where(r.c.message_id == message_id).order_by(r.c.id)
+            ).all()
+        return [recipient_from(row) for row in rows]
+
+    def pending_messages(self) -> list[tuple[MessageInfo, list[RecipientInfo]]]:
+        """Every message with a recipient not yet delivered or failed, oldest first."""
+        with self.engine.connect() as conn:
+            ids = select(r.c.message_id).where(r.c.state.in_(PENDING_STATES)).distinct()
+            msg_rows = conn.execute(
+                select(*MESSAGE_COLUMNS).where(m.c.id.in_(ids)).order_by(m.c.created_at, m.c.id)
+            ).all()
+            rcpt_rows = conn.execute(
+                select(*RECIPIENT_COLUMNS).where(r.c.message_id.in_(ids)).order_by(r.c.id)
+            ).all()
+        by_message: dict[str, list[RecipientInfo]] = {}
+        for row in rcpt_rows:
+            info = recipient_from(row)
+            by_message.setdefault(info.message_id, []).append(info)
+        return [(message_from(row), by_message.get(str(row[0]), [])) for row in msg_rows]
+
+    def reschedule(self, message_id: str | None, now: int) -> int:
+        """Queued recipients (of one message, or all) become due now."""
+        where: list[ColumnElement[bool]] = [r.c.state == QUEUED]
+        if message_id is not None:
+            where.append(r.c.message_id == message_id)
+        with self._writing() as conn:
+            result = conn.execute(update(r).where(*where).values(next_attempt=now))
+        return int(result.rowcount or 0)
+
+    def requeue_corrupt(self, message_id: str, now: int) -> int:
+        with self._writing() as conn:
+            result = conn.execute(
+                update(r)
+                .where(r.c.message_id == message_id, r.c.state == CORRUPT)
+                .values(state=QUEUED, next_attempt=now, last_error="restored by the administrator")
+            )
+        return int(result.rowcount or 0)
+
+    def mark_bouncing(self, message_id: str, reason: str) -> int:
+        """Pending recipients (not in flight) get state 'bouncing'."""
+        with self._writing() as conn:
+            result = conn.execute(
+                update(r)
+                .where(r.c.message_id == message_id, r.c.state.in_((QUEUED, CORRUPT)))
+                .values(state=BOUNCING, last_error=reason, lease_owner=None, lease_until=None)
+            )
+        return int(result.rowcount or 0)
+
+    def delete(self, message_id: str) -> bool:
+        with self._writing() as conn:
+            conn.execute(r.delete().where(r.c.message_id == message_id))
+            result = conn.execute(m.delete().where(m.c.id == message_id))
+        return bool(result.rowcount)
+
+    def known_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(ids), 500):
+                found.update(conn.execute(select(m.c.id).where(m.c.id.in_(chunk))).scalars())
+        return found
+
+    def purge_finished(self, created_before: int) -> int:
+        """Delete messages older than the cut-off whose recipients are all final."""
+        with self._writing() as conn:
+            pending = select(r.c.message_id).where(r.c.state.in_(PENDING_STATES))
+            old = list(
+                conn.execute(
+                    select(m.c.id).where(m.c.created_at < created_before, m.c.id.not_in(pending))
+                ).scalars()
+            )
+            for chunk in chunks(old, 500):
+                conn.execute(r.delete().where(r.c.message_id.in_(chunk)))
+                conn.execute(m.delete().where(m.c.id.in_(chunk)))
+        return len(old)
+
+
+
+
+def chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    """`items` in slices of at most `size` (bounded IN lists)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

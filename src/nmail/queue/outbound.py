@@ -1,0 +1,344 @@
+"""The outbound queue: durable intake of remote mail and its management.
+
+`OutboundQueue.enqueue` is what the intake calls (from worker threads)
+for non-local recipients: it signs the message with DKIM when the sender
+is ours, writes the body once to DIR/queue/<id>.eml, commits one row per
+message and one per recipient, and returns only when all of that is
+durable. `run()` delivers (see scheduler.py); `list_entries`, `show`,
+`retry`, `delete` and `bounce` serve `nmail queue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nmail.config import Config
+from nmail.dns.resolver import MailResolver
+from nmail.queue import content as wire
+from nmail.queue.bookkeeping import Bookkeeper
+from nmail.queue.dkim import DkimError, DkimKeys, sign
+from nmail.queue.errors import QueueEntryNotFound, QueueInputError
+from nmail.queue.notices import LocalBounce, Notifier
+from nmail.queue.routing import Router
+from nmail.queue.scheduler import Scheduler
+from nmail.queue.spool import Spool, new_queue_id, valid_queue_id
+from nmail.queue.store import (
+    BOUNCING,
+    CORRUPT,
+    DELIVERING,
+    QUEUED,
+    MessageInfo,
+    NewRecipient,
+    QueueStore,
+    RecipientInfo,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from nmail.delivery.envelope import ClientInfo
+
+log = logging.getLogger("nmail.queue")
+
+# Bodies without a row this old were never acknowledged (a crash between
+# the file and the commit); younger ones may be another node's enqueue.
+ORPHAN_AGE = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One queued message as `nmail queue list/show` presents it."""
+
+    message: MessageInfo
+    recipients: tuple[RecipientInfo, ...]
+    body_path: Path | None  # where the body is (queue/ or queue/corrupt/), None if gone
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def state(self) -> str:
+        """corrupt, bouncing, delivering or queued: the most urgent of the pending ones."""
+        states = {r.state for r in self.recipients}
+        for state in (CORRUPT, BOUNCING, DELIVERING, QUEUED):
+            if state in states:
+                return state
+        return "done"
+
+    @property
+    def attempts(self) -> int:
+        return max((r.attempts for r in self.recipients), default=0)
+
+    @property
+    def next_attempt(self) -> int | None:
+        times = [r.next_attempt for r in self.recipients if r.state == QUEUED]
+        return min(times) if times else None
+
+    @property
+    def last_error(self) -> str | None:
+        errors = [r.last_error for r in self.recipients if r.last_error and r.state != "delivered"]
+        return errors[-1] if errors else None
+
+    @property
+    def pending(self) -> tuple[RecipientInfo, ...]:
+        return tuple(r for r in self.recipients if r.state in (QUEUED, DELIVERING, CORRUPT,
+                                                                BOUNCING))
+
+
+@dataclass(frozen=True, slots=True)
+class BounceResult:
+    """What `bounce(id)` did: notices sent now, or left for a running server."""
+
+    marked: int
+    sent_now: int
+
+
+def default_node_id() -> str:
+    """This machine's name, cleaned to what a lease owner may contain."""
+    return _clean_node_id(socket.gethostname())
+
+
+def _clean_node_id(value: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", value)[:40]
+    return cleaned or "node"
+
+
+class OutboundQueue:
+    """The spool of mail for other domains, its scheduler and its management."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        queue_dir: Path,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        resolver: MailResolver | None = None,
+        local_bounce: LocalBounce | None = None,
+        node_id: str | None = None,
+        is_local_domain: Callable[[str], bool] | None = None,
+        dkim: DkimKeys | None = None,
+    ) -> None:
+        self.config = config
+        self.store = QueueStore(engine)
+        self.spool = Spool(queue_dir)
+        self._clock = clock
+        self._is_local = is_local_domain or (lambda _domain: False)
+        self._dkim = dkim if dkim is not None else (
+            DkimKeys(engine) if is_local_domain is not None else None
+        )
+        self.resolver = resolver or MailResolver(config.nameservers, clock=clock)
+        self.node_id = _clean_node_id(node_id) if node_id else default_node_id()
+        notifier = Notifier(
+            config.hostname,
+            is_local_domain=self._is_local,
+            local_bounce=local_bounce,
+            enqueue_bounce=lambda sender, rcpts, data: self.enqueue(
+                sender, rcpts, data, is_bounce=True
+            ),
+        )
+        self._books = Bookkeeper(self.store, self.spool, notifier, config.queue, clock)
+        self._scheduler = Scheduler(
+            store=self.store,
+            spool=self.spool,
+            router=Router(config, self.resolver),
+            resolver=self.resolver,
+            books=self._books,
+            settings=config.queue,
+            hostname=config.hostname,
+            clock=clock,
+            node_id=self.node_id,
+        )
+
+    # -- intake -------------------------------------------------------------
+
+    def enqueue(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        content: bytes,
+        *,
+        client: ClientInfo | None = None,
+        dsn_envid: str | None = None,
+        dsn_ret: str | None = None,
+        notify: Sequence[str | None] | None = None,
+        orcpt: Sequence[str | None] | None = None,
+        is_bounce: bool = False,
+    ) -> str:
+        """Queue `content` for `recipients`; returns the queue id once durable.
+
+        Raises QueueInputError (and stores nothing) for an envelope value with
+        CR, LF or another control character, or a malformed address.
+        """
+        wire.check_address(sender, "sender", allow_null=True)
+        if not recipients:
+            raise QueueInputError("no recipients")
+        if notify is not None and len(notify) != len(recipients):
+            raise QueueInputError("notify must have one entry per recipient")
+        if orcpt is not None and len(orcpt) != len(recipients):
+            raise QueueInputError("orcpt must have one entry per recipient")
+        rows: list[NewRecipient] = []
+        seen: set[str] = set()
+        for i, rcpt in enumerate(recipients):
+            wire.check_address(rcpt, "recipient")
+            note = wire.check_notify(notify[i] if notify is not None else None)
+            original = orcpt[i] if orcpt is not None else None
+            if original is not None:
+                wire.check_text(original, "ORCPT", 320)
+            key = rcpt.lower()
+            if key in seen:  # two aliases to one outside address: send it once
+                continue
+            seen.add(key)
+            rows.append(NewRecipient(rcpt, wire.address_domain(rcpt), note, original))
+        if dsn_envid is not None:
+            wire.check_text(dsn_envid, "ENVID", 100)
+        if dsn_ret is not None and dsn_ret.upper() not in ("FULL", "HDRS"):
+            raise QueueInputError("RET must be FULL or HDRS")
+        auth_user = client.auth_user if client is not None else None
+        client_ip = client.ip if client is not None else None
+        if auth_user is not None:
+            wire.check_text(auth_user, "auth user", 320)
+        if client_ip is not None:
+            wire.check_text(client_ip, "client address", 64)
+
+        body = wire.normalize_line_endings(content)
+        body = self._dkim_sign(sender, body) + body
+        queue_id = new_queue_id()
+        now = self._clock()
+        message = MessageInfo(
+            id=queue_id, sender=sender, size=len(body), created_at=int(now),
+            is_bounce=is_bounce, dsn_envid=dsn_envid,
+            dsn_ret=dsn_ret.upper() if dsn_ret else None, warned=False,
+            auth_user=auth_user, client_ip=client_ip,
+        )
+        self.spool.write(queue_id, body)
+        try:
+            self.store.insert(message, rows, int(now))
+        except BaseException:
+            self.spool.remove(queue_id)
+            raise
+        log.info(
+            "queue %s: from <%s> to %s, %d bytes%s", queue_id, sender,
+            ", ".join(f"<{r.address}>" for r in rows), len(body), " (bounce)" if is_bounce else "",
+        )
+        self._scheduler.wake()
+        return queue_id
+
+    def _dkim_sign(self, sender: str, body: bytes) -> bytes:
+        """The DKIM-Signature header for a hosted From:/sender domain with a key, or b''."""
+        if self._dkim is None:
+            return b""
+        candidates = [wire.from_domain(body)]
+        if sender:
+            candidates.append(wire.address_domain(sender))
+        selector = self.config.dkim_selector
+        for domain in dict.fromkeys(d for d in candidates if d):
+            if not self._is_local(domain):
+                continue
+            pem = self._dkim.get(domain, selector)
+            if pem is None:
+                continue
+            try:
+                return sign(body, domain, selector, pem)
+            except DkimError as exc:
+                log.warning("queue: not DKIM-signing for %s: %s", domain, exc)
+        return b""
+
+    # -- running --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver until stop(); cancel the task to simulate a crash."""
+        await asyncio.to_thread(self.recover)
+        await self._scheduler.run()
+
+    async def stop(self) -> None:
+        """Finish the messages being sent, give back the rest, return."""
+        await self._scheduler.stop()
+
+    def wake(self) -> None:
+        """Make the scheduler look at the queue now (thread-safe)."""
+        self._scheduler.wake()
+
+    @property
+    def inflight(self) -> int:
+        return self._scheduler.inflight
+
+    def recover(self, *, orphan_age: float = ORPHAN_AGE) -> list[str]:
+        """Move aside body files that have no rows and are older than `orphan_age`."""
+        stored = self.spool.stored_ids()
+        known = self.store.known_ids(stored)
+        moved: list[str] = []
+        now = time.time()
+        for queue_id in stored:
+            if queue_id in known or self.spool.age(queue_id, now) < orphan_age:
+                continue
+            target = self.spool.move_aside(queue_id)
+            if target is not None:
+                moved.append(queue_id)
+                log.error("queue: body %s has no queue entry; moved to %s", queue_id, target)
+        return moved
+
+    # -- management -----------------------------------------------------------
+
+    def list_entries(self) -> list[QueueEntry]:
+        """Every message not yet finished (queued, in delivery, corrupt, bouncing)."""
+        return [self._entry(msg, rows) for msg, rows in self.store.pending_messages()]
+
+    def show(self, queue_id: str) -> QueueEntry:
+        """One entry, finished or not; QueueEntryNotFound if unknown."""
+        message = self._message(queue_id)
+        return self._entry(message, self.store.recipients(queue_id))
+
+    def retry(self, queue_id: str | None = None) -> int:
+        """Make queued recipients (of one entry, or all) due now; returns how many."""
+        now = int(self._clock())
+        if queue_id is None:
+            count = self.store.reschedule(None, now)
+        else:
+            self._message(queue_id)
+            count = self.store.reschedule(queue_id, now)
+            if self.spool.restore(queue_id):
+                count += self.store.requeue_corrupt(queue_id, now)
+        self.wake()
+        return count
+
+    def delete(self, queue_id: str) -> None:
+        """Remove an entry and its body without any notice."""
+        self._message(queue_id)
+        self.store.delete(queue_id)
+        self.spool.remove(queue_id)
+        self.spool.corrupt_path(queue_id).unlink(missing_ok=True)
+        log.warning("queue %s: deleted by the administrator", queue_id)
+
+    def bounce(self, queue_id: str) -> BounceResult:
+        """Return an entry to its sender now with a failure notice."""
+        self._message(queue_id)
+        marked = self.store.mark_bouncing(queue_id, "bounce requested by the administrator")
+        sent = self._scheduler.process_bounces() if marked else 0
+        self.wake()
+        return BounceResult(marked, sent)
+
+    def _message(self, queue_id: str) -> MessageInfo:
+        if not valid_queue_id(queue_id):
+            raise QueueEntryNotFound(queue_id)
+        message = self.store.message(queue_id)
+        if message is None:
+            raise QueueEntryNotFound(queue_id)
+        return message
+
+    def _entry(self, message: MessageInfo, rows: list[RecipientInfo]) -> QueueEntry:
+        path: Path | None = None
+        for candidate in (self.spool.path(message.id), self.spool.corrupt_path(message.id)):
+            if candidate.exists():
+                path = candidate
+                break
+        return QueueEntry(message, tuple(rows), path)

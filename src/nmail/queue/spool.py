@@ -1,0 +1,126 @@
+"""The message bodies of the outbound queue: DIR/queue/<id>.eml.
+
+A body is written once (temporary name, fsync, rename, fsync of the
+directory) before its rows are committed, so an acknowledged message is
+always on disk. A body that cannot be read is moved to DIR/queue/corrupt/
+for the postmaster to look at; nothing is ever deleted silently.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+SUFFIX = ".eml"
+CORRUPT_DIR = "corrupt"
+
+
+class UnreadableBody(Exception):
+    """A queued body is missing, unreadable or not the size recorded for it."""
+
+
+def new_queue_id() -> str:
+    """A unique, roughly time-ordered id: 12 hex digits of milliseconds + 10 random."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def valid_queue_id(queue_id: str) -> bool:
+    """True for ids this module makes (so an id never escapes the queue directory)."""
+    return 8 <= len(queue_id) <= 40 and all(c in "0123456789abcdef" for c in queue_id)
+
+
+class Spool:
+    """Body files of the queue, one per message."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.corrupt_dir = directory / CORRUPT_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        self.corrupt_dir.mkdir(exist_ok=True)
+
+    def path(self, queue_id: str) -> Path:
+        return self.directory / f"{queue_id}{SUFFIX}"
+
+    def write(self, queue_id: str, content: bytes) -> Path:
+        """Store the body durably: the file and its directory entry are fsync'd."""
+        final = self.path(queue_id)
+        tmp = self.directory / f".{queue_id}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(content)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(tmp, final)
+        _fsync_dir(self.directory)
+        return final
+
+    def read(self, queue_id: str, expected_size: int | None = None) -> bytes:
+        """The body; UnreadableBody when missing, unreadable or truncated."""
+        try:
+            data = self.path(queue_id).read_bytes()
+        except OSError as exc:
+            raise UnreadableBody(f"body file {self.path(queue_id).name}: {exc.strerror}") from None
+        if expected_size is not None and len(data) != expected_size:
+            raise UnreadableBody(
+                f"body file {self.path(queue_id).name} has {len(data)} bytes,"
+                f" {expected_size} expected"
+            )
+        return data
+
+    def remove(self, queue_id: str) -> None:
+        self.path(queue_id).unlink(missing_ok=True)
+
+    def move_aside(self, queue_id: str) -> Path | None:
+        """Move the body (if any) to corrupt/; returns its new path."""
+        source = self.path(queue_id)
+        target = self.corrupt_dir / source.name
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return None
+        _fsync_dir(self.corrupt_dir)
+        return target
+
+    def restore(self, queue_id: str) -> bool:
+        """Move a body back from corrupt/ (the admin fixed it); False if not there."""
+        source = self.corrupt_dir / f"{queue_id}{SUFFIX}"
+        try:
+            os.replace(source, self.path(queue_id))
+        except FileNotFoundError:
+            return False
+        _fsync_dir(self.directory)
+        return True
+
+    def corrupt_path(self, queue_id: str) -> Path:
+        return self.corrupt_dir / f"{queue_id}{SUFFIX}"
+
+    def stored_ids(self) -> list[str]:
+        """Ids of the bodies in the queue directory (not the corrupt ones)."""
+        return [
+            p.name[: -len(SUFFIX)]
+            for p in self.directory.iterdir()
+            if p.name.endswith(SUFFIX) and p.is_file()
+        ]
+
+    def age(self, queue_id: str, now: float) -> float:
+        try:
+            return now - self.path(queue_id).stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
