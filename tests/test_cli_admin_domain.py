@@ -21,7 +21,9 @@ def cli(
 
 def test_add_and_list(cli: Cli) -> None:
     assert "(no domains)" in cli.ok("domain", "list")
-    assert cli.ok("domain", "add", "Example.COM").strip() == "added domain example.com"
+    added = cli.ok("domain", "add", "Example.COM").splitlines()
+    assert added[0] == "added domain example.com"
+    assert "nmail domain dns example.com" in added[1]
     assert "한국.kr (xn--3e0b707e.kr)" in cli.ok("domain", "add", "한국.kr")
     listing = cli.ok("domain", "list")
     assert "example.com" in listing
@@ -116,3 +118,35 @@ def test_usage_errors_are_one_line(cli: Cli) -> None:
     result = cli("domain", "frobnicate")
     assert result.code == 2
     result.error_line  # noqa: B018 - asserts a single clean line
+
+
+def test_domain_add_creates_a_dkim_key_and_dns_prints_records(cli: Cli) -> None:
+    import dkim
+
+    from nmail.queue.dkim import DkimKeys, sign
+
+    cli.ok("domain", "add", "example.com")
+    out = cli.ok("domain", "dns", "example.com", "--ip", "203.0.113.5")
+    lines = out.splitlines()
+    assert "example.com.\t3600\tIN\tMX\t10 mail.example.com." in lines
+    assert "mail.example.com.\t3600\tIN\tA\t203.0.113.5" in lines
+    assert 'example.com.\t3600\tIN\tTXT\t"v=spf1 mx -all"' in lines
+    assert any(line.startswith("_dmarc.example.com.") for line in lines)
+    [dkim_line] = [line for line in lines if line.startswith("nmail._domainkey.example.com.")]
+    # The printed record, reassembled from its 255-octet strings, verifies a signature.
+    published = "".join(part for part in dkim_line.split('"')[1::2])
+    engine = cli.engine()
+    try:
+        pem = DkimKeys(engine).get("example.com", "nmail")
+    finally:
+        engine.dispose()
+    assert pem is not None
+    message = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+    signed = sign(message, "example.com", "nmail", pem) + message
+    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: published.encode())
+
+
+def test_domain_dns_bad_input(cli: Cli) -> None:
+    assert "not a hosted domain" in cli.refused("domain", "dns", "nothere.example")
+    cli.ok("domain", "add", "example.com")
+    assert "not an IP address" in cli.refused("domain", "dns", "example.com", "--ip", "1.2.3")

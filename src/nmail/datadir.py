@@ -23,6 +23,7 @@ from nmail.config import (
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.directory.model import Account
+from nmail.queue.dkim import DkimKeys
 
 SUBDIRS = ("mail", "queue", "logs", "tls")
 
@@ -99,6 +100,7 @@ def initialize(
             directory = Directory(engine)
             if not directory.get_domain(domain):
                 directory.add_domain(domain)
+            DkimKeys(engine).ensure(domain, config.dkim_selector)
             account = directory.add_account(
                 domain, "Postmaster", "postmaster", pw, admin=True, server_admin=True
             )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from typing import Any
 
 from nmail.cli.context import CliContext
 from nmail.cli.directory_access import new_table, open_directory, refusals, text
 from nmail.directory.names import display_domain, normalize_domain
+from nmail.queue.dkim import DkimKeys, dns_records, public_record
 
 
 def register(commands: Any) -> None:
@@ -17,6 +19,13 @@ def register(commands: Any) -> None:
     add = sub.add_parser("add", help="host a domain (domain_add.php DOMAIN)")
     add.add_argument("domain", metavar="DOMAIN")
     add.set_defaults(handler=add_cmd)
+
+    dns = sub.add_parser("dns", help="print the DNS records to publish (MX, SPF, DKIM, DMARC...)")
+    dns.add_argument("domain", metavar="DOMAIN")
+    dns.add_argument(
+        "--ip", metavar="IP", help="this server's public address, for its A/AAAA record"
+    )
+    dns.set_defaults(handler=dns_cmd)
 
     lst = sub.add_parser("list", help="list hosted domains")
     lst.set_defaults(handler=list_cmd)
@@ -60,7 +69,46 @@ def _shown(domain: str) -> str:
 def add_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     with refusals():
         domain = open_directory(ctx).add_domain(args.domain)
+    # Every hosted domain signs its outgoing mail; the key is made now so
+    # `nmail domain dns` can print the record to publish.
+    DkimKeys(ctx.engine).ensure(domain.name, ctx.config.dkim_selector)
     ctx.out.print(f"added domain {_shown(domain.name)}", markup=False)
+    ctx.out.print(
+        f"DKIM key created (selector {ctx.config.dkim_selector}); "
+        f"DNS records to publish: nmail domain dns {domain.name}",
+        markup=False,
+    )
+    return 0
+
+
+def zone_line(name: str, rtype: str, value: str) -> str:
+    """One record in zone-file syntax; long TXT values split in 255-octet strings."""
+    owner = name if name.endswith(".") else name + "."
+    if rtype == "TXT":
+        chunks = [value[i : i + 255] for i in range(0, len(value), 255)] or [""]
+        value = " ".join(f'"{c}"' for c in chunks)
+        if len(chunks) > 1:
+            value = f"( {value} )"
+    return f"{owner}\t3600\tIN\t{rtype}\t{value}"
+
+
+def dns_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    with refusals():
+        name = normalize_domain(args.domain)
+        if open_directory(ctx).get_domain(name) is None:
+            ctx.fail(f"{args.domain}: not a hosted domain")
+        if args.ip:
+            try:
+                ipaddress.ip_address(args.ip)
+            except ValueError:
+                ctx.fail(f"--ip {args.ip!r}: not an IP address")
+    selector = ctx.config.dkim_selector
+    pem = DkimKeys(ctx.engine).ensure(name, selector)
+    ctx.out.print(
+        f"; DNS records for {_shown(name)} (mail server {ctx.config.hostname})", markup=False
+    )
+    for record in dns_records(name, ctx.config.hostname, selector, public_record(pem), args.ip):
+        print(zone_line(*record), file=ctx.out.file)  # tabs kept: zone-file syntax
     return 0
 
 

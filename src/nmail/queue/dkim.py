@@ -179,7 +179,6 @@ def dns_records(
         (f"_autodiscover._tcp.{domain}", "SRV", f"0 0 443 {host}"),
         (f"_submission._tcp.{domain}", "SRV", f"0 1 587 {host}"),
         (f"_submissions._tcp.{domain}", "SRV", f"0 1 465 {host}"),
-        (f"_imaps._tcp.{domain}", "SRV", f"0 1 993 {host}"),
         (f"_pop3s._tcp.{domain}", "SRV", f"0 1 995 {host}"),
     ]
     return records
