@@ -234,7 +234,7 @@ class OutboundQueue:
         return queue_id
 
     def _dkim_sign(self, sender: str, body: bytes) -> bytes:
-        """The DKIM-Signature header for a hosted From:/sender domain with a key, or b''."""
+        """The DKIM-Signature header for a hosted From:/sender domain (key made if missing)."""
         if self._dkim is None:
             return b""
         candidates = [wire.from_domain(body)]
@@ -246,7 +246,11 @@ class OutboundQueue:
                 continue
             pem = self._dkim.get(domain, selector)
             if pem is None:
-                continue
+                # Every hosted domain signs, however it was created (CLI, API, admin UI).
+                try:
+                    pem = self._dkim.ensure(domain, selector)
+                except KeyError:
+                    continue
             try:
                 return sign(body, domain, selector, pem)
             except DkimError as exc:
