@@ -19,26 +19,15 @@ from sqlalchemy import Engine
 
 from fixtures_dns import DnsServer
 from fixtures_smtp_sink import Received, SmtpSink, start_sinks
+from nmail.certs import generate_self_signed, server_context
 from nmail.config import Config, QueueSettings, RelayHost
 from nmail.queue.outbound import OutboundQueue
+from support import FakeClock
 
 __all__ = [
     "DnsServer", "FakeClock", "Harness", "Received", "SmtpSink", "message",
     "outbound_config", "self_signed_context", "start_sinks", "wait_until",
 ]
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def wait_until(
@@ -78,35 +67,9 @@ def outbound_config(
 
 def self_signed_context(tmp_path: Path, name: str) -> ssl.SSLContext:
     """A server TLS context with a fresh self-signed certificate for `name`."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = tmp_path / f"{name}.crt"
-    key_path = tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    return context
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    generate_self_signed(name, cert_path, key_path)
+    return server_context(cert_path, key_path)
 
 
 def message(
@@ -141,7 +104,7 @@ class Harness:
         self.local_domains = local_domains
         self.node_id = node_id
         self.queue_settings = queue
-        self.clock = FakeClock()
+        self.clock = FakeClock(time.time())
         self.dns = DnsServer().start()
         self.bounces: list[tuple[bytes, str]] = []
         self.sinks: list[SmtpSink] = []

@@ -5,22 +5,12 @@ from __future__ import annotations
 import pytest
 
 from nmail.directory.throttle import LoginThrottle
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from support import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 def test_fresh_attempt_waits_nothing(clock: FakeClock) -> None:

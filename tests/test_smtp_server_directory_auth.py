@@ -19,17 +19,9 @@ from nmail.directory.passwords import fast_hashing
 from nmail.servers.smtp import start_smtp_server
 from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, SmtpAuthenticator
 from smtp_rig import RecordingBackend, SelfSignedCert, make_certificate
-from support import LoopThread
+from support import FakeClock, LoopThread
 
 PASSWORD = "Correct-horse-42"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
