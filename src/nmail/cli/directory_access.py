@@ -7,13 +7,11 @@ user data literally (never as rich markup).
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from rich import box
 from rich.table import Table
@@ -21,8 +19,7 @@ from rich.text import Text
 
 from nmail.cli.context import CliContext, CliError
 from nmail.directory import Account, Directory, DirectoryError
-
-MAILSTORE_MODULE = "nmail.mailstore.store"
+from nmail.mailstore.store import MailStore
 
 
 def open_directory(ctx: CliContext) -> Directory:
@@ -51,24 +48,20 @@ def read_password(value: str) -> str:
 
 
 @contextmanager
-def mailbox_maker(ctx: CliContext) -> Iterator[Callable[[Account], None] | None]:
-    """A function that creates an account's mailbox, or None when no mailstore is installed.
-
-    The directory never touches mail files; the mailstore owns them. One
-    store serves a whole command (an import creates many mailboxes).
-    """
+def open_store(ctx: CliContext) -> Iterator[MailStore]:
+    """The mail store for one command (the directory never touches mail files)."""
+    store = MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname)
     try:
-        module: Any = importlib.import_module(MAILSTORE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != MAILSTORE_MODULE:
-            raise
-        yield None
-        return
-    store = module.MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname)
-    try:
-        yield store.ensure_account
+        yield store
     finally:
         store.close()
+
+
+@contextmanager
+def mailbox_maker(ctx: CliContext) -> Iterator[Callable[[Account], None] | None]:
+    """A function that creates an account's mailbox; one store serves a whole command."""
+    with open_store(ctx) as store:
+        yield store.ensure_account
 
 
 def add_with_mailbox(

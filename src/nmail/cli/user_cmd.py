@@ -15,6 +15,7 @@ from nmail.cli.directory_access import (
     mailbox_maker,
     new_table,
     open_directory,
+    open_store,
     purge_account_dir,
     read_password,
     refusals,
@@ -117,12 +118,15 @@ def list_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     if not accounts:
         ctx.out.print("(no accounts)")
         return 0
-    table = new_table("Address", "Name", "Role", "Quota", "Receive", "Login")
+    table = new_table("Address", "Name", "Role", "Used", "Quota", "Receive", "Login")
+    with open_store(ctx) as store:
+        used = {account.id: store.usage(account.id) for account in accounts}
     for account in accounts:
         table.add_row(
             text(account.address),
             text(account.display_name),
             text(_role(account)),
+            text(format_size(used[account.id]) if used[account.id] else "0"),
             text(format_size(account.quota_bytes)),
             yes_no(account.receive_enabled),
             yes_no(account.login_enabled),
