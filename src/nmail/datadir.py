@@ -18,8 +18,8 @@ from nmail.config import (
     ConfigError,
     config_from_dict,
     hostname_domain,
-    render_default_config,
 )
+from nmail.config_template import render_default_config
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.directory.model import Account

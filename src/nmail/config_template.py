@@ -1,0 +1,70 @@
+"""The nmail.toml that `nmail init` writes, every knob explained."""
+
+from __future__ import annotations
+
+
+def render_default_config(hostname: str, database_url: str | None) -> str:
+    """The nmail.toml that `nmail init` writes, with every knob explained."""
+    db_line = (
+        f'url = "{database_url}"'
+        if database_url
+        else '# url = "sqlite:///<data>/index.sqlite3"   (the default)\n'
+        '# url = "mysql+pymysql://user:pass@127.0.0.1/nmail?charset=utf8mb4"\n'
+        '# url = "postgresql+psycopg://user:pass@127.0.0.1/nmail"'
+    )
+    return f"""# nmail configuration. Domains, users, aliases and relay networks live in
+# the database and are managed with `nmail domain|user|alias|relay ...`.
+
+[server]
+hostname = "{hostname}"
+
+[database]
+{db_line}
+
+[listen]
+# NAME = "HOST[:PORT]"; without a port the standard one is used when run as
+# root, otherwise 2525/2587/2465/2110/2995/2143/2993/8080. "off" disables.
+smtp = "0.0.0.0"
+submission = "0.0.0.0"
+submissions = "0.0.0.0"
+pop3 = "0.0.0.0"
+pop3s = "0.0.0.0"
+http = "0.0.0.0"
+
+[smtp]
+max_message_size = 52428800   # bytes
+max_recipients = 100
+max_hops = 30                 # Received headers before "Mail loop detected"
+plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
+
+[tls]
+# Self-signed at init; point these at real files (e.g. from certbot) and
+# send SIGHUP to reload without dropping connections.
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+
+[queue]
+first_retry = "5m"
+max_retry = "4h"
+give_up_after = "5d"
+delay_warning_after = "4h"
+
+[pop3]
+# default_domain = "example.com"   # lets users log in with the bare user id
+
+[dkim]
+selector = "nmail"
+
+[dns]
+# nameservers = ["127.0.0.1"]
+
+# [relay]          # smarthost for networks where port 25 is blocked
+# host = "smtp.example.net"
+# port = 587
+# user = "me"
+# password = "secret"
+# tls = "starttls"  # starttls | implicit | none
+
+[transport]
+# "example.com" = "smtp:[10.0.0.5]:2525"
+"""
