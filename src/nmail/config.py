@@ -260,7 +260,28 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+KNOWN_SECTIONS = frozenset(
+    {
+        "server",
+        "database",
+        "listen",
+        "smtp",
+        "tls",
+        "queue",
+        "dkim",
+        "dns",
+        "relay",
+        "transport",
+        "pop3",
+    }
+)
+
+
 def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
+    # A misspelt section would otherwise be ignored without a word.
+    unknown = sorted(set(raw) - KNOWN_SECTIONS)
+    if unknown:
+        raise ConfigError(f"unknown section or key {unknown[0]!r} in nmail.toml")
     server = _section(raw, "server")
     hostname = str(server.get("hostname") or "localhost")
     db = _section(raw, "database")

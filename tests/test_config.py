@@ -1,0 +1,112 @@
+"""nmail.toml loading, listener selection, and their bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nmail import config as cfg
+from nmail.config import ConfigError, Listen, listeners_from, load_config, parse_listen
+from nmail.config_template import render_default_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "nmail.toml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_the_template_loads_with_its_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, render_default_config("mail.example.com", None)))
+    assert config.hostname == "mail.example.com"
+    assert config.domain == "example.com"
+    assert config.database_url == f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    assert config.smtp.max_recipients == 100
+    assert config.smtp.max_hops == 30
+    assert config.queue.first_retry == 300
+    assert config.queue.max_retry == 4 * 3600
+    assert config.queue.give_up_after == 5 * 86400
+    assert config.tls.cert == tmp_path / "tls" / "cert.pem"
+    assert set(config.listeners) == {"smtp", "submission", "submissions", "pop3", "pop3s", "http"}
+
+
+def test_a_minimal_file_gets_every_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[server]\nhostname = "mx.example.org"\n'))
+    assert config.smtp.max_message_size == 50 * 1024 * 1024
+    assert config.listeners == {}
+    assert config.relay is None
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[server\n", "nmail.toml"),
+        ('[listen]\nftp = "0.0.0.0"\n', "[listen] ftp: unknown listener"),
+        ('[listen]\nsmtp = "0.0.0.0:99999"\n', "bad port"),
+        ('[listen]\nsmtp = "not-an-ip:25"\n', "bad listen host"),
+        ('[queue]\nfirst_retry = "soon"\n', "[queue] first_retry"),
+        ('[smtp]\nplaintext_auth_networks = ["10.0.0.0/33"]\n', "plaintext_auth_networks"),
+        ('[relay]\nhost = "smtp.example.net"\ntls = "maybe"\n', "[relay] tls"),
+        ("[smtpp]\nmax_hops = 5\n", "unknown section or key 'smtpp'"),
+        ('queue = "x"\n', "[queue] must be a table"),
+    ],
+)
+def test_bad_files_name_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert says in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run `nmail init` first"):
+        load_config(tmp_path)
+
+
+def test_durations() -> None:
+    config = cfg.config_from_dict(
+        Path("/x"), {"queue": {"first_retry": "90s", "max_retry": "2h", "give_up_after": "3d"}}
+    )
+    assert (config.queue.first_retry, config.queue.max_retry, config.queue.give_up_after) == (
+        90,
+        7200,
+        3 * 86400,
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("smtp=127.0.0.1:2525", Listen("smtp", "127.0.0.1", 2525)),
+        ("pop3s=[::1]:995", Listen("pop3s", "::1", 995)),
+        ("HTTP=0.0.0.0:0", Listen("http", "0.0.0.0", 0)),
+    ],
+)
+def test_parse_listen(spec: str, expected: Listen) -> None:
+    assert parse_listen(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec", ["smtp", "smtp=", "smtp=127.0.0.1", "ftp=1.2.3.4:21", "smtp=[::1", "smtp=1.2.3.4:x"]
+)
+def test_parse_listen_refuses(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_listen(spec)
+
+
+def test_listeners_defaults_by_privilege_and_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(
+        write(tmp_path, '[listen]\nsmtp = "0.0.0.0"\npop3 = "off"\nhttp = "127.0.0.1:8081"\n')
+    )
+    monkeypatch.setattr(cfg.os, "geteuid", lambda: 1000)
+    chosen = listeners_from(config, [])
+    assert chosen == [Listen("smtp", "0.0.0.0", 2525), Listen("http", "127.0.0.1", 8081)]
+    monkeypatch.setattr(cfg.os, "geteuid", lambda: 0)
+    chosen = listeners_from(config, [Listen("pop3", "127.0.0.1", 1110)])
+    assert chosen == [
+        Listen("smtp", "0.0.0.0", 25),
+        Listen("pop3", "127.0.0.1", 1110),
+        Listen("http", "127.0.0.1", 8081),
+    ]
