@@ -3,7 +3,8 @@
 The DNS server lives in fixtures_dns.py, the SMTP sink in
 fixtures_smtp_sink.py; this module adds a fake clock, waiting on
 conditions, a Config pointing at them, and `Harness`: DNS + sinks + an
-OutboundQueue on the fake clock for one test.
+OutboundQueue on the fake clock for one test. To check that nothing
+happens, advance the clock and await `Harness.settled()`.
 """
 
 from __future__ import annotations
@@ -157,6 +158,13 @@ class Harness:
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
         self.queue.wake()
+
+    async def settled(self, within: float = 15.0) -> int:
+        """Wait for a quiet scheduler pass (nothing due left to try); fail after `within` s."""
+        try:
+            return await asyncio.wait_for(self.queue.settled(), within)
+        except TimeoutError:
+            raise AssertionError(f"the queue did not settle within {within} s") from None
 
     async def close(self) -> None:
         await self.stop()

@@ -102,8 +102,10 @@ def test_451_then_250_delivers_once_after_retry(sqlite_engine: Engine, tmp_path:
         entry = queue.list_entries()[0]
         assert entry.id == qid and entry.attempts == 1
         h.advance(60)  # not due yet: nothing happens
-        await asyncio.sleep(0)
+        await h.settled()
         assert h.sinks[0].received == []
+        assert h.sinks[0].rcpt_attempts["bob@remote.test"] == 1
+        assert queue.show(qid).recipients[0].attempts == 1
         h.advance(300)
         await wait_until(lambda: states(h, qid) == [DELIVERED], what="delivered after retry")
         assert len(h.sinks[0].received) == 1
@@ -148,9 +150,11 @@ def test_550_sends_one_dsn_to_local_sender(sqlite_engine: Engine, tmp_path: Path
         # the good recipient went through in the same transaction
         assert [m.rcpts for m in h.sinks[0].received] == [["bob@remote.test"]]
         # and nothing more happens later
+        sessions = h.sinks[0].sessions
         h.advance(10 * 86400)
-        await asyncio.sleep(0.05)
+        await h.settled()
         assert len(h.bounces) == 1
+        assert h.sinks[0].sessions == sessions
 
     run(sqlite_engine, tmp_path, body)
 
@@ -189,7 +193,7 @@ def test_bounce_of_a_bounce_is_dropped(sqlite_engine: Engine, tmp_path: Path,
         queue = await h.start()
         qid = queue.enqueue("", ["nobody@remote.test"], message(), is_bounce=True)
         await wait_until(lambda: states(h, qid) == [FAILED], what="failed")
-        await asyncio.sleep(0.05)
+        await h.settled()
         assert h.bounces == []
         assert [m for m in h.sinks[0].received] == []
         assert queue.list_entries() == []

@@ -58,7 +58,7 @@ def test_graceful_restart_delivers_each_message_exactly_once(
             await wait_until(lambda: len(sink.received) >= delivered_before_stop,
                              what="some deliveries")
             stopping = asyncio.create_task(h.stop())
-            await asyncio.sleep(0.05)
+            await wait_until(lambda: queue.stopping, what="stop requested")
             gate.set()  # let the messages on the wire finish: stop waits for them
             await stopping
             states = all_states(h, ids)
@@ -68,6 +68,7 @@ def test_graceful_restart_delivers_each_message_exactly_once(
             sink.on_message = None
             await h.start()
             await wait_until(lambda: all_states(h, ids) == [DELIVERED] * 30, what="all done")
+            await h.settled()  # bodies are removed just after the rows are committed
             assert subjects(h) == Counter({f"m{i}": 1 for i in range(30)})
             assert [p for p in os.listdir(tmp_path / "queue") if p.endswith(".eml")] == []
         finally:
@@ -99,8 +100,9 @@ def test_crash_after_remote_250_delivers_at_most_twice_never_zero(
                 await h.start()  # same node id: its own stale leases are released at start
             else:
                 await h.start(node_id="node-b")
-                await asyncio.sleep(0.05)
+                await h.settled()  # node-b looked and left the live lease alone
                 assert h.queue.show(qid).recipients[0].state == DELIVERING
+                assert len(sink.received) == 1
                 h.advance(301)  # the dead node's lease runs out
             await wait_until(lambda: h.queue.show(qid).recipients[0].state == DELIVERED,
                              what="delivered after the crash")
@@ -154,6 +156,7 @@ def test_missing_or_truncated_body_is_moved_aside_and_reported(
             await wait_until(lambda: h.queue.show(fine).recipients[0].state == DELIVERED)
             await wait_until(lambda: h.queue.show(truncated).state == CORRUPT, what="corrupt")
             await wait_until(lambda: h.queue.show(missing).state == CORRUPT, what="corrupt")
+            await h.settled()  # the jobs have finished (and logged) too
             assert subjects(h) == Counter({"c": 1})
             assert (qdir / "corrupt" / f"{truncated}.eml").read_bytes() == data[: len(data) // 2]
             assert not (qdir / f"{truncated}.eml").exists()
@@ -206,8 +209,9 @@ def test_rows_left_delivering_by_a_dead_node_are_reaped(
             claim = queue.store.claim(now, 10, "dead-node/x/1", now + 120)
             assert len(claim.recipients) == 1
             await h.start(node_id="live-node")
-            await asyncio.sleep(0.05)
+            await h.settled()  # the live node looked and left the unexpired lease alone
             assert h.queue.show(qid).recipients[0].state == DELIVERING
+            assert h.received() == []
             h.advance(121)
             await wait_until(lambda: h.queue.show(qid).recipients[0].state == DELIVERED)
             assert len(h.received()) == 1

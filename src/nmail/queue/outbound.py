@@ -276,6 +276,20 @@ class OutboundQueue:
     def inflight(self) -> int:
         return self._scheduler.inflight
 
+    @property
+    def passes(self) -> int:
+        """Looks at the queue this node's scheduler has completed (only grows)."""
+        return self._scheduler.passes
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called (the scheduler is winding down or done)."""
+        return self._scheduler.stopping
+
+    async def settled(self) -> int:
+        """Wait until this node has nothing due left to try; see Scheduler.settled."""
+        return await self._scheduler.settled()
+
     def recover(self, *, orphan_age: float = ORPHAN_AGE) -> list[str]:
         """Move aside body files that have no rows and are older than `orphan_age`."""
         stored = self.spool.stored_ids()

@@ -8,7 +8,9 @@ bounded per destination and in total. Database and file work runs in
 worker threads; the loop only waits.
 
 Time comes from an injectable clock and the loop can be woken from any
-thread, so tests move time forward instead of sleeping.
+thread, so tests move time forward instead of sleeping. To see that
+nothing happens, a test awaits `settled()` (a quiet pass, defined there)
+rather than guessing how long the loop needs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nmail.dns.resolver import MailResolver
 from nmail.queue.bookkeeping import Bookkeeper
 from nmail.queue.jobs import Job, plan_jobs, prepare_job
 from nmail.queue.notices import wants
+from nmail.queue.quiet import QuietPasses, SchedulerStopped
 from nmail.queue.recorder import DeliveryRecorder
 from nmail.queue.route_delivery import deliver_over_route
 from nmail.queue.routing import Route, Router
@@ -92,11 +95,39 @@ class Scheduler:
         self._per_destination: dict[tuple[object, ...], asyncio.Semaphore] = {}
         self._destination_jobs: dict[tuple[object, ...], int] = {}
         self._recorder = DeliveryRecorder(store, spool)
+        self._passes = QuietPasses()
 
     @property
     def inflight(self) -> int:
         """Recipients leased by this node and not yet recorded."""
         return self._inflight
+
+    @property
+    def passes(self) -> int:
+        """Looks at the queue completed since this scheduler was made (only grows)."""
+        return self._passes.done
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called, until the next run()."""
+        return self._stopping
+
+    async def settled(self) -> int:
+        """Wait for a quiet pass and return its number (see `passes`).
+
+        A quiet pass began after this call, so it read the clock as it is
+        now; it claimed nothing; and when it ended no delivery task of this
+        node was in progress. So everything this node could send at that
+        clock time has been tried and its outcome recorded. Rows leased by
+        another node, and rows due later, are left alone. Wakes the
+        scheduler so the pass happens at once. Await it on the scheduler's
+        event loop; it may be awaited before run() starts. Raises
+        SchedulerStopped (nmail.queue.quiet) if the scheduler has ended or
+        ends first; callers bound the wait.
+        """
+        if self._stopped is not None and self._stopped.is_set():
+            raise SchedulerStopped("the queue scheduler is not running")
+        return await self._passes.wait(self.wake)
 
     def wake(self) -> None:
         """Look at the queue now (thread-safe; used by enqueue and by tests)."""
@@ -136,6 +167,7 @@ class Scheduler:
         finally:
             await self._wind_down(graceful)
             self._stopped.set()
+            self._passes.abandon()
 
     async def stop(self) -> None:
         """Finish the messages in progress, give back the rest, and return."""
@@ -167,6 +199,12 @@ class Scheduler:
 
     async def _pass(self) -> bool:
         """One look at the queue; True if work was started."""
+        number = self._passes.begin()
+        started = await self._look()
+        self._passes.end(number, quiet=not started and not self._tasks)
+        return started
+
+    async def _look(self) -> bool:
         now = self._clock()
         if now - self._last_reap >= REAP_EVERY:
             self._last_reap = now
