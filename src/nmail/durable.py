@@ -63,11 +63,16 @@ def write_file(
     will make it durable later with `sync_batch`. On error nothing is left."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+        # One writev for all the chunks (trace headers + message) in the usual
+        # case of a complete write; the loop finishes a short one.
+        views = [memoryview(chunk) for chunk in chunks if chunk]
+        while views:
+            written = os.writev(fd, views)
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
         if mtime is not None:
             os.utime(fd, (mtime, mtime))
         if sync:
@@ -89,7 +94,7 @@ def sync_batch(files: Iterable[Path] = (), directories: Iterable[Path] = ()) -> 
     dir_list = list(dict.fromkeys(directories))
     if _syncfs is not None and len(file_list) + len(dir_list) >= SYNCFS_THRESHOLD:
         devices: dict[int, Path] = {}
-        for path in [*dir_list, *(p.parent for p in file_list)]:
+        for path in dict.fromkeys([*dir_list, *(p.parent for p in file_list)]):
             devices.setdefault(os.stat(path).st_dev, path)
         for directory in devices.values():
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -24,6 +24,7 @@ from nmail.delivery.log import DeliveryLog
 from nmail.directory import Directory
 from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
+from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
 from nmail.mailstore.store import MailStore
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
 
@@ -67,6 +68,15 @@ class _Notifying:
         return queue_id
 
 
+def _index_client(address: str) -> IndexClient:
+    """The connection to the index writer process: on the event loop if one runs here."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return RemoteIndex(address)
+    return LoopRemoteIndex(address, loop)
+
+
 def prepare_data(config: Config) -> str:
     """Once per start, before any worker: migrate the schema and repair the index.
 
@@ -99,12 +109,14 @@ class Runtime:
         throttle: LoginThrottle | None = None,
         migrate: bool = True,
         on_queued: Callable[[], None] | None = None,
+        index_writer: str | None = None,
     ) -> None:
         """`migrate=False`: the schema is known to be current (a worker process).
 
         `on_queued` is called after each message queued for remote delivery:
         a worker process that runs no queue scheduler uses it to wake the one
-        that does.
+        that does. `index_writer`: the socket address of the process that
+        commits deliveries (mailstore.index_service), for worker processes.
         """
         self.config = config
         self.clock = clock
@@ -114,7 +126,13 @@ class Runtime:
         if migrate:
             upgrade(self.engine)
         self.directory = Directory(self.engine, clock, passwords)
-        self.store = MailStore(self.engine, config.mail_dir, config.hostname, clock=clock)
+        self.store = MailStore(
+            self.engine,
+            config.mail_dir,
+            config.hostname,
+            clock=clock,
+            index_client=_index_client(index_writer) if index_writer else None,
+        )
         self.delivery_log = DeliveryLog(config.logs_dir, clock)
         self.throttle = throttle or LoginThrottle(clock=clock)
         self.certificates = self._load_certificates()

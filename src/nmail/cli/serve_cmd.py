@@ -1,16 +1,41 @@
-"""`nmail serve`: run every listener, the queue and the web app in one process."""
+"""`nmail serve`: run every listener, the queue and the web app.
+
+With one worker (`--workers 1`, or `[smtp] workers = 1`) everything runs
+in this process. With more, this process becomes a supervisor
+(servers.smtp_workers): it migrates the schema and repairs the index once,
+binds every listener, then forks the workers. Worker 0 runs every listener,
+the outbound queue and the web app; the others run the port-25 listener
+only, on the same socket, so inbound mail uses every core. Things that
+must exist once (the queue scheduler, POP3's maildrop locks, the login
+throttle of the submission ports) stay in worker 0; the other workers wake
+worker 0's queue through a pipe when they queue mail.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import secrets
 import signal
+import socket
 from typing import Any
 
 from nmail.cli.context import CliContext, CliError
 from nmail.cli.init_cmd import report
-from nmail.config import Listen, listeners_from, load_config, parse_listen
+from nmail.config import (
+    IMPLEMENTED_LISTENERS,
+    Config,
+    Listen,
+    listeners_from,
+    load_config,
+    parse_listen,
+)
 from nmail.datadir import initialize, is_initialized
+
+# Listeners every worker serves; the rest only in worker 0.
+SHARED_LISTENERS = ("smtp",)
 
 
 def register(commands: Any) -> None:
@@ -24,7 +49,32 @@ def register(commands: Any) -> None:
         " http); repeatable",
     )
     p.add_argument("--hostname", metavar="FQDN", help="hostname to use if DIR is initialized now")
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        help="processes serving port 25 (default: [smtp] workers, else one per CPU)",
+    )
     p.set_defaults(handler=run)
+
+
+def worker_count(option: str | None, config: Config) -> int:
+    """--workers, else [smtp] workers, else the number of CPUs; CliError if not >= 1."""
+    if option is not None:
+        value: Any = option
+        where = "--workers"
+    else:
+        smtp = config.raw.get("smtp", {})
+        value = smtp.get("workers") if isinstance(smtp, dict) else None
+        where = "[smtp] workers"
+        if value is None:
+            return max(1, os.cpu_count() or 1)
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise CliError(f"{where}: expected a number of processes, got {value!r}") from None
+    if not 1 <= count <= 256:
+        raise CliError(f"{where}: expected 1 to 256 processes, got {count}")
+    return count
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -32,16 +82,20 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if not is_initialized(ctx.data_dir):
         report(ctx, initialize(ctx.data_dir, hostname=args.hostname))
     config = load_config(ctx.data_dir)
+    workers = worker_count(args.workers, config)
+    listeners = listeners_from(config, overrides)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    return asyncio.run(_serve(ctx, config, listeners_from(config, overrides)))
+    if workers > 1 and any(listen.name in SHARED_LISTENERS for listen in listeners):
+        return _supervise(ctx, config, listeners, workers)
+    return asyncio.run(_serve(ctx, config, listeners))
 
 
-async def _serve(ctx: CliContext, config: Any, listeners: list[Listen]) -> int:
+async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> int:
     from nmail.runtime import Runtime
 
     runtime = Runtime(config)
@@ -58,10 +112,141 @@ async def _serve(ctx: CliContext, config: Any, listeners: list[Listen]) -> int:
             bound = await runtime.start(listeners)
         except OSError as exc:
             raise CliError(str(exc.strerror or exc)) from None
-        where = ", ".join(f"{b.name} {b.host}:{b.port}" for b in bound)
-        ctx.out.print(f"nmail {config.hostname} listening: {where}", soft_wrap=True)
+        _banner(ctx, config, [(b.name, b.host, b.port) for b in bound])
         await stop.wait()
         ctx.out.print("stopping: finishing transactions in progress")
+    finally:
+        await runtime.stop()
+        runtime.close()
+    return 0
+
+
+def _banner(ctx: CliContext, config: Config, bound: list[tuple[str, str, int]]) -> None:
+    where = ", ".join(f"{name} {host}:{port}" for name, host, port in bound)
+    ctx.out.print(f"nmail {config.hostname} listening: {where}", soft_wrap=True)
+
+
+# -- several workers --------------------------------------------------------------
+
+
+def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: int) -> int:
+    from nmail.mailstore.index_service import listen_socket
+    from nmail.runtime import bind_socket, prepare_data
+    from nmail.servers.smtp_workers import WorkerPool, WorkerStartError
+
+    repaired = prepare_data(config)
+    if repaired:
+        ctx.out.print(f"index repair: {repaired}")
+    sockets: list[tuple[str, socket.socket]] = []
+    wake_read, wake_write = os.pipe()
+    index_address = f"\0nmail-index-{os.getpid()}-{secrets.token_hex(8)}"
+    index_listener = listen_socket(index_address)
+    try:
+        for listen in listeners:
+            if listen.name in IMPLEMENTED_LISTENERS:
+                try:
+                    sockets.append((listen.name, bind_socket(listen.host, listen.port)))
+                except OSError as exc:
+                    raise CliError(str(exc.strerror or exc)) from None
+        os.set_blocking(wake_write, False)
+
+        def work(worker: Any) -> int:
+            primary = worker.index == 0
+            mine = [(n, s) for n, s in sockets if primary or n in SHARED_LISTENERS]
+            for name, sock in sockets:
+                if (name, sock) not in mine:
+                    sock.close()
+            index_listener.close()
+            os.close(wake_write if primary else wake_read)
+            pipe = wake_read if primary else wake_write
+            return asyncio.run(_serve_worker(config, worker, mine, primary, pipe, index_address))
+
+        def index_writer(worker: Any) -> int:
+            # Stopped by the supervisor after the workers, never by a terminal's ^C.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for _, sock in sockets:
+                sock.close()
+            os.close(wake_read)
+            os.close(wake_write)
+            return _serve_index_writer(config, worker, index_listener)
+
+        pool = WorkerPool(count, work, service=index_writer)
+        try:
+            pool.start()
+        except WorkerStartError as exc:
+            raise CliError(str(exc)) from None
+        _banner(ctx, config, [(name, *sock.getsockname()[:2]) for name, sock in sockets])
+        pool.run(lambda: ctx.out.print("stopping: finishing transactions in progress"))
+    finally:
+        for _, sock in sockets:
+            sock.close()
+        index_listener.close()
+        os.close(wake_read)
+        os.close(wake_write)
+    return 0
+
+
+def _serve_index_writer(config: Config, worker: Any, listener: socket.socket) -> int:
+    """The process that commits every worker's deliveries to the index."""
+    from nmail.db.engine import make_engine
+    from nmail.mailstore.index_service import serve_index_writer
+
+    engine = make_engine(config.database_url)
+    try:
+        worker.ready()
+        serve_index_writer(engine, listener)
+    finally:
+        engine.dispose()
+    return 0
+
+
+async def _serve_worker(
+    config: Config,
+    worker: Any,
+    sockets: list[tuple[str, socket.socket]],
+    primary: bool,
+    pipe: int,
+    index_address: str,
+) -> int:
+    """One worker: its listeners until SIGTERM; worker 0 also runs the queue."""
+    from nmail.runtime import Runtime
+
+    def poke_queue() -> None:
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
+            os.write(pipe, b"\0")
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        runtime = Runtime(
+            config,
+            migrate=False,
+            on_queued=None if primary else poke_queue,
+            index_writer=index_address,
+        )
+    except Exception as exc:
+        worker.failed(f"worker {worker.index}: {exc}")
+        return 1
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_certificates)
+    try:
+        try:
+            await runtime.start_on(sockets, run_queue=primary)
+        except Exception as exc:
+            worker.failed(f"worker {worker.index}: {exc}")
+            return 1
+        if primary:
+            os.set_blocking(pipe, False)
+
+            def woken() -> None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(pipe, 4096)
+                runtime.wake_queue()
+
+            loop.add_reader(pipe, woken)
+        worker.ready()
+        await stop.wait()
     finally:
         await runtime.stop()
         runtime.close()

@@ -93,6 +93,16 @@ reject_senders = Table(
     UniqueConstraint("account_id", "pattern"),
 )
 
+# One row (id 1): a number every directory change bumps in its own
+# transaction, so caches of directory answers (per process, per node) know in
+# one cheap read whether anything changed since they were filled.
+directory_generation = Table(
+    "directory_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+)
+
 folders = Table(
     "folders",
     metadata,

@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from nmail.config import SmtpSettings
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.log import DeliveryLog
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
 from nmail.directory import Directory
+from nmail.directory.cache import DirectoryCache, NotCached
 from nmail.directory.errors import DirectoryError
 from nmail.directory.model import Account, Resolution
-from nmail.mailstore.store import MailStore, NewMessage, StoreError
+from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.policy import limits, loops, recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
 
@@ -59,6 +61,55 @@ class AuthOutcome:
     delay: float  # seconds the front door should wait before answering a failure
 
 
+@dataclass(frozen=True, slots=True)
+class _Acceptance:
+    """One message past the end-of-data checks: what to store, queue and log."""
+
+    msg_id: str
+    sender: str
+    all_rcpts: list[str]
+    size: int
+    local: list[Account]
+    remote: list[str]
+    items: list[NewMessage]
+    received: bytes
+
+
+class PendingAcceptance:
+    """An accept_now() under way: wait for `stored`, then ask decision()."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        job: _Acceptance | None,
+        stored: Future[Any],
+        decided: Decision | None,
+    ) -> None:
+        self._intake = intake
+        self._job = job
+        self.stored = stored
+        self._decided = decided
+
+    def decision(self) -> Decision | None:
+        """The answer once `stored` is done (it logs the outcome; call it once)."""
+        job = self._job
+        if job is None:
+            return self._decided
+        try:
+            self.stored.result(timeout=0)
+        except FolderGone:
+            return None  # nothing stored: the blocking path looks again
+        except Exception as exc:
+            return self._intake._failed(job, exc)
+        return self._intake._done(job)
+
+
+def _done_future() -> Future[Any]:
+    done: Future[Any] = Future()
+    done.set_result(None)
+    return done
+
+
 class Intake:
     """Protocol-agnostic checks and acceptance of mail for every front door."""
 
@@ -74,6 +125,9 @@ class Intake:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.directory = directory
+        # MAIL and RCPT read the directory through this memory, checked against
+        # the directory generation on every question (see directory.cache).
+        self.lookups = DirectoryCache(directory)
         self.store = store
         self.queue = queue
         self.settings = settings
@@ -81,14 +135,40 @@ class Intake:
         self.log = delivery_log
         self.clock = clock
 
+    def close(self) -> None:
+        self.lookups.close()
+
     # -- MAIL FROM -------------------------------------------------------
 
     def check_sender(self, client: ClientInfo, sender: str, size_hint: int | None) -> Decision:
+        if client.auth_user:
+            self.lookups.refresh()
+        return self._sender_decision(client, sender, size_hint, cached_only=False)
+
+    def check_sender_now(
+        self, client: ClientInfo, sender: str, size_hint: int | None
+    ) -> Decision | None:
+        """check_sender when it can be answered without waiting (from memory); else None.
+
+        Safe to call on an event loop: at most a local SQLite read.
+        """
+        if client.auth_user:
+            if not self.lookups.local:
+                return None
+            self.lookups.refresh()
+        try:
+            return self._sender_decision(client, sender, size_hint, cached_only=True)
+        except NotCached:
+            return None
+
+    def _sender_decision(
+        self, client: ClientInfo, sender: str, size_hint: int | None, *, cached_only: bool
+    ) -> Decision:
         decision = limits.check_size(size_hint or 0, self.settings.max_message_size)
         if not decision.accepted:
             return decision
         if client.auth_user:
-            owned = self.directory.sender_addresses(client.auth_user)
+            owned = self.lookups.sender_addresses(client.auth_user, cached_only=cached_only)
             return senders.check_sender_owned(sender, owned)
         return ACCEPT
 
@@ -97,15 +177,43 @@ class Intake:
     def check_recipient(
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
     ) -> tuple[Decision, Resolution | None]:
+        self.lookups.refresh()
+        return self._recipient_decision(client, sender, address, size_hint, cached_only=False)
+
+    def check_recipient_now(
+        self, client: ClientInfo, sender: str, address: str, size_hint: int | None
+    ) -> tuple[Decision, Resolution | None] | None:
+        """check_recipient when it can be answered from memory; else None.
+
+        Safe to call on an event loop: at most a local SQLite read.
+        """
+        if not self.lookups.local:
+            return None
+        self.lookups.refresh()
         try:
-            resolution = self.directory.resolve(address)
+            return self._recipient_decision(client, sender, address, size_hint, cached_only=True)
+        except NotCached:
+            return None
+
+    def _recipient_decision(
+        self,
+        client: ClientInfo,
+        sender: str,
+        address: str,
+        size_hint: int | None,
+        *,
+        cached_only: bool,
+    ) -> tuple[Decision, Resolution | None]:
+        lookups = self.lookups
+        try:
+            resolution = lookups.resolve(address, cached_only=cached_only)
         except DirectoryError as exc:
             return Decision(501, "5.1.3", f"Bad recipient address syntax: {exc}"), None
         if not resolution.hosted:
             decision = relay.check_relay(
                 client_ip=client.ip,
                 authenticated=client.auth_user is not None,
-                relay_networks=self.directory.relay_networks(),
+                relay_networks=lookups.relay_networks(cached_only=cached_only),
             )
             if decision.accepted and self.queue is None:
                 return Decision(451, "4.3.2", "Outbound delivery is not available"), None
@@ -115,10 +223,13 @@ class Intake:
         checked: list[Account] = []
         first_refusal: Decision | None = None
         for account in resolution.accounts:
+            if account.quota_bytes and cached_only:
+                raise NotCached(account.address)  # usage is read from the index
             decision = recipients.check_account(
                 address=account.address,
                 receive_enabled=account.receive_enabled,
-                sender_rejected=bool(sender) and self.directory.is_rejected(account, sender),
+                sender_rejected=bool(sender)
+                and lookups.is_rejected(account, sender, cached_only=cached_only),
                 usage=self.store.usage(account.id) if account.quota_bytes else 0,
                 quota=account.quota_bytes,
                 size_hint=size_hint or 0,
@@ -140,56 +251,92 @@ class Intake:
 
     def accept(self, envelope: Envelope, content: bytes) -> Decision:
         """Store for local mailboxes and queue for remote ones; 250 only when durable."""
+        job = self._begin(envelope, content)
+        if isinstance(job, Decision):
+            return job
+        try:
+            if job.items:
+                self.store.store(job.items)
+            if job.remote:
+                assert self.queue is not None
+                self.queue.enqueue(
+                    envelope.sender,
+                    job.remote,
+                    job.received + content,
+                    client=envelope.client,
+                    dsn_envid=envelope.dsn_envid,
+                    dsn_ret=envelope.dsn_ret,
+                )
+        except Exception as exc:
+            return self._failed(job, exc)
+        return self._done(job)
+
+    def accept_now(self, envelope: Envelope, content: bytes) -> PendingAcceptance | None:
+        """accept() without blocking the caller, for event loops.
+
+        Only the message files are written here. Once `stored` is done (it
+        completes on the index writer's thread), `decision()` on the
+        caller's thread gives the answer: a 2xx only when the message is
+        durable and indexed. None here, or a decision of None, when this
+        cannot be done without blocking (mail to remote addresses, a mailbox
+        not delivered to yet, a folder that vanished): nothing was stored,
+        call accept() in a worker thread.
+        """
+        if any(r.remote for r in envelope.recipients):
+            return None
+        job = self._begin(envelope, content)
+        if isinstance(job, Decision):
+            return PendingAcceptance(self, None, _done_future(), job)
+        try:
+            stored = self.store.submit(job.items)
+        except Exception as exc:
+            return PendingAcceptance(self, None, _done_future(), self._failed(job, exc))
+        if stored is None:
+            return None
+        return PendingAcceptance(self, job, stored, None)
+
+    def _begin(self, envelope: Envelope, content: bytes) -> _Acceptance | Decision:
+        """The checks at end of data, then what to store and queue (or the refusal)."""
         size = len(content)
         decision = limits.check_size(size, self.settings.max_message_size)
         if decision.accepted:
             decision = loops.check_hops(loops.count_received(content), self.settings.max_hops)
-        msg_id = new_message_id(self.clock())
+        now = self.clock()
+        msg_id = new_message_id(now)
         all_rcpts = [r.address for r in envelope.recipients]
         if not decision.accepted:
             self._log_all(msg_id, envelope.sender, all_rcpts, size, "rejected", decision)
             return decision
-        now = self.clock()
         local, remote = self._split(envelope)
         single = all_rcpts[0] if len(all_rcpts) == 1 else None
         received = received_header(envelope.client, self.hostname, msg_id, single, now)
+        trace = return_path(envelope.sender)
         items = [
             NewMessage(
                 account=account,
                 folder="INBOX",
-                prefix=return_path(envelope.sender) + delivered_to(account.address) + received,
+                prefix=trace + delivered_to(account.address) + received,
                 content=content,
                 internal_date=int(now),
             )
             for account in local
         ]
-        try:
-            if items:
-                self.store.store(items)
-            if remote:
-                assert self.queue is not None
-                self.queue.enqueue(
-                    envelope.sender,
-                    remote,
-                    received + content,
-                    client=envelope.client,
-                    dsn_envid=envelope.dsn_envid,
-                    dsn_ret=envelope.dsn_ret,
-                )
-        except StoreError as exc:
-            log.error("store failed for %s: %s", msg_id, exc)
-            self._log_all(msg_id, envelope.sender, all_rcpts, size, "deferred", TEMP_FAILURE)
-            return TEMP_FAILURE
-        except Exception:
-            log.exception("accepting %s failed", msg_id)
-            self._log_all(msg_id, envelope.sender, all_rcpts, size, "deferred", TEMP_FAILURE)
-            return TEMP_FAILURE
-        done = Decision(250, "2.0.0", f"Ok: queued as {msg_id}")
-        for account in local:
-            self.log.write(msg_id, envelope.sender, account.address, size, "stored", "250 2.0.0")
-        for address in remote:
-            self.log.write(msg_id, envelope.sender, address, size, "queued", "250 2.0.0")
-        return done
+        return _Acceptance(msg_id, envelope.sender, all_rcpts, size, local, remote, items, received)
+
+    def _failed(self, job: _Acceptance, exc: Exception) -> Decision:
+        if isinstance(exc, StoreError):
+            log.error("store failed for %s: %s", job.msg_id, exc)
+        else:
+            log.error("accepting %s failed", job.msg_id, exc_info=exc)
+        self._log_all(job.msg_id, job.sender, job.all_rcpts, job.size, "deferred", TEMP_FAILURE)
+        return TEMP_FAILURE
+
+    def _done(self, job: _Acceptance) -> Decision:
+        for account in job.local:
+            self.log.write(job.msg_id, job.sender, account.address, job.size, "stored", "250 2.0.0")
+        for address in job.remote:
+            self.log.write(job.msg_id, job.sender, address, job.size, "queued", "250 2.0.0")
+        return Decision(250, "2.0.0", f"Ok: queued as {job.msg_id}")
 
     def _split(self, envelope: Envelope) -> tuple[list[Account], list[str]]:
         """Local mailboxes (each once) and remote addresses (each once)."""

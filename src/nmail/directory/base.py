@@ -11,6 +11,7 @@ from sqlalchemy import Connection, CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
 
 from nmail.directory.errors import Conflict
+from nmail.directory.generation import bump_generation
 from nmail.directory.passwords import PasswordHashing
 
 
@@ -39,10 +40,13 @@ class DirectoryBase:
         """One transaction; a unique-key violation becomes Conflict(conflict).
 
         The checks before each insert give the precise message; the database
-        constraint catches the race where two admins add the same thing.
+        constraint catches the race where two admins add the same thing. The
+        directory generation is bumped first, in the same transaction, so every
+        cache of directory answers sees the change with it.
         """
         try:
             with self._engine.begin() as conn:
+                bump_generation(conn)
                 yield conn
         except IntegrityError:
             raise Conflict(conflict) from None

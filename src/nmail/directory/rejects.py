@@ -55,6 +55,14 @@ class RejectsMixin(AccountsMixin):
             )
             return [str(r.pattern) for r in rows]
 
+    def reject_patterns(self, account_id: int) -> frozenset[str]:
+        """The reject list of the account with id `account_id` (empty if none or gone)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(reject_senders.c.pattern).where(reject_senders.c.account_id == account_id)
+            )
+            return frozenset(str(r.pattern) for r in rows)
+
     def is_rejected(self, account: Account, sender: str) -> bool:
         """Whether `account` refuses mail from envelope sender `sender`.
 

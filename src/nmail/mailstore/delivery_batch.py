@@ -10,8 +10,11 @@ caller can retry or discard, and no file is left in new/ without a row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import disk_name, final_filename
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.writer import file_lock, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,57 @@ _update_folder = (
         total_size=folders.c.total_size + bindparam("b_size"),
     )
 )
+# One folder row, locked: in id order, so two nodes delivering to the same
+# folders cannot deadlock. (SQLite has no FOR UPDATE; BEGIN IMMEDIATE locks.)
+_lock_folder = (
+    select(folders.c.next_uid, folders.c.highest_modseq)
+    .where(folders.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_ROW_KEYS = (
+    "folder_id", "uid", "modseq", "filename", "in_new", "flags", "size", "internal_date",
+    "date", "from_name", "from_addr", "to_addrs", "cc_addrs", "subject", "message_id",
+    "in_reply_to", "thread_id", "has_attachments", "preview",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """A statement compiled once per dialect, run with exec_driver_sql.
+
+    The delivery path runs the same three statements for every batch; going
+    through the driver directly skips SQLAlchemy's per-execution statement
+    building and cache-key work (measured: ~250 µs a batch, most of its cost).
+    """
+
+    sql: str
+    keys: tuple[str, ...] | None  # positional parameter order; None: named
+
+    def params(self, values: dict[str, Any]) -> Any:
+        if self.keys is None:
+            return values
+        return tuple(values[key] for key in self.keys)
+
+
+_compiled: dict[tuple[str, str], tuple[_Statement, _Statement, _Statement]] = {}
+
+
+def _statements(conn: Connection) -> tuple[_Statement, _Statement, _Statement]:
+    dialect = conn.dialect
+    key = (dialect.name, dialect.paramstyle)
+    found = _compiled.get(key)
+    if found is None:
+        made = []
+        for stmt, columns in (
+            (_lock_folder, None),
+            (messages.insert(), list(_ROW_KEYS)),
+            (_update_folder, None),
+        ):
+            compiled = stmt.compile(dialect=dialect, column_keys=columns)
+            positional = compiled.positional and compiled.positiontup
+            made.append(_Statement(compiled.string, tuple(positional) if positional else None))
+        found = _compiled[key] = (made[0], made[1], made[2])
+    return found
 
 
 def deliver_batch(conn: Connection, items: list[PreparedMessage]) -> list[StoredMessage]:
@@ -65,8 +119,8 @@ def deliver_batch(conn: Connection, items: list[PreparedMessage]) -> list[Stored
     renamed: list[tuple[Path, Path]] = []
     sync_batch(files=[item.tmp_path for item in items])
     try:
-        with write_transaction(conn):
-            stored, moves = _index(conn, items)
+        with _transaction(conn) as execute:
+            stored, moves = _index(execute, _statements(conn), items)
             targets: set[Path] = set()
             for src, dst in moves:
                 os.rename(src, dst)
@@ -79,24 +133,68 @@ def deliver_batch(conn: Connection, items: list[PreparedMessage]) -> list[Stored
         raise
 
 
+# execute(sql, parameters, many) -> the first row (or None); parameters as _Statement.params
+Execute = Callable[[str, Any, bool], Any]
+
+
+@contextmanager
+def _transaction(conn: Connection) -> Iterator[Execute]:
+    """The delivery's write transaction.
+
+    On SQLite it runs on the driver's connection directly: SQLAlchemy's
+    transaction and execution bookkeeping cost about 100 µs a batch, more
+    than SQLite's own work. Driver errors become StoreError.
+    """
+    if conn.dialect.name != "sqlite" or conn.in_transaction():
+        with write_transaction(conn):
+
+            def execute(sql: str, params: Any, many: bool) -> Any:
+                result = conn.exec_driver_sql(sql, params)
+                return None if many else result.first()
+
+            yield execute
+        return
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    errors = conn.dialect.loaded_dbapi.Error
+    with file_lock(conn.engine.url.database):
+        cursor = driver.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+
+            def raw(sql: str, params: Any, many: bool) -> Any:
+                if many:
+                    cursor.executemany(sql, params)
+                    return None
+                return cursor.execute(sql, params).fetchone()
+
+            try:
+                yield raw
+            except BaseException:
+                driver.rollback()
+                raise
+            driver.commit()
+        except errors as exc:
+            with contextlib.suppress(errors):
+                driver.rollback()
+            raise StoreError(f"index write failed: {exc}") from exc
+        finally:
+            cursor.close()
+
+
 def _index(
-    conn: Connection, items: list[PreparedMessage]
+    execute: Execute,
+    statements: tuple[_Statement, _Statement, _Statement],
+    items: list[PreparedMessage],
 ) -> tuple[list[StoredMessage], list[tuple[Path, Path]]]:
-    folder_ids = sorted({item.folder_id for item in items})
-    # Locks in id order, so two nodes delivering to the same folders cannot deadlock.
-    locked = conn.execute(
-        select(folders.c.id, folders.c.next_uid, folders.c.highest_modseq)
-        .where(folders.c.id.in_(folder_ids))
-        .order_by(folders.c.id)
-        .with_for_update()
-    ).all()
+    lock, insert, update_folder = statements
     state: dict[int, list[int]] = {}
-    for fid, next_uid, modseq in locked:
-        state[fid] = [int(next_uid), int(modseq) + 1, 0, 0]  # next uid, modseq, count, size
-    missing = [fid for fid in folder_ids if fid not in state]
-    if missing:
-        raise FolderGone(f"folder {missing[0]} no longer exists")
-    rows: list[dict[str, Any]] = []
+    for fid in sorted({item.folder_id for item in items}):
+        locked = execute(lock.sql, lock.params({"b_id": fid}), False)
+        if locked is None:
+            raise FolderGone(f"folder {fid} no longer exists")
+        state[fid] = [int(locked[0]), int(locked[1]) + 1, 0, 0]  # next uid, modseq, count, size
+    rows: list[Any] = []
     stored: list[StoredMessage] = []
     moves: list[tuple[Path, Path]] = []
     for item in items:
@@ -114,18 +212,19 @@ def _index(
             in_new=item.in_new, flags=item.flags_text, size=item.size,
             internal_date=item.internal_date,
         )
-        rows.append(row)
+        rows.append(insert.params(row))
         stored.append(StoredMessage(item.account_id, item.folder_id, uid, item.size,
                                     item.base, path))
         moves.append((item.tmp_path, path))
-    conn.execute(messages.insert(), rows)
-    conn.execute(
-        _update_folder,
+    execute(insert.sql, rows, True)
+    execute(
+        update_folder.sql,
         [
-            {"b_id": fid, "b_next_uid": st[0], "b_modseq": st[1], "b_count": st[2],
-             "b_size": st[3]}
+            update_folder.params({"b_id": fid, "b_next_uid": st[0], "b_modseq": st[1],
+                                  "b_count": st[2], "b_size": st[3]})
             for fid, st in state.items()
         ],
+        True,
     )
     return stored, moves
 

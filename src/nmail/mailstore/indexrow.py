@@ -50,6 +50,22 @@ def _text(value: str, limit: int) -> str:
     return value
 
 
+# The keys summary_columns() returns, in a fixed order (the index writer's wire).
+SUMMARY_KEYS = (
+    "date",
+    "from_name",
+    "from_addr",
+    "to_addrs",
+    "cc_addrs",
+    "subject",
+    "message_id",
+    "in_reply_to",
+    "thread_id",
+    "has_attachments",
+    "preview",
+)
+
+
 def summary_columns(summary: MessageSummary, internal_date: int) -> dict[str, Any]:
     """The summary's columns, fitted to the schema; `date` falls back to arrival time."""
     date = summary.date if 0 < summary.date < _MAX_TIME else internal_date

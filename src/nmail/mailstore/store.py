@@ -1,19 +1,20 @@
 """The mail store: Maildir++ files plus their SQL index, and nothing else touches either.
 
-Deliveries write and fsync each file into `tmp/` in the caller's thread (so
-fsyncs run in parallel), then hand it to the index writer thread, which
-allocates UIDs, inserts rows, renames into `new/`, fsyncs the directories and
-commits many deliveries at once. `store()` returns only after that commit.
+Deliveries write each file into `tmp/` in the caller's thread, then hand it
+to the index writer (this process's writer thread, or in `nmail serve`'s
+worker processes the index writer process, see index_service), which flushes
+a whole batch of files at once, allocates UIDs, inserts rows, renames into
+`new/`, flushes the directories and commits. `store()` returns only after
+that commit; `submit()` returns a Future of it, for event loops.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -27,10 +28,10 @@ from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_
 from nmail.mailstore.folder_rows import create_empty_folders
 from nmail.mailstore.folder_sync import FolderTarget
 from nmail.mailstore.folderscan import scan_messages
-from nmail.mailstore.indexrow import summarize, summary_columns
+from nmail.mailstore.index_client import IndexClient
 from nmail.mailstore.layout import LayoutError, make_folder_dirs
 from nmail.mailstore.mailboxes import Mailbox, mailbox_by_id
-from nmail.mailstore.messagefile import locate, write_durably
+from nmail.mailstore.messagefile import locate
 from nmail.mailstore.model import (
     FOLDERS,
     FolderInfo,
@@ -42,13 +43,21 @@ from nmail.mailstore.model import (
     StoreError,
     SyncReport,
 )
-from nmail.mailstore.names import flags_to_letters, format_flags, host_token, new_base
-from nmail.mailstore.names import normalize_flags as _normalize_flags
+from nmail.mailstore.names import host_token
+from nmail.mailstore.preparing import (
+    Checked,
+    check_flags,
+    discard,
+    discard_on_failure,
+    normalized_flags,
+    prepare_all,
+)
 from nmail.mailstore.rebuild import Rebuilder
 from nmail.mailstore.writer import IndexWriter
 
 __all__ = [
     "FOLDERS",
+    "FolderGone",
     "FolderInfo",
     "MailStore",
     "MessageRef",
@@ -59,8 +68,6 @@ __all__ = [
     "StoredMessage",
     "SyncReport",
 ]
-
-_MAX_TIME = 2**62
 
 
 P = ParamSpec("P")
@@ -89,11 +96,8 @@ def _mailbox(account: Account) -> Mailbox:
     return Mailbox(account.id, account.domain, account.userid)
 
 
-def _flags(flags: Iterable[str]) -> frozenset[str]:
-    try:
-        return _normalize_flags(frozenset(flags))
-    except ValueError as exc:
-        raise StoreError(str(exc)) from None
+class _NotKnown(Exception):
+    """A folder's location is not in memory (submit() does no database reads)."""
 
 
 def _uid_list(uids: Iterable[int]) -> list[int]:
@@ -107,12 +111,20 @@ class MailStore:
     """Stores, lists, reads, flags and expunges messages; rebuilds the index."""
 
     def __init__(self, engine: Engine, mail_dir: Path, hostname: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 index_client: IndexClient | None = None) -> None:
+        """`index_client`: where deliveries are committed when another process
+        does it (a worker process of `nmail serve`); default: this process's
+        writer thread."""
         self._engine = engine
         self._mail_dir = Path(mail_dir)
         self._host = host_token(hostname)
         self._clock = clock
         self._writer = IndexWriter(engine, deliver_batch)
+        self._remote = index_client
+        self._commit: Callable[[list[PreparedMessage]], Future[list[StoredMessage]]] = (
+            self._remote.submit if self._remote else self._writer.deliver
+        )
         self._rebuilder = Rebuilder(engine, self._writer, self._mail_dir, clock)
         # (account id, domain, userid, folder) -> (folder id, folder directory)
         self._folders: dict[tuple[int, str, str, str], tuple[int, Path]] = {}
@@ -121,6 +133,8 @@ class MailStore:
     def close(self) -> None:
         """Stop the writer thread after the queued work; idempotent."""
         self._writer.close()
+        if self._remote is not None:
+            self._remote.close()
 
     # -- accounts and folders ------------------------------------------------
 
@@ -219,50 +233,62 @@ class MailStore:
             self._forget(items)
             return self._store_once(items)
 
-    def _store_once(self, items: Sequence[NewMessage]) -> list[StoredMessage]:
-        checked = []
-        for item in items:
-            flags = _flags(item.flags)
-            date = item.internal_date
-            if date is not None and not 0 <= date < _MAX_TIME:
-                raise StoreError(f"bad internal date {date}")
-            try:
-                flags_text = format_flags(flags)
-            except ValueError as exc:
-                raise StoreError(str(exc)) from None
-            loc = self._location(_mailbox(item.account), item.folder, item.account)
-            checked.append((item, loc, flags, flags_text))
-        prepared: list[PreparedMessage] = []
+    def submit(self, items: Sequence[NewMessage]) -> Future[list[StoredMessage]] | None:
+        """store() without waiting for the commit: the Future gives its result.
+
+        For callers on an event loop: the message files are written here (no
+        flush: that is the writer's, per batch), nothing else blocks. None
+        when a folder is not known in memory yet (or vanished): nothing was
+        written, and store() in a worker thread does it all.
+        """
+        if not items:
+            done: Future[list[StoredMessage]] = Future()
+            done.set_result([])
+            return done
         try:
-            for item, (folder_id, path), flags, flags_text in checked:
-                prepared.append(self._prepare(item, folder_id, path, flags, flags_text))
-            result: list[StoredMessage] = self._writer.deliver(prepared).result()
+            checked = self._check(items, known_only=True)
+        except _NotKnown:
+            return None
+        try:
+            prepared = prepare_all(checked, self._host, self._clock)
+        except FolderGone:
+            self._forget(items)
+            return None
+        except OSError as exc:
+            raise StoreError(f"could not store the message: {exc}") from exc
+        try:
+            future = self._commit(prepared)
+        except BaseException:
+            discard(prepared)
+            raise
+        future.add_done_callback(lambda f: discard_on_failure(f, prepared))
+        return future
+
+    def _store_once(self, items: Sequence[NewMessage]) -> list[StoredMessage]:
+        if self._remote is not None and not self._remote.can_wait():
+            raise StoreError("store() on the event loop would never return; use submit()")
+        prepared = prepare_all(self._check(items, known_only=False), self._host, self._clock)
+        try:
+            result: list[StoredMessage] = self._commit(prepared).result()
             return result
         except BaseException:
-            for p in prepared:
-                with contextlib.suppress(OSError):
-                    os.unlink(p.tmp_path)
+            discard(prepared)
             raise
 
-    def _prepare(self, item: NewMessage, folder_id: int, path: Path,
-                 flags: frozenset[str], flags_text: str) -> PreparedMessage:
-        now = self._clock()
-        internal = item.internal_date if item.internal_date is not None else int(now)
-        columns = summary_columns(summarize(item.content), internal)
-        base = new_base(self._host, now)
-        tmp = path / "tmp" / base
-        try:
-            # Flushed with the rest of its batch by the writer (group commit).
-            write_durably(tmp, (item.prefix, item.content), internal, sync=False)
-        except FileNotFoundError:
-            # Someone removed the Maildir under us: store() looks the folder up again.
-            raise FolderGone(f"the directory of folder {item.folder} is missing") from None
-        return PreparedMessage(
-            account_id=item.account.id, folder_id=folder_id, folder_dir=path, tmp_path=tmp,
-            base=base, size=len(item.prefix) + len(item.content), flags_text=flags_text,
-            letters=flags_to_letters(flags), in_new=not flags, internal_date=internal,
-            columns=columns,
-        )
+    def _check(self, items: Sequence[NewMessage], *, known_only: bool) -> list[Checked]:
+        checked = []
+        for item in items:
+            flags, flags_text = check_flags(item)
+            a = item.account
+            found = self._folders.get((a.id, a.domain, a.userid, item.folder))
+            if found is not None:
+                loc = found
+            elif known_only:
+                raise _NotKnown
+            else:
+                loc = self._location(_mailbox(a), item.folder, a)
+            checked.append((item, loc, flags, flags_text))
+        return checked
 
     # -- reading ---------------------------------------------------------------
 
@@ -337,7 +363,7 @@ class MailStore:
                   add: frozenset[str] = frozenset(),
                   remove: frozenset[str] = frozenset()) -> None:
         """Add and remove IMAP flags; files move to cur/ with the matching letters."""
-        plus, minus = _flags(add), _flags(remove)
+        plus, minus = normalized_flags(add), normalized_flags(remove)
         wanted = _uid_list(uids)
         if not wanted or not (plus or minus):
             return

@@ -9,7 +9,9 @@ time. A failed batch is retried job by job so one bad job cannot fail others.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -35,11 +37,90 @@ def write_transaction(conn: Connection) -> Iterator[None]:
     On SQLite, `BEGIN IMMEDIATE` takes the database's write lock up front, which
     is what `SELECT ... FOR UPDATE` on the folder row does on the servers: it
     also keeps another process (a `nmail dbsync` beside `nmail serve`) out.
+    Writers of this package also queue on a lock file first (see _FileLock).
     """
-    with conn.begin():
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            yield
+        return
+    with file_lock(conn.engine.url.database), conn.begin():
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield
+
+
+class _FileLock:
+    """An exclusive flock(2) on `<database>.writer-lock`, plus a thread lock.
+
+    SQLite's own wait for a busy database is a sleep-and-retry loop (1, 2, 5,
+    10... ms), so index writers of several processes (`nmail serve`'s
+    processes, `nmail dbsync`) taking turns through it lose most of their
+    time asleep. Queued on a lock file instead, the next writer wakes the
+    moment the last one commits. SQLite's lock stays what keeps the database
+    consistent; this one only orders the waiting.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.pid = os.getpid()
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.threads = threading.Lock()
+        self.closed = False
+
+
+_file_locks: dict[str, _FileLock] = {}
+_file_locks_guard = threading.Lock()
+MAX_LOCK_FILES = 16
+
+
+def _lock_for(database: str) -> _FileLock | None:
+    with _file_locks_guard:
+        lock = _file_locks.get(database)
+        # A lock inherited through fork() is the parent's: flock would not
+        # keep the two processes apart, so a child opens its own.
+        if lock is None or lock.pid != os.getpid():
+            _forget_idle_locks()
+            try:
+                lock = _file_locks[database] = _FileLock(database + ".writer-lock")
+            except OSError:
+                return None  # e.g. a read-only directory: SQLite's waiting still works
+        return lock
+
+
+def _forget_idle_locks() -> None:
+    """Close the lock files of databases not written to now (tests open many)."""
+    for path, lock in list(_file_locks.items()):
+        if len(_file_locks) < MAX_LOCK_FILES:
+            return
+        if lock.pid != os.getpid():
+            del _file_locks[path]
+            os.close(lock.fd)  # this process's copy of the parent's descriptor
+        elif lock.threads.acquire(blocking=False):
+            del _file_locks[path]
+            lock.closed = True
+            os.close(lock.fd)
+            lock.threads.release()
+
+
+@contextmanager
+def file_lock(database: str | None) -> Iterator[None]:
+    """Hold the writers' lock file of SQLite database `database` (no-op if none)."""
+    lock = None
+    if database and database != ":memory:" and not database.startswith("file:"):
+        while (lock := _lock_for(database)) is not None:
+            lock.threads.acquire()
+            if not lock.closed:
+                break
+            lock.threads.release()  # closed meanwhile as idle: take a fresh one
+    if lock is None:
+        yield
+        return
+    try:
+        fcntl.flock(lock.fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fd, fcntl.LOCK_UN)
+    finally:
+        lock.threads.release()
 
 
 @dataclass(slots=True)

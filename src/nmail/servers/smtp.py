@@ -28,7 +28,7 @@ from nmail.servers.smtp_auth import (
     PasswordDirectory,
     SmtpAuthenticator,
 )
-from nmail.servers.smtp_backend import AuthOutcome, SmtpBackend
+from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
 from nmail.servers.smtp_session import SessionSetup, SmtpSession
 
 __all__ = [
@@ -99,6 +99,7 @@ class SmtpServer:
         self._sessions: set[SmtpSession] = set()
         self._closing = False
         self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
+        self._auth_by_ip: dict[str, bool] = {}
         self._setups: dict[bool, SessionSetup] = {}
 
     @property
@@ -215,7 +216,14 @@ class SmtpServer:
         return context
 
     def _plaintext_auth_allowed(self, ip: str) -> bool:
-        return ip_in_networks(ip, self._networks)
+        # Asked at every connection; parsing the address costs more than the rest.
+        found = self._auth_by_ip.get(ip)
+        if found is None:
+            found = ip_in_networks(ip, self._networks)
+            if len(self._auth_by_ip) >= 4096:
+                self._auth_by_ip.clear()
+            self._auth_by_ip[ip] = found
+        return found
 
     def _new_session(self) -> SmtpSession:
         return SmtpSession(self, self._setup())
@@ -244,6 +252,7 @@ class SmtpServer:
         return SessionSetup(
             options=options,
             backend=self.backend,
+            inline=self.backend if isinstance(self.backend, InlineChecks) else None,
             executor=self.executor,
             tls_context=self._current_tls_context,
             implicit_tls=s.role == "submissions",

@@ -9,13 +9,14 @@ puts the two behind the one `SmtpBackend` contract the server calls.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.directory.model import AuthResult, AuthStatus, Resolution
 from nmail.directory.throttle import LoginThrottle
 from nmail.policy.decision import Decision
-from nmail.servers.smtp_backend import AuthOutcome
+from nmail.servers.smtp_backend import AuthOutcome, PendingDecision
 
 log = logging.getLogger("nmail.smtp")
 
@@ -74,9 +75,33 @@ class IntakeBackend:
     def __init__(self, intake: MailIntake, authenticator: SmtpAuthenticator) -> None:
         self.intake = intake
         self.authenticator = authenticator
+        # The intake's answers from memory, when it has them (delivery.Intake does).
+        self._sender_now: Callable[..., Decision | None] | None = getattr(
+            intake, "check_sender_now", None
+        )
+        self._recipient_now: Callable[..., tuple[Decision, Resolution | None] | None] | None = (
+            getattr(intake, "check_recipient_now", None)
+        )
+        self._accept_now: Callable[..., PendingDecision | None] | None = getattr(
+            intake, "accept_now", None
+        )
 
     def check_sender(self, client: ClientInfo, sender: str, size_hint: int | None) -> Decision:
         return self.intake.check_sender(client, sender, size_hint)
+
+    def check_sender_now(
+        self, client: ClientInfo, sender: str, size_hint: int | None
+    ) -> Decision | None:
+        if self._sender_now is None:
+            return None
+        return self._sender_now(client, sender, size_hint)
+
+    def check_recipient_now(
+        self, client: ClientInfo, sender: str, address: str, size_hint: int | None
+    ) -> tuple[Decision, Resolution | None] | None:
+        if self._recipient_now is None:
+            return None
+        return self._recipient_now(client, sender, address, size_hint)
 
     def check_recipient(
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
@@ -85,6 +110,11 @@ class IntakeBackend:
 
     def accept(self, envelope: Envelope, content: bytes) -> Decision:
         return self.intake.accept(envelope, content)
+
+    def accept_now(self, envelope: Envelope, content: bytes) -> PendingDecision | None:
+        if self._accept_now is None:
+            return None
+        return self._accept_now(envelope, content)
 
     def authenticate(self, username: str, password: str, client_ip: str) -> AuthOutcome:
         return self.authenticator.authenticate(username, password, client_ip)

@@ -1,13 +1,16 @@
 """What the SMTP server needs from the core: the contract `delivery.Intake` fulfils.
 
 The methods are synchronous (they touch the database and the disk); the
-server calls them in an executor, never on the event loop.
+server calls them in an executor, never on the event loop. A backend may
+also offer InlineChecks: answers it can give on the loop without blocking,
+tried first.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.directory.model import Resolution
@@ -50,4 +53,40 @@ class SmtpBackend(Protocol):
 
     def authenticate(self, username: str, password: str, client_ip: str) -> AuthOutcome:
         """Check SMTP AUTH credentials (throttled by the implementation)."""
+        ...
+
+
+@runtime_checkable
+class InlineChecks(Protocol):
+    """What a backend may also offer: answers started or computed on the event loop.
+
+    Each returns None when the answer needs blocking work (a database round
+    trip, a cache miss); the server then calls the SmtpBackend method in its
+    executor. They must never block: memory, at most a local SQLite read,
+    and for accept_now writing the message files (not flushing them).
+    """
+
+    def check_sender_now(
+        self, client: ClientInfo, sender: str, size_hint: int | None
+    ) -> Decision | None: ...
+
+    def check_recipient_now(
+        self, client: ClientInfo, sender: str, address: str, size_hint: int | None
+    ) -> tuple[Decision, Resolution | None] | None: ...
+
+    def accept_now(self, envelope: Envelope, content: bytes) -> PendingDecision | None:
+        """Start accept() without blocking."""
+        ...
+
+
+class PendingDecision(Protocol):
+    """An accept started by InlineChecks.accept_now."""
+
+    @property
+    def stored(self) -> Future[Any]:
+        """Done (on some other thread) once decision() can answer."""
+        ...
+
+    def decision(self) -> Decision | None:
+        """The answer; None means "call accept()" (nothing was stored)."""
         ...

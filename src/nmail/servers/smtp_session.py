@@ -1,5 +1,8 @@
 """One SMTP connection on the event loop: bytes from the socket into an
-SmtpConnection, its events to the backend (in an executor), replies back.
+SmtpConnection, its events to the backend, replies back.
+
+The backend answers from memory on the loop where it can (InlineChecks),
+else in an executor (see smtp_calls).
 
 An asyncio.Protocol rather than streams: data arrives in large chunks and
 is handed to the sans-IO connection as is, with no per-line awaits.
@@ -8,7 +11,6 @@ is handed to the sans-IO connection as is, with no per-line awaits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -31,7 +33,8 @@ from nmail.protocols.smtp import (
     StartTls,
 )
 from nmail.protocols.smtp import replies as r
-from nmail.servers.smtp_backend import SmtpBackend
+from nmail.servers.smtp_backend import InlineChecks, SmtpBackend
+from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking, wait_decision
 
 if TYPE_CHECKING:
     from nmail.servers.smtp import SmtpServer
@@ -39,47 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("nmail.smtp")
 
 T = TypeVar("T")
-LOCAL_ERROR = Decision(451, "4.3.0", "Temporary local error")
 AUTH_UNAVAILABLE = Decision(454, "4.7.0", "Temporary authentication failure")
 # Stop reading from a client that pipelines this much while we wait on the backend.
 MAX_PENDING_INPUT = 1 << 20
-
-
-def _set_result(future: asyncio.Future[T], result: T) -> None:
-    if not future.done():  # done: the session was cancelled meanwhile
-        future.set_result(result)
-
-
-def _set_error(future: asyncio.Future[T], error: Exception) -> None:
-    if not future.done():
-        future.set_exception(error)
-
-
-async def run_blocking(
-    loop: asyncio.AbstractEventLoop, executor: Executor | None, fn: Callable[..., T], *args: object
-) -> T:
-    """fn(*args) in a worker thread.
-
-    With an executor, the result comes back by one call_soon_threadsafe
-    instead of run_in_executor's chained concurrent future: measured here,
-    that saves about a fifth of the server's CPU per message.
-    """
-    if executor is None:
-        return await loop.run_in_executor(None, fn, *args)
-    future: asyncio.Future[T] = loop.create_future()
-
-    def work() -> None:
-        # RuntimeError from call_soon_threadsafe: the loop is gone, nobody waits.
-        with contextlib.suppress(RuntimeError):
-            try:
-                result = fn(*args)
-            except Exception as exc:
-                loop.call_soon_threadsafe(_set_error, future, exc)
-            else:
-                loop.call_soon_threadsafe(_set_result, future, result)
-
-    executor.submit(work)
-    return await future
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +53,7 @@ class SessionSetup:
 
     options: SmtpOptions
     backend: SmtpBackend
+    inline: InlineChecks | None  # the backend's answers from memory, if it offers them
     executor: Executor | None
     tls_context: Callable[[], ssl.SSLContext | None]
     implicit_tls: bool  # the listener wraps connections in TLS before connection_made
@@ -107,6 +73,7 @@ class SmtpSession(asyncio.Protocol):
         self._conn: SmtpConnection | None = None
         self._ip = ""
         self._tls_description: str | None = None
+        self._client_info: ClientInfo | None = None
         self._resolutions: list[Resolution] = []
         self._waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
@@ -215,9 +182,17 @@ class SmtpSession(asyncio.Protocol):
         conn = self._conn
         assert conn is not None
         if isinstance(event, MailFrom):
-            decision = await self._call(
-                self._setup.backend.check_sender, self._client(), event.address, event.params.size
-            )
+            client = self._client()
+            inline = self._setup.inline
+            decision = None
+            if inline is not None:
+                decision = self._now(
+                    inline.check_sender_now, client, event.address, event.params.size
+                )
+            if decision is None:
+                decision = await self._call(
+                    self._setup.backend.check_sender, client, event.address, event.params.size
+                )
             if decision is None:
                 conn.reject(LOCAL_ERROR)
                 return
@@ -243,13 +218,16 @@ class SmtpSession(asyncio.Protocol):
         conn = self._conn
         assert conn is not None
         sender = conn.sender or ""
-        answer = await self._call(
-            self._setup.backend.check_recipient,
-            self._client(),
-            sender,
-            event.address,
-            conn.mail_params.size,
-        )
+        client = self._client()
+        size = conn.mail_params.size
+        inline = self._setup.inline
+        answer = None
+        if inline is not None:
+            answer = self._now(inline.check_recipient_now, client, sender, event.address, size)
+        if answer is None:
+            answer = await self._call(
+                self._setup.backend.check_recipient, client, sender, event.address, size
+            )
         if answer is None:
             conn.reject(LOCAL_ERROR)
             return
@@ -277,7 +255,14 @@ class SmtpSession(asyncio.Protocol):
             dsn_notify=tuple(",".join(p.notify) if p.notify else None for _, p in accepted),
             dsn_orcpt=tuple(p.orcpt for _, p in accepted),
         )
-        decision = await self._call(self._setup.backend.accept, envelope, event.content)
+        decision = None
+        inline = self._setup.inline
+        if inline is not None:
+            started = self._now(inline.accept_now, envelope, event.content)
+            if started is not None:
+                decision = await wait_decision(self._loop, self._ip, started)
+        if decision is None:
+            decision = await self._call(self._setup.backend.accept, envelope, event.content)
         self._resolutions = []
         if self._lost:
             return
@@ -302,24 +287,28 @@ class SmtpSession(asyncio.Protocol):
             if not self._lost:
                 conn.auth_failed(outcome.reply)
 
+    def _now(self, fn: Callable[..., T | None], *args: object) -> T | None:
+        return answer_now(self._ip, fn, *args)
+
     async def _call(self, fn: Callable[..., T], *args: object) -> T | None:
-        """Run a backend method in the executor; None (and a log line) when it raised."""
-        try:
-            return await run_blocking(self._loop, self._setup.executor, fn, *args)
-        except Exception:
-            log.exception("SMTP backend %s failed (client %s)", fn.__name__, self._ip)
-            return None
+        return await call_blocking(self._loop, self._setup.executor, self._ip, fn, *args)
 
     def _client(self) -> ClientInfo:
         conn = self._conn
         assert conn is not None
-        return ClientInfo(
-            ip=self._ip,
-            helo=conn.helo or "",
-            protocol=conn.received_protocol,
-            auth_user=conn.authenticated_as,
-            tls=self._tls_description,
-        )
+        helo, protocol, auth = conn.helo or "", conn.received_protocol, conn.authenticated_as
+        known = self._client_info
+        if (
+            known is None
+            or known.helo != helo
+            or known.protocol != protocol
+            or known.auth_user != auth
+            or known.tls != self._tls_description
+        ):
+            known = self._client_info = ClientInfo(
+                ip=self._ip, helo=helo, protocol=protocol, auth_user=auth, tls=self._tls_description
+            )
+        return known
 
     async def _start_tls(self) -> bool:
         """Handshake on the current transport; False (logged) when it fails."""

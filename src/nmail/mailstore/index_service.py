@@ -1,0 +1,227 @@
+"""The delivery index writer as a process of its own, for several worker processes.
+
+In one Python process the index writer thread and the event loop take turns
+on the GIL at every system call either makes (each SQLite step, rename,
+fsync), and those hand-offs cost more CPU than the work. With worker
+processes, one process does every delivery's index write instead:
+`serve_index_writer` takes delivery batches from the workers over a local
+stream socket, commits them together (group commit across workers: one
+flush and one transaction for all) with `deliver_batch`, and answers each.
+A worker's `MailStore` sends its deliveries there with
+`index_client.RemoteIndex`; answers go back in request order.
+
+The wire format is in index_wire. The writer talks only to processes of
+its own user (SO_PEERCRED), who could do anything it can anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
+from nmail.mailstore.index_wire import LENGTH, MAX_FRAME, decode_items, encode_stored, frame
+from nmail.mailstore.model import StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ITEMS = 256
+
+
+def listen_socket(address: str) -> socket.socket:
+    """The writer process's listening socket (made before the fork, so workers never wait)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(address)
+        sock.listen(256)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@dataclass(slots=True)
+class _Client:
+    sock: socket.socket
+    buffer: bytearray = field(default_factory=bytearray)
+
+    def frames(self) -> list[Any]:
+        """Complete requests received so far (raises ValueError on a bad frame)."""
+        out = []
+        while len(self.buffer) >= LENGTH.size:
+            (size,) = LENGTH.unpack_from(self.buffer)
+            if size > MAX_FRAME:
+                raise ValueError(f"frame of {size} bytes")
+            end = LENGTH.size + size
+            if len(self.buffer) < end:
+                break
+            out.append(decode_items(json.loads(bytes(self.buffer[LENGTH.size : end]))))
+            del self.buffer[:end]
+        return out
+
+
+def serve_index_writer(
+    engine: Engine,
+    listener: socket.socket,
+    *,
+    deliver: Callable[[Connection, list[Any]], list[Any]] = deliver_batch,
+    stop: threading.Event | None = None,
+    poll: float = 1.0,
+) -> None:
+    """Commit the workers' delivery batches until `stop` is set, then return.
+
+    Without `stop` (a process's main thread), SIGTERM stops it.
+    """
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    handle_signals = stop is None
+    stopping = stop or threading.Event()
+    if handle_signals:
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        signal.set_wakeup_fd(wake_write)
+    clients: dict[int, _Client] = {}
+    conn = engine.connect()
+    try:
+        while not stopping.is_set():
+            fds: list[Any] = [listener, wake_read, *(c.sock for c in clients.values())]
+            readable, _, _ = select.select(fds, [], [], poll)
+            if listener in readable:
+                _accept(listener, clients)
+            if wake_read in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 512)
+            requests = _read_requests(readable, clients)
+            if requests:
+                conn = _commit(conn, engine, requests, deliver, clients)
+    finally:
+        if handle_signals:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, previous)
+        for client in clients.values():
+            client.sock.close()
+        conn.close()
+        os.close(wake_read)
+        os.close(wake_write)
+
+
+def _accept(listener: socket.socket, clients: dict[int, _Client]) -> None:
+    try:
+        sock, _ = listener.accept()
+    except OSError:
+        return
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        log.warning("index writer: refused a connection from uid %d", uid)
+        sock.close()
+        return
+    # Blocking: it is only read when select() says it is readable, and a reply
+    # is only sent to a worker thread that waits for it.
+    clients[sock.fileno()] = _Client(sock)
+
+
+# One receive buffer for the process: a fresh 1 MB bytes per recv() would be
+# mapped and unmapped by malloc each time.
+_scratch = bytearray(1 << 20)
+_scratch_view = memoryview(_scratch)
+
+
+def _read_requests(
+    readable: list[Any], clients: dict[int, _Client]
+) -> list[tuple[_Client, list[PreparedMessage]]]:
+    requests: list[tuple[_Client, list[PreparedMessage]]] = []
+    for fd, client in list(clients.items()):
+        if client.sock not in readable:
+            continue
+        try:
+            size = client.sock.recv_into(_scratch)
+            if not size:
+                raise ConnectionError("closed")
+            client.buffer += _scratch_view[:size]
+            requests.extend((client, items) for items in client.frames())
+        except Exception as exc:  # a closed socket, or a frame that is not ours
+            if not isinstance(exc, ConnectionError):
+                log.error("index writer: dropping a worker connection: %s", exc)
+            client.sock.close()
+            del clients[fd]
+    return requests
+
+
+def _commit(
+    conn: Connection,
+    engine: Engine,
+    requests: list[tuple[_Client, list[PreparedMessage]]],
+    deliver: Callable[[Connection, list[Any]], list[Any]],
+    clients: dict[int, _Client],
+) -> Connection:
+    """One group commit for every request; if it fails, each request alone. Returns the
+    connection to use next (a fresh one after an error)."""
+    replies: list[tuple[_Client, object]] = []
+    groups: list[list[tuple[_Client, list[PreparedMessage]]]] = [[]]
+    count = 0
+    for request in requests:
+        if count + len(request[1]) > MAX_BATCH_ITEMS and groups[-1]:
+            groups.append([])
+            count = 0
+        groups[-1].append(request)
+        count += len(request[1])
+    for group in groups:
+        items = [item for _, batch in group for item in batch]
+        try:
+            stored = deliver(conn, items)
+        except Exception as exc:
+            conn = _fresh(conn, engine)
+            if len(group) == 1:
+                replies.append((group[0][0], _failure(exc)))
+                continue
+            log.warning("index batch of %d deliveries failed (%s); one by one", len(items), exc)
+            for client, batch in group:
+                try:
+                    replies.append((client, ("ok", encode_stored(deliver(conn, batch)))))
+                except Exception as single:
+                    conn = _fresh(conn, engine)
+                    replies.append((client, _failure(single)))
+            continue
+        start = 0
+        for client, batch in group:
+            replies.append((client, ("ok", encode_stored(stored[start : start + len(batch)]))))
+            start += len(batch)
+    # One send per worker for all its answers (they stay in request order).
+    out: dict[int, tuple[_Client, list[bytes]]] = {}
+    for client, reply in replies:
+        out.setdefault(id(client), (client, []))[1].append(frame(reply))
+    for client, frames in out.values():
+        try:
+            client.sock.sendall(b"".join(frames))
+        except OSError:
+            client.sock.close()
+            clients.pop(next((fd for fd, c in clients.items() if c is client), -1), None)
+    return conn
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, FolderGone):
+        return ("gone", str(exc))
+    if not isinstance(exc, StoreError):
+        log.error("index writer: a delivery batch failed", exc_info=exc)
+    return ("error", f"could not store the message: {exc}")
+
+
+def _fresh(conn: Connection, engine: Engine) -> Connection:
+    # After an error the connection may be broken (a database restart): start afresh.
+    with contextlib.suppress(Exception):
+        conn.close()
+    return engine.connect()
