@@ -49,6 +49,13 @@ def test_a_minimal_file_gets_every_default(tmp_path: Path) -> None:
         ('[relay]\nhost = "smtp.example.net"\ntls = "maybe"\n', "[relay] tls"),
         ("[smtpp]\nmax_hops = 5\n", "unknown section or key 'smtpp'"),
         ('queue = "x"\n', "[queue] must be a table"),
+        ('[queue]\nmax_connections = "lots"\n', "[queue] max_connections: expected a whole"),
+        ("[queue]\nmax_connections = 0\n", "[queue] max_connections: expected 1 to"),
+        ('[queue]\nkeep_finished = "-1d"\n', "[queue] keep_finished: a duration cannot be"),
+        ("[queue]\nremote_port = 70000\n", "[queue] remote_port: expected 1 to 65535"),
+        ("[smtp]\nmax_recipients = true\n", "[smtp] max_recipients: expected a whole"),
+        ("[smtp]\nmax_message_size = 1.5\n", "[smtp] max_message_size: expected a whole"),
+        ('[relay]\nhost = "smtp.example.net"\nport = "x"\n', "[relay] port: expected a whole"),
     ],
 )
 def test_bad_files_name_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
@@ -72,6 +79,7 @@ def test_durations() -> None:
         7200,
         3 * 86400,
     )
+    assert config.queue.keep_finished == 7 * 86400
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,48 @@ def test_null_mx_bounces_at_once(server: tuple[RunningServer, SmtpSink], dns: Dn
     wait_until(lambda: len(list(inbox.iterdir())) == 1, what="the null-MX DSN")
     assert b"Status: 5.1.10" in next(inbox.iterdir()).read_bytes()
     assert sink.received == []
+
+
+def submit_with(srv: RunningServer, rcpt: str, options: list[str]) -> None:
+    with srv.smtp("submissions") as client:
+        client.login("bob@test.local", PASSWORD)
+        client.ehlo()
+        assert client.has_extn("dsn")
+        assert client.sendmail("bob@test.local", [rcpt], MESSAGE, rcpt_options=options) == {}
+
+
+def queue_settled(srv: RunningServer) -> bool:
+    return all(e.pending == 0 for e in srv.runtime.queue.list_entries())
+
+
+def test_notify_and_orcpt_given_at_rcpt_travel_to_the_next_hop(
+    server: tuple[RunningServer, SmtpSink],
+) -> None:
+    srv, sink = server
+    submit_with(srv, "friend@remote.example",
+                ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Friend+2Bx@remote.example"])
+    wait_until(lambda: len(sink.received) == 1, what="delivery to the sink")
+    params = sink.received[0].rcpt_params[0]
+    assert "NOTIFY=SUCCESS,FAILURE" in params
+    assert "ORCPT=rfc822;Friend+2Bx@remote.example" in params
+
+
+def test_notify_never_means_no_bounce(server: tuple[RunningServer, SmtpSink]) -> None:
+    srv, sink = server
+    sink.rcpt_replies["friend@remote.example"] = ["550 5.1.1 No such user here"]
+    submit_with(srv, "friend@remote.example", ["NOTIFY=NEVER"])
+    wait_until(lambda: len(sink.received) == 0 and queue_settled(srv), what="the failure")
+    assert list((srv.maildir("bob@test.local") / "new").iterdir()) == []
+
+
+def test_an_alias_to_an_outside_address_keeps_the_address_the_sender_used(
+    server: tuple[RunningServer, SmtpSink],
+) -> None:
+    srv, sink = server
+    srv.directory.add_alias("team@test.local", ["friend@remote.example"])
+    with srv.smtp("smtp") as client:
+        client.ehlo()
+        assert client.sendmail("someone@elsewhere.example", ["team@test.local"], MESSAGE) == {}
+    wait_until(lambda: len(sink.received) == 1, what="delivery to the sink")
+    assert sink.received[0].rcpts == ["friend@remote.example"]
+    assert "ORCPT=rfc822;team@test.local" in sink.received[0].rcpt_params[0]

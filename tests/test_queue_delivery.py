@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fixtures_outbound import Harness, message, wait_until
+from nmail.queue.errors import QueueEntryNotFound
 from nmail.queue.outbound import OutboundQueue
 from nmail.queue.store import BOUNCING, DELIVERED, FAILED, QUEUED
 
@@ -411,5 +412,29 @@ def test_admin_bounce_of_local_sender_finished_by_running_node(
         assert "returned by the mail server administrator" in human_text(data)
         await wait_until(lambda: states(h, qid) == [FAILED], what="failed")
         assert h.sinks[0].received == []
+
+    run(sqlite_engine, tmp_path, body)
+
+
+def test_finished_messages_are_forgotten_after_the_keep_period(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    async def body(h: Harness) -> None:
+        setup_mx(h)
+        await h.start_sinks()
+        h.sinks[0].rcpt_replies["carol@remote.test"] = ["451 4.3.0 Try again later"]
+        queue = await h.start(keep_finished=3 * 3600)
+        qid = queue.enqueue("alice@nmail.test", ["bob@remote.test"], message())
+        waiting = queue.enqueue("alice@nmail.test", ["carol@remote.test"], message())
+        await wait_until(lambda: states(h, qid) == [DELIVERED], what="delivered")
+        h.advance(2 * 3600)  # an hourly sweep inside the keep period: still shown
+        await h.settled()
+        assert states(h, qid) == [DELIVERED]
+        h.advance(2 * 3600)  # past it: the finished one goes, the waiting one stays
+        await h.settled()
+        with pytest.raises(QueueEntryNotFound):
+            queue.show(qid)
+        assert states(h, waiting) == [QUEUED]
+        assert [e.id for e in queue.list_entries()] == [waiting]
 
     run(sqlite_engine, tmp_path, body)

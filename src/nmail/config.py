@@ -95,6 +95,8 @@ class QueueSettings:
     # Destination domains (or relay/transport host names, or "*") whose
     # servers' TLS certificates must verify; elsewhere STARTTLS is opportunistic.
     tls_verify: tuple[str, ...] = ()
+    # How long `queue show` still knows a delivered or failed message.
+    keep_finished: int = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +228,15 @@ def listeners_from(config: Config, overrides: list[Listen]) -> list[Listen]:
 
 def _duration(value: Any, key: str) -> int:
     """Seconds from 300, "300", "5m", "4h", "5d"."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration like 300, 5m, 4h or 5d")
     if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"{key}: a duration cannot be negative")
         return value
     text = str(value).strip().lower()
+    if text.startswith("-"):
+        raise ConfigError(f"{key}: a duration cannot be negative")
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         if text and text[-1] in units:
@@ -236,6 +244,19 @@ def _duration(value: Any, key: str) -> int:
         return int(text)
     except ValueError:
         raise ConfigError(f"{key}: expected a duration like 300, 5m, 4h or 5d") from None
+
+
+def _number(value: Any, key: str, low: int = 0, high: int = 2**62) -> int:
+    """A whole number in [low, high], or ConfigError naming the key."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{key}: expected {low} to {high}, got {number}")
+    return number
 
 
 def load_config(data_dir: Path) -> Config:
@@ -296,10 +317,16 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
             parse_hostport(str(spec), 0)
     smtp_raw = _section(raw, "smtp")
     smtp = SmtpSettings(
-        max_message_size=int(smtp_raw.get("max_message_size", _SMTP.max_message_size)),
-        max_recipients=int(smtp_raw.get("max_recipients", _SMTP.max_recipients)),
-        max_hops=int(smtp_raw.get("max_hops", _SMTP.max_hops)),
-        max_bad_commands=int(smtp_raw.get("max_bad_commands", _SMTP.max_bad_commands)),
+        max_message_size=_number(
+            smtp_raw.get("max_message_size", _SMTP.max_message_size), "[smtp] max_message_size", 1
+        ),
+        max_recipients=_number(
+            smtp_raw.get("max_recipients", _SMTP.max_recipients), "[smtp] max_recipients", 1
+        ),
+        max_hops=_number(smtp_raw.get("max_hops", _SMTP.max_hops), "[smtp] max_hops", 1),
+        max_bad_commands=_number(
+            smtp_raw.get("max_bad_commands", _SMTP.max_bad_commands), "[smtp] max_bad_commands", 1
+        ),
         plaintext_auth_networks=tuple(
             smtp_raw.get("plaintext_auth_networks", _SMTP.plaintext_auth_networks)
         ),
@@ -323,11 +350,14 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         delay_warning_after=_duration(
             q.get("delay_warning_after", 4 * 3600), "[queue] delay_warning_after"
         ),
-        max_connections=int(q.get("max_connections", 50)),
-        max_connections_per_domain=int(q.get("max_connections_per_domain", 5)),
+        max_connections=_number(q.get("max_connections", 50), "[queue] max_connections", 1),
+        max_connections_per_domain=_number(
+            q.get("max_connections_per_domain", 5), "[queue] max_connections_per_domain", 1
+        ),
         lease_seconds=_duration(q.get("lease_seconds", 300), "[queue] lease_seconds"),
-        remote_port=int(q.get("remote_port", 25)),
+        remote_port=_number(q.get("remote_port", 25), "[queue] remote_port", 1, 65535),
         tls_verify=tuple(str(name).lower() for name in q.get("tls_verify", ())),
+        keep_finished=_duration(q.get("keep_finished", 7 * 86400), "[queue] keep_finished"),
     )
     dkim = _section(raw, "dkim")
     dns_raw = _section(raw, "dns")
@@ -336,7 +366,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     if relay_raw.get("host"):
         relay = RelayHost(
             host=str(relay_raw["host"]),
-            port=int(relay_raw.get("port", 587)),
+            port=_number(relay_raw.get("port", 587), "[relay] port", 1, 65535),
             user=relay_raw.get("user"),
             password=relay_raw.get("password"),
             tls=str(relay_raw.get("tls", "starttls")),

@@ -48,6 +48,8 @@ first_retry = "5m"
 max_retry = "4h"
 give_up_after = "5d"
 delay_warning_after = "4h"
+# Delivered and failed messages stay listed (`queue show`) this long.
+keep_finished = "7d"
 
 [pop3]
 # default_domain = "example.com"   # lets users log in with the bare user id

@@ -73,6 +73,9 @@ class _Acceptance:
     remote: list[str]
     items: list[NewMessage]
     received: bytes
+    # RFC 3461 per remote recipient, in `remote` order.
+    notify: list[str | None]
+    orcpt: list[str | None]
 
 
 class PendingAcceptance:
@@ -266,6 +269,8 @@ class Intake:
                     client=envelope.client,
                     dsn_envid=envelope.dsn_envid,
                     dsn_ret=envelope.dsn_ret,
+                    notify=job.notify,
+                    orcpt=job.orcpt,
                 )
         except Exception as exc:
             return self._failed(job, exc)
@@ -307,7 +312,7 @@ class Intake:
         if not decision.accepted:
             self._log_all(msg_id, envelope.sender, all_rcpts, size, "rejected", decision)
             return decision
-        local, remote = self._split(envelope)
+        local, remote, notify, orcpt = self._split(envelope)
         single = all_rcpts[0] if len(all_rcpts) == 1 else None
         received = received_header(envelope.client, self.hostname, msg_id, single, now)
         trace = return_path(envelope.sender)
@@ -321,7 +326,9 @@ class Intake:
             )
             for account in local
         ]
-        return _Acceptance(msg_id, envelope.sender, all_rcpts, size, local, remote, items, received)
+        return _Acceptance(
+            msg_id, envelope.sender, all_rcpts, size, local, remote, items, received, notify, orcpt
+        )
 
     def _failed(self, job: _Acceptance, exc: Exception) -> Decision:
         if isinstance(exc, StoreError):
@@ -338,22 +345,38 @@ class Intake:
             self.log.write(job.msg_id, job.sender, address, job.size, "queued", "250 2.0.0")
         return Decision(250, "2.0.0", f"Ok: queued as {job.msg_id}")
 
-    def _split(self, envelope: Envelope) -> tuple[list[Account], list[str]]:
-        """Local mailboxes (each once) and remote addresses (each once)."""
+    def _split(
+        self, envelope: Envelope
+    ) -> tuple[list[Account], list[str], list[str | None], list[str | None]]:
+        """Local mailboxes (each once), remote addresses (each once) and their DSN requests.
+
+        A remote address takes NOTIFY and ORCPT from the RCPT that led to it;
+        reached through an alias, its original recipient is the alias (RFC
+        3461 section 5.2.1: the address the sender used).
+        """
         seen: set[int] = set()
         local: list[Account] = []
         remote: list[str] = []
+        notify: list[str | None] = []
+        orcpt: list[str | None] = []
         seen_remote: set[str] = set()
-        for resolution in envelope.recipients:
+        for i, resolution in enumerate(envelope.recipients):
             for account in resolution.accounts:
                 if account.id not in seen:
                     seen.add(account.id)
                     local.append(account)
+            asked = envelope.dsn_notify[i] if i < len(envelope.dsn_notify) else None
+            original = envelope.dsn_orcpt[i] if i < len(envelope.dsn_orcpt) else None
             for address in resolution.remote:
                 if address.lower() not in seen_remote:
                     seen_remote.add(address.lower())
                     remote.append(address)
-        return local, remote
+                    notify.append(asked)
+                    if original is None and address.lower() != resolution.address.lower():
+                        orcpt.append(f"rfc822;{resolution.address}")
+                    else:
+                        orcpt.append(original)
+        return local, remote, notify, orcpt
 
     def _log_all(
         self, msg_id: str, sender: str, rcpts: list[str], size: int, result: str, d: Decision

@@ -49,6 +49,7 @@ CLAIM_BATCH = 500  # recipients leased per pass
 MAX_INFLIGHT = 2000  # recipients leased and not yet recorded, per node
 POLL_SECONDS = 10.0  # real seconds between looks at the database when idle
 REAP_EVERY = 15  # clock seconds between sweeps for expired leases
+PURGE_EVERY = 3600  # clock seconds between removals of long-finished messages
 STOP_GRACE = 30.0  # real seconds a stop waits for connections in progress
 
 
@@ -91,6 +92,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight = 0
         self._last_reap = float("-inf")
+        self._last_purge = float("-inf")
         self._global: asyncio.Semaphore | None = None
         self._per_destination: dict[tuple[object, ...], asyncio.Semaphore] = {}
         self._destination_jobs: dict[tuple[object, ...], int] = {}
@@ -212,6 +214,12 @@ class Scheduler:
             if reaped:
                 log.warning("queue: %d recipient(s) with an expired lease are queued again", reaped)
             await asyncio.to_thread(self.process_bounces)
+        if now - self._last_purge >= PURGE_EVERY:
+            self._last_purge = now
+            cutoff = int(now) - self._settings.keep_finished
+            purged = await asyncio.to_thread(self._store.purge_finished, cutoff)
+            if purged:
+                log.info("queue: forgot %d message(s) finished before the keep period", purged)
         room = min(CLAIM_BATCH, MAX_INFLIGHT - self._inflight)
         if room <= 0:
             return False
