@@ -38,6 +38,8 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
+from benchlib import free_port, wait_for
+
 ROOT = Path("/var/tmp")  # file creation under /tmp is much slower on these machines
 POSTFIX = Path("/usr/sbin/postfix")
 SMTP_SOURCE = Path("/usr/sbin/smtp-source")
@@ -148,20 +150,6 @@ class Sink:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def make_message(i: int, size: int) -> bytes:
@@ -305,22 +293,26 @@ def bench_postfix(sink: Sink, n: int, size: int, sessions: int) -> tuple[float, 
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     subprocess.run(["postfix", "-c", str(etc), "start"], check=True, **quiet)  # type: ignore[call-overload]
     try:
-        wait_for(lambda: listening(port), 30, "postfix to listen")
+        wait_for(lambda: listening(port), 30, "postfix to listen", poll=0.005)
+
+        def drained() -> bool:
+            return sink.count >= n and queued_files(spool) == 0
+
         # drain: hold everything with defer_transports, then release it
         sink.reset()
         inject(port, n, sessions, size)
-        wait_for(lambda: queued_files(spool) >= n, 120, "postfix to queue the load")
+        wait_for(lambda: queued_files(spool) >= n, 120, "postfix to queue the load", poll=0.005)
         postconf(etc, {"defer_transports": ""})
         subprocess.run(["postfix", "-c", str(etc), "reload"], check=True, **quiet)  # type: ignore[call-overload]
         start = time.perf_counter()
         subprocess.run(["postqueue", "-c", str(etc), "-f"], check=True, **quiet)  # type: ignore[call-overload]
-        wait_for(lambda: sink.count >= n and queued_files(spool) == 0, 600, "postfix to drain")
+        wait_for(drained, 600, "postfix to drain", poll=0.005)
         drain_rate = n / (time.perf_counter() - start)
         # end to end
         sink.reset()
         start = time.perf_counter()
         inject(port, n, sessions, size)
-        wait_for(lambda: sink.count >= n and queued_files(spool) == 0, 600, "postfix to relay")
+        wait_for(drained, 600, "postfix to relay", poll=0.005)
         e2e_rate = n / (time.perf_counter() - start)
         return drain_rate, e2e_rate
     finally:

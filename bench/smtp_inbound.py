@@ -33,25 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from benchlib import free_port, wait_for
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 ROOT = Path(os.environ.get("NMAIL_BENCH_DIR", "/var/tmp"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 TICK = os.sysconf("SC_CLK_TCK")
