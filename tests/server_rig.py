@@ -46,7 +46,9 @@ class RunningServer:
         self.runtime = Runtime(
             self.config,
             passwords=fast_hashing(),
-            throttle=throttle or LoginThrottle(first_delay=0, max_delay=0, max_failures=1000),
+            throttle=throttle
+            if throttle is not None
+            else LoginThrottle(first_delay=0, max_delay=0, max_failures=1000),
         )
         self.loop = LoopThread(loop)
         self.bound: dict[str, Bound] = {}

@@ -24,6 +24,7 @@ from nmail.delivery.log import DeliveryLog
 from nmail.directory import Directory
 from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
+from nmail.directory.throttle_store import SqlRecords
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
 from nmail.mailstore.store import MailStore
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
@@ -134,7 +135,12 @@ class Runtime:
             index_client=_index_client(index_writer) if index_writer else None,
         )
         self.delivery_log = DeliveryLog(config.logs_dir, clock)
-        self.throttle = throttle or LoginThrottle(clock=clock)
+        # In SQL: every worker process and node counts the same failures.
+        self.throttle = (
+            throttle
+            if throttle is not None
+            else LoginThrottle(clock=clock, records=SqlRecords(self.engine))
+        )
         self.certificates = self._load_certificates()
         self.queue = self._make_queue()
         queue = self.queue

@@ -103,6 +103,18 @@ directory_generation = Table(
     Column("generation", BigInteger, nullable=False),
 )
 
+# Failed logins per client IP or account ("ip:..." / "account:..."), shared by
+# every process and node so a guesser meets one throttle (directory.throttle).
+# Times in integer milliseconds; `failures` lists those inside the window.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", String(400), nullable=False),
+    Column("last_failure", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=False),
+)
+
 folders = Table(
     "folders",
     metadata,

@@ -4,8 +4,9 @@ Failures are counted per client IP (IPv6 per /64, since one host owns the
 whole prefix) and per account. After each failure the next answer to that
 IP or account is delayed twice as long as the last (1, 2, 4, 8, 16, 16...
 seconds); after `max_failures` failures within `window` seconds the IP or
-account is locked out for `lockout` seconds. State is in memory: a restart
-forgets it, which costs an attacker a restart of ours, not a bypass.
+account is locked out for `lockout` seconds. `nmail serve` keeps the counts
+in SQL (throttle_store), so every worker process and node sees the same
+ones; elsewhere (tests, tools) they can live in memory.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +37,71 @@ OPEN = ThrottleVerdict(0.0)
 
 
 @dataclass(slots=True)
-class _Record:
+class Record:
+    """One IP's or account's recent failures (times from the throttle's clock)."""
+
     failures: deque[float] = field(default_factory=deque)
     last_failure: float = 0.0
     locked_until: float = 0.0
 
 
+class ThrottleRecords(Protocol):
+    """Where the records live: this process's memory, or SQL shared by every process."""
+
+    def get(self, key: str) -> Record | None: ...
+
+    def put(self, key: str, record: Record, now: float) -> None: ...
+
+    def drop(self, key: str) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryRecords:
+    """Records in a bounded dict (least recently failing forgotten first)."""
+
+    def __init__(self, window: float, max_entries: int = 100_000) -> None:
+        self._window = window
+        self._max_entries = max_entries
+        self._records: OrderedDict[str, Record] = OrderedDict()
+
+    def get(self, key: str) -> Record | None:
+        return self._records.get(key)
+
+    def put(self, key: str, record: Record, now: float) -> None:
+        if key in self._records:
+            self._records.move_to_end(key)
+        else:
+            self._make_room(now)
+        self._records[key] = record
+
+    def drop(self, key: str) -> None:
+        self._records.pop(key, None)
+
+    def _make_room(self, now: float) -> None:
+        if len(self._records) < self._max_entries:
+            return
+        stale = [
+            key
+            for key, record in self._records.items()
+            if record.locked_until <= now and record.last_failure <= now - self._window
+        ]
+        for key in stale:
+            del self._records[key]
+        # Still full: forget the least recently failing entries.
+        while len(self._records) >= self._max_entries:
+            self._records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
 class LoginThrottle:
-    """In-memory failure counts with exponential delays and lockouts; thread-safe."""
+    """Failure counts with exponential delays and lockouts; thread-safe.
+
+    `records` defaults to this process's memory; `throttle_store.SqlRecords`
+    shares them between the worker processes of `nmail serve` and its nodes.
+    """
 
     def __init__(
         self,
@@ -54,6 +113,7 @@ class LoginThrottle:
         window: float = 15 * 60.0,
         lockout: float = 15 * 60.0,
         max_entries: int = 100_000,
+        records: ThrottleRecords | None = None,
     ) -> None:
         if max_failures < 1 or first_delay < 0 or max_delay < first_delay:
             raise ValueError("bad throttle settings")
@@ -63,8 +123,7 @@ class LoginThrottle:
         self._max_failures = max_failures
         self._window = window
         self._lockout = lockout
-        self._max_entries = max_entries
-        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._records = records if records is not None else MemoryRecords(window, max_entries)
         self._lock = threading.Lock()
 
     def check(self, ip: str, account: str | None) -> ThrottleVerdict:
@@ -91,12 +150,7 @@ class LoginThrottle:
         now = self._clock()
         with self._lock:
             for key in _keys(ip, account):
-                record = self._records.get(key)
-                if record is None:
-                    self._make_room(now)
-                    record = self._records[key] = _Record()
-                else:
-                    self._records.move_to_end(key)
+                record = self._records.get(key) or Record()
                 self._prune(record, now)
                 record.failures.append(now)
                 record.last_failure = now
@@ -104,6 +158,7 @@ class LoginThrottle:
                     record.locked_until = now + self._lockout
                     # The lockout is the penalty; afterwards counting starts over.
                     record.failures.clear()
+                self._records.put(key, record, now)
 
     def success(self, ip: str, account: str | None) -> None:
         """Forget the failures of this IP and account after a good login."""
@@ -113,29 +168,15 @@ class LoginThrottle:
                 # A lockout stands: callers refuse locked attempts before checking
                 # the password, so a success here never ends one early.
                 if record is not None and record.locked_until <= self._clock():
-                    del self._records[key]
+                    self._records.drop(key)
 
     def _delay(self, failures: int) -> float:
         doubled: float = self._first_delay * float(2 ** min(failures - 1, 30))
         return min(doubled, self._max_delay)
 
-    def _prune(self, record: _Record, now: float) -> None:
+    def _prune(self, record: Record, now: float) -> None:
         while record.failures and record.failures[0] <= now - self._window:
             record.failures.popleft()
-
-    def _make_room(self, now: float) -> None:
-        if len(self._records) < self._max_entries:
-            return
-        stale = [
-            key
-            for key, record in self._records.items()
-            if record.locked_until <= now and record.last_failure <= now - self._window
-        ]
-        for key in stale:
-            del self._records[key]
-        # Still full: forget the least recently failing entries.
-        while len(self._records) >= self._max_entries:
-            self._records.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._records)

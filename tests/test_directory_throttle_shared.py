@@ -1,0 +1,88 @@
+"""The login throttle with its records in SQL: one count for every process, on each database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from nmail.db.tables import login_failures
+from nmail.directory import throttle_store
+from nmail.directory.throttle import LoginThrottle
+from nmail.directory.throttle_store import SqlRecords
+from support import FakeClock
+
+
+def shared(engine: Engine, clock: FakeClock, **kwargs: float) -> LoginThrottle:
+    window = kwargs.get("window", 900.0)
+    return LoginThrottle(clock, records=SqlRecords(engine, window), **kwargs)  # type: ignore[arg-type]
+
+
+def test_delays_double_and_count_down(engine: Engine) -> None:
+    clock = FakeClock(1_790_000_000.0)
+    throttle = shared(engine, clock, max_failures=100)
+    waits = []
+    for _ in range(6):
+        throttle.failure("192.0.2.1", "bob@example.com")
+        waits.append(throttle.check("192.0.2.1", "bob@example.com").wait)
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 16.0]
+    clock.advance(10.5)
+    assert throttle.check("192.0.2.1", "bob@example.com").wait == pytest.approx(5.5)
+
+
+def test_two_processes_share_one_lockout(engine: Engine) -> None:
+    """Failures spread over two workers add up, and both see the lockout."""
+    clock = FakeClock(1_790_000_000.0)
+    first = shared(engine, clock, max_failures=4, lockout=600)
+    second = shared(engine, clock, max_failures=4, lockout=600)
+    first.failure("198.51.100.1", "bob@example.com")
+    second.failure("198.51.100.2", "bob@example.com")
+    first.failure("198.51.100.3", "bob@example.com")
+    assert not second.check("203.0.113.9", "bob@example.com").locked
+    second.failure("198.51.100.4", "bob@example.com")
+    for throttle in (first, second):
+        verdict = throttle.check("203.0.113.9", "BOB@example.com")
+        assert verdict.locked and verdict.wait == pytest.approx(600)
+    # A correct password does not end the lockout early, from either side.
+    first.success("203.0.113.9", "bob@example.com")
+    assert second.check("203.0.113.9", "bob@example.com").locked
+    clock.advance(601)
+    assert not first.check("203.0.113.9", "bob@example.com").locked
+
+
+def test_success_and_the_window_forget_failures(engine: Engine) -> None:
+    clock = FakeClock(1_790_000_000.0)
+    throttle = shared(engine, clock, max_failures=3, window=60)
+    throttle.failure("192.0.2.1", "bob")
+    throttle.failure("192.0.2.1", "bob")
+    throttle.success("192.0.2.1", "bob")
+    assert throttle.check("192.0.2.1", "bob").wait == 0.0
+    assert len(throttle) == 0
+    throttle.failure("192.0.2.1", "bob")
+    throttle.failure("192.0.2.1", "bob")
+    clock.advance(61)
+    throttle.failure("192.0.2.1", "bob")
+    verdict = throttle.check("192.0.2.1", "bob")
+    assert not verdict.locked and verdict.wait == 1.0
+
+
+def test_stale_rows_are_swept(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(throttle_store, "SWEEP_EVERY", 4)
+    clock = FakeClock(1_790_000_000.0)
+    throttle = shared(engine, clock, window=60)
+    throttle.failure("192.0.2.1", "old-one")  # two rows: ip and account
+    clock.advance(3600)
+    throttle.failure("192.0.2.2", "new-one")  # the fourth write sweeps the old rows
+    with engine.connect() as conn:
+        keys = set(conn.execute(select(login_failures.c.key)).scalars())
+    assert keys == {"ip:192.0.2.2", "account:new-one"}
+
+
+def test_hostile_names_are_stored_safely(engine: Engine) -> None:
+    clock = FakeClock(1_790_000_000.0)
+    throttle = shared(engine, clock, max_failures=2)
+    name = "x'); DROP TABLE accounts; --" + "\u00e9" * 400
+    throttle.failure("not-an-ip", name)
+    throttle.failure("not-an-ip", name)
+    assert throttle.check("not-an-ip", name).locked
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(login_failures)).scalar_one() == 2
