@@ -31,7 +31,7 @@ class WriterService:
     """serve_index_writer on a thread, listening on a fresh abstract socket."""
 
     def __init__(
-        self, engine: Engine, deliver: Callable[[Connection, list[Any]], list[Any]] | None = None
+        self, engine: Engine, deliver: Callable[..., list[Any]] | None = None
     ) -> None:
         self.address = f"\0nmail-test-{secrets.token_hex(8)}"
         self.listener = listen_socket(self.address)
@@ -173,13 +173,13 @@ def test_a_failing_batch_is_retried_request_by_request(engine: Engine, tmp_path:
     held = threading.Event()
     release = threading.Event()
 
-    def deliver(conn: Connection, items: list[Any]) -> list[Any]:
+    def deliver(conn: Connection, items: list[Any], **options: Any) -> list[Any]:
         if any(item.base.startswith("poison") for item in items):
             raise RuntimeError("poisoned batch")
         if not held.is_set():
             held.set()
             release.wait(30)
-        return deliver_batch(conn, items)
+        return deliver_batch(conn, items, **options)
 
     svc = WriterService(engine, deliver)
     store = MailStore(engine, root, HOST)  # only to make the folders and files
@@ -293,3 +293,51 @@ def test_the_wire_carries_every_summary_column() -> None:
     assert set(SUMMARY_KEYS) <= set(_ROW_KEYS)
     with pytest.raises(ValueError):  # a request that does not carry them all is refused
         index_wire.decode_items([[1, 2, "/d", "/d/tmp/x", "x", 1, "", "", True, 1, [1, 2]]])
+
+
+def test_files_flushed_by_the_previous_commit_are_not_flushed_again(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A request that arrives while a commit is under way rides on its flush."""
+    alice = make_account(engine)
+    root = tmp_path / "mail"
+    calls: list[tuple[list[str], list[bool]]] = []
+    second_request: list[bytes] = []
+    late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    late.settimeout(30)
+
+    def deliver(conn: Connection, items: list[Any], **options: Any) -> list[Any]:
+        flushed = options.get("flushed")
+        calls.append(([i.base for i in items], [bool(flushed and flushed(i)) for i in items]))
+        piggyback = options.get("piggyback")
+        if piggyback is not None and len(calls) == 1:
+            original = piggyback.before_flush
+
+            def arrive_then_read() -> None:
+                late.sendall(second_request[0])  # in the socket buffer: readable now
+                original()
+
+            piggyback.before_flush = arrive_then_read
+        return deliver_batch(conn, items, **options)
+
+    svc = WriterService(engine, deliver)
+    store = MailStore(engine, root, HOST)
+    try:
+        store.ensure_account(alice)
+        first, second = (_prepared(store, alice, base) for base in ("early.M1", "rider.M2"))
+        second_request.append(index_wire.frame(index_wire.encode_items([second])))
+        late.connect(svc.address)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(svc.address)
+            sock.sendall(index_wire.frame(index_wire.encode_items([first])))
+            assert _reply(sock)[0] == "ok"
+        assert _reply(late)[0] == "ok"
+        assert calls == [(["early.M1"], [False]), (["rider.M2"], [True])]
+        inbox = folder_dir(root, alice, "INBOX")
+        assert len(entries(inbox / "new")) == 2 and entries(inbox / "tmp") == []
+        assert len(message_rows(engine, alice)) == 2
+    finally:
+        late.close()
+        svc.close()
+        store.close()

@@ -85,14 +85,22 @@ def write_file(
     os.close(fd)
 
 
-def sync_batch(files: Iterable[Path] = (), directories: Iterable[Path] = ()) -> None:
+def sync_batch(
+    files: Iterable[Path] = (), directories: Iterable[Path] = (), *, whole: bool = False
+) -> set[int]:
     """Make `files`' contents and `directories`' entries durable, grouped.
 
-    Raises OSError when the flush fails (the data may not be on disk).
+    With `whole` (or enough objects) the filesystems holding them are
+    flushed whole (syncfs): everything written to them before the call is
+    durable after it. Returns the devices (st_dev) so flushed; empty when
+    each object was flushed alone. Raises OSError when the flush fails (the
+    data may not be on disk).
     """
     file_list = list(files)
     dir_list = list(dict.fromkeys(directories))
-    if _syncfs is not None and len(file_list) + len(dir_list) >= SYNCFS_THRESHOLD:
+    if not file_list and not dir_list:
+        return set()
+    if _syncfs is not None and (whole or len(file_list) + len(dir_list) >= SYNCFS_THRESHOLD):
         devices: dict[int, Path] = {}
         for path in dict.fromkeys([*dir_list, *(p.parent for p in file_list)]):
             devices.setdefault(os.stat(path).st_dev, path)
@@ -104,8 +112,9 @@ def sync_batch(files: Iterable[Path] = (), directories: Iterable[Path] = ()) -> 
                     raise OSError(err, f"syncfs {directory}: {os.strerror(err)}")
             finally:
                 os.close(fd)
-        return
+        return set(devices)
     for path in file_list:
         fsync_file(path)
     for directory in dir_list:
         fsync_dir(directory)
+    return set()

@@ -27,11 +27,12 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
+from nmail.mailstore.delivery_batch import FolderGone, Piggyback, PreparedMessage, deliver_batch
 from nmail.mailstore.index_wire import LENGTH, MAX_FRAME, decode_items, encode_stored, frame
 from nmail.mailstore.model import StoreError
 
@@ -76,7 +77,7 @@ def serve_index_writer(
     engine: Engine,
     listener: socket.socket,
     *,
-    deliver: Callable[[Connection, list[Any]], list[Any]] = deliver_batch,
+    deliver: Callable[..., list[Any]] = deliver_batch,
     stop: threading.Event | None = None,
     poll: float = 1.0,
 ) -> None:
@@ -94,18 +95,23 @@ def serve_index_writer(
         signal.set_wakeup_fd(wake_write)
     clients: dict[int, _Client] = {}
     conn = engine.connect()
+    # Requests read during the last commit, and which of their files it flushed.
+    carried: list[Request] = []
+    flushed: set[int] = set()
     try:
         while not stopping.is_set():
             fds: list[Any] = [listener, wake_read, *(c.sock for c in clients.values())]
-            readable, _, _ = select.select(fds, [], [], poll)
+            readable, _, _ = select.select(fds, [], [], 0 if carried else poll)
             if listener in readable:
                 _accept(listener, clients)
             if wake_read in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 512)
-            requests = _read_requests(readable, clients)
+            requests = carried + _read_requests(readable, clients)
             if requests:
-                conn = _commit(conn, engine, requests, deliver, clients)
+                commit = _Commit(conn, engine, deliver, clients, flushed)
+                commit.run(requests)
+                conn, carried, flushed = commit.conn, commit.early, commit.now_flushed
     finally:
         if handle_signals:
             signal.set_wakeup_fd(-1)
@@ -160,17 +166,114 @@ def _read_requests(
     return requests
 
 
-def _commit(
-    conn: Connection,
-    engine: Engine,
-    requests: list[tuple[_Client, list[PreparedMessage]]],
-    deliver: Callable[[Connection, list[Any]], list[Any]],
-    clients: dict[int, _Client],
-) -> Connection:
-    """One group commit for every request; if it fails, each request alone. Returns the
-    connection to use next (a fresh one after an error)."""
-    replies: list[tuple[_Client, object]] = []
-    groups: list[list[tuple[_Client, list[PreparedMessage]]]] = [[]]
+Request = tuple[_Client, list[PreparedMessage]]
+
+
+class _Commit:
+    """One group commit for every request read; if it fails, each request alone.
+
+    While it flushes, the requests that arrived meanwhile are read (`early`):
+    their files are written, so the flush makes them durable too, and the
+    next commit does not flush them again (`now_flushed`, by id of item).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        engine: Engine,
+        deliver: Callable[..., list[Any]],
+        clients: dict[int, _Client],
+        flushed: set[int],
+    ) -> None:
+        self.conn = conn
+        self._engine = engine
+        self._deliver = deliver
+        self._clients = clients
+        self._flushed = flushed
+        self.early: list[Request] = []
+        self.now_flushed: set[int] = set()
+        self._devices: dict[Path, int] = {}
+
+    def run(self, requests: list[Request]) -> None:
+        replies: list[tuple[_Client, object]] = []
+        for group in _groups(requests):
+            items = [item for _, batch in group for item in batch]
+            piggyback = Piggyback(self._read_early)
+            try:
+                stored = self._deliver(
+                    self.conn,
+                    items,
+                    flushed=lambda item: id(item) in self._flushed,
+                    piggyback=piggyback,
+                )
+            except Exception as exc:
+                self._note_flushed(piggyback.devices)
+                self.conn = _fresh(self.conn, self._engine)
+                replies.extend(self._one_by_one(group, exc, len(items)))
+                continue
+            self._note_flushed(piggyback.devices)
+            start = 0
+            for client, batch in group:
+                replies.append((client, ("ok", encode_stored(stored[start : start + len(batch)]))))
+                start += len(batch)
+        self._send(replies)
+
+    def _read_early(self) -> None:
+        socks = [client.sock for client in self._clients.values()]
+        if socks:
+            ready, _, _ = select.select(socks, [], [], 0)
+            self.early.extend(_read_requests(ready, self._clients))
+
+    def _note_flushed(self, devices: set[int]) -> None:
+        if not devices:
+            return
+        for _, batch in self.early:
+            for item in batch:
+                if id(item) not in self.now_flushed and self._device(item) in devices:
+                    self.now_flushed.add(id(item))
+
+    def _device(self, item: PreparedMessage) -> int:
+        directory = item.tmp_path.parent
+        device = self._devices.get(directory)
+        if device is None:
+            try:
+                device = self._devices[directory] = os.stat(directory).st_dev
+            except OSError:
+                return -1
+        return device
+
+    def _one_by_one(
+        self, group: list[Request], exc: Exception, count: int
+    ) -> list[tuple[_Client, object]]:
+        if len(group) == 1:
+            return [(group[0][0], _failure(exc))]
+        log.warning("index batch of %d deliveries failed (%s); one by one", count, exc)
+        replies: list[tuple[_Client, object]] = []
+        for client, batch in group:
+            try:
+                replies.append((client, ("ok", encode_stored(self._deliver(self.conn, batch)))))
+            except Exception as single:
+                self.conn = _fresh(self.conn, self._engine)
+                replies.append((client, _failure(single)))
+        return replies
+
+    def _send(self, replies: list[tuple[_Client, object]]) -> None:
+        # One send per worker for all its answers (they stay in request order).
+        out: dict[int, tuple[_Client, list[bytes]]] = {}
+        for client, reply in replies:
+            out.setdefault(id(client), (client, []))[1].append(frame(reply))
+        for client, frames in out.values():
+            try:
+                client.sock.sendall(b"".join(frames))
+            except OSError:
+                client.sock.close()
+                fd = next((fd for fd, c in self._clients.items() if c is client), -1)
+                self._clients.pop(fd, None)
+
+
+def _groups(requests: list[Request]) -> list[list[Request]]:
+    """The requests in groups of at most MAX_BATCH_ITEMS deliveries (a request stays whole)."""
+    groups: list[list[Request]] = [[]]
     count = 0
     for request in requests:
         if count + len(request[1]) > MAX_BATCH_ITEMS and groups[-1]:
@@ -178,38 +281,7 @@ def _commit(
             count = 0
         groups[-1].append(request)
         count += len(request[1])
-    for group in groups:
-        items = [item for _, batch in group for item in batch]
-        try:
-            stored = deliver(conn, items)
-        except Exception as exc:
-            conn = _fresh(conn, engine)
-            if len(group) == 1:
-                replies.append((group[0][0], _failure(exc)))
-                continue
-            log.warning("index batch of %d deliveries failed (%s); one by one", len(items), exc)
-            for client, batch in group:
-                try:
-                    replies.append((client, ("ok", encode_stored(deliver(conn, batch)))))
-                except Exception as single:
-                    conn = _fresh(conn, engine)
-                    replies.append((client, _failure(single)))
-            continue
-        start = 0
-        for client, batch in group:
-            replies.append((client, ("ok", encode_stored(stored[start : start + len(batch)]))))
-            start += len(batch)
-    # One send per worker for all its answers (they stay in request order).
-    out: dict[int, tuple[_Client, list[bytes]]] = {}
-    for client, reply in replies:
-        out.setdefault(id(client), (client, []))[1].append(frame(reply))
-    for client, frames in out.values():
-        try:
-            client.sock.sendall(b"".join(frames))
-        except OSError:
-            client.sock.close()
-            clients.pop(next((fd for fd, c in clients.items() if c is client), -1), None)
-    return conn
+    return groups
 
 
 def _failure(exc: Exception) -> tuple[str, str]:
