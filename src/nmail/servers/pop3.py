@@ -16,10 +16,9 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from nmail.mailstore.maildrop import LOCK_FILE, MailboxLock
 from nmail.servers.pop3_backend import (
-    LOCK_FILE,
     LoginOutcome,
-    MailboxLock,
     Maildrop,
     Pop3Backend,
     StoreBackend,

@@ -1,0 +1,178 @@
+"""An INBOX held for one mail client session (a POP3 maildrop).
+
+`lock_inbox` takes the mailbox's session lock, lists the INBOX as the index
+has it, and maps each message to its file from one directory listing;
+`LockedInbox` then opens messages, applies the session's end (flags,
+deletions) through the MailStore, and lets go. The protocol side
+(servers/pop3_backend) never touches a path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nmail.directory.model import Account
+from nmail.mailstore.layout import maildir_path
+from nmail.mailstore.model import MessageRef
+from nmail.mailstore.names import parse_disk_name
+
+if TYPE_CHECKING:
+    from nmail.mailstore.store import MailStore
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "nmail-pop3.lock"
+
+
+class MailboxLock:
+    """An exclusive flock on `Maildir/nmail-pop3.lock`: one session per mailbox,
+    across processes (several `nmail serve` on one host, or a CLI tool)."""
+
+    def __init__(self, maildir: Path) -> None:
+        self.path = maildir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when someone else has it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+class InboxFiles:
+    """Where each message file of an INBOX is, from one listing at login.
+
+    The UIDL is the file name up to its first ',' (docs/ARCHITECTURE.md), so
+    one scandir of new/ and cur/ maps every UIDL to its file; asking the index
+    per RETR (`MailStore.message_path`) would cost a query each time, more than
+    the whole rest of a RETR. Files are opened relative to the open new/ and
+    cur/ directories: no walk of the full path per message.
+    """
+
+    def __init__(self, inbox: Path) -> None:
+        self._dirs: list[int] = []
+        self._files: dict[str, tuple[int, str]] = {}
+        try:
+            for sub in ("new", "cur"):
+                try:
+                    dir_fd = os.open(inbox / sub, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                self._dirs.append(dir_fd)
+                with os.scandir(dir_fd) as entries:
+                    for entry in entries:
+                        base = parse_disk_name(entry.name).base
+                        self._files.setdefault(base, (dir_fd, entry.name))
+        except BaseException:
+            self.close()
+            raise
+
+    def open(self, uidl: str) -> int | None:
+        """The file listed for `uidl`, opened; None when it was not there or is gone."""
+        found = self._files.get(uidl)
+        if found is None:
+            return None
+        try:
+            return os.open(found[1], os.O_RDONLY | os.O_CLOEXEC, dir_fd=found[0])
+        except FileNotFoundError:
+            return None  # renamed by a flag change since login, or deleted
+
+    def close(self) -> None:
+        for dir_fd in self._dirs:
+            os.close(dir_fd)
+        self._dirs.clear()
+        self._files.clear()
+
+
+class LockedInbox:
+    """An account's INBOX under its session lock, as listed when it was taken."""
+
+    def __init__(
+        self,
+        store: MailStore,
+        account_id: int,
+        lock: MailboxLock,
+        refs: Sequence[MessageRef],
+        files: InboxFiles,
+    ) -> None:
+        self._store = store
+        self._account_id = account_id
+        self._lock = lock
+        self._files = files
+        self.refs = refs
+        self._uidls = {ref.uid: ref.uidl for ref in refs}
+
+    def open_message(self, uid: int) -> int | None:
+        """A read-only descriptor of message `uid`; None when it is gone."""
+        fd = self._files.open(self._uidls.get(uid, ""))
+        if fd is not None:
+            return fd
+        # Moved since the listing (a flag change by the webmail): the index knows
+        # where. A rename can race the lookup, so look again before calling it gone.
+        for _ in range(3):
+            found = self._store.message_path(self._account_id, "INBOX", uid)
+            if found is None:
+                return None  # expunged meanwhile (the webmail, another tool)
+            try:
+                return os.open(found, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+        return None
+
+    def finish(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
+        """Mark `retrieved` seen and expunge `deleted`; False if the deletion failed."""
+        if retrieved:
+            try:
+                self._store.set_flags(
+                    self._account_id, "INBOX", retrieved, add=frozenset({"\\Seen"})
+                )
+            except Exception:
+                # Only a flag: the session still ends well.
+                log.exception("could not mark messages seen (account %d)", self._account_id)
+        if deleted:
+            try:
+                self._store.expunge(self._account_id, "INBOX", deleted)
+            except Exception:
+                log.exception("deleting at session end failed for account %d", self._account_id)
+                return False
+        return True
+
+    def release(self) -> None:
+        self._files.close()
+        self._lock.release()
+
+
+def lock_inbox(store: MailStore, mail_dir: Path, account: Account) -> LockedInbox | None:
+    """Lock and list `account`'s INBOX; None when another session holds it."""
+    store.ensure_account(account)
+    lock = MailboxLock(maildir_path(mail_dir, account.domain, account.userid))
+    if not lock.acquire():
+        return None
+    try:
+        refs = store.refs(account.id, "INBOX")
+        files = InboxFiles(lock.path.parent)
+    except BaseException:
+        lock.release()
+        raise
+    return LockedInbox(store, account.id, lock, refs, files)
