@@ -102,6 +102,13 @@ def test_parse_listen_refuses(spec: str) -> None:
         parse_listen(spec)
 
 
+def test_listen_off_removes_a_listener(tmp_path: Path) -> None:
+    write(tmp_path, '[listen]\nsmtp = "127.0.0.1:2525"\npop3 = "127.0.0.1:2110"\n')
+    config = load_config(tmp_path)
+    chosen = listeners_from(config, [parse_listen("pop3=off"), parse_listen("http=OFF")])
+    assert [listen.name for listen in chosen] == ["smtp"]
+
+
 def test_listeners_defaults_by_privilege_and_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

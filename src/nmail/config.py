@@ -164,8 +164,13 @@ def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'index.sqlite3'}"
 
 
+# `--listen NAME=off` (and "off" in [listen]): that listener is not started.
+OFF = -1
+_OFF = ("", "off", "no", "false")
+
+
 def parse_listen(spec: str) -> Listen:
-    """Parse NAME=HOST:PORT (HOST may be [v6])."""
+    """Parse NAME=HOST:PORT (HOST may be [v6]), or NAME=off."""
     name, sep, addr = spec.partition("=")
     name = name.strip().lower()
     if not sep or name not in LISTENER_NAMES:
@@ -173,6 +178,8 @@ def parse_listen(spec: str) -> Listen:
             f"--listen {spec!r}: expected NAME=HOST:PORT with NAME one of "
             + ", ".join(LISTENER_NAMES)
         )
+    if addr.strip().lower() == "off":
+        return Listen(name, "", OFF)
     host, port = parse_hostport(addr, None)
     if port is None:
         raise ConfigError(f"--listen {spec!r}: missing port")
@@ -216,13 +223,16 @@ def listeners_from(config: Config, overrides: list[Listen]) -> list[Listen]:
     """The listeners to start: the file's enabled ones, then --listen overrides."""
     chosen: dict[str, Listen] = {}
     for name, spec in config.listeners.items():
-        if spec in ("", "off", "no", "false"):
+        if spec.strip().lower() in _OFF:
             continue
         host, port = parse_hostport(spec, default_port(name))
         assert port is not None
         chosen[name] = Listen(name, host, port)
     for item in overrides:
-        chosen[item.name] = item
+        if item.port == OFF:
+            chosen.pop(item.name, None)
+        else:
+            chosen[item.name] = item
     return [chosen[n] for n in LISTENER_NAMES if n in chosen]
 
 

@@ -46,7 +46,7 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         help="override a listener (smtp, submission, submissions, pop3, pop3s, imap, imaps,"
-        " http); repeatable",
+        " http), or NAME=off to not start it; repeatable",
     )
     p.add_argument("--hostname", metavar="FQDN", help="hostname to use if DIR is initialized now")
     p.add_argument(
