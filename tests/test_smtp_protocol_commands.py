@@ -145,9 +145,18 @@ def test_data_after_only_refused_recipients_is_554() -> None:
 def test_unknown_commands_get_500_5_5_1() -> None:
     d = Driver()
     assert d.last("BDAT 100 LAST\r\n") == "500 5.5.1 Command unrecognized"
-    assert d.last("GET / HTTP/1.1\r\n") == "500 5.5.1 Command unrecognized"
     assert d.last("\r\n") == "500 5.5.1 Command unrecognized"
+    assert d.last("GETX / HTTP/1.1\r\n") == "500 5.5.1 Command unrecognized"
     assert d.conn.bad_commands == 3
+
+
+@pytest.mark.parametrize("verb", ["GET", "POST", "CONNECT", "head", "PUT", "OPTIONS"])
+def test_an_http_request_ends_the_session_at_once(verb: str) -> None:
+    """A browser or proxy made to talk to port 25 gets one reply, not one per header."""
+    d = Driver()
+    lines = d.send(f"{verb} / HTTP/1.1\r\nHost: mx.test\r\nMAIL FROM:<a@b.example>\r\n\r\n")
+    assert lines == ["221 2.7.0 This is a mail server, not a web server or proxy"]
+    assert d.conn.state is SmtpState.CLOSED
 
 
 def test_verbs_are_case_insensitive_and_bare_lf_ends_a_command_line() -> None:

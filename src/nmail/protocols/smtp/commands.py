@@ -17,6 +17,7 @@ from nmail.protocols.smtp.events import (
     Help,
     MailFrom,
     Noop,
+    ProtocolError,
     Quit,
     RcptTo,
     Rset,
@@ -31,6 +32,8 @@ from nmail.protocols.smtp.session import SmtpSession
 from nmail.protocols.smtp.state import SmtpState
 
 NEED_EHLO = reply(503, "5.5.1", "Send EHLO/HELO first")
+# HTTP request lines (as Postfix's smtpd_forbidden_commands): the session ends.
+FORBIDDEN = frozenset({"GET", "POST", "PUT", "HEAD", "CONNECT", "OPTIONS"})
 
 
 class SmtpCommands(SmtpSession):
@@ -40,6 +43,14 @@ class SmtpCommands(SmtpSession):
         verb, _, arg = line.rstrip(" \t").partition(" ")
         handler = COMMANDS.get(verb.upper())
         if handler is None:
+            if verb.upper() in FORBIDDEN:
+                # A web client or proxy tricked into talking to us (cross-protocol
+                # attacks): end it at once rather than answer every header line.
+                self._send(r.NOT_A_PROXY)
+                self._emit(ProtocolError(r.NOT_A_PROXY, closes=True))
+                self._state = SmtpState.CLOSED
+                self._buf.clear()
+                return
             self._error(r.UNKNOWN_COMMAND)
             return
         handler(self, arg)

@@ -77,6 +77,7 @@ HELP_REPLY = reply(
 )
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
 UNKNOWN_COMMAND = reply(500, "5.5.1", "Command unrecognized")
+NOT_A_PROXY = reply(221, "2.7.0", "This is a mail server, not a web server or proxy")
 SYNTAX_ERROR = reply(500, "5.5.2", "Syntax error")
 TOO_MANY_ERRORS = reply(421, "4.7.0", "Too many errors")
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
