@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,34 @@ def test_relay_duplicates_and_unknown(cli: Cli) -> None:
     assert "already listed" in cli.refused("relay", "add", "192.168.0.0/16")
     assert "no such relay network" in cli.refused("relay", "del", "172.16.0.0/12")
     assert "not a network" in cli.refused("relay", "del", "bogus")
+
+
+def test_lockout_list_and_clear(cli: Cli) -> None:
+    from nmail.directory.throttle import LoginThrottle
+    from nmail.directory.throttle_store import SqlRecords
+
+    assert "(no failed logins on record)" in cli.ok("lockout", "list")
+    engine = cli.engine()
+    try:
+        throttle = LoginThrottle(time.time, records=SqlRecords(engine), max_failures=2)
+        for _ in range(2):
+            throttle.failure("2001:db8:5:6::1", "Bob@Example.com")
+        throttle.failure("192.0.2.9", "carol@example.com")
+        listing = cli.ok("lockout", "list")
+        assert "bob@example.com (account)" in listing and "2001:db8:5:6::/64 (ip)" in listing
+        assert "min more" in listing  # bob and the /64 are locked out
+        assert "cleared the failed logins of BOB@example.com" in cli.ok(
+            "lockout", "clear", "BOB@example.com"
+        )
+        assert "cleared" in cli.ok("lockout", "clear", "2001:db8:5:6::99")  # same /64
+        assert not throttle.check("2001:db8:5:6::1", "bob@example.com").locked
+        assert "no failed logins on record for 198.51.100.1" in cli.refused(
+            "lockout", "clear", "198.51.100.1"
+        )
+        assert "expected an address" in cli.refused("lockout", "clear", "nonsense")
+        assert "--all" in cli.refused("lockout", "clear")
+        assert "--all" in cli.refused("lockout", "clear", "x@example.com", "--all")
+        assert "cleared 2 record(s)" in cli.ok("lockout", "clear", "--all")
+        assert "(no failed logins on record)" in cli.ok("lockout", "list")
+    finally:
+        engine.dispose()

@@ -24,6 +24,7 @@ def _command_modules() -> list[ModuleType]:
         dbsync_cmd,
         domain_cmd,
         init_cmd,
+        lockout_cmd,
         relay_cmd,
         serve_cmd,
         user_cmd,
@@ -36,6 +37,7 @@ def _command_modules() -> list[ModuleType]:
         user_cmd,
         alias_cmd,
         relay_cmd,
+        lockout_cmd,
         dbsync_cmd,
     ]
     for optional in ("queue_cmd", "tls_cmd"):

@@ -183,12 +183,22 @@ class LoginThrottle:
 
 
 def _keys(ip: str, account: str | None) -> Iterator[str]:
-    yield "ip:" + _ip_key(ip)
+    yield ip_key(ip)
     if account:
-        yield "account:" + account.strip().lower()
+        yield account_key(account)
 
 
-def _ip_key(ip: str) -> str:
+def account_key(account: str) -> str:
+    """The record key of a login name."""
+    return "account:" + account.strip().lower()
+
+
+def ip_key(ip: str) -> str:
+    """The record key of a client address (an IPv6 address counts as its /64)."""
+    return "ip:" + _ip_part(ip)
+
+
+def _ip_part(ip: str) -> str:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -85,3 +85,22 @@ class SqlRecords:
     def __len__(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(_T)).scalar_one())
+
+    def entries(self) -> list[tuple[str, int, float, float]]:
+        """Every record: (key, failures in the row, last failure, locked until)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(_T.c.key, _T.c.failures, _T.c.last_failure, _T.c.locked_until).order_by(
+                    _T.c.key
+                )
+            ).all()
+        return [
+            (row.key, len(row.failures.split()), row.last_failure / 1000, row.locked_until / 1000)
+            for row in rows
+        ]
+
+    def clear(self, key: str | None = None) -> int:
+        """Forget one record (or all with None); returns how many went."""
+        with self._engine.begin() as conn:
+            statement = delete(_T) if key is None else delete(_T).where(_T.c.key == key[:200])
+            return int(conn.execute(statement).rowcount or 0)
