@@ -125,3 +125,4 @@ def test_listeners_defaults_by_privilege_and_overrides(
         Listen("pop3", "127.0.0.1", 1110),
         Listen("http", "127.0.0.1", 8081),
     ]
+

@@ -267,3 +267,11 @@ def test_a_port_in_use_is_one_line_with_workers(data: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"nmail: error: cannot listen on 127.0.0.1:{taken}: Address already in use"
     ]
+
+
+def test_default_worker_count_is_one_per_cpu_up_to_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nmail.cli import serve_cmd
+
+    for cpus, expected in ((None, 1), (1, 1), (2, 2), (4, 4), (64, 4)):
+        monkeypatch.setattr(serve_cmd.os, "cpu_count", lambda cpus=cpus: cpus)
+        assert serve_cmd.default_workers() == expected

@@ -36,7 +36,7 @@ max_message_size = 52428800   # bytes
 max_recipients = 100
 max_hops = 30                 # Received headers before "Mail loop detected"
 plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
-# workers = 2                 # processes serving port 25 (default: one per CPU)
+# workers = 2        # processes serving port 25 (default: one per CPU, at most 4)
 
 [tls]
 # Self-signed at init; point these at real files (e.g. from certbot) and

@@ -52,9 +52,20 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--workers",
         metavar="N",
-        help="processes serving port 25 (default: [smtp] workers, else one per CPU)",
+        help="processes serving port 25 (default: [smtp] workers, else one per CPU, at most 4)",
     )
     p.set_defaults(handler=run)
+
+
+# Past this many the default stops growing: each worker is a whole Python
+# process (about 60 MB), and four already receive far more mail than most
+# sites get; `--workers` or `[smtp] workers` asks for more.
+DEFAULT_MAX_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One worker per CPU, at most DEFAULT_MAX_WORKERS."""
+    return max(1, min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS))
 
 
 def worker_count(option: str | None, config: Config) -> int:
@@ -67,7 +78,7 @@ def worker_count(option: str | None, config: Config) -> int:
         value = smtp.get("workers") if isinstance(smtp, dict) else None
         where = "[smtp] workers"
         if value is None:
-            return max(1, os.cpu_count() or 1)
+            return default_workers()
     try:
         count = int(value)
     except (TypeError, ValueError):
