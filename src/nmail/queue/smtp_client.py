@@ -4,10 +4,10 @@ One `RemoteSession` is one connection to one remote host; it carries any
 number of messages, each with all of its recipients for that host
 (route_delivery.py walks a route's hosts and reuses sessions).
 
-aiosmtplib refuses control characters in commands, turns bare CR/LF into
-CRLF and dot-stuffs the body, so a body containing "\\n.\\r\\n" leaves as
-one message (no SMTP smuggling); the queue normalised the line endings
-already so the DKIM signature covers exactly these bytes.
+aiosmtplib refuses control characters in commands; smtp_data turns bare
+CR/LF into CRLF and dot-stuffs the body, so a body containing "\\n.\\r\\n"
+leaves as one message (no SMTP smuggling); the queue normalised the line
+endings already so the DKIM signature covers exactly these bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from nmail.queue.routing import TLS_IMPLICIT, TLS_NONE, TLS_REQUIRED, Route
+from nmail.queue.smtp_data import send_data
 
 DELIVERED = "delivered"
 TEMPORARY = "temporary"
@@ -209,7 +210,7 @@ class RemoteSession:
                 await self._reset()
                 return [o for o in outcomes if o is not None]
             try:
-                reply = await smtp.data(item.body, timeout=DATA_TIMEOUT)
+                reply = await send_data(smtp, item.body, DATA_TIMEOUT)
                 done = outcome_for(reply.code, reply.message, host, remote_dsn=dsn)
             except aiosmtplib.SMTPDataError as exc:
                 done = outcome_for(exc.code, exc.message, host)
