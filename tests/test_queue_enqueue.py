@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import dkim as dkimpy
 import pytest
@@ -13,10 +16,12 @@ from sqlalchemy import Engine, func, insert, select
 from fixtures_outbound import Harness, message, outbound_config, wait_until
 from nmail.db.tables import domains, queue_messages, queue_recipients
 from nmail.delivery.envelope import ClientInfo
+from nmail.queue import enqueue_batch
 from nmail.queue.dkim import DkimKeys, public_record
 from nmail.queue.errors import QueueInputError
 from nmail.queue.outbound import OutboundQueue
 from nmail.queue.store import DELIVERED
+from support import wait_until as wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -222,3 +227,97 @@ def test_enqueue_is_thread_safe(sqlite_engine: Engine, tmp_path: Path) -> None:
     assert len(set(ids)) == 40
     assert counts(sqlite_engine) == (40, 40)
     assert len([p for p in os.listdir(tmp_path / "queue") if p.endswith(".eml")]) == 40
+    assert not [p for p in os.listdir(tmp_path / "queue") if p.endswith(".tmp")]
+
+
+def test_messages_queued_together_share_one_commit(engine: Engine, tmp_path: Path) -> None:
+    """While one commit runs, later callers wait and then commit together."""
+    queue = make_queue(engine, tmp_path)
+    store = queue.store
+    batches: list[int] = []
+    first_running = threading.Event()
+    release = threading.Event()
+    original = store.insert_many
+
+    def insert_many(entries: Any) -> None:
+        batches.append(len(entries))
+        if len(batches) == 1:
+            first_running.set()
+            assert release.wait(30)
+        original(entries)
+
+    store.insert_many = insert_many  # type: ignore[method-assign]
+    with ThreadPoolExecutor(12) as pool:
+        first = pool.submit(queue.enqueue, "alice@nmail.test", ["u0@remote.test"], message())
+        assert first_running.wait(30)
+        rest = [
+            pool.submit(queue.enqueue, "alice@nmail.test", [f"u{i}@remote.test"], message())
+            for i in range(1, 11)
+        ]
+        wait_for(lambda: len(queue._intake._pending) == 10, what="ten waiting callers")
+        release.set()
+        ids = [first.result(30)] + [f.result(30) for f in rest]
+    assert batches == [1, 10]
+    assert counts(engine) == (11, 11)
+    assert sorted(p for p in os.listdir(tmp_path / "queue") if p.endswith(".eml")) == sorted(
+        f"{qid}.eml" for qid in ids
+    )
+
+
+def test_a_bad_message_in_a_shared_commit_fails_alone(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    queue = make_queue(sqlite_engine, tmp_path)
+    store = queue.store
+    poisoned: list[str] = []
+    original_many, original_one = store.insert_many, store.insert
+
+    def insert_many(entries: Any) -> None:
+        if len(entries) > 1:
+            raise RuntimeError("the batch failed")
+        original_many(entries)
+
+    def insert(message_info: Any, recipients: Any, next_attempt: int) -> None:
+        if recipients[0].address.startswith("poison"):
+            poisoned.append(message_info.id)
+            raise RuntimeError("this one is bad")
+        original_one(message_info, recipients, next_attempt)
+
+    store.insert_many = insert_many  # type: ignore[method-assign]
+    store.insert = insert  # type: ignore[method-assign]
+    # Hold the first commit so the next three share one.
+    gate = threading.Event()
+    started = threading.Event()
+    real_sync = enqueue_batch.sync_batch
+
+    def slow_sync(*args: Any, **kwargs: Any) -> set[int]:
+        if not started.is_set():
+            started.set()
+            assert gate.wait(30)
+        return real_sync(*args, **kwargs)
+
+    enqueue_batch.sync_batch = slow_sync  # type: ignore[assignment]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            first = pool.submit(queue.enqueue, "alice@nmail.test", ["a@remote.test"], message())
+            assert started.wait(30)
+            rest = [
+                pool.submit(queue.enqueue, "alice@nmail.test", [rcpt], message())
+                for rcpt in ("b@remote.test", "poison@remote.test", "c@remote.test")
+            ]
+            wait_for(lambda: len(queue._intake._pending) == 3, what="three waiting callers")
+            gate.set()
+            first.result(30)
+            outcomes = []
+            for future in rest:
+                try:
+                    outcomes.append(future.result(30))
+                except RuntimeError as exc:
+                    outcomes.append(str(exc))
+    finally:
+        enqueue_batch.sync_batch = real_sync  # type: ignore[assignment]
+    assert outcomes[1] == "this one is bad"
+    assert counts(sqlite_engine) == (3, 3)
+    files = [p for p in os.listdir(tmp_path / "queue") if p.endswith((".eml", ".tmp"))]
+    assert len(files) == 3 and f"{poisoned[0]}.eml" not in files
+

@@ -25,6 +25,7 @@ from nmail.dns.resolver import MailResolver
 from nmail.queue import content as wire
 from nmail.queue.bookkeeping import Bookkeeper
 from nmail.queue.dkim import DkimError, DkimKeys, sign
+from nmail.queue.enqueue_batch import EnqueueBatcher
 from nmail.queue.errors import QueueEntryNotFound, QueueInputError
 from nmail.queue.notices import LocalBounce, Notifier
 from nmail.queue.routing import Router
@@ -131,6 +132,7 @@ class OutboundQueue:
         self.config = config
         self.store = QueueStore(engine)
         self.spool = Spool(queue_dir)
+        self._intake = EnqueueBatcher(self.spool, self.store)
         self._clock = clock
         self._is_local = is_local_domain or (lambda _domain: False)
         self._dkim = dkim if dkim is not None else (
@@ -220,12 +222,8 @@ class OutboundQueue:
             dsn_ret=dsn_ret.upper() if dsn_ret else None, warned=False,
             auth_user=auth_user, client_ip=client_ip,
         )
-        self.spool.write(queue_id, body)
-        try:
-            self.store.insert(message, rows, int(now))
-        except BaseException:
-            self.spool.remove(queue_id)
-            raise
+        # Durable (body and rows) before returning; shared with concurrent callers.
+        self._intake.commit(message, rows, int(now), body)
         log.info(
             "queue %s: from <%s> to %s, %d bytes%s", queue_id, sender,
             ", ".join(f"<{r.address}>" for r in rows), len(body), " (bounce)" if is_bounce else "",

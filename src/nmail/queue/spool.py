@@ -1,17 +1,21 @@
 """The message bodies of the outbound queue: DIR/queue/<id>.eml.
 
-A body is written once (temporary name, fsync, rename, fsync of the
-directory) before its rows are committed, so an acknowledged message is
-always on disk. A body that cannot be read is moved to DIR/queue/corrupt/
+A body is written once (temporary name, flush, rename, flush of the
+directory; enqueue_batch does the flushes for all bodies queued at the same
+moment) before its rows are committed, so an acknowledged message is always
+on disk. A body that cannot be read is moved to DIR/queue/corrupt/
 for the postmaster to look at; nothing is ever deleted silently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
 from pathlib import Path
+
+from nmail.durable import fsync_dir, write_file
 
 SUFFIX = ".eml"
 CORRUPT_DIR = "corrupt"
@@ -43,24 +47,19 @@ class Spool:
     def path(self, queue_id: str) -> Path:
         return self.directory / f"{queue_id}{SUFFIX}"
 
-    def write(self, queue_id: str, content: bytes) -> Path:
-        """Store the body durably: the file and its directory entry are fsync'd."""
+    def write_unflushed(self, queue_id: str, content: bytes) -> Path:
+        """Write the body under its temporary name, not yet flushed (see enqueue_batch)."""
+        tmp = self.temporary_path(queue_id)
+        write_file(tmp, (content,), sync=False)
+        return tmp
+
+    def temporary_path(self, queue_id: str) -> Path:
+        return self.directory / f".{queue_id}.tmp"
+
+    def publish(self, queue_id: str) -> Path:
+        """Give a flushed temporary file its final name (the directory still needs a flush)."""
         final = self.path(queue_id)
-        tmp = self.directory / f".{queue_id}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(content)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(tmp, final)
-        _fsync_dir(self.directory)
+        os.replace(self.temporary_path(queue_id), final)
         return final
 
     def read(self, queue_id: str, expected_size: int | None = None) -> bytes:
@@ -77,7 +76,8 @@ class Spool:
         return data
 
     def remove(self, queue_id: str) -> None:
-        self.path(queue_id).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path(queue_id).unlink(missing_ok=True)
 
     def move_aside(self, queue_id: str) -> Path | None:
         """Move the body (if any) to corrupt/; returns its new path."""
@@ -87,7 +87,7 @@ class Spool:
             os.replace(source, target)
         except FileNotFoundError:
             return None
-        _fsync_dir(self.corrupt_dir)
+        fsync_dir(self.corrupt_dir)
         return target
 
     def restore(self, queue_id: str) -> bool:
@@ -97,7 +97,7 @@ class Spool:
             os.replace(source, self.path(queue_id))
         except FileNotFoundError:
             return False
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return True
 
     def corrupt_path(self, queue_id: str) -> Path:
@@ -116,11 +116,3 @@ class Spool:
             return now - self.path(queue_id).stat().st_mtime
         except OSError:
             return 0.0
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

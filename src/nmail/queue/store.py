@@ -86,14 +86,27 @@ class QueueStore(EntryQueries):
         self, message: MessageInfo, recipients: Sequence[NewRecipient], next_attempt: int
     ) -> None:
         """The message row and its recipient rows, in one transaction."""
+        self.insert_many([(message, recipients, next_attempt)])
+
+    def insert_many(
+        self, entries: Sequence[tuple[MessageInfo, Sequence[NewRecipient], int]]
+    ) -> None:
+        """Several messages with their recipients, all in one transaction."""
+        if not entries:
+            return
         with self._writing() as conn:
             conn.execute(
-                m.insert().values(
-                    id=message.id, sender=message.sender, size=message.size,
-                    created_at=message.created_at, auth_user=message.auth_user,
-                    client_ip=message.client_ip, is_bounce=message.is_bounce,
-                    dsn_envid=message.dsn_envid, dsn_ret=message.dsn_ret, warned=False,
-                )
+                m.insert(),
+                [
+                    {
+                        "id": message.id, "sender": message.sender, "size": message.size,
+                        "created_at": message.created_at, "auth_user": message.auth_user,
+                        "client_ip": message.client_ip, "is_bounce": message.is_bounce,
+                        "dsn_envid": message.dsn_envid, "dsn_ret": message.dsn_ret,
+                        "warned": False,
+                    }
+                    for message, _, _ in entries
+                ],
             )
             conn.execute(
                 r.insert(),
@@ -104,6 +117,7 @@ class QueueStore(EntryQueries):
                         "next_attempt": next_attempt, "dsn_notify": rcpt.notify,
                         "orcpt": rcpt.orcpt,
                     }
+                    for message, recipients, next_attempt in entries
                     for rcpt in recipients
                 ],
             )
