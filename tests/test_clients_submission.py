@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nmail.cli.main import main
+from nmail.config import load_config
+from nmail.db.engine import make_engine
+from nmail.directory.throttle import LoginThrottle
+from nmail.directory.throttle_store import SqlRecords
 from server_rig import PASSWORD, RunningServer, insecure_context, make_data_dir
 
 MESSAGE = b"From: bob@test.local\r\nTo: carol@test.local\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -116,3 +122,42 @@ def test_authenticated_relay_is_queued(server: RunningServer) -> None:
         assert client.sendmail("bob@test.local", ["friend@elsewhere.example"], MESSAGE) == {}
     entries = server.runtime.queue.list_entries()
     assert [r for e in entries for r in e.recipients] != []
+
+
+def test_a_lockout_is_kept_in_the_database_and_lifted_from_the_shell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What one worker process counts, another sees; `nmail lockout clear` lifts it."""
+    data = make_data_dir(tmp_path)
+    engine = make_engine(load_config(data).database_url)
+
+    def shared() -> LoginThrottle:
+        return LoginThrottle(
+            time.time, first_delay=0, max_delay=0, max_failures=3, records=SqlRecords(engine)
+        )
+
+    try:
+        with RunningServer(data, throttle=shared()) as server:
+            server.add_user("bob@test.local")
+            with server.smtp("submissions") as client, pytest.raises(
+                smtplib.SMTPAuthenticationError
+            ) as err:
+                client.login("bob@test.local", "wrong-password")
+            assert err.value.smtp_code == 535
+            # The server's count is in the database, where every process sees it
+            # (smtplib tried PLAIN, then LOGIN: two failures)...
+            records = {key: failures for key, failures, _, _ in SqlRecords(engine).entries()}
+            assert records == {"account:bob@test.local": 2, "ip:127.0.0.1": 2}
+            # ...and what another process counts locks this one's door too.
+            shared().failure("203.0.113.5", "bob@test.local")
+            with server.smtp("submissions") as client, pytest.raises(
+                smtplib.SMTPAuthenticationError
+            ) as err:
+                client.login("bob@test.local", PASSWORD)
+            assert err.value.smtp_code == 454
+            assert main(["--data", str(data), "lockout", "clear", "bob@test.local"]) == 0
+            assert "cleared the failed logins of bob@test.local" in capsys.readouterr().out
+            with server.smtp("submissions") as client:
+                client.login("bob@test.local", PASSWORD)
+    finally:
+        engine.dispose()
