@@ -37,6 +37,7 @@ def rcpt(argument: str, sender: str = "<a@example.org>") -> tuple[str, Driver]:
         ("<u@[192.0.2.7]>", "u@[192.0.2.7]"),
         ("<u@[IPv6:2001:db8::7]>", "u@[IPv6:2001:db8::7]"),
         (" <a@example.org>", "a@example.org"),
+        ("<a@Example.org.>", "a@example.org"),  # the absolute form: same domain
     ],
 )
 def test_sender_paths(path: str, address: str) -> None:
@@ -61,6 +62,9 @@ def test_sender_paths(path: str, address: str) -> None:
         ("<a@b@example.org>", "501 5.1.7"),
         ("<a@exa_mple.org>", "501 5.1.7"),
         ("<a@example..org>", "501 5.1.7"),
+        ("<a@example.org..>", "501 5.1.7"),
+        ("<a@.>", "501 5.1.7"),
+        ("<a@[192.0.2.7].>", "501 5.1.7"),
         ("<a@-example.org>", "501 5.1.7"),
         ("<a@[999.1.1.1]>", "501 5.1.7"),
         ('<"unterminated@example.org>', "501 5.5.4"),

@@ -114,6 +114,9 @@ def test_random_streams_never_raise(stream: bytes, cuts: list[int], decide: list
 @settings(max_examples=200, deadline=None)
 @given(streams, st.lists(st.integers(min_value=0), max_size=8))
 def test_chunking_does_not_change_the_outcome(stream: bytes, cuts: list[int]) -> None:
+    # Except across STARTTLS, by design: what came in the same read as STARTTLS
+    # is discarded (plaintext injection), what comes after the handshake is not.
+    assume(b"STARTTLS" not in stream.upper())
     assert run(stream, [], []) == run(stream, cuts, [])
 
 

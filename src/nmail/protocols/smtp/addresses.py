@@ -124,6 +124,9 @@ def parse_mailbox(path: str, *, utf8: bool, recipient: bool) -> str:
             raise CommandError(reply(501, status, f"Bad {what} address syntax"))
     if len(local.encode("utf-8")) > MAX_LOCAL_PART:
         raise CommandError(reply(553, status, f"Local part too long ({what} address)"))
+    if domain.endswith(".") and not domain.endswith("..") and not domain.startswith("["):
+        # "user@example.com." (the absolute form): the same domain, as Postfix takes it.
+        domain = domain[:-1]
     if len(domain.encode("utf-8")) > MAX_DOMAIN:
         raise CommandError(reply(553, status, f"Domain too long ({what} address)"))
     if is_domain(domain, utf8=utf8):
