@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -23,3 +26,23 @@ def wait_for(
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
         time.sleep(poll)
+
+
+def private_postfix(root: Path, prefix: str, *extra: str) -> tuple[Path, dict[str, Path], int]:
+    """A directory for a private Postfix instance: (base, {etc, spool, data, *extra}, port).
+
+    master.cf is Debian's with smtpd on 127.0.0.1:<port> and no chroot (the
+    private spool has no copy of /etc); main.cf is empty, for postconf to fill.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    base.chmod(0o755)  # Postfix's daemons run as the postfix user
+    dirs = {name: base / name for name in ("etc", "spool", "data", *extra)}
+    for directory in dirs.values():
+        directory.mkdir()
+    port = free_port()
+    master = Path("/etc/postfix/master.cf").read_text()
+    master = re.sub(r"(?m)^smtp\s+inet.*$", f"127.0.0.1:{port} inet n - n - - smtpd", master)
+    master = re.sub(r"(?m)^(\S+\s+\S+\s+\S+\s+\S+\s+)[y-]", r"\1n", master)
+    (dirs["etc"] / "master.cf").write_text(master)
+    (dirs["etc"] / "main.cf").write_text("")
+    return base, dirs, port

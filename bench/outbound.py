@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -38,7 +37,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-from benchlib import free_port, wait_for
+from benchlib import free_port, private_postfix, wait_for
 
 ROOT = Path("/var/tmp")  # file creation under /tmp is much slower on these machines
 POSTFIX = Path("/usr/sbin/postfix")
@@ -253,18 +252,8 @@ def bench_postfix(sink: Sink, n: int, size: int, sessions: int) -> tuple[float, 
     """(drain msg/s, end-to-end msg/s), or None without Postfix."""
     if not POSTFIX.exists() or not SMTP_SOURCE.exists():
         return None
-    base = Path(tempfile.mkdtemp(prefix="pf-outbound-", dir=ROOT))
-    base.chmod(0o755)  # the postfix user must reach its data directory
-    etc, spool, data = (base / d for d in ("etc", "spool", "data"))
-    for d in (etc, spool, data):
-        d.mkdir()
-    port = free_port()
-    master = Path("/etc/postfix/master.cf").read_text()
-    master = re.sub(r"(?m)^smtp\s+inet.*$", f"127.0.0.1:{port} inet n - n - - smtpd", master)
-    # no chroot anywhere: the private instance has no copy of /etc in its spool
-    master = re.sub(r"(?m)^(\S+\s+\S+\s+\S+\s+\S+\s+)[y-]", r"\1n", master)
-    (etc / "master.cf").write_text(master)
-    (etc / "main.cf").write_text("")
+    base, dirs, port = private_postfix(ROOT, "pf-outbound-")
+    etc, spool, data = dirs["etc"], dirs["spool"], dirs["data"]
     settings = {
         "compatibility_level": "3.6",
         "queue_directory": spool,

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import free_port, wait_for
+from benchlib import free_port, private_postfix, wait_for
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 ROOT = Path(os.environ.get("NMAIL_BENCH_DIR", "/var/tmp"))
@@ -151,16 +151,8 @@ def bench_nmail(
 def bench_postfix(n: int, sessions: int, size: int) -> tuple[float, float, float] | None:
     if not Path("/usr/sbin/postfix").exists():
         return None
-    base = Path(tempfile.mkdtemp(prefix="pf-bench-", dir=ROOT))
-    base.chmod(0o755)  # Postfix's daemons run as the postfix user
-    etc, spool, data, mail = (base / d for d in ("etc", "spool", "data", "mail"))
-    for d in (etc, spool, data, mail):
-        d.mkdir()
-    port = free_port()
-    master = Path("/etc/postfix/master.cf").read_text()
-    master = re.sub(r"(?m)^smtp\s+inet.*$", f"127.0.0.1:{port} inet n - n - - smtpd", master)
-    (etc / "master.cf").write_text(master)
-    (etc / "main.cf").write_text("")
+    base, dirs, port = private_postfix(ROOT, "pf-bench-", "mail")
+    etc, spool, data, mail = dirs["etc"], dirs["spool"], dirs["data"], dirs["mail"]
     settings = {
         "compatibility_level": "3.6",
         "queue_directory": spool,

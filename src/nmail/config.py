@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nmail.config_values import ConfigError as ConfigError  # callers import it from here
+from nmail.config_values import duration, file_path, number, section
+
 CONFIG_NAME = "nmail.toml"
 
 LISTENER_NAMES = (
@@ -48,10 +51,6 @@ UNPRIVILEGED_PORTS = {
 # Listeners whose protocol is implemented; the others are accepted in the
 # file (so a config written for a later version still loads) but skipped.
 IMPLEMENTED_LISTENERS = ("smtp", "submission", "submissions", "pop3", "pop3s", "http")
-
-
-class ConfigError(ValueError):
-    """The configuration file or a command-line override is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,39 +235,6 @@ def listeners_from(config: Config, overrides: list[Listen]) -> list[Listen]:
     return [chosen[n] for n in LISTENER_NAMES if n in chosen]
 
 
-def _duration(value: Any, key: str) -> int:
-    """Seconds from 300, "300", "5m", "4h", "5d"."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration like 300, 5m, 4h or 5d")
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(f"{key}: a duration cannot be negative")
-        return value
-    text = str(value).strip().lower()
-    if text.startswith("-"):
-        raise ConfigError(f"{key}: a duration cannot be negative")
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"{key}: expected a duration like 300, 5m, 4h or 5d") from None
-
-
-def _number(value: Any, key: str, low: int = 0, high: int = 2**62) -> int:
-    """A whole number in [low, high], or ConfigError naming the key."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{key}: expected {low} to {high}, got {number}")
-    return number
-
-
 def load_config(data_dir: Path) -> Config:
     """Read DIR/nmail.toml; raise ConfigError with the key that is wrong."""
     path = data_dir / CONFIG_NAME
@@ -282,13 +248,6 @@ def load_config(data_dir: Path) -> Config:
 
 
 _SMTP = SmtpSettings()
-
-
-def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    value = raw.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    return value
 
 
 KNOWN_SECTIONS = frozenset(
@@ -313,11 +272,11 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     unknown = sorted(set(raw) - KNOWN_SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section or key {unknown[0]!r} in nmail.toml")
-    server = _section(raw, "server")
+    server = section(raw, "server")
     hostname = str(server.get("hostname") or "localhost")
-    db = _section(raw, "database")
+    db = section(raw, "database")
     url = str(db.get("url") or default_database_url(data_dir))
-    listen = _section(raw, "listen")
+    listen = section(raw, "listen")
     listeners: dict[str, str] = {}
     for name, spec in listen.items():
         if name not in LISTENER_NAMES:
@@ -325,16 +284,16 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         listeners[name] = str(spec)
         if spec not in ("", "off", "no", "false"):
             parse_hostport(str(spec), 0)
-    smtp_raw = _section(raw, "smtp")
+    smtp_raw = section(raw, "smtp")
     smtp = SmtpSettings(
-        max_message_size=_number(
+        max_message_size=number(
             smtp_raw.get("max_message_size", _SMTP.max_message_size), "[smtp] max_message_size", 1
         ),
-        max_recipients=_number(
+        max_recipients=number(
             smtp_raw.get("max_recipients", _SMTP.max_recipients), "[smtp] max_recipients", 1
         ),
-        max_hops=_number(smtp_raw.get("max_hops", _SMTP.max_hops), "[smtp] max_hops", 1),
-        max_bad_commands=_number(
+        max_hops=number(smtp_raw.get("max_hops", _SMTP.max_hops), "[smtp] max_hops", 1),
+        max_bad_commands=number(
             smtp_raw.get("max_bad_commands", _SMTP.max_bad_commands), "[smtp] max_bad_commands", 1
         ),
         plaintext_auth_networks=tuple(
@@ -347,44 +306,44 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise ConfigError(f"[smtp] plaintext_auth_networks: bad network {cidr!r}") from None
-    tls_raw = _section(raw, "tls")
+    tls_raw = section(raw, "tls")
     tls = TlsSettings(
-        cert=_path(data_dir, tls_raw.get("cert")),
-        key=_path(data_dir, tls_raw.get("key")),
+        cert=file_path(data_dir, tls_raw.get("cert")),
+        key=file_path(data_dir, tls_raw.get("key")),
     )
-    q = _section(raw, "queue")
+    q = section(raw, "queue")
     queue = QueueSettings(
-        first_retry=_duration(q.get("first_retry", 300), "[queue] first_retry"),
-        max_retry=_duration(q.get("max_retry", 4 * 3600), "[queue] max_retry"),
-        give_up_after=_duration(q.get("give_up_after", 5 * 86400), "[queue] give_up_after"),
-        delay_warning_after=_duration(
+        first_retry=duration(q.get("first_retry", 300), "[queue] first_retry"),
+        max_retry=duration(q.get("max_retry", 4 * 3600), "[queue] max_retry"),
+        give_up_after=duration(q.get("give_up_after", 5 * 86400), "[queue] give_up_after"),
+        delay_warning_after=duration(
             q.get("delay_warning_after", 4 * 3600), "[queue] delay_warning_after"
         ),
-        max_connections=_number(q.get("max_connections", 50), "[queue] max_connections", 1),
-        max_connections_per_domain=_number(
+        max_connections=number(q.get("max_connections", 50), "[queue] max_connections", 1),
+        max_connections_per_domain=number(
             q.get("max_connections_per_domain", 5), "[queue] max_connections_per_domain", 1
         ),
-        lease_seconds=_duration(q.get("lease_seconds", 300), "[queue] lease_seconds"),
-        remote_port=_number(q.get("remote_port", 25), "[queue] remote_port", 1, 65535),
+        lease_seconds=duration(q.get("lease_seconds", 300), "[queue] lease_seconds"),
+        remote_port=number(q.get("remote_port", 25), "[queue] remote_port", 1, 65535),
         tls_verify=tuple(str(name).lower() for name in q.get("tls_verify", ())),
-        keep_finished=_duration(q.get("keep_finished", 7 * 86400), "[queue] keep_finished"),
+        keep_finished=duration(q.get("keep_finished", 7 * 86400), "[queue] keep_finished"),
     )
-    dkim = _section(raw, "dkim")
-    dns_raw = _section(raw, "dns")
-    relay_raw = _section(raw, "relay")
+    dkim = section(raw, "dkim")
+    dns_raw = section(raw, "dns")
+    relay_raw = section(raw, "relay")
     relay = None
     if relay_raw.get("host"):
         relay = RelayHost(
             host=str(relay_raw["host"]),
-            port=_number(relay_raw.get("port", 587), "[relay] port", 1, 65535),
+            port=number(relay_raw.get("port", 587), "[relay] port", 1, 65535),
             user=relay_raw.get("user"),
             password=relay_raw.get("password"),
             tls=str(relay_raw.get("tls", "starttls")),
         )
         if relay.tls not in ("starttls", "implicit", "none"):
             raise ConfigError("[relay] tls: expected starttls, implicit or none")
-    transport = {str(k).lower(): str(v) for k, v in _section(raw, "transport").items()}
-    pop3_raw = _section(raw, "pop3")
+    transport = {str(k).lower(): str(v) for k, v in section(raw, "transport").items()}
+    pop3_raw = section(raw, "pop3")
     pop3_default = pop3_raw.get("default_domain")
     return Config(
         data_dir=data_dir,
@@ -401,10 +360,3 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         transport=transport,
         raw=raw,
     )
-
-
-def _path(data_dir: Path, value: Any) -> Path | None:
-    if not value:
-        return None
-    p = Path(str(value)).expanduser()
-    return p if p.is_absolute() else data_dir / p
