@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from nmail.config import SmtpSettings
 from nmail.servers.smtp import SmtpServer, SmtpServerSettings
 from smtp_rig import RecordingBackend, ServerRig, read_reply
 from support import wait_until
@@ -90,3 +91,55 @@ def test_stop_is_close_with_the_configured_grace(rig: ServerRig) -> None:
     rig.loop.run(server.stop())
     assert read_reply(sock, buf) == "421 4.3.2 Service shutting down"
     sock.close()
+
+
+def test_past_the_connection_limit_a_client_gets_421_and_is_closed(rig: ServerRig) -> None:
+    settings = SmtpServerSettings("smtp", "mx.test", smtp=SmtpSettings(max_connections=2))
+    server = rig.start(settings, RecordingBackend())
+    open_ = [connect(server) for _ in range(2)]
+    wait_until(lambda: server.sessions == 2)
+    extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    buf = bytearray()
+    assert read_reply(extra, buf) == "421 4.3.2 Too many connections, try again later"
+    assert extra.recv(10) == b""
+    extra.close()
+    assert server.sessions == 2
+    sock, _ = open_.pop()
+    sock.sendall(b"QUIT\r\n")
+    sock.close()
+    wait_until(lambda: server.sessions == 1)
+    again, _ = connect(server)  # room again
+    for s, _ in [*open_, (again, None)]:
+        s.close()
+
+
+class _Client:
+    def __init__(self, ip: str) -> None:
+        self.client_ip = ip
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_connections_per_client_address_are_limited_but_not_loopback(rig: ServerRig) -> None:
+    settings = SmtpServerSettings("smtp", "mx.test", smtp=SmtpSettings(max_connections_per_ip=2))
+    server = rig.start(settings, RecordingBackend())
+    clients = [_Client(ip) for ip in ("192.0.2.1", "192.0.2.1", "2001:db8:1:2::1",
+                                       "2001:db8:1:2::9", "127.0.0.1", "127.0.0.1")]
+    for client in clients:
+        assert server.admit(client.client_ip) is None
+        server.session_started(client)  # type: ignore[arg-type]
+    refused = server.admit("192.0.2.1")
+    assert refused is not None and refused.code == 421 and refused.enhanced == "4.7.0"
+    assert server.admit("2001:db8:1:2::77") is not None  # the same /64
+    assert server.admit("192.0.2.2") is None
+    assert server.admit("127.0.0.1") is None  # local tools are not limited
+    server.session_finished(clients[0])  # type: ignore[arg-type]
+    server.session_finished(clients[0])  # type: ignore[arg-type]  # counted once only
+    assert server.admit("192.0.2.1") is None
+    late = _Client("192.0.2.1")
+    server.session_started(late)  # type: ignore[arg-type]
+    assert server.admit("192.0.2.1") is not None
+    for client in [*clients[1:], late]:
+        server.session_finished(client)  # type: ignore[arg-type]
+    assert server.sessions == 0

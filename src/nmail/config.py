@@ -68,6 +68,10 @@ class SmtpSettings:
     max_recipients: int = 100
     max_hops: int = 30
     max_bad_commands: int = 20
+    # Open connections a listener serves (per process), and from one client
+    # address (an IPv6 /64; loopback is not limited). Postfix's default is 50.
+    max_connections: int = 1000
+    max_connections_per_ip: int = 50
     # Networks allowed to AUTH without TLS and to relay without AUTH are in
     # the database (nmail relay ...); this one is for plaintext AUTH only.
     plaintext_auth_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
@@ -295,6 +299,14 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         max_hops=number(smtp_raw.get("max_hops", _SMTP.max_hops), "[smtp] max_hops", 1),
         max_bad_commands=number(
             smtp_raw.get("max_bad_commands", _SMTP.max_bad_commands), "[smtp] max_bad_commands", 1
+        ),
+        max_connections=number(
+            smtp_raw.get("max_connections", _SMTP.max_connections), "[smtp] max_connections", 1
+        ),
+        max_connections_per_ip=number(
+            smtp_raw.get("max_connections_per_ip", _SMTP.max_connections_per_ip),
+            "[smtp] max_connections_per_ip",
+            1,
         ),
         plaintext_auth_networks=tuple(
             smtp_raw.get("plaintext_auth_networks", _SMTP.plaintext_auth_networks)

@@ -35,6 +35,8 @@ http = "0.0.0.0"
 max_message_size = 52428800   # bytes
 max_recipients = 100
 max_hops = 30                 # Received headers before "Mail loop detected"
+max_connections = 1000        # open SMTP connections per listener and process
+max_connections_per_ip = 50   # from one address (IPv6: per /64); loopback unlimited
 plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
 # workers = 2        # processes serving port 25 (default: one per CPU, at most 4)
 

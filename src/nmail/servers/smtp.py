@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from nmail.config import Config, SmtpSettings
-from nmail.directory.throttle import LoginThrottle
+from nmail.directory.throttle import LoginThrottle, ip_key
 from nmail.policy.relay import ip_in_networks, parse_networks
 from nmail.protocols.smtp import SmtpOptions
+from nmail.protocols.smtp import replies as r
+from nmail.protocols.smtp.replies import Reply
 from nmail.servers.smtp_auth import (
     IntakeBackend,
     MailIntake,
@@ -76,6 +78,13 @@ class SmtpServerSettings:
             ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
 
 
+def _loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
 def _no_tls() -> ssl.SSLContext | None:
     return None
 
@@ -97,6 +106,7 @@ class SmtpServer:
         self.executor = executor
         self._server: asyncio.Server | None = None
         self._sessions: set[SmtpSession] = set()
+        self._per_client: dict[str, int] = {}
         self._closing = False
         self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
         self._auth_by_ip: dict[str, bool] = {}
@@ -177,13 +187,33 @@ class SmtpServer:
 
     # -- sessions ------------------------------------------------------------------
 
+    def admit(self, ip: str) -> Reply | None:
+        """None to serve a new connection from `ip`; else the 421 to close it with."""
+        limits = self.settings.smtp
+        if len(self._sessions) >= limits.max_connections:
+            return r.SERVER_BUSY
+        key = ip_key(ip)
+        if self._per_client.get(key, 0) >= limits.max_connections_per_ip and not _loopback(ip):
+            return r.TOO_MANY_CONNECTIONS
+        return None
+
     def session_started(self, session: SmtpSession) -> None:
         self._sessions.add(session)
+        key = ip_key(session.client_ip)
+        self._per_client[key] = self._per_client.get(key, 0) + 1
         if self._closing:
             session.shutdown()
 
     def session_finished(self, session: SmtpSession) -> None:
+        if session not in self._sessions:
+            return
         self._sessions.discard(session)
+        key = ip_key(session.client_ip)
+        left = self._per_client.get(key, 1) - 1
+        if left > 0:
+            self._per_client[key] = left
+        else:
+            self._per_client.pop(key, None)
 
     def _implicit_tls_context(self) -> ssl.SSLContext:
         """The listener's context for implicit TLS.

@@ -85,6 +85,10 @@ class SmtpSession(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
+    @property
+    def client_ip(self) -> str:
+        return self._ip
+
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,6 +97,14 @@ class SmtpSession(asyncio.Protocol):
         transport = self._transport
         peer = transport.get_extra_info("peername")
         self._ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        refusal = self._server.admit(self._ip)
+        if refusal is not None:
+            # Over a connection limit: one 421 instead of the greeting, and close.
+            log.info("SMTP %s refused: %s", self._ip, refusal.lines[0])
+            self._lost = True
+            transport.write(refusal.encode())
+            transport.close()
+            return
         # Implicit TLS: the listener did the handshake before connection_made.
         self._note_tls(transport)
         self._conn = SmtpConnection(
