@@ -334,3 +334,21 @@ def test_session_on_every_database(engine: Engine, tmp_path: Path) -> None:
         assert "\\Seen" in refs[0].flags
     finally:
         rig.close()
+
+
+def test_past_the_connection_limit_a_client_gets_err_and_is_closed(rig: Pop3Rig) -> None:
+    server = rig.start(Pop3Settings(max_connections=2))
+    first, second = rig.connect(server), rig.connect(server)
+    wait_until(lambda: server.connection_count == 2)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+        data = b""
+        while chunk := extra.recv(4096):
+            data += chunk
+    assert data == b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+    assert server.connection_count == 2
+    first.quit()
+    wait_until(lambda: server.connection_count == 1)
+    third = rig.connect(server)  # room again
+    assert third.getwelcome().startswith(b"+OK")
+    second.quit()
+    third.quit()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from nmail.mailstore.maildrop import LOCK_FILE, MailboxLock
+from nmail.servers.limits import ConnectionLimits
 from nmail.servers.pop3_backend import (
     LoginOutcome,
     Maildrop,
@@ -72,6 +73,7 @@ class Pop3Server:
         ]
         self._server: asyncio.Server | None = None
         self._connections: set[Pop3Connection] = set()
+        self._limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
         self._all_gone: asyncio.Event | None = None
         self.stopping = False
 
@@ -133,11 +135,22 @@ class Pop3Server:
             address = address.ipv4_mapped
         return any(address in network for network in self._networks)
 
+    def admit(self, ip: str) -> bytes | None:
+        """None to serve a new connection from `ip`; else the -ERR line to close it with."""
+        refusal = self._limits.admit(ip)
+        if refusal is None:
+            return None
+        if refusal == "busy":
+            return b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+        return b"-ERR [SYS/TEMP] Too many connections from your address, try later\r\n"
+
     def register(self, connection: Pop3Connection) -> None:
         self._connections.add(connection)
+        self._limits.add(connection, connection.client_ip)
 
     def unregister(self, connection: Pop3Connection) -> None:
         self._connections.discard(connection)
+        self._limits.remove(connection)
         if not self._connections and self._all_gone is not None:
             self._all_gone.set()
 

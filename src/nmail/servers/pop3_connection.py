@@ -48,6 +48,8 @@ class Pop3Settings:
     idle_timeout: float = 600.0  # RFC 1939: at least 10 minutes
     handshake_timeout: float = 30.0
     max_errors: int = 10
+    max_connections: int = 1000  # open sessions on this listener
+    max_connections_per_ip: int = 20  # from one address (IPv6 /64); loopback unlimited
 
 
 class Pop3Connection(asyncio.Protocol):
@@ -73,11 +75,22 @@ class Pop3Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
+    @property
+    def client_ip(self) -> str:
+        return self._ip
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its API.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._ip = str(peer[0]) if peer else ""
+        refusal = self._server.admit(self._ip)
+        if refusal is not None:
+            # Over a connection limit: one -ERR instead of the greeting, and close.
+            self._closed = self._released = True
+            self.transport.write(refusal)
+            self.transport.close()
+            return
         self._server.register(self)
         self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._check_idle)
         if self._settings.implicit_tls:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from nmail.config import Config, SmtpSettings
-from nmail.directory.throttle import LoginThrottle, ip_key
+from nmail.directory.throttle import LoginThrottle
 from nmail.policy.relay import ip_in_networks, parse_networks
 from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.replies import Reply
+from nmail.servers.limits import ConnectionLimits
 from nmail.servers.smtp_auth import (
     IntakeBackend,
     MailIntake,
@@ -78,13 +79,6 @@ class SmtpServerSettings:
             ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
 
 
-def _loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
 def _no_tls() -> ssl.SSLContext | None:
     return None
 
@@ -106,7 +100,9 @@ class SmtpServer:
         self.executor = executor
         self._server: asyncio.Server | None = None
         self._sessions: set[SmtpSession] = set()
-        self._per_client: dict[str, int] = {}
+        self._limits = ConnectionLimits(
+            settings.smtp.max_connections, settings.smtp.max_connections_per_ip
+        )
         self._closing = False
         self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
         self._auth_by_ip: dict[str, bool] = {}
@@ -189,31 +185,20 @@ class SmtpServer:
 
     def admit(self, ip: str) -> Reply | None:
         """None to serve a new connection from `ip`; else the 421 to close it with."""
-        limits = self.settings.smtp
-        if len(self._sessions) >= limits.max_connections:
-            return r.SERVER_BUSY
-        key = ip_key(ip)
-        if self._per_client.get(key, 0) >= limits.max_connections_per_ip and not _loopback(ip):
-            return r.TOO_MANY_CONNECTIONS
-        return None
+        refusal = self._limits.admit(ip)
+        if refusal is None:
+            return None
+        return r.SERVER_BUSY if refusal == "busy" else r.TOO_MANY_CONNECTIONS
 
     def session_started(self, session: SmtpSession) -> None:
         self._sessions.add(session)
-        key = ip_key(session.client_ip)
-        self._per_client[key] = self._per_client.get(key, 0) + 1
+        self._limits.add(session, session.client_ip)
         if self._closing:
             session.shutdown()
 
     def session_finished(self, session: SmtpSession) -> None:
-        if session not in self._sessions:
-            return
         self._sessions.discard(session)
-        key = ip_key(session.client_ip)
-        left = self._per_client.get(key, 1) - 1
-        if left > 0:
-            self._per_client[key] = left
-        else:
-            self._per_client.pop(key, None)
+        self._limits.remove(session)
 
     def _implicit_tls_context(self) -> ssl.SSLContext:
         """The listener's context for implicit TLS.
