@@ -9,15 +9,13 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from nmail.certs import generate_self_signed
+from serve_process import NMAIL, ServeProcess
 from support import free_port, wait_until
-
-NMAIL = [sys.executable, "-m", "nmail"]
 
 
 def nmail(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,30 +25,6 @@ def nmail(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def listeners_off(data: Path) -> None:
     cfg = data / "nmail.toml"
     cfg.write_text(re.sub(r'(?m)^(\w+) = "0\.0\.0\.0"$', r'\1 = "off"', cfg.read_text()))
-
-
-class Serving:
-    """A `nmail serve` child process; the banner line tells where it listens."""
-
-    def __init__(self, data: Path, *listen: str) -> None:
-        args = [*NMAIL, "--data", str(data), "serve"]
-        for spec in listen:
-            args += ["--listen", spec]
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        self.lines: list[str] = []
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "listening:" in line:
-                break
-        else:
-            raise AssertionError("serve exited: " + "".join(self.lines) + self.proc.stderr.read())
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
 
 
 @pytest.fixture
@@ -111,7 +85,7 @@ def test_nmail_data_environment_variable(tmp_path: Path) -> None:
 
 def test_serve_initializes_an_empty_directory_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    srv = Serving(
+    srv = ServeProcess(
         tmp_path / "new",
         f"smtp=127.0.0.1:{port}",
         "http=127.0.0.1:0",
@@ -124,7 +98,7 @@ def test_serve_initializes_an_empty_directory_and_stops_on_sigterm(tmp_path: Pat
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             assert client.noop()[0] == 250
     finally:
-        assert srv.stop() == 0
+        assert srv.stop()[0] == 0
 
 
 def test_serve_bad_listen_option_is_one_line(data: Path) -> None:
@@ -170,7 +144,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(data: Path) ->
     listeners_off(data)
     port = free_port()
     smtp_port = free_port()
-    srv = Serving(data, f"submissions=127.0.0.1:{port}", f"smtp=127.0.0.1:{smtp_port}")
+    srv = ServeProcess(data, f"submissions=127.0.0.1:{port}", f"smtp=127.0.0.1:{smtp_port}")
     try:
         assert _peer_cert_subject(port) == "CN=mail.example.com"
         open_session = smtplib.SMTP("127.0.0.1", smtp_port, timeout=10)
@@ -186,7 +160,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(data: Path) ->
         assert open_session.noop()[0] == 250  # the connection survived the reload
         open_session.quit()
     finally:
-        assert srv.stop() == 0
+        assert srv.stop()[0] == 0
 
 
 def test_tls_show(data: Path) -> None:

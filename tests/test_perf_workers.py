@@ -9,7 +9,6 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,9 +22,9 @@ from nmail.certs import generate_self_signed
 from nmail.config import load_config
 from nmail.db.engine import make_engine
 from nmail.db.tables import messages
+from serve_process import NMAIL, ServeProcess
 from support import LoopThread, free_port, wait_until
 
-NMAIL = [sys.executable, "-m", "nmail"]
 BODY = b"From: a@remote.example\r\nTo: bob@test.local\r\nSubject: hi\r\n\r\nHello.\r\n"
 
 
@@ -51,36 +50,6 @@ def children(pid: int) -> set[int]:
     return found
 
 
-class Served:
-    """`nmail serve --workers N` with only the listeners given; stops on close()."""
-
-    def __init__(self, data: Path, workers: int, *listen: str) -> None:
-        args = [*NMAIL, "--data", str(data), "serve", "--workers", str(workers)]
-        for spec in listen:
-            args += ["--listen", spec]
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        self.lines: list[str] = []
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "listening:" in line:
-                break
-        else:
-            raise AssertionError("serve exited: " + "".join(self.lines) + self.stderr())
-
-    def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit status and everything printed."""
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=90)
-        return self.proc.returncode, "".join(self.lines) + out
-
-
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     d = tmp_path / "data"
@@ -98,8 +67,8 @@ def port() -> int:
 
 
 @pytest.fixture
-def served(data: Path, port: int) -> Iterator[Served]:
-    srv = Served(data, 2, f"smtp=127.0.0.1:{port}")
+def served(data: Path, port: int) -> Iterator[ServeProcess]:
+    srv = ServeProcess(data, f"smtp=127.0.0.1:{port}", workers=2)
     yield srv
     if srv.proc.poll() is None:
         srv.proc.kill()
@@ -124,7 +93,9 @@ def inbox(data: Path) -> Path:
     return data / "mail" / "test.local" / "bob" / "Maildir"
 
 
-def test_workers_share_the_port_and_stop_gracefully(data: Path, port: int, served: Served) -> None:
+def test_workers_share_the_port_and_stop_gracefully(
+    data: Path, port: int, served: ServeProcess
+) -> None:
     tree = children(served.proc.pid)
     assert len(tree) == 3  # two workers and the index writer
     with ThreadPoolExecutor(10) as pool:
@@ -139,7 +110,7 @@ def test_workers_share_the_port_and_stop_gracefully(data: Path, port: int, serve
 
 
 def test_a_directory_change_from_the_cli_applies_to_every_worker(
-    data: Path, port: int, served: Served
+    data: Path, port: int, served: ServeProcess
 ) -> None:
     for _ in range(6):
         send(port)  # every worker has bob in its cache now (most likely)
@@ -159,7 +130,7 @@ def test_startup_repair_runs_once(data: Path, port: int) -> None:
     # A file that reached new/ without its row (a crash between the two).
     new = inbox(data) / "new"
     (new / "1700000000.M1P1Q1.crashed").write_bytes(BODY)
-    srv = Served(data, 2, f"smtp=127.0.0.1:{port}")
+    srv = ServeProcess(data, f"smtp=127.0.0.1:{port}", workers=2)
     try:
         assert sum("index repair:" in line for line in srv.lines) == 1
         assert index_uids(data) == [1]
@@ -171,7 +142,7 @@ def test_startup_repair_runs_once(data: Path, port: int) -> None:
     assert out.count("index repair:") == 1
 
 
-def test_dead_processes_are_replaced(data: Path, port: int, served: Served) -> None:
+def test_dead_processes_are_replaced(data: Path, port: int, served: ServeProcess) -> None:
     send(port)
     before = children(served.proc.pid)
     for pid in before:  # both workers and the index writer
@@ -207,7 +178,7 @@ def _cert_subject(port: int) -> str:
 
 
 def test_sighup_reloads_the_certificate_in_every_worker(
-    data: Path, port: int, served: Served
+    data: Path, port: int, served: ServeProcess
 ) -> None:
     assert _cert_subject(port) == "CN=mail.example.com"
     generate_self_signed("renewed.example.com", data / "tls" / "cert.pem", data / "tls" / "key.pem")
@@ -228,7 +199,7 @@ def test_mail_queued_by_any_worker_is_sent_once(data: Path, port: int) -> None:
             "[transport]", f'[transport]\n"remote.example" = "smtp:[127.0.0.1]:{sink.port}"'
         )
     )
-    srv = Served(data, 2, f"smtp=127.0.0.1:{port}")
+    srv = ServeProcess(data, f"smtp=127.0.0.1:{port}", workers=2)
     try:
         for n in range(8):
             with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:

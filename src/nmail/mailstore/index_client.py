@@ -103,13 +103,7 @@ class RemoteIndex:
 
     def _connected(self) -> _Link:
         if self._link is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(self._address)
-            except OSError:
-                sock.close()
-                raise
-            link = self._link = _Link(sock)
+            link = self._link = _Link(_dial(self._address))
             threading.Thread(
                 target=self._read, args=(link,), name="nmail-index-replies", daemon=True
             ).start()
@@ -260,14 +254,9 @@ class LoopRemoteIndex:
         self._flush()
 
     def _connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            # Connecting to a local socket does not wait (the supervisor keeps it
-            # listening even while the writer process restarts).
-            sock.connect(self._address)
-        except OSError:
-            sock.close()
-            raise
+        # Connecting to a local socket does not wait (the supervisor keeps it
+        # listening even while the writer process restarts).
+        sock = _dial(self._address)
         sock.setblocking(False)
         self._sock = sock
         self._loop.add_reader(sock.fileno(), self._readable)
@@ -326,3 +315,14 @@ class LoopRemoteIndex:
             waiting = self._waiting.popleft()
             if not waiting.done():
                 waiting.set_exception(error)
+
+
+def _dial(address: str) -> socket.socket:
+    """A stream connection to the index writer at `address` (OSError if none)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
