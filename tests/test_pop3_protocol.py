@@ -42,6 +42,34 @@ def test_retr_dot_stuffs_and_terminates() -> None:
     )
 
 
+@pytest.mark.parametrize("content", [
+    b"Subject: two\r\n\r\n.hidden dot\r\nlast\r\n",
+    b".leading\r\nno final line end",
+    b"ends in a bare CR\r",
+    b"",
+])
+def test_whole_message_pieces_equal_the_chunked_path(content: bytes) -> None:
+    """message_whole (the server's one-read RETR) in output_pieces() for a vectored
+    write: joined, exactly what message_begin/data/end send."""
+    wanted = Client()
+    wanted.login()
+    got = Client()
+    got.login()
+    for c, whole in ((wanted, False), (got, True)):
+        c.session.receive_data(b"RETR 1\r\n")
+        assert isinstance(c.session.next_event(), Retrieve)
+        if whole:
+            c.session.message_whole(content)
+        else:
+            c.session.message_begin()
+            c.session.message_data(content)
+            c.session.message_end()
+    pieces = got.session.output_pieces()
+    assert len(pieces) > 1 and got.session.pending_output == 0
+    assert b"".join(pieces) == wanted.session.data_to_send()
+    assert got.session.output_pieces() == []
+
+
 def test_top_sends_headers_and_n_lines() -> None:
     c = Client()
     c.login()

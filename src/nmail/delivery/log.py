@@ -10,6 +10,7 @@ file stays greppable and safe to parse.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,9 +34,9 @@ class DeliveryLog:
         self._lock = threading.Lock()
         self._day = ""
         self._fh: TextIO | None = None
+        self._last_stamp: tuple[int, str, str] = (-1, "", "")
 
-    def _file(self, now: dt.datetime) -> TextIO:
-        day = now.strftime("%Y%m%d")
+    def _file(self, day: str) -> TextIO:
         if self._fh is None or day != self._day:
             if self._fh is not None:
                 self._fh.close()
@@ -48,11 +49,11 @@ class DeliveryLog:
     def write(
         self, msg_id: str, sender: str, recipient: str, size: int, result: str, reply: str
     ) -> None:
-        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        stamp, day = self._stamp(self.clock())
         line = "\t".join(
             _clean(v)
             for v in (
-                now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                stamp,
                 msg_id,
                 sender or "<>",
                 recipient,
@@ -62,7 +63,17 @@ class DeliveryLog:
             )
         )
         with self._lock:
-            self._file(now).write(line + "\n")
+            self._file(day).write(line + "\n")
+
+    def _stamp(self, when: float) -> tuple[str, str]:
+        """The line's UTC time and the file's day; formatted once per second."""
+        second = math.floor(when)
+        last = self._last_stamp
+        if last[0] != second:
+            now = dt.datetime.fromtimestamp(second, dt.UTC)
+            last = self._last_stamp = (second, now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                       now.strftime("%Y%m%d"))
+        return last[1], last[2]
 
     def close(self) -> None:
         with self._lock:

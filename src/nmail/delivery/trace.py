@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import math
 import os
 import secrets
 import time
@@ -10,10 +12,30 @@ import time
 from nmail.delivery.envelope import ClientInfo
 
 
+class _IdTail:
+    """The 8 hex after the time in a message id: a random start per process, then
+    counting, so ids from one process never collide and ids from two processes
+    (workers, nodes) collide only as rarely as random ones would, without asking
+    the kernel for randomness per message."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._next = itertools.count(int.from_bytes(secrets.token_bytes(4), "big"))
+
+    def take(self) -> str:
+        return f"{next(self._next) & 0xFFFFFFFF:08x}"
+
+
+_id_tail = _IdTail()
+
+
 def new_message_id(clock: float | None = None) -> str:
-    """A short, sortable, unique id for logs and the queue: 12 hex of time + 8 random."""
+    """A short, sortable, unique id for logs and the queue: 12 hex of time + 8 more."""
     now = int((clock if clock is not None else time.time()) * 1000)
-    return f"{now:012x}{secrets.token_hex(4)}"
+    return f"{now:012x}{_id_tail.take()}"
 
 
 def _safe(text: str) -> str:
@@ -21,9 +43,20 @@ def _safe(text: str) -> str:
     return "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
 
 
+# The last second formatted (every message of that second shares it).
+_last_date: tuple[int, str] = (-1, "")
+
+
 def rfc5322_date(when: float) -> str:
-    stamp = dt.datetime.fromtimestamp(when, dt.UTC).astimezone()
-    return stamp.strftime("%a, %d %b %Y %H:%M:%S %z")
+    global _last_date
+    second = math.floor(when)
+    last = _last_date
+    if last[0] == second:
+        return last[1]
+    stamp = dt.datetime.fromtimestamp(second, dt.UTC).astimezone()
+    text = stamp.strftime("%a, %d %b %Y %H:%M:%S %z")
+    _last_date = (second, text)
+    return text
 
 
 def received_header(

@@ -11,6 +11,7 @@ ones; elsewhere (tests, tools) they can live in memory.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
@@ -198,6 +199,7 @@ def ip_key(ip: str) -> str:
     return "ip:" + _ip_part(ip)
 
 
+@functools.lru_cache(maxsize=4096)  # asked per connection, mostly by the same clients
 def _ip_part(ip: str) -> str:
     try:
         address = ipaddress.ip_address(ip)

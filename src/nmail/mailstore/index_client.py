@@ -186,6 +186,8 @@ class EventLoop(Protocol):
 
     def remove_writer(self, fd: int) -> bool: ...
 
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> Any: ...
+
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Any: ...
 
 
@@ -209,6 +211,7 @@ class LoopRemoteIndex:
         self._in = bytearray()
         self._waiting: collections.deque[Pending] = collections.deque()
         self._writing = False
+        self._flush_soon = False
         self._closed = False
 
     def submit(self, items: list[PreparedMessage]) -> Pending:
@@ -251,6 +254,14 @@ class LoopRemoteIndex:
                 return
         self._waiting.append(future)
         self._out += data
+        if not self._flush_soon and not self._writing:
+            # Requests made in the same turn of the loop (sessions finishing DATA
+            # together) leave in one send: one wake-up of the writer, not one each.
+            self._flush_soon = True
+            self._loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_soon = False
         self._flush()
 
     def _connect(self) -> None:

@@ -75,6 +75,13 @@ class SessionCore:
         self._out_size = 0
         return data
 
+    def output_pieces(self) -> list[bytes]:
+        """data_to_send() unjoined: the pieces in order, for a vectored write."""
+        out = self._out
+        self._out = []
+        self._out_size = 0
+        return out
+
     @property
     def pending_output(self) -> int:
         """Octets waiting in data_to_send()."""

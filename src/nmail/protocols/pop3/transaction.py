@@ -7,7 +7,7 @@ from nmail.protocols.pop3 import replies
 from nmail.protocols.pop3.core import SessionCore, State, Wait
 from nmail.protocols.pop3.events import Event, MaildropEntry, Retrieve
 from nmail.protocols.pop3.maildrop import MaildropError
-from nmail.protocols.pop3.transfer import MessageEncoder, encode_whole
+from nmail.protocols.pop3.transfer import MessageEncoder, stuff_whole
 
 
 class TransactionCommands(SessionCore):
@@ -44,9 +44,9 @@ class TransactionCommands(SessionCore):
             return
         # The hot path of a mail download: _send() and friends inlined.
         head = b"+OK %d octets\r\n" % event.entry.size
-        body = encode_whole(data)
-        self._out += (head, body)
-        self._out_size += len(head) + len(body)
+        body, tail = stuff_whole(data)
+        self._out += (head, body, tail)
+        self._out_size += len(head) + len(body) + len(tail)
         assert self._maildrop is not None
         self._maildrop.retrieved(event.number)
         self._retrieving = None

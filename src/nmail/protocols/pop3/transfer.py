@@ -17,19 +17,26 @@ _LEADING_DOT = re.compile(rb"\n\.")
 
 
 def encode_whole(data: bytes) -> bytes:
-    """The wire form of a whole CRLF message: what MessageEncoder gives, in one step.
+    """The wire form of a whole CRLF message: what MessageEncoder gives, in one step."""
+    stuffed, tail = stuff_whole(data)
+    return stuffed + tail
+
+
+def stuff_whole(data: bytes) -> tuple[bytes, bytes]:
+    """encode_whole() in two pieces, the message and its ending, for a vectored write.
 
     The common RETR (a file read in one piece) takes this path: one substitution
-    and one concatenation instead of an encoder object.
+    and no copy of the message (re.sub returns `data` itself when no line starts
+    with a dot).
     """
     if data[:1] == b".":
         data = b"." + data
     data = _LEADING_DOT.sub(b"\n..", data)
     if not data or data[-1] == 0x0A:
-        return data + b".\r\n"
+        return data, b".\r\n"
     if data[-1] == 0x0D:
-        return data + b"\n.\r\n"
-    return data + b"\r\n.\r\n"
+        return data, b"\n.\r\n"
+    return data, b"\r\n.\r\n"
 
 
 class MessageEncoder:

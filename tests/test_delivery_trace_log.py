@@ -1,0 +1,80 @@
+"""Trace headers, message ids and the delivery log: formatting that is cached per second."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from nmail.delivery.envelope import ClientInfo
+from nmail.delivery.log import DeliveryLog
+from nmail.delivery.trace import new_message_id, received_header, rfc5322_date
+
+
+def reference_date(when: float) -> str:
+    stamp = dt.datetime.fromtimestamp(when, dt.UTC).astimezone()
+    return stamp.strftime("%a, %d %b %Y %H:%M:%S %z")
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [1_700_000_000.1, 1_700_000_000.9, 1_700_000_001.0, 1_700_000_000.5],
+        [86_399.999, 86_400.0, 86_399.5],  # across midnight, and back
+    ],
+)
+def test_dates_match_a_fresh_formatting_whatever_the_order(times: list[float]) -> None:
+    for when in times:
+        assert rfc5322_date(when) == reference_date(when)
+
+
+def test_received_header_carries_the_date_and_no_line_breaks_from_the_client() -> None:
+    client = ClientInfo(ip="192.0.2.1", helo="evil\r\nX-Injected: 1", protocol="ESMTP",
+                        auth_user=None, tls=None)
+    header = received_header(client, "mx.example", "abc", "bob@example.com", 1_700_000_000.5)
+    assert header.endswith(f"; {reference_date(1_700_000_000)}\r\n".encode())
+    assert b"\r\nX-Injected" not in header
+
+
+def test_message_ids_are_unique_and_sortable_by_time() -> None:
+    ids = [new_message_id(1_700_000_000.0) for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 20 and int(i, 16) >= 0 for i in ids)
+    assert new_message_id(1_700_000_001.0) > max(ids)
+
+
+def test_a_forked_child_counts_from_its_own_start() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the next id and leave at once
+        os.write(write, new_message_id(1_700_000_000.0).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = [new_message_id(1_700_000_000.0) for _ in range(3)]
+    assert child not in parent
+
+
+def test_log_lines_go_to_the_file_of_their_day(tmp_path: Path) -> None:
+    now = [86_400.0 * 20_000 - 0.5]  # half a second before a UTC midnight
+    log = DeliveryLog(tmp_path, clock=lambda: now[0])
+    log.write("id1", "a@example.com", "b@example.com", 10, "delivered", "250 ok")
+    log.write("id2", "", "b@example.com", 11, "delivered", "250 ok")
+    now[0] += 1.0
+    log.write("id3", "a@example.com", "b\tc@example.com", 12, "bounced", "550\r\nx")
+    log.close()
+    before = dt.datetime.fromtimestamp(86_400 * 20_000 - 1, dt.UTC)
+    after = before + dt.timedelta(seconds=1)
+    first = (tmp_path / f"delivery-{before:%Y%m%d}.log").read_text().splitlines()
+    second = (tmp_path / f"delivery-{after:%Y%m%d}.log").read_text().splitlines()
+    assert [line.split("\t")[:3] for line in first] == [
+        [f"{before:%Y-%m-%dT%H:%M:%SZ}", "id1", "a@example.com"],
+        [f"{before:%Y-%m-%dT%H:%M:%SZ}", "id2", "<>"],
+    ]
+    assert len(second) == 1
+    fields = second[0].split("\t")
+    assert fields[0] == f"{after:%Y-%m-%dT%H:%M:%SZ}" and len(fields) == 7
