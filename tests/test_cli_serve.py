@@ -179,3 +179,25 @@ def test_tls_show_missing_file_is_one_line(data: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"nmail: error: {data / 'tls' / 'cert.pem'}: not found"
     ]
+
+
+def test_pop3_connection_limit_from_nmail_toml(data: Path) -> None:
+    """[pop3] max_connections reaches the listener: past it, one -ERR and close."""
+    listeners_off(data)
+    cfg = data / "nmail.toml"
+    cfg.write_text(cfg.read_text().replace("max_connections = 1000        # open POP3",
+                                           "max_connections = 1        # open POP3"))
+    port = free_port()
+    srv = ServeProcess(data, f"pop3=127.0.0.1:{port}")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as first:
+            assert first.recv(512).startswith(b"+OK")
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
+                refused = b""
+                while chunk := second.recv(512):  # the server closes after the line
+                    refused += chunk
+                assert refused == b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+            first.sendall(b"QUIT\r\n")
+            assert first.recv(512).startswith(b"+OK")
+    finally:
+        assert srv.stop()[0] == 0

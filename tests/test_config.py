@@ -56,6 +56,8 @@ def test_a_minimal_file_gets_every_default(tmp_path: Path) -> None:
         ("[smtp]\nmax_recipients = true\n", "[smtp] max_recipients: expected a whole"),
         ("[smtp]\nmax_message_size = 1.5\n", "[smtp] max_message_size: expected a whole"),
         ('[relay]\nhost = "smtp.example.net"\nport = "x"\n', "[relay] port: expected a whole"),
+        ("[pop3]\nmax_connections = 0\n", "[pop3] max_connections: expected 1 to"),
+        ('[pop3]\nmax_connections_per_ip = "many"\n', "[pop3] max_connections_per_ip: expected"),
     ],
 )
 def test_bad_files_name_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
@@ -63,6 +65,18 @@ def test_bad_files_name_what_is_wrong(tmp_path: Path, text: str, says: str) -> N
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path)
     assert says in str(err.value)
+
+
+def test_pop3_section(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, render_default_config("mail.example.com", None)))
+    assert (default.pop3.max_connections, default.pop3.max_connections_per_ip) == (1000, 20)
+    assert default.pop3.default_domain is None
+    config = cfg.config_from_dict(
+        tmp_path,
+        {"pop3": {"default_domain": "Example.COM", "max_connections": 5,
+                  "max_connections_per_ip": 2}},
+    )
+    assert config.pop3 == cfg.Pop3Config("example.com", 5, 2)
 
 
 def test_missing_file(tmp_path: Path) -> None:

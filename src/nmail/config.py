@@ -103,6 +103,16 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Pop3Config:
+    # A login without "@domain" means this domain (listeners for one domain).
+    default_domain: str | None = None
+    # Open sessions per listener (and process), and from one client address
+    # (an IPv6 /64; loopback is not limited).
+    max_connections: int = 1000
+    max_connections_per_ip: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class RelayHost:
     host: str
     port: int = 587
@@ -123,8 +133,7 @@ class Config:
     tls: TlsSettings = field(default_factory=TlsSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     dkim_selector: str = "nmail"
-    # A POP3 login without "@domain" means this domain (listeners for one domain).
-    pop3_default_domain: str | None = None
+    pop3: Pop3Config = field(default_factory=Pop3Config)
     nameservers: tuple[str, ...] = ()
     relay: RelayHost | None = None
     transport: dict[str, str] = field(default_factory=dict)
@@ -252,6 +261,7 @@ def load_config(data_dir: Path) -> Config:
 
 
 _SMTP = SmtpSettings()
+_POP3 = Pop3Config()
 
 
 KNOWN_SECTIONS = frozenset(
@@ -357,6 +367,17 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     transport = {str(k).lower(): str(v) for k, v in section(raw, "transport").items()}
     pop3_raw = section(raw, "pop3")
     pop3_default = pop3_raw.get("default_domain")
+    pop3 = Pop3Config(
+        default_domain=str(pop3_default).lower() if pop3_default else None,
+        max_connections=number(
+            pop3_raw.get("max_connections", _POP3.max_connections), "[pop3] max_connections", 1
+        ),
+        max_connections_per_ip=number(
+            pop3_raw.get("max_connections_per_ip", _POP3.max_connections_per_ip),
+            "[pop3] max_connections_per_ip",
+            1,
+        ),
+    )
     return Config(
         data_dir=data_dir,
         hostname=hostname,
@@ -366,7 +387,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         tls=tls,
         queue=queue,
         dkim_selector=str(dkim.get("selector", "nmail")),
-        pop3_default_domain=str(pop3_default).lower() if pop3_default else None,
+        pop3=pop3,
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,
         transport=transport,

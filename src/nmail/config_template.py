@@ -56,6 +56,8 @@ keep_finished = "7d"
 
 [pop3]
 # default_domain = "example.com"   # lets users log in with the bare user id
+max_connections = 1000        # open POP3 sessions per listener and process
+max_connections_per_ip = 20   # from one address (IPv6: per /64); loopback unlimited
 
 [dkim]
 selector = "nmail"

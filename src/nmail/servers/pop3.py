@@ -179,12 +179,13 @@ class Pop3Server:
 async def start_pop3_server(runtime: Runtime, name: str, sock: socket.socket) -> Pop3Server:
     """Start the `pop3` or `pop3s` listener on `sock` with the runtime's parts."""
     config = runtime.config
-    default_domain = config.pop3_default_domain
     backend = StoreBackend(runtime.directory, runtime.throttle, runtime.store, config.mail_dir)
     settings = Pop3Settings(
         implicit_tls=name == "pop3s",
-        default_domain=str(default_domain) if default_domain else None,
+        default_domain=config.pop3.default_domain,
         plaintext_auth_networks=config.smtp.plaintext_auth_networks,
+        max_connections=config.pop3.max_connections,
+        max_connections_per_ip=config.pop3.max_connections_per_ip,
     )
     server = Pop3Server(backend, settings, runtime.certificates.context)
     await server.start(sock)
