@@ -246,3 +246,41 @@ def test_default_worker_count_is_one_per_cpu_up_to_four(monkeypatch: pytest.Monk
     for cpus, expected in ((None, 1), (1, 1), (2, 2), (4, 4), (64, 4)):
         monkeypatch.setattr(serve_cmd.os, "cpu_count", lambda cpus=cpus: cpus)
         assert serve_cmd.default_workers() == expected
+
+
+def test_connection_limit_counts_every_worker(data: Path, port: int) -> None:
+    """[smtp] max_connections holds for the listener, whichever worker accepts."""
+    cfg = data / "nmail.toml"
+    cfg.write_text(cfg.read_text().replace("max_connections = 1000        # open SMTP",
+                                           "max_connections = 4        # open SMTP"))
+    srv = ServeProcess(data, f"smtp=127.0.0.1:{port}", workers=2)
+    held: list[socket.socket] = []
+    try:
+
+        def banner(sock: socket.socket) -> bytes:
+            got = b""
+            while not got.endswith(b"\r\n"):
+                chunk = sock.recv(512)
+                if not chunk:
+                    break
+                got += chunk
+            return got
+
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            held.append(sock)
+            assert banner(sock).startswith(b"220 ")
+        for _ in range(4):  # whichever worker takes them: the listener is full
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as extra:
+                assert banner(extra).startswith(b"421 4.3.2 ")
+        held.pop().close()
+
+        def admitted() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as again:
+                return banner(again).startswith(b"220 ")
+
+        wait_until(admitted, 30)
+    finally:
+        for sock in held:
+            sock.close()
+        srv.stop()

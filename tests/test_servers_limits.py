@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from nmail.servers.limits import ConnectionLimits
+import os
+
+import pytest
+
+from nmail.servers.limits import ConnectionLimits, SharedCounts
 
 
 def test_per_client_limit_counts_an_ipv6_64_as_one_and_spares_loopback() -> None:
@@ -41,3 +45,48 @@ def test_the_total_limit_applies_to_everyone() -> None:
     limits.add(object(), "192.0.2.1")
     assert limits.admit("127.0.0.1") == "busy"
     assert limits.admit("198.51.100.1") == "busy"
+
+
+def test_shared_counts_see_every_process() -> None:
+    """Two processes (a fork, as `serve --workers` does) count into one table."""
+    counts = SharedCounts(2)
+    mine = ConnectionLimits(total=5, per_client=3, shared=counts.row(0))
+    held = [object(), object()]
+    for conn in held:
+        mine.add(conn, "192.0.2.1")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other worker
+        other = ConnectionLimits(total=5, per_client=3, shared=counts.row(1))
+        verdicts = [other.admit("192.0.2.1")]
+        other.add(object(), "192.0.2.1")
+        other.add(object(), "198.51.100.7")
+        verdicts.append(other.admit("192.0.2.1"))
+        os.write(write, repr(verdicts).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child == "[None, 'client']"  # its own count of the address is 1, the sum 3
+    assert mine.admit("192.0.2.1") == "client"  # 3 from it in all, 4 open
+    assert mine.admit("203.0.113.9") is None
+    mine.add(object(), "203.0.113.5")  # the fifth
+    assert mine.admit("203.0.113.9") == "busy"
+    mine.remove(held[0])
+    assert mine.admit("203.0.113.9") is None
+    assert mine.admit("192.0.2.1") is None  # 2 left from that address
+    # A worker started in slot 1 again forgets what its predecessor counted.
+    counts.row(1)
+    assert counts.total() == 2
+
+
+def test_shared_counts_refuse_a_worker_they_do_not_have() -> None:
+    counts = SharedCounts(2)
+    with pytest.raises(ValueError, match="no worker 2"):
+        counts.row(2)
+    row = counts.row(0)
+    limits = ConnectionLimits(total=5, per_client=3, shared=row)
+    limits.remove(object())  # never added: nothing goes below zero
+    row.change(counts.bucket("ip:192.0.2.1"), -1)
+    assert counts.total() == 0

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from nmail.config import Config, SmtpSettings
 from nmail.directory import Directory, LoginThrottle
 from nmail.directory.passwords import fast_hashing
+from nmail.servers.limits import SharedRow
 from nmail.servers.smtp import start_smtp_server
 from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, SmtpAuthenticator
 from smtp_rig import RecordingBackend, SelfSignedCert, make_certificate
@@ -81,6 +82,7 @@ class MiniRuntime:
     throttle: LoginThrottle
     certificates: FakeCertificates
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
+    connection_counts: dict[str, SharedRow] = field(default_factory=dict)
 
 
 @pytest.fixture

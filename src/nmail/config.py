@@ -68,7 +68,7 @@ class SmtpSettings:
     max_recipients: int = 100
     max_hops: int = 30
     max_bad_commands: int = 20
-    # Open connections a listener serves (per process), and from one client
+    # Open connections a listener serves (all its workers together), and from one client
     # address (an IPv6 /64; loopback is not limited). Postfix's default is 50.
     max_connections: int = 1000
     max_connections_per_ip: int = 50
@@ -106,7 +106,7 @@ class QueueSettings:
 class Pop3Config:
     # A login without "@domain" means this domain (listeners for one domain).
     default_domain: str | None = None
-    # Open sessions per listener (and process), and from one client address
+    # Open sessions per listener, and from one client address
     # (an IPv6 /64; loopback is not limited).
     max_connections: int = 1000
     max_connections_per_ip: int = 20

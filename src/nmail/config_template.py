@@ -35,7 +35,7 @@ http = "0.0.0.0"
 max_message_size = 52428800   # bytes
 max_recipients = 100
 max_hops = 30                 # Received headers before "Mail loop detected"
-max_connections = 1000        # open SMTP connections per listener and process
+max_connections = 1000        # open SMTP connections per listener (all workers)
 max_connections_per_ip = 50   # from one address (IPv6: per /64); loopback unlimited
 plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
 # workers = 2        # processes serving port 25 (default: one per CPU, at most 4)
@@ -56,7 +56,7 @@ keep_finished = "7d"
 
 [pop3]
 # default_domain = "example.com"   # lets users log in with the bare user id
-max_connections = 1000        # open POP3 sessions per listener and process
+max_connections = 1000        # open POP3 sessions per listener
 max_connections_per_ip = 20   # from one address (IPv6: per /64); loopback unlimited
 
 [dkim]

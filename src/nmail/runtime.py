@@ -10,7 +10,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
 from nmail.mailstore.store import MailStore
+from nmail.servers.limits import SharedRow
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Runtime:
         migrate: bool = True,
         on_queued: Callable[[], None] | None = None,
         index_writer: str | None = None,
+        connection_counts: Mapping[str, SharedRow] | None = None,
     ) -> None:
         """`migrate=False`: the schema is known to be current (a worker process).
 
@@ -118,8 +120,11 @@ class Runtime:
         a worker process that runs no queue scheduler uses it to wake the one
         that does. `index_writer`: the socket address of the process that
         commits deliveries (mailstore.index_service), for worker processes.
+        `connection_counts`: per listener, this worker's row of the connection
+        counts all workers share (servers.limits.SharedCounts).
         """
         self.config = config
+        self.connection_counts: Mapping[str, SharedRow] = dict(connection_counts or {})
         self.clock = clock
         for path in (config.mail_dir, config.queue_dir, config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import os
 import secrets
 import signal
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nmail.cli.context import CliContext, CliError
 from nmail.cli.init_cmd import report
@@ -33,6 +33,9 @@ from nmail.config import (
     parse_listen,
 )
 from nmail.datadir import initialize, is_initialized
+
+if TYPE_CHECKING:
+    from nmail.servers.limits import SharedRow
 
 # Listeners every worker serves; the rest only in worker 0.
 SHARED_LISTENERS = ("smtp",)
@@ -143,6 +146,7 @@ def _banner(ctx: CliContext, config: Config, bound: list[tuple[str, str, int]]) 
 def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: int) -> int:
     from nmail.mailstore.index_service import listen_socket
     from nmail.runtime import bind_socket, prepare_data
+    from nmail.servers.limits import SharedCounts
     from nmail.servers.smtp_workers import WorkerPool, WorkerStartError
 
     repaired = prepare_data(config)
@@ -152,6 +156,8 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
     wake_read, wake_write = os.pipe()
     index_address = f"\0nmail-index-{os.getpid()}-{secrets.token_hex(8)}"
     index_listener = listen_socket(index_address)
+    # The connection limits of a listener every worker serves count all of them.
+    counts = {name: SharedCounts(count) for name in SHARED_LISTENERS}
     try:
         for listen in listeners:
             if listen.name in IMPLEMENTED_LISTENERS:
@@ -170,7 +176,10 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
             index_listener.close()
             os.close(wake_write if primary else wake_read)
             pipe = wake_read if primary else wake_write
-            return asyncio.run(_serve_worker(config, worker, mine, primary, pipe, index_address))
+            rows = {name: shared.row(worker.index) for name, shared in counts.items()}
+            return asyncio.run(
+                _serve_worker(config, worker, mine, primary, pipe, index_address, rows)
+            )
 
         def index_writer(worker: Any) -> int:
             # Stopped by the supervisor after the workers, never by a terminal's ^C.
@@ -218,6 +227,7 @@ async def _serve_worker(
     primary: bool,
     pipe: int,
     index_address: str,
+    connection_counts: dict[str, SharedRow],
 ) -> int:
     """One worker: its listeners until SIGTERM; worker 0 also runs the queue."""
     from nmail.runtime import Runtime
@@ -236,6 +246,7 @@ async def _serve_worker(
             migrate=False,
             on_queued=None if primary else poke_queue,
             index_writer=index_address,
+            connection_counts=connection_counts,
         )
     except Exception as exc:
         worker.failed(f"worker {worker.index}: {exc}")

@@ -5,11 +5,22 @@ One client address (an IPv6 /64, as the login throttle counts it) may hold
 per address (local tools and webmail). The listener asks `admit(ip)` when a
 connection arrives, answers the refusal with its protocol's words and closes,
 or counts the connection with `add` until `remove`.
+
+With several worker processes on one listener (`nmail serve --workers N`)
+the counts live in `SharedCounts`, memory the supervisor maps before it
+forks: one row per worker, written only by that worker, read as the sum of
+all rows, so the limits hold for the listener as a whole. Addresses are
+counted in 4,096 buckets (a keyed hash, unguessable from outside), and a
+worker that starts clears its row (what a dead predecessor counted died
+with its connections).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import mmap
+import secrets
+import zlib
 from typing import Literal
 
 from nmail.directory.throttle import ip_key
@@ -17,20 +28,75 @@ from nmail.directory.throttle import ip_key
 Refusal = Literal["busy", "client"]
 
 
-class ConnectionLimits:
-    """Counts of open connections, in all and per client address."""
+class SharedCounts:
+    """Open-connection counts of one listener across its worker processes."""
 
-    def __init__(self, total: int, per_client: int) -> None:
+    BUCKETS = 4096
+
+    def __init__(self, workers: int) -> None:
+        self._rows = workers
+        self._stride = 1 + self.BUCKETS  # the row's total, then its buckets
+        # MAP_SHARED and anonymous: the same pages in every process forked later.
+        self._map = mmap.mmap(-1, workers * self._stride * 4)
+        self._cells = memoryview(self._map).cast("I")
+        self._salt = secrets.token_bytes(16)
+
+    def row(self, worker: int) -> SharedRow:
+        """The counts `worker` keeps, cleared (call it in the worker as it starts)."""
+        if not 0 <= worker < self._rows:
+            raise ValueError(f"no worker {worker} among {self._rows}")
+        start = worker * self._stride * 4
+        self._map[start : start + self._stride * 4] = bytes(self._stride * 4)
+        return SharedRow(self, worker * self._stride)
+
+    def bucket(self, key: str) -> int:
+        return 1 + zlib.crc32(key.encode(), zlib.crc32(self._salt)) % self.BUCKETS
+
+    def total(self, offset: int = 0) -> int:
+        """The sum over every worker's row of the cell at `offset` (0: all connections)."""
+        cells, stride = self._cells, self._stride
+        return sum(cells[row * stride + offset] for row in range(self._rows))
+
+
+class SharedRow:
+    """One worker's row of SharedCounts."""
+
+    def __init__(self, counts: SharedCounts, base: int) -> None:
+        self.counts = counts
+        self._base = base
+
+    def change(self, bucket: int, delta: int) -> None:
+        cells, base = self.counts._cells, self._base
+        for cell in (base, base + bucket):
+            cells[cell] = max(cells[cell] + delta, 0)
+
+
+class ConnectionLimits:
+    """Counts of open connections, in all and per client address.
+
+    `shared`: this process's row of the listener's SharedCounts; the limits
+    then count every worker's connections.
+    """
+
+    def __init__(self, total: int, per_client: int, shared: SharedRow | None = None) -> None:
         self._total = total
         self._per_client = per_client
+        self._shared = shared
         self._open: dict[object, str] = {}
         self._by_client: dict[str, int] = {}
 
     def admit(self, ip: str) -> Refusal | None:
         """None to serve a new connection from `ip`; else why not."""
-        if len(self._open) >= self._total:
+        key = ip_key(ip)
+        shared = self._shared
+        if shared is None:
+            open_now, from_client = len(self._open), self._by_client.get(key, 0)
+        else:
+            counts = shared.counts
+            open_now, from_client = counts.total(), counts.total(counts.bucket(key))
+        if open_now >= self._total:
             return "busy"
-        if self._by_client.get(ip_key(ip), 0) >= self._per_client and not _loopback(ip):
+        if from_client >= self._per_client and not _loopback(ip):
             return "client"
         return None
 
@@ -39,6 +105,8 @@ class ConnectionLimits:
             return
         key = self._open[connection] = ip_key(ip)
         self._by_client[key] = self._by_client.get(key, 0) + 1
+        if self._shared is not None:
+            self._shared.change(self._shared.counts.bucket(key), 1)
 
     def remove(self, connection: object) -> None:
         """Forget a connection (once; a connection never added is ignored)."""
@@ -50,6 +118,8 @@ class ConnectionLimits:
             self._by_client[key] = left
         else:
             self._by_client.pop(key, None)
+        if self._shared is not None:
+            self._shared.change(self._shared.counts.bucket(key), -1)
 
 
 def _loopback(ip: str) -> bool:

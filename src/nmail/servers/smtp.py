@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -24,7 +24,7 @@ from nmail.policy.relay import ip_in_networks, parse_networks
 from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.replies import Reply
-from nmail.servers.limits import ConnectionLimits
+from nmail.servers.limits import ConnectionLimits, SharedRow
 from nmail.servers.smtp_auth import (
     IntakeBackend,
     MailIntake,
@@ -93,7 +93,9 @@ class SmtpServer:
         tls_context: TlsContextProvider | None = None,
         *,
         executor: Executor | None = None,
+        shared_counts: SharedRow | None = None,
     ) -> None:
+        """`shared_counts`: the connection limits count every worker's sessions."""
         self.settings = settings
         self.backend = backend
         self.tls_context = tls_context or _no_tls
@@ -101,7 +103,7 @@ class SmtpServer:
         self._server: asyncio.Server | None = None
         self._sessions: set[SmtpSession] = set()
         self._limits = ConnectionLimits(
-            settings.smtp.max_connections, settings.smtp.max_connections_per_ip
+            settings.smtp.max_connections, settings.smtp.max_connections_per_ip, shared_counts
         )
         self._closing = False
         self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
@@ -302,6 +304,11 @@ class SmtpRuntime(Protocol):
     @property
     def executor(self) -> Executor: ...
 
+    @property
+    def connection_counts(self) -> Mapping[str, SharedRow]:
+        """Per listener name: this worker's row of counts shared with the others."""
+        ...
+
 
 async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket) -> SmtpServer:
     """Start the `role` listener on a bound socket, wired to the runtime's core."""
@@ -315,6 +322,12 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         postmaster_address=f"postmaster@{config.domain}",
     )
     backend = IntakeBackend(runtime.intake, SmtpAuthenticator(runtime.directory, runtime.throttle))
-    server = SmtpServer(settings, backend, runtime.certificates.context, executor=runtime.executor)
+    server = SmtpServer(
+        settings,
+        backend,
+        runtime.certificates.context,
+        executor=runtime.executor,
+        shared_counts=runtime.connection_counts.get(role),
+    )
     await server.start(sock=sock)
     return server
