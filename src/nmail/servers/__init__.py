@@ -8,4 +8,6 @@ SMTP (roles smtp/25, submission/587, submissions/465):
     smtp_backend.py  SmtpBackend (the contract) and AuthOutcome
     smtp_auth.py     SMTP AUTH over the directory + throttle; IntakeBackend
 POP3 (pop3/110, pop3s/995): pop3.py, pop3_connection.py, pop3_backend.py
+Both: limits.py (connection limits), tls_upgrade.py (STARTTLS/STLS handshake),
+    smtp_workers.py (the worker processes of `serve --workers`)
 """

@@ -28,6 +28,7 @@ from nmail.protocols.pop3 import (
     StartTls,
     Update,
 )
+from nmail.servers import tls_upgrade
 from nmail.servers.pop3_backend import Maildrop
 
 if TYPE_CHECKING:
@@ -327,15 +328,10 @@ class Pop3Connection(asyncio.Protocol):
     async def _start_tls(self, context: ssl.SSLContext) -> bool:
         """TLS handshake on this connection; False when it failed (then closed)."""
         assert self.transport is not None
-        try:
-            transport = await self._loop.start_tls(
-                self.transport, self, context, server_side=True,
-                ssl_handshake_timeout=self._settings.handshake_timeout,
-            )
-        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
-            log.info("POP3 TLS handshake with %s failed: %s", self._ip, exc)
-            self.abort()
-            return False
+        transport = await tls_upgrade.upgrade(
+            self._loop, self.transport, self, context, self._settings.handshake_timeout,
+            f"POP3 {self._ip}",
+        )
         if transport is None:
             self.abort()
             return False

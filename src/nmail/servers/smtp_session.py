@@ -33,6 +33,7 @@ from nmail.protocols.smtp import (
     StartTls,
 )
 from nmail.protocols.smtp import replies as r
+from nmail.servers import tls_upgrade
 from nmail.servers.smtp_backend import InlineChecks, SmtpBackend
 from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking, wait_decision
 
@@ -106,7 +107,7 @@ class SmtpSession(asyncio.Protocol):
             transport.close()
             return
         # Implicit TLS: the listener did the handshake before connection_made.
-        self._note_tls(transport)
+        self._tls_description = tls_upgrade.describe(transport)
         self._conn = SmtpConnection(
             self._setup.options,
             tls_active=self._setup.implicit_tls,
@@ -329,30 +330,16 @@ class SmtpSession(asyncio.Protocol):
         if transport is None or context is None:
             log.error("SMTP TLS requested by %s but no certificate is loaded", self._ip)
             return False
-        try:
-            new = await self._loop.start_tls(
-                transport,
-                self,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=self._setup.handshake_timeout,
-            )
-        except Exception as exc:  # any failed handshake just ends the session
-            log.info("SMTP TLS handshake with %s failed: %s", self._ip, exc)
+        new = await tls_upgrade.upgrade(
+            self._loop, transport, self, context, self._setup.handshake_timeout, f"SMTP {self._ip}"
+        )
+        if new is None:
             transport.abort()
             return False
-        if new is None:
-            return False
         self._transport = new
-        self._note_tls(new)
+        self._tls_description = tls_upgrade.describe(new)
         self._last_activity = self._loop.time()
         return True
-
-    def _note_tls(self, transport: asyncio.BaseTransport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            cipher = ssl_object.cipher()
-            self._tls_description = f"{ssl_object.version()}:{cipher[0] if cipher else ''}"
 
     # -- plumbing --------------------------------------------------------------------
 
