@@ -1,11 +1,20 @@
 """SMTP server protocol without I/O (RFC 5321 and its ESMTP extensions).
 
 Feed bytes to an SmtpConnection, take events, answer the ones that need a
-decision, send data_to_send(). See connection.py.
+decision, send data_to_send(). See connection.py. The client side (reading
+replies, EHLO keywords, building commands and the DATA body) is client.py.
 """
 
 from __future__ import annotations
 
+from nmail.protocols.smtp.client import (
+    Extensions,
+    ReplyError,
+    ReplyReader,
+    ServerReply,
+    parse_ehlo,
+    wire_body,
+)
 from nmail.protocols.smtp.connection import SmtpConnection
 from nmail.protocols.smtp.events import (
     Auth,
@@ -41,6 +50,7 @@ __all__ = [
     "Ehlo",
     "Event",
     "Expn",
+    "Extensions",
     "Helo",
     "Help",
     "MailFrom",
@@ -52,12 +62,17 @@ __all__ = [
     "RcptParams",
     "RcptTo",
     "Reply",
+    "ReplyError",
+    "ReplyReader",
     "Rset",
     "SaslResponse",
+    "ServerReply",
     "SmtpConnection",
     "SmtpOptions",
     "SmtpState",
     "SmtpUsageError",
     "StartTls",
     "Vrfy",
+    "parse_ehlo",
+    "wire_body",
 ]
