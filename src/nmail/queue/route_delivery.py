@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from nmail.dns.errors import DnsLookupError
 from nmail.dns.resolver import MailResolver
 from nmail.queue.routing import TLS_OPPORTUNISTIC, Route
+from nmail.queue.session_cache import SessionCache
 from nmail.queue.smtp_client import (
     PERMANENT,
     TEMPORARY,
@@ -37,21 +38,32 @@ async def deliver_over_route(
     local_hostname: str,
     tls: TlsContexts,
     still_wanted: Callable[[Outgoing], bool] | None = None,
+    cache: SessionCache | None = None,
+    make_room: Callable[[], None] | None = None,
+    park_limit: int = 1,
 ) -> None:
     """Send `items` over one connection at a time to the route's hosts, in order.
 
     `record(item, outcomes)` is awaited after each message, before the next;
-    items for which `still_wanted` says False are skipped (lease lost).
+    items for which `still_wanted` says False are skipped (lease lost). With
+    a `cache`, a session parked for the route's destination is used first and
+    the session is parked again at the end (up to `park_limit` per
+    destination); `make_room()` is called before connecting anew.
     """
-    session: RemoteSession | None = None
+    destination = route.destination
+    session = cache.take(destination) if cache is not None else None
+    reused = session is not None
     failed_hosts: set[str] = set()
     pending = list(items)
     try:
         while pending:
             if session is None or not session.alive:
+                if make_room is not None:
+                    make_room()
                 session, failure = await _connect(
                     route, failed_hosts, resolver, local_hostname, tls
                 )
+                reused = False
                 if session is None:
                     for item in pending:
                         if still_wanted is None or still_wanted(item):
@@ -63,18 +75,24 @@ async def deliver_over_route(
             try:
                 outcomes = await session.send(item)
             except SessionLost as exc:
+                host, session = session.host, None
+                if reused and not exc.body_sent:
+                    # A parked session the server had closed meanwhile: the
+                    # message never left, send it again on a new connection.
+                    pending.insert(0, item)
+                    continue
                 # The message may or may not have arrived; it is retried (a
                 # duplicate is possible, a loss is not).
-                lost = Outcome(TEMPORARY, f"4.4.2 {exc}", "4.4.2", session.host)
+                lost = Outcome(TEMPORARY, f"4.4.2 {exc}", "4.4.2", host)
                 outcomes = [lost] * len(item.recipients)
-                session = None
+            reused = False
             await record(item, outcomes)
     finally:
         if session is not None:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 session.abort()  # being cancelled: no polite QUIT, just hang up
-            else:
+            elif cache is None or not cache.park(destination, session, park_limit):
                 await session.close()
 
 

@@ -32,6 +32,7 @@ from nmail.queue.quiet import QuietPasses, SchedulerStopped
 from nmail.queue.recorder import DeliveryRecorder
 from nmail.queue.route_delivery import deliver_over_route
 from nmail.queue.routing import Route, Router
+from nmail.queue.session_cache import SessionCache
 from nmail.queue.smtp_client import (
     DELIVERED,
     PERMANENT,
@@ -94,6 +95,8 @@ class Scheduler:
         self._last_reap = float("-inf")
         self._last_purge = float("-inf")
         self._global: asyncio.Semaphore | None = None
+        self._sessions = SessionCache()  # idle connections for the next job (run() renews it)
+        self._connected_jobs = 0  # jobs holding or opening a connection
         self._per_destination: dict[tuple[object, ...], asyncio.Semaphore] = {}
         self._destination_jobs: dict[tuple[object, ...], int] = {}
         self._recorder = DeliveryRecorder(store, spool)
@@ -153,6 +156,8 @@ class Scheduler:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._global = asyncio.Semaphore(max(1, self._settings.max_connections))
+        self._sessions = SessionCache()
+        self._connected_jobs = 0
         self._tls = await asyncio.to_thread(TlsContexts)
         released = await asyncio.to_thread(self._store.release_node, self._node_id)
         if released:
@@ -254,6 +259,7 @@ class Scheduler:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._sessions.close()
         if graceful:
             await self._recorder.close()
         else:
@@ -363,11 +369,21 @@ class Scheduler:
                 def still_ours(item: Outgoing) -> bool:
                     return all(tag in job.open_ids for tag in item.tags)
 
-                with contextlib.suppress(_Stopping):
-                    await deliver_over_route(
-                        job.route, outgoing, record, resolver=self._resolver,
-                        local_hostname=self._hostname, tls=self._tls, still_wanted=still_ours,
-                    )
+                def make_room() -> None:  # before a new connection: within the total limit
+                    self._sessions.make_room(self._connected_jobs, self._settings.max_connections)
+
+                self._connected_jobs += 1
+                try:
+                    with contextlib.suppress(_Stopping):
+                        await deliver_over_route(
+                            job.route, outgoing, record, resolver=self._resolver,
+                            local_hostname=self._hostname, tls=self._tls,
+                            still_wanted=still_ours, cache=self._sessions,
+                            make_room=make_room,
+                            park_limit=self._settings.max_connections_per_domain,
+                        )
+                finally:
+                    self._connected_jobs -= 1
             if job.commits:
                 # The job is done when its deliveries are on record.
                 await asyncio.gather(*job.commits, return_exceptions=True)

@@ -76,7 +76,15 @@ class HostUnusable(Exception):
 
 
 class SessionLost(Exception):
-    """The connection died in the middle of a transaction."""
+    """The connection died in the middle of a transaction.
+
+    `body_sent` False: it died before the server said 354, so the message
+    certainly did not arrive and may be sent again at once.
+    """
+
+    def __init__(self, message: str, *, body_sent: bool = True) -> None:
+        super().__init__(message)
+        self.body_sent = body_sent
 
 
 def outcome_for(code: int, text: str, host: str | None, *, remote_dsn: bool = False) -> Outcome:
@@ -135,6 +143,7 @@ class RemoteSession:
         self._where = f"{host}[{address}]:{port}"
         self._extensions = NO_EXTENSIONS
         self._reset_due = False  # a refused transaction left state behind: RSET first
+        self._body_sent = False  # this transaction got as far as sending the message
 
     @property
     def alive(self) -> bool:
@@ -195,6 +204,7 @@ class RemoteSession:
         """One transaction; outcomes align with item.recipients. SessionLost if the line dies."""
         host = self.host
         extensions = self._extensions
+        self._body_sent = False
         dsn = "DSN" in extensions
         utf8 = not (item.sender.isascii() and all(a.isascii() for a in item.recipients))
         if utf8 and "SMTPUTF8" not in extensions:
@@ -217,7 +227,9 @@ class RemoteSession:
         except LinkError as exc:
             self._link.fail(exc)
             where = f"{host}[{self.address}]"
-            raise SessionLost(f"lost connection with {where}: {one_line(str(exc))}") from None
+            raise SessionLost(
+                f"lost connection with {where}: {one_line(str(exc))}", body_sent=self._body_sent
+            ) from None
         return [o for o in outcomes if o is not None]
 
     async def _transaction(
@@ -271,6 +283,7 @@ class RemoteSession:
             return
         reply = await answer(cmd.DATA)
         if reply.code == 354:
+            self._body_sent = True
             link.write(cmd.wire_body(body), 1)
             await link.drain(DATA_TIMEOUT)
             reply = await link.reply(DATA_TIMEOUT)
