@@ -11,10 +11,11 @@ import pytest
 from fixtures_outbound import wait_until
 from fixtures_smtp_recorder import Recorder
 from nmail.dns.resolver import MailResolver
+from nmail.queue.outcomes import DELIVERED, Outcome, Outgoing
 from nmail.queue.route_delivery import deliver_over_route
 from nmail.queue.routing import TLS_NONE, Route
 from nmail.queue.session_cache import SessionCache
-from nmail.queue.smtp_client import DELIVERED, Outcome, Outgoing, TlsContexts
+from nmail.queue.smtp_client import TlsContexts
 
 pytestmark = pytest.mark.timeout(30)
 

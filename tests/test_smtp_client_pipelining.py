@@ -11,17 +11,17 @@ import pytest
 from fixtures_outbound import self_signed_context, wait_until
 from fixtures_smtp_recorder import Behaviour, Recorder
 from nmail.queue import smtp_client
-from nmail.queue.routing import TLS_IMPLICIT, TLS_NONE, TLS_OPPORTUNISTIC, TLS_REQUIRED, Route
-from nmail.queue.smtp_client import (
+from nmail.queue.outcomes import (
     DELIVERED,
     PERMANENT,
     TEMPORARY,
     HostUnusable,
+    Outcome,
     Outgoing,
-    RemoteSession,
     SessionLost,
-    TlsContexts,
 )
+from nmail.queue.routing import TLS_IMPLICIT, TLS_NONE, TLS_OPPORTUNISTIC, TLS_REQUIRED, Route
+from nmail.queue.smtp_client import RemoteSession, TlsContexts
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,7 +65,7 @@ async def quit_done(server: Recorder) -> None:
                      5, "QUIT and the hang-up")
 
 
-def kinds(outcomes: list[smtp_client.Outcome]) -> list[str]:
+def kinds(outcomes: list[Outcome]) -> list[str]:
     return [o.kind for o in outcomes]
 
 

@@ -16,7 +16,7 @@ from nmail.bounce.dsn import RecipientReport
 from nmail.config import QueueSettings
 from nmail.queue.backoff import expired, next_attempt_at
 from nmail.queue.notices import Notifier, wants
-from nmail.queue.smtp_client import DELIVERED, PERMANENT, Outcome
+from nmail.queue.outcomes import DELIVERED, PERMANENT, Outcome
 from nmail.queue.spool import Spool, UnreadableBody
 from nmail.queue.store import MessageInfo, QueueStore, RecipientInfo
 
@@ -108,6 +108,26 @@ class Bookkeeper:
         text = f"unreadable queue entry ({error}); {where}"
         self._store.mark_corrupt(message.id, text)
         log.error("queue %s from <%s>: %s", message.id, message.sender, text)
+
+    def admin_bounces(self, token: str) -> int:
+        """Bounce what `nmail queue bounce` marked; returns recipients bounced."""
+        if not self._store.has_bouncing():
+            return 0
+        now = int(self._clock())
+        claim = self._store.claim_bounces(now, 200, token, now + self._settings.lease_seconds)
+        by_message: dict[str, list[RecipientInfo]] = {}
+        for row in claim.recipients:
+            by_message.setdefault(row.message_id, []).append(row)
+        count = 0
+        for message_id, rows in by_message.items():
+            message = claim.messages.get(message_id)
+            if message is not None and self.admin_bounce(message, rows):
+                count += len(rows)
+            else:
+                # This process cannot deliver the notice (e.g. the CLI and a local
+                # sender): leave it to the next pass of a serving node.
+                self._store.release_bouncing([row.id for row in rows], claim.token)
+        return count
 
     def admin_bounce(self, message: MessageInfo, rows: Sequence[RecipientInfo]) -> bool:
         """Fail `rows` with a notice, at the admin's request; False if it must wait."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from nmail.config import QueueSettings
 from nmail.queue.bookkeeping import Bookkeeper
+from nmail.queue.outcomes import MAX_RECIPIENTS_PER_TRANSACTION, Outgoing
 from nmail.queue.routing import Route
-from nmail.queue.smtp_client import MAX_RECIPIENTS_PER_TRANSACTION, Outgoing
 from nmail.queue.spool import Spool, UnreadableBody
 from nmail.queue.store import Claim, MessageInfo, QueueStore, RecipientInfo
 

@@ -13,18 +13,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from nmail.dns.errors import DnsLookupError
 from nmail.dns.resolver import MailResolver
-from nmail.queue.routing import TLS_OPPORTUNISTIC, Route
-from nmail.queue.session_cache import SessionCache
-from nmail.queue.smtp_client import (
+from nmail.queue.outcomes import (
     PERMANENT,
     TEMPORARY,
     HostUnusable,
     Outcome,
     Outgoing,
-    RemoteSession,
     SessionLost,
-    TlsContexts,
 )
+from nmail.queue.routing import TLS_OPPORTUNISTIC, Route
+from nmail.queue.session_cache import SessionCache
+from nmail.queue.smtp_client import RemoteSession, TlsContexts
 
 Recorder = Callable[[Outgoing, list[Outcome]], Awaitable[None]]
 

@@ -28,19 +28,13 @@ from nmail.dns.resolver import MailResolver
 from nmail.queue.bookkeeping import Bookkeeper
 from nmail.queue.jobs import Job, plan_jobs, prepare_job
 from nmail.queue.notices import wants
+from nmail.queue.outcomes import DELIVERED, PERMANENT, TEMPORARY, Outcome, Outgoing
 from nmail.queue.quiet import QuietPasses, SchedulerStopped
 from nmail.queue.recorder import DeliveryRecorder
 from nmail.queue.route_delivery import deliver_over_route
 from nmail.queue.routing import Route, Router
 from nmail.queue.session_cache import SessionCache
-from nmail.queue.smtp_client import (
-    DELIVERED,
-    PERMANENT,
-    TEMPORARY,
-    Outcome,
-    Outgoing,
-    TlsContexts,
-)
+from nmail.queue.smtp_client import TlsContexts
 from nmail.queue.spool import Spool
 from nmail.queue.store import Claim, QueueStore, RecipientInfo
 
@@ -185,22 +179,7 @@ class Scheduler:
 
     def process_bounces(self) -> int:
         """Send the notices the admin asked for (thread); returns recipients bounced."""
-        if not self._store.has_bouncing():
-            return 0
-        now = int(self._clock())
-        claim = self._store.claim_bounces(
-            now, 200, self._token(), now + self._settings.lease_seconds
-        )
-        count = 0
-        for message_id, rows in _by_message(claim.recipients).items():
-            message = claim.messages.get(message_id)
-            if message is not None and self._books.admin_bounce(message, rows):
-                count += len(rows)
-            else:
-                # This process cannot deliver the notice (e.g. the CLI and a local
-                # sender): leave it to the next pass of a serving node.
-                self._store.release_bouncing([row.id for row in rows], claim.token)
-        return count
+        return self._books.admin_bounces(self._token())
 
     # -- the loop -------------------------------------------------------------
 
@@ -422,13 +401,6 @@ def _plain_success(rows: Sequence[RecipientInfo], outcomes: Sequence[Outcome]) -
         return False
     return not any(wants(row.notify, "SUCCESS") and not o.remote_dsn
                    for row, o in zip(rows, outcomes, strict=True))
-
-
-def _by_message(rows: Sequence[RecipientInfo]) -> dict[str, list[RecipientInfo]]:
-    out: dict[str, list[RecipientInfo]] = {}
-    for row in rows:
-        out.setdefault(row.message_id, []).append(row)
-    return out
 
 
 def _cancelling() -> bool:
