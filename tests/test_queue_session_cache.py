@@ -87,6 +87,17 @@ def test_the_next_job_takes_the_parked_session() -> None:
     run(body)
 
 
+def test_a_cancelled_scheduler_hangs_up_without_quit() -> None:
+    async def body(servers: list[Recorder]) -> None:
+        jobs = Jobs(SessionCache(idle_seconds=60))
+        await jobs.send(servers[0], "q1")
+        await jobs.cache.close(polite=False)
+        await wait_until(lambda: servers[0].sessions[-1].transport is None, 5, "the hang-up")
+        assert quits(servers[0]) == 0 and len(jobs.cache) == 0
+
+    run(body)
+
+
 def test_a_parked_session_is_closed_after_its_idle_time() -> None:
     async def body(servers: list[Recorder]) -> None:
         jobs = Jobs(SessionCache(idle_seconds=0.2))

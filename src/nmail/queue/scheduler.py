@@ -238,7 +238,7 @@ class Scheduler:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._sessions.close()
+        await self._sessions.close(polite=graceful)
         if graceful:
             await self._recorder.close()
         else:

@@ -79,15 +79,19 @@ class SessionCache:
             self._count -= 1
             self._close_later(session)
 
-    async def close(self) -> None:
-        """Say QUIT to every parked session (a node stopping) and keep no more."""
+    async def close(self, *, polite: bool = True) -> None:
+        """Say QUIT to every parked session (a node stopping), or just hang up
+        (`polite=False`: the scheduler was cancelled), and keep no more."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         for parked in self._parked.values():
             for _, session in parked:
-                self._close_later(session)
+                if polite:
+                    self._close_later(session)
+                else:
+                    session.abort()
         self._parked.clear()
         self._count = 0
         if self._closing:
