@@ -7,7 +7,7 @@ time each server's processes used per message (a figure that moves less
 than throughput when other work shares the machine). Never asserts.
 
     python bench/smtp_inbound.py [-n 5000] [--sessions 20] [--size 10240] [--workers N]
-                                 [--rounds 2]
+                                 [--rounds 2] [--settle 65]
 
 Postfix is set up as a private instance under /var/tmp (its own config,
 queue and Maildir; nothing in /etc/postfix changes) when /usr/sbin/postfix
@@ -19,10 +19,13 @@ minutes, which is slow right after many deletions (the previous run's
 cleanup, a test suite using the same directory), so the data directories
 are removed only after every run. What is left of it (another program's
 deletions, Postfix deleting its own queue files) still swings single runs
-by a factor of two, so the servers run in ABBA order (nmail, Postfix,
-Postfix, nmail; `--rounds`) and the ratio compares each one's best run.
-Leave a few minutes between invocations, compare the CPU figures too, or
-set NMAIL_BENCH_DIR to a quiet directory.
+by a factor of two. So the servers take turns (`--rounds` each), a run
+after Postfix's waits `--settle` seconds (ext4 without a journal skips,
+reading each one, inodes freed in the last 60 s, or 360 s while their
+inode-table block is not yet written back), and the ratio compares each
+one's best run.
+Leave a minute before an invocation too, compare the CPU figures, or set
+NMAIL_BENCH_DIR to a quiet directory.
 """
 
 from __future__ import annotations
@@ -226,7 +229,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10240)
     parser.add_argument("--workers", type=int, help="nmail serve --workers (default: its own)")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="runs of each server, in ABBA order (default 2)")
+                        help="runs of each server, alternating (default 2)")
+    parser.add_argument("--settle", type=float, default=65.0,
+                        help="seconds to wait after a Postfix run (default 65)")
     args = parser.parse_args()
     if not Path(SMTP_SOURCE).exists():
         raise SystemExit("smtp-source not found: apt-get install postfix (it ships the load tool)")
@@ -239,13 +244,18 @@ def main() -> None:
 
 
 def compare(args: argparse.Namespace) -> None:
-    """Runs in ABBA order (nmail, Postfix, Postfix, nmail, ...): whatever slows the
-    disk or the CPU during the run (see the module text) weighs on both alike."""
+    """Runs alternate (nmail, Postfix, nmail, Postfix, ...) and each server's best
+    run counts. Postfix deletes a queue file per message, and on this disk the
+    next run's file creations pay for those deletions for about a minute (see
+    the module text), so after a Postfix run the next one waits `--settle`
+    seconds: every run but the very first starts on a quiet disk."""
     have_postfix = Path("/usr/sbin/postfix").exists()
-    order = ["nmail", "postfix", "postfix", "nmail"] * ((args.rounds + 1) // 2)
-    order = order[: 2 * args.rounds] if have_postfix else ["nmail"] * args.rounds
+    order = ["nmail", "postfix"] * args.rounds if have_postfix else ["nmail"] * args.rounds
     runs: dict[str, list[tuple[float, float]]] = {"nmail": [], "postfix": []}
-    for name in order:
+    for turn, name in enumerate(order):
+        if turn and order[turn - 1] == "postfix" and args.settle > 0:
+            print(f"  (waiting {args.settle:g} s for the disk to forget Postfix's deletions)")
+            time.sleep(args.settle)
         if name == "nmail":
             acc, done, cpu = bench_nmail(args.n, args.sessions, args.size, args.workers)
             label = "delivered+indexed"
