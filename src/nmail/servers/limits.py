@@ -39,7 +39,7 @@ class SharedCounts:
         # MAP_SHARED and anonymous: the same pages in every process forked later.
         self._map = mmap.mmap(-1, workers * self._stride * 4)
         self._cells = memoryview(self._map).cast("I")
-        self._salt = secrets.token_bytes(16)
+        self._seed = zlib.crc32(secrets.token_bytes(16))  # keys the bucket hash
 
     def row(self, worker: int) -> SharedRow:
         """The counts `worker` keeps, cleared (call it in the worker as it starts)."""
@@ -50,7 +50,7 @@ class SharedCounts:
         return SharedRow(self, worker * self._stride)
 
     def bucket(self, key: str) -> int:
-        return 1 + zlib.crc32(key.encode(), zlib.crc32(self._salt)) % self.BUCKETS
+        return 1 + zlib.crc32(key.encode(), self._seed) % self.BUCKETS
 
     def total(self, offset: int = 0) -> int:
         """The sum over every worker's row of the cell at `offset` (0: all connections)."""
