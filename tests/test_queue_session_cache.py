@@ -166,3 +166,16 @@ def test_no_more_than_the_limit_is_parked_per_destination() -> None:
         await wait_until(lambda: quits(servers[0]) == 3, 5, "QUIT at the end of the job")
 
     run(body)
+
+
+def test_an_old_session_is_not_parked_again() -> None:
+    async def body(servers: list[Recorder]) -> None:
+        cache = SessionCache(idle_seconds=60, max_age_seconds=0.0)
+        jobs = Jobs(cache)
+        await jobs.send(servers[0], "q1")  # older than 0 s at its end: closed, not parked
+        assert len(cache) == 0
+        await wait_until(lambda: quits(servers[0]) == 1, 5, "QUIT")
+        await jobs.send(servers[0], "q2")
+        assert len(servers[0].sessions) == 2
+
+    run(body)

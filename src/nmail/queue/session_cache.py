@@ -4,7 +4,9 @@ Mail that trickles in makes jobs of one or two messages; opening a
 connection for each (TCP, greeting, EHLO, often STARTTLS, then QUIT) costs
 more than sending the message. Like Postfix's connection cache, a job that
 is done parks its session here for `idle_seconds`, and the next job to the
-same destination (Route.destination) takes it instead of connecting.
+same destination (Route.destination) takes it instead of connecting; a
+session is not parked again once it is five minutes old, so a destination
+busy all day still goes back to its preferred host now and then.
 
 The limits still hold: a job opens a connection only when none is parked
 for its destination, so a destination never has more connections than jobs
@@ -23,13 +25,19 @@ from collections.abc import Hashable
 from nmail.queue.smtp_client import RemoteSession
 
 IDLE_SECONDS = 5.0  # how long a parked session waits for the next job
+# A session older than this is not parked again: a destination that is busy
+# all day would otherwise stay on the host it first reached (a backup MX, say).
+MAX_AGE_SECONDS = 300.0
 
 
 class SessionCache:
     """Parked sessions by destination, oldest first."""
 
-    def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self, idle_seconds: float = IDLE_SECONDS, max_age_seconds: float = MAX_AGE_SECONDS
+    ) -> None:
         self.idle_seconds = idle_seconds
+        self.max_age_seconds = max_age_seconds
         self._parked: dict[Hashable, list[tuple[float, RemoteSession]]] = {}
         self._count = 0
         self._closing: set[asyncio.Task[None]] = set()
@@ -57,12 +65,13 @@ class SessionCache:
     def park(self, destination: Hashable, session: RemoteSession, limit: int) -> bool:
         """Keep `session` for the next job (at most `limit` per destination); False: closed
         by the caller instead."""
+        loop = asyncio.get_running_loop()
         parked = self._parked.setdefault(destination, [])
-        if self._closed or not session.alive or len(parked) >= limit:
+        too_old = loop.time() - session.opened_at > self.max_age_seconds
+        if self._closed or too_old or not session.alive or len(parked) >= limit:
             if not parked:
                 del self._parked[destination]
             return False
-        loop = asyncio.get_running_loop()
         parked.append((loop.time(), session))
         self._count += 1
         if self._sweeper is None:

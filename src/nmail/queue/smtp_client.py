@@ -66,6 +66,7 @@ class RemoteSession:
         self._extensions = NO_EXTENSIONS
         self._reset_due = False  # a refused transaction left state behind: RSET first
         self._body_sent = False  # this transaction got as far as sending the message
+        self.opened_at = asyncio.get_running_loop().time()
 
     @property
     def alive(self) -> bool:
