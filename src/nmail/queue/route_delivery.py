@@ -38,7 +38,7 @@ async def deliver_over_route(
     tls: TlsContexts,
     still_wanted: Callable[[Outgoing], bool] | None = None,
     cache: SessionCache | None = None,
-    make_room: Callable[[], None] | None = None,
+    make_room: Callable[[], Awaitable[None]] | None = None,
     park_limit: int = 1,
 ) -> None:
     """Send `items` over one connection at a time to the route's hosts, in order.
@@ -47,7 +47,7 @@ async def deliver_over_route(
     items for which `still_wanted` says False are skipped (lease lost). With
     a `cache`, a session parked for the route's destination is used first and
     the session is parked again at the end (up to `park_limit` per
-    destination); `make_room()` is called before connecting anew.
+    destination); `make_room()` is awaited before connecting anew.
     """
     destination = route.destination
     session = cache.take(destination) if cache is not None else None
@@ -58,7 +58,7 @@ async def deliver_over_route(
         while pending:
             if session is None or not session.alive:
                 if make_room is not None:
-                    make_room()
+                    await make_room()
                 session, failure = await _connect(
                     route, failed_hosts, resolver, local_hostname, tls
                 )

@@ -348,8 +348,10 @@ class Scheduler:
                 def still_ours(item: Outgoing) -> bool:
                     return all(tag in job.open_ids for tag in item.tags)
 
-                def make_room() -> None:  # before a new connection: within the total limit
-                    self._sessions.make_room(self._connected_jobs, self._settings.max_connections)
+                async def make_room() -> None:  # before a new connection: within the total
+                    await self._sessions.make_room(
+                        self._connected_jobs, self._settings.max_connections
+                    )
 
                 self._connected_jobs += 1
                 try:

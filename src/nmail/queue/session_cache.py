@@ -78,15 +78,18 @@ class SessionCache:
             self._sweeper = loop.call_later(self.idle_seconds, self._sweep)
         return True
 
-    def make_room(self, in_use: int, limit: int) -> None:
-        """Close the oldest parked sessions until `in_use` jobs and the parked fit `limit`."""
+    async def make_room(self, in_use: int, limit: int) -> None:
+        """Close the oldest parked sessions until `in_use` jobs and the parked fit
+        `limit`; returns once they are closed, so a new connection never overlaps."""
+        evicted: list[RemoteSession] = []
         while self._count and in_use + self._count > limit:
             oldest = min(self._parked, key=lambda d: self._parked[d][0][0])
-            _, session = self._parked[oldest].pop(0)
+            evicted.append(self._parked[oldest].pop(0)[1])
             if not self._parked[oldest]:
                 del self._parked[oldest]
             self._count -= 1
-            self._close_later(session)
+        if evicted:
+            await asyncio.gather(*(_quietly_close(session) for session in evicted))
 
     async def close(self, *, polite: bool = True) -> None:
         """Say QUIT to every parked session (a node stopping), or just hang up
