@@ -1,8 +1,15 @@
 """One SMTP connection on the event loop: bytes from the socket into an
 SmtpConnection, its events to the backend, replies back.
 
-The backend answers from memory on the loop where it can (InlineChecks),
+The decisions (MAIL, RCPT, the message, AUTH) are smtp_answers.Answers';
+the backend answers from memory on the loop where it can (InlineChecks),
 else in an executor (see smtp_calls).
+
+Each connection has a task (`_run`) for the steps that wait: a backend call
+in a thread, the store's commit at end of data, a TLS handshake. Commands
+that need no waiting (EHLO, MAIL and RCPT answered from memory, NOOP, ...)
+are answered straight from `data_received` while the task sleeps, so a
+client sending one command at a time costs no task switch per command.
 
 An asyncio.Protocol rather than streams: data arrives in large chunks and
 is handed to the sans-IO connection as is, with no per-line awaits.
@@ -16,34 +23,19 @@ import ssl
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
-from nmail.delivery.envelope import ClientInfo, Envelope
-from nmail.directory.model import Resolution
-from nmail.policy.decision import Decision
-from nmail.protocols.smtp import (
-    AuthCredentials,
-    Event,
-    MailFrom,
-    MessageData,
-    ProtocolError,
-    RcptTo,
-    SmtpConnection,
-    SmtpOptions,
-    StartTls,
-)
+from nmail.protocols.smtp import Event, SmtpConnection, SmtpOptions, StartTls
 from nmail.protocols.smtp import replies as r
 from nmail.servers import tls_upgrade
+from nmail.servers.smtp_answers import Answers
 from nmail.servers.smtp_backend import InlineChecks, SmtpBackend
-from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking, wait_decision
 
 if TYPE_CHECKING:
     from nmail.servers.smtp import SmtpServer
 
 log = logging.getLogger("nmail.smtp")
 
-T = TypeVar("T")
-AUTH_UNAVAILABLE = Decision(454, "4.7.0", "Temporary authentication failure")
 # Stop reading from a client that pipelines this much while we wait on the backend.
 MAX_PENDING_INPUT = 1 << 20
 
@@ -73,10 +65,10 @@ class SmtpSession(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._conn: SmtpConnection | None = None
         self._ip = ""
-        self._tls_description: str | None = None
-        self._client_info: ClientInfo | None = None
-        self._resolutions: list[Resolution] = []
+        self._answers: Answers
         self._waiter: asyncio.Future[None] | None = None
+        # An event taken from the connection that the task must answer (it waits).
+        self._handed_over: Event | None = None
         self._write_waiter: asyncio.Future[None] | None = None
         self._waiting_for_client = False
         self._reading_paused = False
@@ -106,13 +98,14 @@ class SmtpSession(asyncio.Protocol):
             transport.write(refusal.encode())
             transport.close()
             return
-        # Implicit TLS: the listener did the handshake before connection_made.
-        self._tls_description = tls_upgrade.describe(transport)
         self._conn = SmtpConnection(
             self._setup.options,
             tls_active=self._setup.implicit_tls,
             plaintext_auth_allowed=self._setup.plaintext_auth_allowed(self._ip),
         )
+        self._answers = Answers(self._conn, self._setup, self._ip, lambda: self._lost)
+        # Implicit TLS: the listener did the handshake before connection_made.
+        self._answers.tls_description = tls_upgrade.describe(transport)
         self._idle_timer = self._loop.call_later(self._setup.idle_timeout, self._check_idle)
         self.task = self._loop.create_task(self._run())
         self._server.session_started(self)
@@ -122,7 +115,11 @@ class SmtpSession(asyncio.Protocol):
         assert conn is not None
         conn.receive_data(data)
         self._last_activity = self._loop.time()
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and self._handed_over is None:
+            self._answer_at_once(conn)
+        else:
+            self._wake()
         if (
             not self._waiting_for_client
             and not self._reading_paused
@@ -170,9 +167,15 @@ class SmtpSession(asyncio.Protocol):
         assert conn is not None
         try:
             while not self._lost:
+                event = self._handed_over
+                if event is not None:
+                    self._handed_over = None
+                    await self._answer_later(event)
+                    continue
                 event = conn.next_event()
                 if event is not None:
-                    await self._handle(event)
+                    if not self._answer_now(event):
+                        await self._answer_later(event)
                     continue
                 self._flush()
                 if conn.closed:
@@ -191,137 +194,50 @@ class SmtpSession(asyncio.Protocol):
         finally:
             self._finish()
 
-    async def _handle(self, event: Event) -> None:
-        conn = self._conn
-        assert conn is not None
-        if isinstance(event, MailFrom):
-            client = self._client()
-            inline = self._setup.inline
-            decision = None
-            if inline is not None:
-                decision = self._now(
-                    inline.check_sender_now, client, event.address, event.params.size
-                )
-            if decision is None:
-                decision = await self._call(
-                    self._setup.backend.check_sender, client, event.address, event.params.size
-                )
-            if decision is None:
-                conn.reject(LOCAL_ERROR)
-                return
-            if decision.accepted:
-                self._resolutions = []
-            conn.answer(decision)
-        elif isinstance(event, RcptTo):
-            await self._recipient(event)
-        elif isinstance(event, MessageData):
-            await self._message(event)
-        elif isinstance(event, AuthCredentials):
-            await self._authenticate(event)
-        elif isinstance(event, StartTls):
-            self._flush()
-            if await self._start_tls():
-                conn.tls_started()
-            else:
-                self._lost = True
-        elif isinstance(event, ProtocolError):
-            log.debug("SMTP %s: %s", self._ip, event.reply.encode().decode("utf-8", "replace"))
+    def _answer_at_once(self, conn: SmtpConnection) -> None:
+        """Called from data_received while the task waits for input: answer every
+        command that needs no waiting; wake the task for the rest.
 
-    async def _recipient(self, event: RcptTo) -> None:
-        conn = self._conn
-        assert conn is not None
-        sender = conn.sender or ""
-        client = self._client()
-        size = conn.mail_params.size
-        inline = self._setup.inline
-        answer = None
-        if inline is not None:
-            answer = self._now(inline.check_recipient_now, client, sender, event.address, size)
-        if answer is None:
-            answer = await self._call(
-                self._setup.backend.check_recipient, client, sender, event.address, size
-            )
-        if answer is None:
-            conn.reject(LOCAL_ERROR)
-            return
-        decision, resolution = answer
-        if decision.accepted and resolution is None:
-            log.error("backend accepted %s without resolving it", event.address)
-            conn.reject(LOCAL_ERROR)
-            return
-        if decision.accepted and resolution is not None:
-            self._resolutions.append(resolution)
-        conn.answer(decision)
-
-    async def _message(self, event: MessageData) -> None:
-        conn = self._conn
-        assert conn is not None
-        params = conn.mail_params
-        accepted = conn.recipients
-        envelope = Envelope(
-            sender=conn.sender or "",
-            recipients=tuple(self._resolutions),
-            client=self._client(),
-            smtputf8=params.smtputf8,
-            dsn_envid=params.envid,
-            dsn_ret=params.ret,
-            dsn_notify=tuple(",".join(p.notify) if p.notify else None for _, p in accepted),
-            dsn_orcpt=tuple(p.orcpt for _, p in accepted),
-        )
-        decision = None
-        inline = self._setup.inline
-        if inline is not None:
-            started = self._now(inline.accept_now, envelope, event.content)
-            if started is not None:
-                decision = await wait_decision(self._loop, self._ip, started)
-        if decision is None:
-            decision = await self._call(self._setup.backend.accept, envelope, event.content)
-        self._resolutions = []
-        if self._lost:
-            return
-        conn.answer(decision if decision is not None else LOCAL_ERROR)
-
-    async def _authenticate(self, event: AuthCredentials) -> None:
-        conn = self._conn
-        assert conn is not None
-        if event.authzid and event.authzid != event.username:
-            conn.auth_failed()  # no proxy authorization
-            return
-        outcome = await self._call(
-            self._setup.backend.authenticate, event.username, event.password, self._ip
-        )
-        if outcome is None:
-            conn.auth_failed(AUTH_UNAVAILABLE)
-        elif outcome.ok:
-            conn.auth_succeeded(outcome.account_address or event.username)
-        else:
-            if outcome.delay > 0:
-                await asyncio.sleep(outcome.delay)
-            if not self._lost:
-                conn.auth_failed(outcome.reply)
-
-    def _now(self, fn: Callable[..., T | None], *args: object) -> T | None:
-        return answer_now(self._ip, fn, *args)
-
-    async def _call(self, fn: Callable[..., T], *args: object) -> T | None:
-        return await call_blocking(self._loop, self._setup.executor, self._ip, fn, *args)
-
-    def _client(self) -> ClientInfo:
-        conn = self._conn
-        assert conn is not None
-        helo, protocol, auth = conn.helo or "", conn.received_protocol, conn.authenticated_as
-        known = self._client_info
+        Replies are sent here only when nothing was handed over: after
+        STARTTLS, the task must stop reading before its 220 leaves.
+        """
+        try:
+            while True:
+                event = conn.next_event()
+                if event is None:
+                    break
+                if not self._answer_now(event):
+                    self._handed_over = event
+                    break
+            if self._handed_over is None:
+                self._flush()
+        except Exception:
+            log.exception("SMTP session from %s failed", self._ip)
+            self._say_goodbye(r.LOCAL_ERROR)
+            self._lost = True
         if (
-            known is None
-            or known.helo != helo
-            or known.protocol != protocol
-            or known.auth_user != auth
-            or known.tls != self._tls_description
+            self._handed_over is not None
+            or conn.closed
+            or self._lost
+            or self._write_paused
+            or self._server.closing
         ):
-            known = self._client_info = ClientInfo(
-                ip=self._ip, helo=helo, protocol=protocol, auth_user=auth, tls=self._tls_description
-            )
-        return known
+            self._wake()
+
+    def _answer_now(self, event: Event) -> bool:
+        """Answer `event` without waiting; False when the task must (`_answer_later`)."""
+        return not isinstance(event, StartTls) and self._answers.now(event)
+
+    async def _answer_later(self, event: Event) -> None:
+        assert self._conn is not None
+        if not isinstance(event, StartTls):
+            await self._answers.later(event)
+            return
+        self._flush()
+        if await self._start_tls():
+            self._conn.tls_started()
+        else:
+            self._lost = True
 
     async def _start_tls(self) -> bool:
         """Handshake on the current transport; False (logged) when it fails."""
@@ -337,7 +253,7 @@ class SmtpSession(asyncio.Protocol):
             transport.abort()
             return False
         self._transport = new
-        self._tls_description = tls_upgrade.describe(new)
+        self._answers.tls_description = tls_upgrade.describe(new)
         self._last_activity = self._loop.time()
         return True
 

@@ -1,0 +1,196 @@
+"""The decisions of one SMTP session: its events to the backend, the answers back.
+
+SmtpSession (smtp_session.py) moves the bytes and owns the connection's
+task; `Answers` takes the events that need a decision (MAIL, RCPT, the
+message, AUTH credentials) to the backend and gives the SmtpConnection its
+answer. `now()` answers from memory, on the loop, when the backend can
+(InlineChecks); `later()` is for the rest, awaited by the session's task:
+a backend call in a worker thread, the store's commit at end of data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from nmail.delivery.envelope import ClientInfo, Envelope
+from nmail.directory.model import Resolution
+from nmail.policy.decision import Decision
+from nmail.protocols.smtp import (
+    AuthCredentials,
+    Event,
+    MailFrom,
+    MessageData,
+    ProtocolError,
+    RcptTo,
+    SmtpConnection,
+)
+from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking, wait_decision
+
+if TYPE_CHECKING:
+    from nmail.servers.smtp_session import SessionSetup
+
+log = logging.getLogger("nmail.smtp")
+
+T = TypeVar("T")
+AUTH_UNAVAILABLE = Decision(454, "4.7.0", "Temporary authentication failure")
+
+
+class Answers:
+    """Answers the events of one SmtpConnection from `setup`'s backend."""
+
+    def __init__(
+        self,
+        conn: SmtpConnection,
+        setup: SessionSetup,
+        ip: str,
+        lost: Callable[[], bool],
+    ) -> None:
+        self._conn = conn
+        self._setup = setup
+        self._ip = ip
+        self._lost = lost  # the client is gone: an answer would go nowhere
+        self._loop = asyncio.get_running_loop()
+        self._resolutions: list[Resolution] = []
+        self._client_info: ClientInfo | None = None
+        self.tls_description: str | None = None  # set when TLS is up (Received header)
+
+    def now(self, event: Event) -> bool:
+        """Answer `event` without waiting; False when it must go to `later()`."""
+        conn = self._conn
+        if not event.needs_decision:
+            if isinstance(event, ProtocolError):
+                log.debug("SMTP %s: %s", self._ip, event.reply.encode().decode("utf-8", "replace"))
+            return True
+        inline = self._setup.inline
+        if inline is None:
+            return False
+        if isinstance(event, MailFrom):
+            decision = answer_now(
+                self._ip, inline.check_sender_now, self._client(), event.address,
+                event.params.size,
+            )
+            if decision is None:
+                return False
+            self._sender_decided(decision)
+            return True
+        if isinstance(event, RcptTo):
+            answer = answer_now(
+                self._ip, inline.check_recipient_now, self._client(), conn.sender or "",
+                event.address, conn.mail_params.size,
+            )
+            if answer is None:
+                return False
+            self._recipient_decided(event, answer)
+            return True
+        return False
+
+    async def later(self, event: Event) -> None:
+        """Answer a decision `now()` could not give (an inline answer already failed)."""
+        conn = self._conn
+        backend = self._setup.backend
+        if isinstance(event, MailFrom):
+            self._sender_decided(await self._call(
+                backend.check_sender, self._client(), event.address, event.params.size
+            ))
+        elif isinstance(event, RcptTo):
+            self._recipient_decided(event, await self._call(
+                backend.check_recipient, self._client(), conn.sender or "", event.address,
+                conn.mail_params.size,
+            ))
+        elif isinstance(event, MessageData):
+            await self._message(event)
+        elif isinstance(event, AuthCredentials):
+            await self._authenticate(event)
+
+    def _sender_decided(self, decision: Decision | None) -> None:
+        if decision is None:
+            self._conn.reject(LOCAL_ERROR)
+            return
+        if decision.accepted:
+            self._resolutions = []
+        self._conn.answer(decision)
+
+    def _recipient_decided(
+        self, event: RcptTo, answer: tuple[Decision, Resolution | None] | None
+    ) -> None:
+        conn = self._conn
+        if answer is None:
+            conn.reject(LOCAL_ERROR)
+            return
+        decision, resolution = answer
+        if decision.accepted and resolution is None:
+            log.error("backend accepted %s without resolving it", event.address)
+            conn.reject(LOCAL_ERROR)
+            return
+        if decision.accepted and resolution is not None:
+            self._resolutions.append(resolution)
+        conn.answer(decision)
+
+    async def _message(self, event: MessageData) -> None:
+        conn = self._conn
+        params = conn.mail_params
+        accepted = conn.recipients
+        envelope = Envelope(
+            sender=conn.sender or "",
+            recipients=tuple(self._resolutions),
+            client=self._client(),
+            smtputf8=params.smtputf8,
+            dsn_envid=params.envid,
+            dsn_ret=params.ret,
+            dsn_notify=tuple(",".join(p.notify) if p.notify else None for _, p in accepted),
+            dsn_orcpt=tuple(p.orcpt for _, p in accepted),
+        )
+        decision = None
+        inline = self._setup.inline
+        if inline is not None:
+            started = answer_now(self._ip, inline.accept_now, envelope, event.content)
+            if started is not None:
+                decision = await wait_decision(self._loop, self._ip, started)
+        if decision is None:
+            decision = await self._call(self._setup.backend.accept, envelope, event.content)
+        self._resolutions = []
+        if self._lost():
+            return
+        conn.answer(decision if decision is not None else LOCAL_ERROR)
+
+    async def _authenticate(self, event: AuthCredentials) -> None:
+        conn = self._conn
+        if event.authzid and event.authzid != event.username:
+            conn.auth_failed()  # no proxy authorization
+            return
+        outcome = await self._call(
+            self._setup.backend.authenticate, event.username, event.password, self._ip
+        )
+        if outcome is None:
+            conn.auth_failed(AUTH_UNAVAILABLE)
+        elif outcome.ok:
+            conn.auth_succeeded(outcome.account_address or event.username)
+        else:
+            if outcome.delay > 0:
+                await asyncio.sleep(outcome.delay)
+            if not self._lost():
+                conn.auth_failed(outcome.reply)
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T | None:
+        return await call_blocking(self._loop, self._setup.executor, self._ip, fn, *args)
+
+    def _client(self) -> ClientInfo:
+        """Who the client is, for the backend; one object while nothing changes."""
+        conn = self._conn
+        helo, protocol, auth = conn.helo or "", conn.received_protocol, conn.authenticated_as
+        known = self._client_info
+        if (
+            known is None
+            or known.helo != helo
+            or known.protocol != protocol
+            or known.auth_user != auth
+            or known.tls != self.tls_description
+        ):
+            known = self._client_info = ClientInfo(
+                ip=self._ip, helo=helo, protocol=protocol, auth_user=auth,
+                tls=self.tls_description,
+            )
+        return known
