@@ -33,6 +33,7 @@ from nmail.config import (
     parse_listen,
 )
 from nmail.datadir import initialize, is_initialized
+from nmail.servers import heap
 
 if TYPE_CHECKING:
     from nmail.servers.limits import SharedRow
@@ -127,6 +128,7 @@ async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> in
         except OSError as exc:
             raise CliError(str(exc.strerror or exc)) from None
         _banner(ctx, config, [(b.name, b.host, b.port) for b in bound])
+        heap.settle()
         await stop.wait()
         ctx.out.print("stopping: finishing transactions in progress")
     finally:
@@ -214,6 +216,7 @@ def _serve_index_writer(config: Config, worker: Any, listener: socket.socket) ->
     engine = make_engine(config.database_url)
     try:
         worker.ready()
+        heap.settle()
         serve_index_writer(engine, listener)
     finally:
         engine.dispose()
@@ -268,6 +271,7 @@ async def _serve_worker(
 
             loop.add_reader(pipe, woken)
         worker.ready()
+        heap.settle()
         await stop.wait()
     finally:
         await runtime.stop()

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+_BREAKS = re.compile(r"[\t\r\n]")
+
 
 def _clean(value: object) -> str:
-    text = str(value)
-    if any(c in text for c in "\t\r\n"):
-        text = text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
-    return text or "-"
+    return _BREAKS.sub(" ", str(value)) or "-"
 
 
 class DeliveryLog:
@@ -50,20 +50,12 @@ class DeliveryLog:
         self, msg_id: str, sender: str, recipient: str, size: int, result: str, reply: str
     ) -> None:
         stamp, day = self._stamp(self.clock())
-        line = "\t".join(
-            _clean(v)
-            for v in (
-                stamp,
-                msg_id,
-                sender or "<>",
-                recipient,
-                size,
-                result,
-                reply,
-            )
+        line = (
+            f"{stamp}\t{_clean(msg_id)}\t{_clean(sender or '<>')}\t{_clean(recipient)}"
+            f"\t{size}\t{_clean(result)}\t{_clean(reply)}\n"
         )
         with self._lock:
-            self._file(day).write(line + "\n")
+            self._file(day).write(line)
 
     def _stamp(self, when: float) -> tuple[str, str]:
         """The line's UTC time and the file's day; formatted once per second."""

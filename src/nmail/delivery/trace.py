@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import math
 import os
+import re
 import secrets
 import time
 
@@ -38,9 +39,12 @@ def new_message_id(clock: float | None = None) -> str:
     return f"{now:012x}{_id_tail.take()}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _safe(text: str) -> str:
     # Header values we build must never carry line breaks from client input.
-    return "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    return _CONTROL.sub(" ", text)
 
 
 # The last second formatted (every message of that second shares it).
