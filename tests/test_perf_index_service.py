@@ -219,18 +219,14 @@ def _prepared(store: MailStore, account: Account, base: str) -> Any:
 
     checked = store._check([new(account)], known_only=False)
     item = prepare_all(checked, "host", lambda: 1_000_000.0)[0]
-    target = item.tmp_path.with_name(base)
-    item.tmp_path.rename(target)
-    from dataclasses import replace
-
-    return replace(item, tmp_path=target, base=base)
+    target = str(Path(item.tmp_path).with_name(base))
+    Path(item.tmp_path).rename(target)
+    return item._replace(tmp_path=target, base=base)
 
 
 def _reply(sock: socket.socket) -> Any:
-    import json
-
     (size,) = struct.unpack(">I", index_wire.recv_exact(sock, 4))
-    return json.loads(index_wire.recv_exact(sock, size))
+    return index_wire.loads(index_wire.recv_exact(sock, size))
 
 
 def test_the_event_loop_client_sends_and_is_answered_on_the_loop(
@@ -341,3 +337,67 @@ def test_files_flushed_by_the_previous_commit_are_not_flushed_again(
         late.close()
         svc.close()
         store.close()
+
+
+def test_frames_of_the_wrong_shape_do_not_stop_the_service(
+    engine: Engine, tmp_path: Path, service: WriterService
+) -> None:
+    alice = make_account(engine)
+    store = worker_store(engine, tmp_path / "mail", service.address)
+    try:
+        store.ensure_account(alice)
+        good = index_wire.encode_items([_prepared(store, alice, "good.M1")])[0]
+        wrong = [
+            index_wire.frame({"not": "a list"}),
+            index_wire.frame([list(good)]),  # an item as a list
+            index_wire.frame([(True, *good[1:])]),  # a bool for the account id
+            index_wire.frame([(*good[:-1], good[-1][:-1])]),  # a column short
+            index_wire.frame([good])[:-9],  # truncated: the worker goes away mid-frame
+            index_wire.LENGTH.pack(40) + index_wire.frame([good])[4:44],  # value cut short
+        ]
+        for junk in wrong:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bad:
+                bad.settimeout(10)
+                bad.connect(service.address)
+                bad.sendall(junk)
+                bad.shutdown(socket.SHUT_WR)
+                assert bad.recv(100) == b""  # dropped, without an answer
+        assert message_rows(engine, alice) == []
+        assert store.store([new(alice)])[0].uid == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "no-syncfs"])
+def test_a_batch_of_files_is_flushed_with_or_without_syncfs(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
+) -> None:
+    from nmail import durable
+
+    if syncfs and durable._syncfs is None:
+        pytest.skip("no syncfs here")
+    if not syncfs:
+        monkeypatch.setattr(durable, "_syncfs", None)
+    flushed: list[Path] = []
+    real_fsync_file = durable.fsync_file
+
+    def fsync_file(path: Path) -> None:
+        flushed.append(path)
+        real_fsync_file(path)
+
+    monkeypatch.setattr(durable, "fsync_file", fsync_file)
+    alice = make_account(engine)
+    root = tmp_path / "mail"
+    store = MailStore(engine, root, HOST)
+    try:
+        store.ensure_account(alice)
+        stored = store.store([new(alice, subject=f"m{n}") for n in range(4)])
+    finally:
+        store.close()
+    inbox = folder_dir(root, alice, "INBOX")
+    assert sorted(s.path.name for s in stored) == entries(inbox / "new")
+    if syncfs:
+        assert flushed == []  # one syncfs for the four
+    else:
+        assert sorted(p.name for p in flushed) == sorted(s.uidl for s in stored)
+        assert all(p.parent == inbox / "tmp" for p in flushed)

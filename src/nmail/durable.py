@@ -57,7 +57,7 @@ def fsync_file(path: Path) -> None:
 
 
 def write_file(
-    path: Path, chunks: Iterable[bytes], mtime: int | None = None, *, sync: bool = True
+    path: str | Path, chunks: Iterable[bytes], mtime: int | None = None, *, sync: bool = True
 ) -> None:
     """Create `path` (must not exist) with `chunks`; fsync unless the caller
     will make it durable later with `sync_batch`. On error nothing is left."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import socket
 import threading
@@ -24,7 +23,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage
-from nmail.mailstore.index_wire import LENGTH, MAX_FRAME, decode_stored, encode_items, frame
+from nmail.mailstore.index_wire import decode_stored, encode_items, frame, read_frames, same_user
 from nmail.mailstore.model import StoredMessage, StoreError
 
 log = logging.getLogger(__name__)
@@ -147,17 +146,12 @@ class RemoteIndex:
 
 
 def _frames(buffer: bytearray) -> list[Any]:
-    out: list[Any] = []
-    while len(buffer) >= LENGTH.size:
-        (size,) = LENGTH.unpack_from(buffer)
-        if size > MAX_FRAME:
-            raise ValueError(f"frame of {size} bytes")
-        end = LENGTH.size + size
-        if len(buffer) < end:
-            break
-        out.append(json.loads(bytes(buffer[LENGTH.size : end])))
-        del buffer[:end]
-    return out
+    """The complete answers in `buffer`, taken out of it (ValueError: not ours)."""
+    return read_frames(buffer, _as_is)
+
+
+def _as_is(reply: Any) -> Any:
+    return reply
 
 
 def _complete(future: Pending, reply: Any) -> None:
@@ -333,6 +327,9 @@ def _dial(address: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(address)
+        # Its answers are marshal data (index_wire): only from our own user.
+        if not same_user(sock):
+            raise PermissionError(f"{address!r} is not this user's index writer")
     except OSError:
         sock.close()
         raise

@@ -10,30 +10,34 @@ flush and one transaction for all) with `deliver_batch`, and answers each.
 A worker's `MailStore` sends its deliveries there with
 `index_client.RemoteIndex`; answers go back in request order.
 
-The wire format is in index_wire. The writer talks only to processes of
-its own user (SO_PEERCRED), who could do anything it can anyway.
+The wire format is in index_wire (marshal: see there). The writer talks
+only to processes of its own user (SO_PEERCRED, in _accept), who could do
+anything it can anyway; that check is what makes marshal acceptable.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
 import signal
 import socket
-import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from nmail.mailstore.delivery_batch import FolderGone, Piggyback, PreparedMessage, deliver_batch
-from nmail.mailstore.index_wire import LENGTH, MAX_FRAME, decode_items, encode_stored, frame
+from nmail.mailstore.delivery_batch import (
+    FolderGone,
+    Piggyback,
+    PreparedMessage,
+    deliver_batch,
+    parent_dir,
+)
+from nmail.mailstore.index_wire import decode_items, encode_stored, frame, peer_uid, read_frames
 from nmail.mailstore.model import StoreError
 
 log = logging.getLogger(__name__)
@@ -58,19 +62,9 @@ class _Client:
     sock: socket.socket
     buffer: bytearray = field(default_factory=bytearray)
 
-    def frames(self) -> list[Any]:
+    def frames(self) -> list[list[PreparedMessage]]:
         """Complete requests received so far (raises ValueError on a bad frame)."""
-        out = []
-        while len(self.buffer) >= LENGTH.size:
-            (size,) = LENGTH.unpack_from(self.buffer)
-            if size > MAX_FRAME:
-                raise ValueError(f"frame of {size} bytes")
-            end = LENGTH.size + size
-            if len(self.buffer) < end:
-                break
-            out.append(decode_items(json.loads(bytes(self.buffer[LENGTH.size : end]))))
-            del self.buffer[:end]
-        return out
+        return read_frames(self.buffer, decode_items)
 
 
 def serve_index_writer(
@@ -128,8 +122,8 @@ def _accept(listener: socket.socket, clients: dict[int, _Client]) -> None:
         sock, _ = listener.accept()
     except OSError:
         return
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _, uid, _ = struct.unpack("3i", creds)
+    # Only our own user's processes: index_wire's marshal is not for anyone else's data.
+    uid = peer_uid(sock)
     if uid != os.getuid():
         log.warning("index writer: refused a connection from uid %d", uid)
         sock.close()
@@ -192,7 +186,7 @@ class _Commit:
         self._flushed = flushed
         self.early: list[Request] = []
         self.now_flushed: set[int] = set()
-        self._devices: dict[Path, int] = {}
+        self._devices: dict[str, int] = {}
 
     def run(self, requests: list[Request]) -> None:
         replies: list[tuple[_Client, object]] = []
@@ -233,7 +227,7 @@ class _Commit:
                     self.now_flushed.add(id(item))
 
     def _device(self, item: PreparedMessage) -> int:
-        directory = item.tmp_path.parent
+        directory = parent_dir(item.tmp_path)
         device = self._devices.get(directory)
         if device is None:
             try:

@@ -68,17 +68,25 @@ SUMMARY_KEYS = (
 
 def summary_columns(summary: MessageSummary, internal_date: int) -> dict[str, Any]:
     """The summary's columns, fitted to the schema; `date` falls back to arrival time."""
+    return dict(zip(SUMMARY_KEYS, summary_values(summary, internal_date), strict=True))
+
+
+def summary_values(summary: MessageSummary, internal_date: int) -> tuple[Any, ...]:
+    """summary_columns' values in SUMMARY_KEYS order (what a delivery carries).
+
+    Exactly int, str and bool: the index writer's wire takes nothing else.
+    """
     date = summary.date if 0 < summary.date < _MAX_TIME else internal_date
-    return {
-        "date": date,
-        "from_name": _text(summary.from_name, _LIMITS["from_name"]),
-        "from_addr": _text(summary.from_addr, _LIMITS["from_addr"]),
-        "to_addrs": _text(summary.to_addrs, _LIMITS["to_addrs"]),
-        "cc_addrs": _text(summary.cc_addrs, _LIMITS["cc_addrs"]),
-        "subject": _text(summary.subject, _LIMITS["subject"]),
-        "message_id": _text(summary.message_id, _LIMITS["message_id"]),
-        "in_reply_to": _text(summary.in_reply_to, _LIMITS["in_reply_to"]),
-        "thread_id": _text(summary.thread_id, _LIMITS["thread_id"]),
-        "has_attachments": bool(summary.has_attachments),
-        "preview": _text(summary.preview, _LIMITS["preview"]),
-    }
+    return (
+        int(date),
+        _text(summary.from_name, _LIMITS["from_name"]),
+        _text(summary.from_addr, _LIMITS["from_addr"]),
+        _text(summary.to_addrs, _LIMITS["to_addrs"]),
+        _text(summary.cc_addrs, _LIMITS["cc_addrs"]),
+        _text(summary.subject, _LIMITS["subject"]),
+        _text(summary.message_id, _LIMITS["message_id"]),
+        _text(summary.in_reply_to, _LIMITS["in_reply_to"]),
+        _text(summary.thread_id, _LIMITS["thread_id"]),
+        bool(summary.has_attachments),
+        _text(summary.preview, _LIMITS["preview"]),
+    )

@@ -9,7 +9,9 @@ from nmail.durable import write_file
 from nmail.mailstore.names import disk_name, flags_to_letters, parse_flags
 
 
-def write_durably(path: Path, chunks: tuple[bytes, ...], mtime: int, *, sync: bool = True) -> None:
+def write_durably(
+    path: str | Path, chunks: tuple[bytes, ...], mtime: int, *, sync: bool = True
+) -> None:
     """Create `path` (must not exist) with `chunks` and mtime (Maildir readers and
     our dbsync take the arrival time from it); fsync unless `sync` is False."""
     write_file(path, chunks, mtime, sync=sync)

@@ -33,7 +33,12 @@ class StoredMessage:
     uid: int
     size: int
     uidl: str
-    path: Path
+    file: str  # the message file's path; a str (the index writer makes many, few ask)
+
+    @property
+    def path(self) -> Path:
+        """The message file (where it was delivered)."""
+        return Path(self.file)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage
-from nmail.mailstore.indexrow import summarize, summary_columns
+from nmail.mailstore.indexrow import summarize, summary_values
 from nmail.mailstore.messagefile import write_durably
 from nmail.mailstore.model import NewMessage, StoredMessage, StoreError
 from nmail.mailstore.names import flags_to_letters, format_flags, new_base
@@ -64,10 +64,11 @@ def prepare_all(
 
 def _prepare(item: NewMessage, folder_id: int, path: Path, flags: frozenset[str],
              flags_text: str, host: str, now: float) -> PreparedMessage:
-    internal = item.internal_date if item.internal_date is not None else int(now)
-    columns = summary_columns(summarize(item.content), internal)
+    internal = int(item.internal_date) if item.internal_date is not None else int(now)
+    columns = summary_values(summarize(item.content), internal)
     base = new_base(host, now)
-    tmp = path / "tmp" / base
+    folder = str(path)
+    tmp = folder + "/tmp/" + base  # noqa: S108 (the Maildir's tmp/)
     try:
         # Flushed with the rest of its batch by the writer (group commit).
         write_durably(tmp, (item.prefix, item.content), internal, sync=False)
@@ -75,7 +76,7 @@ def _prepare(item: NewMessage, folder_id: int, path: Path, flags: frozenset[str]
         # Someone removed the Maildir under us: store() looks the folder up again.
         raise FolderGone(f"the directory of folder {item.folder} is missing") from None
     return PreparedMessage(
-        account_id=item.account.id, folder_id=folder_id, folder_dir=path, tmp_path=tmp,
+        account_id=item.account.id, folder_id=folder_id, folder_dir=folder, tmp_path=tmp,
         base=base, size=len(item.prefix) + len(item.content), flags_text=flags_text,
         letters=flags_to_letters(flags), in_new=not flags, internal_date=internal,
         columns=columns,
