@@ -11,7 +11,7 @@ MAX_ADDRESSES = 1000  # more recipients than this in one header are not listed
 _MAX_INPUT = 256 * 1024  # characters of one header value looked at
 _TOKEN = re.compile(
     r"""(?P<separator>[,;])
-      |(?P<quoted>"(?:[^"\\]|\\.)*"?)
+      |(?P<quoted>"[^"\\]*(?:\\.[^"\\]*)*"?)
       |(?P<comment>\()
       |(?P<angle><[^>]*>?)
       |(?P<colon>:)
@@ -41,10 +41,13 @@ class _Mailbox:
 
     def finish(self) -> tuple[str, str] | None:
         """(name, address), or None when nothing usable was written."""
-        phrase = " ".join(word for word in self.phrase if word)
+        phrase = " ".join(filter(None, self.phrase))  # empty quoted strings dropped
         comment = " ".join(self.comments)
         if self.angle is not None:
-            address = _ROUTE.sub("", self.angle).strip()
+            address = self.angle
+            if address.lstrip().startswith("@"):
+                address = _ROUTE.sub("", address)
+            address = address.strip()
             if '"' not in address:
                 address = "".join(address.split())  # "<a @ b>" was meant as "a@b"
             name = phrase or comment
@@ -91,7 +94,7 @@ def parse_addresses(value: bytes | str) -> list[tuple[str, str]]:
             _add(result, current)
             current = _Mailbox()
         elif kind == "quoted":
-            current.phrase.append(_QUOTED_PAIR.sub(r"\1", token.group(kind)[1:].removesuffix('"')))
+            current.phrase.append(_unquote(token.group(kind)[1:].removesuffix('"')))
         elif kind == "comment":
             position = _read_comment(text, token.start(), current)
         elif kind == "angle":
@@ -121,7 +124,14 @@ def format_addresses(pairs: list[tuple[str, str]]) -> str:
 
 def _display_name(name: str) -> str:
     """A display name as shown: encoded words decoded, stray quotes dropped."""
+    if not name:
+        return ""  # most addresses have none
     return clean_text(decode_encoded_words(name)).strip("\"' ")
+
+
+def _unquote(text: str) -> str:
+    """Quoted pairs (backslash and a character) to the character."""
+    return _QUOTED_PAIR.sub(r"\1", text) if "\\" in text else text
 
 
 def _add(result: list[tuple[str, str]], mailbox: _Mailbox) -> None:
@@ -147,5 +157,5 @@ def _read_comment(text: str, position: int, mailbox: _Mailbox) -> int:
             if depth == 0:
                 break
         position += 1
-    mailbox.comments.append(_QUOTED_PAIR.sub(r"\1", text[start:min(position, end)]).strip())
+    mailbox.comments.append(_unquote(text[start:min(position, end)]).strip())
     return position + 1

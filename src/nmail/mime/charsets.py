@@ -134,12 +134,12 @@ def decode_bytes_with_codec(
                 # lead in CP949. Real CP949 is almost never valid UTF-8 (so this
                 # is cheap); when both fit, the more Hangul reading wins, the
                 # label on a tie.
-                utf8 = _attempt(data, "utf-8", partial)
+                utf8 = _attempt_utf8(data, partial)
                 if utf8 is not None and _hangul_share(utf8) > _hangul_share(text):
                     return utf8, "utf-8"
             return text, trusted
     if trusted != "utf-8":
-        text = _attempt(data, "utf-8", partial)
+        text = _attempt_utf8(data, partial)
         if text is not None:
             # Valid UTF-8 is UTF-8. (A word or two of CP949 can be valid UTF-8
             # as well; longer Korean text practically never is.)
@@ -204,11 +204,23 @@ def _attempt(data: bytes, codec: str, partial: bool) -> str | None:
     """Strict decode; None when the bytes do not fit the codec."""
     try:
         if partial:
+            if codec == "utf-8":  # what a fresh incremental decoder does, minus its set-up
+                return codecs.utf_8_decode(data, "strict", False)[0]
             decoder = codecs.getincrementaldecoder(codec)()
             return str(decoder.decode(data, final=False))
         return data.decode(codec)
     except (LookupError, ValueError, TypeError):
         return None
+
+
+def _attempt_utf8(data: bytes, partial: bool) -> str | None:
+    """Strict UTF-8 decode of 8-bit `data`; None when the bytes are not UTF-8."""
+    # CP949 or Latin-1 text usually fails at its first 8-bit byte, which cannot
+    # start a UTF-8 character: seeing that is cheaper than a failed decode.
+    first = _HIGH_BYTE.search(data)
+    if first is not None and not 0xC2 <= data[first.start()] <= 0xF4:
+        return None
+    return _attempt(data, "utf-8", partial)
 
 
 def _least_damaged(data: bytes, trusted: str, partial: bool) -> tuple[str, str] | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import date
 
 _MONTHS = {
     name: number
@@ -43,6 +44,7 @@ _COMMENT = re.compile(r"\([^()]*\)")
 _AFTERNOON = re.compile(r"\b(?:pm|p\.m\.)|오후", re.IGNORECASE)
 _MORNING = re.compile(r"\b(?:am|a\.m\.)|오전", re.IGNORECASE)
 _LATEST = 253402300799  # 9999-12-31T23:59:59Z; anything later is nonsense
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def parse_date(value: bytes | str) -> int:
@@ -122,6 +124,7 @@ def _offset_minutes(offset: re.Match[str]) -> int:
     return -total if sign == "-" else total
 
 
+@functools.lru_cache(maxsize=256)  # a few zones make up nearly all mail
 def _zone_minutes(zone: str | None) -> int:
     """Minutes east of UTC for "+0900" or "KST"; unknown or missing is UTC."""
     if not zone:
@@ -149,9 +152,12 @@ def _to_unix(year: int, month: int, day: int, hour: int, minute: int, second: in
         second = 59  # a leap second
     if abs(zone_minutes) > 18 * 60:
         zone_minutes = 0  # "+9900" is junk: better a date in UTC than none
+    if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60):
+        return 0
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-        seconds = int((moment - timedelta(minutes=zone_minutes)).timestamp())
+        days = date(year, month, day).toordinal() - _EPOCH_DAY  # checks the day exists
     except (ValueError, OverflowError):
         return 0
+    # Plain arithmetic (no datetime objects): this runs for every delivered message.
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - zone_minutes * 60
     return seconds if 0 < seconds <= _LATEST else 0

@@ -13,8 +13,9 @@ MAX_HEADER_BYTES = 64 * 1024  # fields past this point of a header block are not
 
 # Every line of a header block: a field with its continuation lines (name,
 # value), or anything else (third group) -- which ends the block unless it is
-# empty or a stray continuation.
-_LINE = re.compile(rb"^(?:([!-9;-~]+)[ \t]*:[ \t]*(.*(?:\n[ \t].*)*)|(.*))", re.MULTILINE)
+# empty or a stray continuation. Possessive quantifiers, as nothing here needs
+# to backtrack: a little faster, and this runs on every header line.
+_LINE = re.compile(rb"^(?:([!-9;-~]++)[ \t]*+:[ \t]*+(.*+(?:\n[ \t].*+)*+)|(.*+))", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,13 @@ __all__ = [
     "parse_addresses",
 ]
 
-_ASCII_PLAIN = re.compile(rb"[\x20-\x7e]*")  # printable ASCII on one line: nothing to decode
-
 
 def decode_header_value(raw: bytes | str) -> str:
     """An unstructured header (Subject...) as text: unfolded, encoded words and 8-bit decoded."""
-    if isinstance(raw, bytes) and b"=?" not in raw and _ASCII_PLAIN.fullmatch(raw):
-        return raw.decode("ascii").strip()  # the common case, kept cheap for the hot path
+    if isinstance(raw, bytes) and raw.isascii() and b"=?" not in raw:
+        text = raw.decode("ascii")
+        if text.isprintable():  # printable ASCII on one line: nothing to decode
+            return text.strip()  # the common case, kept cheap for the hot path
     return clean_text(decode_encoded_words(header_text(raw)))
 
 

@@ -17,9 +17,10 @@ from nmail.mime.raw_header import header_text
 
 # name=value or name="quoted value". A name starts after ";", a space or a
 # quote, so a run of junk is scanned once (not once per character), and a
-# missing ";" between two parameters is tolerated.
+# missing ";" between two parameters is tolerated. A quoted value is read as
+# runs of plain characters between quoted pairs, not one character at a time.
 _PARAM = re.compile(
-    r'(?<![^\s;"])([^=;"\s]+)\s*=\s*(?:(")((?:[^"\\]|\\.)*)"?|([^;]*))', re.DOTALL
+    r'(?<![^\s;"])([^=;"\s]+)\s*=\s*(?:(")([^"\\]*(?:\\.[^"\\]*)*)"?|([^;]*))', re.DOTALL
 )
 _QUOTED_PAIR = re.compile(r'\\(["\\])')
 _MAX_INPUT = 8192  # characters of a parameterized header read; real ones are far shorter
@@ -68,9 +69,14 @@ def parse_params(raw: bytes | str) -> HeaderParams:
 def _iter_params(rest: str) -> list[tuple[str, str]]:
     """(lowercased name, unquoted value) pairs; junk without "=" is skipped."""
     return [
-        (name.lower(), _QUOTED_PAIR.sub(r"\1", quoted) if quote else plain.strip())
+        (name.lower(), _unquote(quoted) if quote else plain.strip())
         for name, quote, quoted, plain in _PARAM.findall(rest)
     ]
+
+
+def _unquote(quoted: str) -> str:
+    """A quoted string's content with its quoted pairs undone."""
+    return _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
 
 
 def _decode_extended(param: str) -> str:

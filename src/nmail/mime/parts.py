@@ -1,7 +1,7 @@
 """The leaf parts of a MIME message, found by scanning for boundaries in the bytes.
 
 Bounded on purpose: at most `MAX_PARTS` parts and `MAX_DEPTH` levels of
-nesting, each level one regular-expression pass over its own region. Part
+nesting, each level one pass over its own region (see `_Delimiters`). Part
 bodies are never copied or decoded here; callers get offsets.
 """
 
@@ -19,11 +19,19 @@ MAX_DEPTH = 16
 PART_FIELDS = frozenset({b"content-type", b"content-transfer-encoding", b"content-disposition"})
 _BOUNDARY = re.compile(rb"""boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))""", re.IGNORECASE)
 _MAX_BOUNDARY = 200  # RFC 2046 allows 70; be lenient, but not unbounded
+# What follows `--boundary` on a delimiter line: "--" closes; otherwise only
+# spaces up to the line end.
+_DELIMITER_END = re.compile(rb"(?:(--)|[ \t]*(?:\r?\n|\r?\Z))")
+_MAX_NEAR_MISSES = 16  # lines that only start like a delimiter, before a regex takes over
 # Machine-readable parts of reports: not something a user attached.
 _REPORT_PARTS = frozenset({
     "message/delivery-status", "message/global-delivery-status",
     "message/disposition-notification", "message/feedback-report", "text/rfc822-headers",
 })
+
+# What a missing header reads as; shared, as nothing changes a HeaderParams.
+_NO_PARAMS = HeaderParams("", {})
+_DEFAULTS = {kind: HeaderParams(kind, {}) for kind in ("text/plain", "message/rfc822")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +61,15 @@ def iter_parts(raw: bytes, fields: dict[bytes, bytes], start: int, end: int) -> 
     return _walk(raw, fields, start, end, 0, "", 0, "text/plain", _Budget())
 
 
+def transfer_encoding(fields: dict[bytes, bytes]) -> str:
+    """The entity's Content-Transfer-Encoding, lowercased ("" when none)."""
+    return fields.get(b"content-transfer-encoding", b"").strip().lower().decode("latin-1")
+
+
 def _walk(raw: bytes, fields: dict[bytes, bytes], start: int, end: int, depth: int,
           parent: str, index: int, default_type: str, budget: _Budget) -> Iterator[Part]:
     raw_type = fields.get(b"content-type")
-    content_type = parse_params(raw_type) if raw_type else HeaderParams(default_type, {})
+    content_type = parse_params(raw_type) if raw_type else _DEFAULTS[default_type]
     kind = content_type.value if "/" in content_type.value else "text/plain"
     if kind.startswith("multipart/") and depth < MAX_DEPTH and raw_type:
         spans = _split(raw, _boundary(raw_type), start, end, budget.parts)
@@ -73,13 +86,12 @@ def _walk(raw: bytes, fields: dict[bytes, bytes], start: int, end: int, depth: i
             return
         kind = "text/plain"  # a multipart without parts: show its body as text
     raw_disposition = fields.get(b"content-disposition")
-    disposition = parse_params(raw_disposition) if raw_disposition else HeaderParams("", {})
+    disposition = parse_params(raw_disposition) if raw_disposition else _NO_PARAMS
     filename = disposition.get("filename") or content_type.get("name")
-    encoding = fields.get(b"content-transfer-encoding", b"").strip().lower()
     yield Part(
         content_type=kind,
         charset=content_type.get("charset"),
-        transfer_encoding=encoding.decode("latin-1"),
+        transfer_encoding=transfer_encoding(fields),
         filename=filename,
         is_attachment=_is_attachment(kind, disposition.value, filename, parent, index),
         start=start,
@@ -112,41 +124,83 @@ def _boundary(raw_type: bytes) -> bytes:
 
 
 def _split(raw: bytes, boundary: bytes, start: int, end: int, limit: int) -> list[tuple[int, int]]:
-    """Body spans of the parts between `--boundary` lines in `raw[start:end]`.
-
-    A regular expression does the scanning, so lines that merely start with
-    the delimiter (a longer boundary, quoted text) cost no Python work.
-    """
+    """Body spans of the parts between `--boundary` lines in `raw[start:end]`."""
     if not boundary:
         return []
-    # After the boundary: "--" closes; otherwise only spaces up to the line end.
-    delimiter = b"--" + re.escape(boundary) + rb"(?:(--)|[ \t]*(?:\r?\n|\r?\Z))"
+    delimiters = _Delimiters(raw, boundary, end)
     spans: list[tuple[int, int]] = []
     part_start = -1
     position = start
-    found = re.compile(delimiter).match(raw, start, end)  # no preamble
-    if found is not None:
-        if found.group(1):
+    first = delimiters.at(start)  # no preamble
+    if first is not None:
+        part_start, closing = first
+        if closing:
             return []
-        part_start = found.end()
         position = _before_newline(raw, part_start)
-    following = re.compile(b"\n" + delimiter)
     while len(spans) < limit:
-        found = following.search(raw, position, end)
+        found = delimiters.search(position)
         if found is None:
             break
+        stop, after, closing = found
         if part_start >= 0:
-            stop = found.start()  # the line break before a delimiter belongs to it
+            # The line break before a delimiter belongs to it.
             if stop > part_start and raw[stop - 1] == 0x0D:
                 stop -= 1
             spans.append((part_start, max(part_start, stop)))
-        if found.group(1):
+        if closing:
             return spans
-        part_start = found.end()
+        part_start = after
         position = _before_newline(raw, part_start)
     if part_start >= 0 and len(spans) < limit:
         spans.append((part_start, end))  # the closing delimiter never came
     return spans
+
+
+class _Delimiters:
+    """Finds the delimiter lines of one boundary in `raw[:end]`.
+
+    bytes.find looks for `--boundary`, as a regular expression made for each
+    boundary (boundaries are unique to a message) would cost far more to
+    compile than the whole scan. Should many lines merely start with the
+    delimiter (a longer boundary, quoted text), such an expression takes over
+    all the same, so that they cost no Python work.
+    """
+
+    __slots__ = ("end", "line", "near_misses", "pattern", "raw")
+
+    def __init__(self, raw: bytes, boundary: bytes, end: int) -> None:
+        self.raw = raw
+        self.end = end
+        self.line = b"\n--" + boundary
+        self.near_misses = 0
+        self.pattern: re.Pattern[bytes] | None = None
+
+    def at(self, start: int) -> tuple[int, bool] | None:
+        """(end, closing) of a delimiter right at `start`, without its line break."""
+        dashes = self.line[1:]
+        if not self.raw.startswith(dashes, start, self.end):
+            return None
+        found = _DELIMITER_END.match(self.raw, start + len(dashes), self.end)
+        return None if found is None else (found.end(), found.group(1) is not None)
+
+    def search(self, position: int) -> tuple[int, int, bool] | None:
+        """(start, end, closing) of the first delimiter with its line break from `position`."""
+        raw, end = self.raw, self.end
+        while self.pattern is None:
+            start = raw.find(self.line, position, end)
+            if start < 0:
+                return None
+            found = _DELIMITER_END.match(raw, start + len(self.line), end)
+            if found is not None:
+                return start, found.end(), found.group(1) is not None
+            self.near_misses += 1
+            if self.near_misses >= _MAX_NEAR_MISSES:
+                self.pattern = re.compile(re.escape(self.line) + _DELIMITER_END.pattern)
+            position = start + 1
+        found = self.pattern.search(raw, position, end)
+        if found is None:
+            return None
+        return found.start(), found.end(), found.group(1) is not None
 
 
 def _before_newline(raw: bytes, offset: int) -> int:

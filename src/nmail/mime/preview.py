@@ -16,8 +16,10 @@ from nmail.mime.charsets import decode_bytes
 PREVIEW_CHARS = 200
 _FIRST_READ = 1024  # bytes of a plain body read first (HTML: 16 times more)
 _MAX_READ = 64 * 1024  # never read more than this of a plain body for a preview (HTML: 4x)
+_FIRST_WINDOW = PREVIEW_CHARS + 56  # characters collapsed first: enough for most texts
 
-_BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_NOT_BASE64 = bytes(sorted(set(range(256)) - set(_BASE64_ALPHABET)))  # for bytes.translate
 _SKIPPED_ELEMENT = re.compile(r"<!--|<(script|style|head|title|noscript|template|xml)\b", re.I)
 _BLOCK_TAG = re.compile(
     r"<\s*/?\s*(?:br|p|div|td|th|tr|li|ul|ol|table|h[1-6]|hr|blockquote|pre|section|article"
@@ -52,14 +54,32 @@ def body_preview(raw: bytes, start: int, end: int, *, is_html: bool, charset: st
 
 
 def _collapse(text: str) -> str:
-    """Enough of `text` for a preview, invisible characters dropped, whitespace collapsed."""
-    window = PREVIEW_CHARS * 2
+    """Enough of `text` for a preview, invisible characters dropped, whitespace collapsed.
+
+    Only the first PREVIEW_CHARS + 1 characters of the result count (see `_cut`),
+    and a longer window only extends the result, so the window starts small.
+    """
+    window = _FIRST_WINDOW
     while True:
-        # Splitting a few hundred characters is cheap; splitting the whole text is not.
-        preview = " ".join(_NOT_SHOWN.sub("", text[:window]).split())
+        # Collapsing a few hundred characters is cheap; collapsing the whole text is not.
+        preview = _collapse_all(text[:window])
         if len(preview) > PREVIEW_CHARS or window >= len(text):
             return preview
         window *= 4
+
+
+def _collapse_all(text: str) -> str:
+    """`text` with invisible characters dropped and whitespace collapsed."""
+    # Printable text has no whitespace but " ", and nothing _NOT_SHOWN drops but
+    # U+034F: plain lines of text only need their line breaks made spaces.
+    flat = text.replace("\r\n", " ").replace("\n", " ")
+    if "  " not in flat and flat.isprintable() and "\u034f" not in flat:
+        return flat.strip()
+    preview = " ".join(text.split())
+    # What _NOT_SHOWN drops is never whitespace, so it would still be in `preview`.
+    if not preview.isprintable() or "\u034f" in preview:
+        preview = " ".join(_NOT_SHOWN.sub("", text).split())
+    return preview
 
 
 def html_to_text(markup: str, *, truncated: bool = False) -> str:
@@ -100,7 +120,7 @@ def _closing_tag(element: str) -> re.Pattern[str]:
 def _transfer_decode(data: bytes, encoding: str, truncated: bool) -> bytes:
     """Undo base64 or quoted-printable; anything else is taken as it is."""
     if encoding == "base64":
-        compact = _BASE64_JUNK.sub(b"", data)  # line breaks, padding, junk
+        compact = data.translate(None, _NOT_BASE64)  # line breaks, padding, junk
         extra = len(compact) % 4
         if truncated or extra == 1:
             compact = compact[: len(compact) - extra]  # a partial group: drop it

@@ -21,22 +21,44 @@ def header_text(raw: bytes | str) -> str:
     quote change its structure.
     """
     if isinstance(raw, str):
-        if raw.isascii():
-            return _CONTROLS.sub(" ", _FOLD_TEXT.sub("", raw))
-        if _SURROGATE.search(raw) is None:
-            return _CONTROLS.sub(" ", _FOLD_TEXT.sub("", raw))
+        if raw.isprintable():
+            return raw  # no fold, control or surrogate: the usual case, kept cheap
+        if raw.isascii() or _SURROGATE.search(raw) is None:
+            return _without_controls(_FOLD_TEXT.sub("", raw))
         # A str carrying undecoded bytes (surrogateescape): decode the bytes here.
         raw = raw.encode("utf-8", "surrogatepass" if _has_lone_surrogate(raw) else
                          "surrogateescape")
-    unfolded = _FOLD_BYTES.sub(b"", raw)
+    unfolded = _unfold(raw) if b"\n" in raw else raw
     if unfolded.isascii() and b"\x1b" not in unfolded:  # ESC: maybe raw ISO-2022-KR
-        return _CONTROLS.sub(" ", unfolded.decode("ascii"))
-    return _CONTROLS.sub(" ", decode_bytes(unfolded, None))
+        text = unfolded.decode("ascii")
+    else:
+        text = decode_bytes(unfolded, None)
+    return text if text.isprintable() else _without_controls(text)
 
 
 def clean_text(text: str) -> str:
     """Controls to spaces, ends stripped: decoded header text ready for display."""
-    return _CONTROLS.sub(" ", text).strip()
+    return _without_controls(text).strip()
+
+
+def _unfold(raw: bytes) -> bytes:
+    """Folding line breaks (those before a space or tab) removed."""
+    if b"\n\r\n" in raw:
+        return _FOLD_BYTES.sub(b"", raw)
+    # The same as the substitution, and cheaper: without "\n\r\n", no removal
+    # puts a "\n" that was not folding before a space or tab.
+    return (raw.replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
+            .replace(b"\n ", b" ").replace(b"\n\t", b"\t"))
+
+
+def _without_controls(text: str) -> str:
+    """Controls to spaces."""
+    # C0 and C1 controls are not printable, and isprintable() is far cheaper than
+    # a substitution. Usually there is no control, or only the tabs of folding.
+    if text.isprintable():
+        return text
+    spaced = text.replace("\t", " ")
+    return spaced if spaced.isprintable() else _CONTROLS.sub(" ", text)
 
 
 def _has_lone_surrogate(text: str) -> bool:

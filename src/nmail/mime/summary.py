@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from nmail.mime.dates import parse_date
 from nmail.mime.fields import read_header_block
 from nmail.mime.headers import decode_header_value, format_addresses, parse_addresses
-from nmail.mime.parts import PART_FIELDS, Part, iter_parts
+from nmail.mime.parts import PART_FIELDS, Part, iter_parts, transfer_encoding
 from nmail.mime.preview import body_preview
 from nmail.mime.threads import first_message_id, thread_id
 
@@ -87,7 +87,8 @@ def _summarize(raw: bytes) -> MessageSummary:
         subject=_fit(subject, MAX_SUBJECT),
         message_id=_fit(message_id, MAX_MESSAGE_ID),
         in_reply_to=_fit(in_reply_to, MAX_MESSAGE_ID),
-        thread_id=thread_id(root, in_reply_to, message_id, subject, raw[:_MAX_RAW_FIELD]),
+        thread_id=thread_id(root, in_reply_to, message_id, subject,
+                            b"" if root or in_reply_to or message_id else raw[:_MAX_RAW_FIELD]),
         has_attachments=has_attachments,
         preview=_fit(preview, MAX_PREVIEW),
     )
@@ -95,6 +96,11 @@ def _summarize(raw: bytes) -> MessageSummary:
 
 def _body(raw: bytes, fields: dict[bytes, bytes], body_start: int) -> tuple[bool, str]:
     """(has attachments, preview) from the first text part and every part's disposition."""
+    if not fields.get(b"content-type") and not fields.get(b"content-disposition"):
+        # No MIME headers (as in most system mail): one text/plain part that is no
+        # attachment, as iter_parts would find, without walking the parts.
+        return False, body_preview(raw, body_start, len(raw), is_html=False, charset="",
+                                   transfer_encoding=transfer_encoding(fields))
     has_attachments = False
     plain: Part | None = None
     markup: Part | None = None
@@ -131,6 +137,7 @@ def _address_list(raw: bytes | None) -> str:
 
 def _fit(text: str, limit: int) -> str:
     """Cut to `limit` characters; lone surrogates (unstorable) become "?"."""
-    if _SURROGATE.search(text):
+    # Surrogates are neither ASCII nor printable: most texts skip the search.
+    if not text.isascii() and not text.isprintable() and _SURROGATE.search(text):
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text[:limit].strip()

@@ -33,8 +33,15 @@ def first_message_id(raw: bytes | str | None) -> str:
     """The first msg-id of a header value, or ""."""
     if not raw:
         return ""
-    ids = message_ids(raw)
-    return ids[0] if ids else ""
+    # message_ids(raw)[0], without reading a long References list past its first id.
+    text = header_text(raw)
+    found = _BRACKETED.search(text)
+    while found is not None:
+        msg_id = "".join(found.group(1).split())
+        if msg_id:
+            return msg_id
+        found = _BRACKETED.search(text, found.end())
+    return next((word.strip("<>") for word in text.split() if "@" in word), "")
 
 
 def base_subject(subject: str) -> str:
