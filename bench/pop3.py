@@ -107,6 +107,7 @@ def serve_nmail(base: Path) -> None:
     from nmail.directory import Directory, LoginThrottle
     from nmail.directory.passwords import fast_hashing
     from nmail.mailstore.store import MailStore
+    from nmail.servers import heap
     from nmail.servers.pop3 import Pop3Server, Pop3Settings, StoreBackend
 
     async def main() -> None:
@@ -120,6 +121,7 @@ def serve_nmail(base: Path) -> None:
         sock.listen(64)
         sock.setblocking(False)
         await server.start(sock)
+        heap.settle()  # as `nmail serve` does once started
         print(f"PORT {server.port}", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         await server.stop()
