@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 256 * 1024  # message file reads; a shorter file is sent without a task
-FLUSH_AT = 256 * 1024  # write out once this much output is waiting
+# Write out once this much output is waiting. Small: a client pipelining RETRs
+# starts reading the first answers while the next are prepared; measured on
+# two cores (bench/pop3.py), 16 KiB gave ~20% more messages/s than 256 KiB at
+# the same CPU per message. A large message still goes out a 256 KiB read at once.
+FLUSH_AT = 16 * 1024
 MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the socket
 
 
