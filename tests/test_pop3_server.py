@@ -76,6 +76,28 @@ def test_retr_sends_exact_wire_bytes(rig: Pop3Rig) -> None:
         assert stream.read(len(expected)) == expected
 
 
+@pytest.mark.parametrize("change", [b"appended line\r\n" * 3, b""])
+def test_retr_sends_the_file_as_it_is_when_its_size_changed(rig: Pop3Rig, change: bytes) -> None:
+    """The first read is sized by the index: a file grown since (another tool
+    appended to it) is still sent whole, and a shrunk one as far as it goes."""
+    (uid,) = rig.deliver(FIRST)
+    path = rig.store.message_path(rig.account.id, "INBOX", uid)
+    assert path is not None
+    indexed = path.read_bytes()
+    path.write_bytes(indexed + change if change else indexed[: len(indexed) // 2] + b"\r\n")
+    server = rig.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nRETR 1\r\nNOOP\r\n")
+        stream.readline()
+        stream.readline()
+        assert stream.readline() == f"+OK {len(indexed)} octets\r\n".encode()
+        expected = path.read_bytes().replace(b"\r\n.", b"\r\n..") + b".\r\n"
+        assert stream.read(len(expected)) == expected
+        assert stream.readline() == b"+OK\r\n"  # still in step
+
+
 def big_message() -> bytes:
     """~1 MB; a line starting with '.' begins exactly at the 1st and 2nd chunk boundary
     of the file, and a CRLF is split across the 3rd."""
