@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from nmail.protocols.smtp import replies as r
@@ -34,6 +35,25 @@ from nmail.protocols.smtp.state import SmtpState
 NEED_EHLO = reply(503, "5.5.1", "Send EHLO/HELO first")
 # HTTP request lines (as Postfix's smtpd_forbidden_commands): the session ends.
 FORBIDDEN = frozenset({"GET", "POST", "PUT", "HEAD", "CONNECT", "OPTIONS"})
+
+
+@functools.lru_cache(maxsize=64)
+def _helo_wire(hostname: str) -> bytes:
+    return reply(250, None, hostname).encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _ehlo_wire(hostname: str, max_size: int, starttls: bool, auth: bool) -> bytes:
+    """The EHLO reply's wire bytes: the same few variants for every connection of a listener."""
+    lines = [
+        hostname, "PIPELINING", f"SIZE {max_size}", "8BITMIME", "SMTPUTF8",
+        "ENHANCEDSTATUSCODES", "DSN",
+    ]
+    if starttls:
+        lines.append("STARTTLS")
+    if auth:
+        lines.append("AUTH " + " ".join(MECHANISMS))
+    return Reply(250, None, tuple(lines)).encode()
 
 
 class SmtpCommands(SmtpSession):
@@ -71,24 +91,14 @@ class SmtpCommands(SmtpSession):
         self._helo = domain
         self._esmtp = esmtp
         self._state = SmtpState.READY
+        options = self.options
         if not esmtp:
-            self._send(reply(250, None, self.options.hostname))
+            self._out.append(_helo_wire(options.hostname))
             self._emit(Helo(domain))
             return
-        lines = [
-            self.options.hostname,
-            "PIPELINING",
-            f"SIZE {self.options.max_message_size}",
-            "8BITMIME",
-            "SMTPUTF8",
-            "ENHANCEDSTATUSCODES",
-            "DSN",
-        ]
-        if self.starttls_offered:
-            lines.append("STARTTLS")
-        if self.auth_offered:
-            lines.append("AUTH " + " ".join(MECHANISMS))
-        self._send(Reply(250, None, tuple(lines)))
+        self._out.append(_ehlo_wire(
+            options.hostname, options.max_message_size, self.starttls_offered, self.auth_offered
+        ))
         self._emit(Ehlo(domain))
 
     def _cmd_mail(self, arg: str) -> None:

@@ -132,16 +132,11 @@ class SmtpConnection(SmtpCommands):
         if not decision.accepted:
             self.reject(decision)
             return
-        accept: dict[type[Event], Callable[[Decision | None], None]] = {
-            MailFrom: self.accept_mail,
-            RcptTo: self.accept_rcpt,
-            MessageData: self.accept_message,
-        }
         pending = self._awaiting
-        handler = accept.get(type(pending)) if pending is not None else None
+        handler = _ACCEPT.get(type(pending)) if pending is not None else None
         if handler is None:
             raise SmtpUsageError("answer() cannot accept this; use auth_succeeded()")
-        handler(None if decision == ACCEPT else decision)
+        handler(self, None if decision is ACCEPT or decision == ACCEPT else decision)
 
     def tls_started(self) -> None:
         """The TLS handshake after STARTTLS succeeded: start over, before EHLO."""
@@ -206,3 +201,11 @@ class SmtpConnection(SmtpCommands):
             self._error(result, counts=False)
             return
         self._emit(MessageData(result))
+
+
+# What answer() calls to accept each kind of pending event.
+_ACCEPT: dict[type[Event], Callable[[SmtpConnection, Decision | None], None]] = {
+    MailFrom: SmtpConnection.accept_mail,
+    RcptTo: SmtpConnection.accept_rcpt,
+    MessageData: SmtpConnection.accept_message,
+}

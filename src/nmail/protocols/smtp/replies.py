@@ -91,3 +91,9 @@ IDLE_TIMEOUT = reply(421, "4.4.2", "Idle timeout, closing connection")
 TOO_MANY_CONNECTIONS = reply(421, "4.7.0", "Too many connections from your address, try later")
 SERVER_BUSY = reply(421, "4.3.2", "Too many connections, try again later")
 LOCAL_ERROR = reply(451, "4.3.0", "Temporary local error")
+
+# The wire form of every reply above, computed once. Looked up by identity:
+# these objects live as long as the module, so no other reply can share an id.
+CONSTANT_WIRE: dict[int, bytes] = {
+    id(value): value.encode() for value in list(globals().values()) if isinstance(value, Reply)
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 
 from nmail.policy.decision import Decision
@@ -14,6 +15,13 @@ from nmail.protocols.smtp.sasl import SaslExchange
 from nmail.protocols.smtp.state import SmtpState
 
 _TRANSACTION = (SmtpState.MAIL, SmtpState.RCPT, SmtpState.DATA)
+NO_MAIL_PARAMS = MailParams()  # outside a transaction (frozen: one serves every session)
+
+
+@functools.lru_cache(maxsize=64)
+def _greeting(hostname: str, banner: str) -> bytes:
+    """The 220 greeting's wire bytes, made once per listener rather than per connection."""
+    return reply(220, None, f"{hostname} {banner}").encode()
 
 
 class SmtpUsageError(RuntimeError):
@@ -46,10 +54,10 @@ class SmtpSession:
         self._sasl: SaslExchange | None = None
         self._data: DataReader | None = None
         self._sender: str | None = None
-        self._mail_params = MailParams()
+        self._mail_params = NO_MAIL_PARAMS
         self._recipients: list[tuple[str, RcptParams]] = []
         self._rcpt_attempts = 0
-        self._send(reply(220, None, f"{options.hostname} {options.banner}"))
+        self._out.append(_greeting(options.hostname, options.banner))
 
     @property
     def state(self) -> SmtpState:
@@ -149,7 +157,8 @@ class SmtpSession:
         self._state = SmtpState.CLOSED
 
     def _send(self, rep: Reply) -> None:
-        self._out.append(rep.encode())
+        wire = r.CONSTANT_WIRE.get(id(rep))
+        self._out.append(wire if wire is not None else rep.encode())
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)
@@ -169,7 +178,7 @@ class SmtpSession:
 
     def _reset_transaction(self) -> None:
         self._sender = None
-        self._mail_params = MailParams()
+        self._mail_params = NO_MAIL_PARAMS
         self._recipients = []
         self._rcpt_attempts = 0
         self._data = None
