@@ -159,3 +159,29 @@ def test_commands_split_across_packets(rig: ServerRig) -> None:
     assert read_reply(sock, buf) == "221 2.0.0 Bye"
     sock.close()
     assert backend.accepted[0][1] == MESSAGE
+
+
+def test_a_flood_of_pipelined_commands_is_answered_in_order(rig: ServerRig) -> None:
+    """Thousands of commands in one go are answered in turns (other connections get
+    the loop between them), every reply in order, and a transaction still works."""
+    backend = InlineBackend()
+    server = start(rig, backend)
+    sock, buf = connect(server)
+    other, other_buf = connect(server)
+    count = 3000
+    sock.sendall(
+        b"EHLO c.test\r\n" + b"NOOP\r\n" * count + b"MAIL FROM:<a@example.org>\r\n"
+        b"RCPT TO:<bob@test.local>\r\nDATA\r\n"
+    )
+    other.sendall(b"EHLO other.test\r\n")
+    assert read_reply(other, other_buf).startswith("250")
+    assert read_reply(sock, buf).startswith("250")
+    replies = [read_reply(sock, buf) for _ in range(count)]
+    assert replies == ["250 2.0.0 OK"] * count
+    assert [read_reply(sock, buf)[:3] for _ in range(3)] == ["250", "250", "354"]
+    sock.sendall(MESSAGE + b".\r\nQUIT\r\n")
+    assert read_reply(sock, buf).startswith("250 2.0.0 Ok: queued as")
+    assert read_reply(sock, buf) == "221 2.0.0 Bye"
+    sock.close()
+    other.close()
+    assert backend.accepted[0][1] == MESSAGE

@@ -38,6 +38,9 @@ log = logging.getLogger("nmail.smtp")
 
 # Stop reading from a client that pipelines this much while we wait on the backend.
 MAX_PENDING_INPUT = 1 << 20
+# Commands answered in one go before the other connections get the loop again:
+# a megabyte of pipelined NOOPs must not hold up every other session.
+MAX_AT_ONCE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,7 @@ class SmtpSession(asyncio.Protocol):
     async def _run(self) -> None:
         conn = self._conn
         assert conn is not None
+        answered = 0
         try:
             while not self._lost:
                 event = self._handed_over
@@ -176,6 +180,13 @@ class SmtpSession(asyncio.Protocol):
                 if event is not None:
                     if not self._answer_now(event):
                         await self._answer_later(event)
+                    answered += 1
+                    if answered % MAX_AT_ONCE == 0:
+                        self._flush()
+                        if self._write_paused:
+                            await self._drain()  # the client is not reading its replies
+                        else:
+                            await asyncio.sleep(0)  # let the other connections in
                     continue
                 self._flush()
                 if conn.closed:
@@ -201,14 +212,17 @@ class SmtpSession(asyncio.Protocol):
         Replies are sent here only when nothing was handed over: after
         STARTTLS, the task must stop reading before its 220 leaves.
         """
+        more = False
         try:
-            while True:
+            for _ in range(MAX_AT_ONCE):
                 event = conn.next_event()
                 if event is None:
                     break
                 if not self._answer_now(event):
                     self._handed_over = event
                     break
+            else:
+                more = True  # the task answers the rest, letting other connections in
             if self._handed_over is None:
                 self._flush()
         except Exception:
@@ -216,7 +230,8 @@ class SmtpSession(asyncio.Protocol):
             self._say_goodbye(r.LOCAL_ERROR)
             self._lost = True
         if (
-            self._handed_over is not None
+            more
+            or self._handed_over is not None
             or conn.closed
             or self._lost
             or self._write_paused
