@@ -315,3 +315,25 @@ def test_update_lists_retrieved_messages_not_deleted() -> None:
     c.cmd("QUIT")
     updates = [e for e in c.events if isinstance(e, Update)]
     assert updates == [Update((ENTRIES[1],), (ENTRIES[0],))]
+
+
+def test_a_long_pipeline_is_handled_in_slices() -> None:
+    """next_event() handles at most MAX_AT_ONCE commands per call, saying there is
+    more; called again, it goes on where it stopped, replies in order."""
+    from nmail.protocols.pop3.session import MAX_AT_ONCE
+
+    c = Client()
+    c.login()
+    count = MAX_AT_ONCE * 3 + 5
+    c.session.receive_data(b"NOOP\r\n" * count + b"STAT\r\n")
+    calls = 0
+    while True:
+        calls += 1
+        assert c.session.next_event() is None
+        if not c.session.more_buffered:
+            break
+    assert calls == 4
+    out = c.session.data_to_send()
+    assert out.startswith(b"+OK\r\n" * count + b"+OK 3 ")
+    assert c.cmd("NOOP") == b"+OK\r\n"
+    assert not c.session.more_buffered

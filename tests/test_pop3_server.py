@@ -98,6 +98,25 @@ def test_retr_sends_the_file_as_it_is_when_its_size_changed(rig: Pop3Rig, change
         assert stream.readline() == b"+OK\r\n"  # still in step
 
 
+def test_a_flood_of_pipelined_commands_is_answered_in_order(rig: Pop3Rig) -> None:
+    """Thousands of NOOPs in one go are answered in slices (other connections get
+    the loop between them), every reply in order, and the session goes on."""
+    rig.deliver(FIRST)
+    server = rig.start()
+    count = 2000
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\n"
+                     + b"NOOP\r\n" * count + b"STAT\r\n")
+        stream.readline()
+        assert stream.readline().startswith(b"+OK Logged in")
+        assert [stream.readline() for _ in range(count)] == [b"+OK\r\n"] * count
+        assert stream.readline().startswith(b"+OK 1 ")
+        sock.sendall(b"QUIT\r\n")
+        assert stream.readline().startswith(b"+OK")
+
+
 def big_message() -> bytes:
     """~1 MB; a line starting with '.' begins exactly at the 1st and 2nd chunk boundary
     of the file, and a CRLF is split across the 3rd."""

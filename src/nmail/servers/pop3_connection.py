@@ -166,6 +166,10 @@ class Pop3Connection(asyncio.Protocol):
             while not self._paused:
                 event = session.next_event()
                 if event is None:
+                    if session.more_buffered:
+                        # A slice of a long pipeline is done: the rest after other
+                        # connections had their turn.
+                        self._loop.call_soon(self._resume)
                     break
                 if isinstance(event, Retrieve):
                     opened = self._retrieve_small(session, event)
@@ -194,6 +198,10 @@ class Pop3Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.resume_reading()
             self._reading_paused = False
+
+    def _resume(self) -> None:
+        if self.busy is None and not self._paused and not self._closed:
+            self._pump()
 
     def _flush(self) -> None:
         if self.session is not None and self.transport is not None:

@@ -54,6 +54,8 @@ class SessionCore:
         self._out: list[bytes] = [GREETING]
         self._out_size = len(GREETING)
         self._waiting: Wait | None = None
+        # next_event() returned None with complete commands still buffered.
+        self.more_buffered = False
         self._sasl = False  # the next line is a SASL response to "+ "
         self._user: str | None = None
         self._maildrop: Maildrop | None = None

@@ -20,6 +20,8 @@ from nmail.protocols.pop3.transaction import TransactionCommands
 __all__ = ["GREETING", "Pop3Session", "State"]
 
 _Handler = Callable[["Pop3Session", str], "Event | None"]
+# Commands one next_event() call handles at most (see there).
+MAX_AT_ONCE = 64
 
 
 class Pop3Session(AuthorizationCommands, TransactionCommands):
@@ -30,10 +32,21 @@ class Pop3Session(AuthorizationCommands, TransactionCommands):
     """
 
     def next_event(self) -> Event | None:
-        """Handle buffered commands until one needs the server; None: need more data."""
+        """Handle buffered commands until one needs the server; None: need more data.
+
+        At most MAX_AT_ONCE commands are handled per call: past that it returns
+        None with `more_buffered` True, and the caller calls again once other
+        work had its turn (a flood of pipelined NOOPs is answered in slices).
+        """
         if self._waiting is not None:
             raise RuntimeError(f"the {self._waiting.value} event has not been answered")
+        self.more_buffered = False
+        handled = 0
         while self.state is not State.CLOSED:
+            if handled >= MAX_AT_ONCE:
+                self.more_buffered = True
+                return None
+            handled += 1
             line = self._lines.next_line(SASL_LINE_LIMIT if self._sasl else COMMAND_LINE_LIMIT)
             if line is None:
                 return None
