@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from sqlalchemy import Engine
@@ -33,6 +34,18 @@ def file_of(rig: Pop3Rig, uid: int) -> bytes:
     path = rig.store.message_path(rig.account.id, "INBOX", uid)
     assert path is not None
     return path.read_bytes()
+
+
+def raw_session(server: Pop3Server, commands: bytes) -> tuple[socket.socket, BinaryIO]:
+    """A raw connection, logged in as bob with `commands` pipelined after PASS; the
+    greeting and the two login replies are read."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    stream = sock.makefile("rb")
+    stream.readline()
+    sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\n" + commands)
+    assert stream.readline() == b"+OK Send your password\r\n"
+    assert stream.readline().startswith(b"+OK Logged in")
+    return sock, stream
 
 
 def unstuffed(lines: list[bytes]) -> bytes:
@@ -85,13 +98,8 @@ def test_retr_sends_the_file_as_it_is_when_its_size_changed(rig: Pop3Rig, change
     assert path is not None
     indexed = path.read_bytes()
     path.write_bytes(indexed + change if change else indexed[: len(indexed) // 2] + b"\r\n")
-    server = rig.start()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        stream = sock.makefile("rb")
-        stream.readline()
-        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nRETR 1\r\nNOOP\r\n")
-        stream.readline()
-        stream.readline()
+    sock, stream = raw_session(rig.start(), b"RETR 1\r\nNOOP\r\n")
+    with sock:
         assert stream.readline() == f"+OK {len(indexed)} octets\r\n".encode()
         expected = path.read_bytes().replace(b"\r\n.", b"\r\n..") + b".\r\n"
         assert stream.read(len(expected)) == expected
@@ -104,13 +112,8 @@ def test_a_flood_of_pipelined_commands_is_answered_in_order(rig: Pop3Rig) -> Non
     rig.deliver(FIRST)
     server = rig.start()
     count = 2000
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        stream = sock.makefile("rb")
-        stream.readline()
-        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\n"
-                     + b"NOOP\r\n" * count + b"STAT\r\n")
-        stream.readline()
-        assert stream.readline().startswith(b"+OK Logged in")
+    sock, stream = raw_session(server, b"NOOP\r\n" * count + b"STAT\r\n")
+    with sock:
         assert [stream.readline() for _ in range(count)] == [b"+OK\r\n"] * count
         assert stream.readline().startswith(b"+OK 1 ")
         sock.sendall(b"QUIT\r\n")
@@ -141,13 +144,8 @@ def test_large_message_with_dots_on_chunk_boundaries(rig: Pop3Rig) -> None:
     assert message[READ_CHUNK : READ_CHUNK + 1] == b"."
     assert message[3 * READ_CHUNK - 1 : 3 * READ_CHUNK + 1] == b"\r\n"
     (uid,) = rig.deliver(message)
-    server = rig.start()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        stream = sock.makefile("rb")
-        stream.readline()
-        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nRETR 1\r\n")
-        stream.readline()
-        stream.readline()
+    sock, stream = raw_session(rig.start(), b"RETR 1\r\n")
+    with sock:
         data = file_of(rig, uid)
         assert stream.readline() == f"+OK {len(data)} octets\r\n".encode()
         expected = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
