@@ -381,8 +381,8 @@ def test_a_batch_of_files_is_flushed_with_or_without_syncfs(
     flushed: list[Path] = []
     real_fsync_file = durable.fsync_file
 
-    def fsync_file(path: Path) -> None:
-        flushed.append(path)
+    def fsync_file(path: str | Path) -> None:
+        flushed.append(Path(path))
         real_fsync_file(path)
 
     monkeypatch.setattr(durable, "fsync_file", fsync_file)

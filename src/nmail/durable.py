@@ -39,7 +39,7 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _syncfs = _load_syncfs()
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     """Make the entries of directory `path` (creations, renames, unlinks) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -48,7 +48,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
+def fsync_file(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -86,7 +86,10 @@ def write_file(
 
 
 def sync_batch(
-    files: Iterable[Path] = (), directories: Iterable[Path] = (), *, whole: bool = False
+    files: Iterable[str | Path] = (),
+    directories: Iterable[str | Path] = (),
+    *,
+    whole: bool = False,
 ) -> set[int]:
     """Make `files`' contents and `directories`' entries durable, grouped.
 
@@ -101,8 +104,8 @@ def sync_batch(
     if not file_list and not dir_list:
         return set()
     if _syncfs is not None and (whole or len(file_list) + len(dir_list) >= SYNCFS_THRESHOLD):
-        devices: dict[int, Path] = {}
-        for path in dict.fromkeys([*dir_list, *(p.parent for p in file_list)]):
+        devices: dict[int, str | Path] = {}
+        for path in dict.fromkeys([*dir_list, *(os.path.dirname(p) for p in file_list)]):
             devices.setdefault(os.stat(path).st_dev, path)
         for directory in devices.values():
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

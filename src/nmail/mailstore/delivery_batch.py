@@ -11,19 +11,17 @@ caller can retry or discard, and no file is left in new/ without a row.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from nmail.db.tables import folders, messages
-from nmail.durable import SYNCFS_THRESHOLD, fsync_dir, sync_batch
+from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import disk_name, final_filename
@@ -159,7 +157,7 @@ def deliver_batch(
     Piggyback); the others are flushed first, as always before a rename.
     """
     renamed: list[tuple[str, str]] = []
-    _flush_files([i.tmp_path for i in items if flushed is None or not flushed(i)])
+    sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
     try:
         with _transaction(conn) as execute:
             stored, moves = _index(execute, _statements(conn), items)
@@ -168,45 +166,22 @@ def deliver_batch(
                 os.rename(src, dst)
                 renamed.append((dst, src))
                 targets.add(directory)
-            directories = [_dir_path(directory) for directory in targets]
             if piggyback is None:
-                sync_batch(directories=directories)
+                sync_batch(directories=targets)
             else:
                 piggyback.devices = set()
                 piggyback.before_flush()
-                piggyback.devices = sync_batch(directories=directories, whole=True)
+                piggyback.devices = sync_batch(directories=targets, whole=True)
         return stored
     except BaseException:
         _undo(renamed)
         raise
 
 
-def _flush_files(paths: list[str]) -> None:
-    """sync_batch(files=paths), without a Path for each file.
-
-    From SYNCFS_THRESHOLD files on, sync_batch flushes the filesystems that
-    hold their directories whole (syncfs), as it does for those directories
-    with `whole`. Where there is no syncfs that flushes nothing of the files
-    (it says so by returning no devices): then they are flushed one by one.
-    """
-    if len(paths) >= SYNCFS_THRESHOLD:
-        directories = {parent_dir(path) for path in paths}
-        if sync_batch(directories=[_dir_path(d) for d in directories], whole=True):
-            return
-    if paths:
-        sync_batch(files=[Path(path) for path in paths])
-
-
 def parent_dir(path: str) -> str:
     """os.path.dirname for the normalized paths made here, at a fraction of its cost."""
     head, sep, _ = path.rpartition("/")
     return head or sep
-
-
-@functools.lru_cache(maxsize=4096)
-def _dir_path(directory: str) -> Path:
-    """A folder directory's Path, made once: the same folders come back batch after batch."""
-    return Path(directory)
 
 
 # execute(sql, parameters, many) -> the first row (or None); parameters from _Statement.maker
@@ -321,6 +296,6 @@ def _undo(renamed: list[tuple[str, str]]) -> None:
                 log.error("could not withdraw %s after a failed delivery", published)
     for directory in directories:
         try:
-            fsync_dir(_dir_path(directory))
+            fsync_dir(directory)
         except OSError:
             log.error("could not fsync %s after a failed delivery", directory)
