@@ -1,0 +1,92 @@
+"""The category catalogue and the rule table: every example lands in its own category."""
+
+from __future__ import annotations
+
+import pytest
+
+from nmail.bounce import catalogue
+from nmail.bounce.replies import reply_codes
+from nmail.bounce.rules import RULES, classify, compile_rules
+
+
+def _category_of(reply: str) -> str:
+    codes = reply_codes(reply)
+    return classify(codes.code, codes.status, reply)
+
+
+@pytest.mark.parametrize(
+    ("category", "reply"),
+    [(c.id, example) for c in catalogue.CATEGORIES for example in c.examples],
+)
+def test_every_catalogue_example_is_classified_into_its_category(category: str, reply: str) -> None:
+    assert _category_of(reply) == category
+
+
+def test_every_category_is_written_in_both_languages() -> None:
+    ids = [c.id for c in catalogue.CATEGORIES]
+    assert len(ids) == len(set(ids)) == 14
+    assert ids[-1] == catalogue.UNKNOWN
+    for entry in catalogue.CATEGORIES:
+        for lang in ("ko", "en"):
+            assert entry.title(lang) and entry.explanation(lang) and entry.remedy(lang)
+        assert any("\uac00" <= ch <= "\ud7a3" for ch in entry.explanation_ko)
+        assert entry.id == catalogue.UNKNOWN or len(entry.examples) >= 3
+
+
+def test_an_unknown_id_reads_as_the_unknown_category() -> None:
+    assert catalogue.category("no-such-category").id == catalogue.UNKNOWN
+    assert catalogue.category(catalogue.SPAM).title("en") == "Rejected as spam"
+
+
+def test_a_rule_for_a_category_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown category"):
+        compile_rules(((catalogue.SPAM, "", "spam"), ("spamm", "", "x")))
+
+
+def test_a_new_wording_is_one_line_in_the_table() -> None:
+    reply = "550 5.7.1 Kindly go away"
+    assert _category_of(reply) == catalogue.UNKNOWN
+    extended = compile_rules(((catalogue.SPAM, "", r"kindly go away"), *RULES))
+    assert classify(550, "5.7.1", reply, extended) == catalogue.SPAM
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "status"),
+    [
+        ("550 5.1.1 <u@d.test>: User unknown", 550, "5.1.1"),
+        ("550-5.7.1 [203.0.113.5] blocked", 550, "5.7.1"),
+        ("#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##", 550, "5.1.1"),
+        ("5.1.0 - Unknown address error 550-'Transaction failed.'", 550, "5.1.0"),
+        ("451 mta113.mail.krs.yahoo.com Resources temporarily unavailable [#4.16.5].", 451, ""),
+        ("417 Temporary delivery error", 417, ""),
+        ("End of socket stream data", None, ""),
+        ("host 203.0.113.250 said: 4.4.1 later", None, "4.4.1"),
+        ("", None, ""),
+    ],
+)
+def test_reply_codes_are_found_where_servers_put_them(
+    reply: str, code: int | None, status: str
+) -> None:
+    found = reply_codes(reply)
+    assert (found.code, found.status) == (code, status)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "text", "category"),
+    [
+        (550, "5.1.1", "", catalogue.NO_SUCH_USER),  # the status alone
+        (452, "4.2.2", "", catalogue.MAILBOX_FULL),
+        (552, "5.3.4", "", catalogue.TOO_BIG),
+        (554, "5.4.6", "", catalogue.LOOP),
+        (450, "4.1.1", "", catalogue.TEMPORARY),  # "no such user", but only for now
+        (450, "", "Mailbox unavailable", catalogue.TEMPORARY),
+        (550, "5.7.1", "", catalogue.UNKNOWN),
+        (None, "", "", catalogue.UNKNOWN),
+        (None, "4.4.7", "The maximum number of delivery attempts has been reached. "
+         "Last error: 452 4.2.2 Mailbox full", catalogue.MAILBOX_FULL),
+    ],
+)
+def test_codes_and_words_together(
+    code: int | None, status: str, text: str, category: str
+) -> None:
+    assert classify(code, status, text) == category
