@@ -47,6 +47,8 @@ def test_a_minimal_file_gets_every_default(tmp_path: Path) -> None:
         ('[queue]\nfirst_retry = "soon"\n', "[queue] first_retry"),
         ('[smtp]\nplaintext_auth_networks = ["10.0.0.0/33"]\n', "plaintext_auth_networks"),
         ('[relay]\nhost = "smtp.example.net"\ntls = "maybe"\n', "[relay] tls"),
+        ('[relay]\nhost = "h.test"\npassword = "pw"\ntls = "none"\n', "sent in clear"),
+        ('[relay]\nhost = "h.test"\nverify_certificate = "no"\n', "verify_certificate"),
         ("[smtpp]\nmax_hops = 5\n", "unknown section or key 'smtpp'"),
         ('queue = "x"\n', "[queue] must be a table"),
         ('[queue]\nmax_connections = "lots"\n', "[queue] max_connections: expected a whole"),

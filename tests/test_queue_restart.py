@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fixtures_outbound import Harness, Received, message, wait_until
+from nmail.db.tables import queue_messages, queue_recipients
 from nmail.queue.store import CORRUPT, DELIVERED, DELIVERING, QUEUED
 
 pytestmark = pytest.mark.timeout(90)
@@ -220,3 +221,73 @@ def test_rows_left_delivering_by_a_dead_node_are_reaped(
             await h.close()
 
     asyncio.run(body())
+
+
+def test_rows_lost_with_the_last_commit_are_rebuilt_and_the_mail_leaves(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Power loss: the rows of the last commit roll back, the flushed bodies stay."""
+
+    async def body() -> None:
+        h = Harness(engine, tmp_path)
+        try:
+            setup_mx(h)
+            await h.start_sinks()
+            queue = h.make_queue()
+            kept = queue.enqueue("alice@nmail.test", ["a@remote.test"], message(subject="kept"))
+            lost = queue.enqueue(
+                "alice@nmail.test", ["b@remote.test", "c@remote.test"],
+                message(subject="lost"), dsn_envid="env-1", notify=["FAILURE", None],
+                orcpt=["rfc822;b@remote.test", None],
+            )
+            before = queue.show(lost)
+            # The crash: the last transaction is gone, its body is on disk.
+            with engine.begin() as conn:
+                conn.execute(queue_recipients.delete().where(
+                    queue_recipients.c.message_id == lost))
+                conn.execute(queue_messages.delete().where(queue_messages.c.id == lost))
+            body_file = tmp_path / "queue" / f"{lost}.eml"
+            assert body_file.exists()
+            # The machine comes back a few minutes later.
+            past = time.time() - 600
+            os.utime(body_file, (past, past))
+            await h.start()
+            await wait_until(lambda: subjects(h) == Counter({"kept": 1, "lost": 1}),
+                             what="both messages delivered")
+            await wait_until(lambda: h.queue.show(lost).state == "done", what="bookkeeping")
+            after = h.queue.show(lost)
+            assert after.message.sender == "alice@nmail.test"
+            assert after.message.dsn_envid == "env-1"
+            assert after.message.size == before.message.size
+            assert sorted((r.address, r.notify, r.orcpt) for r in after.recipients) == sorted(
+                (r.address, r.notify, r.orcpt) for r in before.recipients
+            )
+            assert not (tmp_path / "queue" / "corrupt" / body_file.name).exists()
+            [item] = [i for i in h.received() if b"Subject: lost" in i.data]
+            assert sorted(item.rcpts) == ["b@remote.test", "c@remote.test"]
+            assert b"#nmail-envelope" not in item.data
+            assert item.data.startswith(b"From: Alice")
+        finally:
+            await h.close()
+
+    asyncio.run(body())
+
+
+def test_a_body_whose_rows_may_be_in_flight_is_left_alone(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    h = Harness(sqlite_engine, tmp_path)
+    try:
+        queue = h.make_queue()
+        qid = queue.enqueue("alice@nmail.test", ["a@remote.test"], message())
+        with sqlite_engine.begin() as conn:
+            conn.execute(queue_recipients.delete())
+            conn.execute(queue_messages.delete())
+        assert queue.recover() == []
+        assert queue.list_entries() == []  # too young: another process may commit it yet
+        assert queue.recover(rebuild_age=0) == []
+        assert [e.id for e in queue.list_entries()] == [qid]
+        assert queue.recover(rebuild_age=0) == []  # once only
+        assert len(queue.list_entries()) == 1
+    finally:
+        h.dns.stop()

@@ -93,8 +93,9 @@ def test_smarthost_with_auth_over_starttls(sqlite_engine: Engine, tmp_path: Path
 
     async def body(h: Harness) -> None:
         await h.start_sinks(tls=tls, auth={"relayuser": "s3cret"})
+        # The admin opted out of verification (a self-signed smarthost).
         relay = RelayHost(host="127.0.0.2", port=h.port, user="relayuser", password="s3cret",
-                          tls="starttls")
+                          tls="starttls", verify_certificate=False)
         queue = await h.start(relay=relay)
         qid = queue.enqueue("alice@nmail.test", ["someone@anywhere.test"], message())
         await wait_until(lambda: queue.show(qid).recipients[0].state == DELIVERED)
@@ -102,6 +103,27 @@ def test_smarthost_with_auth_over_starttls(sqlite_engine: Engine, tmp_path: Path
         assert sink.auth_users == ["relayuser"]
         assert sink.received[0].tls
         assert h.dns.queries == [], "a smarthost needs no MX lookups"
+
+    run(sqlite_engine, tmp_path, body)
+
+
+def test_smarthost_password_waits_for_a_verified_certificate(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """By default a configured password is never sent to an unverified certificate."""
+    tls = self_signed_context(tmp_path, "smarthost.test")
+
+    async def body(h: Harness) -> None:
+        await h.start_sinks(tls=tls, auth={"relayuser": "s3cret"})
+        relay = RelayHost(host="127.0.0.2", port=h.port, user="relayuser", password="s3cret",
+                          tls="starttls")
+        queue = await h.start(relay=relay)
+        qid = queue.enqueue("alice@nmail.test", ["someone@anywhere.test"], message())
+        await wait_until(lambda: queue.show(qid).recipients[0].attempts == 1)
+        row = queue.show(qid).recipients[0]
+        assert row.state == QUEUED
+        assert "certificate" in (row.last_error or "").lower()
+        assert h.sinks[0].auth_users == [] and h.sinks[0].received == []
 
     run(sqlite_engine, tmp_path, body)
 
@@ -129,7 +151,7 @@ def test_wrong_smarthost_password_is_a_temporary_failure(
     async def body(h: Harness) -> None:
         await h.start_sinks(auth={"relayuser": "s3cret"})
         relay = RelayHost(host="127.0.0.2", port=h.port, user="relayuser", password="wrong",
-                          tls="none")
+                          tls="none", verify_certificate=False)
         queue = await h.start(relay=relay)
         qid = queue.enqueue("alice@nmail.test", ["someone@anywhere.test"], message())
         await wait_until(lambda: queue.show(qid).recipients[0].attempts == 1)

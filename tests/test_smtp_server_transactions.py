@@ -233,6 +233,24 @@ def test_envelope_carries_dsn_and_smtputf8(rig: ServerRig, backend: RecordingBac
     assert "안녕".encode() in content
 
 
+def test_dsn_values_decoding_to_controls_are_refused_at_once(
+    rig: ServerRig, backend: RecordingBackend
+) -> None:
+    """ENVID/ORCPT that decode to CR, LF or NUL get 501 at MAIL/RCPT, not at end of data."""
+    server = start(rig, backend)
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+        client.ehlo("c.test")
+        code, text = client.mail("a@example.org", ["ENVID=x+0D+0AQUIT"])
+        assert (code, text[:5]) == (501, b"5.5.4")
+        assert client.mail("a@example.org")[0] == 250
+        code, _ = client.rcpt("bob@test.local", ["ORCPT=rfc822;b+00+0D+0A@x"])
+        assert code == 501
+        assert client.rcpt("bob@test.local")[0] == 250
+        assert client.data(MESSAGE)[0] == 250
+    envelope, _ = backend.accepted[0]
+    assert envelope.dsn_envid is None and envelope.dsn_orcpt == (None,)
+
+
 def test_bad_input_gets_precise_replies(rig: ServerRig, backend: RecordingBackend) -> None:
     server = start(rig, backend, max_bad_commands=3)
     sock, buf = raw(server)

@@ -119,6 +119,9 @@ class RelayHost:
     user: str | None = None
     password: str | None = None
     tls: str = "starttls"  # starttls | implicit | none
+    # With a password configured, the smarthost's certificate must verify
+    # (name and chain) before AUTH; False is the admin's explicit opt-out.
+    verify_certificate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,9 +364,17 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
             user=relay_raw.get("user"),
             password=relay_raw.get("password"),
             tls=str(relay_raw.get("tls", "starttls")),
+            verify_certificate=relay_raw.get("verify_certificate", True),
         )
         if relay.tls not in ("starttls", "implicit", "none"):
             raise ConfigError("[relay] tls: expected starttls, implicit or none")
+        if not isinstance(relay.verify_certificate, bool):
+            raise ConfigError("[relay] verify_certificate: expected true or false")
+        if relay.password is not None and relay.tls == "none" and relay.verify_certificate:
+            raise ConfigError(
+                "[relay] a password with tls = \"none\" would be sent in clear: use "
+                "starttls or implicit, or set verify_certificate = false to accept that"
+            )
     transport = {str(k).lower(): str(v) for k, v in section(raw, "transport").items()}
     pop3_raw = section(raw, "pop3")
     pop3_default = pop3_raw.get("default_domain")

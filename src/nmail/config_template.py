@@ -71,6 +71,8 @@ selector = "nmail"
 # user = "me"
 # password = "secret"
 # tls = "starttls"  # starttls | implicit | none
+# verify_certificate = true  # with a password: AUTH only after the certificate
+#                            # verifies; false sends it to any certificate
 
 [transport]
 # "example.com" = "smtp:[10.0.0.5]:2525"

@@ -69,6 +69,9 @@ class _Notifying:
         self._notify()
         return queue_id
 
+    def check_envelope(self, *args: Any, **kwargs: Any) -> Any:
+        return self._queue.check_envelope(*args, **kwargs)
+
 
 def _index_client(address: str) -> IndexClient:
     """The connection to the index writer process: on the event loop if one runs here."""

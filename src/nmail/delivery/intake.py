@@ -50,6 +50,18 @@ class Queue(Protocol):
         is_bounce: bool = False,
     ) -> str: ...
 
+    def check_envelope(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        *,
+        client: ClientInfo | None = None,
+        dsn_envid: str | None = None,
+        dsn_ret: str | None = None,
+        notify: Sequence[str | None] | None = None,
+        orcpt: Sequence[str | None] | None = None,
+    ) -> Any: ...
+
 
 @dataclass(frozen=True, slots=True)
 class AuthOutcome:
@@ -257,6 +269,21 @@ class Intake:
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return job
+        if job.remote:
+            # Checked before anything is stored: an envelope the queue would
+            # refuse must not leave local copies behind (a retry would
+            # store another each time).
+            assert self.queue is not None
+            try:
+                self.queue.check_envelope(
+                    envelope.sender, job.remote, client=envelope.client,
+                    dsn_envid=envelope.dsn_envid, dsn_ret=envelope.dsn_ret,
+                    notify=job.notify, orcpt=job.orcpt,
+                )
+            except ValueError as exc:
+                refused = Decision(554, "5.5.4", f"Transaction refused: {exc}")
+                self._log_all(job.msg_id, job.sender, job.all_rcpts, job.size, "rejected", refused)
+                return refused
         try:
             if job.items:
                 self.store.store(job.items)

@@ -159,7 +159,7 @@ class Bookkeeper:
             return self._spool.read(message.id)
         except UnreadableBody:
             try:
-                return self._spool.corrupt_path(message.id).read_bytes()
+                return self._spool.read_corrupt(message.id)
             except OSError:
                 return b""
 

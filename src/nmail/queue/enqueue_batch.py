@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmail.durable import sync_batch
+from nmail.queue import envelope_line
 from nmail.queue.rows import MessageInfo, NewRecipient
 from nmail.queue.spool import Spool
 from nmail.queue.store import QueueStore
@@ -55,7 +56,10 @@ class EnqueueBatcher:
         body: bytes,
     ) -> None:
         """Store `body` and the rows durably, or raise having stored nothing."""
-        tmp = self._spool.write_unflushed(message.id, body)
+        # The envelope rides in the body's own flush: rows lost with the
+        # last commits (power loss) are rebuilt from it (queue/recovery.py).
+        envelope = envelope_line.encode(message, recipients)
+        tmp = self._spool.write_unflushed(message.id, body, envelope)
         entry = _Entry(message, recipients, next_attempt, tmp)
         with self._lock:
             self._pending.append(entry)

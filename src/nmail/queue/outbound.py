@@ -28,6 +28,7 @@ from nmail.queue.dkim import DkimError, DkimKeys, sign
 from nmail.queue.enqueue_batch import EnqueueBatcher
 from nmail.queue.errors import QueueEntryNotFound, QueueInputError
 from nmail.queue.notices import LocalBounce, Notifier
+from nmail.queue.recovery import ORPHAN_AGE, REBUILD_AGE, recover
 from nmail.queue.routing import Router
 from nmail.queue.scheduler import Scheduler
 from nmail.queue.spool import Spool, new_queue_id, valid_queue_id
@@ -51,7 +52,6 @@ log = logging.getLogger("nmail.queue")
 
 # Bodies without a row this old were never acknowledged (a crash between
 # the file and the commit); younger ones may be another node's enqueue.
-ORPHAN_AGE = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +181,47 @@ class OutboundQueue:
         Raises QueueInputError (and stores nothing) for an envelope value with
         CR, LF or another control character, or a malformed address.
         """
+        rows = self.check_envelope(
+            sender, recipients, client=client, dsn_envid=dsn_envid, dsn_ret=dsn_ret,
+            notify=notify, orcpt=orcpt,
+        )
+        auth_user = client.auth_user if client is not None else None
+        client_ip = client.ip if client is not None else None
+        body = wire.normalize_line_endings(content)
+        body = self._dkim_sign(sender, body) + body
+        queue_id = new_queue_id()
+        now = self._clock()
+        message = MessageInfo(
+            id=queue_id, sender=sender, size=len(body), created_at=int(now),
+            is_bounce=is_bounce, dsn_envid=dsn_envid,
+            dsn_ret=dsn_ret.upper() if dsn_ret else None, warned=False,
+            auth_user=auth_user, client_ip=client_ip,
+        )
+        # Durable (body and rows) before returning; shared with concurrent callers.
+        self._intake.commit(message, rows, int(now), body)
+        log.info(
+            "queue %s: from <%s> to %s, %d bytes%s", queue_id, sender,
+            ", ".join(f"<{r.address}>" for r in rows), len(body), " (bounce)" if is_bounce else "",
+        )
+        self._scheduler.wake()
+        return queue_id
+
+    def check_envelope(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        *,
+        client: ClientInfo | None = None,
+        dsn_envid: str | None = None,
+        dsn_ret: str | None = None,
+        notify: Sequence[str | None] | None = None,
+        orcpt: Sequence[str | None] | None = None,
+    ) -> list[NewRecipient]:
+        """The recipient rows for an envelope; QueueInputError if any value is unfit.
+
+        No I/O: a caller that stores local copies too asks this first, so a
+        refused envelope leaves nothing committed anywhere.
+        """
         wire.check_address(sender, "sender", allow_null=True)
         if not recipients:
             raise QueueInputError("no recipients")
@@ -205,31 +246,11 @@ class OutboundQueue:
             wire.check_text(dsn_envid, "ENVID", 100)
         if dsn_ret is not None and dsn_ret.upper() not in ("FULL", "HDRS"):
             raise QueueInputError("RET must be FULL or HDRS")
-        auth_user = client.auth_user if client is not None else None
-        client_ip = client.ip if client is not None else None
-        if auth_user is not None:
-            wire.check_text(auth_user, "auth user", 320)
-        if client_ip is not None:
-            wire.check_text(client_ip, "client address", 64)
-
-        body = wire.normalize_line_endings(content)
-        body = self._dkim_sign(sender, body) + body
-        queue_id = new_queue_id()
-        now = self._clock()
-        message = MessageInfo(
-            id=queue_id, sender=sender, size=len(body), created_at=int(now),
-            is_bounce=is_bounce, dsn_envid=dsn_envid,
-            dsn_ret=dsn_ret.upper() if dsn_ret else None, warned=False,
-            auth_user=auth_user, client_ip=client_ip,
-        )
-        # Durable (body and rows) before returning; shared with concurrent callers.
-        self._intake.commit(message, rows, int(now), body)
-        log.info(
-            "queue %s: from <%s> to %s, %d bytes%s", queue_id, sender,
-            ", ".join(f"<{r.address}>" for r in rows), len(body), " (bounce)" if is_bounce else "",
-        )
-        self._scheduler.wake()
-        return queue_id
+        if client is not None and client.auth_user is not None:
+            wire.check_text(client.auth_user, "auth user", 320)
+        if client is not None and client.ip is not None:
+            wire.check_text(client.ip, "client address", 64)
+        return rows
 
     def _dkim_sign(self, sender: str, body: bytes) -> bytes:
         """The DKIM-Signature header for a hosted From:/sender domain (key made if missing)."""
@@ -288,20 +309,17 @@ class OutboundQueue:
         """Wait until this node has nothing due left to try; see Scheduler.settled."""
         return await self._scheduler.settled()
 
-    def recover(self, *, orphan_age: float = ORPHAN_AGE) -> list[str]:
-        """Move aside body files that have no rows and are older than `orphan_age`."""
-        stored = self.spool.stored_ids()
-        known = self.store.known_ids(stored)
-        moved: list[str] = []
-        now = time.time()
-        for queue_id in stored:
-            if queue_id in known or self.spool.age(queue_id, now) < orphan_age:
-                continue
-            target = self.spool.move_aside(queue_id)
-            if target is not None:
-                moved.append(queue_id)
-                log.error("queue: body %s has no queue entry; moved to %s", queue_id, target)
-        return moved
+    def recover(
+        self, *, orphan_age: float = ORPHAN_AGE, rebuild_age: float = REBUILD_AGE
+    ) -> list[str]:
+        """Rebuild rows lost in a crash from the bodies' envelopes; returns ids set aside."""
+        report = recover(
+            self.spool, self.store, next_attempt=int(self._clock()),
+            rebuild_age=rebuild_age, orphan_age=orphan_age,
+        )
+        if report.rebuilt:
+            self.wake()
+        return report.moved
 
     # -- management -----------------------------------------------------------
 

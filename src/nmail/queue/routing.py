@@ -132,8 +132,12 @@ class Router:
     def _relay_route(self, relay: RelayHost) -> Route:
         host = relay.host.strip("[]").lower()
         tls = {"starttls": TLS_REQUIRED, "implicit": TLS_IMPLICIT}.get(relay.tls, TLS_NONE)
+        # A password goes only to a smarthost whose certificate verified,
+        # unless the admin opted out ([relay] verify_certificate = false).
+        guard_password = relay.password is not None and relay.verify_certificate
         return Route(
-            (host,), relay.port, tls=tls, verify=tls_verify_wanted(self._verify, host),
+            (host,), relay.port, tls=tls,
+            verify=guard_password or tls_verify_wanted(self._verify, host),
             username=relay.user, password=relay.password,
         )
 

@@ -31,6 +31,7 @@ from nmail.queue.notices import wants
 from nmail.queue.outcomes import DELIVERED, PERMANENT, TEMPORARY, Outcome, Outgoing
 from nmail.queue.quiet import QuietPasses, SchedulerStopped
 from nmail.queue.recorder import DeliveryRecorder
+from nmail.queue.recovery import recover
 from nmail.queue.route_delivery import deliver_over_route
 from nmail.queue.routing import Route, Router
 from nmail.queue.session_cache import SessionCache
@@ -45,6 +46,7 @@ MAX_INFLIGHT = 2000  # recipients leased and not yet recorded, per node
 POLL_SECONDS = 10.0  # real seconds between looks at the database when idle
 REAP_EVERY = 15  # clock seconds between sweeps for expired leases
 PURGE_EVERY = 3600  # clock seconds between removals of long-finished messages
+RECOVER_EVERY = 300  # clock seconds between looks for bodies that lost their rows
 STOP_GRACE = 30.0  # real seconds a stop waits for connections in progress
 
 
@@ -88,6 +90,7 @@ class Scheduler:
         self._inflight = 0
         self._last_reap = float("-inf")
         self._last_purge = float("-inf")
+        self._last_recover = float("-inf")
         self._global: asyncio.Semaphore | None = None
         self._sessions = SessionCache()  # idle connections for the next job (run() renews it)
         self._connected_jobs = 0  # jobs holding or opening a connection
@@ -153,6 +156,7 @@ class Scheduler:
         self._sessions = SessionCache()
         self._connected_jobs = 0
         self._tls = await asyncio.to_thread(TlsContexts)
+        self._last_recover = self._clock()  # OutboundQueue.run recovered just now
         released = await asyncio.to_thread(self._store.release_node, self._node_id)
         if released:
             log.info("queue: %d recipient(s) from this node's last run are queued again", released)
@@ -198,6 +202,9 @@ class Scheduler:
             if reaped:
                 log.warning("queue: %d recipient(s) with an expired lease are queued again", reaped)
             await asyncio.to_thread(self.process_bounces)
+        if now - self._last_recover >= RECOVER_EVERY:
+            self._last_recover = now
+            await asyncio.to_thread(recover, self._spool, self._store, next_attempt=int(now))
         if now - self._last_purge >= PURGE_EVERY:
             self._last_purge = now
             cutoff = int(now) - self._settings.keep_finished

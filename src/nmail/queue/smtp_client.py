@@ -108,6 +108,8 @@ class RemoteSession:
                 elif route.tls == TLS_REQUIRED or route.verify:
                     raise HostUnusable(f"{where}: server does not offer STARTTLS")
             if route.username is not None:
+                if route.verify and not session.tls:
+                    raise HostUnusable(f"{where}: no verified TLS, the password is not sent")
                 await session._login(route.username, route.password or "")
         except HostUnusable:
             if link is not None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from nmail.durable import fsync_dir, write_file
+from nmail.queue import envelope_line
 
 SUFFIX = ".eml"
 CORRUPT_DIR = "corrupt"
@@ -47,10 +48,10 @@ class Spool:
     def path(self, queue_id: str) -> Path:
         return self.directory / f"{queue_id}{SUFFIX}"
 
-    def write_unflushed(self, queue_id: str, content: bytes) -> Path:
-        """Write the body under its temporary name, not yet flushed (see enqueue_batch)."""
+    def write_unflushed(self, queue_id: str, content: bytes, envelope: bytes = b"") -> Path:
+        """Write envelope line + body under the temporary name, unflushed (see enqueue_batch)."""
         tmp = self.temporary_path(queue_id)
-        write_file(tmp, (content,), sync=False)
+        write_file(tmp, (envelope, content), sync=False)
         return tmp
 
     def temporary_path(self, queue_id: str) -> Path:
@@ -68,12 +69,26 @@ class Spool:
             data = self.path(queue_id).read_bytes()
         except OSError as exc:
             raise UnreadableBody(f"body file {self.path(queue_id).name}: {exc.strerror}") from None
+        data = envelope_line.split(data)[1]
         if expected_size is not None and len(data) != expected_size:
             raise UnreadableBody(
                 f"body file {self.path(queue_id).name} has {len(data)} bytes,"
                 f" {expected_size} expected"
             )
         return data
+
+    def read_envelope(self, queue_id: str) -> tuple[bytes | None, int]:
+        """(the envelope line or None, the message's size) of a stored body."""
+        try:
+            data = self.path(queue_id).read_bytes()
+        except OSError as exc:
+            raise UnreadableBody(f"body file {self.path(queue_id).name}: {exc.strerror}") from None
+        line, body = envelope_line.split(data)
+        return line, len(body)
+
+    def read_corrupt(self, queue_id: str) -> bytes:
+        """The message of a body set aside in corrupt/ (OSError if gone)."""
+        return envelope_line.split(self.corrupt_path(queue_id).read_bytes())[1]
 
     def remove(self, queue_id: str) -> None:
         with contextlib.suppress(OSError):

@@ -11,6 +11,8 @@ _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+\Z")
 _VALUE_UTF8 = re.compile(r"[\x21-\x3c\x3e-\x7e\u0080-\U0010ffff]+\Z")
 _XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*\Z")
+# What an xtext may not decode to: C0 controls (CR, LF, NUL...), DEL and C1.
+_DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NOTIFY_WORDS = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 MAX_ENVID = 100  # RFC 3461 4.4
 
@@ -30,6 +32,10 @@ def xtext_decode(text: str) -> str:
     if "+" not in text:
         return text
     raw = re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    # Refused here, at MAIL/RCPT: a value that would inject a line into a
+    # DSN or the next hop's command must not get as far as end of data.
+    if _DECODED_CONTROL.search(raw):
+        raise _bad("Parameter value decodes to a control character")
     return raw
 
 
@@ -116,6 +122,8 @@ def parse_rcpt_params(text: str, *, esmtp: bool, utf8: bool) -> RcptParams:
                 raise _bad("Syntax: ORCPT=addr-type;address")
             # utf-8 addr-type (RFC 6533) uses its own escapes; keep it as sent.
             decoded = addr if addr_type.lower() == "utf-8" else xtext_decode(addr)
+            if _DECODED_CONTROL.search(decoded):
+                raise _bad("Parameter value decodes to a control character")
             orcpt = f"{addr_type};{decoded}"
         else:
             raise _unsupported(keyword)

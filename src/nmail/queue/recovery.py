@@ -1,0 +1,93 @@
+"""Bodies in the queue directory without rows: rebuild them, or set them aside.
+
+After an OS crash the last SQL commits may be gone while the bodies they
+acknowledged are on disk (flushed before the rows, see enqueue_batch). A
+body carrying its envelope (queue/envelope_line.py) gets its rows back and
+is delivered as if nothing happened; one without (written before the
+envelope line existed, or damaged) is moved to `corrupt/` for the admin.
+
+A body younger than `rebuild_age` is left alone: its rows may be a
+transaction in flight in another process. The scheduler calls this at
+start and then every few minutes, so a body orphaned by a crash leaves
+within minutes of the restart, not at the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+
+from nmail.queue import envelope_line
+from nmail.queue.spool import Spool, UnreadableBody
+from nmail.queue.store import QueueStore
+
+log = logging.getLogger(__name__)
+
+# Seconds a body without rows waits before its rows are rebuilt (a
+# transaction in flight commits within a second; a stalled one is allowed
+# a lock timeout or two).
+REBUILD_AGE = 120.0
+# A body without rows and without an envelope waits this long before it
+# is set aside (the admin may still be moving files by hand).
+ORPHAN_AGE = 3600.0
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    rebuilt: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+
+
+def recover(
+    spool: Spool,
+    store: QueueStore,
+    *,
+    now: float | None = None,
+    next_attempt: int | None = None,
+    rebuild_age: float = REBUILD_AGE,
+    orphan_age: float = ORPHAN_AGE,
+) -> RecoveryReport:
+    """Rebuild the rows of bodies that lost them; set aside what cannot be rebuilt."""
+    report = RecoveryReport()
+    stored = spool.stored_ids()
+    if not stored:
+        return report
+    known = store.known_ids(stored)
+    wall = time.time() if now is None else now
+    due = int(wall) if next_attempt is None else next_attempt
+    for queue_id in stored:
+        if queue_id in known:
+            continue
+        age = spool.age(queue_id, wall)
+        if age < min(rebuild_age, orphan_age):
+            continue
+        try:
+            line, size = spool.read_envelope(queue_id)
+        except UnreadableBody:
+            continue  # removed meanwhile (delivered, deleted)
+        if line is not None:
+            try:
+                message, rcpts = envelope_line.decode(line, queue_id, size)
+            except envelope_line.BadEnvelope as exc:
+                log.error("queue: body %s: %s", queue_id, exc)
+            else:
+                try:
+                    store.insert(message, rcpts, due)
+                except IntegrityError:
+                    continue  # its rows were committed meanwhile (another node)
+                report.rebuilt.append(queue_id)
+                log.warning(
+                    "queue: body %s had no queue entry (lost in a crash?); rebuilt %d "
+                    "recipient(s) from its envelope", queue_id, len(rcpts),
+                )
+                continue
+        if age < orphan_age:
+            continue
+        target = spool.move_aside(queue_id)
+        if target is not None:
+            report.moved.append(queue_id)
+            log.error("queue: body %s has no queue entry; moved to %s", queue_id, target)
+    return report
