@@ -234,7 +234,7 @@ def test_rows_lost_with_the_last_commit_are_rebuilt_and_the_mail_leaves(
             setup_mx(h)
             await h.start_sinks()
             queue = h.make_queue()
-            kept = queue.enqueue("alice@nmail.test", ["a@remote.test"], message(subject="kept"))
+            queue.enqueue("alice@nmail.test", ["a@remote.test"], message(subject="kept"))
             lost = queue.enqueue(
                 "alice@nmail.test", ["b@remote.test", "c@remote.test"],
                 message(subject="lost"), dsn_envid="env-1", notify=["FAILURE", None],
