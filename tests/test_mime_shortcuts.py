@@ -24,7 +24,7 @@ from nmail.mime.encoded_words import decode_encoded_words
 from nmail.mime.fields import read_header_block
 from nmail.mime.headers import decode_header_value
 from nmail.mime.parts import PART_FIELDS, iter_parts
-from nmail.mime.preview import _collapse_all, _transfer_decode, body_preview
+from nmail.mime.preview import _collapse_all, body_preview, transfer_decode
 from nmail.mime.raw_header import _unfold, clean_text, header_text
 from nmail.mime.summary import summarize
 from nmail.mime.threads import first_message_id, message_ids
@@ -102,7 +102,7 @@ def test_base64_junk_is_dropped_as_by_the_expression(data: bytes, truncated: boo
         compact = compact[:len(compact) - extra]
     else:
         compact += b"=" * (-extra % 4)
-    assert _transfer_decode(data, "base64", truncated) == binascii.a2b_base64(compact)
+    assert transfer_decode(data, "base64", truncated) == binascii.a2b_base64(compact)
 
 
 @given(st.binary(max_size=40).map(lambda data: b"a" + data), st.booleans())

@@ -16,7 +16,9 @@ from nmail.mime.params import HeaderParams, parse_params
 
 MAX_PARTS = 256
 MAX_DEPTH = 16
-PART_FIELDS = frozenset({b"content-type", b"content-transfer-encoding", b"content-disposition"})
+PART_FIELDS = frozenset({
+    b"content-type", b"content-transfer-encoding", b"content-disposition", b"content-id",
+})
 _BOUNDARY = re.compile(rb"""boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))""", re.IGNORECASE)
 _MAX_BOUNDARY = 200  # RFC 2046 allows 70; be lenient, but not unbounded
 # What follows `--boundary` on a delimiter line: "--" closes; otherwise only
@@ -45,6 +47,7 @@ class Part:
     is_attachment: bool
     start: int  # body offsets in the raw message
     end: int
+    content_id: str = ""  # Content-ID without angle brackets ("" when none)
 
 
 @dataclass(slots=True)
@@ -96,7 +99,16 @@ def _walk(raw: bytes, fields: dict[bytes, bytes], start: int, end: int, depth: i
         is_attachment=_is_attachment(kind, disposition.value, filename, parent, index),
         start=start,
         end=end,
+        content_id=_content_id(fields.get(b"content-id")),
     )
+
+
+def _content_id(raw: bytes | None) -> str:
+    """A Content-ID's value without brackets or spaces ("" when none or unreadable)."""
+    if not raw:
+        return ""
+    text = raw[:998].decode("latin-1").strip()
+    return "".join(text.removeprefix("<").removesuffix(">").split())
 
 
 def _is_attachment(kind: str, disposition: str, filename: str, parent: str, index: int) -> bool:

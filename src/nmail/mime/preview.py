@@ -42,7 +42,7 @@ def body_preview(raw: bytes, start: int, end: int, *, is_html: bool, charset: st
     while True:
         stop = min(end, start + budget)
         truncated = stop < end
-        data = _transfer_decode(raw[start:stop], transfer_encoding, truncated)
+        data = transfer_decode(raw[start:stop], transfer_encoding, truncated)
         text = decode_bytes(data, charset or None, partial=truncated)
         if is_html:
             text = html_to_text(text, truncated=truncated)
@@ -117,7 +117,7 @@ def _closing_tag(element: str) -> re.Pattern[str]:
     return re.compile(rf"</\s*{element}\s*>", re.I)
 
 
-def _transfer_decode(data: bytes, encoding: str, truncated: bool) -> bytes:
+def transfer_decode(data: bytes, encoding: str, truncated: bool = False) -> bytes:
     """Undo base64 or quoted-printable; anything else is taken as it is."""
     if encoding == "base64":
         compact = data.translate(None, _NOT_BASE64)  # line breaks, padding, junk

@@ -1,0 +1,238 @@
+"""Messages the webmail sends, built safely from what a user typed.
+
+Every header value comes from a form, so everything is checked before the
+standard library's `email` (policy SMTP: CRLF, RFC 2047 for non-ASCII names
+and subjects, RFC 2231 for attachment names) writes it: no control
+character anywhere (so no CR/LF header injection), addresses of the plain
+`local@domain` shape (an international domain is written in IDNA), names and
+subjects of bounded length. A bad value raises `ComposeError` naming the
+field, and nothing is built.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.headerregistry import Address as EmailAddress
+from email.message import EmailMessage
+from email.utils import format_datetime, formatdate
+
+from nmail.mime.addresses import parse_addresses
+
+Address = tuple[str, str]  # (display name, address)
+
+MAX_SUBJECT = 998
+MAX_NAME = 200
+MAX_RECIPIENTS = 500
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9\-]{1,63}(?<!-)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_POLICY = email.policy.SMTP.clone(max_line_length=78, refold_source="none")
+
+
+class ComposeError(ValueError):
+    """A value the user gave cannot go into a message; `field` says which one."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingFile:
+    """An attachment: its name (as the user's file had it), type and bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to build: checked values only (see `check_address`, `check_text`)."""
+
+    sender: Address
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    subject: str = ""
+    text: str = ""
+    html: str = ""  # the rich-text body, already sanitized; `text` is its plain alternative
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    files: tuple[OutgoingFile, ...] = ()
+    attached_messages: tuple[bytes, ...] = ()  # forwarded as message/rfc822
+    message_id: str = ""
+    date: float = field(default_factory=time.time)
+
+
+def new_message_id(hostname: str) -> str:
+    """A fresh Message-ID (without brackets) on our host name."""
+    host = "".join(ch for ch in hostname if ch.isalnum() or ch in ".-") or "localhost"
+    return f"{uuid.uuid4().hex}@{host}"
+
+
+def check_address(address: str, field_name: str = "to") -> str:
+    """`local@domain` checked and normalized (IDNA domain, lower case); ComposeError if bad."""
+    if _CONTROL.search(address):
+        raise ComposeError(field_name, f"bad address: {address!r}")
+    address = address.strip()
+    if " " in address:
+        raise ComposeError(field_name, f"bad address: {address!r}")
+    local, at, domain = address.rpartition("@")
+    if not at or not _LOCAL.match(local) or local.startswith(".") or local.endswith(".") \
+            or ".." in local:
+        raise ComposeError(field_name, f"bad address: {address!r}")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower() if not domain.isascii() \
+            else domain.lower()
+    except UnicodeError:
+        raise ComposeError(field_name, f"bad domain: {domain!r}") from None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
+        raise ComposeError(field_name, f"bad domain: {domain!r}")
+    return f"{local}@{ascii_domain}"
+
+
+def check_text(value: str, field_name: str, limit: int) -> str:
+    """A one-line header text: no control characters, at most `limit` characters."""
+    if _CONTROL.search(value):
+        raise ComposeError(field_name, f"{field_name} must be one line of text")
+    value = value.strip()
+    if len(value) > limit:
+        raise ComposeError(field_name, f"{field_name} is longer than {limit} characters")
+    return value
+
+
+def parse_recipients(text: str, field_name: str) -> tuple[Address, ...]:
+    """Recipients as typed ("김철수 <kim@x.kr>, lee@y.kr") checked; ComposeError if any is bad."""
+    if _CONTROL.sub(" ", text) != text.replace("\r", " ").replace("\n", " ").replace("\t", " "):
+        raise ComposeError(field_name, "addresses must be text")
+    pairs = parse_addresses(text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    if len(pairs) > MAX_RECIPIENTS:
+        raise ComposeError(field_name, f"more than {MAX_RECIPIENTS} recipients")
+    out: list[Address] = []
+    for name, address in pairs:
+        if not address:
+            raise ComposeError(field_name, f"no address in {name!r}")
+        out.append((check_text(name, field_name, MAX_NAME), check_address(address, field_name)))
+    return tuple(out)
+
+
+def build_message(out: Outgoing, *, hostname: str, include_bcc: bool = False) -> bytes:
+    """The RFC 5322 bytes (CRLF) of `out`. Bcc is written only when `include_bcc`
+    (the copy kept in Sent or Drafts), never into what recipients get."""
+    msg = EmailMessage(policy=_POLICY)
+    msg["Date"] = format_datetime_local(out.date)
+    # Names and subjects are encoded here, not by `email`: its folder puts the
+    # space between two encoded words outside them, where RFC 2047 readers
+    # (the standard library's own included) drop it ("12월 정기" -> "12월정기").
+    msg.set_raw("From", _address_header([out.sender], "from"))
+    if out.to:
+        msg.set_raw("To", _address_header(out.to, "to"))
+    if out.cc:
+        msg.set_raw("Cc", _address_header(out.cc, "cc"))
+    if include_bcc and out.bcc:
+        msg.set_raw("Bcc", _address_header(out.bcc, "bcc"))
+    subject = check_text(out.subject, "subject", MAX_SUBJECT)
+    if subject.isascii():
+        msg["Subject"] = subject
+    else:
+        msg.set_raw("Subject", encode_words(subject, len("Subject: ")))
+    msg["Message-ID"] = f"<{_msg_id(out.message_id or new_message_id(hostname))}>"
+    if out.in_reply_to:
+        msg["In-Reply-To"] = f"<{_msg_id(out.in_reply_to)}>"
+    references = [_msg_id(ref) for ref in out.references if ref][-20:]
+    if references:
+        msg["References"] = " ".join(f"<{ref}>" for ref in references)
+    msg["MIME-Version"] = "1.0"
+    msg["User-Agent"] = "nmail webmail"
+    text = _lines(out.text)
+    # Base64 for non-ASCII text: no server on the way needs 8BITMIME.
+    msg.set_content(text, subtype="plain", charset="utf-8", cte=_cte(text))
+    if out.html:
+        markup = _lines(out.html)
+        msg.add_alternative(markup, subtype="html", charset="utf-8", cte=_cte(markup))
+    for attached in out.attached_messages:
+        msg.add_attachment(message_from_bytes(attached, policy=email.policy.SMTP),
+                           disposition="attachment")
+    for item in out.files:
+        maintype, _, subtype = item.content_type.partition("/")
+        if not maintype or not subtype or _CONTROL.search(item.content_type):
+            maintype, subtype = "application", "octet-stream"
+        name = check_text(item.filename, "attachment", 255) or "attachment"
+        msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+def format_datetime_local(when: float) -> str:
+    """An RFC 5322 Date in the server's local zone."""
+    return formatdate(when, localtime=True)
+
+
+def encode_words(text: str, first_line_used: int = 0) -> str:
+    """`text` as RFC 2047 UTF-8 base64 words, folded; spaces stay inside the words."""
+    words: list[str] = []
+    chunk = ""
+    for char in text:
+        # 39 bytes of UTF-8 make 52 base64 characters: a 64-character word.
+        if len((chunk + char).encode("utf-8")) > 39:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    if chunk:
+        words.append(chunk)
+    encoded = [f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words]
+    lines: list[str] = []
+    used = first_line_used
+    for word in encoded:
+        if lines and used + 1 + len(word) > 76:
+            lines.append("\r\n " + word)
+            used = 1 + len(word)
+        else:
+            lines.append((" " if lines else "") + word)
+            used += len(word) + (1 if len(lines) > 1 else 0)
+    return "".join(lines)
+
+
+def _address_header(pairs: tuple[Address, ...] | list[Address], field_name: str) -> str:
+    parts = []
+    for name, address in pairs:
+        checked = check_address(address, field_name)
+        shown = check_text(name, field_name, MAX_NAME)
+        if not shown:
+            parts.append(checked)
+        elif shown.isascii():
+            local, _, domain = checked.rpartition("@")
+            parts.append(str(EmailAddress(display_name=shown, username=local, domain=domain)))
+        else:
+            parts.append(f"{encode_words(shown, 6)} <{checked}>")
+    return ",\r\n ".join(parts)
+
+
+def _msg_id(value: str) -> str:
+    value = value.strip().removeprefix("<").removesuffix(">")
+    if not value or _CONTROL.search(value) or any(ch in value for ch in " <>"):
+        raise ComposeError("references", "bad message id")
+    return value
+
+
+def _cte(text: str) -> str:
+    return "7bit" if text.isascii() and max(map(len, text.split("\n"))) < 900 else "base64"
+
+
+def _lines(text: str) -> str:
+    """Text with LF line ends (the generator writes CRLF) and a final newline."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text if text.endswith("\n") else text + "\n"
+
+
+__all__ = [
+    "Address", "ComposeError", "Outgoing", "OutgoingFile", "build_message", "check_address",
+    "check_text", "format_datetime", "new_message_id", "parse_recipients",
+]

@@ -1,0 +1,101 @@
+"""A text/plain body as HTML: everything escaped, links made clickable, quotes marked.
+
+The text is escaped first and links are found in the escaped text, so no
+character of the message ever reaches the page unescaped; a link's href is
+built only from http(s) URLs, `www.` hosts and mail addresses the pattern
+accepts (no quote, no angle bracket, no space can be in them).
+Quoted lines ("> ...") get a class so the page can colour them, and
+format=flowed soft line breaks (RFC 3676) are joined when asked.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote
+
+# In escaped text: "&amp;" stays part of a URL, "&lt;"/"&gt;"/"&quot;" end it.
+_LINK = re.compile(
+    r"""(?P<url>\b(?:https?://|www\.)(?:[^\s<>"'&\x00-\x1f]|&amp;)+)
+      |(?P<mail>\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+\b)""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_TRAILING = ".,;:!?)]}'"
+_MAX_LINKS = 2000  # per message; past that the rest stays text
+
+
+def text_to_html(text: str, *, flowed: bool = False, compose_url: str = "") -> str:
+    """Escaped HTML of a text body (to go inside an element with white-space: pre-wrap).
+
+    `compose_url`: where a click on a mail address goes (`?to=` is appended);
+    without it, a `mailto:` link.
+    """
+    if flowed:
+        text = unflow(text)
+    out: list[str] = []
+    block: list[str] = []
+    quoted = False
+    for line in text.split("\n"):
+        is_quote = line.startswith(">")
+        if block and is_quote != quoted:
+            out.append(_block(block, quoted, compose_url))
+            block = []
+        quoted = is_quote
+        block.append(line)
+    if block:
+        out.append(_block(block, quoted, compose_url))
+    return "".join(out)
+
+
+def unflow(text: str) -> str:
+    """Join format=flowed soft line breaks (a line ending in a space continues)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    for line in lines:
+        if out and out[-1].endswith(" ") and out[-1] != "-- " and _depth(out[-1]) == _depth(line):
+            previous = out.pop()
+            depth = _depth(line)
+            out.append(previous + line[depth:].removeprefix(" ") if depth else previous + line)
+        else:
+            out.append(line[1:] if line.startswith(" ") else line)  # space-stuffing
+    return "\n".join(out)
+
+
+def _depth(line: str) -> int:
+    return len(line) - len(line.lstrip(">"))
+
+
+def _block(lines: list[str], quoted: bool, compose_url: str) -> str:
+    body = linkify(html.escape("\n".join(lines), quote=True), compose_url)
+    if quoted:
+        return f'<span class="quote">{body}</span>\n'
+    return body + "\n"
+
+
+def linkify(escaped: str, compose_url: str = "") -> str:
+    """Links in already escaped text made into anchors."""
+    count = 0
+
+    def anchor(found: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        if count > _MAX_LINKS:
+            return found.group(0)
+        shown = found.group(0)
+        trail = ""
+        while shown and shown[-1] in _TRAILING:
+            trail = shown[-1] + trail
+            shown = shown[:-1]
+        if found.group("mail"):
+            address = html.unescape(shown)
+            href = (f"{compose_url}?to={quote(address, safe='@')}" if compose_url
+                    else f"mailto:{quote(address, safe='@')}")
+            return f'<a href="{html.escape(href)}">{shown}</a>{trail}'
+        url = html.unescape(shown)
+        if url.lower().startswith("www."):
+            url = "http://" + url
+        href = html.escape(quote(url, safe=":/?#[]@!$&'()*+,;=%~-._"), quote=True)
+        return (f'<a href="{href}" target="_blank" rel="noopener noreferrer">'
+                f"{shown}</a>{trail}")
+
+    return _LINK.sub(anchor, escaped)
