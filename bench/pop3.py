@@ -105,6 +105,7 @@ def serve_nmail(base: Path) -> None:
     """Run nmail's POP3 server on 127.0.0.1:<free port> until stdin closes."""
     from nmail.db.engine import make_engine
     from nmail.directory import Directory, LoginThrottle
+    from nmail.directory.login import LoginService
     from nmail.directory.passwords import fast_hashing
     from nmail.mailstore.store import MailStore
     from nmail.servers import heap
@@ -114,7 +115,7 @@ def serve_nmail(base: Path) -> None:
         engine = make_engine(f"sqlite:///{base / 'index.sqlite3'}")
         store = MailStore(engine, base / "mail", "bench.local")
         directory = Directory(engine, passwords=fast_hashing())
-        backend = StoreBackend(directory, LoginThrottle(), store, base / "mail")
+        backend = StoreBackend(LoginService(directory, LoginThrottle()), store, base / "mail")
         server = Pop3Server(backend, Pop3Settings())
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

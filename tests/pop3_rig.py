@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from nmail.certs import generate_self_signed, server_context
 from nmail.directory import Account, Directory, LoginThrottle
+from nmail.directory.login import LoginService
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.servers.pop3 import Pop3Server, Pop3Settings, StoreBackend
@@ -77,7 +78,8 @@ class Pop3Rig:
         self, settings: Pop3Settings = LOOPBACK_ONLY, *, tls: bool = False,
         store: MailStore | None = None,
     ) -> Pop3Server:
-        backend = StoreBackend(self.directory, self.throttle, store or self.store, self.mail_dir)
+        login = LoginService(self.directory, self.throttle)
+        backend = StoreBackend(login, store or self.store, self.mail_dir)
 
         async def record_sleep(seconds: float) -> None:
             self.sleeps.append(seconds)

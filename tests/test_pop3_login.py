@@ -47,7 +47,7 @@ def test_stls_capa_and_auth_plain(rig: Pop3Rig) -> None:
     client.stls(rig.client_context())
     caps = client.capa()
     assert "STLS" not in caps
-    assert caps["SASL"] == ["PLAIN"] and "USER" in caps
+    assert caps["SASL"] == ["PLAIN", "LOGIN"] and "USER" in caps
     reply = client._shortcmd("AUTH PLAIN " + plain("bob@example.com", PASSWORD))
     assert reply.startswith(b"+OK Logged in, 1 messages")
     assert client.retr(1)[1] == [b"Subject: hi", b"", b"hello"]

@@ -23,7 +23,7 @@ def test_greeting_and_capa_before_login() -> None:
     lines = reply.split("\r\n")
     assert lines[0].startswith("+OK")
     for cap in ("TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "USER",
-                "SASL PLAIN", "STLS", "IMPLEMENTATION nmail"):
+                "SASL PLAIN LOGIN", "STLS", "IMPLEMENTATION nmail"):
         assert cap in lines
     assert reply.endswith("\r\n.\r\n")
 
@@ -33,7 +33,7 @@ def test_capa_hides_login_without_tls_when_plaintext_not_allowed() -> None:
     lines = c.cmd("CAPA").decode().split("\r\n")
     assert "STLS" in lines
     assert "USER" not in lines
-    assert "SASL PLAIN" not in lines
+    assert not any(line.startswith("SASL") for line in lines)
 
 
 def test_capa_after_tls_has_no_stls() -> None:
@@ -162,14 +162,30 @@ def test_auth_plain_cancel_and_errors() -> None:
         b"-ERR [AUTH] Authorization identity must be empty or the login\r\n"
     )
     bad_utf8 = base64.b64encode(b"\0bob\xff\0pw").decode()
-    assert c.cmd("AUTH PLAIN " + bad_utf8) == b"-ERR AUTH PLAIN response is not UTF-8\r\n"
-    assert c.cmd("AUTH LOGIN") == b"-ERR Unsupported authentication mechanism\r\n"
+    assert c.cmd("AUTH PLAIN " + bad_utf8) == b"-ERR AUTH response is not UTF-8\r\n"
+    assert c.cmd("AUTH CRAM-MD5") == b"-ERR Unsupported authentication mechanism\r\n"
     assert c.cmd("AUTH PLAIN a b") == b"-ERR Syntax: AUTH mechanism [initial-response]\r\n"
     assert c.events == []
 
 
+def test_auth_login_asks_user_name_then_password() -> None:
+    c = Client()
+    assert c.cmd("AUTH LOGIN") == b"+ VXNlcm5hbWU6\r\n"
+    assert c.cmd(base64.b64encode(b"bob@example.com").decode()) == b"+ UGFzc3dvcmQ6\r\n"
+    assert c.cmd(base64.b64encode(b"pw pw").decode()).startswith(b"+OK")
+    assert c.events == [Authenticate("bob@example.com", "pw pw", "LOGIN")]
+    # With the user name as initial response; an empty one and '*' are refused.
+    c = Client()
+    assert c.cmd("AUTH LOGIN " + base64.b64encode(b"bob").decode()) == b"+ UGFzc3dvcmQ6\r\n"
+    assert c.cmd("*") == b"-ERR Authentication cancelled\r\n"
+    assert c.cmd("AUTH LOGIN =") == b"-ERR Empty user name\r\n"
+    assert c.events == []
+
+
 def test_auth_without_mechanism_lists_them() -> None:
-    assert Client().cmd("AUTH") == b"+OK Supported mechanisms follow\r\nPLAIN\r\n.\r\n"
+    assert Client().cmd("AUTH") == (
+        b"+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n"
+    )
     insecure = Client(plaintext_allowed=False)
     assert insecure.cmd("AUTH") == b"+OK Supported mechanisms follow\r\n.\r\n"
 

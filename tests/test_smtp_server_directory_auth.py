@@ -1,4 +1,4 @@
-"""SMTP AUTH against the real directory and login throttle, and start_smtp_server's wiring."""
+"""SMTP AUTH through the login service (real directory, throttle), start_smtp_server's wiring."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from sqlalchemy import Engine
 
 from nmail.config import Config, SmtpSettings
 from nmail.directory import Directory, LoginThrottle
+from nmail.directory.login import LoginService
 from nmail.directory.passwords import fast_hashing
 from nmail.servers.limits import SharedRow
 from nmail.servers.smtp import start_smtp_server
-from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, SmtpAuthenticator
+from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, auth_outcome
+from nmail.servers.smtp_backend import AuthOutcome
 from smtp_rig import RecordingBackend, SelfSignedCert, make_certificate
 from support import FakeClock, LoopThread
 
@@ -33,15 +35,25 @@ def directory(sqlite_engine: Engine) -> Directory:
     return d
 
 
+class Auth:
+    """SMTP AUTH answers from one login service."""
+
+    def __init__(self, directory: Directory, throttle: LoginThrottle) -> None:
+        self.login = LoginService(directory, throttle)
+
+    def authenticate(self, username: str, password: str, ip: str) -> AuthOutcome:
+        return auth_outcome(self.login, username, password, ip)
+
+
 def test_good_password(directory: Directory) -> None:
-    auth = SmtpAuthenticator(directory, LoginThrottle(FakeClock()))
+    auth = Auth(directory, LoginThrottle(FakeClock()))
     outcome = auth.authenticate("bob@example.com", PASSWORD, "192.0.2.1")
     assert outcome.ok and outcome.account_address == "bob@example.com"
 
 
 def test_failures_grow_the_delay_then_lock_out(directory: Directory) -> None:
     clock = FakeClock()
-    auth = SmtpAuthenticator(directory, LoginThrottle(clock, max_failures=3))
+    auth = Auth(directory, LoginThrottle(clock, max_failures=3))
     delays = [auth.authenticate("bob@example.com", "wrong", "192.0.2.1").delay for _ in range(2)]
     assert delays == [1.0, 2.0]
     third = auth.authenticate("bob@example.com", "wrong", "192.0.2.1")
@@ -52,14 +64,14 @@ def test_failures_grow_the_delay_then_lock_out(directory: Directory) -> None:
 
 
 def test_unknown_user_is_a_plain_failure(directory: Directory) -> None:
-    auth = SmtpAuthenticator(directory, LoginThrottle(FakeClock()))
+    auth = Auth(directory, LoginThrottle(FakeClock()))
     outcome = auth.authenticate("nobody@example.com", PASSWORD, "192.0.2.1")
     assert not outcome.ok and outcome.reply is None and outcome.delay == 1.0
 
 
 def test_login_disabled_is_said_only_with_the_right_password(directory: Directory) -> None:
     directory.set_login_enabled("bob@example.com", False)
-    auth = SmtpAuthenticator(directory, LoginThrottle(FakeClock()))
+    auth = Auth(directory, LoginThrottle(FakeClock()))
     assert auth.authenticate("bob@example.com", PASSWORD, "192.0.2.1").reply == LOGIN_DISABLED
     assert auth.authenticate("bob@example.com", "wrong", "192.0.2.1").reply is None
 
@@ -78,8 +90,7 @@ class MiniRuntime:
 
     config: Config
     intake: RecordingBackend
-    directory: Directory
-    throttle: LoginThrottle
+    login: LoginService
     certificates: FakeCertificates
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
     connection_counts: dict[str, SharedRow] = field(default_factory=dict)
@@ -109,8 +120,7 @@ def test_start_smtp_server_wires_submission(
     runtime = MiniRuntime(
         config,
         RecordingBackend(hosted=("example.com",), users={"postmaster@example.com": ""}),
-        directory,
-        LoginThrottle(),
+        LoginService(directory, LoginThrottle()),
         FakeCertificates(cert.server_context()),
     )
     sock = socket.create_server(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ from nmail.db.migrate import upgrade
 from nmail.delivery.intake import Intake
 from nmail.delivery.log import DeliveryLog
 from nmail.directory import Directory
+from nmail.directory.login import LoginService
 from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
@@ -149,6 +150,8 @@ class Runtime:
             if throttle is not None
             else LoginThrottle(clock=clock, records=SqlRecords(self.engine))
         )
+        # The one login service of every door (SMTP AUTH, POP3, IMAP, webmail).
+        self.login = LoginService(self.directory, self.throttle)
         self.certificates = self._load_certificates()
         self.queue = self._make_queue()
         queue = self.queue

@@ -28,6 +28,8 @@ from nmail.directory.queries import (
 )
 
 MAX_DISPLAY_NAME = 200
+# Login names are throttle keys; longer ones are no account's anyway.
+MAX_LOGIN_KEY = 300
 
 
 def normalize_display_name(name: str) -> str:
@@ -167,6 +169,24 @@ class AccountsMixin(DirectoryBase):
         """Make the account a domain administrator, or not."""
         return self._update(address, is_admin=admin)
 
+    def login_name(self, name: str, domain_hint: str | None = None) -> str:
+        """The one spelling of the account a login name means (see directory.login)."""
+        text = name.strip()
+        with self._engine.connect() as conn:
+            if "@" not in text:
+                if not domain_hint or not text:
+                    return text.lower()[:MAX_LOGIN_KEY]
+                domain = _hinted_domain(conn, domain_hint)
+                if domain is None:
+                    return text.lower()[:MAX_LOGIN_KEY]
+                text = f"{text}@{domain}"
+            try:
+                local, domain = split_address(normalize_address(text))
+            except InvalidName:
+                return text.lower()[:MAX_LOGIN_KEY]
+            row = hosted_domain(conn, domain)
+        return f"{local}@{row.name if row is not None else domain}"[:MAX_LOGIN_KEY]
+
     def authenticate(self, address: str, password: str) -> AuthResult:
         """Check a login; unknown users cost the same time as known ones."""
         account: Account | None = None
@@ -223,6 +243,20 @@ class AccountsMixin(DirectoryBase):
             conn.execute(update(accounts).where(accounts.c.id == account.id).values(**values))
             row = conn.execute(account_select().where(accounts.c.id == account.id)).one()
         return account_from_row(row)
+
+
+def _hinted_domain(conn: Connection, hint: str) -> str | None:
+    """The hosted domain a hint names: itself or its nearest hosted parent
+    (the webmail's host name mail.example.com hints example.com)."""
+    try:
+        labels = normalize_domain(hint.strip(), require_dot=False).split(".")
+    except InvalidName:
+        return None
+    for start in range(len(labels) - 1):
+        row = hosted_domain(conn, ".".join(labels[start:]))
+        if row is not None:
+            return row.name
+    return None
 
 
 def _account_and_hash(

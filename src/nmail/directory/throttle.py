@@ -7,6 +7,12 @@ seconds); after `max_failures` failures within `window` seconds the IP or
 account is locked out for `lockout` seconds. `nmail serve` keeps the counts
 in SQL (throttle_store), so every worker process and node sees the same
 ones; elsewhere (tests, tools) they can live in memory.
+
+A login counts its attempt *before* the password is checked (`attempt`),
+in one atomic read-and-write of each record, and a right password takes it
+back (`success`). Counting after the check let parallel guesses all read
+the same count and all be tried: twenty at once got twenty tries where the
+limit is ten. Now the eleventh finds the lockout whatever the timing.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ class ThrottleVerdict:
 
     wait: float
     locked: bool = False
+    # Set by attempt(): it was counted (success() takes it back), and the
+    # records whose lockout this very attempt started.
+    counted: bool = False
+    lockouts_started: tuple[str, ...] = ()
 
 
 OPEN = ThrottleVerdict(0.0)
@@ -46,14 +56,18 @@ class Record:
     locked_until: float = 0.0
 
 
+RecordChange = Callable[[Record | None], Record | None]
+
+
 class ThrottleRecords(Protocol):
     """Where the records live: this process's memory, or SQL shared by every process."""
 
     def get(self, key: str) -> Record | None: ...
 
-    def put(self, key: str, record: Record, now: float) -> None: ...
-
-    def drop(self, key: str) -> None: ...
+    def update(self, key: str, change: RecordChange, now: float) -> Record | None:
+        """Apply `change` to the record atomically (None from it drops the record);
+        no other process or thread reads or writes the record in between."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -78,6 +92,15 @@ class MemoryRecords:
 
     def drop(self, key: str) -> None:
         self._records.pop(key, None)
+
+    def update(self, key: str, change: RecordChange, now: float) -> Record | None:
+        # Atomic because LoginThrottle calls it under its own lock.
+        new = change(self._records.get(key))
+        if new is None:
+            self.drop(key)
+        else:
+            self.put(key, new, now)
+        return new
 
     def _make_room(self, now: float) -> None:
         if len(self._records) < self._max_entries:
@@ -146,30 +169,82 @@ class LoginThrottle:
                     wait = max(wait, due - now)
         return ThrottleVerdict(max(wait, 0.0), locked)
 
+    def attempt(self, ip: str, account: str | None) -> ThrottleVerdict:
+        """Count a login attempt before its password is checked.
+
+        Locked: refuse it untested (nothing is counted). Otherwise the attempt
+        is counted as a failure at once, and `wait` is how long to hold back
+        its answer should the password be wrong; a right password calls
+        `success(..., verdict)`, which takes the count back.
+        """
+        before = self.check(ip, account)
+        if before.locked:
+            return before
+        now = self._clock()
+        wait = 0.0
+        locked = False
+        started: list[str] = []
+        with self._lock:
+            for key in _keys(ip, account):
+                events: list[str] = []
+                counted = self._records.update(
+                    key, functools.partial(self._count, now=now, events=events), now
+                )
+                assert counted is not None
+                if events and events[-1] == "locked":
+                    locked = True  # another thread or process locked it meanwhile
+                elif events and events[-1] == "started":
+                    # This attempt started the lockout: still tried, answered late.
+                    started.append(key)
+                    wait = max(wait, self._max_delay)
+                else:
+                    wait = max(wait, self._delay(len(counted.failures)))
+        if locked:
+            return ThrottleVerdict(self._max_delay, True)
+        return ThrottleVerdict(wait, False, counted=True, lockouts_started=tuple(started))
+
     def failure(self, ip: str, account: str | None) -> None:
-        """Record a failed login from `ip` for `account`."""
+        """Record a failed login from `ip` for `account` (one not counted by attempt())."""
         now = self._clock()
         with self._lock:
             for key in _keys(ip, account):
-                record = self._records.get(key) or Record()
-                self._prune(record, now)
-                record.failures.append(now)
-                record.last_failure = now
-                if len(record.failures) >= self._max_failures:
-                    record.locked_until = now + self._lockout
-                    # The lockout is the penalty; afterwards counting starts over.
-                    record.failures.clear()
-                self._records.put(key, record, now)
+                self._records.update(key, functools.partial(self._count, now=now, events=[]), now)
 
-    def success(self, ip: str, account: str | None) -> None:
-        """Forget the failures of this IP and account after a good login."""
+    def _count(self, record: Record | None, now: float, events: list[str]) -> Record:
+        """The record with one more failure; says in `events` if it was or became locked."""
+        record = record if record is not None else Record()
+        self._prune(record, now)
+        if record.locked_until > now:
+            events.append("locked")  # locked meanwhile: the lockout is the count
+            return record
+        record.failures.append(now)
+        record.last_failure = now
+        if len(record.failures) >= self._max_failures:
+            record.locked_until = now + self._lockout
+            # The lockout is the penalty; afterwards counting starts over.
+            record.failures.clear()
+            events.append("started")
+        else:
+            events.append("counted")
+        return record
+
+    def success(
+        self, ip: str, account: str | None, attempt: ThrottleVerdict | None = None
+    ) -> None:
+        """Forget the failures of this IP and account after a good login.
+
+        A lockout stands (callers refuse locked attempts before checking the
+        password), except one that `attempt` itself started.
+        """
+        now = self._clock()
+        started = () if attempt is None else attempt.lockouts_started
         with self._lock:
             for key in _keys(ip, account):
-                record = self._records.get(key)
-                # A lockout stands: callers refuse locked attempts before checking
-                # the password, so a success here never ends one early.
-                if record is not None and record.locked_until <= self._clock():
-                    self._records.drop(key)
+                # A lockout begun by the attempt that proved the password is lifted.
+                lift = key in started
+                self._records.update(
+                    key, functools.partial(_forget, now=now, lift_lockout=lift), now
+                )
 
     def _delay(self, failures: int) -> float:
         doubled: float = self._first_delay * float(2 ** min(failures - 1, 30))
@@ -181,6 +256,13 @@ class LoginThrottle:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+def _forget(record: Record | None, *, now: float, lift_lockout: bool) -> Record | None:
+    """Nothing (the record goes), unless it holds a lockout that stands."""
+    if record is None or record.locked_until <= now or lift_lockout:
+        return None
+    return record
 
 
 def _keys(ip: str, account: str | None) -> Iterator[str]:

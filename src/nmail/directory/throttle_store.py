@@ -6,21 +6,25 @@ memory would give a password guesser a fresh allowance on each. Rows live
 in `login_failures`, times in integer milliseconds of the wall clock (the
 throttle's clock must then be wall time, as the runtime's is).
 
-Two processes failing at the same instant may each count from the same
-row, so one failure of the two can go uncounted: the throttle slows and
-locks out a guesser, it is not an exact ledger. Reads and writes are small
-primary-key statements, made on the thread that checks the password.
+Every count is one transaction that holds the row's lock from its read to
+its write (`SELECT ... FOR UPDATE` on PostgreSQL and MariaDB, `BEGIN
+IMMEDIATE` on SQLite), so attempts made at the same instant by several
+processes are all counted: ten allowed tries stay ten. Reads and writes are
+small primary-key statements, made on the thread that checks the password.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import login_failures
-from nmail.directory.throttle import Record
+from nmail.directory.throttle import Record, RecordChange
 
 _T = login_failures
 # Every this many writes, rows that no longer matter are removed.
@@ -43,32 +47,31 @@ class SqlRecords:
 
     def get(self, key: str) -> Record | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(_T.c.failures, _T.c.last_failure, _T.c.locked_until).where(
-                    _T.c.key == key[:200]
-                )
-            ).first()
-        if row is None:
-            return None
-        failures = deque(int(t) / 1000 for t in row.failures.split())
-        return Record(failures, row.last_failure / 1000, row.locked_until / 1000)
+            row = conn.execute(_select(key[:200])).first()
+        return None if row is None else _record(row)
 
-    def put(self, key: str, record: Record, now: float) -> None:
-        # The newest failures (more than any lockout counts), to fit the column.
-        values = {
-            "failures": " ".join(str(_ms(t)) for t in list(record.failures)[-KEEP:]),
-            "last_failure": _ms(record.last_failure),
-            "locked_until": _ms(record.locked_until),
-        }
+    def update(self, key: str, change: RecordChange, now: float) -> Record | None:
         key = key[:200]
-        with self._engine.begin() as conn:
-            changed = conn.execute(update(_T).where(_T.c.key == key).values(**values)).rowcount
-            if not changed:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(_T).values(key=key, **values))
-                except IntegrityError:  # another process inserted it meanwhile
-                    conn.execute(update(_T).where(_T.c.key == key).values(**values))
+        for _ in range(3):
+            try:
+                return self._update(key, change, now)
+            except IntegrityError:  # another process inserted the row meanwhile: again
+                continue
+        return self._update(key, change, now)
+
+    def _update(self, key: str, change: RecordChange, now: float) -> Record | None:
+        with self._engine.connect() as conn, _row_locking(conn):
+            row = conn.execute(_select(key).with_for_update()).first()
+            new = change(None if row is None else _record(row))
+            if new is None:
+                if row is not None:
+                    conn.execute(delete(_T).where(_T.c.key == key))
+                return None
+            values = _values(new)
+            if row is None:
+                conn.execute(insert(_T).values(key=key, **values))
+            else:
+                conn.execute(update(_T).where(_T.c.key == key).values(**values))
             self._writes += 1
             if self._writes % SWEEP_EVERY == 0:
                 conn.execute(
@@ -77,6 +80,11 @@ class SqlRecords:
                         _T.c.last_failure <= _ms(now - self._window),
                     )
                 )
+        return new
+
+    def put(self, key: str, record: Record, now: float) -> None:
+        """Store the record as it is (replacing any)."""
+        self.update(key, lambda _: record, now)
 
     def drop(self, key: str) -> None:
         with self._engine.begin() as conn:
@@ -104,3 +112,34 @@ class SqlRecords:
         with self._engine.begin() as conn:
             statement = delete(_T) if key is None else delete(_T).where(_T.c.key == key[:200])
             return int(conn.execute(statement).rowcount or 0)
+
+
+def _select(key: str) -> Any:
+    return select(_T.c.failures, _T.c.last_failure, _T.c.locked_until).where(_T.c.key == key)
+
+
+def _record(row: Any) -> Record:
+    failures = deque(int(t) / 1000 for t in row.failures.split())
+    return Record(failures, row.last_failure / 1000, row.locked_until / 1000)
+
+
+def _values(record: Record) -> dict[str, object]:
+    # The newest failures (more than any lockout counts), to fit the column.
+    return {
+        "failures": " ".join(str(_ms(t)) for t in list(record.failures)[-KEEP:]),
+        "last_failure": _ms(record.last_failure),
+        "locked_until": _ms(record.locked_until),
+    }
+
+
+@contextmanager
+def _row_locking(conn: Connection) -> Iterator[None]:
+    """A transaction in which the row read is locked until the commit.
+
+    FOR UPDATE does that on PostgreSQL and MariaDB; SQLite ignores it, and
+    BEGIN IMMEDIATE takes its one write lock before the read instead.
+    """
+    with conn.begin():
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield

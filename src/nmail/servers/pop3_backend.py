@@ -1,27 +1,27 @@
 """What the POP3 server needs from the core, and the real thing over the core.
 
 `Pop3Backend` is the contract (log in, lock and list the INBOX, open a
-message, UPDATE); `StoreBackend` implements it with the Directory, the
-LoginThrottle and the MailStore, so a listener is wired with one line.
+message, UPDATE); `StoreBackend` implements it with the shared login
+service (directory.login) and the MailStore, so a listener is wired with
+one line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from nmail.directory import Account, AuthStatus, Directory, LoginThrottle
+from nmail.directory import Account
+from nmail.directory.login import LoginService, LoginStatus
 from nmail.mailstore.maildrop import LockedInbox, lock_inbox
 from nmail.protocols.pop3 import LoginFailure, MaildropEntry
 
 if TYPE_CHECKING:
     from nmail.mailstore.store import MailStore
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,11 @@ class Maildrop(Protocol):
 
 
 class Pop3Backend(Protocol):
-    async def authenticate(self, login: str, password: str, client_ip: str) -> LoginOutcome:
-        """Check a login (with throttling); never raises for bad credentials."""
+    async def authenticate(
+        self, login: str, password: str, client_ip: str, domain_hint: str | None = None
+    ) -> LoginOutcome:
+        """Check a login (with throttling); never raises for bad credentials.
+        `domain_hint` completes a bare user id (the POP3 default domain)."""
 
     async def open_maildrop(self, account: Account) -> Maildrop | None:
         """Lock and list the account's INBOX; None when another session holds it."""
@@ -80,49 +83,32 @@ class StoreMaildrop:
         self._inbox.release()
 
 
-class StoreBackend:
-    """Pop3Backend over the Directory, the LoginThrottle and the MailStore."""
+_FAILURES = {
+    LoginStatus.BAD_CREDENTIALS: LoginFailure.BAD_CREDENTIALS,
+    LoginStatus.DISABLED: LoginFailure.DISABLED,
+    LoginStatus.LOCKED_OUT: LoginFailure.LOCKED_OUT,
+    LoginStatus.TEMPORARY: LoginFailure.TEMPORARY,
+}
 
-    def __init__(
-        self,
-        directory: Directory,
-        throttle: LoginThrottle,
-        store: MailStore,
-        mail_dir: Path,
-        *,
-        max_delay: float = 16.0,
-    ) -> None:
-        self._directory = directory
-        self._throttle = throttle
+
+class StoreBackend:
+    """Pop3Backend over the login service and the MailStore."""
+
+    def __init__(self, login: LoginService, store: MailStore, mail_dir: Path) -> None:
+        self._login = login
         self._store = store
         self._mail_dir = mail_dir
-        self._max_delay = max_delay
 
-    async def authenticate(self, login: str, password: str, client_ip: str) -> LoginOutcome:
+    async def authenticate(
+        self, login: str, password: str, client_ip: str, domain_hint: str | None = None
+    ) -> LoginOutcome:
         # In a thread: the password hash and the shared throttle's reads take time.
-        return await asyncio.to_thread(self._authenticate, login, password, client_ip)
-
-    def _authenticate(self, login: str, password: str, client_ip: str) -> LoginOutcome:
-        verdict = self._throttle.check(client_ip, login)
-        if verdict.locked:
-            # Refused without checking the password: no guess is ever tested.
-            return LoginOutcome(None, LoginFailure.LOCKED_OUT)
-        try:
-            result = self._directory.authenticate(login, password)
-        except Exception:
-            log.exception("POP3 login check failed")
-            return LoginOutcome(None, LoginFailure.TEMPORARY)
-        if result.status is AuthStatus.OK and result.account is not None:
-            self._throttle.success(client_ip, login)
+        result = await asyncio.to_thread(
+            self._login.login, login, password, client_ip, domain_hint=domain_hint
+        )
+        if result.ok and result.account is not None:
             return LoginOutcome(result.account)
-        if result.status is AuthStatus.LOGIN_DISABLED:
-            return LoginOutcome(None, LoginFailure.DISABLED)
-        self._throttle.failure(client_ip, login)
-        # Hold the -ERR back as long as the next attempt would have to wait
-        # (capped: a lockout that just began is answered, not slept through).
-        after = self._throttle.check(client_ip, login)
-        delay = min(max(after.wait, verdict.wait), self._max_delay)
-        return LoginOutcome(None, LoginFailure.BAD_CREDENTIALS, delay)
+        return LoginOutcome(None, _FAILURES[result.status], result.delay)
 
     async def open_maildrop(self, account: Account) -> Maildrop | None:
         return await asyncio.to_thread(self._open_maildrop, account)

@@ -314,10 +314,10 @@ class Pop3Connection(asyncio.Protocol):
 
     async def _login(self, session: Pop3Session, event: Authenticate) -> None:
         login = event.username
-        if "@" not in login and self._settings.default_domain:
-            login = f"{login}@{self._settings.default_domain}"
         backend = self._server.backend
-        outcome = await backend.authenticate(login, event.password, self._ip)
+        outcome = await backend.authenticate(
+            login, event.password, self._ip, self._settings.default_domain or None
+        )
         if outcome.account is None:
             failure = outcome.failure or LoginFailure.BAD_CREDENTIALS
             log.info("POP3 login refused for %r from %s: %s", login, self._ip, failure.value)
@@ -338,7 +338,9 @@ class Pop3Connection(asyncio.Protocol):
             maildrop.release()  # the client left while we were looking
             return
         self._maildrop = maildrop
-        log.info("POP3 login %s from %s (%s)", login, self._ip, event.mechanism)
+        log.info(
+            "POP3 login %s from %s (%s)", outcome.account.address, self._ip, event.mechanism
+        )
         session.login_accepted(maildrop.entries)
 
     async def _start_tls(self, context: ssl.SSLContext) -> bool:

@@ -19,18 +19,13 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from nmail.config import Config, SmtpSettings
-from nmail.directory.throttle import LoginThrottle
+from nmail.directory.login import LoginService
 from nmail.policy.relay import ip_in_networks, parse_networks
 from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.replies import Reply
 from nmail.servers.limits import ConnectionLimits, SharedRow
-from nmail.servers.smtp_auth import (
-    IntakeBackend,
-    MailIntake,
-    PasswordDirectory,
-    SmtpAuthenticator,
-)
+from nmail.servers.smtp_auth import IntakeBackend, MailIntake
 from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
 from nmail.servers.smtp_session import SessionSetup, SmtpSession
 
@@ -293,10 +288,7 @@ class SmtpRuntime(Protocol):
     def intake(self) -> MailIntake: ...
 
     @property
-    def directory(self) -> PasswordDirectory: ...
-
-    @property
-    def throttle(self) -> LoginThrottle: ...
+    def login(self) -> LoginService: ...
 
     @property
     def certificates(self) -> CertificateSource: ...
@@ -321,7 +313,7 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         smtp=config.smtp,
         postmaster_address=f"postmaster@{config.domain}",
     )
-    backend = IntakeBackend(runtime.intake, SmtpAuthenticator(runtime.directory, runtime.throttle))
+    backend = IntakeBackend(runtime.intake, runtime.login)
     server = SmtpServer(
         settings,
         backend,

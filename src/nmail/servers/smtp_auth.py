@@ -1,9 +1,10 @@
-"""SMTP AUTH over the directory and the shared login throttle, and the
-backend that joins it to the delivery intake.
+"""The backend that joins SMTP AUTH (the shared login service) to the delivery intake.
 
-The intake (`delivery.Intake`) answers MAIL, RCPT and end of DATA; the
-password check and its throttling are the directory's. `IntakeBackend`
-puts the two behind the one `SmtpBackend` contract the server calls.
+The intake (`delivery.Intake`) answers MAIL, RCPT and end of DATA; logins
+are the login service's (`directory.login`: canonical name, throttle,
+password), the same one POP3, IMAP and the webmail use. `IntakeBackend`
+puts the two behind the one `SmtpBackend` contract the server calls and
+turns a login result into SMTP replies.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ from collections.abc import Callable
 from typing import Protocol
 
 from nmail.delivery.envelope import ClientInfo, Envelope
-from nmail.directory.model import AuthResult, AuthStatus, Resolution
-from nmail.directory.throttle import LoginThrottle
+from nmail.directory.login import LoginService, LoginStatus
+from nmail.directory.model import Resolution
 from nmail.policy.decision import Decision
+from nmail.servers.smtp_answers import AUTH_UNAVAILABLE
 from nmail.servers.smtp_backend import AuthOutcome, PendingDecision
 
 log = logging.getLogger("nmail.smtp")
 
 LOCKED_OUT = Decision(454, "4.7.0", "Too many failed logins, try again later")
 LOGIN_DISABLED = Decision(535, "5.7.8", "Account disabled")
-
-
-class PasswordDirectory(Protocol):
-    def authenticate(self, address: str, password: str) -> AuthResult: ...
 
 
 class MailIntake(Protocol):
@@ -40,41 +38,27 @@ class MailIntake(Protocol):
     def accept(self, envelope: Envelope, content: bytes) -> Decision: ...
 
 
-class SmtpAuthenticator:
-    """Checks SMTP AUTH passwords; failures slow down the next try, then lock out."""
-
-    def __init__(
-        self, directory: PasswordDirectory, throttle: LoginThrottle, *, max_delay: float = 16.0
-    ) -> None:
-        self._directory = directory
-        self._throttle = throttle
-        self._max_delay = max_delay
-
-    def authenticate(self, username: str, password: str, client_ip: str) -> AuthOutcome:
-        """The outcome, with the delay the server holds a failure back."""
-        verdict = self._throttle.check(client_ip, username)
-        if verdict.locked:
-            # Refused without testing the password: a locked-out guesser learns nothing.
-            return AuthOutcome(False, reply=LOCKED_OUT)
-        result = self._directory.authenticate(username, password)
-        if result.status is AuthStatus.OK and result.account is not None:
-            self._throttle.success(client_ip, username)
-            return AuthOutcome(True, account_address=result.account.address)
-        if result.status is AuthStatus.LOGIN_DISABLED:
-            # Only said to someone who knew the password.
-            return AuthOutcome(False, reply=LOGIN_DISABLED)
-        self._throttle.failure(client_ip, username)
-        log.info("SMTP AUTH failed for %r from %s", username[:100], client_ip)
-        wait = min(self._throttle.check(client_ip, username).wait, self._max_delay)
-        return AuthOutcome(False, delay=max(wait, verdict.wait))
+def auth_outcome(login: LoginService, username: str, password: str, client_ip: str) -> AuthOutcome:
+    """SMTP AUTH through the login service, as the SMTP server answers it."""
+    result = login.login(username, password, client_ip)
+    if result.ok and result.account is not None:
+        return AuthOutcome(True, account_address=result.account.address)
+    if result.status is LoginStatus.BAD_CREDENTIALS:
+        log.info("SMTP AUTH failed for %r from %s", result.name[:100], client_ip)
+        return AuthOutcome(False, delay=result.delay)
+    refusal = {
+        LoginStatus.LOCKED_OUT: LOCKED_OUT,
+        LoginStatus.DISABLED: LOGIN_DISABLED,
+    }.get(result.status, AUTH_UNAVAILABLE)
+    return AuthOutcome(False, reply=refusal)
 
 
 class IntakeBackend:
     """An SmtpBackend: the intake for mail, the authenticator for AUTH."""
 
-    def __init__(self, intake: MailIntake, authenticator: SmtpAuthenticator) -> None:
+    def __init__(self, intake: MailIntake, login: LoginService) -> None:
         self.intake = intake
-        self.authenticator = authenticator
+        self.login = login
         # The intake's answers from memory, when it has them (delivery.Intake does).
         self._sender_now: Callable[..., Decision | None] | None = getattr(
             intake, "check_sender_now", None
@@ -117,4 +101,4 @@ class IntakeBackend:
         return self._accept_now(envelope, content)
 
     def authenticate(self, username: str, password: str, client_ip: str) -> AuthOutcome:
-        return self.authenticator.authenticate(username, password, client_ip)
+        return auth_outcome(self.login, username, password, client_ip)

@@ -9,7 +9,14 @@ from nmail.protocols.pop3 import replies
 from nmail.protocols.pop3.core import SessionCore, State, Wait
 from nmail.protocols.pop3.events import Authenticate, Event, LoginFailure, MaildropEntry, StartTls
 from nmail.protocols.pop3.maildrop import Maildrop
-from nmail.protocols.pop3.sasl import SaslError, decode_plain
+from nmail.protocols.sasl import (
+    MECHANISMS,
+    Challenge,
+    Credentials,
+    SaslExchange,
+    SaslFailure,
+    SaslStep,
+)
 
 PLAINTEXT_REFUSED = replies.err(
     "Plaintext authentication disallowed on non-secure connections", "AUTH"
@@ -23,6 +30,14 @@ _REFUSALS = {
     ),
     LoginFailure.TEMPORARY: replies.err("Temporary server error, try again later", "SYS/TEMP"),
 }
+_SASL_REFUSALS = {
+    SaslFailure.CANCELLED: replies.err("Authentication cancelled"),
+    SaslFailure.BAD_BASE64: replies.err("Invalid base64 data in AUTH response"),
+    SaslFailure.NOT_UTF8: replies.err("AUTH response is not UTF-8"),
+    SaslFailure.MALFORMED: replies.err("Malformed AUTH PLAIN response"),
+    SaslFailure.EMPTY_USER_NAME: replies.err("Empty user name"),
+}
+_PROXY_REFUSED = replies.err("Authorization identity must be empty or the login", "AUTH")
 
 
 class AuthorizationCommands(SessionCore):
@@ -87,44 +102,40 @@ class AuthorizationCommands(SessionCore):
         parts = argument.split()
         if not parts:
             # Outlook and others send a bare AUTH to learn the mechanisms.
-            mechanisms = ["PLAIN"] if self.tls_active or self.plaintext_allowed else []
-            self._send(replies.multiline("Supported mechanisms follow", mechanisms))
+            offered = list(MECHANISMS) if self.tls_active or self.plaintext_allowed else []
+            self._send(replies.multiline("Supported mechanisms follow", offered))
             return None
         if len(parts) > 2:
             self._error(replies.err("Syntax: AUTH mechanism [initial-response]"))
             return None
-        if parts[0].upper() != "PLAIN":
+        if parts[0].upper() not in MECHANISMS:
             self._error(replies.err("Unsupported authentication mechanism"))
             return None
         if not self._plaintext_ok():
             return None
         self._user = None
-        if len(parts) == 1:
-            self._sasl = True
-            self._send(b"+ \r\n")
-            return None
-        return self._plain(parts[1])
+        exchange = SaslExchange(parts[0])
+        return self._sasl_step(exchange, exchange.start(parts[1] if len(parts) == 2 else None))
 
     def _sasl_response(self, line: bytes) -> Event | None:
-        self._sasl = False
-        response = line.decode("ascii", "replace").strip()
-        if response == "*":
-            self._error(replies.err("Authentication cancelled"))
-            return None
-        return self._plain(response)
+        exchange, self._sasl = self._sasl, None
+        assert exchange is not None
+        return self._sasl_step(exchange, exchange.feed(line.decode("ascii", "replace")))
 
-    def _plain(self, response: str) -> Event | None:
-        try:
-            credentials = decode_plain(response)
-        except SaslError as exc:
-            text = str(exc)
-            if text.startswith("[AUTH] "):
-                self._error(replies.err(text.removeprefix("[AUTH] "), "AUTH"))
-            else:
-                self._error(replies.err(text))
+    def _sasl_step(self, exchange: SaslExchange, step: SaslStep) -> Event | None:
+        if isinstance(step, Challenge):
+            self._sasl = exchange
+            self._send(f"+ {step.text}\r\n".encode("ascii"))
+            return None
+        if not isinstance(step, Credentials):
+            self._error(_SASL_REFUSALS[step.reason])
+            return None
+        if step.acts_as_other:
+            # Acting as another user (proxy authorization) is not offered.
+            self._error(_PROXY_REFUSED)
             return None
         self._waiting = Wait.LOGIN
-        return Authenticate(credentials.username, credentials.password, "PLAIN")
+        return Authenticate(step.username, step.password, exchange.mechanism)
 
     def _stls(self, argument: str) -> Event | None:
         if not self._no_arguments("STLS", argument):

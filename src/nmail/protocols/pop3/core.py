@@ -9,6 +9,7 @@ from nmail.protocols.pop3.events import Retrieve
 from nmail.protocols.pop3.lines import LineReader
 from nmail.protocols.pop3.maildrop import Maildrop
 from nmail.protocols.pop3.transfer import MessageEncoder
+from nmail.protocols.sasl import SaslExchange
 
 GREETING = b"+OK nmail POP3 server ready\r\n"
 
@@ -56,7 +57,8 @@ class SessionCore:
         self._waiting: Wait | None = None
         # next_event() returned None with complete commands still buffered.
         self.more_buffered = False
-        self._sasl = False  # the next line is a SASL response to "+ "
+        # Set while the next line is a SASL response to "+ ".
+        self._sasl: SaslExchange | None = None
         self._user: str | None = None
         self._maildrop: Maildrop | None = None
         self._retrieving: Retrieve | None = None

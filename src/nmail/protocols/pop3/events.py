@@ -40,7 +40,7 @@ class Authenticate:
 
     username: str
     password: str
-    mechanism: str  # "USER" (USER/PASS) or "PLAIN" (AUTH PLAIN)
+    mechanism: str  # "USER" (USER/PASS), "PLAIN" or "LOGIN" (AUTH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from nmail.protocols.pop3.core import GREETING, State, Wait
 from nmail.protocols.pop3.events import Close, Event, Update
 from nmail.protocols.pop3.lines import COMMAND_LINE_LIMIT, SASL_LINE_LIMIT, TOO_LONG
 from nmail.protocols.pop3.transaction import TransactionCommands
+from nmail.protocols.sasl import MECHANISMS
 
 __all__ = ["GREETING", "Pop3Session", "State"]
 
@@ -47,14 +48,15 @@ class Pop3Session(AuthorizationCommands, TransactionCommands):
                 self.more_buffered = True
                 return None
             handled += 1
-            line = self._lines.next_line(SASL_LINE_LIMIT if self._sasl else COMMAND_LINE_LIMIT)
+            in_sasl = self._sasl is not None
+            line = self._lines.next_line(SASL_LINE_LIMIT if in_sasl else COMMAND_LINE_LIMIT)
             if line is None:
                 return None
             if line is TOO_LONG:
-                self._sasl = False
+                self._sasl = None
                 self._error(replies.err("Line too long"))
                 continue
-            event = self._sasl_response(line) if self._sasl else self._command(line)
+            event = self._sasl_response(line) if in_sasl else self._command(line)
             if event is not None:
                 return event
         return Close()
@@ -88,7 +90,7 @@ class Pop3Session(AuthorizationCommands, TransactionCommands):
         caps = ["TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"]
         if self.state is State.AUTHORIZATION:
             if self.tls_active or self.plaintext_allowed:
-                caps += ["USER", "SASL PLAIN"]
+                caps += ["USER", "SASL " + " ".join(MECHANISMS)]
             if self.tls_available and not self.tls_active:
                 caps.append("STLS")
         caps.append("IMPLEMENTATION nmail")

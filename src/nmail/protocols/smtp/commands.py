@@ -5,6 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from nmail.protocols.sasl import (
+    MECHANISMS,
+    Challenge,
+    Credentials,
+    SaslExchange,
+    SaslFailure,
+    SaslStep,
+)
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.addresses import parse_helo_domain, parse_mailbox, split_path
 from nmail.protocols.smtp.data import DataReader
@@ -28,7 +36,6 @@ from nmail.protocols.smtp.events import (
 )
 from nmail.protocols.smtp.params import parse_mail_params, parse_rcpt_params
 from nmail.protocols.smtp.replies import CommandError, Reply, reply
-from nmail.protocols.smtp.sasl import MECHANISMS, Challenge, Credentials, SaslExchange, SaslStep
 from nmail.protocols.smtp.session import SmtpSession
 from nmail.protocols.smtp.state import SmtpState
 
@@ -267,7 +274,16 @@ class SmtpCommands(SmtpSession):
         if isinstance(step, Credentials):
             self._emit(AuthCredentials(mechanism, step.authzid, step.username, step.password))
         else:
-            self._error(step.reply)
+            self._error(SASL_REFUSALS[step.reason])
+
+
+SASL_REFUSALS = {
+    SaslFailure.CANCELLED: r.AUTH_CANCELLED,
+    SaslFailure.BAD_BASE64: r.AUTH_BAD_BASE64,
+    SaslFailure.NOT_UTF8: reply(501, "5.5.2", "Credentials are not valid UTF-8"),
+    SaslFailure.MALFORMED: reply(501, "5.5.2", "Malformed PLAIN credentials"),
+    SaslFailure.EMPTY_USER_NAME: reply(501, "5.5.2", "Empty user name"),
+}
 
 
 COMMANDS: dict[str, Callable[[SmtpCommands, str], None]] = {

@@ -6,12 +6,12 @@ import functools
 from collections import deque
 
 from nmail.policy.decision import Decision
+from nmail.protocols.sasl import SaslExchange
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.data import DataReader
 from nmail.protocols.smtp.events import Event, MailParams, ProtocolError, RcptParams
 from nmail.protocols.smtp.options import SmtpOptions
 from nmail.protocols.smtp.replies import Reply, reply, reply_from_decision
-from nmail.protocols.smtp.sasl import SaslExchange
 from nmail.protocols.smtp.state import SmtpState
 
 _TRANSACTION = (SmtpState.MAIL, SmtpState.RCPT, SmtpState.DATA)
