@@ -35,6 +35,7 @@ REPORT_TYPES = frozenset({"message/delivery-status", "message/global-delivery-st
 ORIGINAL_TYPES = frozenset({
     "message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers",
 })
+_LINE_TAG = re.compile(r"<\s*(?:br|/?p|/?div|/?tr|/?li|/?h[1-6]|/?table)\b[^<>]*>", re.I)
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
@@ -59,7 +60,8 @@ class MessageView:
             if part.content_type in ("text/plain", "text/html") and not part.is_attachment:
                 text = part_text(self.raw, part)
                 if part.content_type == "text/html":
-                    text = html_to_text(text)
+                    # Keep the lines: the scan reads a bounce line by line.
+                    text = html_to_text(_LINE_TAG.sub("\n", text.replace("\n", " ")))
                 out.append(text.replace("\r\n", "\n"))
                 if len(out) >= MAX_TEXT_PARTS:
                     break

@@ -44,7 +44,7 @@ _RECIPIENT_LINES = tuple(re.compile(pattern, re.IGNORECASE) for pattern in (
     rf"^\s*<(?P<a>{ADDRESS})>\s*(?::|\.\.\.|\(|$)",  # Postfix, qmail, Sendmail
     rf"^\s{{0,12}}(?P<a>{ADDRESS})\s*(?:\((?:{ADDRESS}|[^()]*)\))?\s*:?\s*$",  # Exim, Gmail, MS
     rf"^\s*(?:original-|final-)?(?:recipient(?: address(?:es)?)?|rcpt to|to|받는 ?(?:사람|분|이)"
-    rf"|수신자|수신인|받는 ?주소)\s*:\s*<?(?P<a>{ADDRESS})>?",
+    rf"|수신자|수신인|받는 ?주소)\s*[:：]?\s*<?(?P<a>{ADDRESS})>?",
     rf"(?:wasn't|was not|couldn't be|could not be|cannot be|can't be) delivered to "
     rf"<?(?P<a>{ADDRESS})",
     rf"(?:your )?message to <?(?P<a>{ADDRESS})>? (?:cannot|could not|couldn't|was not)",
@@ -67,6 +67,12 @@ _HOST_PATTERNS = tuple(re.compile(pattern, re.IGNORECASE | re.MULTILINE) for pat
 _REPLY_START = re.compile(
     r"(?:^|(?<=[\s#'\"(:]))(?:[45][0-5]\d(?=[ \-]|$)|[45]\.[0-7]\.\d{1,3}(?=\s))", re.M
 )
+
+# Words that introduce a reply without a code ("Remote host said: Mail loop detected").
+_LEAD_IN = re.compile(r"(?:remote host said|the response was|remote server returned)\s*:?\s*'?",
+                      re.IGNORECASE)
+# Lines that end a reply early: qmail's sign-off.
+_REPLY_END = re.compile(r"\n\s*(?:Giving up on|I'm not going to try again)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +130,7 @@ def scan_text(text: str, exclude: frozenset[str] = frozenset()) -> TextScan:
         stop = starts[index + 1][0] if index + 1 < len(starts) else len(lines)
         block_lines = lines[number:stop]
         block = "\n".join(block_lines)
-        diagnostic = _reply(block) or _reply_after_address(block_lines[0], address)
-        if not diagnostic:
-            diagnostic = _words(block_lines[1:]) or _words(block_lines[:1], skip=address)
+        diagnostic = _reply(block) or _words(block_lines, skip=address)
         found.append(FoundRecipient(address, diagnostic, _host(block) or general_host))
     return TextScan(tuple(found), _reply(head), general_host, original, False)
 
@@ -153,22 +157,20 @@ def _recipient_in(line: str) -> str | None:
 
 
 def _reply(block: str) -> str:
-    """The first 4xx/5xx reply in `block`, to the end of its paragraph."""
+    """The first 4xx/5xx reply in `block` (or what a lead-in introduces), to its paragraph end."""
     match = _REPLY_START.search(block)
-    if match is None:
+    lead = _LEAD_IN.search(block)
+    if match is None and lead is None:
         return ""
-    start = match.start()
+    start = match.start() if match is not None else lead.end() if lead is not None else 0
     end = block.find("\n\n", start)
     if end < 0:
         end = len(block)
+    stop = _REPLY_END.search(block, start, end)
+    if stop is not None:
+        end = stop.start()
     paragraph = block[start:min(end, start + _DIAGNOSTIC_CHARS * 2)]
-    return " ".join(paragraph.split())[:_DIAGNOSTIC_CHARS]
-
-
-def _reply_after_address(line: str, address: str) -> str:
-    at = line.find(address)
-    rest = line[at + len(address):] if at >= 0 else ""
-    return " ".join(rest.strip(" >:.").split())[:_DIAGNOSTIC_CHARS]
+    return " ".join(paragraph.split()).rstrip(" #'")[:_DIAGNOSTIC_CHARS]
 
 
 def _words(lines: list[str], skip: str = "") -> str:
@@ -179,7 +181,7 @@ def _words(lines: list[str], skip: str = "") -> str:
             if words:
                 break
             continue
-        words.append(line.replace(skip, "").strip() if skip else line.strip())
+        words.append(line.replace(skip, "").strip(" <>:") if skip else line.strip())
     return " ".join(" ".join(words).split())[:_DIAGNOSTIC_CHARS]
 
 
