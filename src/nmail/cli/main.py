@@ -40,7 +40,7 @@ def _command_modules() -> list[ModuleType]:
         lockout_cmd,
         dbsync_cmd,
     ]
-    for optional in ("queue_cmd", "tls_cmd"):
+    for optional in ("queue_cmd", "tls_cmd", "bounce_cmd"):
         with contextlib.suppress(ImportError):
             modules.append(importlib.import_module(f"nmail.cli.{optional}"))
     return modules

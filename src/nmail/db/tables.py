@@ -206,6 +206,26 @@ queue_recipients = Table(
     Index("ix_queue_recipients_message", "message_id"),
 )
 
+# Remote refusals the outbound queue met, classified (nmail.bounce.outbound_log).
+# Kept apart from the queue rows, which are purged after [queue] keep_finished.
+bounce_events = Table(
+    "bounce_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("queue_id", String(40), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("domain", String(253), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reply", String(1000), nullable=False),
+    Column("remote_host", String(255), nullable=True),
+    Column("permanent", Boolean, nullable=False),
+    Index("ix_bounce_events_occurred_at", "occurred_at"),
+)
+
 dkim_keys = Table(
     "dkim_keys",
     metadata,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from nmail.bounce import texts
 from nmail.bounce.dsn import RecipientReport
+from nmail.bounce.outbound_log import Refusal, RefusalLog, refusal, worth_recording
 from nmail.config import QueueSettings
 from nmail.queue.backoff import expired, next_attempt_at
 from nmail.queue.notices import Notifier, wants
@@ -33,7 +34,9 @@ class Bookkeeper:
         notifier: Notifier,
         settings: QueueSettings,
         clock: Callable[[], float],
+        refusals: RefusalLog | None = None,
     ) -> None:
+        self._refusals = refusals
         self._store = store
         self._spool = spool
         self._notifier = notifier
@@ -55,6 +58,7 @@ class Bookkeeper:
         delayed: list[RecipientReport] = []
         relayed: list[RecipientReport] = []
         done: dict[tuple[str | None, str], list[int]] = {}
+        refused: list[Refusal] = []
         gave_up = expired(now, message.created_at, self._settings)
         for row, outcome in zip(rows, outcomes, strict=True):
             if outcome.kind == DELIVERED:
@@ -63,6 +67,7 @@ class Bookkeeper:
                     relayed.append(_report(row, outcome, "relayed", now))
             elif outcome.kind == PERMANENT:
                 failed.append((row, outcome, _report(row, outcome, "failed", now)))
+                refused.append(_refusal(message, row, outcome, now, final=True))
             elif gave_up:
                 diagnostic = f"{texts.EXPIRED}. Last error: {outcome.reply}"
                 status = outcome.status if not outcome.status.endswith(".0.0") else "4.4.7"
@@ -71,7 +76,11 @@ class Bookkeeper:
                     row.orcpt,
                 )
                 failed.append((row, outcome, report))
+                refused.append(_refusal(message, row, outcome, now, final=True))
             else:
+                item = _refusal(message, row, outcome, now, final=False)
+                if worth_recording(item, row.attempts + 1):
+                    refused.append(item)
                 when = next_attempt_at(now, message.created_at, row.attempts + 1, self._settings)
                 retry.setdefault((outcome.remote_host, outcome.reply), {})[row.id] = when
                 delayed.append(
@@ -94,7 +103,18 @@ class Bookkeeper:
             self._notifier.send(message, rows, delayed, body or b"", now)
         if relayed:
             self._notifier.send(message, rows, relayed, body or b"", now)
+        self._record_refusals(refused)
         self.finish_if_done(message.id)
+
+    def _record_refusals(self, refused: Sequence[Refusal]) -> None:
+        """Classified refusals for `nmail bounce report`; a failure here costs no mail."""
+        if not refused or self._refusals is None:
+            return
+        try:
+            self._refusals.record(refused)
+        except Exception as exc:
+            log.error("queue: could not record %d refusal(s) for the report: %s",
+                      len(refused), exc)
 
     def finish_if_done(self, message_id: str) -> None:
         """Delete the body once every recipient is delivered or failed."""
@@ -162,6 +182,15 @@ class Bookkeeper:
                 return self._spool.read_corrupt(message.id)
             except OSError:
                 return b""
+
+
+def _refusal(
+    message: MessageInfo, row: RecipientInfo, outcome: Outcome, now: float, *, final: bool
+) -> Refusal:
+    return refusal(
+        message.id, row.address, outcome.reply, outcome.status, outcome.remote_host,
+        permanent=final, at=now,
+    )
 
 
 def _report(

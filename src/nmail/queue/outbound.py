@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nmail.bounce.outbound_log import RefusalLog
 from nmail.config import Config
 from nmail.dns.resolver import MailResolver
 from nmail.queue import content as wire
@@ -148,7 +149,9 @@ class OutboundQueue:
                 sender, rcpts, data, is_bounce=True
             ),
         )
-        self._books = Bookkeeper(self.store, self.spool, notifier, config.queue, clock)
+        self._books = Bookkeeper(
+            self.store, self.spool, notifier, config.queue, clock, RefusalLog(engine)
+        )
         self._scheduler = Scheduler(
             store=self.store,
             spool=self.spool,
