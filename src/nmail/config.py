@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nmail.config_http import HttpSettings, http_settings
 from nmail.config_values import ConfigError as ConfigError  # callers import it from here
 from nmail.config_values import duration, file_path, number, section
 
@@ -137,6 +138,9 @@ class Config:
     queue: QueueSettings = field(default_factory=QueueSettings)
     dkim_selector: str = "nmail"
     pop3: Pop3Config = field(default_factory=Pop3Config)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    # At stop, sessions in a transaction get this long, then 421 and close.
+    stop_timeout: int = 30
     nameservers: tuple[str, ...] = ()
     relay: RelayHost | None = None
     transport: dict[str, str] = field(default_factory=dict)
@@ -280,6 +284,7 @@ KNOWN_SECTIONS = frozenset(
         "relay",
         "transport",
         "pop3",
+        "http",
     }
 )
 
@@ -399,6 +404,8 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         queue=queue,
         dkim_selector=str(dkim.get("selector", "nmail")),
         pop3=pop3,
+        http=http_settings(raw),
+        stop_timeout=duration(server.get("stop_timeout", 30), "[server] stop_timeout"),
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,
         transport=transport,

@@ -17,6 +17,8 @@ def render_default_config(hostname: str, database_url: str | None) -> str:
 
 [server]
 hostname = "{hostname}"
+# At stop, transactions in progress get this long; then 421 and close.
+stop_timeout = "30s"
 
 [database]
 {db_line}
@@ -58,6 +60,13 @@ keep_finished = "7d"
 # default_domain = "example.com"   # lets users log in with the bare user id
 max_connections = 1000        # open POP3 sessions per listener
 max_connections_per_ip = 20   # from one address (IPv6: per /64); loopback unlimited
+
+[http]
+# The web app runs in its own process; these keep one client from taking it.
+max_connections = 1000        # open HTTP connections
+max_connections_per_ip = 100  # from one address (IPv6: per /64); loopback unlimited
+header_timeout = "20s"        # to send a request's headers, trickling does not extend it
+keepalive_timeout = "5s"      # an idle connection is kept this long after a response
 
 [dkim]
 selector = "nmail"

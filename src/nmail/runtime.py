@@ -29,6 +29,7 @@ from nmail.directory.throttle_store import SqlRecords
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
 from nmail.mailstore.store import MailStore
 from nmail.servers.limits import SharedRow
+from nmail.web.context import WebContext
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class Runtime:
         counts all workers share (servers.limits.SharedCounts).
         """
         self.config = config
+        self._index_address = index_writer
         self.connection_counts: Mapping[str, SharedRow] = dict(connection_counts or {})
         self.clock = clock
         for path in (config.mail_dir, config.queue_dir, config.logs_dir):
@@ -271,12 +273,34 @@ class Runtime:
             from nmail.servers.pop3 import start_pop3_server
 
             return await start_pop3_server(self, name, sock)
-        from nmail.web.app import create_app
-        from nmail.web.server import WebServer
+        return await self.start_web(sock)
 
-        web = WebServer(create_app(self.client_endpoints, self.directory.is_hosted), sock)
+    async def start_web(self, sock: socket.socket) -> Any:
+        """Serve the web app on `sock` in this process (the web process, or a test's Runtime)."""
+        from nmail.servers.http import WebServer
+        from nmail.web.app import create_app
+
+        web = WebServer(create_app(self.web_context()), sock, self.config.http)
         await web.start()
         return web
+
+    def web_context(self, index_address: str | None = None) -> WebContext:
+        """The services the web app is built from (web/context.py)."""
+        return WebContext(
+            config=self.config,
+            directory=self.directory,
+            store=self.store,
+            intake=self.intake,
+            throttle=self.throttle,
+            executor=self.executor,
+            client_endpoints=self.client_endpoints,
+            engine=self.engine,
+            index_address=index_address or self._index_address,
+        )
+
+    def note_listeners(self, bound: list[Bound]) -> None:
+        """Listeners other processes serve, for client_endpoints (the web process)."""
+        self._bound.extend(bound)
 
     async def stop(self) -> None:
         """Graceful: stop accepting, let transactions finish (or 421), stop the queue."""

@@ -1,14 +1,16 @@
 """`nmail serve`: run every listener, the queue and the web app.
 
-With one worker (`--workers 1`, or `[smtp] workers = 1`) everything runs
-in this process. With more, this process becomes a supervisor
-(servers.smtp_workers): it migrates the schema and repairs the index once,
-binds every listener, then forks the workers. Worker 0 runs every listener,
-the outbound queue and the web app; the others run the port-25 listener
-only, on the same socket, so inbound mail uses every core. Things that
-must exist once (the queue scheduler, POP3's maildrop locks, the login
-throttle of the submission ports) stay in worker 0; the other workers wake
-worker 0's queue through a pipe when they queue mail.
+With one worker (`--workers 1`, or `[smtp] workers = 1`) and no http
+listener everything runs in this process. Otherwise this process becomes a
+supervisor (servers.smtp_workers): it migrates the schema and repairs the
+index once, binds every listener, then forks the index writer, the workers
+and the web process. Worker 0 runs every mail listener and the outbound
+queue; the others run the port-25 listener only, on the same socket, so
+inbound mail uses every core. The web app has a process of its own
+(servers.web_process), so it never holds up SMTP or POP3. Things that must
+exist once (the queue scheduler, POP3's maildrop locks) stay in worker 0;
+the other workers and the web process wake worker 0's queue through a pipe
+when they queue mail.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from nmail.config import (
 )
 from nmail.datadir import initialize, is_initialized
 from nmail.servers import heap
+from nmail.servers.fd_limit import raise_open_file_limit
 
 if TYPE_CHECKING:
     from nmail.servers.limits import SharedRow
 
-# Listeners every worker serves; the rest only in worker 0.
+# Listeners every worker serves; the rest only in worker 0, but for the web's.
 SHARED_LISTENERS = ("smtp",)
+WEB_LISTENER = "http"
 
 
 def register(commands: Any) -> None:
@@ -93,6 +97,7 @@ def worker_count(option: str | None, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    raise_open_file_limit()  # before any fork: every process inherits it
     overrides = [parse_listen(spec) for spec in args.listen]
     if not is_initialized(ctx.data_dir):
         report(ctx, initialize(ctx.data_dir, hostname=args.hostname))
@@ -105,7 +110,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    if workers > 1 and any(listen.name in SHARED_LISTENERS for listen in listeners):
+    names = {listen.name for listen in listeners}
+    if (workers > 1 and names & set(SHARED_LISTENERS)) or WEB_LISTENER in names:
         return _supervise(ctx, config, listeners, workers)
     return asyncio.run(_serve(ctx, config, listeners))
 
@@ -147,9 +153,10 @@ def _banner(ctx: CliContext, config: Config, bound: list[tuple[str, str, int]]) 
 
 def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: int) -> int:
     from nmail.mailstore.index_service import listen_socket
-    from nmail.runtime import bind_socket, prepare_data
+    from nmail.runtime import Bound, bind_socket, prepare_data
     from nmail.servers.limits import SharedCounts
     from nmail.servers.smtp_workers import WorkerPool, WorkerStartError
+    from nmail.servers.web_process import serve_web
 
     repaired = prepare_data(config)
     if repaired:
@@ -169,9 +176,16 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
                     raise CliError(str(exc.strerror or exc)) from None
         os.set_blocking(wake_write, False)
 
+        web_socket = next((s for n, s in sockets if n == WEB_LISTENER), None)
+        bound = [Bound(n, *s.getsockname()[:2]) for n, s in sockets]
+
         def work(worker: Any) -> int:
             primary = worker.index == 0
-            mine = [(n, s) for n, s in sockets if primary or n in SHARED_LISTENERS]
+            mine = [
+                (n, s)
+                for n, s in sockets
+                if n != WEB_LISTENER and (primary or n in SHARED_LISTENERS)
+            ]
             for name, sock in sockets:
                 if (name, sock) not in mine:
                     sock.close()
@@ -192,13 +206,38 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
             os.close(wake_write)
             return _serve_index_writer(config, worker, index_listener)
 
-        pool = WorkerPool(count, work, service=index_writer)
+        def web(worker: Any) -> int:
+            assert web_socket is not None
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops it
+            for _, sock in sockets:
+                if sock is not web_socket:
+                    sock.close()
+            index_listener.close()
+            os.close(wake_read)
+            os.set_blocking(wake_write, False)
+            return serve_web(
+                config,
+                worker,
+                web_socket,
+                index_address=index_address,
+                wake_fd=wake_write,
+                listeners=bound,
+            )
+
+        pool = WorkerPool(
+            count,
+            work,
+            service=index_writer,
+            companions=[web] if web_socket is not None else [],
+            stop_timeout=config.stop_timeout + 5,
+        )
         try:
             pool.start()
         except WorkerStartError as exc:
             raise CliError(str(exc)) from None
         _banner(ctx, config, [(name, *sock.getsockname()[:2]) for name, sock in sockets])
         pool.run(lambda: ctx.out.print("stopping: finishing transactions in progress"))
+        pool.close()
     finally:
         for _, sock in sockets:
             sock.close()
@@ -265,8 +304,15 @@ async def _serve_worker(
             os.set_blocking(pipe, False)
 
             def woken() -> None:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(pipe, 4096)
+                try:
+                    if not os.read(pipe, 4096):
+                        # End of file: every writer is gone, the supervisor too
+                        # (it holds one end until it exits). Stop, never spin.
+                        loop.remove_reader(pipe)
+                        stop.set()
+                        return
+                except BlockingIOError:
+                    return
                 runtime.wake_queue()
 
             loop.add_reader(pipe, woken)

@@ -18,8 +18,10 @@ with its connections).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import mmap
 import secrets
+import time
 import zlib
 from typing import Literal
 
@@ -127,3 +129,32 @@ def _loopback(ip: str) -> bool:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False
+
+
+class RefusalLog:
+    """One log line when a listener refuses a connection over its limits, and
+    then at most one every `interval` seconds (counting the ones in between),
+    so a flood of refused connections cannot flood the log too."""
+
+    def __init__(self, logger: logging.Logger, listener: str, interval: float = 10.0) -> None:
+        self._log = logger
+        self._listener = listener
+        self._interval = interval
+        self._next = 0.0
+        self._unlogged = 0
+
+    def refused(self, ip: str, why: Refusal) -> None:
+        self._unlogged += 1
+        now = time.monotonic()
+        if now < self._next:
+            return
+        what = "the listener's connection limit" if why == "busy" else "the per-address limit"
+        self._log.warning(
+            "%s: connection from %s refused: %s reached (%d refused since the last report)",
+            self._listener,
+            ip,
+            what,
+            self._unlogged,
+        )
+        self._unlogged = 0
+        self._next = now + self._interval

@@ -11,6 +11,18 @@ it is listening, forwards SIGHUP (certificate reload) and SIGTERM/SIGINT
 The supervisor has no threads and no event loop, so forking a replacement
 later is as safe as forking the first ones. Its signals stay blocked and
 are taken with sigtimedwait(); workers get the original mask back.
+
+Besides the workers it keeps a service process (the index writer: started
+first, stopped last) and companions (the web process), restarted like
+workers when they die.
+
+A child must never outlive its supervisor, whatever it is doing (issue 9,
+item 10: a worker left behind spun for 50 minutes). Two things see to it:
+the kernel's parent-death signal (SIGTERM, which starts the child's
+graceful stop), and a pipe whose only writer is the supervisor: a thread
+in each child waits on it, and at its end-of-file (the supervisor is gone,
+however it died) asks for the graceful stop itself, then ends the process
+outright once the stop deadline has passed.
 """
 
 from __future__ import annotations
@@ -23,9 +35,10 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger("nmail.workers")
@@ -74,6 +87,27 @@ class _Slot:
     exit_status: int | None = field(default=None)
 
 
+def _watch_parent(life_fd: int, deadline: float) -> None:
+    """In a child: when the supervisor's end of the life pipe closes, stop
+    gracefully (SIGTERM to ourselves), and exit regardless `deadline` s later."""
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(life_fd, 1):
+                    break  # end of file: no supervisor any more
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(deadline)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nmail-parent-watch", daemon=True).start()
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask the kernel for SIGTERM when the supervisor goes away (Linux)."""
     try:
@@ -100,16 +134,26 @@ class WorkerPool:
         work: Callable[[Worker], int],
         *,
         service: Callable[[Worker], int] | None = None,
+        companions: Sequence[Callable[[Worker], int]] = (),
         stop_timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`service`: one more process (Worker.index -1) the workers rely on; it
-        starts first and is stopped only after every worker has ended."""
+        starts first and is stopped only after every worker has ended.
+        `companions`: other processes (Worker.index -2, -3, ...) kept like
+        workers, e.g. the web process. `stop_timeout`: how long a graceful
+        stop may take before SIGKILL (a child whose supervisor died gives
+        itself as long)."""
         if count < 1:
             raise ValueError("at least one worker")
         self._work = work
         self._service = service
+        self._companions = {-2 - i: run for i, run in enumerate(companions)}
         self._slots = [_Slot(i) for i in range(-1 if service else 0, count)]
+        self._slots[1 if service else 0 : 1 if service else 0] = [
+            _Slot(i) for i in self._companions
+        ]
+        self._life_read, self._life_write = os.pipe()
         self._stop_timeout = stop_timeout
         self._clock = clock
         self._old_mask: set[int | signal.Signals] | None = None
@@ -153,8 +197,14 @@ class WorkerPool:
             if other_fd is not None:
                 os.close(other_fd)
             _die_with_parent(self._pid)
+            os.close(self._life_write)
+            _watch_parent(self._life_read, self._stop_timeout)
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask or set())
-            work = self._service if slot.index < 0 and self._service else self._work
+            work = self._work
+            if slot.index == -1 and self._service is not None:
+                work = self._service
+            elif slot.index in self._companions:
+                work = self._companions[slot.index]
             status = work(Worker(slot.index, report_fd))
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
@@ -268,8 +318,8 @@ class WorkerPool:
         """Stop the workers, then the service (SIGTERM; SIGKILL after stop_timeout)."""
         for slot in self._slots:
             slot.restart_at = None
-        self._stop([s for s in self._slots if s.index >= 0])
-        self._stop([s for s in self._slots if s.index < 0])
+        self._stop([s for s in self._slots if s.index != -1])
+        self._stop([s for s in self._slots if s.index == -1])
 
     def _stop(self, slots: list[_Slot]) -> None:
         for slot in slots:
@@ -294,6 +344,13 @@ class WorkerPool:
                     slot.pid = 0
                 return
             signal.sigtimedwait({signal.SIGCHLD}, min(left, 0.5))
+
+    def close(self) -> None:
+        """Release the life pipe (after run() or a failed start())."""
+        for fd in (self._life_read, self._life_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._life_read = self._life_write = -1
 
     def _restore_mask(self) -> None:
         if self._old_mask is not None:
