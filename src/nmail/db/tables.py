@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 metadata = MetaData(
     naming_convention={
@@ -160,6 +162,36 @@ messages = Table(
     Index("ix_messages_folder_date", "folder_id", "date"),
     Index("ix_messages_folder_filename", "folder_id", "filename"),
     Index("ix_messages_thread", "folder_id", "thread_id"),
+)
+
+# Full-text search (mailstore/search*.py): a message's search terms, its row
+# going with the message. SQLite searches it through the FTS5 table
+# `message_fts` (external content, triggers), PostgreSQL through a GIN index
+# on the tsvector, MariaDB through a FULLTEXT index: made by migration 0005.
+message_search = Table(
+    "message_search",
+    metadata,
+    Column(
+        "message_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column(
+        "terms",
+        Text().with_variant(TSVECTOR(), "postgresql").with_variant(MEDIUMTEXT(), "mysql"),
+        nullable=False,
+    ),
+)
+
+# How far the search indexer has read each folder (its HIGHESTMODSEQ then).
+search_folders = Table(
+    "search_folders",
+    metadata,
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("indexed_modseq", BigInteger, nullable=False),
 )
 
 # Outbound queue: one row per message (body in DIR/queue/<id>.eml), one per recipient.

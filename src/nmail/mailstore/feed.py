@@ -62,7 +62,7 @@ Event = Change | Resync
 class _Queue:
     """One subscription's filter, bounded queue and loss marker (no locking here)."""
 
-    account_id: int
+    account_id: int  # 0: every account (subscribe_all)
     folder_id: int | None
     generation: int  # the hub connection it was registered on (-1: none)
     events: collections.deque[Change] = field(default_factory=collections.deque)
@@ -71,7 +71,7 @@ class _Queue:
     closed: bool = False
 
     def matches(self, change: Change) -> bool:
-        return change.account_id == self.account_id and (
+        return (change.account_id == self.account_id or not self.account_id) and (
             self.folder_id is None or change.folder_id == self.folder_id)
 
     def offer(self, change: Change) -> None:
@@ -382,6 +382,13 @@ class ThreadFeed:
             sub = Subscription(self, queue)
             self._fanout.queues.append((queue, sub))
             return sub
+
+    def subscribe_all(self, *, wait: float = CONNECT_WAIT) -> Subscription:
+        """Every account's events (for followers such as the search indexer).
+
+        Its Resync events carry account_id 0 and last_seen of all folders.
+        """
+        return self.subscribe(0, wait=wait)
 
     def _run(self) -> None:
         delay = RETRY_FIRST

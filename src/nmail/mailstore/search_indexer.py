@@ -1,0 +1,227 @@
+"""Filling the search index: a follower that catches up with the commits.
+
+Not a step of the delivery commit: extracting a body's text (MIME parts,
+charsets, HTML) costs a few hundred microseconds a message, and the index
+writer is the one thread every delivery of the node waits on; one more
+insert into a full-text index there would slow every SMTP `250`. A
+follower instead reads what was committed, in batches, on a thread of its
+own (`SearchFollower`), woken by the change feed, and is only moments
+behind; the bench (bench/search.py) measures that it keeps up.
+
+What is left to do is found from the folders: each folder's
+HIGHESTMODSEQ against the one the indexer last read (`search_folders`),
+then the messages of that folder above it that have no index row. A
+folder's modseq and its messages commit together, so nothing committed
+below a HIGHESTMODSEQ can appear later; a flag change raises a message's
+modseq but finds its row present, and costs nothing more. Expunged
+messages leave the index with their rows (foreign key, search_sql).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from nmail.db.tables import folders, message_search, messages, search_folders
+from nmail.mailstore.feed import ThreadFeed
+from nmail.mailstore.mailboxes import mailbox_by_id
+from nmail.mailstore.messagefile import locate
+from nmail.mailstore.model import StoreError
+from nmail.mailstore.search_sql import insert_rows, terms_value
+from nmail.mailstore.search_terms import document_terms
+from nmail.mailstore.writer import write_transaction
+from nmail.mime.preview import html_to_text
+from nmail.mime.reading import read_view
+
+log = logging.getLogger(__name__)
+
+BATCH = 200  # messages per transaction
+MAX_READ = 2 << 20  # bytes of a message file read for its text
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    id: int
+    account_id: int
+    name: str
+    highest_modseq: int
+    indexed_modseq: int
+
+
+def body_text(raw: bytes) -> str:
+    """The text a message shows (its text/plain parts, else its HTML without tags)."""
+    view = read_view(raw)
+    if view.text:
+        return view.text
+    return html_to_text(view.html) if view.html else ""
+
+
+class SearchIndexer:
+    """Indexes what was committed since last time; safe to run on several nodes."""
+
+    def __init__(self, engine: Engine, mail_dir: Path) -> None:
+        self._engine = engine
+        self._mail_dir = Path(mail_dir)
+
+    def catch_up(self, budget: int = BATCH * 5) -> int:
+        """Index up to about `budget` messages; how many were indexed (< budget: done)."""
+        done = 0
+        with self._engine.connect() as conn:
+            for folder in self._behind(conn):
+                cursor: tuple[int, int] | None = (folder.indexed_modseq, 0)
+                while cursor is not None and done < budget:
+                    count, cursor = self._folder_batch(conn, folder, cursor,
+                                                       min(BATCH, budget - done))
+                    done += count
+                if done >= budget:
+                    break
+        return done
+
+    def rebuild(self, account_ids: Sequence[int] | None = None) -> int:
+        """Drop the index of these accounts (None: all) and make it again; messages indexed."""
+        with self._engine.connect() as conn:
+            chosen = select(folders.c.id)
+            if account_ids is not None:
+                chosen = chosen.where(folders.c.account_id.in_(list(account_ids)))
+            folder_ids = [int(r[0]) for r in conn.execute(chosen)]
+            conn.rollback()
+            for start in range(0, len(folder_ids), 500):
+                part = folder_ids[start:start + 500]
+                with write_transaction(conn):
+                    conn.execute(delete(search_folders).where(
+                        search_folders.c.folder_id.in_(part)))
+                    conn.execute(delete(message_search).where(
+                        message_search.c.message_id.in_(
+                            select(messages.c.id).where(messages.c.folder_id.in_(part)))))
+        total = 0
+        while (count := self.catch_up()) > 0:
+            total += count
+        return total
+
+    def _behind(self, conn: Connection) -> list[_Folder]:
+        indexed = func.coalesce(search_folders.c.indexed_modseq, -1)
+        rows = conn.execute(
+            select(folders.c.id, folders.c.account_id, folders.c.name,
+                   folders.c.highest_modseq, indexed)
+            .select_from(folders.outerjoin(search_folders,
+                                           search_folders.c.folder_id == folders.c.id))
+            .where(folders.c.highest_modseq > indexed)
+        ).all()
+        conn.rollback()
+        return [_Folder(int(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def _folder_batch(self, conn: Connection, folder: _Folder, cursor: tuple[int, int],
+                      limit: int) -> tuple[int, tuple[int, int] | None]:
+        """Index the next batch of the folder after `cursor` (modseq, message id).
+
+        Returns how many were indexed and the cursor to go on from (None: done).
+        """
+        modseq, last_id = cursor
+        after = or_(messages.c.modseq > modseq,
+                    and_(messages.c.modseq == modseq, messages.c.id > last_id))
+        rows = conn.execute(
+            select(messages.c.id, messages.c.modseq, messages.c.filename, messages.c.in_new,
+                   messages.c.flags, messages.c.from_name, messages.c.from_addr,
+                   messages.c.to_addrs, messages.c.cc_addrs, messages.c.subject)
+            .where(messages.c.folder_id == folder.id, after,
+                   messages.c.modseq <= folder.highest_modseq,
+                   ~exists().where(message_search.c.message_id == messages.c.id))
+            .order_by(messages.c.modseq, messages.c.id)
+            .limit(limit)
+        ).all()
+        conn.rollback()
+        finished = len(rows) < limit
+        folder_dir = self._folder_dir(conn, folder) if rows else None
+        dialect = conn.dialect.name
+        values = [(int(r.id), terms_value(dialect, self._terms(r, folder_dir))) for r in rows]
+        # Done up to the folder's modseq, or to just below the last one read
+        # (more messages may share it; they come next).
+        reached = folder.highest_modseq if finished else int(rows[-1].modseq) - 1
+        try:
+            with write_transaction(conn):
+                insert_rows(conn, values)
+                self._advance(conn, folder.id, reached)
+        except IntegrityError:
+            # A message expunged meanwhile (its row gone): the next round reads
+            # the folder again.
+            log.debug("search index batch of folder %d raced; again later", folder.id)
+            return 0, None
+        if finished:
+            return len(values), None
+        return len(values), (int(rows[-1].modseq), int(rows[-1].id))
+
+    def _advance(self, conn: Connection, folder_id: int, modseq: int) -> None:
+        changed = conn.execute(
+            update(search_folders).where(search_folders.c.folder_id == folder_id)
+            .values(indexed_modseq=func.max(search_folders.c.indexed_modseq, modseq)
+                    if conn.dialect.name == "sqlite"
+                    else func.greatest(search_folders.c.indexed_modseq, modseq))
+        ).rowcount
+        if not changed:
+            conn.execute(search_folders.insert().values(folder_id=folder_id,
+                                                        indexed_modseq=modseq))
+
+    def _folder_dir(self, conn: Connection, folder: _Folder) -> Path | None:
+        try:
+            path = mailbox_by_id(conn, folder.account_id).folder_dir(self._mail_dir, folder.name)
+        except StoreError:
+            path = None
+        conn.rollback()
+        return path
+
+    def _terms(self, row: Any, folder_dir: Path | None) -> list[str]:
+        body = ""
+        path = locate(folder_dir, row.filename, bool(row.in_new), row.flags) if folder_dir else None
+        if path is not None:
+            try:
+                with open(path, "rb") as handle:
+                    body = body_text(handle.read(MAX_READ))
+            except OSError:
+                pass  # expunged or renamed meanwhile: the headers still count
+        return document_terms({
+            "from": f"{row.from_name} {row.from_addr}",
+            "to": f"{row.to_addrs} {row.cc_addrs}",
+            "subject": row.subject,
+            "body": body,
+        })
+
+
+class SearchFollower:
+    """A thread that keeps the index caught up: woken by the feed, and every `interval` s."""
+
+    def __init__(self, indexer: SearchIndexer, feed: ThreadFeed, *,
+                 interval: float = 10.0) -> None:
+        self._indexer = indexer
+        self._feed = feed
+        self._interval = interval
+        self._stop = threading.Event()
+        self._subscription = feed.subscribe_all(wait=0)
+        self._thread = threading.Thread(target=self._run, name="nmail-search-index",
+                                         daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self._indexer.catch_up() > 0
+            except Exception:
+                log.exception("search indexing failed; trying again later")
+                busy = False
+                self._stop.wait(self._interval)
+            if busy:
+                continue
+            event = self._subscription.get(self._interval)
+            while event is not None and not self._stop.is_set():
+                event = self._subscription.get(0)  # one catch-up for all that came
+
+    def close(self) -> None:
+        self._stop.set()
+        self._subscription.close()
+        self._thread.join(30)
