@@ -285,6 +285,7 @@ KNOWN_SECTIONS = frozenset(
         "transport",
         "pop3",
         "http",
+        "web",  # read by nmail.web.web_settings
     }
 )
 

@@ -268,3 +268,31 @@ dkim_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("domain_id", "selector"),
 )
+
+# Webmail sessions (web/sessions.py). The cookie carries a random token; only
+# its SHA-256 is stored, so a leaked table does not log anyone in. A row is
+# the whole session: deleting it (logout, password change, admin) revokes it.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the cookie token
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("client_ip", String(64), nullable=False, default=""),
+    Index("ix_web_sessions_account", "account_id"),
+    Index("ix_web_sessions_last_seen", "last_seen"),
+)
+
+# Per-account webmail preferences that only the web app reads.
+web_prefs = Table(
+    "web_prefs",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("language", String(8), nullable=False, default=""),  # "" = from the browser
+    Column("signature", Text, nullable=False, default=""),
+    Column("page_size", Integer, nullable=False, default=50),
+    Column("threads", Boolean, nullable=False, default=False),  # conversation view
+)

@@ -1,0 +1,55 @@
+"""What the web app's own code is built from: the WebContext plus the `[web]` settings.
+
+`create_app(context)` (secserver's contract, web/context.py) turns the
+context into WebBackends once: the `[web]` section is parsed here, and the
+clock and later rooms' services (change feed, search) hang off it, so no
+route reaches a global.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from nmail.config import Config
+from nmail.directory import Directory
+from nmail.directory.throttle import LoginThrottle
+from nmail.mailstore.store import MailStore
+from nmail.web.context import WebContext
+from nmail.web.endpoints import ClientEndpoints
+from nmail.web.web_settings import WebSettings, web_settings
+
+
+@dataclass(frozen=True, slots=True)
+class WebBackends:
+    config: Config
+    settings: WebSettings
+    engine: Engine
+    directory: Directory
+    store: MailStore
+    throttle: LoginThrottle
+    endpoints: Callable[[], ClientEndpoints]
+    executor: Executor | None = None
+    clock: Callable[[], float] = time.time
+    # Later rooms plug in here: the intake (sending), the change feed, search.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def backends_from_context(context: WebContext) -> WebBackends:
+    return WebBackends(
+        config=context.config,
+        settings=web_settings(context.config.raw),
+        engine=context.engine,
+        directory=context.directory,
+        store=context.store,
+        throttle=context.throttle,
+        endpoints=context.client_endpoints,
+        executor=context.executor,
+        extras={"intake": context.intake, "index_address": context.index_address,
+                "context": context},
+    )

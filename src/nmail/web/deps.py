@@ -1,0 +1,91 @@
+"""FastAPI dependencies routes declare: the facade, templates, the current user.
+
+    async def page(user: CurrentUser, web: Web, pages: Pages) -> Response: ...
+
+`CurrentUser` sends a browser that is not logged in to /login (303) and a
+script to 401; an account deleted or disabled since login loses its session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from nmail.directory.model import Account
+from nmail.web.facade import WebFacade
+from nmail.web.guard import COOKIE
+from nmail.web.sessions import Session
+from nmail.web.templating import Templates
+
+
+class LoginRequired(Exception):
+    """Raised by CurrentUser; app.py answers 303 to /login or 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    account: Account
+    session: Session
+
+    @property
+    def id(self) -> int:
+        return self.account.id
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @property
+    def can_administer(self) -> bool:
+        """Sees the admin console entry: the postmaster and domain administrators."""
+        return self.account.is_server_admin or self.account.is_admin
+
+
+def get_web(request: Request) -> WebFacade:
+    web: WebFacade = request.app.state.web
+    return web
+
+
+def get_templates(request: Request) -> Templates:
+    pages: Templates = request.app.state.templates
+    return pages
+
+
+Web = Annotated[WebFacade, Depends(get_web)]
+Pages = Annotated[Templates, Depends(get_templates)]
+
+
+async def current_user(request: Request, web: Web) -> User:
+    state = request.scope["state"]
+    session: Session | None = state.get("session")
+    if session is None or session.account_id is None:
+        raise LoginRequired
+    account = await web.account(session.account_id)
+    if account is None or not account.login_enabled:
+        await web.end_session(session.id)
+        raise LoginRequired
+    user = User(account, session)
+    state["user"] = user
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def client_ip(request: Request) -> str:
+    return str(request.scope["state"].get("client_ip") or "")
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
+    """HttpOnly, SameSite=Lax, Secure over TLS (or always/never as configured)."""
+    web = get_web(request)
+    mode = web.backends.settings.secure_cookies
+    secure = mode == "always" or (mode == "auto" and bool(request.scope["state"].get("tls")))
+    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")

@@ -1,0 +1,263 @@
+"""The typed async facade every route uses: core calls run in a thread pool.
+
+Directory and mailstore code blocks (SQL, files, Argon2); none of it may run
+on the event loop, or one slow page would stall every other user. Routes
+call `await web.<method>(...)` and never touch the core directly, so when a
+core API changes (the mailbox room's folders and moves, the services room's
+login) only this module changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import ParamSpec, TypeVar
+
+from nmail.directory.model import Account, AuthStatus
+from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, NewMessage
+from nmail.web import index_reads
+from nmail.web.backends import WebBackends
+from nmail.web.prefs import Prefs, PrefsStore
+from nmail.web.sessions import Session, SessionStore
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+MAX_LOGIN_DELAY = 4.0
+
+
+class LoginStatus(Enum):
+    OK = "ok"
+    BAD = "bad"  # unknown user, wrong password, or a bare id on a host with no domain
+    LOCKED = "locked"
+    DISABLED = "disabled"
+    FAILED = "failed"  # the directory did not answer
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    status: LoginStatus
+    account: Account | None = None
+    delay: float = 0.0  # answer the failure only after this long
+
+
+class WebFacade:
+    def __init__(self, backends: WebBackends) -> None:
+        self.backends = backends
+        # The process's executor (web/context.py); a pool of our own only when none is given.
+        self._own_pool = None if backends.executor else ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="nmail-web")
+        self._pool: Executor = backends.executor or self._own_pool  # type: ignore[assignment]
+        self.sessions = SessionStore(backends.engine, backends.clock,
+                                     backends.settings.session_idle,
+                                     backends.settings.session_max)
+        self._prefs = PrefsStore(backends.engine)
+        self._unseen = index_reads.UnseenCounts()
+        self._ensured: set[int] = set()
+
+    def close(self) -> None:
+        if self._own_pool is not None:
+            self._own_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking `fn` in the web pool (for facades of later rooms too)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    # -- sessions and login ----------------------------------------------------
+
+    async def new_session(self, account_id: int | None, ip: str) -> tuple[str, Session]:
+        return await self.run(self.sessions.create, account_id, ip)
+
+    async def load_session(self, token: str) -> Session | None:
+        return await self.run(self.sessions.load, token)
+
+    async def end_session(self, session_id: str) -> None:
+        await self.run(self.sessions.delete, session_id)
+
+    async def login(self, address: str | None, password: str, ip: str) -> LoginOutcome:
+        return await self.run(self._login, address, password, ip)
+
+    def _login(self, address: str | None, password: str, ip: str) -> LoginOutcome:
+        b = self.backends
+        key = address or ""
+        verdict = b.throttle.check(ip, key or None)
+        if verdict.locked:
+            return LoginOutcome(LoginStatus.LOCKED)
+        if address is None:
+            b.throttle.failure(ip, None)
+            return LoginOutcome(LoginStatus.BAD, delay=min(verdict.wait, MAX_LOGIN_DELAY))
+        try:
+            result = b.directory.authenticate(address, password)
+        except Exception:
+            log.exception("web login check failed")
+            return LoginOutcome(LoginStatus.FAILED)
+        if result.status is AuthStatus.OK and result.account is not None:
+            b.throttle.success(ip, address)
+            self._ensure(result.account)
+            return LoginOutcome(LoginStatus.OK, result.account)
+        if result.status is AuthStatus.LOGIN_DISABLED:
+            return LoginOutcome(LoginStatus.DISABLED)
+        b.throttle.failure(ip, address)
+        after = b.throttle.check(ip, address)
+        return LoginOutcome(LoginStatus.BAD,
+                            delay=min(max(after.wait, verdict.wait), MAX_LOGIN_DELAY))
+
+    def _ensure(self, account: Account) -> None:
+        if account.id not in self._ensured:
+            self.backends.store.ensure_account(account)
+            self._ensured.add(account.id)
+
+    async def account(self, account_id: int) -> Account | None:
+        return await self.run(self.backends.directory.get_account_by_id, account_id)
+
+    async def change_password(self, account: Account, old: str, new: str) -> bool:
+        """False when `old` is wrong; other sessions of the account are revoked."""
+        def change() -> bool:
+            if not self.backends.directory.authenticate(account.address, old).ok:
+                return False
+            self.backends.directory.set_password(account.address, new)
+            return True
+        return await self.run(change)
+
+    async def revoke_other_sessions(self, account_id: int, keep: str) -> int:
+        return await self.run(self.sessions.delete_account_sessions, account_id, keep)
+
+    async def load_session_by_id(self, session_id: str) -> bool | None:
+        """True while the session row exists (the event stream checks revocation)."""
+        def read() -> bool | None:
+            from sqlalchemy import select
+
+            from nmail.db.tables import web_sessions
+            with self.backends.engine.connect() as conn:
+                row = conn.execute(select(web_sessions.c.id)
+                                   .where(web_sessions.c.id == session_id)).first()
+            return True if row is not None else None
+        return await self.run(read)
+
+    # -- change notification ---------------------------------------------------
+
+    async def folder_state(self, account_id: int) -> dict[int, int]:
+        """folder id -> highest MODSEQ: what "nothing changed" is compared with."""
+        def read() -> dict[int, int]:
+            from sqlalchemy import select
+
+            from nmail.db.tables import folders
+            with self.backends.engine.connect() as conn:
+                rows = conn.execute(select(folders.c.id, folders.c.highest_modseq)
+                                    .where(folders.c.account_id == account_id)).all()
+            return {int(r.id): int(r.highest_modseq) for r in rows}
+        return await self.run(read)
+
+    async def wait_for_change(self, account_id: int, last: dict[int, int],
+                              wait: float) -> dict[int, int] | None:
+        """The new folder state once it differs from `last`, or None after `wait` seconds.
+
+        Seam: polls the folders' MODSEQs; the feed room's change feed replaces this.
+        """
+        await asyncio.sleep(wait)
+        now = await self.folder_state(account_id)
+        return now if now != last else None
+
+    # -- preferences ---------------------------------------------------------
+
+    async def prefs(self, account_id: int) -> Prefs:
+        return await self.run(self._prefs.get, account_id)
+
+    async def update_prefs(self, account_id: int, **changes: object) -> Prefs:
+        return await self.run(functools.partial(self._prefs.update, account_id, **changes))
+
+    # -- folders and listing -------------------------------------------------
+
+    async def folder_tree(self, account_id: int) -> list[index_reads.FolderCounts]:
+        def read() -> list[index_reads.FolderCounts]:
+            with self.backends.engine.connect() as conn:
+                return self._unseen.counts(conn, account_id)
+        return await self.run(read)
+
+    async def folder(self, account_id: int, folder_id: int) -> FolderInfo | None:
+        """The folder if it is this account's, else None."""
+        def read() -> FolderInfo | None:
+            with self.backends.engine.connect() as conn:
+                return index_reads.folder_of(conn, account_id, folder_id)
+        return await self.run(read)
+
+    async def folder_named(self, account_id: int, name: str) -> FolderInfo:
+        return await self.run(self.backends.store.folder, account_id, name)
+
+    async def page(self, folder: FolderInfo, sort: str, descending: bool,
+                   limit: int, offset: int) -> list[MessageRow]:
+        def read() -> list[MessageRow]:
+            with self.backends.engine.connect() as conn:
+                return index_reads.page(conn, folder.id, sort, descending, limit, offset)
+        return await self.run(read)
+
+    async def rows(self, folder: FolderInfo, uids: list[int]) -> list[MessageRow]:
+        def read() -> list[MessageRow]:
+            with self.backends.engine.connect() as conn:
+                return index_reads.rows_by_uid(conn, folder.id, uids)
+        return await self.run(read)
+
+    async def thread(self, folder: FolderInfo, thread_id: str) -> list[MessageRow]:
+        def read() -> list[MessageRow]:
+            with self.backends.engine.connect() as conn:
+                return index_reads.thread_rows(conn, folder.id, thread_id)
+        return await self.run(read)
+
+    async def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
+        return await self.run(self.backends.store.read_message, account_id, folder, uid)
+
+    # -- changes -------------------------------------------------------------
+
+    async def set_flags(self, account_id: int, folder: str, uids: Iterable[int],
+                        add: frozenset[str] = frozenset(),
+                        remove: frozenset[str] = frozenset()) -> None:
+        await self.run(self.backends.store.set_flags, account_id, folder, list(uids), add, remove)
+
+    async def move(self, account: Account, source: str, uids: list[int], target: str) -> int:
+        """Move messages between two folders of the account; returns how many moved."""
+        return await self.run(self._move, account, source, uids, target)
+
+    def _move(self, account: Account, source: str, uids: list[int], target: str) -> int:
+        store = self.backends.store
+        mover = getattr(store, "move", None)
+        if callable(mover):  # the mailbox room's one-transaction move, once it lands
+            moved = mover(account.id, source, uids, target)
+            return len(moved) if isinstance(moved, (list, tuple, dict)) else int(moved or 0)
+        # Seam until then: copy each file into the target, then expunge the source.
+        # A crash between the two leaves a copy in both folders, never none.
+        self._ensure(account)
+        with self.backends.engine.connect() as conn:
+            info = store.folder(account.id, source)
+            rows = index_reads.rows_by_uid(conn, info.id, uids)
+        done: list[int] = []
+        for row in rows:
+            content = store.read_message(account.id, source, row.uid)
+            if content is None:
+                continue
+            store.store([NewMessage(account, target, b"", content, row.flags,
+                                    row.internal_date)])
+            done.append(row.uid)
+        if done:
+            store.expunge(account.id, source, done)
+        return len(done)
+
+    async def delete(self, account: Account, folder: str, uids: list[int]) -> int:
+        """To Trash; in Trash (and Spam emptied) for good."""
+        if folder == "Trash":
+            return await self.run(self.backends.store.expunge, account.id, folder, uids)
+        return await self.move(account, folder, uids, "Trash")
+
+    async def empty(self, account_id: int, folder: str) -> int:
+        def work() -> int:
+            refs = self.backends.store.refs(account_id, folder)
+            return self.backends.store.expunge(account_id, folder, [r.uid for r in refs])
+        return await self.run(work)
+
+
+SPECIAL_FOLDERS = FOLDERS

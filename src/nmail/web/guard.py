@@ -1,0 +1,174 @@
+"""One ASGI layer in front of every route: session, CSRF, language, security headers.
+
+It runs before routing so no route can forget a check:
+- the session cookie is looked up (thread pool) and put in scope["state"];
+- every POST/PUT/PATCH/DELETE must carry the session's CSRF token, in the
+  `X-CSRF-Token` header (scripts), the `csrf_token` field of a urlencoded
+  form, or the `_csrf` query parameter (multipart forms, whose body is not
+  read here); otherwise 403 before any route runs. Paths that serve other
+  programs (Outlook's autodiscover) are exempt;
+- the request's language is chosen (user setting, Accept-Language);
+- pages get a strict CSP (no inline script, no foreign origin), nosniff,
+  no framing by others, and no referrer leaving the site. A route that sets
+  its own Content-Security-Policy (message content) keeps it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+from nmail.web import i18n
+from nmail.web.client_address import forwarded_tls, real_client
+from nmail.web.facade import WebFacade
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COOKIE = "nmail_session"
+LANG_COOKIE = "nmail_lang"  # the language picked on the login page, before any account
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_EXEMPT = ("/autodiscover/", "/Autodiscover/")
+NO_SESSION = ("/static/", "/healthz", "/.well-known/", "/mail/config-v1.1.xml")
+MAX_FORM = 1024 * 1024
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'"
+)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _headers(scope: Scope, name: bytes) -> list[str]:
+    return [v.decode("latin-1") for k, v in scope.get("headers", []) if k == name]
+
+
+def cookies(scope: Scope) -> dict[str, str]:
+    raw = _header(scope, b"cookie")
+    if not raw:
+        return {}
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(raw)
+    except Exception:  # a malformed Cookie header is no session, not an error page
+        return {}
+    return {key: morsel.value for key, morsel in cookie.items()}
+
+
+async def _forbidden(send: Send, text: str) -> None:
+    body = text.encode("utf-8")
+    await send({"type": "http.response.start", "status": 403, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, web: WebFacade) -> None:
+        self.app = app
+        self.web = web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        settings = self.web.backends.settings
+        peer = (scope.get("client") or ("", 0))[0]
+        state = scope.setdefault("state", {})
+        state["client_ip"] = real_client(peer, _headers(scope, b"x-forwarded-for"),
+                                         settings.trusted_proxies)
+        state["tls"] = scope.get("scheme") == "https" or forwarded_tls(
+            peer, _header(scope, b"x-forwarded-proto"), settings.trusted_proxies)
+        session = None
+        jar = cookies(scope)
+        if not path.startswith(NO_SESSION):
+            token = jar.get(COOKIE, "")
+            session = await self.web.load_session(token) if token else None
+        state["session"] = session
+        asked = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang")
+                 or [""])[0]
+        asked = asked if asked in i18n.LANGUAGES else ""
+        preferred = (session.language if session and session.language else "") or asked or (
+            jar.get(LANG_COOKIE, ""))
+        language = i18n.negotiate(preferred, _header(scope, b"accept-language"))
+        state["language"] = language
+        state["set_language_cookie"] = asked
+        marker = i18n.set_language(language)
+        try:
+            if scope["method"] in UNSAFE and not path.startswith(CSRF_EXEMPT):
+                checked = await self._check_csrf(scope, receive, send, session)
+                if checked is None:
+                    return
+                receive = checked
+            await self.app(scope, receive, self._with_headers(send, asked))
+        finally:
+            i18n._current.reset(marker)
+
+    async def _check_csrf(self, scope: Scope, receive: Receive, send: Send,
+                          session: Any) -> Receive | None:
+        expected: str = session.csrf if session is not None else ""
+        given = _header(scope, b"x-csrf-token") or ""
+        if not given:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = (query.get("_csrf") or [""])[0]
+        replay: list[Message] = []
+        content_type = (_header(scope, b"content-type") or "").lower()
+        if not given and content_type.startswith("application/x-www-form-urlencoded"):
+            body = b""
+            more = True
+            while more:
+                message = await receive()
+                replay.append(message)
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > MAX_FORM:
+                    break
+            fields = parse_qs(body.decode("latin-1"))
+            given = (fields.get("csrf_token") or [""])[0]
+        if not expected or not given or not hmac.compare_digest(expected, given):
+            await _forbidden(send, i18n.gettext(
+                "This form has expired. Go back, reload the page and try again."))
+            return None
+        if not replay:
+            return receive
+
+        async def replayed() -> Message:
+            if replay:
+                return replay.pop(0)
+            return await receive()
+        return replayed
+
+    def _with_headers(self, send: Send, language: str) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                if b"x-frame-options" not in names:
+                    headers.append((b"x-frame-options", b"SAMEORIGIN"))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"same-origin"))
+                if language:
+                    headers.append((b"set-cookie", (
+                        f"{LANG_COOKIE}={language}; Path=/; Max-Age=31536000; SameSite=Lax; "
+                        "HttpOnly").encode()))
+                message["headers"] = headers
+            await send(message)
+        return sending

@@ -1,0 +1,58 @@
+"""Per-account webmail preferences (table `web_prefs`): language, signature, list options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Engine, insert, select, update
+
+from nmail.db.tables import web_prefs
+
+LANGUAGES = ("ko", "en")
+PAGE_SIZES = (25, 50, 100)
+MAX_SIGNATURE = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Prefs:
+    language: str = ""  # "" = follow the browser
+    signature: str = ""
+    page_size: int = 50
+    threads: bool = False
+
+
+class PrefsStore:
+    """Blocking; called from the web app's thread pool."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def get(self, account_id: int) -> Prefs:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(web_prefs).where(web_prefs.c.account_id == account_id)
+            ).first()
+        if row is None:
+            return Prefs()
+        return Prefs(row.language, row.signature, int(row.page_size), bool(row.threads))
+
+    def update(self, account_id: int, **changes: object) -> Prefs:
+        """Change some fields; ValueError when a value is not allowed."""
+        prefs = replace(self.get(account_id), **changes)  # type: ignore[arg-type]
+        if prefs.language not in ("", *LANGUAGES):
+            raise ValueError("language")
+        if prefs.page_size not in PAGE_SIZES:
+            raise ValueError("page_size")
+        if len(prefs.signature) > MAX_SIGNATURE:
+            raise ValueError("signature")
+        values = {
+            "language": prefs.language, "signature": prefs.signature,
+            "page_size": prefs.page_size, "threads": prefs.threads,
+        }
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(web_prefs).where(web_prefs.c.account_id == account_id).values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(insert(web_prefs).values(account_id=account_id, **values))
+        return prefs

@@ -1,0 +1,111 @@
+"""The mailbox screen: folder tree, one page of a folder's list, the reading pane.
+
+GET /               -> the user's INBOX
+GET /mail/{folder}  -> list (?page=N&sort=date|from|subject|size&order=asc|desc)
+Folder ids in URLs are checked against the logged-in account: another
+user's id is 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from nmail.mailstore.model import FolderInfo, MessageRow
+from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.folder_views import FolderView, folder_views, label_of
+from nmail.web.i18n import N_plural, ngettext
+from nmail.web.templating import short_date
+
+router = APIRouter()
+MAX_PAGE = 100_000
+_NOTICES = {
+    "read": N_plural("%(num)d message marked as read.", "%(num)d messages marked as read."),
+    "unread": N_plural("%(num)d message marked as unread.",
+                       "%(num)d messages marked as unread."),
+    "flag": N_plural("%(num)d message flagged.", "%(num)d messages flagged."),
+    "unflag": N_plural("%(num)d message unflagged.", "%(num)d messages unflagged."),
+    "move": N_plural("%(num)d message moved.", "%(num)d messages moved."),
+    "delete": N_plural("%(num)d message deleted.", "%(num)d messages deleted."),
+    "spam": N_plural("%(num)d message moved to Spam.", "%(num)d messages moved to Spam."),
+    "notspam": N_plural("%(num)d message moved to the Inbox.",
+                        "%(num)d messages moved to the Inbox."),
+    "empty": N_plural("%(num)d message deleted for good.", "%(num)d messages deleted for good."),
+}
+
+
+def notice_text(done: str, count: int) -> str:
+    """The line shown after a change to selected messages ("" for an unknown kind)."""
+    forms = _NOTICES.get(done)
+    if forms is None:
+        return ""
+    if done in ("flag", "unflag") and count == 1:
+        return ""  # a star toggled in place needs no sentence
+    return ngettext(forms[0], forms[1], count) % {"num": count}
+
+
+async def own_folder(web: Web, user: User, folder_id: int) -> FolderInfo:
+    folder = await web.folder(user.id, folder_id)
+    if folder is None:
+        raise HTTPException(404)
+    return folder
+
+
+@router.get("/")
+async def home(user: CurrentUser, web: Web) -> Response:
+    inbox = await web.folder_named(user.id, "INBOX")
+    return RedirectResponse(f"/mail/{inbox.id}", status_code=303)
+
+
+def row_view(row: MessageRow, now: float) -> dict[str, object]:
+    return {
+        "uid": row.uid,
+        "unseen": "\\Seen" not in row.flags,
+        "flagged": "\\Flagged" in row.flags,
+        "answered": "\\Answered" in row.flags,
+        "from_name": row.from_name or row.from_addr,
+        "from_addr": row.from_addr,
+        "to": row.to_addrs,
+        "subject": row.subject,
+        "preview": row.preview,
+        "date": short_date(row.date or row.internal_date, now),
+        "stamp": row.date or row.internal_date,
+        "size": row.size,
+        "attachments": row.has_attachments,
+        "thread": row.thread_id,
+    }
+
+
+async def mailbox_context(user: User, web: Web, current: int) -> dict[str, Any]:
+    """What every mailbox-shaped screen needs: the folder tree and the unread total."""
+    views: list[FolderView] = folder_views(await web.folder_tree(user.id))
+    inbox_unseen = next((v.unseen for v in views if v.name == "INBOX"), 0)
+    return {"folders": views, "current_folder": current, "inbox_unseen": inbox_unseen,
+            "move_targets": [v for v in views if v.id != current]}
+
+
+@router.get("/mail/{folder_id}")
+async def folder_page(
+    request: Request, folder_id: int, user: CurrentUser, web: Web, pages: Pages,
+    page: int = 1, sort: Literal["date", "from", "subject", "size"] = "date",
+    order: Literal["asc", "desc"] = "desc", done: str = "", n: int = 0,
+    offer_reject: Annotated[list[str] | None, Query(max_length=320)] = None,
+) -> Response:
+    folder = await own_folder(web, user, folder_id)
+    prefs = await web.prefs(user.id)
+    size = prefs.page_size
+    page = min(max(page, 1), MAX_PAGE)
+    rows = await web.page(folder, sort, order == "desc", size, (page - 1) * size)
+    now = web.backends.clock()
+    total_pages = max(1, -(-folder.message_count // size))
+    context = await mailbox_context(user, web, folder.id)
+    return pages.render(
+        request, "mailbox.html", folder=folder, folder_label=label_of(folder.name),
+        rows=[row_view(r, now) for r in rows], page=page, total_pages=total_pages,
+        sort=sort, order=order, page_size=size, threads=prefs.threads,
+        notice=notice_text(done, n),
+        offer_reject=[a for a in (offer_reject or [])[:10] if "@" in a],
+        **context,
+    )

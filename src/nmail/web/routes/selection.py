@@ -1,0 +1,95 @@
+"""Changes to selected messages: read/unread, flag, move, delete, spam, empty.
+
+POST /mail/{folder}/actions  (form: action, uid*, target, toggle_flag)
+POST /mail/{folder}/empty    (Trash and Spam only)
+A plain form post answers with a redirect back to the list (works without
+JavaScript); a script asking for JSON gets {"changed": n}. UIDs come from
+the form and only ever address the logged-in user's own folder, so someone
+else's UID is simply absent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from nmail.web.deps import CurrentUser, Web
+from nmail.web.i18n import N_
+from nmail.web.routes.mailbox import notice_text, own_folder
+
+router = APIRouter()
+ACTIONS = ("read", "unread", "flag", "unflag", "move", "delete", "spam", "notspam")
+MAX_SELECTED = 5000
+
+
+def _answer(request: Request, folder_id: int, done: str, changed: int,
+            extra: str = "") -> Response:
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"changed": changed, "notice": notice_text(done, changed)})
+    query = f"?done={done}&n={changed}" + extra
+    return RedirectResponse(f"/mail/{folder_id}{query}", status_code=303)
+
+
+@router.post("/mail/{folder_id}/actions")
+async def act(
+    request: Request, folder_id: int, user: CurrentUser, web: Web,
+    action: Annotated[str, Form()] = "",
+    uid: Annotated[list[int] | None, Form()] = None,
+    target: Annotated[str, Form()] = "",
+    toggle_flag: Annotated[int | None, Form()] = None,
+) -> Response:
+    folder = await own_folder(web, user, folder_id)
+    if toggle_flag is not None:
+        rows = await web.rows(folder, [toggle_flag])
+        if not rows:
+            raise HTTPException(404)
+        flagged = "\\Flagged" in rows[0].flags
+        await web.set_flags(user.id, folder.name, [toggle_flag],
+                            remove=frozenset({"\\Flagged"}) if flagged else frozenset(),
+                            add=frozenset() if flagged else frozenset({"\\Flagged"}))
+        return _answer(request, folder.id, "flag" if not flagged else "unflag", 1)
+    uids = sorted(set(uid or []))
+    if action not in ACTIONS:
+        raise HTTPException(400, N_("Choose what to do with the selected messages."))
+    if not uids:
+        raise HTTPException(400, N_("Select one or more messages first."))
+    if len(uids) > MAX_SELECTED:
+        raise HTTPException(413)
+    extra = ""
+    if action in ("read", "unread", "flag", "unflag"):
+        flag = "\\Seen" if action in ("read", "unread") else "\\Flagged"
+        adding = action in ("read", "flag")
+        await web.set_flags(user.id, folder.name, uids,
+                            add=frozenset({flag}) if adding else frozenset(),
+                            remove=frozenset() if adding else frozenset({flag}))
+        changed = len(uids)
+    elif action == "move":
+        if not target.isdigit():
+            raise HTTPException(400, N_("Choose a folder to move to."))
+        destination = await own_folder(web, user, int(target))
+        if destination.id == folder.id:
+            raise HTTPException(400, N_("The messages are in that folder already."))
+        changed = await web.move(user.account, folder.name, uids, destination.name)
+    elif action == "delete":
+        changed = await web.delete(user.account, folder.name, uids)
+    elif action == "spam":
+        rows = await web.rows(folder, uids)
+        senders = sorted({r.from_addr.lower() for r in rows if "@" in r.from_addr})[:10]
+        changed = await web.move(user.account, folder.name, uids, "Spam")
+        if senders:
+            extra = "&" + "&".join(f"offer_reject={quote(s)}" for s in senders)
+    else:  # notspam
+        changed = await web.move(user.account, folder.name, uids, "INBOX")
+    return _answer(request, folder.id, action, changed, extra)
+
+
+@router.post("/mail/{folder_id}/empty")
+async def empty(request: Request, folder_id: int, user: CurrentUser, web: Web) -> Response:
+    folder = await own_folder(web, user, folder_id)
+    if folder.name not in ("Trash", "Spam"):
+        raise HTTPException(400, N_("Only Trash and Spam can be emptied."))
+    changed = await web.empty(user.id, folder.name)
+    return _answer(request, folder.id, "empty", changed)

@@ -1,0 +1,119 @@
+"""Server-side webmail sessions in SQL (table `web_sessions`).
+
+The cookie holds 32 random bytes; the table holds their SHA-256, the
+account, the CSRF token and two times. Sessions are revocable (delete the
+row: logout, password change, or the admin), die after `session_idle` without
+use and `session_max` in all, and a login always makes a new one (the
+pre-login session that carried the login form's CSRF token is deleted), so a
+planted session id is worth nothing. `last_seen` is written at most once a
+minute per session, so reading a page costs one primary-key SELECT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, insert, or_, select, update
+
+from nmail.db.tables import web_prefs, web_sessions
+
+TOUCH_EVERY = 60
+ANONYMOUS_IDLE = 3600
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str  # the stored hash, never the cookie value
+    account_id: int | None
+    csrf: str
+    created_at: int
+    last_seen: int
+    language: str = ""  # the account's setting, read with the session (one query)
+
+
+class SessionStore:
+    """Blocking; the web app calls it from its thread pool."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float],
+                 idle: int, longest: int) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._idle = idle
+        self._max = longest
+
+    def create(self, account_id: int | None, client_ip: str) -> tuple[str, Session]:
+        """A new session; returns the cookie token and the row."""
+        token = secrets.token_urlsafe(32)
+        now = int(self._clock())
+        session = Session(token_hash(token), account_id, secrets.token_urlsafe(32), now, now)
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(web_sessions).values(
+                    id=session.id, account_id=account_id, csrf=session.csrf,
+                    created_at=now, last_seen=now, client_ip=client_ip[:64],
+                )
+            )
+        return token, session
+
+    def load(self, token: str) -> Session | None:
+        """The live session of a cookie token, or None (expired ones are deleted)."""
+        if not token or len(token) > 128:
+            return None
+        key = token_hash(token)
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(web_sessions, web_prefs.c.language)
+                .select_from(web_sessions.outerjoin(
+                    web_prefs, web_prefs.c.account_id == web_sessions.c.account_id))
+                .where(web_sessions.c.id == key)
+            ).first()
+        if row is None:
+            return None
+        now = int(self._clock())
+        idle = self._idle if row.account_id is not None else min(self._idle, ANONYMOUS_IDLE)
+        if now - int(row.last_seen) > idle or now - int(row.created_at) > self._max:
+            self.delete(key)
+            return None
+        session = Session(key, row.account_id, row.csrf, int(row.created_at),
+                          int(row.last_seen), row.language or "")
+        if now - session.last_seen >= TOUCH_EVERY:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(web_sessions).where(web_sessions.c.id == key).values(last_seen=now)
+                )
+        return session
+
+    def delete(self, session_id: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.id == session_id))
+
+    def delete_account_sessions(self, account_id: int, keep: str | None = None) -> int:
+        """Revoke every session of an account (all but `keep`): after a password change."""
+        condition = web_sessions.c.account_id == account_id
+        if keep is not None:
+            condition = condition & (web_sessions.c.id != keep)
+        with self._engine.begin() as conn:
+            return int(conn.execute(delete(web_sessions).where(condition)).rowcount or 0)
+
+    def sweep(self) -> int:
+        """Delete every expired session; returns how many."""
+        now = int(self._clock())
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(web_sessions).where(
+                    or_(
+                        web_sessions.c.last_seen < now - self._idle,
+                        web_sessions.c.created_at < now - self._max,
+                        (web_sessions.c.account_id.is_(None))
+                        & (web_sessions.c.last_seen < now - ANONYMOUS_IDLE),
+                    )
+                )
+            )
+            return int(result.rowcount or 0)

@@ -1,0 +1,97 @@
+"""Jinja2 rendering: one template per screen, autoescaped, translated, no inline script.
+
+Every page extends `base.html`. A page gets `request`, `user` (None before
+login), `csrf_token`, `lang`, `static(path)` (URL with a content hash, so
+static files are cached for a year and still change on upgrade) and the
+gettext functions. Pages carry no inline JavaScript (the CSP forbids it):
+data for scripts goes in `data-*` attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from nmail.web import i18n
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def _static_versions() -> dict[str, str]:
+    versions = {}
+    for path in STATIC_DIR.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(STATIC_DIR).as_posix()
+            versions[rel] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return versions
+
+
+def human_size(size: int) -> str:
+    """1536 -> "1.5 KB": the list's size column."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}".replace(
+                ".0 ", " ")
+        value /= 1024
+    return f"{size} B"
+
+
+def short_date(stamp: int, now: float) -> str:
+    """Today: 14:05; this year: 3월 4일 / Mar 4; older: 2023-03-04."""
+    when = datetime.fromtimestamp(stamp, SEOUL)
+    today = datetime.fromtimestamp(now, SEOUL)
+    if when.date() == today.date():
+        return when.strftime("%H:%M")
+    if when.year == today.year:
+        if i18n.current_language() == "ko":
+            return f"{when.month}월 {when.day}일"
+        return when.strftime("%b ") + str(when.day)
+    return when.strftime("%Y-%m-%d")
+
+
+def full_date(stamp: int) -> str:
+    return datetime.fromtimestamp(stamp, SEOUL).strftime("%Y-%m-%d %H:%M")
+
+
+class Templates:
+    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(str(directory)),
+            autoescape=select_autoescape(["html", "xml"]),
+            extensions=["jinja2.ext.i18n"],
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        i18n.load_catalogs()
+        self.env.install_gettext_callables(  # type: ignore[attr-defined]
+            i18n.gettext, i18n.ngettext, newstyle=True
+        )
+        versions = _static_versions()
+        self.env.globals["static"] = lambda p: f"/static/{p}?v={versions.get(p, '0')}"
+        self.env.filters["size"] = human_size
+        self.env.filters["fulldate"] = full_date
+
+    def render(self, request: Request, name: str, status: int = 200,
+               headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+        state = request.scope.get("state", {})
+        session = state.get("session")
+        page = {
+            "request": request,
+            "user": state.get("user"),
+            "csrf_token": session.csrf if session is not None else "",
+            "lang": i18n.current_language(),
+            **context,
+        }
+        html = self.env.get_template(name).render(page)
+        return HTMLResponse(html, status_code=status, headers=headers)

@@ -1,0 +1,178 @@
+"""Issue 11: webmail access: host-derived domains, sessions, CSRF, other users' ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server_rig import RunningServer
+from web_rig import Browser, deliver, web_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with web_server(tmp_path) as srv:
+        srv.add_user("bob@example.com")
+        srv.add_user("bob@other.org")
+        srv.add_user("carol@other.org")
+        yield srv
+
+
+@pytest.fixture
+def browser(server: RunningServer) -> Iterator[Browser]:
+    b = Browser(server)
+    yield b
+    b.close()
+
+
+def test_bare_id_logs_in_to_the_domain_of_the_host(server: RunningServer) -> None:
+    for host in ("mail.example.com", "webmail.example.com", "example.com:8080"):
+        b = Browser(server, host=host)
+        answer = b.login("bob")
+        assert answer.status_code == 303, host
+        page = b.get(b.get("/").headers["location"])
+        assert "bob@example.com" in page.text
+        b.close()
+
+
+def test_other_domain_host_logs_its_own_bob_in(server: RunningServer) -> None:
+    b = Browser(server, host="mail.other.org")
+    b.login("bob")
+    page = b.get(b.get("/").headers["location"])
+    assert "bob@other.org" in page.text and "bob@example.com" not in page.text
+    b.close()
+
+
+def test_bare_id_never_crosses_to_another_domain(server: RunningServer) -> None:
+    # carol exists only at other.org: example.com's host must not find her by bare id.
+    b = Browser(server, host="mail.example.com")
+    answer = b.login("carol")
+    assert answer.status_code == 401
+    assert "nmail_session" not in answer.headers.get("set-cookie", "") or (
+        b.get("/").status_code == 303 and b.get("/").headers["location"].startswith("/login"))
+    # ...but her full address works from any host.
+    assert b.login("carol@other.org").status_code == 303
+    b.close()
+
+
+def test_unknown_host_needs_the_full_address(server: RunningServer) -> None:
+    b = Browser(server, host="127.0.0.1")
+    assert b.login("bob").status_code == 401
+    assert b.login("bob@example.com").status_code == 303
+    b.close()
+
+
+def test_configured_host_map(tmp_path: Path) -> None:
+    from server_rig import make_data_dir
+
+    data = make_data_dir(tmp_path)
+    config = data / "nmail.toml"
+    config.write_text(config.read_text() + '\n[web]\nhosts = { "post.corp.test" = "other.org" }\n')
+    with RunningServer(data, listeners=("http",)) as srv:
+        srv.add_user("bob@other.org")
+        b = Browser(srv, host="post.corp.test")
+        assert b.login("bob").status_code == 303
+        b.close()
+
+
+def test_wrong_password_and_bad_inputs_get_one_answer(browser: Browser) -> None:
+    for userid, password in (("bob", "wrong"), ("nobody", "x"), ("", ""), ("a b", "x"),
+                             ("bob@", "x"), ("@example.com", "x"), ("x" * 400, "y")):
+        answer = browser.login(userid, password)
+        assert answer.status_code in (401, 422), userid
+        if answer.status_code == 401:
+            assert "user id or password is wrong" in answer.text
+
+
+def test_cookie_flags_and_new_session_at_login(browser: Browser) -> None:
+    form = browser.get("/login")
+    cookie = form.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert "Secure" not in cookie  # plain http on loopback
+    before = browser.session_cookie()
+    assert before
+    assert browser.post("/login", {"userid": "bob", "password": "Correct-horse-9"}
+                        ).status_code == 303
+    after = browser.session_cookie()
+    assert after and after != before
+    # The pre-login id is dead: presented again, it is not logged in.
+    stale = httpx.get(browser.base + "/", headers={"Host": "mail.example.com",
+                                                  "Accept": "text/html",
+                                                  "Cookie": f"nmail_session={before}"})
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/login")
+
+
+def test_post_without_csrf_token_is_403(server: RunningServer, browser: Browser) -> None:
+    browser.login("bob")
+    inbox = browser.get("/").headers["location"]
+    browser.get(inbox)
+    for data in ({"action": "read", "uid": "1"}, {"action": "read", "uid": "1",
+                                                   "csrf_token": "forged"}):
+        answer = browser.client.post(inbox + "/actions", data=data)
+        assert answer.status_code == 403
+    assert browser.client.post("/logout").status_code == 403
+    # A login POST without the form's token is refused too (login CSRF).
+    fresh = Browser(server)
+    answer = fresh.client.post("/login", data={"userid": "bob", "password": "Correct-horse-9"})
+    assert answer.status_code == 403
+    fresh.close()
+    # The header form used by scripts works.
+    ok = browser.client.post(inbox + "/actions", data={"action": "read", "uid": "1"},
+                             headers={"X-CSRF-Token": browser.csrf, "Accept": "application/json"})
+    assert ok.status_code == 200
+
+
+def test_another_users_folder_ids_are_404(server: RunningServer) -> None:
+    deliver(server, "carol@other.org", "private")
+    carol = Browser(server, host="mail.other.org")
+    carol.login("carol")
+    carol_inbox = carol.get("/").headers["location"]
+    bob = Browser(server)
+    bob.login("bob")
+    bob.get(bob.get("/").headers["location"])
+    assert bob.get(carol_inbox).status_code == 404
+    assert "private" not in bob.get(carol_inbox).text
+    moved = bob.post(carol_inbox + "/actions", {"action": "delete", "uid": "1"})
+    assert moved.status_code == 404
+    assert bob.get("/mail/999999").status_code == 404
+    assert bob.get("/mail/not-a-number").status_code == 422
+    page = carol.get(carol_inbox)
+    assert "private" in page.text
+    carol.close()
+    bob.close()
+
+
+def test_logout_revokes_the_session(browser: Browser) -> None:
+    browser.login("bob")
+    cookie = browser.session_cookie()
+    browser.get(browser.get("/").headers["location"])
+    assert browser.post("/logout").status_code == 303
+    again = httpx.get(browser.base + "/", headers={"Host": "mail.example.com",
+                                                  "Accept": "text/html",
+                                                  "Cookie": f"nmail_session={cookie}"})
+    assert again.status_code == 303 and again.headers["location"].startswith("/login")
+
+
+def test_login_next_only_goes_to_this_site(browser: Browser) -> None:
+    browser.get("/login")
+    for target, expected in (("/settings", "/settings"), ("//evil.example/x", "/"),
+                             ("https://evil.example/", "/"), ("/\\evil", "/")):
+        fresh = browser.post("/login", {"userid": "bob", "password": "Correct-horse-9",
+                                        "next": target})
+        assert fresh.headers["location"] == expected
+        browser.client.cookies.clear()
+        browser.get("/login")
+
+
+def test_admin_entry_only_for_administrators(server: RunningServer) -> None:
+    bob = Browser(server)
+    bob.login("bob")
+    assert "/admin" not in bob.get(bob.get("/").headers["location"]).text
+    boss = Browser(server)
+    boss.login("postmaster", "Postmaster-pw-1")
+    assert 'href="/admin"' in boss.get(boss.get("/").headers["location"]).text
+    bob.close()
+    boss.close()

@@ -1,0 +1,147 @@
+"""Issue 11: the webmail's pure parts: hosts, client addresses, languages, catalogs."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from nmail.config_values import ConfigError
+from nmail.web import i18n
+from nmail.web.access import domain_for_host, host_name, login_address
+from nmail.web.client_address import forwarded_tls, real_client
+from nmail.web.web_settings import WebSettings, web_settings
+
+HOSTED = {"example.com", "other.org"}.__contains__
+
+
+@pytest.mark.parametrize(("host", "domain"), [
+    ("mail.example.com", "example.com"),
+    ("MAIL.Example.COM:8443", "example.com"),
+    ("webmail.other.org", "other.org"),
+    ("example.com", "example.com"),
+    ("mail.unknown.net", None),
+    ("", None),
+    (None, None),
+    ("mail.", None),
+    ("evil.com/x", None),
+    ("[::1]:8080", None),
+])
+def test_domain_from_host(host: str | None, domain: str | None) -> None:
+    assert domain_for_host(host, WebSettings(), HOSTED) == domain
+
+
+def test_configured_map_wins_and_must_be_hosted() -> None:
+    settings = WebSettings(host_domains={"post.corp": "other.org", "mail.example.com": "gone.net"})
+    assert domain_for_host("post.corp", settings, HOSTED) == "other.org"
+    assert domain_for_host("mail.example.com", settings, HOSTED) is None
+
+
+def test_host_name_parsing() -> None:
+    assert host_name("[2001:db8::1]:443") == "2001:db8::1"
+    assert host_name("a.example.") == "a.example"
+
+
+@pytest.mark.parametrize(("login", "domain", "address"), [
+    ("bob", "example.com", "bob@example.com"),
+    ("Bob@Other.ORG", "example.com", "bob@other.org"),
+    ("bob", None, None),
+    ("", "example.com", None),
+    ("b ob", "example.com", None),
+    ("bob\x00", "example.com", None),
+    ("bob@", "example.com", None),
+    ("x" * 321, "example.com", None),
+])
+def test_login_address(login: str, domain: str | None, address: str | None) -> None:
+    assert login_address(login, domain) == address
+
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+def test_real_client_ignores_forwarded_for_from_strangers() -> None:
+    assert real_client("203.0.113.9", ["1.2.3.4"], PROXIES) == "203.0.113.9"
+    assert real_client("203.0.113.9", ["1.2.3.4"], ()) == "203.0.113.9"
+
+
+def test_real_client_behind_trusted_proxies() -> None:
+    assert real_client("10.0.0.1", ["198.51.100.7"], PROXIES) == "198.51.100.7"
+    # A client-written hop on the left cannot pick its own address.
+    assert real_client("10.0.0.1", ["6.6.6.6, 198.51.100.7"], PROXIES) == "198.51.100.7"
+    assert real_client("10.0.0.1", ["198.51.100.7, 10.0.0.2"], PROXIES) == "198.51.100.7"
+    assert real_client("10.0.0.1", ["garbage"], PROXIES) == "10.0.0.1"
+    assert real_client("10.0.0.1", [], PROXIES) == "10.0.0.1"
+    assert real_client("10.0.0.1", ["[2001:db8::5]:443"], PROXIES) == "2001:db8::5"
+
+
+def test_forwarded_tls_only_from_a_trusted_proxy() -> None:
+    assert forwarded_tls("10.0.0.1", "https", PROXIES)
+    assert not forwarded_tls("203.0.113.9", "https", PROXIES)
+    assert not forwarded_tls("10.0.0.1", "http", PROXIES)
+
+
+def test_web_settings_and_bad_values() -> None:
+    s = web_settings({"web": {"hosts": {"Post.Corp": "Other.org"},
+                              "trusted_proxies": ["10.0.0.0/8"], "session_idle": "30m"}})
+    assert s.host_domains == {"post.corp": "other.org"}
+    assert s.session_idle == 1800
+    for bad in ({"hosts": ["x"]}, {"trusted_proxies": ["nope"]}, {"secure_cookies": "maybe"},
+                {"session_idle": "10s"}, {"session_idle": "9d"}):
+        with pytest.raises(ConfigError):
+            web_settings({"web": bad})
+
+
+@pytest.mark.parametrize(("pref", "header", "lang"), [
+    ("en", "ko-KR,ko;q=0.9", "en"),
+    ("", "ko-KR,ko;q=0.9,en;q=0.8", "ko"),
+    ("", "en-US,en;q=0.9,ko;q=0.5", "en"),
+    ("", "fr-FR, en;q=0.4", "en"),
+    ("", "fr-FR", "ko"),
+    ("", None, "ko"),
+    ("", "en;q=0, ko;q=0.1", "ko"),
+    ("", "en;q=abc", "ko"),
+    ("xx", "en", "en"),
+])
+def test_language_negotiation(pref: str, header: str | None, lang: str) -> None:
+    assert i18n.negotiate(pref, header) == lang
+
+
+def _template_and_code_messages() -> set[str]:
+    root = Path(i18n.__file__).parent
+    found: set[str] = set()
+    for path in [*root.rglob("*.html"), *root.rglob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        pattern = r"""(?:\b_|gettext|N_|N_plural|ngettext)\(\s*(["'])(.+?)\1"""
+        for match in re.finditer(pattern, text):
+            found.add(match.group(2).replace("\\'", "'"))
+    return found
+
+
+def test_every_message_has_a_korean_translation() -> None:
+    with (i18n.LOCALE_DIR / "ko" / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        catalog = read_po(f, locale="ko")
+    translated = {}
+    for message in catalog:
+        if not message.id:
+            continue
+        key = message.id[0] if isinstance(message.id, tuple) else message.id
+        value = message.string[0] if isinstance(message.id, tuple) else message.string
+        translated[key] = value
+    missing = sorted(m for m in _template_and_code_messages() if not translated.get(m))
+    assert not missing, f"run scripts/web-i18n and translate: {missing[:10]}"
+
+
+def test_translations_keep_their_placeholders() -> None:
+    with (i18n.LOCALE_DIR / "ko" / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        catalog = read_po(f, locale="ko")
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        wanted = set(re.findall(r"%\(\w+\)[ds]", ids[0]))
+        for s in strings:
+            assert set(re.findall(r"%\(\w+\)[ds]", s)) == wanted, message.id
