@@ -1,0 +1,130 @@
+"""Sending from the webmail: through the one way in, then Sent, then the original's mark.
+
+The webmail is one more front door, an authenticated submission from the
+logged-in user: `Intake.check_sender` applies the same sender rules as SMTP
+AUTH (the user may only send as an address they own), each recipient goes
+through `check_recipient` (local mailboxes stored, remote ones queued, no
+relay for anyone else), and `accept` answers only once the message is
+durable. Then a copy (with Bcc) goes to Sent and the original gets
+`\\Answered` or `$Forwarded`. Those last two are after the fact: when they
+fail the message has still gone, so they are logged, not reported as a
+failed send. Blocking: the web app calls this in its thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from nmail.delivery.envelope import ClientInfo, Envelope
+from nmail.delivery.intake import Intake
+from nmail.directory.model import Account
+from nmail.mailstore.store import MailStore, NewMessage, StoreError
+from nmail.mime.composing import Outgoing, build_message, new_message_id
+
+log = logging.getLogger(__name__)
+
+Mark = Literal["answered", "forwarded", ""]
+_FLAGS = {"answered": "\\Answered", "forwarded": "$Forwarded"}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a send did not happen: which address (or "" for the whole message), the reply."""
+
+    address: str
+    code: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    sent: bool
+    refusals: tuple[Refusal, ...] = ()
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """The message a reply or forward answers, to be marked once the send is done."""
+
+    folder: str
+    uid: int
+    mark: Mark
+
+
+class Outbox:
+    """Sends and saves drafts for webmail users."""
+
+    def __init__(self, intake: Intake, store: MailStore, hostname: str) -> None:
+        self._intake = intake
+        self._store = store
+        self._hostname = hostname
+
+    def send(self, account: Account, out: Outgoing, client_ip: str,
+             original: Original | None = None) -> SendResult:
+        """Check every address, hand the message to delivery, keep a copy in Sent."""
+        client = ClientInfo(ip=client_ip or "127.0.0.1", helo="webmail", protocol="HTTP",
+                            auth_user=account.address)
+        # One Message-ID and Date for what recipients get and for the copy in Sent.
+        out = replace(out, message_id=out.message_id or new_message_id(self._hostname))
+        content = build_message(out, hostname=self._hostname)
+        sender = out.sender[1]
+        decision = self._intake.check_sender(client, sender, len(content))
+        if not decision.accepted:
+            return SendResult(False, (Refusal(sender, decision.code, decision.text),))
+        recipients = list(dict.fromkeys(addr.lower() for _, addr in (*out.to, *out.cc, *out.bcc)))
+        if not recipients:
+            return SendResult(False, (Refusal("", 554, "no recipients"),))
+        limit = self._intake.settings.max_recipients
+        if len(recipients) > limit:
+            return SendResult(False, (Refusal("", 452, f"more than {limit} recipients"),))
+        resolutions = []
+        refusals = []
+        for address in recipients:
+            verdict, resolution = self._intake.check_recipient(client, sender, address,
+                                                               len(content))
+            if not verdict.accepted or resolution is None:
+                refusals.append(Refusal(address, verdict.code, verdict.text))
+            else:
+                resolutions.append(resolution)
+        if refusals:
+            return SendResult(False, tuple(refusals))  # all or nothing: the user fixes and resends
+        envelope = Envelope(sender=sender, recipients=tuple(resolutions), client=client)
+        accepted = self._intake.accept(envelope, content)
+        if not accepted.accepted:
+            return SendResult(False, (Refusal("", accepted.code, accepted.text),))
+        self._keep_copy(account, out)
+        if original is not None and original.mark:
+            self._mark(account, original)
+        return SendResult(True, (), out.message_id)
+
+    def save_draft(self, account: Account, out: Outgoing, replaces: int | None = None) -> int:
+        """Store the draft in Drafts (and drop the one it replaces); its new UID."""
+        content = build_message(out, hostname=self._hostname, include_bcc=True)
+        [stored] = self._store.store([NewMessage(account, "Drafts", b"", content,
+                                                 frozenset({"\\Draft", "\\Seen"}))])
+        if replaces is not None:
+            self.discard_draft(account, replaces)
+        return stored.uid
+
+    def discard_draft(self, account: Account, uid: int) -> None:
+        try:
+            self._store.expunge(account.id, "Drafts", [uid])
+        except StoreError as exc:
+            log.warning("could not remove draft %s of %s: %s", uid, account.address, exc)
+
+    def _keep_copy(self, account: Account, out: Outgoing) -> None:
+        copy = build_message(out, hostname=self._hostname, include_bcc=True)
+        try:
+            self._store.store([NewMessage(account, "Sent", b"", copy, frozenset({"\\Seen"}))])
+        except StoreError as exc:
+            log.error("sent, but no copy in Sent for %s: %s", account.address, exc)
+
+    def _mark(self, account: Account, original: Original) -> None:
+        try:
+            self._store.set_flags(account.id, original.folder, [original.uid],
+                                  add=frozenset({_FLAGS[original.mark]}))
+        except StoreError as exc:
+            log.warning("sent, but could not mark the original: %s", exc)
