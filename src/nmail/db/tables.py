@@ -296,3 +296,14 @@ web_prefs = Table(
     Column("page_size", Integer, nullable=False, default=50),
     Column("threads", Boolean, nullable=False, default=False),  # conversation view
 )
+
+# Senders whose remote images a webmail user always wants shown ("always for this
+# sender"); the address is stored lower case.
+web_image_senders = Table(
+    "web_image_senders",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("address", String(320), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)

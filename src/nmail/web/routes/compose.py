@@ -1,0 +1,167 @@
+"""Writing: the compose form for a new message, a reply, a forward, a draft.
+
+GET /compose                            new (?to= prefills)
+GET /compose/reply/{folder_id}/{uid}    reply          (also /compose?reply=F:U)
+GET /compose/reply-all/{folder_id}/{uid}
+GET /compose/forward/{folder_id}/{uid}  forward inline
+GET /compose/forward-attached/{folder_id}/{uid}
+GET /compose/draft/{folder_id}/{uid}    edit a draft
+The form posts to /compose/send (see compose_send.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import RedirectResponse, Response
+
+from nmail.mime.composing import parse_recipients
+from nmail.mime.reading import MessageView, read_view
+from nmail.web.compose_form import (
+    ComposeState,
+    Wording,
+    draft_state,
+    forward_state,
+    parse_original,
+    reply_state,
+    with_signature,
+)
+from nmail.web.download_names import safe_filename
+from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.i18n import gettext as _
+from nmail.web.mail_services import Mail, MailServices
+from nmail.web.routes.mailbox import mailbox_context
+from nmail.web.routes.message import own_message
+from nmail.web.templating import SEOUL
+
+router = APIRouter()
+
+
+def wording(view: MessageView) -> Wording:
+    when = datetime.fromtimestamp(view.date, SEOUL).strftime("%Y-%m-%d %H:%M") if view.date else ""
+    name = (view.sender[0][0] or view.sender[0][1]) if view.sender else _("(unknown sender)")
+    wrote = (_("On %(date)s, %(name)s wrote:") % {"date": when, "name": name} if when
+             else _("%(name)s wrote:") % {"name": name})
+    return Wording(
+        wrote=wrote, forwarded=_("Forwarded message"),
+        labels={"from": _("From"), "date": _("Date"), "subject": _("Subject"), "to": _("To"),
+                "cc": _("Cc"), "date_value": when},
+    )
+
+
+async def uploads_view(web: Web, mail: MailServices, user: User,
+                       tokens: tuple[str, ...]) -> list[dict[str, object]]:
+    """The staged uploads a re-shown form still lists."""
+    shown = []
+    for token in tokens:
+        found = await web.run(mail.uploads.get, user.id, token)
+        if found is not None:
+            shown.append({"id": found.token, "name": found.name, "size": found.size})
+    return shown
+
+
+async def carried_view(web: Web, user: User, state: ComposeState) -> list[dict[str, object]]:
+    """The attachments a forward or a draft brings along, for the form's list."""
+    found = parse_original(state.carry_from)
+    if found is None or not state.carry_parts:
+        return []
+    folder = await web.folder(user.id, found[0])
+    raw = await web.read_message(user.id, folder.name, found[1]) if folder else None
+    if raw is None:
+        return []
+    view = await web.run(read_view, raw)
+    return [{"number": a.number, "name": safe_filename(a.filename), "size": a.size}
+            for a in view.attachments if a.number in state.carry_parts]
+
+
+async def compose_page(request: Request, user: User, web: Web, pages: Pages,
+                       mail: MailServices, state: ComposeState, *, status: int = 200,
+                       error: str = "", error_field: str = "", notice: str = "",
+                       uploads: list[dict[str, object]] | None = None) -> Response:
+    inbox = await web.folder_named(user.id, "INBOX")
+    context = await mailbox_context(user, web, inbox.id)
+    return pages.render(
+        request, "compose.html", status=status, state=state, error=error,
+        error_field=error_field, notice=notice, uploads=uploads or [],
+        carried=await carried_view(web, user, state),
+        attachment_limit=mail.attachment_limit, can_send=mail.outbox is not None,
+        sender=user.address, sender_name=user.account.display_name, **context,
+    )
+
+
+@router.get("/compose")
+async def compose(request: Request, user: CurrentUser, web: Web, pages: Pages, mail: Mail,
+                  to: str = "", subject: str = "", reply: str = "", reply_all: str = "",
+                  forward: str = "") -> Response:
+    for kind, target in (("reply", reply), ("reply-all", reply_all), ("forward", forward)):
+        if target:  # the list's shortcut form: /compose?reply=<folder id>:<uid>
+            folder_id, _, uid = target.partition(":")
+            if not (folder_id.isdigit() and uid.isdigit()):
+                raise HTTPException(404)
+            return RedirectResponse(f"/compose/{kind}/{int(folder_id)}/{int(uid)}",
+                                    status_code=303)
+    prefs = await web.prefs(user.id)
+    try:
+        prefilled = ", ".join(a for _, a in parse_recipients(to, "to")) if to else ""
+    except ValueError:
+        prefilled = ""
+    state = ComposeState(to=prefilled, subject=subject[:200].replace("\n", " ").replace("\r", " "),
+                         body=with_signature("", prefs.signature))
+    return await compose_page(request, user, web, pages, mail, state)
+
+
+async def _own_addresses(web: Web, user: User) -> set[str]:
+    directory = web.backends.directory
+    owned = await web.run(directory.sender_addresses, user.address)
+    return {user.address, *owned}
+
+
+async def _answer(request: Request, folder_id: int, uid: int, user: User, web: Web,
+                  pages: Pages, mail: MailServices, kind: str) -> Response:
+    _folder, raw = await own_message(web, user, folder_id, uid)
+    view = await web.run(read_view, raw)
+    prefs = await web.prefs(user.id)
+    words = wording(view)
+    if kind in ("reply", "reply-all"):
+        state = reply_state(view, folder_id, uid, await _own_addresses(web, user),
+                            to_all=kind == "reply-all", wording=words, signature=prefs.signature)
+    elif kind == "draft":
+        state = draft_state(view, folder_id, uid)
+    else:
+        state = forward_state(view, folder_id, uid, attached=kind == "forward-attached",
+                              wording=words, signature=prefs.signature)
+    return await compose_page(request, user, web, pages, mail, state)
+
+
+@router.get("/compose/reply/{folder_id}/{uid}")
+async def reply_form(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
+                     pages: Pages, mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply")
+
+
+@router.get("/compose/reply-all/{folder_id}/{uid}")
+async def reply_all_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
+                         web: Web, pages: Pages, mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply-all")
+
+
+@router.get("/compose/forward/{folder_id}/{uid}")
+async def forward_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
+                       web: Web, pages: Pages, mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward")
+
+
+@router.get("/compose/forward-attached/{folder_id}/{uid}")
+async def forward_attached_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
+                                web: Web, pages: Pages, mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward-attached")
+
+
+@router.get("/compose/draft/{folder_id}/{uid}")
+async def draft_form(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
+                     pages: Pages, mail: Mail) -> Response:
+    folder, _raw = await own_message(web, user, folder_id, uid)
+    if folder.name != "Drafts":
+        raise HTTPException(404)
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "draft")

@@ -1,0 +1,231 @@
+"""The compose form's posts: send, save a draft, upload an attachment, complete an address.
+
+POST /compose/send        multipart form (?_csrf=); action=send (default) or save
+POST /compose/upload      one file (X-CSRF-Token) -> {"id","name","size","type"}; 413 when over
+POST /compose/upload/{id}/delete
+GET  /compose/recipients?q=  -> [{"name","address"}]
+A refused send re-shows the form with what the user typed, the reason and
+the address it concerns (400); nothing was sent then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.datastructures import FormData, UploadFile
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from nmail.mime.composing import ComposeError, OutgoingFile
+from nmail.mime.reading import part_content, read_view
+from nmail.web.compose_form import ComposeState, outgoing, parse_original
+from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
+from nmail.web.i18n import gettext as _
+from nmail.web.mail_services import Mail, MailServices
+from nmail.web.outbox import Original
+from nmail.web.routes.compose import compose_page, uploads_view
+from nmail.web.routes.message import own_message
+from nmail.web.templating import human_size
+from nmail.web.uploads import UploadTooLarge
+
+router = APIRouter()
+MAX_FILES = 50
+MAX_FIELDS = 200
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _state(form: FormData) -> ComposeState:
+    parts = tuple(int(v) for v in form.getlist("carry_part")
+                  if isinstance(v, str) and v.isdigit() and len(v) < 5)
+    return ComposeState(
+        to=_text(form, "to"), cc=_text(form, "cc"), bcc=_text(form, "bcc"),
+        subject=_text(form, "subject"), body=_text(form, "body"),
+        in_reply_to=_text(form, "in_reply_to"), references=_text(form, "references"),
+        original=_text(form, "original"), attach_message=_text(form, "attach_message"),
+        carry_from=_text(form, "carry_from"), carry_parts=parts, draft=_text(form, "draft"),
+        uploads=tuple(v for v in form.getlist("upload") if isinstance(v, str))[:MAX_FILES],
+        rich=_text(form, "rich") == "1",
+    )
+
+
+def field_message(error: ComposeError) -> str:
+    names = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc"), "subject": _("Subject"),
+             "body": _("Message"), "attachment": _("Attachments"), "from": _("From")}
+    label = names.get(error.field, error.field)
+    text = str(error)
+    if text == "no recipient":
+        return _("Add at least one recipient.")
+    if "must be one line" in text:
+        return _("%(field)s must be a single line.") % {"field": label}
+    if "too long" in text or "longer than" in text:
+        return _("%(field)s is too long.") % {"field": label}
+    return _("%(field)s: this address is not valid: %(detail)s") % {
+        "field": label, "detail": text.split(":", 1)[-1].strip()}
+
+
+async def _message_bytes(web: Web, user: User, reference: str) -> bytes | None:
+    found = parse_original(reference)
+    if found is None:
+        return None
+    _folder, raw = await own_message(web, user, found[0], found[1])
+    return raw
+
+
+async def _files(form: FormData, state: ComposeState, user: User, web: Web,
+                 mail: MailServices) -> tuple[list[OutgoingFile], list[str], int]:
+    """Uploaded (staged and direct) and carried attachments (those last), the staged
+    tokens used, and how many were carried."""
+    files: list[OutgoingFile] = []
+    used: list[str] = []
+    for token in state.uploads:
+        upload = await web.run(mail.uploads.get, user.id, token)
+        if upload is not None:
+            data = await web.run(mail.uploads.read, user.id, upload)
+            files.append(OutgoingFile(upload.name, upload.content_type, data))
+            used.append(token)
+    for item in form.getlist("files")[:MAX_FILES]:
+        if isinstance(item, UploadFile) and item.filename:
+            data = await item.read(mail.attachment_limit + 1)
+            files.append(OutgoingFile(item.filename, item.content_type or
+                                      "application/octet-stream", data))
+    carried = 0
+    if state.carry_from and state.carry_parts:
+        raw = await _message_bytes(web, user, state.carry_from)
+        for number in state.carry_parts[:MAX_FILES]:
+            found = await web.run(part_content, raw, number) if raw else None
+            if found is not None:
+                files.append(OutgoingFile(found[0].filename, found[0].content_type, found[1]))
+                carried += 1
+    total = sum(len(f.data) for f in files)
+    if total > mail.attachment_limit:
+        raise ComposeError("attachment", "too large")
+    return files, used, carried
+
+
+@router.post("/compose/send")
+async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
+               mail: Mail) -> Response:
+    form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+    state = _state(form)
+    action = _text(form, "action") or "send"
+    wants_json = "application/json" in request.headers.get("accept", "")
+    try:
+        files, used, carried = await _files(form, state, user, web, mail)
+        attached = []
+        if state.attach_message:
+            raw = await _message_bytes(web, user, state.attach_message)
+            if raw is not None:
+                attached.append(raw)
+        message = outgoing(state, (user.account.display_name, user.address),
+                           html=_text(form, "html"), files=tuple(files), attached=tuple(attached),
+                           require_recipient=action == "send")
+    except ComposeError as error:
+        if error.field == "attachment" and str(error) == "too large":
+            text = _("The attachments are larger than the limit of %(limit)s.") % {
+                "limit": human_size(mail.attachment_limit)}
+        else:
+            text = field_message(error)
+        if wants_json:
+            return JSONResponse({"detail": text, "field": error.field}, status_code=400)
+        return await compose_page(request, user, web, pages, mail, state, status=400,
+                                  error=text, error_field=error.field,
+                                  uploads=await uploads_view(web, mail, user, state.uploads))
+    outbox = mail.outbox
+    if outbox is None:
+        raise HTTPException(503)
+    draft_uid = int(state.draft) if state.draft.isdigit() and len(state.draft) < 19 else None
+    if action == "save":
+        new_uid = await web.run(outbox.save_draft, user.account, message, draft_uid)
+        drafts = await web.folder_named(user.id, "Drafts")
+        stored = await web.read_message(user.id, "Drafts", new_uid) or b""
+        numbers = [a.number for a in (await web.run(read_view, stored)).attachments
+                   if not a.inline]
+        if wants_json:
+            # Autosave: the form keeps its staged uploads (the next save needs them);
+            # the carried attachments now come from the new draft, whose last parts they are.
+            return JSONResponse({"draft": new_uid, "carry_from": f"{drafts.id}/{new_uid}",
+                                 "carry_parts": numbers[len(numbers) - carried:]})
+        # The form re-shown: everything it attaches now lives in the draft.
+        for token in used:
+            await web.run(mail.uploads.remove, user.id, token)
+        saved = replace(state, draft=str(new_uid), uploads=(),
+                        carry_from=f"{drafts.id}/{new_uid}", carry_parts=tuple(numbers))
+        return await compose_page(request, user, web, pages, mail, saved,
+                                  notice=_("Draft saved."))
+    original = None
+    found = parse_original(state.original)
+    if found is not None:
+        folder = await web.folder(user.id, found[0])
+        if folder is not None and found[2]:
+            original = Original(folder.name, found[1], found[2])  # type: ignore[arg-type]
+    result = await web.run(outbox.send, user.account, message, client_ip(request), original)
+    if not result.sent:
+        lines = [f"{r.address}: {r.code} {r.text}" if r.address else f"{r.code} {r.text}"
+                 for r in result.refusals]
+        text = _("The message was not sent.") + " " + "; ".join(lines)
+        if wants_json:
+            return JSONResponse({"detail": text}, status_code=400)
+        return await compose_page(request, user, web, pages, mail, state, status=400,
+                                  error=text, error_field="to",
+                                  uploads=await uploads_view(web, mail, user, state.uploads))
+    for token in used:
+        await web.run(mail.uploads.remove, user.id, token)
+    if draft_uid is not None:
+        await web.run(outbox.discard_draft, user.account, draft_uid)
+    if wants_json:
+        return JSONResponse({"sent": True, "message_id": result.message_id})
+    if found is not None:
+        return RedirectResponse(f"/mail/{found[0]}/{found[1]}?sent=1", status_code=303)
+    inbox = await web.folder_named(user.id, "INBOX")
+    return RedirectResponse(f"/mail/{inbox.id}?done=sent&n=1", status_code=303)
+
+
+@router.post("/compose/upload")
+async def upload(request: Request, user: CurrentUser, web: Web, mail: Mail,
+                 name: str = "", already: int = 0) -> Response:
+    """The request body is the file itself (a script sends it with progress events)."""
+    limit = mail.attachment_limit
+    declared = request.headers.get("content-length", "")
+    too_large = _("The attachments are larger than the limit of %(limit)s.") % {
+        "limit": human_size(limit)}
+    if declared.isdigit() and int(declared) + max(0, already) > limit:
+        return JSONResponse({"detail": too_large}, status_code=413)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in request.stream():
+            yield chunk
+
+    collected: list[bytes] = []
+    size = 0
+    async for chunk in chunks():
+        size += len(chunk)
+        if size + max(0, already) > limit:
+            return JSONResponse({"detail": too_large}, status_code=413)
+        collected.append(chunk)
+    kind = request.headers.get("content-type", "application/octet-stream")
+    try:
+        saved = await web.run(mail.uploads.save, user.id, name or "attachment", kind, collected,
+                              limit, max(0, already))
+    except UploadTooLarge:
+        return JSONResponse({"detail": too_large}, status_code=413)
+    return JSONResponse({"id": saved.token, "name": saved.name, "size": saved.size,
+                         "type": saved.content_type})
+
+
+@router.post("/compose/upload/{token}/delete")
+async def delete_upload(token: str, user: CurrentUser, web: Web, mail: Mail) -> Response:
+    await web.run(mail.uploads.remove, user.id, token)
+    return Response(status_code=204)
+
+
+@router.get("/compose/recipients")
+async def recipients(user: CurrentUser, web: Web, mail: Mail, q: str = "") -> Response:
+    contacts = getattr(web, "contacts_matching_sync", None)
+    found = await web.run(mail.recipients.matching, user.id, q[:100],
+                          contacts if callable(contacts) else None)
+    return JSONResponse([{"name": name, "address": address} for name, address in found])

@@ -1,0 +1,89 @@
+"""Reading one message: the read screen, its sandboxed body frame, "show images".
+
+GET  /mail/{folder_id}/{uid}              the read screen (?pane=1: for the list's pane)
+GET  /mail/{folder_id}/{uid}/body         the HTML body's document (?images=1: remote too)
+POST /mail/{folder_id}/{uid}/trust-sender always show this sender's images
+Another user's folder or message is 404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from nmail.mailstore.model import FolderInfo
+from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.folder_views import label_of
+from nmail.web.i18n import current_language
+from nmail.web.mail_services import Mail
+from nmail.web.message_html import frame_csp
+from nmail.web.message_page import ReadPage, frame_html, read_page, sender_address
+from nmail.web.routes.mailbox import mailbox_context, own_folder
+
+router = APIRouter()
+MAX_UID = 2**63 - 1
+
+
+async def own_message(web: Web, user: User, folder_id: int, uid: int) -> tuple[FolderInfo, bytes]:
+    """The folder and the message's bytes, 404 unless both are this user's."""
+    if not 0 < uid <= MAX_UID:
+        raise HTTPException(404)
+    folder = await own_folder(web, user, folder_id)
+    raw = await web.read_message(user.id, folder.name, uid)
+    if raw is None:
+        raise HTTPException(404)
+    return folder, raw
+
+
+def _sender(page: ReadPage) -> str:
+    return page.view.sender[0][1] if page.view.sender else ""
+
+
+@router.get("/mail/{folder_id}/{uid}")
+async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
+               pages: Pages, mail: Mail, pane: int = 0, images: int = 0,
+               sent: int = 0) -> Response:
+    folder, raw = await own_message(web, user, folder_id, uid)
+    lang = current_language()
+    page = await web.run(read_page, raw, lang)
+    rows = await web.rows(folder, [uid])
+    if rows and "\\Seen" not in rows[0].flags:
+        await web.set_flags(user.id, folder.name, [uid], add=frozenset({"\\Seen"}))
+    trusted = page.remote_content and await web.run(mail.image_senders.trusted, user.id,
+                                                     _sender(page))
+    context: dict[str, object] = {
+        "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
+        "view": page.view, "show_images": bool(images) or trusted, "trusted": trusted,
+        "sender": _sender(page), "pane": bool(pane), "sent_notice": bool(sent),
+        "flags": rows[0].flags if rows else frozenset(),
+    }
+    if pane:
+        return pages.render(request, "message_pane.html", **context)
+    context.update(await mailbox_context(user, web, folder.id))
+    return pages.render(request, "message.html", **context)
+
+
+@router.get("/mail/{folder_id}/{uid}/body")
+async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail,
+               images: int = 0) -> Response:
+    _, raw = await own_message(web, user, folder_id, uid)
+    allow = bool(images)
+    if not allow:
+        allow = await web.run(mail.image_senders.trusted, user.id, sender_address(raw))
+    document = await web.run(frame_html, raw, allow_remote=allow, lang=current_language())
+    return HTMLResponse(document, headers={
+        "Content-Security-Policy": frame_csp(allow_remote=allow),
+        "Cache-Control": "private, no-store",
+        "Referrer-Policy": "no-referrer",
+    })
+
+
+@router.post("/mail/{folder_id}/{uid}/trust-sender")
+async def trust_sender(folder_id: int, uid: int, user: CurrentUser, web: Web,
+                       mail: Mail, pane: int = 0) -> Response:
+    _, raw = await own_message(web, user, folder_id, uid)
+    sender = sender_address(raw)
+    if not sender or not await web.run(mail.image_senders.trust, user.id, sender):
+        raise HTTPException(400)
+    back = f"/mail/{folder_id}/{uid}" + ("?pane=1" if pane else "")
+    return RedirectResponse(back, status_code=303)

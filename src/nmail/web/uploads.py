@@ -1,0 +1,124 @@
+"""Attachments uploaded while a message is being written, kept until it is sent.
+
+The compose page uploads each file as soon as it is chosen or dropped (so
+the browser can show progress and the limit is checked before the user
+presses Send); the form then names the uploads by token. Files live under
+`DATA/webmail-uploads/<account id>/`, each as `<token>.bin` plus `<token>.json`
+(name, type, size). A token is random, checked against a strict pattern and
+only looked up under the uploader's own directory, so one user can never
+name another's file. Uploads older than a day are swept. Blocking.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nmail.directory.sizes import parse_size
+from nmail.web.download_names import safe_filename
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+MAX_AGE = 24 * 3600
+DEFAULT_LIMIT = 25 * 1024 * 1024
+CHUNK = 256 * 1024
+
+
+class UploadTooLarge(Exception):
+    """The file (or all of a message's files together) is over the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    token: str
+    name: str  # safe display and file name
+    content_type: str
+    size: int
+
+
+def attachment_limit(raw_config: dict[str, object], max_message_size: int) -> int:
+    """Bytes of attachments one message may carry: `[web] max_attachment_size`.
+
+    Base64 makes a file a third larger on the wire, so the limit is also kept
+    under what `[smtp] max_message_size` lets through.
+    """
+    web = raw_config.get("web")
+    text = web.get("max_attachment_size") if isinstance(web, dict) else None
+    configured = parse_size(str(text)) if text is not None else DEFAULT_LIMIT
+    wire_cap = max_message_size * 3 // 4 - 64 * 1024
+    return max(0, min(configured or wire_cap, wire_cap))
+
+
+class Uploads:
+    def __init__(self, root: Path, clock: Callable[[], float] = time.time) -> None:
+        self._root = root
+        self._clock = clock
+
+    def save(self, account_id: int, name: str, content_type: str,
+             chunks: Iterable[bytes], limit: int, already: int = 0) -> Upload:
+        """Store one upload; UploadTooLarge (nothing kept) past `limit` with `already` bytes."""
+        folder = self._folder(account_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._sweep(folder)
+        token = secrets.token_urlsafe(16)
+        data_path = folder / f"{token}.bin"
+        size = 0
+        try:
+            with data_path.open("xb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if already + size > limit:
+                        raise UploadTooLarge
+                    out.write(chunk)
+        except BaseException:
+            data_path.unlink(missing_ok=True)
+            raise
+        kind = content_type.split(";")[0].strip().lower()
+        upload = Upload(token, safe_filename(name), kind if _TYPE.match(kind) else
+                        "application/octet-stream", size)
+        meta = {"name": upload.name, "type": upload.content_type, "size": size}
+        (folder / f"{token}.json").write_text(json.dumps(meta), encoding="utf-8")
+        return upload
+
+    def get(self, account_id: int, token: str) -> Upload | None:
+        if not _TOKEN.match(token):
+            return None
+        try:
+            meta = json.loads((self._folder(account_id) / f"{token}.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return Upload(token, str(meta["name"]), str(meta["type"]), int(meta["size"]))
+
+    def read(self, account_id: int, upload: Upload) -> bytes:
+        return (self._folder(account_id) / f"{upload.token}.bin").read_bytes()
+
+    def remove(self, account_id: int, token: str) -> None:
+        if _TOKEN.match(token):
+            for suffix in (".bin", ".json"):
+                (self._folder(account_id) / f"{token}{suffix}").unlink(missing_ok=True)
+
+    def _folder(self, account_id: int) -> Path:
+        return self._root / str(int(account_id))
+
+    def _sweep(self, folder: Path) -> None:
+        cutoff = self._clock() - MAX_AGE
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+    def clear(self, account_id: int) -> None:
+        shutil.rmtree(self._folder(account_id), ignore_errors=True)
