@@ -32,6 +32,7 @@ MAX_RECIPIENTS = 500
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9\-]{1,63}(?<!-)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ANGLES_AND_QUOTES = re.compile(r'"(?:[^"\\]|\\.)*"|<[^>]*>')
 _POLICY = email.policy.SMTP.clone(max_line_length=78, refold_source="none")
 
 
@@ -110,10 +111,17 @@ def check_text(value: str, field_name: str, limit: int) -> str:
 
 
 def parse_recipients(text: str, field_name: str) -> tuple[Address, ...]:
-    """Recipients as typed ("김철수 <kim@x.kr>, lee@y.kr") checked; ComposeError if any is bad."""
-    if _CONTROL.sub(" ", text) != text.replace("\r", " ").replace("\n", " ").replace("\t", " "):
+    """Recipients as typed ("김철수 <kim@x.kr>, lee@y.kr") checked; ComposeError if any is bad.
+
+    A line break separates addresses like a comma; group syntax ("team: a@b;")
+    is refused, as no one types it into a webmail and it would hide recipients.
+    """
+    text = text.replace("\r\n", ",").replace("\r", ",").replace("\n", ",").replace("\t", " ")
+    if _CONTROL.search(text):
         raise ComposeError(field_name, "addresses must be text")
-    pairs = parse_addresses(text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    if ":" in _ANGLES_AND_QUOTES.sub("", text):
+        raise ComposeError(field_name, f"bad address: {text.strip()!r}")
+    pairs = parse_addresses(text)
     if len(pairs) > MAX_RECIPIENTS:
         raise ComposeError(field_name, f"more than {MAX_RECIPIENTS} recipients")
     out: list[Address] = []

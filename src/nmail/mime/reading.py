@@ -10,6 +10,7 @@ safe to show is `web.message_html`'s and `web.plain_text`'s job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from nmail.mime.charsets import decode_bytes
@@ -29,6 +30,7 @@ _VIEW_FIELDS = frozenset({
     b"message-id", b"in-reply-to", b"references", b"list-unsubscribe",
     b"disposition-notification-to", *PART_FIELDS,
 })
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_BODY_BYTES = 8 * 1024 * 1024  # of a text body decoded for display; the rest is cut
 _MIME_NAMES = {
     "message/rfc822": "message.eml", "text/calendar": "invite.ics", "text/html": "page.html",
@@ -218,7 +220,8 @@ def _cid_references(html: str) -> set[str]:
 
 
 def _attachment_info(number: int, part: Part, referenced: set[str]) -> AttachmentInfo:
-    filename = clean_text(part.filename)
+    # Controls go (not to spaces): "a\x00.html" is "a.html", as a file system would see it.
+    filename = clean_text(_CONTROLS.sub("", part.filename))
     if not filename:
         extension = part.content_type.split("/", 1)[-1].split("+")[0][:10]
         filename = _MIME_NAMES.get(part.content_type, f"part{number + 1}.{extension}")

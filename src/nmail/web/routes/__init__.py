@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from nmail.web.routes import events, login, mailbox, selection
+from nmail.web.routes import (
+    compose,
+    compose_send,
+    events,
+    login,
+    mailbox,
+    message,
+    message_parts,
+    selection,
+)
 
 ROUTERS: list[APIRouter] = [
     login.router,
     mailbox.router,
     selection.router,
     events.router,
+    message.router,
+    message_parts.router,
+    compose.router,
+    compose_send.router,
 ]

@@ -27,8 +27,8 @@ from nmail.web.compose_form import (
     reply_state,
     with_signature,
 )
-from nmail.web.download_names import safe_filename
 from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.download_names import safe_filename
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
 from nmail.web.routes.mailbox import mailbox_context

@@ -8,6 +8,8 @@ Another user's folder or message is 404, like one that does not exist.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -51,7 +53,7 @@ async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, we
         await web.set_flags(user.id, folder.name, [uid], add=frozenset({"\\Seen"}))
     trusted = page.remote_content and await web.run(mail.image_senders.trusted, user.id,
                                                      _sender(page))
-    context: dict[str, object] = {
+    context: dict[str, Any] = {
         "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
         "view": page.view, "show_images": bool(images) or trusted, "trusted": trusted,
         "sender": _sender(page), "pane": bool(pane), "sent_notice": bool(sent),

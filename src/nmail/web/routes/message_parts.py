@@ -91,8 +91,8 @@ async def source(folder_id: int, uid: int, user: CurrentUser, web: Web,
                         headers=download_headers(f"message-{uid}.eml"))
     text = await web.run(decode_bytes, raw, None)
     return Response(text, media_type="text/plain; charset=utf-8", headers={
-        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
     })
 
 

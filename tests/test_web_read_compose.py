@@ -1,0 +1,251 @@
+"""Issue 11, reading and writing over HTTP: the read screen, the frame, downloads, sending."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nmail.directory.model import Account
+from nmail.mailstore.store import NewMessage
+from nmail.mime.reading import part_content, read_view
+from server_rig import RunningServer
+from web_rig import Browser, web_server
+
+HOSTILE_NAMES = ["../../x", "a\x00.html", "invoice\u202egpj.exe", "..\\..\\boot.ini"]
+
+
+def store(server: RunningServer, account: Account, raw: bytes, folder: str = "INBOX") -> int:
+    [stored] = server.runtime.store.store([NewMessage(account, folder, b"", raw)])
+    return stored.uid
+
+
+def folder_id(server: RunningServer, account: Account, name: str = "INBOX") -> int:
+    return server.runtime.store.folder(account.id, name).id
+
+
+def korean_message() -> bytes:
+    subject = base64.b64encode("견적서 송부의 건".encode("cp949")).decode()
+    return (b"From: =?euc-kr?B?" + base64.b64encode("김철수".encode("cp949"))
+            + b"?= <kim@remote.example>\r\nTo: bob@example.com\r\n"
+            b"Subject: =?ks_c_5601-1987?B?" + subject.encode() + b"?=\r\n"
+            b"Message-ID: <k1@remote.example>\r\nDate: Mon, 7 Dec 2026 09:00:00 +0900\r\n"
+            b"Content-Type: text/plain; charset=euc-kr\r\n\r\n"
+            + "안녕하세요. 똠방각하 견적서를 보내드립니다. https://example.kr/q?a=1&b=2\r\n"
+            .encode("cp949"))
+
+
+def with_attachments() -> bytes:
+    parts = [b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"]
+    for index, name in enumerate(HOSTILE_NAMES):
+        encoded = name.encode("utf-8")
+        parts.append(
+            b"--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: attachment; filename*=UTF-8''"
+            + "".join(f"%{b:02X}" for b in encoded).encode() + b"\r\n\r\n"
+            + base64.b64encode(f"<script>alert({index})</script>".encode()) + b"\r\n")
+    return (b"From: a@remote.example\r\nSubject: files\r\n"
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"".join(parts) + b"--b--\r\n")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with web_server(tmp_path) as srv:
+        yield srv
+
+
+@pytest.fixture
+def bob(server: RunningServer) -> Account:
+    return server.add_user("bob@example.com")
+
+
+@pytest.fixture
+def browser(server: RunningServer, bob: Account) -> Iterator[Browser]:
+    b = Browser(server)
+    assert b.login("bob").status_code == 303
+    yield b
+    b.close()
+
+
+def test_korean_message_reads_and_is_marked_seen(server: RunningServer, bob: Account,
+                                                 browser: Browser) -> None:
+    uid = store(server, bob, korean_message())
+    page = browser.get(f"/mail/{folder_id(server, bob)}/{uid}")
+    assert page.status_code == 200
+    assert "견적서 송부의 건" in page.text and "김철수" in page.text
+    assert "똠방각하" in page.text
+    assert 'href="https://example.kr/q?a=1&amp;b=2"' in page.text
+    [row] = server.runtime.store.list_messages(bob.id, "INBOX")
+    assert "\\Seen" in row.flags
+    pane = browser.get(f"/mail/{folder_id(server, bob)}/{uid}?pane=1")
+    assert pane.status_code == 200 and "folders-pane" not in pane.text
+
+
+def test_html_frame_is_sandboxed_sanitized_and_blocks_remote(server: RunningServer,
+                                                              bob: Account,
+                                                              browser: Browser) -> None:
+    raw = (b"From: a@remote.example\r\nSubject: h\r\nContent-Type: text/html\r\n\r\n"
+           b"<p onclick=x()>hi</p><script>parent.x=1</script>"
+           b"<img src=\"http://tracker.example/p.gif\">")
+    uid = store(server, bob, raw)
+    base = f"/mail/{folder_id(server, bob)}/{uid}"
+    page = browser.get(base)
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in page.text
+    assert "Show images" in page.text
+    frame = browser.get(base + "/body")
+    csp = frame.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "img-src data:;" in csp and "allow-scripts" not in csp
+    assert "<script" not in frame.text and "onclick" not in frame.text
+    assert "tracker.example" not in frame.text
+    shown = browser.get(base + "/body?images=1")
+    assert "tracker.example" in shown.text and "http:" in shown.headers["content-security-policy"]
+    # "Always for this sender" is kept server-side.
+    assert browser.post(base + "/trust-sender").status_code == 303
+    assert "tracker.example" in browser.get(base + "/body").text
+
+
+def test_hostile_attachment_names_download_safely(server: RunningServer, bob: Account,
+                                                  browser: Browser) -> None:
+    uid = store(server, bob, with_attachments())
+    base = f"/mail/{folder_id(server, bob)}/{uid}"
+    view = read_view(with_attachments())
+    names = []
+    for attachment in view.attachments:
+        answer = browser.get(f"{base}/part/{attachment.number}")
+        assert answer.status_code == 200
+        assert answer.headers["x-content-type-options"].startswith("nosniff")
+        assert answer.headers["content-type"] == "application/octet-stream"
+        disposition = answer.headers["content-disposition"]
+        assert disposition.startswith("attachment;")
+        assert all(bad not in disposition for bad in ("..", "/", "\\", "%00", "%E2%80%AE"))
+        names.append(re.search(r"filename\*=UTF-8''(.*)$", disposition).group(1))  # type: ignore[union-attr]
+        found = part_content(with_attachments(), attachment.number)
+        assert found is not None and answer.content == found[1]
+    assert names == ["x", "a.html", "invoicegpj.exe", "boot.ini"]
+    archive = zipfile.ZipFile(io.BytesIO(browser.get(base + "/attachments.zip").content))
+    assert sorted(archive.namelist()) == sorted(names)
+    source = browser.get(base + "/source")
+    assert source.headers["content-type"].startswith("text/plain")
+    assert "sandbox" in source.headers["content-security-policy"]
+
+
+def test_another_users_message_is_404(server: RunningServer, bob: Account,
+                                     browser: Browser) -> None:
+    eve = server.add_user("eve@example.com")
+    uid = store(server, eve, korean_message())
+    eve_inbox = folder_id(server, eve)
+    for path in (f"/mail/{eve_inbox}/{uid}", f"/mail/{eve_inbox}/{uid}/body",
+                 f"/mail/{eve_inbox}/{uid}/part/0", f"/mail/{eve_inbox}/{uid}/source",
+                 f"/mail/{eve_inbox}/{uid}/attachments.zip", f"/compose/reply/{eve_inbox}/{uid}",
+                 f"/mail/{folder_id(server, bob)}/{uid + 100}", f"/mail/{eve_inbox}/0",
+                 f"/mail/{eve_inbox}/99999999999999999999"):
+        assert browser.get(path).status_code in (404, 422), path
+
+
+def test_compose_send_with_attachment_to_a_local_user(server: RunningServer, bob: Account,
+                                                      browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    browser.get("/compose")
+    data = bytes(range(256)) * 64
+    answer = browser.client.post(
+        f"/compose/send?_csrf={browser.csrf}",
+        data={"to": "캐롤 <carol@example.com>", "subject": "자료 보냅니다", "body": "첨부 확인",
+              "action": "send"},
+        files={"files": ("보고서.bin", data, "application/octet-stream")},
+    )
+    assert answer.status_code == 303, answer.text
+    [row] = server.runtime.store.list_messages(carol.id, "INBOX")
+    raw = server.runtime.store.read_message(carol.id, "INBOX", row.uid)
+    assert raw is not None
+    view = read_view(raw)
+    assert view.subject == "자료 보냅니다" and view.sender[0][1] == "bob@example.com"
+    [attachment] = view.attachments
+    found = part_content(raw, attachment.number)
+    assert found is not None and found[1] == data and attachment.filename == "보고서.bin"
+    assert len(server.runtime.store.list_messages(bob.id, "Sent")) == 1
+
+
+def test_reply_and_forward_forms_and_marks(server: RunningServer, bob: Account,
+                                          browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    raw = (b"From: Carol <carol@example.com>\r\nTo: bob@example.com\r\nSubject: plan\r\n"
+           b"Message-ID: <p1@example.com>\r\n\r\nthe plan\r\n")
+    uid = store(server, bob, raw)
+    inbox = folder_id(server, bob)
+    form = browser.get(f"/compose/reply/{inbox}/{uid}")
+    assert 'value="Re: plan"' in form.text and "&gt; the plan" in form.text
+    assert "carol@example.com" in form.text
+    answer = browser.client.post(
+        f"/compose/send?_csrf={browser.csrf}",
+        data={"to": "carol@example.com", "subject": "Re: plan", "body": "ok",
+              "in_reply_to": "p1@example.com", "references": "p1@example.com",
+              "original": f"{inbox}/{uid}/answered"},
+    )
+    assert answer.status_code == 303
+    flags = server.runtime.store.list_messages(bob.id, "INBOX")[0].flags
+    assert "\\Answered" in flags
+    got = read_view(server.runtime.store.read_message(
+        carol.id, "INBOX", server.runtime.store.list_messages(carol.id, "INBOX")[0].uid) or b"")
+    assert got.in_reply_to == "p1@example.com"
+    forward = browser.get(f"/compose/forward/{inbox}/{uid}")
+    assert 'value="Fwd: plan"' in forward.text and "Forwarded message" in forward.text
+    answer = browser.client.post(
+        f"/compose/send?_csrf={browser.csrf}",
+        data={"to": "carol@example.com", "subject": "Fwd: plan", "body": "fyi",
+              "attach_message": f"{inbox}/{uid}", "original": f"{inbox}/{uid}/forwarded"},
+    )
+    assert answer.status_code == 303
+    assert "$Forwarded" in server.runtime.store.list_messages(bob.id, "INBOX")[0].flags
+
+
+def test_posts_without_csrf_are_refused(server: RunningServer, bob: Account,
+                                        browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    uid = store(server, bob, korean_message())
+    inbox = folder_id(server, bob)
+    assert browser.client.post("/compose/send", data={
+        "to": "carol@example.com", "subject": "s", "body": "b"}).status_code == 403
+    assert browser.client.post("/compose/upload?name=x", content=b"x").status_code == 403
+    assert browser.client.post(f"/mail/{inbox}/{uid}/trust-sender").status_code == 403
+    assert server.runtime.store.list_messages(carol.id, "INBOX") == []
+
+
+def test_header_injection_and_bad_addresses_reshow_the_form(server: RunningServer, bob: Account,
+                                                            browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    browser.get("/compose")
+    for fields in ({"to": "carol@example.com", "subject": "a\r\nBcc: carol@example.com"},
+                   {"to": "carol@example.com\r\nBcc: x@y.z", "subject": "s"},
+                   {"to": "not an address", "subject": "s"},
+                   {"to": "nobody@example.com", "subject": "s"}):
+        answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}",
+                                     data={**fields, "body": "b"})
+        assert answer.status_code == 400, fields
+        assert 'role="alert"' in answer.text
+    assert server.runtime.store.list_messages(carol.id, "INBOX") == []
+
+
+def test_upload_limit_and_staged_attachment(server: RunningServer, bob: Account,
+                                            browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    browser.get("/compose")
+    headers = {"X-CSRF-Token": browser.csrf, "Content-Type": "image/png"}
+    limit = int(re.search(r'data-limit="(\d+)"', browser.get("/compose").text).group(1))  # type: ignore[union-attr]
+    too_big = browser.client.post("/compose/upload?name=big.bin", content=b"x" * (limit + 1),
+                                  headers=headers)
+    assert too_big.status_code == 413 and "limit" in too_big.json()["detail"]
+    ok = browser.client.post("/compose/upload?name=../pic.png", content=b"PNGDATA",
+                             headers=headers)
+    assert ok.status_code == 200 and ok.json()["name"] == "pic.png"
+    answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "pic", "body": "b", "upload": ok.json()["id"]})
+    assert answer.status_code == 303
+    raw = server.runtime.store.read_message(
+        carol.id, "INBOX", server.runtime.store.list_messages(carol.id, "INBOX")[0].uid) or b""
+    [attachment] = read_view(raw).attachments
+    assert attachment.filename == "pic.png"
