@@ -280,7 +280,12 @@ class Runtime:
         from nmail.servers.http import WebServer
         from nmail.web.app import create_app
 
-        web = WebServer(create_app(self.web_context()), sock, self.config.http)
+        web = WebServer(
+            create_app(self.web_context()),
+            sock,
+            self.config.http,
+            stop_timeout=self.config.stop_timeout,
+        )
         await web.start()
         return web
 
@@ -303,11 +308,20 @@ class Runtime:
         self._bound.extend(bound)
 
     async def stop(self) -> None:
-        """Graceful: stop accepting, let transactions finish (or 421), stop the queue."""
+        """Graceful: stop accepting, let transactions finish (or 421), stop the queue.
+
+        Each part gets `[server] stop_timeout`: the listeners say 421 to what is
+        left by then, and a queue delivery still running is given up (its lease
+        expires and the message goes out again later).
+        """
         await asyncio.gather(*(s.stop() for s in self._servers), return_exceptions=True)
         self._servers.clear()
         if self.queue is not None and self._queue_task is not None:
-            await self.queue.stop()
+            try:
+                await asyncio.wait_for(self.queue.stop(), self.config.stop_timeout)
+            except TimeoutError:
+                log.warning("queue deliveries still running at the stop deadline: left")
+                self._queue_task.cancel()
             await asyncio.gather(self._queue_task, return_exceptions=True)
             self._queue_task = None
 

@@ -60,14 +60,18 @@ class Pop3Server:
         tls: TlsProvider | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
+        stop_grace: float = 10.0,
     ) -> None:
         """tls: returns the current server context (None: no TLS), asked at each
         handshake so a reloaded certificate applies to new connections.
-        sleep: how a login delay is waited (tests pass a recorder)."""
+        sleep: how a login delay is waited (tests pass a recorder); a stop cuts it short.
+        stop_grace: how long stop() lets a busy session finish its step."""
         self.backend = backend
         self.settings = settings
         self._tls = tls
         self.sleep = sleep
+        self.stop_grace = stop_grace
+        self._stopped = asyncio.Event()
         self._networks = [
             ipaddress.ip_network(n, strict=False) for n in settings.plaintext_auth_networks
         ]
@@ -154,10 +158,25 @@ class Pop3Server:
         if not self._connections and self._all_gone is not None:
             self._all_gone.set()
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def login_delay(self, seconds: float) -> None:
+        """Hold a failed login back `seconds`, or until the server stops."""
+        waits = [
+            asyncio.ensure_future(self.sleep(seconds)),
+            asyncio.ensure_future(self._stopped.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def stop(self, grace: float | None = None) -> None:
         """Stop accepting; close idle sessions (no UPDATE: nothing is deleted); let busy
-        ones finish their step for up to `grace` seconds, then cut them."""
+        ones finish their step for up to `grace` seconds (default: stop_grace), then
+        cut them. Login delays end at once."""
+        grace = self.stop_grace if grace is None else grace
         self.stopping = True
+        self._stopped.set()
         if self._server is not None:
             self._server.close()
         self._all_gone = asyncio.Event()
@@ -187,6 +206,8 @@ async def start_pop3_server(runtime: Runtime, name: str, sock: socket.socket) ->
         max_connections=config.pop3.max_connections,
         max_connections_per_ip=config.pop3.max_connections_per_ip,
     )
-    server = Pop3Server(backend, settings, runtime.certificates.context)
+    server = Pop3Server(
+        backend, settings, runtime.certificates.context, stop_grace=config.stop_timeout
+    )
     await server.start(sock)
     return server

@@ -322,7 +322,7 @@ class Pop3Connection(asyncio.Protocol):
             failure = outcome.failure or LoginFailure.BAD_CREDENTIALS
             log.info("POP3 login refused for %r from %s: %s", login, self._ip, failure.value)
             if outcome.delay > 0:
-                await self._server.sleep(outcome.delay)
+                await self._server.login_delay(outcome.delay)
             session.login_refused(failure)
             return
         try:

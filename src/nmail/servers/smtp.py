@@ -101,6 +101,7 @@ class SmtpServer:
             settings.smtp.max_connections, settings.smtp.max_connections_per_ip, shared_counts
         )
         self._closing = False
+        self._stopping = asyncio.Event()
         self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
         self._auth_by_ip: dict[str, bool] = {}
         self._setups: dict[bool, SessionSetup] = {}
@@ -157,6 +158,7 @@ class SmtpServer:
     async def close(self, grace: float | None = None) -> None:
         """Stop accepting; let transactions finish within `grace` seconds; 421 the rest."""
         self._closing = True
+        self._stopping.set()  # cuts login delays short
         if self._server is not None:
             self._server.close()
         for session in list(self._sessions):
@@ -271,6 +273,7 @@ class SmtpServer:
             plaintext_auth_allowed=self._plaintext_auth_allowed,
             idle_timeout=s.idle_timeout,
             handshake_timeout=s.tls_handshake_timeout,
+            stopping=self._stopping,
         )
 
 
@@ -312,6 +315,7 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         hostname=config.hostname,
         smtp=config.smtp,
         postmaster_address=f"postmaster@{config.domain}",
+        shutdown_grace=config.stop_timeout,
     )
     backend = IntakeBackend(runtime.intake, runtime.login)
     server = SmtpServer(

@@ -11,6 +11,7 @@ a backend call in a worker thread, the store's commit at end of data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -169,8 +170,10 @@ class Answers:
         elif outcome.ok:
             conn.auth_succeeded(outcome.account_address or event.username)
         else:
-            if outcome.delay > 0:
-                await asyncio.sleep(outcome.delay)
+            if outcome.delay > 0 and not self._setup.stopping.is_set():
+                # Held back, but not past the server's stop.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._setup.stopping.wait(), outcome.delay)
             if not self._lost():
                 conn.auth_failed(outcome.reply)
 

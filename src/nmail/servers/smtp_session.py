@@ -56,6 +56,7 @@ class SessionSetup:
     plaintext_auth_allowed: Callable[[str], bool]
     idle_timeout: float
     handshake_timeout: float
+    stopping: asyncio.Event  # set when the listener closes: login delays end at once
 
 
 class SmtpSession(asyncio.Protocol):
