@@ -102,7 +102,7 @@ def test_dns_records_lists_everything_to_publish() -> None:
     assert by_name[("example.test", "TXT")] == "v=spf1 mx -all"
     assert by_name[("nmail._domainkey.example.test", "TXT")] == record
     assert by_name[("_dmarc.example.test", "TXT")] == (
-        "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test")
+        "v=DMARC1; p=quarantine; aspf=s; rua=mailto:postmaster@example.test")
     assert by_name[("autoconfig.example.test", "CNAME")] == "mail.example.test."
     assert by_name[("autodiscover.example.test", "CNAME")] == "mail.example.test."
     assert by_name[("_autodiscover._tcp.example.test", "SRV")] == "0 0 443 mail.example.test."

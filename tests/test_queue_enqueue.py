@@ -127,9 +127,13 @@ def test_dkim_signs_hosted_sender_and_signature_verifies(
     queue = make_queue(sqlite_engine, tmp_path, is_local_domain=lambda d: d == "nmail.test",
                        dkim=keys)
     signed_id = queue.enqueue("alice@nmail.test", ["bob@remote.test"],
-                              message(body="Hi.\n.\nBye\n"))
+                              message(body="Hi.\n.\nBye\n"), sign_domain="nmail.test")
     plain_id = queue.enqueue("carol@other.test", ["bob@remote.test"],
-                             message(sender="carol@other.test"))
+                             message(sender="carol@other.test"), sign_domain="other.test")
+    # The queue never signs on the strength of From: alone (issue 9: the
+    # intake says whom a message may speak for).
+    unvouched = queue.enqueue("alice@nmail.test", ["bob@remote.test"], message())
+    assert b"DKIM-Signature" not in queue.spool.read(unvouched)
     signed = queue.spool.read(signed_id)
     plain = queue.spool.read(plain_id)
     assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=nmail.test")
@@ -149,7 +153,8 @@ def test_dkim_signs_hosted_sender_and_signature_verifies(
     assert not dkimpy.verify(body_tampered, dnsfunc=dnsfunc)
     # a hosted domain without a key is sent unsigned, not refused
     queue2 = make_queue(sqlite_engine, tmp_path, is_local_domain=lambda d: True, dkim=keys)
-    other = queue2.enqueue("x@nokey.test", ["bob@remote.test"], message(sender="x@nokey.test"))
+    other = queue2.enqueue("x@nokey.test", ["bob@remote.test"], message(sender="x@nokey.test"),
+                           sign_domain="nokey.test")
     assert b"DKIM-Signature" not in queue2.spool.read(other)
 
 
@@ -168,7 +173,8 @@ def test_signed_message_verifies_as_received_by_the_sink(
             h.dns.add("mx1.remote.test", "A", "127.0.0.2")
             await h.start()
             qid = h.queue.enqueue("alice@nmail.test", ["bob@remote.test"],
-                                  message(body="x\r\n.dotted line\r\n..two\r\n"))
+                                  message(body="x\r\n.dotted line\r\n..two\r\n"),
+                                  sign_domain="nmail.test")
             await wait_until(lambda: h.queue.show(qid).recipients[0].state == DELIVERED)
             got = h.sinks[0].received[0].data
             assert b"\r\n.dotted line\r\n..two\r\n" in got

@@ -144,6 +144,9 @@ class Config:
     nameservers: tuple[str, ...] = ()
     relay: RelayHost | None = None
     transport: dict[str, str] = field(default_factory=dict)
+    # The domain of the SRS addresses forwarded mail is sent from (default:
+    # the hostname); mail to it must reach this server.
+    srs_domain: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -282,6 +285,7 @@ KNOWN_SECTIONS = frozenset(
         "dkim",
         "dns",
         "relay",
+        "srs",
         "transport",
         "pop3",
         "http",
@@ -410,5 +414,6 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,
         transport=transport,
+        srs_domain=str(section(raw, "srs").get("domain") or hostname).lower().rstrip("."),
         raw=raw,
     )

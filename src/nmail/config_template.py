@@ -71,6 +71,11 @@ keepalive_timeout = "5s"      # an idle connection is kept this long after a res
 [dkim]
 selector = "nmail"
 
+[srs]
+# Forwarded mail (aliases/catch-all to other domains) leaves with an SRS
+# envelope sender in this domain; it must resolve to this server.
+# domain = "{hostname}"
+
 [dns]
 # nameservers = ["127.0.0.1"]
 

@@ -21,6 +21,7 @@ from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.delivery.intake import Intake
 from nmail.delivery.log import DeliveryLog
+from nmail.delivery.srs import SrsRewriter, load_secret
 from nmail.directory import Directory
 from nmail.directory.login import LoginService
 from nmail.directory.passwords import PasswordHashing
@@ -167,6 +168,7 @@ class Runtime:
             config.hostname,
             self.delivery_log,
             clock=clock,
+            srs=SrsRewriter(load_secret(config.data_dir), config.srs_domain),
         )
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="nmail")
         self._servers: list[Any] = []

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from nmail.cli import sendas_cmd
 from nmail.cli.context import CliContext
 from nmail.cli.directory_access import (
     account_dir,
@@ -82,6 +83,8 @@ def register(commands: Any) -> None:
     )
     imp.add_argument("file", metavar="FILE.csv")
     imp.set_defaults(handler=import_cmd)
+
+    sendas_cmd.register(sub)
 
 
 def _role(account: Account) -> str:

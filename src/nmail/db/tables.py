@@ -95,6 +95,18 @@ reject_senders = Table(
     UniqueConstraint("account_id", "pattern"),
 )
 
+# Addresses (or @domain) an admin lets an account use as sender, besides
+# its own address and its aliases (directory/send_as.py).
+send_as = Table(
+    "send_as",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("account_id", "address"),
+)
+
 # One row (id 1): a number every directory change bumps in its own
 # transaction, so caches of directory answers (per process, per node) know in
 # one cheap read whether anything changed since they were filled.

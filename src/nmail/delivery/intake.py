@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from nmail.config import SmtpSettings
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.log import DeliveryLog
+from nmail.delivery.srs import SrsError, SrsRewriter, is_srs
+from nmail.delivery.submission import check_authors, plan_outbound
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
 from nmail.directory import Directory
 from nmail.directory.cache import DirectoryCache, NotCached
@@ -48,6 +50,7 @@ class Queue(Protocol):
         notify: Sequence[str | None] | None = None,
         orcpt: Sequence[str | None] | None = None,
         is_bounce: bool = False,
+        sign_domain: str | None = None,
     ) -> str: ...
 
     def check_envelope(
@@ -138,8 +141,10 @@ class Intake:
         delivery_log: DeliveryLog,
         *,
         clock: Callable[[], float] = time.time,
+        srs: SrsRewriter | None = None,
     ) -> None:
         self.directory = directory
+        self.srs = srs
         # MAIL and RCPT read the directory through this memory, checked against
         # the directory generation on every question (see directory.cache).
         self.lookups = DirectoryCache(directory)
@@ -224,6 +229,13 @@ class Intake:
             resolution = lookups.resolve(address, cached_only=cached_only)
         except DirectoryError as exc:
             return Decision(501, "5.1.3", f"Bad recipient address syntax: {exc}"), None
+        srs_local, _, srs_domain = address.rpartition("@")
+        if (
+            self.srs is not None
+            and is_srs(srs_local)
+            and (resolution.hosted or srs_domain.lower() == self.srs.domain.lower())
+        ):
+            return self._srs_recipient(client, sender, srs_local, size_hint, cached_only)
         if not resolution.hosted:
             decision = relay.check_relay(
                 client_ip=client.ip,
@@ -262,6 +274,31 @@ class Intake:
             return Decision(451, "4.3.2", "Outbound delivery is not available"), None
         return ACCEPT, kept
 
+    def _srs_recipient(
+        self, client: ClientInfo, sender: str, local: str, size_hint: int | None,
+        cached_only: bool,
+    ) -> tuple[Decision, Resolution | None]:
+        """A bounce coming back to an address SRS made: on to the original sender."""
+        assert self.srs is not None
+        if sender:
+            return Decision(550, "5.7.1", "SRS addresses accept only bounces (MAIL FROM:<>)"), None
+        try:
+            original = self.srs.reverse(local, self.clock())
+        except SrsError as exc:
+            return Decision(550, "5.1.1", f"Bad SRS address: {exc}"), None
+        try:
+            back = self.lookups.resolve(original, cached_only=cached_only)
+        except DirectoryError as exc:
+            return Decision(550, "5.1.1", f"Bad SRS address: {exc}"), None
+        if back.hosted:
+            return self._recipient_decision(
+                client, sender, original, size_hint, cached_only=cached_only
+            )
+        if self.queue is None:
+            return Decision(451, "4.3.2", "Outbound delivery is not available"), None
+        # Not relaying for an outsider: only an address we made names this way back.
+        return ACCEPT, Resolution(original, True, (), (original,))
+
     # -- end of DATA -----------------------------------------------------
 
     def accept(self, envelope: Envelope, content: bytes) -> Decision:
@@ -269,16 +306,18 @@ class Intake:
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return job
+        plan = None
         if job.remote:
+            assert self.queue is not None
+            plan = plan_outbound(self.lookups, self.srs, envelope, content, job.notify)
             # Checked before anything is stored: an envelope the queue would
             # refuse must not leave local copies behind (a retry would
             # store another each time).
-            assert self.queue is not None
             try:
                 self.queue.check_envelope(
-                    envelope.sender, job.remote, client=envelope.client,
-                    dsn_envid=envelope.dsn_envid, dsn_ret=envelope.dsn_ret,
-                    notify=job.notify, orcpt=job.orcpt,
+                    plan.sender, job.remote, client=envelope.client,
+                    dsn_envid=envelope.dsn_envid, dsn_ret=plan.ret,
+                    notify=plan.notify, orcpt=job.orcpt,
                 )
             except ValueError as exc:
                 refused = Decision(554, "5.5.4", f"Transaction refused: {exc}")
@@ -287,17 +326,18 @@ class Intake:
         try:
             if job.items:
                 self.store.store(job.items)
-            if job.remote:
+            if plan is not None:
                 assert self.queue is not None
                 self.queue.enqueue(
-                    envelope.sender,
+                    plan.sender,
                     job.remote,
                     job.received + content,
                     client=envelope.client,
                     dsn_envid=envelope.dsn_envid,
-                    dsn_ret=envelope.dsn_ret,
-                    notify=job.notify,
+                    dsn_ret=plan.ret,
+                    notify=plan.notify,
                     orcpt=job.orcpt,
+                    sign_domain=plan.sign_domain,
                 )
         except Exception as exc:
             return self._failed(job, exc)
@@ -314,8 +354,8 @@ class Intake:
         not delivered to yet, a folder that vanished): nothing was stored,
         call accept() in a worker thread.
         """
-        if any(r.remote for r in envelope.recipients):
-            return None
+        if envelope.client.auth_user is not None or any(r.remote for r in envelope.recipients):
+            return None  # the From: check reads the directory: a worker thread's job
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return PendingAcceptance(self, None, _done_future(), job)
@@ -333,6 +373,8 @@ class Intake:
         decision = limits.check_size(size, self.settings.max_message_size)
         if decision.accepted:
             decision = loops.check_hops(loops.count_received(content), self.settings.max_hops)
+        if decision.accepted and envelope.client.auth_user is not None:
+            decision = check_authors(self.lookups, envelope.client.auth_user, content)
         now = self.clock()
         msg_id = new_message_id(now)
         all_rcpts = [r.address for r in envelope.recipients]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from nmail.db.tables import aliases, domain_aliases, domains
+from nmail.db.tables import aliases, domain_aliases, domains, send_as
 from nmail.directory.base import DirectoryBase
 from nmail.directory.errors import InvalidName
 from nmail.directory.names import is_userid, normalize_address, split_address
@@ -16,7 +16,9 @@ class SenderAddressesMixin(DirectoryBase):
     """Addresses a login owns."""
 
     def sender_addresses(self, login: str) -> frozenset[str]:
-        """The account's address, the aliases that deliver to it, in every domain alias.
+        """Addresses `login` may send as: its own, its aliases', its send-as grants.
+
+        Aliases count in every domain alias; a grant "@domain" is a whole domain.
 
         Empty when `login` names no account. Used to refuse MAIL FROM with
         someone else's address from an authenticated session.
@@ -46,6 +48,12 @@ class SenderAddressesMixin(DirectoryBase):
                 if not frontier:
                     break
                 owned |= frontier
+            # Admin grants (directory/send_as.py): addresses, or "@domain".
+            owned.update(
+                str(g) for g in conn.execute(
+                    select(send_as.c.address).where(send_as.c.account_id == account.id)
+                ).scalars()
+            )
         return frozenset(owned)
 
 

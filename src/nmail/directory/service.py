@@ -7,11 +7,13 @@ from nmail.directory.domains import DomainsMixin
 from nmail.directory.rejects import RejectsMixin
 from nmail.directory.relay import RelayMixin
 from nmail.directory.resolver import ResolverMixin
+from nmail.directory.send_as import SendAsMixin
 from nmail.directory.sender_addresses import SenderAddressesMixin
 
 
 class Directory(
-    DomainsMixin, RejectsMixin, AliasesMixin, RelayMixin, ResolverMixin, SenderAddressesMixin
+    DomainsMixin, RejectsMixin, SendAsMixin, AliasesMixin, RelayMixin, ResolverMixin,
+    SenderAddressesMixin,
 ):
     """Who and what the server hosts, over SQL.
 

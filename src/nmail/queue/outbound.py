@@ -178,9 +178,13 @@ class OutboundQueue:
         notify: Sequence[str | None] | None = None,
         orcpt: Sequence[str | None] | None = None,
         is_bounce: bool = False,
+        sign_domain: str | None = None,
     ) -> str:
         """Queue `content` for `recipients`; returns the queue id once durable.
 
+        Only `sign_domain` (when hosted) DKIM-signs, or for our own notices
+        (`is_bounce`) their From: domain: the caller decides whom the
+        message may speak for (delivery/submission.py), never its From:.
         Raises QueueInputError (and stores nothing) for an envelope value with
         CR, LF or another control character, or a malformed address.
         """
@@ -191,7 +195,10 @@ class OutboundQueue:
         auth_user = client.auth_user if client is not None else None
         client_ip = client.ip if client is not None else None
         body = wire.normalize_line_endings(content)
-        body = self._dkim_sign(sender, body) + body
+        if is_bounce:
+            sign_domain = wire.from_domain(body)
+        if sign_domain:
+            body = self._dkim_sign(sign_domain, body) + body
         queue_id = new_queue_id()
         now = self._clock()
         message = MessageInfo(
@@ -255,28 +262,22 @@ class OutboundQueue:
             wire.check_text(client.ip, "client address", 64)
         return rows
 
-    def _dkim_sign(self, sender: str, body: bytes) -> bytes:
-        """The DKIM-Signature header for a hosted From:/sender domain (key made if missing)."""
-        if self._dkim is None:
+    def _dkim_sign(self, domain: str, body: bytes) -> bytes:
+        """The DKIM-Signature header for hosted `domain` (key made if missing), or b""."""
+        if self._dkim is None or not self._is_local(domain):
             return b""
-        candidates = [wire.from_domain(body)]
-        if sender:
-            candidates.append(wire.address_domain(sender))
         selector = self.config.dkim_selector
-        for domain in dict.fromkeys(d for d in candidates if d):
-            if not self._is_local(domain):
-                continue
-            pem = self._dkim.get(domain, selector)
-            if pem is None:
-                # Every hosted domain signs, however it was created (CLI, API, admin UI).
-                try:
-                    pem = self._dkim.ensure(domain, selector)
-                except KeyError:
-                    continue
+        pem = self._dkim.get(domain, selector)
+        if pem is None:
+            # Every hosted domain signs, however it was created (CLI, API, admin UI).
             try:
-                return sign(body, domain, selector, pem)
-            except DkimError as exc:
-                log.warning("queue: not DKIM-signing for %s: %s", domain, exc)
+                pem = self._dkim.ensure(domain, selector)
+            except KeyError:
+                return b""
+        try:
+            return sign(body, domain, selector, pem)
+        except DkimError as exc:
+            log.warning("queue: not DKIM-signing for %s: %s", domain, exc)
         return b""
 
     # -- running --------------------------------------------------------------
