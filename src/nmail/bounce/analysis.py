@@ -155,8 +155,7 @@ def analyze(raw: bytes) -> BounceAnalysis | None:
     if status_part is not None:
         report = read_status(status_part)
         reporting_mta, arrival = report.reporting_mta, report.arrival_date
-        dsn_recipients = [r for r in report.recipients if _failing(r)
-                          and (r.final_recipient or r.original_recipient)]
+        dsn_recipients = [r for r in report.recipients if _failing(r) and _address_of(r)]
         if report.recipients and all(r.action in _SUCCESS_ACTIONS for r in report.recipients):
             return None  # a success notice
     texts = view.texts()
@@ -191,6 +190,14 @@ def _failing(rcpt: StatusRecipient) -> bool:
     if rcpt.action:
         return rcpt.action in _FAILING_ACTIONS
     return rcpt.status[:1] in ("4", "5")  # no Action field: the status tells
+
+
+def _address_of(rcpt: StatusRecipient) -> str:
+    """Final-Recipient, else Original-Recipient: the first that is an address at all."""
+    for value in (rcpt.final_recipient, rcpt.original_recipient):
+        if "@" in value:
+            return value
+    return ""
 
 
 def _is_bounce(view: MessageView, has_report: bool, text: str, scan: TextScan) -> bool:
@@ -237,7 +244,7 @@ def _from_dsn(rcpts: list[StatusRecipient], scan: TextScan) -> list[FailedRecipi
     by_address = {found.address.lower(): found for found in scan.recipients}
     out = []
     for rcpt in rcpts:
-        address = rcpt.final_recipient or rcpt.original_recipient
+        address = _address_of(rcpt)
         found = by_address.get(address.lower())
         diagnostic = rcpt.diagnostic or (found.diagnostic if found else "") or (
             scan.diagnostic if len(rcpts) == 1 else "")
