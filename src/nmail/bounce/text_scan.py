@@ -33,7 +33,7 @@ _ORIGINAL_MARKERS = re.compile(
     r"|-+ ?(?:Original|Returned|Unsent) message"
     r"|-+ ?The header of the original message is following"
     r"|\[<05>\]"
-    r"|Original message headers:"
+    r"|Original message headers:?\s*$"
     r"|-+ ?원본 ?(?:메일|메시지)|(?:원본|원문) (?:메일|메시지)(?:의 헤더)?(?:입니다|를 첨부)"
     r")",
     re.IGNORECASE | re.MULTILINE,

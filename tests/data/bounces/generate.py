@@ -320,7 +320,80 @@ def nate(c: dict[str, str]) -> bytes:
     )
 
 
+def gmail_old(c: dict[str, str]) -> bytes:
+    r, reply, host = c["rcpt"], c["reply"], c["host"]
+    return crlf(
+        "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+        f"To: {SENDER}\nSubject: Delivery Status Notification (Failure)\nDate: {DATE}\n\n"
+        "Delivery to the following recipient failed permanently:\n\n"
+        f"     {r}\n\nTechnical details of permanent failure:\n"
+        "Google tried to deliver your message, but it was rejected by the server for the "
+        f"recipient domain {r.split('@')[1]} by {host}. [192.0.2.80].\n\n"
+        f"The error that the other server returned was:\n{reply}\n\n"
+        "----- Original message -----\n\n" + original(r, c["subject"], c["msgid"])
+    )
+
+
+def outlook_com(c: dict[str, str]) -> bytes:
+    r, reply = c["rcpt"], c["reply"]
+    return crlf(
+        "From: postmaster@outlook.com\n"
+        f"To: {SENDER}\nSubject: Undeliverable: {c['subject']}\nDate: {DATE}\n"
+        "Content-Type: text/plain; charset=utf-8\n\n"
+        f"Your message to {r} couldn't be delivered.\n\n"
+        f"{r.split('@')[0]} wasn't found at {r.split('@')[1]}.\n\n"
+        "kim          Office 365          "
+        f"{r.split('@')[0]}\nAction Required                     Recipient\n\n"
+        "Unknown To address\n\nHow to Fix It\nThe address may be misspelled or may not "
+        "exist.\n\nMore Info for Email Admins\n"
+        f"Remote Server returned '{reply}'\n\n"
+        "Original Message Headers\n\n" + original(r, c["subject"], c["msgid"])
+    )
+
+
+def exim_two(c: dict[str, str]) -> bytes:
+    r, reply, host = c["rcpt"], c["reply"], c["host"]
+    r2, reply2 = c["rcpt2"], c["reply2"]
+    return crlf(
+        "Return-path: <>\n"
+        "From: Mail Delivery System <Mailer-Daemon@mx.example.com>\n"
+        f"To: {SENDER}\nSubject: Mail delivery failed: returning message to sender\n"
+        f"X-Failed-Recipients: {r}, {r2}\nDate: {DATE}\n\n"
+        "This message was created automatically by mail delivery software.\n\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        f"  {r}\n    host {host} [192.0.2.44]\n"
+        f"    SMTP error from remote mail server after RCPT TO:<{r}>:\n    {reply}\n"
+        f"  {r2}\n    host {host} [192.0.2.44]\n"
+        f"    SMTP error from remote mail server after RCPT TO:<{r2}>:\n    {reply2}\n\n"
+        "------ This is a copy of the message, including all the headers. ------\n\n"
+        + original(r, c["subject"], c["msgid"]) + "\nHello.\n"
+    )
+
+
+def postfix_two(c: dict[str, str]) -> bytes:
+    r, reply, host = c["rcpt"], c["reply"], c["host"]
+    r2, reply2 = c["rcpt2"], c["reply2"]
+    status2 = "5.2.2" if "5.2.2" in reply2 else "5.0.0"
+    second = dsn_part(r2, status2, reply2, "x", host).split("\n\n", 1)[1]
+    return crlf(
+        "From: MAILER-DAEMON@mail.nmail-demo.kr (Mail Delivery System)\n"
+        f"To: {SENDER}\nSubject: Undelivered Mail Returned to Sender\nDate: {DATE}\n"
+        f'Content-Type: multipart/report; report-type=delivery-status;\n\tboundary="{B}"\n\n'
+        f"--{B}\nContent-Type: text/plain; charset=us-ascii\n\n"
+        "This is the mail system at host mail.nmail-demo.kr.\n\n"
+        f"<{r}>: host {host}[203.0.113.25] said: {reply} (in reply to RCPT TO command)\n\n"
+        f"<{r2}>: host {host}[203.0.113.25] said: {reply2} (in reply to RCPT TO command)\n\n"
+        f"--{B}\nContent-Type: message/delivery-status\n\n"
+        + dsn_part(r, c["status"], reply, "mail.nmail-demo.kr", host) + "\n" + second
+        + f"\n--{B}\nContent-Type: text/rfc822-headers\n\n"
+        + original(r, c["subject"], c["msgid"]) + f"\n--{B}--\n"
+    )
+
+
 FORMATS: dict[str, Callable[[dict[str, str]], bytes]] = {
+    "gmail_old": gmail_old, "outlook_com": outlook_com, "exim_two": exim_two,
+    "postfix_two": postfix_two,
     "postfix": postfix, "postfix_text": postfix_text, "sendmail": sendmail,
     "sendmail_text": sendmail_text, "exim": exim, "qmail": qmail, "yahoo": yahoo,
     "exchange": exchange, "exchange_text": exchange_text, "gmail": gmail, "xmail": xmail,
@@ -485,7 +558,29 @@ CASES: list[tuple[str, str, str, str, str, str, str]] = [
      "mx.example.org", ""),
     ("unknown", "qmail", "odd3@example.com", "5.0.0", "554 Transaction rejected (code 42)",
      "mx.example.com", ""),
+    # More formats, and bounces naming two recipients with different causes.
+    ("no_such_user", "gmail_old", "nobody9@example.com", "5.1.1",
+     "550-5.1.1 The email account that you tried to reach does not exist.",
+     "mx.example.com", ""),
+    ("no_such_user", "outlook_com", "nobody10@contoso.example", "5.1.10",
+     "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+     "", ""),
+    ("spam", "outlook_com", "spam5@contoso.example", "5.7.1",
+     "550 5.7.1 Service unavailable, message rejected as spam [ABC123]", "", ""),
+    ("rbl", "gmail_old", "rbl5@example.net", "5.7.1",
+     "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using b.barracudacentral.org",
+     "mx.example.net", ""),
+    ("no_such_user", "exim_two", "two1@example.com", "5.1.1", "550 5.1.1 User unknown",
+     "mx.example.com", "", ),
+    ("no_such_user", "postfix_two", "two3@example.net", "5.1.1", "550 5.1.1 No such user",
+     "mx.example.net", ""),
 ]
+
+# The second recipient of the *_two formats: (address, reply, its category).
+SECOND = {
+    "exim_two": ("two2@example.com", "452 4.2.2 Mailbox full", "mailbox_full"),
+    "postfix_two": ("two4@example.net", "552 5.2.2 Over quota", "mailbox_full"),
+}
 
 
 def main() -> None:
@@ -500,12 +595,17 @@ def main() -> None:
         }
         if reason:
             case["reason_ko"] = reason
+        rcpts, categories = [rcpt], [category]
+        if fmt in SECOND:
+            case["rcpt2"], case["reply2"], second_category = SECOND[fmt]
+            rcpts.append(case["rcpt2"])
+            categories.append(second_category)
         name = f"{category}/{number:02d}_{fmt}.eml"
         (HERE / category).mkdir(exist_ok=True)
         (HERE / name).write_bytes(FORMATS[fmt](case))
         carries_original = fmt != "naver"  # Naver's notice quotes no header of it
         expected[name] = {
-            "category": category, "recipients": [rcpt],
+            "category": category, "recipients": rcpts, "categories": categories,
             "subject": f"견적서 {number}호" if carries_original else "",
             "message_id": case["msgid"] if carries_original else "",
         }
