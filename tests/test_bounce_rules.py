@@ -81,6 +81,31 @@ def test_reply_codes_are_found_where_servers_put_them(
         (450, "4.1.1", "", catalogue.TEMPORARY),  # "no such user", but only for now
         (450, "", "Mailbox unavailable", catalogue.TEMPORARY),
         (550, "5.7.1", "", catalogue.UNKNOWN),
+        (550, "5.1.1", "<u@d.test>: Recipient address rejected: User unknown in relay "
+         "recipient table", catalogue.NO_SUCH_USER),
+        (553, "5.1.8", "<kim@nmail.test>: Sender address rejected: Domain not found",
+         catalogue.UNKNOWN),
+        (552, "5.2.2", "<u@d.test>: Recipient address rejected: Quota exceeded",
+         catalogue.MAILBOX_FULL),
+        (421, "4.7.28", "Our system has detected an unusual rate of unsolicited mail "
+         "originating from your IP address", catalogue.IP_BLOCKED),
+        (550, "5.7.1", "Our system has detected that this message is likely unsolicited mail",
+         catalogue.SPAM),
+        (550, "5.7.26", "This message does not have authentication information or fails to "
+         "pass authentication checks (SPF or DKIM)", catalogue.SPAM),
+        (553, "5.7.2", "[TSS09] All messages from 192.0.2.1 will be permanently deferred",
+         catalogue.IP_BLOCKED),
+        (550, "5.7.606", "Access denied, banned sending IP [192.0.2.1]", catalogue.RBL),
+        (550, "5.7.1", "Unfortunately, messages from [192.0.2.1] weren't sent. Please contact "
+         "your Internet service provider since part of their network is on our block list",
+         catalogue.RBL),
+        (421, "", "Too many concurrent SMTP connections from this IP address; please try "
+         "again later", catalogue.IP_BLOCKED),
+        (554, "5.7.1", "Your access to this mail system has been rejected due to the sending "
+         "MTA's poor reputation", catalogue.IP_BLOCKED),
+        (550, "5.1.1", "<u@d.test>: Recipient address rejected: User unknown in virtual "
+         "mailbox table", catalogue.NO_SUCH_USER),
+        (550, "", "Recipient address rejected: Access denied", catalogue.UNKNOWN),
         (None, "", "", catalogue.UNKNOWN),
         (None, "4.4.7", "The maximum number of delivery attempts has been reached. "
          "Last error: 452 4.2.2 Mailbox full", catalogue.MAILBOX_FULL),

@@ -36,12 +36,14 @@ RULES: tuple[tuple[str, str, str], ...] = (
     (c.REJECT_LIST, "", r"수신 ?거부|수신차단|차단한 (주소|사용자|발신자)"),
     # Block lists before IP blocks: Naver says both.
     (c.RBL, "", r"\brbl\b|dnsbl|\bdul\b|black ?list|block ?list|blocked using|spamhaus|spamcop"
-                r"|barracuda|sorbs|mail-abuse|dsbl\.org|listed (at|on|in|by) "),
+                r"|barracuda|sorbs|mail-abuse|dsbl\.org|listed (at|on|in|by) "
+                r"|banned sending ip"),
     # Large providers limiting this server's IP.
     (c.IP_BLOCKED, "", r"too many (e-?mails|messages|mails)|send(ing)? too (many|much)"
                        r"|ip ?\(?[\d.]*\)? is filtered|ip_control|cleanip|realip"),
-    (c.IP_BLOCKED, "", r"\[#4\.16\.|\[ts\d\d\]|unexpected volume|rate (limit|of unsolicited)"
-                       r"|too many connections|exceeded (the )?sending limit"),
+    (c.IP_BLOCKED, "", r"\[#4\.16\.|\[tss?\d\d\]|unexpected volume|rate (limit|of unsolicited)"
+                       r"|too many (concurrent )?(smtp )?connections|exceeded (the )?sending limit"
+                       r"|(poor|bad|low) (ip |sender |sending )?reputation"),
     (c.IP_BLOCKED, "", r"대량 ?(메일|발송)|발송량|발송 ?제한|ip.{0,20}차단"),
     # Content the receiver will not take.
     (c.VIRUS, "", r"virus|malware|infected|trojan|바이러스|악성 ?코드"),
@@ -66,7 +68,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
                                  r"|no such (user|recipient|mailbox|address|account)"
                                  r"|mailbox (unavailable|not found|does not exist)"
                                  r"|does ?n[o']t (exist|have an? .{0,40}account)"
-                                 r"|recip(ient)? ?not ?found|address rejected|invalid recipient"
+                                 r"|recip(ient)? ?not ?found|invalid recipient"
                                  r"|not a valid (mailbox|recipient|user)|unrouteable address"
                                  r"|addressee unknown|no mailbox here|account .{0,40}not exist"),
     (c.NO_SUCH_USER, _PERMANENT, r"존재하지 않|없는 (아이디|사용자|계정|주소|메일 ?주소)"
@@ -74,7 +76,8 @@ RULES: tuple[tuple[str, str, str], ...] = (
     # Permission to send.
     (c.RELAY_DENIED, "", r"relay|authentication required|not (allowed|permitted|authori[sz]ed)"
                          r" to send|no permission|sender not authori[sz]ed|발송 ?권한"),
-    (c.SPAM, "", r"spam|junk|unsolicited|content filter|message (was )?rejected|bulk mail|스팸"),
+    (c.SPAM, "", r"spam|junk|unsolicited|content filter|message (was )?rejected|bulk mail|스팸"
+                 r"|dmarc|\bspf\b|dkim|authentication checks|unauthenticated (e-?mail|sender)"),
     # Connection-level failures and "later" (XMail's words and the usual ones).
     (c.TEMPORARY, "", r"temporary delivery error|maximum number of delivery attempts"
                       r"|end of socket stream|invalid server address|bad server response"
