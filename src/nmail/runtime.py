@@ -27,7 +27,10 @@ from nmail.directory.login import LoginService
 from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
+from nmail.mailstore.feed import AsyncFeed
+from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
+from nmail.mailstore.search_indexer import SearchFollower, SearchIndexer
 from nmail.mailstore.store import MailStore
 from nmail.servers.limits import SharedRow
 from nmail.web.context import WebContext
@@ -171,6 +174,11 @@ class Runtime:
             srs=SrsRewriter(load_secret(config.data_dir), config.srs_domain),
         )
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="nmail")
+        # The change feed of this node (mailstore/feed.py): IMAP IDLE and the
+        # webmail subscribe here; the hub is where commits happen (serve_cmd).
+        self.feed_address = feed_address(config.data_dir)
+        self.feed = AsyncFeed(self.feed_address)
+        self._search_follower: SearchFollower | None = None
         self._servers: list[Any] = []
         self._bound: list[Bound] = []
         self._queue_task: asyncio.Task[None] | None = None
@@ -261,6 +269,12 @@ class Runtime:
             self._queue_task = asyncio.create_task(self.queue.run())
         return list(self._bound)
 
+    def start_search_indexer(self) -> None:
+        """Keep the search index caught up on a thread of this process (one per node)."""
+        if self._search_follower is None:
+            self._search_follower = SearchFollower(
+                SearchIndexer(self.engine, self.config.mail_dir), self.feed_address)
+
     def wake_queue(self) -> None:
         """Look at the outbound queue now (another process queued something)."""
         if self.queue is not None:
@@ -326,8 +340,12 @@ class Runtime:
                 self._queue_task.cancel()
             await asyncio.gather(self._queue_task, return_exceptions=True)
             self._queue_task = None
+        await self.feed.close()
 
     def close(self) -> None:
+        if self._search_follower is not None:
+            self._search_follower.close()
+            self._search_follower = None
         self.executor.shutdown(wait=True)
         self.intake.close()
         self.store.close()

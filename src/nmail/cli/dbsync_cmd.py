@@ -12,11 +12,13 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from nmail.cli.context import CliContext
 from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.mailstore.model import SyncReport
+from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore, StoreError
 
 
@@ -55,11 +57,16 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
                 progress.update(task, completed=done, total=total)
 
             report = store.dbsync(accounts, progress=advance)
+            indexed = SearchIndexer(ctx.engine, ctx.config.mail_dir).rebuild(
+                None if args.target.upper() == "ALL" else [a.id for a in accounts])
     except StoreError as exc:
         ctx.fail(str(exc))
+    except SQLAlchemyError as exc:
+        ctx.fail(f"could not rebuild the search index: {exc}")
     finally:
         store.close()
     print_report(ctx, report, show_all=len(accounts) == 1)
+    ctx.out.print(f"search index: {indexed} messages indexed")
     for line in report.errors:
         ctx.err.print(f"nmail: warning: skipped {line}")
     return 1 if report.errors else 0

@@ -117,9 +117,17 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> int:
+    from nmail.mailstore.feed_node import open_hub
     from nmail.runtime import Runtime
 
-    runtime = Runtime(config)
+    # Commits happen in this process: the change feed's hub is here too.
+    hub = open_hub(config.data_dir, config.database_url)
+    try:
+        runtime = Runtime(config)
+    except BaseException:
+        if hub is not None:
+            hub.close()
+        raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -133,6 +141,7 @@ async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> in
             bound = await runtime.start(listeners)
         except OSError as exc:
             raise CliError(str(exc.strerror or exc)) from None
+        runtime.start_search_indexer()
         _banner(ctx, config, [(b.name, b.host, b.port) for b in bound])
         heap.settle()
         await stop.wait()
@@ -140,6 +149,8 @@ async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> in
     finally:
         await runtime.stop()
         runtime.close()
+        if hub is not None:
+            hub.close()
     return 0
 
 
@@ -250,14 +261,19 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
 def _serve_index_writer(config: Config, worker: Any, listener: socket.socket) -> int:
     """The process that commits every worker's deliveries to the index."""
     from nmail.db.engine import make_engine
+    from nmail.mailstore.feed_node import open_hub
     from nmail.mailstore.index_service import serve_index_writer
 
     engine = make_engine(config.database_url)
+    # The change feed's hub lives where the commits happen (mailstore/feed_hub.py).
+    hub = open_hub(config.data_dir, config.database_url)
     try:
         worker.ready()
         heap.settle()
         serve_index_writer(engine, listener)
     finally:
+        if hub is not None:
+            hub.close()
         engine.dispose()
     return 0
 
@@ -316,6 +332,7 @@ async def _serve_worker(
                 runtime.wake_queue()
 
             loop.add_reader(pipe, woken)
+            runtime.start_search_indexer()
         worker.ready()
         heap.settle()
         await stop.wait()

@@ -37,8 +37,10 @@ from nmail.mailstore.model import StoreError
 from nmail.mailstore.search_sql import insert_rows, terms_value
 from nmail.mailstore.search_terms import document_terms
 from nmail.mailstore.writer import write_transaction
+from nmail.mime.fields import read_header_block
+from nmail.mime.parts import PART_FIELDS, iter_parts
 from nmail.mime.preview import html_to_text
-from nmail.mime.reading import read_view
+from nmail.mime.reading import body_text as part_text
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +58,24 @@ class _Folder:
 
 
 def body_text(raw: bytes) -> str:
-    """The text a message shows (its text/plain parts, else its HTML without tags)."""
-    view = read_view(raw)
-    if view.text:
-        return view.text
-    return html_to_text(view.html) if view.html else ""
+    """The text a message shows: its text/plain parts, else its first HTML part untagged.
+
+    Only the MIME structure is read (not read_view's every header): this
+    runs for every message delivered.
+    """
+    block = read_header_block(raw, PART_FIELDS)
+    plain: list[str] = []
+    html = None
+    for part in iter_parts(raw, block.fields, block.body_start, len(raw)):
+        if part.is_attachment:
+            continue
+        if part.content_type == "text/plain":
+            plain.append(part_text(raw, part))
+        elif part.content_type == "text/html" and html is None:
+            html = part
+    if plain:
+        return "\n".join(plain)
+    return html_to_text(part_text(raw, html)) if html is not None else ""
 
 
 class SearchIndexer:
@@ -196,13 +211,13 @@ class SearchIndexer:
 class SearchFollower:
     """A thread that keeps the index caught up: woken by the feed, and every `interval` s."""
 
-    def __init__(self, indexer: SearchIndexer, feed: ThreadFeed, *,
+    def __init__(self, indexer: SearchIndexer, feed_address: str, *,
                  interval: float = 10.0) -> None:
         self._indexer = indexer
-        self._feed = feed
+        self._feed = ThreadFeed(feed_address)
         self._interval = interval
         self._stop = threading.Event()
-        self._subscription = feed.subscribe_all(wait=0)
+        self._subscription = self._feed.subscribe_all(wait=0)
         self._thread = threading.Thread(target=self._run, name="nmail-search-index",
                                          daemon=True)
         self._thread.start()
@@ -222,6 +237,7 @@ class SearchFollower:
                 event = self._subscription.get(0)  # one catch-up for all that came
 
     def close(self) -> None:
+        """Stop after the batch in progress."""
         self._stop.set()
-        self._subscription.close()
+        self._feed.close()
         self._thread.join(30)

@@ -1,0 +1,193 @@
+"""Full-text search at 100,000 messages: query latency, and indexing against delivery.
+
+    python bench/search.py [--messages 100000] [--db URL] [--runs 30]
+
+Builds one account with N messages (Korean and English text, some EUC-KR,
+some HTML) through the mail store (real files, group commits), then:
+
+- delivery: messages/s of MailStore.store() in batches of 100 (what the
+  index writer does for concurrent SMTP sessions), and
+- indexing: messages/s of the search follower catching up on them
+  (text extraction + insert), so "keeps up with delivery" is a ratio;
+- search latency p50/p99 for several query shapes (rare and common words,
+  Korean two-syllable and one-syllable, an address, two words, one folder,
+  subject only), against the peer a webmail without a text index runs:
+  LIKE '%word%' over the index's subject, from, to and preview columns
+  (which does not even read the bodies).
+
+Prints figures only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, or_, select
+
+from nmail.db.engine import make_engine
+from nmail.db.migrate import upgrade
+from nmail.db.tables import accounts, domains, folders, messages
+from nmail.directory.model import Account
+from nmail.mailstore.search import search
+from nmail.mailstore.search_indexer import SearchIndexer
+from nmail.mailstore.store import MailStore, NewMessage
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+KOREAN = _words("회의록을 견적서를 보고서 일정 확인 부탁드립니다 계약서 검토 결과 안내 공지 "
+          "거래처 납품 세금계산서 발행 요청 주간 업무 회의 참석 자료 첨부 파일 송부 "
+          "프로젝트 진행 상황 예산 승인 담당자 연락처 변경 사항 감사합니다 수고하셨습니다")
+ENGLISH = _words("meeting agenda budget review quarterly report invoice shipment delivery update "
+           "schedule contract proposal deadline customer support ticket release notes "
+           "server maintenance migration database performance results attached please")
+RARE = ["zanzibar", "견적서번호", "xylophone"]
+
+
+def _body(rng: random.Random, n: int) -> str:
+    words = [rng.choice(KOREAN if rng.random() < 0.5 else ENGLISH) for _ in range(n)]
+    if rng.random() < 0.001:
+        words.insert(rng.randrange(len(words)), rng.choice(RARE))
+    return " ".join(words)
+
+
+def _message(rng: random.Random, i: int) -> bytes:
+    sender = f"user{rng.randrange(500)}@partner{rng.randrange(50)}.example"
+    subject = _body(rng, 5)
+    body = _body(rng, rng.randrange(40, 300))
+    kind = rng.random()
+    head = (f"From: Sender {i % 97} <{sender}>\r\nTo: bench@example.test\r\n"
+            f"Message-ID: <{i}@bench>\r\nDate: Tue, 01 Jul 2025 10:00:00 +0000\r\n"
+            "MIME-Version: 1.0\r\n")
+    if kind < 0.15:  # Korean mail as Outlook sent it
+        encoded = base64.b64encode(subject.encode("cp949", "replace")).decode()
+        head += (f"Subject: =?ks_c_5601-1987?B?{encoded}?=\r\n"
+                 "Content-Type: text/plain; charset=ks_c_5601-1987\r\n")
+        return head.encode() + b"\r\n" + body.encode("cp949", "replace") + b"\r\n"
+    encoded = base64.b64encode(subject.encode()).decode()
+    head += f"Subject: =?utf-8?B?{encoded}?=\r\n"
+    if kind < 0.35:
+        head += "Content-Type: text/html; charset=utf-8\r\n"
+        body = f"<html><body><p>{body}</p><style>.x{{}}</style></body></html>"
+    else:
+        head += "Content-Type: text/plain; charset=utf-8\r\n"
+    return head.encode() + b"\r\n" + body.encode() + b"\r\n"
+
+
+def _account(engine: Engine) -> Account:
+    with engine.begin() as conn:
+        domain_id = conn.execute(insert(domains).values(name="example.test", created_at=0)
+                                 ).inserted_primary_key[0]
+        account_id = conn.execute(insert(accounts).values(
+            domain_id=domain_id, userid="bench", display_name="Bench", password_hash="x",
+            quota_bytes=0, is_admin=False, is_server_admin=False, receive_enabled=True,
+            login_enabled=True, created_at=0)).inserted_primary_key[0]
+    return Account(id=int(account_id), domain="example.test", userid="bench",
+                   display_name="Bench", quota_bytes=0, is_admin=False, is_server_admin=False,
+                   receive_enabled=True, login_enabled=True)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def _like_peer(engine: Engine, account_id: int, word: str) -> None:
+    pattern = f"%{word}%"
+    with engine.connect() as conn:
+        conn.execute(
+            select(messages.c.folder_id, messages.c.uid)
+            .join(folders, folders.c.id == messages.c.folder_id)
+            .where(folders.c.account_id == account_id,
+                   or_(messages.c.subject.like(pattern), messages.c.from_addr.like(pattern),
+                       messages.c.to_addrs.like(pattern), messages.c.preview.like(pattern)))
+            .order_by(messages.c.id.desc()).limit(50)
+        ).all()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="nmail-bench-search-", dir="/var/tmp"))
+    engine = make_engine(args.db or f"sqlite:///{root / 'index.sqlite3'}")
+    upgrade(engine)
+    store = MailStore(engine, root / "mail", "bench.example.test")
+    account = _account(engine)
+    store.ensure_account(account)
+    rng = random.Random(1)
+    indexer = SearchIndexer(engine, root / "mail")
+
+    print(f"building {args.messages} messages in {root} ({engine.dialect.name})")
+    delivered = indexed = 0
+    deliver_time = index_time = 0.0
+    while delivered < args.messages:
+        chunk = min(5_000, args.messages - delivered)
+        items = [NewMessage(account, "Sent" if (delivered + i) % 10 == 0 else "INBOX", b"",
+                            _message(rng, delivered + i)) for i in range(chunk)]
+        start = time.perf_counter()
+        for at in range(0, chunk, 100):
+            store.store(items[at:at + 100])
+        deliver_time += time.perf_counter() - start
+        delivered += chunk
+        start = time.perf_counter()
+        while (count := indexer.catch_up(budget=5_000)) > 0:
+            indexed += count
+        index_time += time.perf_counter() - start
+        print(f"  {delivered} delivered, {indexed} indexed", flush=True)
+    deliver_rate = delivered / deliver_time
+    index_rate = indexed / index_time
+    print(f"delivery (store, batches of 100): {deliver_rate:8.0f} msg/s")
+    print(f"indexing (follower catch-up):     {index_rate:8.0f} msg/s "
+          f"= {index_rate / deliver_rate:.2f}x delivery")
+
+    inbox = store.folder(account.id, "INBOX").id
+    queries: list[tuple[str, str, dict[str, object]]] = [
+        ("rare word", "zanzibar", {}),
+        ("common word", "meeting", {}),
+        ("Korean 2 syllables", "견적", {}),
+        ("Korean in a longer word", "회의록", {}),
+        ("Korean 1 syllable (prefix)", "예", {}),
+        ("English prefix", "quart", {}),
+        ("address", "user7@partner3.example", {}),
+        ("two words", "budget 승인", {}),
+        ("one folder", "invoice", {"folder_id": inbox}),
+        ("subject only", "deadline", {"fields": {"subject"}}),
+        ("no match", "qqqqzzzz", {}),
+    ]
+    print(f"\nsearch at {delivered} messages, {args.runs} runs each "
+          "(ms; peer = LIKE '%word%' on subject/from/to/preview, no bodies)")
+    print(f"{'query':30} {'hits':>5} {'p50':>8} {'p99':>8} {'peer p50':>9} {'ratio':>7}")
+    for label, query, options in queries:
+        samples = []
+        hits = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            hits = search(engine, account.id, query, **options)  # type: ignore[arg-type]
+            samples.append(time.perf_counter() - start)
+        peer = []
+        for _ in range(max(3, args.runs // 10)):
+            start = time.perf_counter()
+            _like_peer(engine, account.id, query.split()[0])
+            peer.append(time.perf_counter() - start)
+        p50, p99 = _percentiles(samples)
+        peer50 = statistics.median(peer) * 1000
+        print(f"{label:30} {len(hits):5d} {p50:8.2f} {p99:8.2f} {peer50:9.2f} "
+              f"{peer50 / p50:6.1f}x")
+    store.close()
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
