@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ParamSpec, TypeVar
 
-from nmail.directory.model import Account, AuthStatus
+from nmail.directory.login import LoginService
+from nmail.directory.login import LoginStatus as ServiceStatus
+from nmail.directory.model import Account
 from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, NewMessage
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
@@ -57,6 +59,7 @@ class WebFacade:
                                      backends.settings.session_idle,
                                      backends.settings.session_max)
         self._prefs = PrefsStore(backends.engine)
+        self._login_service = LoginService(backends.directory, backends.throttle)
         self._unseen = index_reads.UnseenCounts()
         self._ensured: set[int] = set()
 
@@ -80,33 +83,31 @@ class WebFacade:
     async def end_session(self, session_id: str) -> None:
         await self.run(self.sessions.delete, session_id)
 
-    async def login(self, address: str | None, password: str, ip: str) -> LoginOutcome:
-        return await self.run(self._login, address, password, ip)
+    async def login(self, name: str, password: str, ip: str,
+                    domain: str | None) -> LoginOutcome:
+        """Through the one login service of every door (its throttle, its spellings).
 
-    def _login(self, address: str | None, password: str, ip: str) -> LoginOutcome:
-        b = self.backends
-        key = address or ""
-        verdict = b.throttle.check(ip, key or None)
-        if verdict.locked:
-            return LoginOutcome(LoginStatus.LOCKED)
-        if address is None:
-            b.throttle.failure(ip, None)
-            return LoginOutcome(LoginStatus.BAD, delay=min(verdict.wait, MAX_LOGIN_DELAY))
-        try:
-            result = b.directory.authenticate(address, password)
-        except Exception:
-            log.exception("web login check failed")
-            return LoginOutcome(LoginStatus.FAILED)
-        if result.status is AuthStatus.OK and result.account is not None:
-            b.throttle.success(ip, address)
+        `domain` is the host's domain (web/access.py); it completes a bare id.
+        """
+        return await self.run(self._login, name, password, ip, domain)
+
+    def _login(self, name: str, password: str, ip: str, domain: str | None) -> LoginOutcome:
+        if not name.strip() or len(name) > 320 or not password:
+            return LoginOutcome(LoginStatus.BAD)
+        if "@" not in name and domain is None:
+            # A bare id on a host that names no domain of ours: counted like any
+            # failure, never completed with some other domain.
+            name = name.strip() + "@invalid"
+        result = self._login_service.login(name, password, ip, domain_hint=domain)
+        if result.status is ServiceStatus.OK and result.account is not None:
             self._ensure(result.account)
             return LoginOutcome(LoginStatus.OK, result.account)
-        if result.status is AuthStatus.LOGIN_DISABLED:
-            return LoginOutcome(LoginStatus.DISABLED)
-        b.throttle.failure(ip, address)
-        after = b.throttle.check(ip, address)
-        return LoginOutcome(LoginStatus.BAD,
-                            delay=min(max(after.wait, verdict.wait), MAX_LOGIN_DELAY))
+        status = {
+            ServiceStatus.LOCKED_OUT: LoginStatus.LOCKED,
+            ServiceStatus.DISABLED: LoginStatus.DISABLED,
+            ServiceStatus.TEMPORARY: LoginStatus.FAILED,
+        }.get(result.status, LoginStatus.BAD)
+        return LoginOutcome(status, delay=min(result.delay, MAX_LOGIN_DELAY))
 
     def _ensure(self, account: Account) -> None:
         if account.id not in self._ensured:

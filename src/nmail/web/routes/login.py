@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from nmail.web.access import domain_for_host, login_address
+from nmail.web.access import domain_for_host
 from nmail.web.deps import Pages, Web, clear_session_cookie, client_ip, set_session_cookie
 from nmail.web.facade import LoginStatus
 from nmail.web.i18n import N_
@@ -79,8 +79,7 @@ async def login(
 ) -> Response:
     ip = client_ip(request)
     domain = await web.run(_host_domain, request, web)
-    address = login_address(userid, domain)
-    outcome = await web.login(address, password, ip)
+    outcome = await web.login(userid, password, ip, domain)
     if outcome.status is not LoginStatus.OK or outcome.account is None:
         if outcome.delay:
             await asyncio.sleep(outcome.delay)
