@@ -319,3 +319,45 @@ web_image_senders = Table(
     Column("address", String(320), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# A user's own delivery rules (directory/mail_rules.py), applied by delivery:
+# forward to other addresses (keeping a copy or not) and a vacation reply.
+mail_rules = Table(
+    "mail_rules",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("forward_to", Text, nullable=False, default=""),  # addresses, one per line
+    Column("forward_keep", Boolean, nullable=False, default=True),
+    Column("vacation_on", Boolean, nullable=False, default=False),
+    Column("vacation_subject", String(200), nullable=False, default=""),
+    Column("vacation_body", Text, nullable=False, default=""),
+    Column("vacation_days", Integer, nullable=False, default=7),
+    Column("vacation_until", BigInteger, nullable=False, default=0),  # 0 = until turned off
+)
+
+# Who got a vacation reply when: one reply per sender per N days.
+vacation_replies = Table(
+    "vacation_replies",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("sender", String(320), primary_key=True),
+    Column("sent_at", BigInteger, nullable=False),
+)
+
+# The webmail's address book; `groups` is a comma-separated list of group names.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("email", String(320), nullable=False),
+    Column("phone", String(64), nullable=False, default=""),
+    Column("company", String(200), nullable=False, default=""),
+    Column("groups", String(400), nullable=False, default=""),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_contacts_account_email", "account_id", "email"),
+)

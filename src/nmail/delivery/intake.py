@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from nmail.config import SmtpSettings
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.log import DeliveryLog
+from nmail.delivery.rules import DeliveryRules
 from nmail.delivery.srs import SrsError, SrsRewriter, is_srs
 from nmail.delivery.submission import check_authors, plan_outbound
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
@@ -154,9 +155,12 @@ class Intake:
         self.hostname = hostname
         self.log = delivery_log
         self.clock = clock
+        # Users' forwarding and vacation replies (delivery/rules.py).
+        self.rules = DeliveryRules(directory.engine, clock)
 
     def close(self) -> None:
         self.lookups.close()
+        self.rules.close()
 
     # -- MAIL FROM -------------------------------------------------------
 
@@ -306,6 +310,7 @@ class Intake:
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return job
+        job, replies = self._apply_rules(envelope, content, job)
         plan = None
         if job.remote:
             assert self.queue is not None
@@ -341,7 +346,69 @@ class Intake:
                 )
         except Exception as exc:
             return self._failed(job, exc)
-        return self._done(job)
+        done = self._done(job)
+        self._send_replies(replies, envelope.sender, content)
+        return done
+
+    def _apply_rules(
+        self, envelope: Envelope, content: bytes, job: _Acceptance
+    ) -> tuple[_Acceptance, list[tuple[Account, Any]]]:
+        """Forwarding (remote recipients added, copies dropped) and vacation replies due."""
+        if not job.local:
+            return job, []
+        outcome = self.rules.apply(envelope.sender, content, job.local)
+        if not outcome.forwards and len(outcome.keep) == len(job.local):
+            return job, outcome.replies
+        kept_ids = {a.id for a in outcome.keep}
+        local = list(outcome.keep)
+        items = [i for i in job.items if i.account.id in kept_ids]
+        remote = list(job.remote)
+        seen_remote = {r.lower() for r in remote}
+        for target in outcome.forwards:
+            try:
+                self.lookups.refresh()
+                resolution = self.lookups.resolve(target)
+            except DirectoryError:
+                log.warning("forwarding address %r is not valid; skipped", target)
+                continue
+            for account in resolution.accounts:  # a forward to a local mailbox: stored here
+                if account.id not in kept_ids and account.id not in {a.id for a in job.local}:
+                    kept_ids.add(account.id)
+                    local.append(account)
+                    items.append(NewMessage(
+                        account=account, folder="INBOX",
+                        prefix=return_path(job.sender) + delivered_to(account.address)
+                        + job.received,
+                        content=content, internal_date=int(self.clock())))
+            for address in resolution.remote:
+                if self.queue is not None and address.lower() not in seen_remote:
+                    seen_remote.add(address.lower())
+                    remote.append(address)
+        added = len(remote) - len(job.remote)
+        job = _Acceptance(
+            job.msg_id, job.sender, job.all_rcpts, job.size, local, remote, items,
+            job.received, job.notify + [None] * added, job.orcpt + [None] * added,
+        )
+        return job, outcome.replies
+
+    def _send_replies(
+        self, replies: list[tuple[Account, Any]], sender: str, content: bytes
+    ) -> None:
+        """Vacation replies, from the null sender, through this same way in."""
+        for account, vacation in replies:
+            try:
+                reply = self.rules.vacation_message(account, vacation, sender, content,
+                                                    self.hostname)
+                self.lookups.refresh()
+                target = self.lookups.resolve(sender)
+                client = ClientInfo(ip="127.0.0.1", helo=self.hostname, protocol="LOCAL")
+                decision = self.accept(Envelope(sender="", recipients=(target,), client=client),
+                                       reply)
+                if not decision.accepted:
+                    log.warning("vacation reply of %s to %s refused: %s", account.address,
+                                sender, decision.text)
+            except Exception:
+                log.exception("vacation reply of %s to %s failed", account.address, sender)
 
     def accept_now(self, envelope: Envelope, content: bytes) -> PendingAcceptance | None:
         """accept() without blocking the caller, for event loops.
@@ -359,6 +426,8 @@ class Intake:
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return PendingAcceptance(self, None, _done_future(), job)
+        if job.local and self.rules.may_apply_now(job.local) is not False:
+            return None  # forwarding or a vacation reply (or unsure): the blocking path
         try:
             stored = self.store.submit(job.items)
         except Exception as exc:
