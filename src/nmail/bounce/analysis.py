@@ -158,11 +158,12 @@ def analyze(raw: bytes) -> BounceAnalysis | None:
         dsn_recipients = [r for r in report.recipients if _failing(r) and _address_of(r)]
         if report.recipients and all(r.action in _SUCCESS_ACTIONS for r in report.recipients):
             return None  # a success notice
-    texts = view.texts()
-    text = "\n\n".join(texts)
-    own = _own_addresses(view)
-    scan = scan_text(text, own)
-    if not dsn_recipients and not _is_bounce(view, status_part is not None, text, scan):
+    has_report = status_part is not None
+    if not dsn_recipients and not _sent_like_a_bounce(view, has_report):
+        return None
+    text = "\n\n".join(view.texts())
+    scan = scan_text(text, _own_addresses(view))
+    if not dsn_recipients and not _reads_like_a_bounce(view, has_report, text, scan):
         return None
     if dsn_recipients:
         recipients = _from_dsn(dsn_recipients, scan)
@@ -200,23 +201,31 @@ def _address_of(rcpt: StatusRecipient) -> str:
     return ""
 
 
-def _is_bounce(view: MessageView, has_report: bool, text: str, scan: TextScan) -> bool:
+def _sent_like_a_bounce(view: MessageView, has_report: bool) -> bool:
+    """What the header says: a mailer daemon's or a report, not a person's reply.
+
+    Checked before any text is decoded, so ordinary mail costs little.
+    """
     subject = view.field(b"subject")
     if _REPLY_SUBJECT.match(subject):
         return False  # a person replying to or forwarding a bounce
     daemon = _from_daemon(view)
-    bounce_subject = _BOUNCE_SUBJECT.search(subject) is not None
     if not daemon and (view.fields.get(b"x-autoreply") or view.fields.get(b"x-autorespond")
                        or _AUTO_REPLY_SUBJECT.search(subject)):
         return False
     null_sender = view.field(b"return-path").strip() in ("<>", "")
-    if not (daemon or has_report or view.report_type == "delivery-status"
+    return (daemon or has_report or view.report_type == "delivery-status"
             or b"x-failed-recipients" in view.fields
-            or (bounce_subject and null_sender and b"return-path" in view.fields)):
-        return False
+            or (_BOUNCE_SUBJECT.search(subject) is not None and null_sender
+                and b"return-path" in view.fields))
+
+
+def _reads_like_a_bounce(view: MessageView, has_report: bool, text: str, scan: TextScan) -> bool:
+    """What the text says: a bounce marker, a failed recipient or a bounce subject."""
     if scan.xmail or _MARKERS.search(text[:20000]) is not None:
         return True
-    return bool(scan.recipients) or bounce_subject or has_report
+    subject = view.field(b"subject")
+    return bool(scan.recipients) or _BOUNCE_SUBJECT.search(subject) is not None or has_report
 
 
 def _from_daemon(view: MessageView) -> bool:
