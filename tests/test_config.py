@@ -59,6 +59,9 @@ def test_a_minimal_file_gets_every_default(tmp_path: Path) -> None:
         ("[smtp]\nmax_message_size = 1.5\n", "[smtp] max_message_size: expected a whole"),
         ('[relay]\nhost = "smtp.example.net"\nport = "x"\n', "[relay] port: expected a whole"),
         ("[pop3]\nmax_connections = 0\n", "[pop3] max_connections: expected 1 to"),
+        ("[smtp]\nrcpt_error_soft_limit = 30\n", "must not exceed rcpt_error_hard_limit"),
+        ('[smtp]\nrcpt_error_delay = "1s"\n', "[smtp] rcpt_error_delay: expected seconds"),
+        ("[smtp]\nrcpt_error_hard_limit = 0\n", "[smtp] rcpt_error_hard_limit: expected 1"),
         ('[pop3]\nmax_connections_per_ip = "many"\n', "[pop3] max_connections_per_ip: expected"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -287,3 +288,53 @@ def test_many_parallel_sessions(rig: ServerRig, backend: RecordingBackend) -> No
         client.quit()
     assert len(backend.accepted) == 20
     wait_until(lambda: server.sessions == 0)
+
+
+def test_a_client_guessing_addresses_is_slowed_then_cut_off(
+    rig: ServerRig, backend: RecordingBackend
+) -> None:
+    """Refused RCPTs count: past the soft limit replies wait, at the hard limit 421."""
+    delay = 0.3
+    server = start(
+        rig, backend, rcpt_error_soft_limit=3, rcpt_error_hard_limit=6, rcpt_error_delay=delay
+    )
+    sock, buf = raw(server)
+    sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@example.org>\r\n")
+    read_reply(sock, buf)
+    assert read_reply(sock, buf).startswith("250")
+    waits: list[float] = []
+    for i in range(5):
+        started = time.monotonic()
+        sock.sendall(f"RCPT TO:<guess{i}@test.local>\r\n".encode())
+        assert read_reply(sock, buf).startswith("550 5.1.1")
+        waits.append(time.monotonic() - started)
+    # the first three errors are answered at once; from the fourth on each waits
+    assert min(waits[3:]) >= delay
+    # a good address is slowed too while the client is past the soft limit
+    started = time.monotonic()
+    sock.sendall(b"RCPT TO:<bob@test.local>\r\n")
+    assert read_reply(sock, buf).startswith("250")
+    assert time.monotonic() - started >= delay
+    sock.sendall(b"RCPT TO:<guess9@test.local>\r\n")
+    assert read_reply(sock, buf).startswith("550 5.1.1")
+    assert read_reply(sock, buf).startswith("421 4.7.0 Too many errors")
+    assert sock.recv(100) == b""  # closed
+    sock.close()
+    assert backend.recipients_seen.count("guess9@test.local") == 1
+
+
+def test_a_delivered_message_forgives_earlier_refusals(
+    rig: ServerRig, backend: RecordingBackend
+) -> None:
+    server = start(
+        rig, backend, rcpt_error_soft_limit=2, rcpt_error_hard_limit=3, rcpt_error_delay=0
+    )
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+        for _ in range(3):
+            client.ehlo("c.test")
+            assert client.mail("a@example.org")[0] == 250
+            assert client.rcpt("nobody@test.local")[0] == 550
+            assert client.rcpt("nobody2@test.local")[0] == 550
+            assert client.rcpt("bob@test.local")[0] == 250
+            assert client.data(MESSAGE)[0] == 250
+    assert len(backend.accepted) == 3

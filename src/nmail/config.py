@@ -69,6 +69,11 @@ class SmtpSettings:
     max_recipients: int = 100
     max_hops: int = 30
     max_bad_commands: int = 20
+    # Refused RCPTs (5xx) without a delivery: past the soft limit each RCPT
+    # reply waits rcpt_error_delay seconds; at the hard limit 421 and close.
+    rcpt_error_soft_limit: int = 10
+    rcpt_error_hard_limit: int = 20
+    rcpt_error_delay: float = 1.0
     # Open connections a listener serves (all its workers together), and from one client
     # address (an IPv6 /64; loopback is not limited). Postfix's default is 50.
     max_connections: int = 1000
@@ -294,6 +299,13 @@ KNOWN_SECTIONS = frozenset(
 )
 
 
+def _seconds(value: Any, key: str) -> float:
+    """A short delay in seconds (0 to 60, fractions allowed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
+        raise ConfigError(f"{key}: expected seconds from 0 to 60, got {value!r}")
+    return float(value)
+
+
 def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     # A misspelt section would otherwise be ignored without a word.
     unknown = sorted(set(raw) - KNOWN_SECTIONS)
@@ -335,7 +347,20 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
             smtp_raw.get("plaintext_auth_networks", _SMTP.plaintext_auth_networks)
         ),
         banner=str(smtp_raw.get("banner", _SMTP.banner)),
+        rcpt_error_soft_limit=number(
+            smtp_raw.get("rcpt_error_soft_limit", _SMTP.rcpt_error_soft_limit),
+            "[smtp] rcpt_error_soft_limit", 1,
+        ),
+        rcpt_error_hard_limit=number(
+            smtp_raw.get("rcpt_error_hard_limit", _SMTP.rcpt_error_hard_limit),
+            "[smtp] rcpt_error_hard_limit", 1,
+        ),
+        rcpt_error_delay=_seconds(
+            smtp_raw.get("rcpt_error_delay", _SMTP.rcpt_error_delay), "[smtp] rcpt_error_delay"
+        ),
     )
+    if smtp.rcpt_error_soft_limit > smtp.rcpt_error_hard_limit:
+        raise ConfigError("[smtp] rcpt_error_soft_limit must not exceed rcpt_error_hard_limit")
     for cidr in smtp.plaintext_auth_networks:
         try:
             ipaddress.ip_network(cidr, strict=False)

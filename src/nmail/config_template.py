@@ -40,6 +40,12 @@ max_hops = 30                 # Received headers before "Mail loop detected"
 max_connections = 1000        # open SMTP connections per listener (all workers)
 max_connections_per_ip = 50   # from one address (IPv6: per /64); loopback unlimited
 plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
+# Refused recipients (5xx) in a session without a delivered message (an
+# address-guessing client): past the soft limit each RCPT reply waits
+# rcpt_error_delay seconds; at the hard limit the session ends with 421.
+rcpt_error_soft_limit = 10
+rcpt_error_hard_limit = 20
+rcpt_error_delay = 1
 # workers = 2        # processes serving port 25 (default: one per CPU, at most 4)
 
 [tls]

@@ -421,8 +421,11 @@ class Intake:
         not delivered to yet, a folder that vanished): nothing was stored,
         call accept() in a worker thread.
         """
-        if envelope.client.auth_user is not None or any(r.remote for r in envelope.recipients):
-            return None  # the From: check reads the directory: a worker thread's job
+        if envelope.client.auth_user is not None or any(
+            r.remote or any(a.quota_bytes for a in r.accounts) for r in envelope.recipients
+        ):
+            # The From: check and quota usage read the database: a worker thread's job.
+            return None
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return PendingAcceptance(self, None, _done_future(), job)
@@ -451,6 +454,10 @@ class Intake:
             self._log_all(msg_id, envelope.sender, all_rcpts, size, "rejected", decision)
             return decision
         local, remote, notify, orcpt = self._split(envelope)
+        refusal = self._quota_refusal(local, bool(remote), size)
+        if refusal is not None:
+            self._log_all(msg_id, envelope.sender, all_rcpts, size, "rejected", refusal)
+            return refusal
         single = all_rcpts[0] if len(all_rcpts) == 1 else None
         received = received_header(envelope.client, self.hostname, msg_id, single, now)
         trace = return_path(envelope.sender)
@@ -467,6 +474,29 @@ class Intake:
         return _Acceptance(
             msg_id, envelope.sender, all_rcpts, size, local, remote, items, received, notify, orcpt
         )
+
+    def _quota_refusal(self, local: list[Account], others: bool, size: int) -> Decision | None:
+        """The real size against each quota (RCPT saw only the client's SIZE, if any).
+
+        One reply answers every recipient: a lone mailbox that is full gets
+        552 5.2.2; a full one among several makes the whole message 452 4.2.2
+        (nothing stored; the sending server retries and in the end bounces
+        to its own user), rather than a bounce of our own to an unverified
+        sender.
+        """
+        for account in local:
+            if not account.quota_bytes:
+                continue
+            usage = self.store.usage(account.id)
+            decision = recipients.check_quota(account.address, usage, account.quota_bytes, size)
+            if not decision.accepted:
+                if len(local) == 1 and not others:
+                    return decision
+                return Decision(
+                    452, "4.2.2",
+                    f"Mailbox full <{account.address}>; not delivered to anyone, try later",
+                )
+        return None
 
     def _failed(self, job: _Acceptance, exc: Exception) -> Decision:
         if isinstance(exc, StoreError):

@@ -78,6 +78,8 @@ class Answers:
             self._sender_decided(decision)
             return True
         if isinstance(event, RcptTo):
+            if self._guessing():
+                return False  # slowed down: later() waits before answering
             answer = answer_now(
                 self._ip, inline.check_recipient_now, self._client(), conn.sender or "",
                 event.address, conn.mail_params.size,
@@ -97,6 +99,8 @@ class Answers:
                 backend.check_sender, self._client(), event.address, event.params.size
             ))
         elif isinstance(event, RcptTo):
+            if self._guessing():
+                await self._slow_down()
             self._recipient_decided(event, await self._call(
                 backend.check_recipient, self._client(), conn.sender or "", event.address,
                 conn.mail_params.size,
@@ -105,6 +109,18 @@ class Answers:
             await self._message(event)
         elif isinstance(event, AuthCredentials):
             await self._authenticate(event)
+
+    def _guessing(self) -> bool:
+        """Past the soft limit of refused RCPTs: a client walking a list of names."""
+        conn = self._conn
+        return conn.rcpt_errors >= conn.options.rcpt_error_soft_limit
+
+    async def _slow_down(self) -> None:
+        """The delay before each RCPT reply of a guessing client (cut short at stop)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._setup.stopping.wait(), self._conn.options.rcpt_error_delay
+            )
 
     def _sender_decided(self, decision: Decision | None) -> None:
         if decision is None:

@@ -95,6 +95,7 @@ class SmtpConnection(SmtpCommands):
         rep = self._accept_reply(decision, r.MESSAGE_ACCEPTED)
         self._answering(MessageData)
         self._end_transaction()
+        self._rcpt_errors = 0  # a delivering client is not guessing addresses
         self._send(rep)
 
     def auth_succeeded(self, identity: str) -> None:
@@ -122,6 +123,10 @@ class SmtpConnection(SmtpCommands):
         if isinstance(event, MessageData):
             self._end_transaction()
         self._send(reply_from_decision(decision))
+        if isinstance(event, RcptTo) and decision.code >= 500:
+            self._rcpt_errors += 1
+            if self._rcpt_errors >= self.options.rcpt_error_hard_limit:
+                self.terminate(r.TOO_MANY_ERRORS)
 
     def answer(self, decision: Decision) -> None:
         """Accept or reject the pending MailFrom, RcptTo or MessageData by the decision.

@@ -17,6 +17,12 @@ class SmtpOptions:
     max_message_size: int = 50 * 1024 * 1024
     max_recipients: int = 100
     max_bad_commands: int = 20
+    # Refused RCPTs (5xx) without a delivery in between: from the soft limit
+    # on the server slows its replies down, at the hard limit it says 421 and
+    # closes (Postfix's smtpd_soft_error_limit / smtpd_hard_error_limit).
+    rcpt_error_soft_limit: int = 10
+    rcpt_error_hard_limit: int = 20
+    rcpt_error_delay: float = 1.0  # seconds before each RCPT reply past the soft limit
     # STARTTLS is offered when a certificate is configured (and TLS not yet on).
     starttls_available: bool = False
     # AUTH PLAIN LOGIN is offered after TLS, or in plaintext where allowed.
@@ -29,3 +35,5 @@ class SmtpOptions:
     def __post_init__(self) -> None:
         if self.max_message_size < 1 or self.max_recipients < 1 or self.max_bad_commands < 1:
             raise ValueError("SMTP limits must be positive")
+        if not 1 <= self.rcpt_error_soft_limit <= self.rcpt_error_hard_limit:
+            raise ValueError("RCPT error limits: 1 <= soft <= hard")

@@ -50,6 +50,7 @@ class SmtpSession:
         self._esmtp = False
         self._auth_identity: str | None = None
         self._bad_commands = 0
+        self._rcpt_errors = 0  # refused RCPTs since the last delivered message
         self._discarding_line = False
         self._sasl: SaslExchange | None = None
         self._data: DataReader | None = None
@@ -118,6 +119,11 @@ class SmtpSession:
     @property
     def bad_commands(self) -> int:
         return self._bad_commands
+
+    @property
+    def rcpt_errors(self) -> int:
+        """RCPTs refused with 5xx since the last delivered message (address guessing)."""
+        return self._rcpt_errors
 
     @property
     def auth_offered(self) -> bool:
