@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def listen_specs(*names: str) -> dict[str, int]:
 
 def as_options(ports: dict[str, int]) -> list[str]:
     return [f"{name}=127.0.0.1:{port}" for name, port in ports.items()]
+
+
+def smtp_reply(sock: socket.socket) -> bytes:
+    """One whole SMTP reply (every line of it), or what came before the server closed."""
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+        last = data.rstrip(b"\r\n").rsplit(b"\r\n", 1)[-1]
+        if data.endswith(b"\r\n") and len(last) >= 4 and last[3:4] == b" ":
+            return data

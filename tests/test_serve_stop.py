@@ -19,30 +19,17 @@ import pytest
 
 from proc_tree import alive, cpu_ticks, descendants
 from serve_process import ServeProcess
-from serve_setup import as_options, listen_specs, make_data, set_option
+from serve_setup import as_options, listen_specs, make_data, set_option, smtp_reply
 from support import wait_until
 
 USER = "bob@test.local"
 STOP_MARGIN = 15.0  # what a loaded machine may add to the deadline, never near 30 s
 
 
-def read_reply(sock: socket.socket) -> bytes:
-    """One SMTP reply (all its lines)."""
-    data = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-        last = data.rstrip(b"\r\n").rsplit(b"\r\n", 1)[-1]
-        if data.endswith(b"\r\n") and len(last) >= 4 and last[3:4] == b" ":
-            return data
-
-
 def smtp_in_data(port: int) -> socket.socket:
     """A session that has sent 100 KB of a message after DATA's 354."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    read_reply(sock)
+    smtp_reply(sock)
     for command in (
         b"EHLO client.test",
         b"MAIL FROM:<a@b.example>",
@@ -50,7 +37,7 @@ def smtp_in_data(port: int) -> socket.socket:
         b"DATA",
     ):
         sock.sendall(command + b"\r\n")
-        assert read_reply(sock)[:1] in (b"2", b"3")
+        assert smtp_reply(sock)[:1] in (b"2", b"3")
     sock.sendall(b"Subject: big\r\n\r\n" + b"x" * 998 + b"\r\n" * 100)
     return sock
 
@@ -61,9 +48,9 @@ def wrong_logins(ports: dict[str, int], held: list[socket.socket]) -> None:
     token = base64.b64encode(f"\0{USER}\0wrong-password".encode())
     for _ in range(6):
         sock = socket.create_connection(("127.0.0.1", ports["submission"]), timeout=30)
-        read_reply(sock)
+        smtp_reply(sock)
         sock.sendall(b"EHLO client.test\r\n")
-        read_reply(sock)
+        smtp_reply(sock)
         sock.sendall(b"AUTH PLAIN " + token + b"\r\n")
         held.append(sock)
     for _ in range(3):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nmail.config_http import HttpSettings, http_settings
+from nmail.config_sessions import SessionTiming, session_timing
 from nmail.config_values import ConfigError as ConfigError  # callers import it from here
 from nmail.config_values import duration, file_path, number, section
 
@@ -144,6 +145,7 @@ class Config:
     dkim_selector: str = "nmail"
     pop3: Pop3Config = field(default_factory=Pop3Config)
     http: HttpSettings = field(default_factory=HttpSettings)
+    smtp_timing: SessionTiming = field(default_factory=SessionTiming)
     # At stop, sessions in a transaction get this long, then 421 and close.
     stop_timeout: int = 30
     nameservers: tuple[str, ...] = ()
@@ -435,6 +437,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         dkim_selector=str(dkim.get("selector", "nmail")),
         pop3=pop3,
         http=http_settings(raw),
+        smtp_timing=session_timing(raw),
         stop_timeout=duration(server.get("stop_timeout", 30), "[server] stop_timeout"),
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,

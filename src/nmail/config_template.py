@@ -46,6 +46,9 @@ plaintext_auth_networks = ["127.0.0.0/8", "::1/128"]
 rcpt_error_soft_limit = 10
 rcpt_error_hard_limit = 20
 rcpt_error_delay = 1
+idle_timeout = "5m"           # reply to next whole command; a trickle does not reset it
+min_data_rate = 500           # bytes/s a slow client must keep up (commands and messages)
+max_session_time = "1h"       # then 421 and close, whatever the session is doing
 # workers = 2        # processes serving port 25 (default: one per CPU, at most 4)
 
 [tls]

@@ -25,7 +25,7 @@ from nmail.delivery.submission import check_authors, plan_outbound
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
 from nmail.directory import Directory
 from nmail.directory.cache import DirectoryCache, NotCached
-from nmail.directory.errors import DirectoryError
+from nmail.directory.errors import DirectoryError, InvalidName
 from nmail.directory.model import Account, Resolution
 from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.policy import limits, loops, recipients, relay, senders
@@ -34,6 +34,8 @@ from nmail.policy.decision import ACCEPT, Decision
 log = logging.getLogger(__name__)
 
 TEMP_FAILURE = Decision(451, "4.3.0", "Temporary local error, please try again later")
+# The session's account was deleted or its login disabled after AUTH.
+LOGIN_REVOKED = Decision(530, "5.7.0", "Authentication no longer valid for this account")
 
 
 class Queue(Protocol):
@@ -192,9 +194,21 @@ class Intake:
         if not decision.accepted:
             return decision
         if client.auth_user:
+            # The account may have been deleted or its login disabled since AUTH:
+            # asked again at every MAIL, from the generation-checked cache.
+            if not self._may_still_send(client.auth_user, cached_only=cached_only):
+                return LOGIN_REVOKED
             owned = self.lookups.sender_addresses(client.auth_user, cached_only=cached_only)
             return senders.check_sender_owned(sender, owned)
         return ACCEPT
+
+    def _may_still_send(self, login: str, *, cached_only: bool) -> bool:
+        """The authenticated account still exists and may log in."""
+        try:
+            resolution = self.lookups.resolve(login, cached_only=cached_only)
+        except InvalidName:
+            return False
+        return any(a.address == login and a.login_enabled for a in resolution.accounts)
 
     # -- RCPT TO ---------------------------------------------------------
 

@@ -64,6 +64,8 @@ class SmtpServerSettings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     postmaster_address: str | None = None
     idle_timeout: float = 300.0
+    min_data_rate: float = 500.0  # bytes/s that extend the idle deadline (config_sessions)
+    max_session_time: float = 3600.0
     tls_handshake_timeout: float = 30.0
     shutdown_grace: float = 30.0
 
@@ -275,6 +277,8 @@ class SmtpServer:
             implicit_tls=s.role == "submissions",
             plaintext_auth_allowed=self._plaintext_auth_allowed,
             idle_timeout=s.idle_timeout,
+            min_data_rate=s.min_data_rate,
+            max_session_time=s.max_session_time,
             handshake_timeout=s.tls_handshake_timeout,
             stopping=self._stopping,
         )
@@ -319,6 +323,9 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         smtp=config.smtp,
         postmaster_address=f"postmaster@{config.domain}",
         shutdown_grace=config.stop_timeout,
+        idle_timeout=config.smtp_timing.idle_timeout,
+        min_data_rate=config.smtp_timing.min_data_rate,
+        max_session_time=config.smtp_timing.max_session_time,
     )
     backend = IntakeBackend(runtime.intake, runtime.login)
     server = SmtpServer(

@@ -55,6 +55,8 @@ class SessionSetup:
     implicit_tls: bool  # the listener wraps connections in TLS before connection_made
     plaintext_auth_allowed: Callable[[str], bool]
     idle_timeout: float
+    min_data_rate: float  # bytes/s: what a received byte adds to the idle deadline
+    max_session_time: float
     handshake_timeout: float
     stopping: asyncio.Event  # set when the listener closes: login delays end at once
 
@@ -78,7 +80,10 @@ class SmtpSession(asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._lost = False
+        # Idleness counts from here: our last reply, moved on by what the bytes
+        # received since pay for at min_data_rate (never by a byte alone).
         self._last_activity = self._loop.time()
+        self._started = self._last_activity
         self._idle_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -110,7 +115,9 @@ class SmtpSession(asyncio.Protocol):
         self._answers = Answers(self._conn, self._setup, self._ip, lambda: self._lost)
         # Implicit TLS: the listener did the handshake before connection_made.
         self._answers.tls_description = tls_upgrade.describe(transport)
-        self._idle_timer = self._loop.call_later(self._setup.idle_timeout, self._check_idle)
+        self._idle_timer = self._loop.call_later(
+            min(self._setup.idle_timeout, self._setup.max_session_time), self._check_idle
+        )
         self.task = self._loop.create_task(self._run())
         self._server.session_started(self)
 
@@ -118,7 +125,9 @@ class SmtpSession(asyncio.Protocol):
         conn = self._conn
         assert conn is not None
         conn.receive_data(data)
-        self._last_activity = self._loop.time()
+        self._last_activity = min(
+            self._loop.time(), self._last_activity + len(data) / self._setup.min_data_rate
+        )
         waiter = self._waiter
         if waiter is not None and not waiter.done() and self._handed_over is None:
             self._answer_at_once(conn)
@@ -222,6 +231,7 @@ class SmtpSession(asyncio.Protocol):
                 if not self._answer_now(event):
                     self._handed_over = event
                     break
+                self._last_activity = self._loop.time()  # a whole command: progress
             else:
                 more = True  # the task answers the rest, letting other connections in
             if self._handed_over is None:
@@ -318,14 +328,19 @@ class SmtpSession(asyncio.Protocol):
         if self._lost or self._conn is None or self._conn.closed:
             return
         timeout = self._setup.idle_timeout
-        left = self._last_activity + timeout - self._loop.time()
-        if self._waiting_for_client and left <= 0:
-            log.info("SMTP %s idle for %.0f s, closing", self._ip, timeout)
-            self._say_goodbye(r.IDLE_TIMEOUT)
+        now = self._loop.time()
+        left = self._last_activity + timeout - now
+        lifetime = self._started + self._setup.max_session_time - now
+        if self._waiting_for_client and (left <= 0 or lifetime <= 0):
+            if left <= 0:
+                log.info("SMTP %s idle for %.0f s, closing", self._ip, timeout)
+            else:
+                log.info("SMTP %s: session time limit reached, closing", self._ip)
+            self._say_goodbye(r.IDLE_TIMEOUT if left <= 0 else r.SESSION_TOO_LONG)
             self._lost = True
             self._wake()
             return
-        delay = left if self._waiting_for_client else timeout
+        delay = min(left, lifetime) if self._waiting_for_client else min(timeout, 1.0)
         self._idle_timer = self._loop.call_later(max(delay, 0.05), self._check_idle)
 
     def _finish(self) -> None:

@@ -88,6 +88,7 @@ TEXT_LINE_TOO_LONG = reply(
 )
 SERVICE_SHUTTING_DOWN = reply(421, "4.3.2", "Service shutting down")
 IDLE_TIMEOUT = reply(421, "4.4.2", "Idle timeout, closing connection")
+SESSION_TOO_LONG = reply(421, "4.4.2", "Session time limit reached, closing connection")
 TOO_MANY_CONNECTIONS = reply(421, "4.7.0", "Too many connections from your address, try later")
 SERVER_BUSY = reply(421, "4.3.2", "Too many connections, try again later")
 LOCAL_ERROR = reply(451, "4.3.0", "Temporary local error")

@@ -1,0 +1,172 @@
+"""Issue 9 item 7: a session does not outlive its account, nor live for ever.
+
+Over real sockets against `nmail serve`: after `user disable --login` or
+`user del`, an authenticated submission session's next MAIL is refused
+(the null sender too); a client trickling bytes is closed at the idle
+deadline (a byte does not reset it); a message arriving slower than
+`min_data_rate` is cut off; a session busy with NOOPs ends at
+`max_session_time`.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serve_process import ServeProcess
+from serve_setup import PASSWORD, as_options, listen_specs, make_data, nmail, set_option, smtp_reply
+
+USER = "bob@test.local"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return make_data(tmp_path, USER)
+
+
+@pytest.fixture
+def served(data: Path) -> Iterator[tuple[ServeProcess, dict[str, int]]]:
+    ports = listen_specs("smtp", "submission")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        yield srv, ports
+    finally:
+        assert srv.stop()[0] == 0
+
+
+def logged_in(port: int) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    client.login(USER, PASSWORD)
+    assert client.sendmail(USER, [USER], b"Subject: first\r\n\r\nbefore\r\n") == {}
+    return client
+
+
+@pytest.mark.parametrize("change", [("user", "disable", USER, "--login"), ("user", "del", USER)])
+def test_the_next_mail_after_the_account_changed_is_refused(
+    data: Path, served: tuple[ServeProcess, dict[str, int]], change: tuple[str, ...]
+) -> None:
+    _, ports = served
+    client = logged_in(ports["submission"])
+    try:
+        nmail(data, *change)
+        for sender in (USER, ""):
+            code, text = client.mail(sender)
+            assert (code, text[:5]) == (530, b"5.7.0"), (sender, text)
+            client.rset()
+        with pytest.raises(smtplib.SMTPAuthenticationError):  # and no new login either
+            logged_in(ports["submission"])
+    finally:
+        client.close()
+
+
+def test_an_enabled_account_keeps_sending(served: tuple[ServeProcess, dict[str, int]]) -> None:
+    _, ports = served
+    with logged_in(ports["submission"]) as client:
+        assert client.sendmail(USER, [USER], b"Subject: second\r\n\r\nafter\r\n") == {}
+
+
+def closed_after(sock: socket.socket, send: bytes, every: float, limit: int) -> bytes:
+    """Send `send` every `every` s (at most `limit` times) until the server closes;
+    everything the server said meanwhile (AssertionError if it never closed)."""
+    said = b""
+    sock.settimeout(every)
+    for _ in range(limit):
+        try:
+            sock.sendall(send)
+        except (BrokenPipeError, ConnectionResetError):
+            return said
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return said
+        if not chunk:
+            return said
+        said += chunk
+    raise AssertionError(f"still open after {limit} sends; the server said {said!r}")
+
+
+def session(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    assert smtp_reply(sock).startswith(b"220")
+    sock.sendall(b"EHLO client.test\r\n")
+    assert smtp_reply(sock).startswith(b"250")
+    return sock
+
+
+def test_a_trickle_of_bytes_does_not_reset_the_idle_deadline(data: Path) -> None:
+    set_option(data, "smtp", "idle_timeout", '"2s"')
+    ports = listen_specs("smtp")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        with session(ports["smtp"]) as sock:
+            said = closed_after(sock, b"N", 0.2, 150)  # a line that never ends
+        assert said.startswith(b"421 4.4.2 Idle timeout"), said
+    finally:
+        assert srv.stop()[0] == 0
+
+
+def test_a_message_slower_than_the_minimum_rate_is_cut_off(data: Path) -> None:
+    set_option(data, "smtp", "idle_timeout", '"2s"')
+    set_option(data, "smtp", "min_data_rate", "1000")
+    ports = listen_specs("smtp")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        with session(ports["smtp"]) as sock:
+            for command in (b"MAIL FROM:<a@b.example>", f"RCPT TO:<{USER}>".encode(), b"DATA"):
+                sock.sendall(command + b"\r\n")
+                assert smtp_reply(sock)[:1] in (b"2", b"3")
+            said = closed_after(sock, b"x" * 19 + b"\n", 0.2, 150)  # 100 bytes/s
+        assert said.startswith(b"421 4.4.2"), said
+        with session(ports["smtp"]) as sock:  # fast enough: 2 MB at once is fine
+            for command in (b"MAIL FROM:<a@b.example>", f"RCPT TO:<{USER}>".encode(), b"DATA"):
+                sock.sendall(command + b"\r\n")
+                assert smtp_reply(sock)[:1] in (b"2", b"3")
+            sock.sendall(b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 2000 + b".\r\n")
+            assert smtp_reply(sock).startswith(b"250")
+    finally:
+        assert srv.stop()[0] == 0
+
+
+def test_a_session_ends_at_its_time_limit_however_busy(data: Path) -> None:
+    set_option(data, "smtp", "max_session_time", '"3s"')
+    ports = listen_specs("smtp")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        with session(ports["smtp"]) as sock:
+            said = b""
+            for _ in range(200):  # a NOOP every 0.1 s would last 20 s
+                sock.sendall(b"NOOP\r\n")
+                reply = smtp_reply(sock)
+                said += reply
+                if not reply.startswith(b"250"):
+                    break
+                time.sleep(0.1)
+            assert said.rsplit(b"\r\n", 2)[-2].startswith(b"421 4.4.2 Session time limit"), said
+    finally:
+        assert srv.stop()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("idle_timeout", '"0s"', "[smtp] idle_timeout: expected at least 1 second"),
+        ("max_session_time", '"forever"', "[smtp] max_session_time: expected a duration"),
+        ("min_data_rate", "0", "[smtp] min_data_rate: expected 1"),
+    ],
+)
+def test_bad_session_settings_are_refused_with_the_key(
+    data: Path, key: str, value: str, error: str
+) -> None:
+    from nmail.config import ConfigError, load_config
+
+    set_option(data, "smtp", key, value)
+    with pytest.raises(ConfigError) as caught:
+        load_config(data)
+    assert error in str(caught.value)
