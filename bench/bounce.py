@@ -35,6 +35,7 @@ CORPUS = ROOT / "tests" / "data" / "bounces"
 def load() -> tuple[list[bytes], dict[str, dict[str, object]]]:
     expected = json.loads((CORPUS / "expected.json").read_text())
     messages = [(CORPUS / name).read_bytes() for name in sorted(expected)]
+    messages += [p.read_bytes() for p in sorted((CORPUS / "handwritten").glob("*.eml"))]
     messages += [p.read_bytes() for p in sorted((CORPUS / "not_bounces").glob("*.eml"))]
     return messages, expected
 

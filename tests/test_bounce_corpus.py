@@ -18,6 +18,10 @@ from nmail.bounce.analysis import analyze
 
 CORPUS = Path(__file__).parent / "data" / "bounces"
 EXPECTED: dict[str, dict[str, object]] = json.loads((CORPUS / "expected.json").read_text())
+# Written by hand, apart from the generator's templates: the check that the
+# scan is not fitted to them.
+HANDWRITTEN: dict[str, dict[str, object]] = json.loads(
+    (CORPUS / "handwritten" / "expected.json").read_text())
 NOT_BOUNCES = sorted(p.name for p in (CORPUS / "not_bounces").glob("*.eml"))
 
 
@@ -30,12 +34,19 @@ def test_accuracy_over_the_whole_corpus(capsys: pytest.CaptureFixture[str]) -> N
             right += 1
         else:
             wrong.append(f"{name}: {result.category if result else 'not a bounce'}")
+    for name, expected in HANDWRITTEN.items():
+        result = analyze((CORPUS / "handwritten" / name).read_bytes())
+        if result is not None and [r.category for r in result.recipients] == expected[
+                "categories"]:
+            right += 1
+        else:
+            wrong.append(f"handwritten/{name}")
     for name in NOT_BOUNCES:
         if analyze((CORPUS / "not_bounces" / name).read_bytes()) is None:
             right += 1
         else:
             wrong.append(f"not_bounces/{name}: taken for a bounce")
-    total = len(EXPECTED) + len(NOT_BOUNCES)
+    total = len(EXPECTED) + len(HANDWRITTEN) + len(NOT_BOUNCES)
     with capsys.disabled():  # shown in every run, not only with -s
         print(f"\nbounce corpus: {right}/{total} classified right "
               f"({100.0 * right / total:.1f}%)")
@@ -90,6 +101,19 @@ def test_each_bounce_names_its_recipient_and_original(name: str) -> None:
     rcpt = result.recipients[0]
     assert rcpt.diagnostic  # the remote's words (or the portal's), shown verbatim
     assert rcpt.action == "failed"
+
+
+@pytest.mark.parametrize("name", sorted(HANDWRITTEN))
+def test_handwritten_bounces(name: str) -> None:
+    expected = HANDWRITTEN[name]
+    result = analyze((CORPUS / "handwritten" / name).read_bytes())
+    assert result is not None
+    assert [r.address for r in result.recipients] == expected["recipients"]
+    assert [r.category for r in result.recipients] == expected["categories"]
+    assert (result.original_subject, result.original_message_id) == (
+        expected["subject"], expected["message_id"])
+    assert result.delayed == expected["delayed"]
+    assert result.date > 0
 
 
 @pytest.mark.parametrize("name", NOT_BOUNCES)

@@ -36,7 +36,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
     (c.REJECT_LIST, "", r"수신 ?거부|수신차단|차단한 (주소|사용자|발신자)"),
     # Block lists before IP blocks: Naver says both.
     (c.RBL, "", r"\brbl\b|dnsbl|\bdul\b|black ?list|block ?list|blocked using|spamhaus|spamcop"
-                r"|barracuda|sorbs|mail-abuse|dsbl\.org|listed (at|on|in|by) "
+                r"|barracuda|sorbs|mail-abuse|dsbl\.org|(?<!not )listed (at|on|in|by) "
                 r"|banned sending ip"),
     # Large providers limiting this server's IP.
     (c.IP_BLOCKED, "", r"too many (e-?mails|messages|mails)|send(ing)? too (many|much)"
@@ -70,7 +70,9 @@ RULES: tuple[tuple[str, str, str], ...] = (
                                  r"|does ?n[o']t (exist|have an? .{0,40}account)"
                                  r"|recip(ient)? ?not ?found|invalid recipient"
                                  r"|not a valid (mailbox|recipient|user)|unrouteable address"
-                                 r"|addressee unknown|no mailbox here|account .{0,40}not exist"),
+                                 r"|addressee unknown|no mailbox here|account .{0,40}not exist"
+                                 r"|not listed in (the )?(domino directory|public name)"
+                                 r"|host or domain name not found|nxdomain|does not accept mail"),
     (c.NO_SUCH_USER, _PERMANENT, r"존재하지 않|없는 (아이디|사용자|계정|주소|메일 ?주소)"
                                  r"|주소를 찾을 수 없|잘못된 (메일 ?)?주소"),
     # Permission to send.

@@ -130,7 +130,7 @@ def scan_text(text: str, exclude: frozenset[str] = frozenset()) -> TextScan:
         stop = starts[index + 1][0] if index + 1 < len(starts) else len(lines)
         block_lines = lines[number:stop]
         block = "\n".join(block_lines)
-        diagnostic = _reply(block) or _words(block_lines, skip=address)
+        diagnostic = _reply(block) or _words(block_lines, address)
         found.append(FoundRecipient(address, diagnostic, _host(block) or general_host))
     return TextScan(tuple(found), _reply(head), general_host, original, False)
 
@@ -170,19 +170,21 @@ def _reply(block: str) -> str:
     if stop is not None:
         end = stop.start()
     paragraph = block[start:min(end, start + _DIAGNOSTIC_CHARS * 2)]
-    return " ".join(paragraph.split()).rstrip(" #'")[:_DIAGNOSTIC_CHARS]
+    reply = " ".join(paragraph.split()).rstrip(" #'")
+    if reply.endswith(")") and reply.count(")") > reply.count("("):
+        reply = reply[:-1]  # Sendmail's "(reason: 550 ...)"
+    return reply[:_DIAGNOSTIC_CHARS]
 
 
-def _words(lines: list[str], skip: str = "") -> str:
-    """The explanation in the block's first paragraph (no reply code in it)."""
-    words: list[str] = []
-    for line in lines:
-        if not line.strip():
-            if words:
-                break
-            continue
-        words.append(line.replace(skip, "").strip(" <>:") if skip else line.strip())
-    return " ".join(" ".join(words).split())[:_DIAGNOSTIC_CHARS]
+def _words(lines: list[str], address: str) -> str:
+    """The block's own words when it quotes no reply (portals, Domino): every line of it.
+
+    The recipient's line loses the address; labels stay ("because:", "실패 사유 :"),
+    since the words after them are the reason.
+    """
+    first = lines[0].replace(address, " ").strip(" <>:()\t") if lines else ""
+    text = " ".join([first, *(line.strip() for line in lines[1:40])])
+    return " ".join(text.split())[:_DIAGNOSTIC_CHARS]
 
 
 def _host(text: str) -> str:
