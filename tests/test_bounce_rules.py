@@ -106,6 +106,13 @@ def test_reply_codes_are_found_where_servers_put_them(
         (550, "5.1.1", "<u@d.test>: Recipient address rejected: User unknown in virtual "
          "mailbox table", catalogue.NO_SUCH_USER),
         (550, "", "Recipient address rejected: Access denied", catalogue.UNKNOWN),
+        # Naver's replies carry a four-letter reason code.
+        (421, "4.4.5", "CCRT 192.0.2.1: Connection refused. Server is busy(RT)",
+         catalogue.IP_BLOCKED),
+        (421, "4.4.1", "CHIC 192.0.2.1: Network is busy.", catalogue.TEMPORARY),
+        (550, "5.1.1", "RUSR 192.0.2.1: No such user: <u@naver.com>", catalogue.NO_SUCH_USER),
+        (451, "", "Relay Server Not Ready.", catalogue.TEMPORARY),
+        (452, "4.4.5", "Insufficient disk space; try again later", catalogue.TEMPORARY),
         (None, "", "", catalogue.UNKNOWN),
         (None, "4.4.7", "The maximum number of delivery attempts has been reached. "
          "Last error: 452 4.2.2 Mailbox full", catalogue.MAILBOX_FULL),

@@ -43,7 +43,8 @@ RULES: tuple[tuple[str, str, str], ...] = (
                        r"|ip ?\(?[\d.]*\)? is filtered|ip_control|cleanip|realip"),
     (c.IP_BLOCKED, "", r"\[#4\.16\.|\[tss?\d\d\]|unexpected volume|rate (limit|of unsolicited)"
                        r"|too many (concurrent )?(smtp )?connections|exceeded (the )?sending limit"
-                       r"|(poor|bad|low) (ip |sender |sending )?reputation"),
+                       r"|(poor|bad|low) (ip |sender |sending )?reputation"
+                       r"|\bccrt\b|server is busy ?\(rt\)"),
     (c.IP_BLOCKED, "", r"대량 ?(메일|발송)|발송량|발송 ?제한|ip.{0,20}차단"),
     # Content the receiver will not take.
     (c.VIRUS, "", r"virus|malware|infected|trojan|바이러스|악성 ?코드"),
@@ -76,8 +77,9 @@ RULES: tuple[tuple[str, str, str], ...] = (
     (c.NO_SUCH_USER, _PERMANENT, r"존재하지 않|없는 (아이디|사용자|계정|주소|메일 ?주소)"
                                  r"|주소를 찾을 수 없|잘못된 (메일 ?)?주소"),
     # Permission to send.
-    (c.RELAY_DENIED, "", r"relay|authentication required|not (allowed|permitted|authori[sz]ed)"
-                         r" to send|no permission|sender not authori[sz]ed|발송 ?권한"),
+    (c.RELAY_DENIED, _PERMANENT, r"relay|authentication required"
+                                 r"|not (allowed|permitted|authori[sz]ed)"
+                                 r" to send|no permission|sender not authori[sz]ed|발송 ?권한"),
     (c.SPAM, "", r"spam|junk|unsolicited|content filter|message (was )?rejected|bulk mail|스팸"
                  r"|dmarc|\bspf\b|dkim|authentication checks|unauthenticated (e-?mail|sender)"),
     # Connection-level failures and "later" (XMail's words and the usual ones).
