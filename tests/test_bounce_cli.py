@@ -78,3 +78,16 @@ def test_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["recipients"][0]["address"] == "nobody3@example.net"
+    piped = subprocess.run(
+        [sys.executable, "-m", "nmail", "bounce", "analyze", "--json", "-"],
+        input=Path(BOUNCE).read_bytes(), capture_output=True, timeout=60, check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)[0]["file"] == "-"
+    nothing = subprocess.run(
+        [sys.executable, "-m", "nmail", "bounce", "analyze", "-"],
+        input=b"", capture_output=True, timeout=60, check=False,
+    )
+    assert nothing.returncode == 1
+    assert nothing.stderr.decode().strip() == "nmail: error: -: not a mail message (no header " \
+        "fields at the top)"

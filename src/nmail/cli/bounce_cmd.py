@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,8 @@ def register(commands: Any) -> None:
     an = sub.add_parser(
         "analyze", help="why mail came back: recipient, code, category, remedy (exit 2: no bounce)"
     )
-    an.add_argument("files", metavar="FILE", nargs="+", help="message files (.eml, Maildir)")
+    an.add_argument("files", metavar="FILE", nargs="+",
+                    help="message files (.eml, Maildir files; - reads standard input)")
     an.add_argument("--json", action="store_true", help="one JSON object per file, as a list")
     an.add_argument("--lang", choices=("en", "ko"), default="en", help="language of the texts")
     an.set_defaults(handler=analyze_cmd)
@@ -90,11 +92,14 @@ def _read_mail(name: str) -> bytes | None:
     """The file's bytes, or None after one line on stderr saying why not."""
     path = Path(name)
     try:
-        if path.is_dir():
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        elif path.is_dir():
             print_error(f"{name}: is a directory, not a message file")
             return None
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         print_error(f"{name}: cannot read: {exc.strerror or exc}")
         return None
