@@ -1,0 +1,297 @@
+"""Issue 11 in a real browser (Debian's Chromium): reading and writing mail.
+
+Korean legacy-charset mail renders; hostile HTML runs nothing; remote
+content is not fetched until the user allows it (a loopback HTTP server
+counts the hits); compose with an attachment, reply and forward reach
+another local user with the same bytes; hostile attachment names download
+under safe names; axe finds no serious or critical violation; screenshots of
+the read and compose screens on a desktop and a phone, in Korean and English,
+light and dark.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chromium_rig import chromium, login, screenshot
+from nmail.directory.model import Account
+from nmail.mailstore.store import NewMessage
+from nmail.mime.reading import part_content, read_view
+from server_rig import PASSWORD, RunningServer
+from test_web_read_compose import korean_message, with_attachments
+from web_rig import web_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
+
+
+class HitCounter:
+    """A loopback HTTP server that answers every GET with a tiny PNG and counts paths."""
+
+    def __init__(self) -> None:
+        hits: Counter[str] = Counter()
+        self.hits = hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits[self.path] += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(PNG)))
+                self.end_headers()
+                self.wfile.write(PNG)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(condition: Callable[[], bool], deadline: float = 10.0) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with web_server(tmp_path) as srv:
+        yield srv
+
+
+@pytest.fixture
+def bob(server: RunningServer) -> Account:
+    return server.add_user("bob@example.com")
+
+
+def put(server: RunningServer, account: Account, raw: bytes, folder: str = "INBOX") -> str:
+    [stored] = server.runtime.store.store([NewMessage(account, folder, b"", raw)])
+    fid = server.runtime.store.folder(account.id, folder).id
+    return f"/mail/{fid}/{stored.uid}"
+
+
+def base_url(server: RunningServer) -> str:
+    return f"http://127.0.0.1:{server.port('http')}"
+
+
+def new_page(browser: Any, server: RunningServer, *, lang: str = "en", dark: bool = False,
+             phone: bool = False) -> Any:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 800},
+        locale="ko-KR" if lang == "ko" else "en-US",
+        extra_http_headers={"Accept-Language": "ko" if lang == "ko" else "en"},
+        color_scheme="dark" if dark else "light",
+        accept_downloads=True, is_mobile=phone, has_touch=phone,
+    )
+    page = context.new_page()
+    login(page, base_url(server), "bob@example.com", PASSWORD)
+    return page
+
+
+def message_frame(page: Any) -> Any:
+    page.wait_for_selector("iframe.message-frame")
+    handle = page.query_selector("iframe.message-frame")
+    frame = handle.content_frame()
+    frame.wait_for_load_state()
+    return frame
+
+
+def test_korean_message_reads_correctly(browser: Any, server: RunningServer,
+                                        bob: Account) -> None:
+    url = put(server, bob, korean_message())
+    page = new_page(browser, server)
+    page.goto(base_url(server) + url)
+    assert page.inner_text("#msg-subject") == "견적서 송부의 건"
+    assert "김철수" in page.inner_text(".reader-from")
+    text = page.inner_text(".message-text")
+    assert "똠방각하 견적서를 보내드립니다" in text
+    assert page.get_attribute(".message-text a", "href") == "https://example.kr/q?a=1&b=2"
+    page.context.close()
+
+
+def test_hostile_html_runs_nothing(browser: Any, server: RunningServer, bob: Account) -> None:
+    hostile = (
+        b"From: x@remote.example\r\nSubject: hostile\r\nContent-Type: text/html\r\n\r\n"
+        b"<p id=a>visible text</p>"
+        b"<script>document.body.setAttribute('data-pwned','script');"
+        b"try{parent.document.title='PWNED'}catch(e){}</script>"
+        b"<img src=x onerror=\"document.body.setAttribute('data-pwned','onerror')\">"
+        b"<svg onload=\"document.body.setAttribute('data-pwned','svg')\"></svg>"
+        b"<a href=\"javascript:document.body.setAttribute('data-pwned','link')\" id=j>j</a>"
+        b"<iframe srcdoc=\"<script>parent.parent.document.title='PWNED'</script>\"></iframe>"
+        b"<meta http-equiv=refresh content=\"0;url=javascript:alert(1)\">"
+        b"<form action=\"http://127.0.0.1:9/\"><button id=f>go</button></form>"
+        b"<details open ontoggle=\"document.body.setAttribute('data-pwned','toggle')\">d</details>"
+    )
+    url = put(server, bob, hostile)
+    page = new_page(browser, server)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(base_url(server) + url)
+    frame = message_frame(page)
+    assert "visible text" in frame.inner_text("body")
+    assert frame.evaluate("document.body.getAttribute('data-pwned')") is None
+    assert frame.query_selector("script, iframe, form, svg, body meta") is None
+    assert page.title() != "PWNED" and not dialogs
+    assert page.evaluate("typeof window.nmail") == "object"  # our own page still works
+    page.context.close()
+
+
+def test_remote_content_loads_only_after_the_user_allows_it(browser: Any, server: RunningServer,
+                                                           bob: Account) -> None:
+    remote = HitCounter()
+    try:
+        host = f"http://127.0.0.1:{remote.port}"
+        html = (f"<p>newsletter</p><img src=\"{host}/img.png\" alt=pixel>"
+                f"<div style=\"background:url({host}/bg.png);width:10px;height:10px\"></div>"
+                f"<style>@import url({host}/import.css); p{{background:url({host}/css.png)}}"
+                f"@font-face{{font-family:x;src:url({host}/font.woff)}} p{{font-family:x}}</style>"
+                f"<link rel=stylesheet href=\"{host}/link.css\">"
+                f"<video poster=\"{host}/poster.png\"></video>"
+                f"<img srcset=\"{host}/srcset.png 1x\">")
+        raw = (b"From: news@remote.example\r\nSubject: remote\r\n"
+               b"Content-Type: text/html; charset=utf-8\r\n\r\n" + html.encode())
+        url = put(server, bob, raw)
+        page = new_page(browser, server)
+        page.goto(base_url(server) + url)
+        frame = message_frame(page)
+        assert "newsletter" in frame.inner_text("body")
+        page.wait_for_load_state("networkidle")
+        assert sum(remote.hits.values()) == 0, remote.hits
+        with page.expect_navigation():
+            page.click("text=Show images")
+        frame = message_frame(page)
+        assert wait_for(lambda: remote.hits["/img.png"] >= 1), remote.hits
+        assert remote.hits["/import.css"] == 0 and remote.hits["/link.css"] == 0
+        assert remote.hits["/font.woff"] == 0
+        page.context.close()
+    finally:
+        remote.close()
+
+
+def test_compose_with_attachment_reaches_a_local_user(browser: Any, server: RunningServer,
+                                                      bob: Account, tmp_path: Path) -> None:
+    carol = server.add_user("carol@example.com")
+    data = bytes(range(256)) * 512 + b"end"
+    upload = tmp_path / "분기 보고서.bin"
+    upload.write_bytes(data)
+    page = new_page(browser, server)
+    page.goto(base_url(server) + "/compose")
+    page.fill("#compose-to", "carol@example.com")
+    page.fill("#compose-subject", "분기 보고서")
+    page.fill("#compose-body", "첨부 파일 확인 부탁드립니다.")
+    page.set_input_files("[data-file-input]", str(upload))
+    page.wait_for_selector("li[data-upload-id]")
+    with page.expect_navigation():
+        page.click("button[value=send]")
+    [row] = server.runtime.store.list_messages(carol.id, "INBOX")
+    raw = server.runtime.store.read_message(carol.id, "INBOX", row.uid)
+    assert raw is not None
+    view = read_view(raw)
+    assert view.subject == "분기 보고서"
+    [attachment] = view.attachments
+    found = part_content(raw, attachment.number)
+    assert found is not None and found[1] == data and attachment.filename == "분기 보고서.bin"
+    page.context.close()
+
+
+def test_reply_and_forward_from_the_read_screen(browser: Any, server: RunningServer,
+                                                bob: Account) -> None:
+    carol = server.add_user("carol@example.com")
+    url = put(server, bob, b"From: Carol <carol@example.com>\r\nTo: bob@example.com\r\n"
+                           b"Subject: lunch\r\nMessage-ID: <l1@example.com>\r\n\r\nnoon?\r\n")
+    page = new_page(browser, server)
+    page.goto(base_url(server) + url)
+    with page.expect_navigation():
+        page.keyboard.press("r")
+    assert page.input_value("#compose-to") == "Carol <carol@example.com>"
+    assert page.input_value("#compose-subject") == "Re: lunch"
+    page.fill("#compose-body", "yes\n" + page.input_value("#compose-body"))
+    with page.expect_navigation():
+        page.click("button[value=send]")
+    store = server.runtime.store
+    assert "\\Answered" in store.list_messages(bob.id, "INBOX")[0].flags
+    reply = read_view(store.read_message(carol.id, "INBOX",
+                                         store.list_messages(carol.id, "INBOX")[0].uid) or b"")
+    assert reply.in_reply_to == "l1@example.com" and "> noon?" in reply.text
+    page.goto(base_url(server) + url)
+    with page.expect_navigation():
+        page.click("a[title^='Forward']")
+    page.fill("#compose-to", "carol@example.com")
+    with page.expect_navigation():
+        page.click("button[value=send]")
+    assert "$Forwarded" in store.list_messages(bob.id, "INBOX")[0].flags
+    assert len(store.list_messages(carol.id, "INBOX")) == 2
+    page.context.close()
+
+
+def test_hostile_attachment_names_download_safely(browser: Any, server: RunningServer,
+                                                  bob: Account) -> None:
+    url = put(server, bob, with_attachments())
+    page = new_page(browser, server)
+    page.goto(base_url(server) + url)
+    names = []
+    for link in page.query_selector_all(".attachment-link"):
+        with page.expect_download() as info:
+            link.click()
+        names.append(info.value.suggested_filename)
+    assert names == ["x", "a.html", "invoicegpj.exe", "boot.ini"]
+    page.context.close()
+
+
+def test_accessibility_and_screenshots(browser: Any, server: RunningServer,
+                                       bob: Account) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    url = put(server, bob, korean_message())
+    html_url = put(server, bob, b"From: Newsletter <news@remote.example>\r\nSubject: "
+                                b"=?utf-8?b?7J2064ukIOuJtOyKpOugiO2EsA==?=\r\n"
+                                b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+                                + "<h2>12월 소식</h2><p>안녕하세요, 이번 달 소식입니다.</p>"
+                                  "<img src='http://127.0.0.1:9/x.png'>".encode())
+    axe = Axe()
+    problems: list[str] = []
+    for lang in ("en", "ko"):
+        for dark in (False, True):
+            for phone in (False, True):
+                page = new_page(browser, server, lang=lang, dark=dark, phone=phone)
+                tag = f"{lang}-{'phone' if phone else 'desktop'}-{'dark' if dark else 'light'}"
+                for screen, path in (("read", url), ("read-html", html_url),
+                                     ("compose", "/compose/reply" + url.removeprefix("/mail"))):
+                    page.goto(base_url(server) + path)
+                    page.wait_for_load_state("networkidle")
+                    screenshot(page, f"webmsg-{screen}-{tag}")
+                    if not dark:
+                        result = axe.run(page)
+                        for violation in result.response["violations"]:
+                            if violation["impact"] in ("serious", "critical"):
+                                problems.append(f"{screen} {tag}: {violation['id']} "
+                                                f"{[n['target'] for n in violation['nodes']]}")
+                page.context.close()
+    assert problems == [], "\n".join(problems)
