@@ -62,7 +62,10 @@ def test_delete_needs_force_when_accounts_exist(cli: Cli) -> None:
     assert cli.snapshot() == before
     out = cli.ok("domain", "del", "example.com", "--force")
     assert "deleted domain example.com" in out
-    assert "mail files are kept in" in out
+    assert "the mail files of 1 were moved to" in out
+    assert not (cli.data_dir / "mail" / "example.com").exists()
+    [moved] = (cli.data_dir / "mail" / ".purge").iterdir()
+    assert moved.name.endswith("-bob@example.com") and (moved / "Maildir").is_dir()
     assert "(no domains)" in cli.ok("domain", "list")
     assert "no such domain" in cli.refused("domain", "del", "example.com")
 

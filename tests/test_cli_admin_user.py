@@ -157,7 +157,7 @@ def test_disable_and_enable(cli: Cli) -> None:
     assert "not an address" in cli.refused("user", "enable", "bob")
 
 
-def test_del_keeps_files_unless_purged(cli: Cli) -> None:
+def test_del_moves_files_to_the_purge_area_unless_purged(cli: Cli) -> None:
     cli.ok("user", "add", "example.com", "Bob", "bob", PW)
     cli.ok("user", "add", "example.com", "Ann", "ann", PW)
     bob_dir = cli.data_dir / "mail" / "example.com" / "bob"
@@ -167,16 +167,52 @@ def test_del_keeps_files_unless_purged(cli: Cli) -> None:
     (bob_dir / "keep.txt").write_text("mail")
     out = cli.ok("user", "del", "bob@example.com")
     assert "deleted bob@example.com" in out
-    assert f"kept in {bob_dir}" in out
-    assert (bob_dir / "keep.txt").exists()
+    assert not bob_dir.exists()
+    [moved] = (cli.data_dir / "mail" / ".purge").iterdir()
+    assert moved.name.endswith("-bob@example.com")
+    assert f"moved to {moved}" in out
+    assert (moved / "keep.txt").read_text() == "mail"
     out = cli.ok("user", "del", "ann@example.com", "--purge")
     assert "deleted its mail files" in out
     assert not ann_dir.exists()
+    assert [p.name for p in (cli.data_dir / "mail" / ".purge").iterdir()] == [moved.name]
     assert "(no accounts)" in cli.ok("user", "list")
     assert "no such account" in cli.refused("user", "del", "bob@example.com")
 
 
-def test_purge_refuses_a_link_out_of_the_mail_directory(cli: Cli, tmp_path: Path) -> None:
+def test_a_recreated_account_does_not_inherit_the_old_mail(cli: Cli) -> None:
+    """Issue 9 item 8: the next owner of bob@ must not read the last one's mail."""
+    from nmail.mailstore.store import MailStore, NewMessage
+
+    cli.ok("user", "add", "example.com", "Bob", "bob", PW)
+    engine = cli.engine()
+    try:
+        directory = Directory(engine)
+        old = directory.get_account("bob@example.com")
+        assert old is not None
+        store = MailStore(engine, cli.data_dir / "mail", "mail.example.com")
+        try:
+            store.store([NewMessage(old, "INBOX", b"", b"Subject: secret\r\n\r\nold\r\n")])
+        finally:
+            store.close()
+        cli.ok("user", "del", "bob@example.com")
+        cli.ok("user", "add", "example.com", "New Bob", "bob", PW)
+        new = directory.get_account("bob@example.com")
+        assert new is not None
+        store = MailStore(engine, cli.data_dir / "mail", "mail.example.com")
+        try:
+            assert store.usage(new.id) == 0
+        finally:
+            store.close()
+        maildir = cli.data_dir / "mail" / "example.com" / "bob" / "Maildir"
+        assert list((maildir / "new").iterdir()) == [] and list((maildir / "cur").iterdir()) == []
+    finally:
+        engine.dispose()
+
+
+def test_purge_never_follows_a_link_out_of_the_mail_directory(
+    cli: Cli, tmp_path: Path
+) -> None:
     pytest.importorskip("nmail.mailstore.store")
     outside = tmp_path / "precious"
     outside.mkdir()
@@ -187,5 +223,6 @@ def test_purge_refuses_a_link_out_of_the_mail_directory(cli: Cli, tmp_path: Path
         child.rmdir() if child.is_dir() else child.unlink()
     bob_dir.rmdir()
     bob_dir.symlink_to(outside)
-    assert "remove it by hand" in cli.refused("user", "del", "bob@example.com", "--purge")
-    assert (outside / "file").exists()
+    assert "deleted its mail files" in cli.ok("user", "del", "bob@example.com", "--purge")
+    assert not bob_dir.is_symlink()  # the link went, what it pointed to stays
+    assert (outside / "file").read_text() == "do not delete"

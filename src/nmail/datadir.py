@@ -22,7 +22,7 @@ from nmail.config import (
 from nmail.config_template import render_default_config
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
-from nmail.directory.model import Account
+from nmail.directory.service import Directory
 from nmail.queue.dkim import DkimKeys
 
 SUBDIRS = ("mail", "queue", "logs", "tls")
@@ -67,7 +67,6 @@ def initialize(
     """Create DIR with nmail.toml, the migrated index, mail/ queue/ logs/ tls/,
     a self-signed certificate and the postmaster account. Refuses to touch an
     existing configuration."""
-    from nmail.directory import Directory
     from nmail.directory.names import normalize_domain
 
     if is_initialized(data_dir):
@@ -101,10 +100,7 @@ def initialize(
             if not directory.get_domain(domain):
                 directory.add_domain(domain)
             DkimKeys(engine).ensure(domain, config.dkim_selector)
-            account = directory.add_account(
-                domain, "Postmaster", "postmaster", pw, admin=True, server_admin=True
-            )
-            _ensure_mailbox(engine, config.mail_dir, host, account)
+            _add_postmaster(engine, directory, config.mail_dir, host, domain, pw)
         finally:
             engine.dispose()
         config_probe.replace(data_dir / CONFIG_NAME)
@@ -120,11 +116,16 @@ def load_config_from(path: Path, data_dir: Path) -> Config:
     return config_from_dict(data_dir, tomllib.loads(path.read_text(encoding="utf-8")))
 
 
-def _ensure_mailbox(engine: Engine, mail_dir: Path, hostname: str, account: Account) -> None:
+def _add_postmaster(
+    engine: Engine, directory: Directory, mail_dir: Path, hostname: str, domain: str, pw: str
+) -> None:
+    from nmail.accounts import AccountService, StoreMailboxes
     from nmail.mailstore.store import MailStore
 
     store = MailStore(engine, mail_dir, hostname)
     try:
-        store.ensure_account(account)
+        AccountService(directory, StoreMailboxes(store), mail_dir).create(
+            domain, "Postmaster", "postmaster", pw, admin=True, server_admin=True
+        )
     finally:
         store.close()

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from nmail.accounts import AccountService, StoreMailboxes
 from nmail.certs import CertificateError, Certificates
 from nmail.config import IMPLEMENTED_LISTENERS, Config, Listen
 from nmail.db.engine import make_engine
@@ -158,6 +159,11 @@ class Runtime:
         )
         # The one login service of every door (SMTP AUTH, POP3, IMAP, webmail).
         self.login = LoginService(self.directory, self.throttle)
+        # The one account service (accounts with their mailboxes) of every door.
+        self.accounts = AccountService(
+            self.directory, StoreMailboxes(self.store), config.mail_dir,
+            login=self.login, clock=clock,
+        )
         self.certificates = self._load_certificates()
         self.queue = self._make_queue()
         queue = self.queue

@@ -6,8 +6,9 @@ import argparse
 import ipaddress
 from typing import Any
 
+from nmail.accounts.purge_area import PURGE_DIR
 from nmail.cli.context import CliContext
-from nmail.cli.directory_access import new_table, open_directory, refusals, text
+from nmail.cli.directory_access import new_table, open_accounts, open_directory, refusals, text
 from nmail.directory.names import display_domain, normalize_domain
 from nmail.queue.dkim import DkimKeys, dns_records, public_record
 
@@ -135,14 +136,15 @@ def list_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def del_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
-    with refusals():
-        deleted = open_directory(ctx).delete_domain(args.domain, force=args.force)
+    with refusals(), open_accounts(ctx) as accounts:
+        deleted = accounts.delete_domain(args.domain, force=args.force)
     name = normalize_domain(args.domain)  # valid: the delete succeeded
     ctx.out.print(f"deleted domain {_shown(name)}", markup=False)
     if deleted:
-        kept = ctx.config.mail_dir / name
+        moved = sum(1 for d in deleted if d.mail_moved_to is not None)
         ctx.out.print(
-            f"deleted {len(deleted)} account(s); their mail files are kept in {kept}",
+            f"deleted {len(deleted)} account(s); the mail files of {moved} were moved to"
+            f" {ctx.config.mail_dir / PURGE_DIR}",
             markup=False,
         )
     return 0

@@ -8,16 +8,14 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from nmail.accounts import NewAccount
 from nmail.cli import sendas_cmd
 from nmail.cli.context import CliContext
 from nmail.cli.directory_access import (
-    account_dir,
-    add_with_mailbox,
-    mailbox_maker,
     new_table,
+    open_accounts,
     open_directory,
     open_store,
-    purge_account_dir,
     read_password,
     refusals,
     text,
@@ -50,9 +48,11 @@ def register(commands: Any) -> None:
     lst.add_argument("domain", metavar="DOMAIN", nargs="?")
     lst.set_defaults(handler=list_cmd)
 
-    rm = sub.add_parser("del", help="delete an account (its mail files are kept)")
+    rm = sub.add_parser(
+        "del", help="delete an account (its mail files are moved to DIR/mail/.purge)"
+    )
     rm.add_argument("address", metavar="ADDRESS")
-    rm.add_argument("--purge", action="store_true", help="also delete its mail files")
+    rm.add_argument("--purge", action="store_true", help="delete its mail files at once")
     rm.set_defaults(handler=del_cmd)
 
     passwd = sub.add_parser("passwd", help="set a password (- reads it from standard input)")
@@ -104,15 +104,23 @@ def add_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     password = read_password(args.password)
     with refusals():
         quota = parse_size(args.quota)
-        directory = open_directory(ctx)
-        account = directory.add_account(
-            args.domain, args.name, args.userid, password, admin=admin, quota=quota
-        )
-        with mailbox_maker(ctx) as make_mailbox:
-            add_with_mailbox(directory, make_mailbox, account)
+        with open_accounts(ctx) as accounts:
+            new = accounts.create(
+                args.domain, args.name, args.userid, password, admin=admin, quota=quota
+            )
     role = " (domain administrator)" if admin else ""
-    ctx.out.print(f"added {account.address}{role}", markup=False)
+    ctx.out.print(f"added {new.account.address}{role}", markup=False)
+    _say_earlier_mail(ctx, new)
     return 0
+
+
+def _say_earlier_mail(ctx: CliContext, new: NewAccount) -> None:
+    if new.earlier_mail_moved_to is not None:
+        ctx.out.print(
+            f"mail files found at its place (a deleted account's) were moved to"
+            f" {new.earlier_mail_moved_to}",
+            markup=False,
+        )
 
 
 def list_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -139,26 +147,24 @@ def list_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def del_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
-    with refusals():
-        account = open_directory(ctx).delete_account(args.address)
-    ctx.out.print(f"deleted {account.address}", markup=False)
-    if args.purge:
-        removed = purge_account_dir(ctx, account)
-        if removed is not None:
-            ctx.out.print(f"deleted its mail files in {removed}", markup=False)
-    else:
-        where = account_dir(ctx, account)
-        if where.exists():
-            ctx.out.print(
-                f"its mail files are kept in {where} (--purge deletes them)", markup=False
-            )
+    with refusals(), open_accounts(ctx) as accounts:
+        deleted = accounts.delete(args.address, purge_now=args.purge)
+    ctx.out.print(f"deleted {deleted.account.address}", markup=False)
+    if deleted.mail_removed:
+        ctx.out.print("deleted its mail files", markup=False)
+    elif deleted.mail_moved_to is not None:
+        ctx.out.print(
+            f"its mail files were moved to {deleted.mail_moved_to}"
+            " (delete that directory when they are no longer needed)",
+            markup=False,
+        )
     return 0
 
 
 def passwd_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     password = read_password(args.password)
-    with refusals():
-        account = open_directory(ctx).set_password(args.address, password)
+    with refusals(), open_accounts(ctx) as accounts:
+        account = accounts.set_password(args.address, password)
     ctx.out.print(f"password of {account.address} changed", markup=False)
     return 0
 
@@ -166,7 +172,8 @@ def passwd_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
 def quota_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     with refusals():
         size = parse_size(args.size)
-        account = open_directory(ctx).set_quota(args.address, size)
+        with open_accounts(ctx) as accounts:
+            account = accounts.set_quota(args.address, size)
     ctx.out.print(f"quota of {account.address}: {format_size(account.quota_bytes)}", markup=False)
     return 0
 
@@ -174,8 +181,8 @@ def quota_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
 def toggle_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     both = not args.receive and not args.login
     enabled: bool = args.enabled
-    with refusals():
-        account = open_directory(ctx).set_enabled(
+    with refusals(), open_accounts(ctx) as accounts:
+        account = accounts.set_enabled(
             args.address,
             receive=enabled if both or args.receive else None,
             login=enabled if both or args.login else None,
@@ -197,7 +204,6 @@ def import_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     with refusals():
         content, encoding = decode_csv(data)
         lines, _ = read_accounts_csv(content)
-    directory = open_directory(ctx)
     failures: list[tuple[int, str]] = []
     imported = 0
     progress = Progress(
@@ -206,18 +212,17 @@ def import_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
         # A bar is for people watching; in pipes and logs it is noise on stderr.
         disable=not ctx.err.is_terminal,
     )
-    with progress, mailbox_maker(ctx) as make_mailbox:
+    with progress, open_accounts(ctx) as accounts:
         task = progress.add_task("import", total=len(lines))
         for item in lines:
             if isinstance(item, BadLine):
                 failures.append((item.line, item.reason))
             else:
                 try:
-                    account = directory.add_account(
+                    accounts.create(
                         item.domain, item.name, item.userid, item.password,
                         admin=item.admin, quota=item.quota,
                     )
-                    add_with_mailbox(directory, make_mailbox, account)
                     imported += 1
                 except DirectoryError as exc:
                     failures.append((item.line, str(exc)))

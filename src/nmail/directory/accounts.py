@@ -140,6 +140,10 @@ class AccountsMixin(DirectoryBase):
         hashed = self._passwords.hash(password)
         return self._update(account.address, password_hash=hashed)
 
+    def set_display_name(self, address: str, name: str) -> Account:
+        """Change the account's display name (checked like at creation)."""
+        return self._update(address, display_name=normalize_display_name(name))
+
     def set_quota(self, address: str, quota_bytes: int) -> Account:
         """Set the mailbox size limit in bytes; 0 is unlimited."""
         if quota_bytes < 0:
