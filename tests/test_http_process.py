@@ -53,7 +53,9 @@ def pop3_login_works(port: int) -> None:
 def submission_works(port: int) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.login(USER, PASSWORD)
-        refused = client.sendmail(USER, [USER], b"Subject: hi\r\n\r\nstill here\r\n")
+        refused = client.sendmail(
+            USER, [USER], b"From: bob@test.local\r\nSubject: hi\r\n\r\nstill here\r\n"
+        )
         assert refused == {}
 
 
@@ -79,9 +81,7 @@ def test_idle_http_connections_do_not_stop_pop3_or_submission(
             sock.setblocking(False)  # got_refusal only looks at what arrived
             held.append(sock)
         # The 900 first are served (and idle), every one past the limit gets one 503.
-        wait_until(
-            lambda: sum(got_refusal(s) for s in held) == 200, 60, "200 refused connections"
-        )
+        wait_until(lambda: sum(got_refusal(s) for s in held) == 200, 60, "200 refused connections")
         assert not any(got_refusal(s) for s in held[:900])
         pop3_login_works(ports["pop3"])
         submission_works(ports["submission"])

@@ -42,7 +42,10 @@ def served(data: Path) -> Iterator[tuple[ServeProcess, dict[str, int]]]:
 def logged_in(port: int) -> smtplib.SMTP:
     client = smtplib.SMTP("127.0.0.1", port, timeout=30)
     client.login(USER, PASSWORD)
-    assert client.sendmail(USER, [USER], b"Subject: first\r\n\r\nbefore\r\n") == {}
+    assert (
+        client.sendmail(USER, [USER], b"From: bob@test.local\r\nSubject: first\r\n\r\nbefore\r\n")
+        == {}
+    )
     return client
 
 
@@ -67,7 +70,12 @@ def test_the_next_mail_after_the_account_changed_is_refused(
 def test_an_enabled_account_keeps_sending(served: tuple[ServeProcess, dict[str, int]]) -> None:
     _, ports = served
     with logged_in(ports["submission"]) as client:
-        assert client.sendmail(USER, [USER], b"Subject: second\r\n\r\nafter\r\n") == {}
+        assert (
+            client.sendmail(
+                USER, [USER], b"From: bob@test.local\r\nSubject: second\r\n\r\nafter\r\n"
+            )
+            == {}
+        )
 
 
 def closed_after(sock: socket.socket, send: bytes, every: float, limit: int) -> bytes:
