@@ -1,4 +1,4 @@
-"""Shared fixtures: databases (every backend that answers), data directories."""
+"""Shared fixtures: databases (every backend asked for), data directories."""
 
 from __future__ import annotations
 
@@ -8,23 +8,39 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from databases import ServerDatabase, available_backends, migrated_engine, sqlite_url
+from databases import (
+    ServerDatabase,
+    asked_backends,
+    migrated_engine,
+    missing_backends,
+    sqlite_url,
+)
 
-BACKENDS = available_backends()
+BACKENDS = asked_backends()
 _servers: dict[str, ServerDatabase] = {}
 _ran: set[str] = set()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "databases: " + ", ".join(BACKENDS) + " (PostgreSQL/MariaDB only when they answer)"
+    return (
+        "databases asked for: " + ", ".join(BACKENDS)
+        + " (NMAIL_TEST_BACKENDS; NMAIL_TEST_ONLY_SQLITE=1 for SQLite only)"
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = missing_backends(BACKENDS)
+    if missing:
+        pytest.exit(
+            f"database(s) asked for but not answering: {', '.join(missing)}"
+            " (start them, or choose with NMAIL_TEST_BACKENDS / NMAIL_TEST_ONLY_SQLITE=1)",
+            returncode=1,
+        )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     ran = ", ".join(sorted(_ran)) or "none"
-    skipped = ", ".join(b for b in ("sqlite", "postgresql", "mariadb") if b not in BACKENDS)
-    line = f"database tests ran on: {ran}"
-    if skipped:
-        line += f"; not run: {skipped} (not answering, or NMAIL_TEST_ONLY_SQLITE set)"
+    line = f"databases asked for: {', '.join(BACKENDS)}; database tests ran on: {ran}"
     terminalreporter.write_line(line)
 
 
@@ -35,7 +51,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A freshly migrated, empty database on each backend that answers."""
+    """A freshly migrated, empty database on each backend asked for."""
     backend: str = request.param
     _ran.add(backend)
     if backend == "sqlite":

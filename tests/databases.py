@@ -1,8 +1,13 @@
 """Which databases the suite runs against, and fresh schemas on each.
 
-SQLite always; PostgreSQL (127.0.0.1:5432, user postgres) and MariaDB
-(127.0.0.1:3306, root) when they answer. Each test run gets its own
-database on the servers, so parallel runs do not collide.
+The backends are asked for, not guessed: NMAIL_TEST_BACKENDS (a comma list
+of sqlite, postgresql, mariadb; default all three, as on this project's
+machines and in CI), or NMAIL_TEST_ONLY_SQLITE=1 as the explicit opt-out.
+A backend asked for that does not answer fails the run (conftest.py): a
+suite that silently drops PostgreSQL or MariaDB proves nothing about them.
+PostgreSQL is 127.0.0.1:5432 (user postgres), MariaDB 127.0.0.1:3306
+(root). Each test run gets its own database on the servers, so parallel
+runs do not collide.
 """
 
 from __future__ import annotations
@@ -36,15 +41,31 @@ def _answers(url: str) -> bool:
         return False
 
 
-def available_backends() -> list[str]:
-    found = ["sqlite"]
+ALL_BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+class BackendChoiceError(ValueError):
+    """NMAIL_TEST_BACKENDS names something that is not a backend."""
+
+
+def asked_backends() -> list[str]:
+    """The backends this run must test, from the environment (default: all three)."""
     if os.environ.get("NMAIL_TEST_ONLY_SQLITE"):
-        return found
-    if _answers(PG_ADMIN):
-        found.append("postgresql")
-    if _answers(MY_ADMIN):
-        found.append("mariadb")
-    return found
+        return ["sqlite"]
+    text = os.environ.get("NMAIL_TEST_BACKENDS", ",".join(ALL_BACKENDS))
+    asked = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in asked if name not in ALL_BACKENDS]
+    if unknown or not asked:
+        raise BackendChoiceError(
+            f"NMAIL_TEST_BACKENDS={text!r}: expected a comma list of {', '.join(ALL_BACKENDS)}"
+        )
+    return [name for name in ALL_BACKENDS if name in asked]
+
+
+def missing_backends(asked: list[str]) -> list[str]:
+    """Those of `asked` whose server does not answer."""
+    urls = {"postgresql": PG_ADMIN, "mariadb": MY_ADMIN}
+    return [name for name in asked if name in urls and not _answers(urls[name])]
 
 
 class ServerDatabase:
