@@ -139,8 +139,9 @@ class SearchIndexer:
         Returns how many were indexed and the cursor to go on from (None: done).
         """
         modseq, last_id = cursor
-        after = or_(messages.c.modseq > modseq,
-                    and_(messages.c.modseq == modseq, messages.c.id > last_id))
+        # A range on (folder_id, modseq) the index serves, then the tie on id.
+        after = and_(messages.c.modseq >= modseq,
+                     or_(messages.c.modseq > modseq, messages.c.id > last_id))
         rows = conn.execute(
             select(messages.c.id, messages.c.modseq, messages.c.filename, messages.c.in_new,
                    messages.c.flags, messages.c.from_name, messages.c.from_addr,
