@@ -10,6 +10,8 @@ live one resource per module in `web/routes/` and are listed in
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -50,8 +52,15 @@ def _wants_html(request: Request) -> bool:
 def create_app(context: WebContext) -> FastAPI:
     """The whole web app, built from the core's services (see web/context.py)."""
     backends = backends_from_context(context)
-    app = FastAPI(title="nmail", docs_url=None, redoc_url=None, openapi_url=None)
     web = WebFacade(backends)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await web.close_feed()
+
+    app = FastAPI(title="nmail", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     templates = Templates()
     app.state.web = web
     app.state.templates = templates

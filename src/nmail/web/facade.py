@@ -21,11 +21,15 @@ from typing import ParamSpec, TypeVar
 from nmail.directory.login import LoginService
 from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
+from nmail.mailstore.feed import AsyncFeed, AsyncSubscription
+from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, NewMessage
+from nmail.mailstore.search import SearchHit, search
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
 from nmail.web.prefs import Prefs, PrefsStore
 from nmail.web.sessions import Session, SessionStore
+from nmail.web.settings_facade import SettingsFacade
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -60,6 +64,8 @@ class WebFacade:
                                      backends.settings.session_max)
         self._prefs = PrefsStore(backends.engine)
         self._login_service = LoginService(backends.directory, backends.throttle)
+        self.settings = SettingsFacade(backends, self.run)
+        self._feed: AsyncFeed | None = None
         self._unseen = index_reads.UnseenCounts()
         self._ensured: set[int] = set()
 
@@ -141,6 +147,11 @@ class WebFacade:
             return True if row is not None else None
         return await self.run(read)
 
+    async def contacts_matching(self, account_id: int, text: str,
+                                limit: int = 10) -> list[tuple[str, str]]:
+        """(name, address) from the address book for recipient completion (webmsg)."""
+        return await self.run(self.settings.contacts.matching, account_id, text, limit)
+
     # -- change notification ---------------------------------------------------
 
     async def folder_state(self, account_id: int) -> dict[int, int]:
@@ -155,15 +166,36 @@ class WebFacade:
             return {int(r.id): int(r.highest_modseq) for r in rows}
         return await self.run(read)
 
-    async def wait_for_change(self, account_id: int, last: dict[int, int],
-                              wait: float) -> dict[int, int] | None:
+    async def wait_for_change(self, account_id: int, last: dict[int, int], wait: float,
+                              subscription: AsyncSubscription | None) -> dict[int, int] | None:
         """The new folder state once it differs from `last`, or None after `wait` seconds.
 
-        Seam: polls the folders' MODSEQs; the feed room's change feed replaces this.
+        Wakes at once on a change-feed event; the MODSEQ comparison after it
+        (and after every quiet `wait`) is the truth, so a lost or repeated
+        event, or no feed hub at all (a test's in-process server), changes
+        nothing but the delay.
         """
-        await asyncio.sleep(wait)
+        if subscription is not None:
+            await subscription.get(wait)
+        else:
+            await asyncio.sleep(wait)
         now = await self.folder_state(account_id)
         return now if now != last else None
+
+    async def subscribe(self, account_id: int) -> AsyncSubscription | None:
+        """A change-feed subscription for the account (None if the feed cannot be used)."""
+        try:
+            if self._feed is None:
+                self._feed = AsyncFeed(feed_address(self.backends.config.data_dir))
+            return await self._feed.subscribe(account_id, wait=0)
+        except Exception:
+            log.exception("change feed subscription failed; polling instead")
+            return None
+
+    async def close_feed(self) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+            self._feed = None
 
     # -- preferences ---------------------------------------------------------
 
@@ -209,6 +241,13 @@ class WebFacade:
             with self.backends.engine.connect() as conn:
                 return index_reads.thread_rows(conn, folder.id, thread_id)
         return await self.run(read)
+
+    async def search(self, account_id: int, query: str, folder_id: int | None,
+                     fields: tuple[str, ...], limit: int, offset: int) -> list[SearchHit]:
+        """Full-text search (mailstore/search.py); QueryError carries a message for the user."""
+        return await self.run(functools.partial(
+            search, self.backends.engine, account_id, query, folder_id=folder_id,
+            fields=fields, limit=limit, offset=offset))
 
     async def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
         return await self.run(self.backends.store.read_message, account_id, folder, uid)

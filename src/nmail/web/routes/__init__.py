@@ -11,12 +11,17 @@ from fastapi import APIRouter
 from nmail.web.routes import (
     compose,
     compose_send,
+    contacts,
     events,
+    help,
     login,
+    mail_rules,
     mailbox,
     message,
     message_parts,
+    search,
     selection,
+    settings,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -24,6 +29,11 @@ ROUTERS: list[APIRouter] = [
     mailbox.router,
     selection.router,
     events.router,
+    settings.router,
+    mail_rules.router,
+    contacts.router,
+    search.router,
+    help.router,
     message.router,
     message_parts.router,
     compose.router,
