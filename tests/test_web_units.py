@@ -114,9 +114,9 @@ def _template_and_code_messages() -> set[str]:
     found: set[str] = set()
     for path in [*root.rglob("*.html"), *root.rglob("*.py")]:
         text = path.read_text(encoding="utf-8")
-        pattern = r"""(?:\b_|gettext|N_|N_plural|ngettext)\(\s*(["'])(.+?)\1"""
+        pattern = r"""(?:\b_|gettext|N_|N_plural|ngettext)\(\s*(["'])((?:\\.|(?!\1).)+)\1"""
         for match in re.finditer(pattern, text):
-            found.add(match.group(2).replace("\\'", "'"))
+            found.add(re.sub(r"\\(.)", r"\1", match.group(2)))
     return found
 
 

@@ -23,6 +23,12 @@ from nmail.web.routes.settings import saved, settings_page
 from nmail.web.templating import SEOUL
 
 router = APIRouter()
+def _pattern(text: str) -> str:
+    """A bare domain means the whole domain (the directory spells it @domain)."""
+    text = text.strip()
+    return text if "@" in text else "@" + text
+
+
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z0-9\-]{2,63}$")
 
 
@@ -36,7 +42,7 @@ async def rejects_form(request: Request, user: CurrentUser, web: Web, pages: Pag
 async def add_reject(request: Request, user: CurrentUser, web: Web, pages: Pages,
                      pattern: Annotated[str, Form(max_length=320)] = "") -> Response:
     try:
-        await web.settings.add_reject(user.account, pattern)
+        await web.settings.add_reject(user.account, _pattern(pattern))
     except DirectoryError as exc:
         return settings_page(request, pages, user, "rejects", 400,
                              rejects=await web.settings.rejects(user.account),
@@ -50,7 +56,7 @@ async def add_rejects(user: CurrentUser, web: Web,
     """From the "mark as spam" offer: several senders at once; known ones are skipped."""
     for pattern in patterns.split()[:10]:
         try:
-            await web.settings.add_reject(user.account, pattern)
+            await web.settings.add_reject(user.account, _pattern(pattern))
         except DirectoryError:
             continue
     return saved("rejects")
@@ -60,7 +66,7 @@ async def add_rejects(user: CurrentUser, web: Web,
 async def delete_reject(user: CurrentUser, web: Web,
                         pattern: Annotated[str, Form(max_length=320)] = "") -> Response:
     with contextlib.suppress(DirectoryError):  # already gone: the list shown next is the truth
-        await web.settings.delete_reject(user.account, pattern)
+        await web.settings.delete_reject(user.account, _pattern(pattern))
     return saved("rejects")
 
 
