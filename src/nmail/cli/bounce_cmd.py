@@ -23,6 +23,7 @@ from nmail.bounce import catalogue
 from nmail.bounce.analysis import BounceAnalysis, analyze
 from nmail.bounce.outbound_log import RefusalLog, ReportLine
 from nmail.cli.context import CliContext, print_error
+from nmail.cli.outside_text import escape_json_text
 
 EXIT_NOT_BOUNCE = 2
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -84,7 +85,7 @@ def analyze_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
         else:
             _print_analysis(ctx, name, result, args.lang)
     if args.json:
-        print(json.dumps(results, ensure_ascii=False, indent=1))
+        print(escape_json_text(json.dumps(results, ensure_ascii=False, indent=1)))
     return status
 
 
@@ -151,11 +152,11 @@ def report_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     since = now - args.days * 86400
     lines = RefusalLog(ctx.engine).report(since)
     if args.json:
-        print(json.dumps(
+        print(escape_json_text(json.dumps(
             {"since": since, "until": now, "days": args.days,
              "lines": [line.to_dict() for line in lines]},
             ensure_ascii=False, indent=1,
-        ))
+        )))
         return 0
     ctx.out.print(Text(f"Refused outbound mail since {_stamp(since)} ({args.days} day"
                        f"{'s' if args.days != 1 else ''}):"))

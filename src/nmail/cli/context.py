@@ -11,6 +11,7 @@ from typing import NoReturn
 from rich.console import Console
 from sqlalchemy import Engine
 
+from nmail.cli.outside_text import SafeConsole, one_line
 from nmail.config import Config, load_config
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
@@ -24,12 +25,13 @@ class CliError(Exception):
 class CliContext:
     data_dir: Path
     # Wide when piped, so scripts get one row per line instead of wrapped cells.
+    # SafeConsole: controls in printed text (much of it from outside) are escaped.
     out: Console = field(
-        default_factory=lambda: Console(
+        default_factory=lambda: SafeConsole(
             highlight=False, width=None if sys.stdout.isatty() else 400
         )
     )
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    err: Console = field(default_factory=lambda: SafeConsole(stderr=True, highlight=False))
 
     @cached_property
     def config(self) -> Config:
@@ -50,4 +52,4 @@ class CliContext:
 
 
 def print_error(message: str) -> None:
-    print(f"nmail: error: {message}", file=sys.stderr)
+    print(f"nmail: error: {one_line(message)}", file=sys.stderr)

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from nmail.accounts import AccountService, StoreMailboxes
 from nmail.cli.context import CliContext, CliError
+from nmail.cli.outside_text import one_line
 from nmail.directory import Directory, DirectoryError
 from nmail.mailstore.store import MailStore
 
@@ -64,8 +65,9 @@ def open_accounts(ctx: CliContext) -> Iterator[AccountService]:
 
 
 def text(value: object) -> Text:
-    """A table cell printed literally (addresses may hold '[' which rich reads as markup)."""
-    return Text(str(value))
+    """A table cell printed literally (addresses may hold '[' which rich reads as
+    markup), on one line: a newline from outside cannot fake a row."""
+    return Text(one_line(str(value)))
 
 
 def new_table(*columns: str) -> Table:
