@@ -182,22 +182,23 @@ def test_folders_found_on_disk_get_rows_and_vanished_ones_go(
     store: MailStore, alice: Account, engine: Engine, mail_root: Path
 ) -> None:
     store.ensure_account(alice)
-    archive = folder_dir(mail_root, alice, "Archive.2020")
+    archive = folder_dir(mail_root, alice, "Archive/2020")
+    assert archive.name == ".Archive.2020"  # Maildir++: one directory per folder
     for sub in ("tmp", "new", "cur"):
         (archive / sub).mkdir(parents=True)
     (archive / "cur" / "old-1:2,S").write_bytes(message("archived"))
     (folder_dir(mail_root, alice, "INBOX") / ".not..usable").mkdir()  # ignored
     report = store.dbsync([alice])
-    assert report.accounts[0].folders_created == ("Archive.2020",)
+    assert report.accounts[0].folders_created == ("Archive/2020",)
     assert report.total.added == 1
-    assert store.folder(alice.id, "Archive.2020").message_count == 1
-    assert [r.subject for r in store.list_messages(alice.id, "Archive.2020")] == ["archived"]
+    assert store.folder(alice.id, "Archive/2020").message_count == 1
+    assert [r.subject for r in store.list_messages(alice.id, "Archive/2020")] == ["archived"]
     # The store can deliver into a folder dbsync found.
-    assert store.store([new(alice, "Archive.2020")])[0].uid == 2
+    assert store.store([new(alice, "Archive/2020")])[0].uid == 2
     shutil.rmtree(archive)
     report = store.dbsync([alice])
     assert report.total.removed == 2
-    assert "Archive.2020" not in folder_rows(engine, alice)
+    assert "Archive/2020" not in folder_rows(engine, alice)
 
 
 def test_flags_changed_by_another_tool_are_read_back(

@@ -81,8 +81,8 @@ def test_an_answer_arrives_as_it_was_sent() -> None:
     replies = index_client._frames(buffer)
     ok: Future[list[StoredMessage]] = Future()
     gone: Future[list[StoredMessage]] = Future()
-    index_client._complete(ok, replies[0])
-    index_client._complete(gone, replies[1])
+    index_client._complete(ok, index_wire.decode_stored, replies[0])
+    index_client._complete(gone, index_wire.decode_stored, replies[1])
     assert ok.result() == [stored(1), stored(2)]
     assert ok.result()[0].path == Path("/srv/mail/u1/Maildir/new/b1")
     with pytest.raises(FolderGone, match="folder 3"):
@@ -159,7 +159,7 @@ def test_bad_answers_fail_the_delivery_or_the_connection() -> None:
         None,
     ):
         future: Future[list[StoredMessage]] = Future()
-        index_client._complete(future, reply)
+        index_client._complete(future, index_wire.decode_stored, reply)
         with pytest.raises(StoreError):
             future.result()
 

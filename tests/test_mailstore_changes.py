@@ -32,7 +32,10 @@ def test_set_flags_moves_to_cur_with_sorted_letters(
                     add=frozenset({"\\Seen", "\\Flagged", "\\Answered", "$Important"}))
     cur = folder_dir(mail_root, alice, "INBOX") / "cur"
     names = entries(cur)
-    assert names == sorted(f"{s.path.name}:2,FRS" for s in (stored[0], stored[2]))
+    # $Important is keyword letter a (Dovecot's dovecot-keywords file names it).
+    assert names == sorted(f"{s.path.name}:2,FRSa" for s in (stored[0], stored[2]))
+    keywords = folder_dir(mail_root, alice, "INBOX") / "dovecot-keywords"
+    assert keywords.read_text() == "0 $Important\n"
     assert entries(folder_dir(mail_root, alice, "INBOX") / "new") == [stored[1].path.name]
     after = store.folder(alice.id, "INBOX").highest_modseq
     assert after == before + 1
@@ -42,9 +45,9 @@ def test_set_flags_moves_to_cur_with_sorted_letters(
     assert rows[2]["modseq"] < after and rows[2]["in_new"]
 
     store.set_flags(alice.id, "INBOX", [1], remove=frozenset({"\\flagged", "\\Seen"}))
-    assert store.message_path(alice.id, "INBOX", 1) == cur / f"{stored[0].path.name}:2,R"
+    assert store.message_path(alice.id, "INBOX", 1) == cur / f"{stored[0].path.name}:2,Ra"
     store.set_flags(alice.id, "INBOX", [3], remove=frozenset({"\\Seen", "\\Answered",
-                                                             "\\Flagged"}))
+                                                             "\\Flagged", "$Important"}))
     assert store.message_path(alice.id, "INBOX", 3) == cur / f"{stored[2].path.name}:2,"
     assert store.read_message(alice.id, "INBOX", 3) == stored[2].path.parent.parent.joinpath(
         "cur", f"{stored[2].path.name}:2,").read_bytes()

@@ -11,13 +11,13 @@ from nmail.mailstore.layout import (
     UIDVALIDITY_FILE,
     LayoutError,
     UidState,
-    check_folder_name,
     disk_folder_names,
     folder_dir,
     maildir_path,
     read_uid_state,
     write_uid_state,
 )
+from nmail.mailstore.model import BadFolderName
 from nmail.mailstore.names import (
     digest_base,
     disk_name,
@@ -95,9 +95,10 @@ def test_paths_never_leave_the_mail_directory(tmp_path: Path) -> None:
     maildir = root / "example.com" / "ann" / "Maildir"
     assert folder_dir(maildir, "INBOX") == maildir
     assert folder_dir(maildir, "Sent") == maildir / ".Sent"
-    assert check_folder_name("Archive.2020") == "Archive.2020"
-    for bad in ("..", "../x", "a/b", ".x", "x.", "a..b", "", "a\0", "x" * 201):
-        with pytest.raises(LayoutError):
+    assert folder_dir(maildir, "Archive/2020") == maildir / ".Archive.2020"
+    assert folder_dir(maildir, "inbox") == maildir
+    for bad in ("..", "../x", "/a", "a/", ".x", "x.", "a..b", "", "a\0", "x" * 256, "a//b"):
+        with pytest.raises(BadFolderName):
             folder_dir(maildir, bad)
 
 
@@ -121,4 +122,5 @@ def test_disk_folder_names(tmp_path: Path) -> None:
                  "cur", ".notes.txt"):
         (maildir / name).mkdir(parents=True)
     (maildir / ".file").write_text("x")
-    assert disk_folder_names(maildir) == ["INBOX", "Archive.2020", "Sent"]
+    # .Archive.2020 is the folder Archive/2020 (Maildir++); .INBOX is no folder.
+    assert disk_folder_names(maildir) == ["INBOX", "Archive/2020", "Sent"]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from nmail.directory.model import Account
-from nmail.mailstore.listing import listing_query
+from nmail.mailstore.folder_reads import page_query
 from nmail.mailstore.store import MailStore, StoreError
 from test_mailstore_support import HOST, alice, mail_root, make_account, message, new, store
 
@@ -60,7 +60,7 @@ def test_listing_walks_the_date_index_on_sqlite(
         s.store([new(account)])
     finally:
         s.close()
-    query = listing_query(account.id, "INBOX", 50, 0)
+    query = page_query(1, "date", True, 0, 50)
     sql = str(query.compile(sqlite_engine, compile_kwargs={"literal_binds": True}))
     with sqlite_engine.connect() as conn:
         plan = conn.execute(text("EXPLAIN QUERY PLAN " + sql)).all()
@@ -96,7 +96,8 @@ def test_message_path_follows_renames_by_other_tools(store: MailStore, alice: Ac
 def test_folders_lists_every_folder(store: MailStore, alice: Account, mail_root: Path) -> None:
     store.store([new(alice, "Drafts", content=message("draft"))])
     infos = {f.name: f for f in store.folders(alice.id)}
-    assert set(infos) == {"INBOX", "Sent", "Drafts", "Trash", "Spam"}
+    assert set(infos) == {"INBOX", "Sent", "Drafts", "Trash", "Spam", "Archive"}
+    assert infos["Spam"].role == "\\Junk" and infos["INBOX"].role is None
     assert infos["Drafts"].message_count == 1 and infos["INBOX"].message_count == 0
     assert all(f.uidvalidity > 0 for f in infos.values())
     assert store.folders(alice.id + 1000) == []

@@ -48,7 +48,7 @@ def test_repair_indexes_a_file_whose_commit_never_happened(
     leftover = _crash_leftover(inbox, 3, data)
     report = store.repair()
     assert report.added == 1 and report.renumbered == 0
-    assert report.folders_checked == 5
+    assert report.folders_checked == 6
     rows = message_rows(engine, alice)
     assert [(r["uid"], r["subject"]) for r in rows] == [(1, "a"), (2, "b"), (3, "lost row")]
     info = store.folder(alice.id, "INBOX")

@@ -219,7 +219,7 @@ def test_bad_inputs_are_refused_and_change_nothing(
 ) -> None:
     assert store.store([]) == []
     with pytest.raises(StoreError):
-        store.store([new(alice, "Archive")])  # no such folder
+        store.store([new(alice, "Projects")])  # no such folder
     with pytest.raises(StoreError):
         store.store([new(alice, "../../escape")])
     with pytest.raises(StoreError):

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, insert, select
 
 from nmail.db.tables import accounts, domains, folders, messages
 from nmail.directory.model import Account
+from nmail.mailstore import layout
 from nmail.mailstore.store import MailStore, NewMessage
 
 HOST = "mx.example.test"
@@ -71,8 +72,7 @@ def maildir(root: Path, account: Account) -> Path:
 
 
 def folder_dir(root: Path, account: Account, name: str) -> Path:
-    base = maildir(root, account)
-    return base if name == "INBOX" else base / f".{name}"
+    return layout.folder_dir(maildir(root, account), name)
 
 
 def entries(directory: Path) -> list[str]:

@@ -134,11 +134,16 @@ folders = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(200), nullable=False),  # INBOX, Sent, Drafts, Trash, Spam
+    # The API name: "/" between levels, Unicode ("INBOX", "거래처/2026"); on disk
+    # Maildir++ ".거래처.2026" in IMAP modified UTF-7 (mailstore/folder_names.py).
+    Column("name", String(255), nullable=False),
+    Column("role", String(16), nullable=True),  # special use: \Sent \Drafts \Trash \Junk \Archive
     Column("uidvalidity", BigInteger, nullable=False),
     Column("next_uid", BigInteger, nullable=False, default=1),
     Column("highest_modseq", BigInteger, nullable=False, default=1),
+    # Counters kept by every write in its own transaction: a folder list never counts rows.
     Column("message_count", Integer, nullable=False, default=0),
+    Column("unseen_count", Integer, nullable=False, default=0, server_default="0"),
     Column("total_size", BigInteger, nullable=False, default=0),
     Column("subscribed", Boolean, nullable=False, default=True),
     UniqueConstraint("account_id", "name"),
@@ -156,7 +161,12 @@ messages = Table(
     # Maildir base name: everything before ':2,' (the flags are in `flags`).
     Column("filename", String(255), nullable=False),
     Column("in_new", Boolean, nullable=False, default=True),
-    Column("flags", String(255), nullable=False, default=""),  # IMAP flags, space separated
+    # IMAP flags as text (system flags and keywords, space separated, sorted) and
+    # the system flags again as bits (names.SYSTEM_BITS) for indexes and counts.
+    Column("flags", String(255), nullable=False, default=""),
+    Column("sysflags", Integer, nullable=False, default=0, server_default="0"),
+    # The MODSEQ the message got when it entered this folder ("new" in changes since).
+    Column("created_modseq", BigInteger, nullable=False, default=0, server_default="0"),
     Column("size", BigInteger, nullable=False),
     Column("internal_date", BigInteger, nullable=False),
     Column("date", BigInteger, nullable=False),
@@ -170,8 +180,19 @@ messages = Table(
     Column("thread_id", String(64), nullable=False, default=""),
     Column("has_attachments", Boolean, nullable=False, default=False),
     Column("preview", String(255), nullable=False, default=""),
+    # Sort keys short enough for an index on MariaDB (indexrow.sort_keys).
+    Column("subject_sort", String(100), nullable=False, default="", server_default=""),
+    Column("from_sort", String(100), nullable=False, default="", server_default=""),
     UniqueConstraint("folder_id", "uid"),
     Index("ix_messages_folder_date", "folder_id", "date"),
+    # One index per sort of a folder page (id breaks ties), changes since a MODSEQ,
+    # and the flags (unseen, flagged lists).
+    Index("ix_messages_folder_arrival", "folder_id", "internal_date", "id"),
+    Index("ix_messages_folder_size", "folder_id", "size", "id"),
+    Index("ix_messages_folder_from", "folder_id", "from_sort", "id"),
+    Index("ix_messages_folder_subject", "folder_id", "subject_sort", "id"),
+    Index("ix_messages_folder_modseq", "folder_id", "modseq"),
+    Index("ix_messages_folder_sysflags", "folder_id", "sysflags"),
     Index("ix_messages_folder_filename", "folder_id", "filename"),
     Index("ix_messages_thread", "folder_id", "thread_id"),
 )
@@ -204,6 +225,20 @@ search_folders = Table(
     Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"),
            primary_key=True, autoincrement=False),
     Column("indexed_modseq", BigInteger, nullable=False),
+)
+
+# What an expunge leaves behind: the UID and the MODSEQ of its removal, so
+# "changes since" can say which UIDs vanished (QRESYNC). Pruned after
+# MailStore's tombstone_days.
+message_tombstones = Table(
+    "message_tombstones",
+    metadata,
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("uid", BigInteger, primary_key=True, autoincrement=False),
+    Column("modseq", BigInteger, nullable=False),
+    Column("expunged_at", BigInteger, nullable=False),
+    Index("ix_message_tombstones_folder_modseq", "folder_id", "modseq"),
 )
 
 # Outbound queue: one row per message (body in DIR/queue/<id>.eml), one per recipient.

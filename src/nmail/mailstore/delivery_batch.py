@@ -22,9 +22,10 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
+from nmail.mailstore.commit_hook import FolderChange
 from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.model import StoredMessage, StoreError
-from nmail.mailstore.names import disk_name, final_filename
+from nmail.mailstore.names import SEEN_BIT, disk_name, final_filename, flag_bits, parse_flags
 from nmail.mailstore.writer import file_lock, write_transaction
 
 log = logging.getLogger(__name__)
@@ -62,21 +63,24 @@ _update_folder = (
         next_uid=bindparam("b_next_uid"),
         highest_modseq=bindparam("b_modseq"),
         message_count=folders.c.message_count + bindparam("b_count"),
+        unseen_count=folders.c.unseen_count + bindparam("b_unseen"),
         total_size=folders.c.total_size + bindparam("b_size"),
     )
 )
-_UPDATE_KEYS = ("b_next_uid", "b_modseq", "b_count", "b_size", "b_id")  # values' order
+# values' order
+_UPDATE_KEYS = ("b_next_uid", "b_modseq", "b_count", "b_unseen", "b_size", "b_id")
 
 # One folder row, locked: in id order, so two nodes delivering to the same
 # folders cannot deadlock. (SQLite has no FOR UPDATE; BEGIN IMMEDIATE locks.)
 _lock_folder = (
-    select(folders.c.next_uid, folders.c.highest_modseq)
+    select(folders.c.next_uid, folders.c.highest_modseq, folders.c.account_id, folders.c.name)
     .where(folders.c.id == bindparam("b_id"))
     .with_for_update()
 )
 # A row's values in this order: the delivery's own, then PreparedMessage.columns.
 _ROW_KEYS = (
-    "folder_id", "uid", "modseq", "filename", "in_new", "flags", "size", "internal_date",
+    "folder_id", "uid", "modseq", "created_modseq", "filename", "in_new", "flags", "sysflags",
+    "size", "internal_date",
 ) + SUMMARY_KEYS
 
 
@@ -150,17 +154,19 @@ def deliver_batch(
     *,
     flushed: Callable[[PreparedMessage], bool] | None = None,
     piggyback: Piggyback | None = None,
+    changes: list[FolderChange] | None = None,
 ) -> list[StoredMessage]:
     """Index and publish `items` all together, or raise leaving them in tmp/.
 
     `flushed(item)` says an item's file is known durable already (see
     Piggyback); the others are flushed first, as always before a rename.
+    `changes` gets one FolderChange per folder once the batch committed.
     """
     renamed: list[tuple[str, str]] = []
     sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
     try:
         with _transaction(conn) as execute:
-            stored, moves = _index(execute, _statements(conn), items)
+            stored, moves, touched = _index(execute, _statements(conn), items)
             targets: set[str] = set()
             for src, dst, directory in moves:
                 os.rename(src, dst)
@@ -172,6 +178,8 @@ def deliver_batch(
                 piggyback.devices = set()
                 piggyback.before_flush()
                 piggyback.devices = sync_batch(directories=targets, whole=True)
+        if changes is not None:
+            changes.extend(touched)
         return stored
     except BaseException:
         _undo(renamed)
@@ -237,16 +245,20 @@ def _index(
     execute: Execute,
     statements: tuple[_Statement, _Statement, _Statement],
     items: list[PreparedMessage],
-) -> tuple[list[StoredMessage], list[tuple[str, str, str]]]:
+) -> tuple[list[StoredMessage], list[tuple[str, str, str]], list[FolderChange]]:
     """Rows in, UIDs out; the renames to make: (tmp path, final path, its directory)."""
     lock, insert, update_folder = statements
     lock_params = lock.maker(("b_id",))
     state: dict[int, list[int]] = {}
+    touched: list[FolderChange] = []
     for fid in sorted({item.folder_id for item in items}):
         locked = execute(lock.sql, lock_params((fid,)), False)
         if locked is None:
             raise FolderGone(f"folder {fid} no longer exists")
-        state[fid] = [int(locked[0]), int(locked[1]) + 1, 0, 0]  # next uid, modseq, count, size
+        # next uid, modseq, count, size, unseen
+        state[fid] = [int(locked[0]), int(locked[1]) + 1, 0, 0, 0]
+        touched.append(FolderChange(int(locked[2]), fid, str(locked[3]), state[fid][1],
+                                    "deliver"))
     row_params = insert.maker(_ROW_KEYS)
     rows: list[Any] = []
     stored: list[StoredMessage] = []
@@ -259,22 +271,26 @@ def _index(
         st[0] = uid + 1
         st[2] += 1
         st[3] += size
+        bits = flag_bits(parse_flags(item.flags_text)) if item.flags_text else 0
+        if not bits & SEEN_BIT:
+            st[4] += 1
         filename = final_filename(item.base, uid, size)
         # Plain strings: folder_dir is a normalized path (str of a Path).
         directory = item.folder_dir + ("/new" if item.in_new else "/cur")
         path = directory + "/" + disk_name(filename, item.letters, item.in_new)
-        rows.append(row_params((folder_id, uid, st[1], filename, item.in_new, item.flags_text,
-                                size, item.internal_date) + item.columns))
+        rows.append(row_params((folder_id, uid, st[1], st[1], filename, item.in_new,
+                                item.flags_text, bits, size, item.internal_date)
+                               + item.columns))
         stored.append(StoredMessage(item.account_id, folder_id, uid, size, item.base, path))
         moves.append((item.tmp_path, path, directory))
     execute(insert.sql, rows, True)
     update_params = update_folder.maker(_UPDATE_KEYS)
     execute(
         update_folder.sql,
-        [update_params((st[0], st[1], st[2], st[3], fid)) for fid, st in state.items()],
+        [update_params((st[0], st[1], st[2], st[4], st[3], fid)) for fid, st in state.items()],
         True,
     )
-    return stored, moves
+    return stored, moves, touched
 
 
 def _unchanged(values: tuple[Any, ...]) -> tuple[Any, ...]:

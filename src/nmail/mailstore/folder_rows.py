@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 from nmail.db.tables import folders
 from nmail.mailstore.folder_sync import new_uidvalidity
 from nmail.mailstore.layout import UidState, read_uid_state, write_uid_state
+from nmail.mailstore.model import DEFAULT_ROLES
 from nmail.mailstore.writer import write_transaction
 
 
@@ -42,7 +43,8 @@ def create_empty_folders(
             rows.append({
                 "account_id": account_id, "name": name, "uidvalidity": state.uidvalidity,
                 "next_uid": state.next_uid, "highest_modseq": 1, "message_count": 0,
-                "total_size": 0, "subscribed": True,
+                "total_size": 0, "unseen_count": 0, "subscribed": True,
+                "role": DEFAULT_ROLES.get(name),
             })
         if rows:
             conn.execute(folders.insert(), rows)

@@ -36,17 +36,18 @@ from nmail.mailstore.folderscan import (
     scan_messages,
     to_crlf,
 )
+from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.layout import UidState, read_uid_state, write_uid_state
 from nmail.mailstore.messagefile import write_durably
-from nmail.mailstore.model import SyncCounts
+from nmail.mailstore.model import DEFAULT_ROLES, SyncCounts
 from nmail.mailstore.names import (
+    SEEN_BIT,
     digest_base,
     disk_name,
     final_filename,
-    flags_to_letters,
+    flag_bits,
     format_flags,
     is_clean_base,
-    letters_to_flags,
     merge_letters,
     parse_flags,
 )
@@ -66,10 +67,11 @@ def new_uidvalidity(now: float, previous: int = 0) -> int:
     return value if value < 2**32 else 1
 
 
-def _flag_mismatch(disk: DiskFile, in_new: bool, flags_text: str) -> bool:
+def _flag_mismatch(disk: DiskFile, in_new: bool, flags_text: str,
+                   letters: KeywordLetters) -> bool:
     if disk.in_new != in_new:
         return True
-    return not in_new and flags_to_letters(parse_flags(flags_text)) != disk.parsed.letters
+    return not in_new and letters.letters_of(parse_flags(flags_text)) != disk.parsed.letters
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +115,9 @@ def prescan(
         state = read_uid_state(target.path)
         work = state is None or state.uidvalidity != index.uidvalidity
     if not work and full:
+        letters = KeywordLetters.load(target.path)
         work = any(name not in disk for name in indexed) or any(
-            _flag_mismatch(disk[name], in_new, flags_text)
+            _flag_mismatch(disk[name], in_new, flags_text, letters)
             for name, (in_new, flags_text) in indexed.items()
         )
     facts: dict[str, FileFacts] = {}
@@ -135,6 +138,7 @@ class _Apply:
         self.facts = facts
         self.full = full
         self.now = now
+        self.letters = KeywordLetters.load(target.path)
 
     def run(self) -> SyncCounts:
         with write_transaction(self.conn):
@@ -160,7 +164,7 @@ class _Apply:
                 insert(folders).values(
                     account_id=target.account_id, name=target.name, uidvalidity=uidvalidity,
                     next_uid=1, highest_modseq=1, message_count=0, total_size=0,
-                    subscribed=True,
+                    unseen_count=0, subscribed=True, role=DEFAULT_ROLES.get(target.name),
                 )
             ).inserted_primary_key[0])  # type: ignore[index]
         else:
@@ -187,9 +191,10 @@ class _Apply:
             if found is None:
                 continue
             counts += SyncCounts(kept=1)
-            if self.full and _flag_mismatch(found, bool(r.in_new), r.flags):
-                flags = merge_letters(parse_flags(r.flags), found.parsed.letters)
+            if self.full and _flag_mismatch(found, bool(r.in_new), r.flags, self.letters):
+                flags = merge_letters(parse_flags(r.flags), found.parsed.letters, self.letters)
                 flag_updates.append({"b_id": r.id, "b_flags": format_flags(flags),
+                                     "b_bits": flag_bits(flags),
                                      "b_in_new": found.in_new, "b_modseq": modseq})
         known = {r.filename for r in rows}
         rowless = sorted((f for name, f in disk.items() if name not in known),
@@ -204,8 +209,8 @@ class _Apply:
         if flag_updates:
             conn.execute(
                 update(messages).where(messages.c.id == bindparam("b_id")).values(
-                    flags=bindparam("b_flags"), in_new=bindparam("b_in_new"),
-                    modseq=bindparam("b_modseq"),
+                    flags=bindparam("b_flags"), sysflags=bindparam("b_bits"),
+                    in_new=bindparam("b_in_new"), modseq=bindparam("b_modseq"),
                 ),
                 flag_updates,
             )
@@ -213,16 +218,22 @@ class _Apply:
             conn.execute(messages.insert(), new_rows)
         changed = bool(gone or flag_updates or new_rows)
         top = max([next_uid - 1, *claimed, *(r["uid"] for r in new_rows)])
+        # Repair and dbsync may count: they set the counters every other write keeps.
         count, size = conn.execute(
             select(func.count(), func.coalesce(func.sum(messages.c.size), 0)).where(
                 messages.c.folder_id == folder_id
             )
         ).one()
+        unseen = conn.execute(
+            select(func.count()).where(messages.c.folder_id == folder_id,
+                                       messages.c.sysflags.op("&")(SEEN_BIT) == 0)
+        ).scalar_one()
         conn.execute(
             update(folders).where(folders.c.id == folder_id).values(
                 next_uid=top + 1,
                 highest_modseq=modseq if changed else modseq - 1,
                 message_count=int(count),
+                unseen_count=int(unseen),
                 total_size=int(size),
             )
         )
@@ -273,8 +284,8 @@ class _Apply:
             return None
         base = f.parsed.base if is_clean_base(f.parsed.base) else digest_base(f.parsed.base)
         filename = final_filename(base, uid, facts.size)
-        flags = letters_to_flags(f.parsed.letters)
-        letters = flags_to_letters(flags)
+        flags = self.letters.flags_of(f.parsed.letters)
+        letters = self.letters.letters_of(flags)
         final = directory / disk_name(filename, letters, f.in_new)
         if final != path:
             os.rename(path, final)
@@ -283,8 +294,9 @@ class _Apply:
         if final != path or facts.needs_crlf:
             fsync_dir(directory)
         row = dict(facts.columns)
-        row.update(folder_id=folder_id, uid=uid, modseq=modseq, filename=filename,
-                   in_new=f.in_new, flags=format_flags(flags), size=facts.size,
+        row.update(folder_id=folder_id, uid=uid, modseq=modseq, created_modseq=modseq,
+                   filename=filename, in_new=f.in_new, flags=format_flags(flags),
+                   sysflags=flag_bits(flags), size=facts.size,
                    internal_date=facts.internal_date)
         return row
 

@@ -24,17 +24,24 @@ from typing import Any, Protocol
 
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage
 from nmail.mailstore.index_wire import decode_stored, encode_items, frame, read_frames, same_user
-from nmail.mailstore.model import StoredMessage, StoreError
+from nmail.mailstore.model import STORE_ERRORS, StoredMessage, StoreError, StoreUnavailable
+from nmail.mailstore.operations import Operation, decode_result, encode_operation
 
 log = logging.getLogger(__name__)
 
 Pending = Future[list[StoredMessage]]
+# A request's Future and what turns its "ok" value into the result.
+Waiting = tuple[Future[Any], Callable[[Any], Any]]
 
 
 class IndexClient(Protocol):
     """What a MailStore needs to have its deliveries committed elsewhere."""
 
     def submit(self, items: list[PreparedMessage]) -> Pending: ...
+
+    def submit_op(self, op: Operation) -> Future[Any]:
+        """Send one operation; the Future gives its result (operations.decode_result)."""
+        ...
 
     def can_wait(self) -> bool:
         """Whether this thread may block on a submitted Future (it would never finish)."""
@@ -48,7 +55,7 @@ class _Link:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.waiting: collections.deque[Pending] = collections.deque()
+        self.waiting: collections.deque[Waiting] = collections.deque()
         self.broken: BaseException | None = None
 
 
@@ -65,7 +72,16 @@ class RemoteIndex:
     def submit(self, items: list[PreparedMessage]) -> Pending:
         """Send `items` (one all-or-nothing group); the Future gives their StoredMessages."""
         future: Pending = Future()
-        data = frame(encode_items(items))
+        self._request(frame(encode_items(items)), future, decode_stored)
+        return future
+
+    def submit_op(self, op: Operation) -> Future[Any]:
+        """Send one operation; the Future gives its result."""
+        future: Future[Any] = Future()
+        self._request(frame(encode_operation(op)), future, decode_result)
+        return future
+
+    def _request(self, data: bytes, future: Future[Any], decode: Callable[[Any], Any]) -> None:
         with self._sending:
             with self._lock:
                 if self._closed:
@@ -73,9 +89,9 @@ class RemoteIndex:
                 try:
                     link = self._connected()
                 except OSError as exc:
-                    future.set_exception(StoreError(f"index writer unavailable: {exc}"))
-                    return future
-                link.waiting.append(future)
+                    future.set_exception(StoreUnavailable(f"index writer unavailable: {exc}"))
+                    return
+                link.waiting.append((future, decode))
             # Not under _lock: if the socket is full, the reader must still be able
             # to take answers, or neither side would move.
             try:
@@ -83,7 +99,6 @@ class RemoteIndex:
             except OSError as exc:
                 with self._lock:
                     self._fail(link, exc)
-        return future
 
     def can_wait(self) -> bool:
         return True
@@ -118,9 +133,9 @@ class RemoteIndex:
             link.broken = exc
             with contextlib.suppress(OSError):
                 link.sock.shutdown(socket.SHUT_RDWR)
-        error = StoreError(f"index writer unavailable: {exc}")
+        error = StoreUnavailable(f"index writer unavailable: {exc}")
         while link.waiting:
-            waiting = link.waiting.popleft()
+            waiting, _ = link.waiting.popleft()
             if not waiting.done():
                 waiting.set_exception(error)
 
@@ -136,8 +151,8 @@ class RemoteIndex:
                     with self._lock:
                         if not link.waiting:
                             raise ConnectionError("an answer nobody asked for")
-                        future = link.waiting.popleft()
-                    _complete(future, reply)
+                        future, decode = link.waiting.popleft()
+                    _complete(future, decode, reply)
         except Exception as exc:
             with self._lock:
                 self._fail(link, exc)
@@ -154,13 +169,17 @@ def _as_is(reply: Any) -> Any:
     return reply
 
 
-def _complete(future: Pending, reply: Any) -> None:
+def _complete(future: Future[Any], decode: Callable[[Any], Any], reply: Any) -> None:
     if future.done():
         return
     try:
+        if type(reply) is tuple and len(reply) == 3 and reply[0] == "refused":
+            error = STORE_ERRORS.get(str(reply[1]), StoreError)
+            future.set_exception(error(str(reply[2])))
+            return
         kind, value = reply
         if kind == "ok":
-            future.set_result(decode_stored(value))
+            future.set_result(decode(value))
         elif kind == "gone":
             future.set_exception(FolderGone(str(value)))
         else:
@@ -203,7 +222,7 @@ class LoopRemoteIndex:
         self._sock: socket.socket | None = None
         self._out = bytearray()
         self._in = bytearray()
-        self._waiting: collections.deque[Pending] = collections.deque()
+        self._waiting: collections.deque[Waiting] = collections.deque()
         self._writing = False
         self._flush_soon = False
         self._closed = False
@@ -211,15 +230,23 @@ class LoopRemoteIndex:
     def submit(self, items: list[PreparedMessage]) -> Pending:
         """Send `items` (one all-or-nothing group); the Future gives their StoredMessages."""
         future: Pending = Future()
-        data = frame(encode_items(items))
+        self._request(frame(encode_items(items)), (future, decode_stored))
+        return future
+
+    def submit_op(self, op: Operation) -> Future[Any]:
+        """Send one operation; the Future gives its result."""
+        future: Future[Any] = Future()
+        self._request(frame(encode_operation(op)), (future, decode_result))
+        return future
+
+    def _request(self, data: bytes, waiting: Waiting) -> None:
         if threading.get_ident() == self._thread:
-            self._send(data, future)
+            self._send(data, waiting)
         else:
             try:
-                self._loop.call_soon_threadsafe(self._send, data, future)
+                self._loop.call_soon_threadsafe(self._send, data, waiting)
             except RuntimeError:  # the loop is closed
-                future.set_exception(StoreError("mail store is closed"))
-        return future
+                waiting[0].set_exception(StoreError("mail store is closed"))
 
     def can_wait(self) -> bool:
         # The answers are read by the loop: blocking it on one would wait forever.
@@ -236,17 +263,17 @@ class LoopRemoteIndex:
 
     # -- on the loop's thread -------------------------------------------------------
 
-    def _send(self, data: bytes, future: Pending) -> None:
+    def _send(self, data: bytes, waiting: Waiting) -> None:
         if self._closed:
-            future.set_exception(StoreError("mail store is closed"))
+            waiting[0].set_exception(StoreError("mail store is closed"))
             return
         if self._sock is None:
             try:
                 self._connect()
             except OSError as exc:
-                future.set_exception(StoreError(f"index writer unavailable: {exc}"))
+                waiting[0].set_exception(StoreUnavailable(f"index writer unavailable: {exc}"))
                 return
-        self._waiting.append(future)
+        self._waiting.append(waiting)
         self._out += data
         if not self._flush_soon and not self._writing:
             # Requests made in the same turn of the loop (sessions finishing DATA
@@ -275,7 +302,7 @@ class LoopRemoteIndex:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._drop(StoreError(f"index writer unavailable: {exc}"))
+            self._drop(StoreUnavailable(f"index writer unavailable: {exc}"))
             return
         del self._out[:sent]
         if self._out and not self._writing:
@@ -298,13 +325,14 @@ class LoopRemoteIndex:
         except BlockingIOError:
             return
         except (OSError, ValueError) as exc:
-            self._drop(StoreError(f"index writer unavailable: {exc}"))
+            self._drop(StoreUnavailable(f"index writer unavailable: {exc}"))
             return
         for reply in replies:
             if not self._waiting:
-                self._drop(StoreError("index writer: an answer nobody asked for"))
+                self._drop(StoreUnavailable("index writer: an answer nobody asked for"))
                 return
-            _complete(self._waiting.popleft(), reply)
+            future, decode = self._waiting.popleft()
+            _complete(future, decode, reply)
 
     def _drop(self, error: StoreError) -> None:
         sock, self._sock = self._sock, None
@@ -317,7 +345,7 @@ class LoopRemoteIndex:
         self._out.clear()
         self._in.clear()
         while self._waiting:
-            waiting = self._waiting.popleft()
+            waiting, _ = self._waiting.popleft()
             if not waiting.done():
                 waiting.set_exception(error)
 

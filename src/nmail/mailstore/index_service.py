@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.delivery_batch import (
     FolderGone,
     Piggyback,
@@ -37,8 +38,10 @@ from nmail.mailstore.delivery_batch import (
     deliver_batch,
     parent_dir,
 )
-from nmail.mailstore.index_wire import decode_items, encode_stored, frame, peer_uid, read_frames
+from nmail.mailstore.index_wire import decode_request, encode_stored, frame, peer_uid, read_frames
 from nmail.mailstore.model import StoreError
+from nmail.mailstore.op_run import run_operation
+from nmail.mailstore.operations import Operation, encode_result
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,9 @@ class _Client:
     sock: socket.socket
     buffer: bytearray = field(default_factory=bytearray)
 
-    def frames(self) -> list[list[PreparedMessage]]:
+    def frames(self) -> list[list[PreparedMessage] | Operation]:
         """Complete requests received so far (raises ValueError on a bad frame)."""
-        return read_frames(self.buffer, decode_items)
+        return read_frames(self.buffer, decode_request)
 
 
 def serve_index_writer(
@@ -74,10 +77,12 @@ def serve_index_writer(
     deliver: Callable[..., list[Any]] = deliver_batch,
     stop: threading.Event | None = None,
     poll: float = 1.0,
+    on_commit: CommitHook | None = None,
 ) -> None:
-    """Commit the workers' delivery batches until `stop` is set, then return.
+    """Commit the workers' deliveries and operations until `stop` is set, then return.
 
-    Without `stop` (a process's main thread), SIGTERM stops it.
+    Without `stop` (a process's main thread), SIGTERM stops it. `on_commit`
+    hears of every commit (commit_hook) before the callers are answered.
     """
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -103,7 +108,7 @@ def serve_index_writer(
                     os.read(wake_read, 512)
             requests = carried + _read_requests(readable, clients)
             if requests:
-                commit = _Commit(conn, engine, deliver, clients, flushed)
+                commit = _Commit(conn, engine, deliver, clients, flushed, on_commit)
                 commit.run(requests)
                 conn, carried, flushed = commit.conn, commit.early, commit.now_flushed
     finally:
@@ -139,10 +144,8 @@ _scratch = bytearray(1 << 20)
 _scratch_view = memoryview(_scratch)
 
 
-def _read_requests(
-    readable: list[Any], clients: dict[int, _Client]
-) -> list[tuple[_Client, list[PreparedMessage]]]:
-    requests: list[tuple[_Client, list[PreparedMessage]]] = []
+def _read_requests(readable: list[Any], clients: dict[int, _Client]) -> list[Request]:
+    requests: list[Request] = []
     for fd, client in list(clients.items()):
         if client.sock not in readable:
             continue
@@ -160,7 +163,7 @@ def _read_requests(
     return requests
 
 
-Request = tuple[_Client, list[PreparedMessage]]
+Request = tuple[_Client, list[PreparedMessage] | Operation]
 
 
 class _Commit:
@@ -178,8 +181,10 @@ class _Commit:
         deliver: Callable[..., list[Any]],
         clients: dict[int, _Client],
         flushed: set[int],
+        on_commit: CommitHook | None = None,
     ) -> None:
         self.conn = conn
+        self._on_commit = on_commit
         self._engine = engine
         self._deliver = deliver
         self._clients = clients
@@ -191,26 +196,47 @@ class _Commit:
     def run(self, requests: list[Request]) -> None:
         replies: list[tuple[_Client, object]] = []
         for group in _groups(requests):
-            items = [item for _, batch in group for item in batch]
+            if len(group) == 1 and not isinstance(group[0][1], list):
+                replies.append((group[0][0], self._operation(group[0][1])))
+                continue
+            deliveries = [(client, batch) for client, batch in group
+                          if isinstance(batch, list)]
+            items = [item for _, batch in deliveries for item in batch]
             piggyback = Piggyback(self._read_early)
+            changes: list[FolderChange] = []
             try:
                 stored = self._deliver(
                     self.conn,
                     items,
                     flushed=lambda item: id(item) in self._flushed,
                     piggyback=piggyback,
+                    changes=changes,
                 )
             except Exception as exc:
                 self._note_flushed(piggyback.devices)
                 self.conn = _fresh(self.conn, self._engine)
-                replies.extend(self._one_by_one(group, exc, len(items)))
+                replies.extend(self._one_by_one(deliveries, exc, len(items)))
                 continue
             self._note_flushed(piggyback.devices)
+            report(self._on_commit, changes)
             start = 0
-            for client, batch in group:
+            for client, batch in deliveries:
                 replies.append((client, ("ok", encode_stored(stored[start : start + len(batch)]))))
                 start += len(batch)
         self._send(replies)
+
+    def _operation(self, op: Operation) -> object:
+        """Run one operation in its own transaction; its reply."""
+        try:
+            result, changes = run_operation(self.conn, op)
+        except StoreError as exc:
+            return ("refused", type(exc).__name__, str(exc))
+        except Exception as exc:
+            log.error("index writer: %s failed", type(op).__name__, exc_info=exc)
+            self.conn = _fresh(self.conn, self._engine)
+            return ("error", f"could not change the mail store: {exc}")
+        report(self._on_commit, changes)
+        return ("ok", encode_result(result))
 
     def _read_early(self) -> None:
         socks = [client.sock for client in self._clients.values()]
@@ -222,6 +248,8 @@ class _Commit:
         if not devices:
             return
         for _, batch in self.early:
+            if not isinstance(batch, list):
+                continue
             for item in batch:
                 if id(item) not in self.now_flushed and self._device(item) in devices:
                     self.now_flushed.add(id(item))
@@ -237,7 +265,7 @@ class _Commit:
         return device
 
     def _one_by_one(
-        self, group: list[Request], exc: Exception, count: int
+        self, group: list[tuple[_Client, list[PreparedMessage]]], exc: Exception, count: int
     ) -> list[tuple[_Client, object]]:
         if len(group) == 1:
             return [(group[0][0], _failure(exc))]
@@ -245,7 +273,10 @@ class _Commit:
         replies: list[tuple[_Client, object]] = []
         for client, batch in group:
             try:
-                replies.append((client, ("ok", encode_stored(self._deliver(self.conn, batch)))))
+                changes: list[FolderChange] = []
+                stored = self._deliver(self.conn, batch, changes=changes)
+                report(self._on_commit, changes)
+                replies.append((client, ("ok", encode_stored(stored))))
             except Exception as single:
                 self.conn = _fresh(self.conn, self._engine)
                 replies.append((client, _failure(single)))
@@ -266,16 +297,25 @@ class _Commit:
 
 
 def _groups(requests: list[Request]) -> list[list[Request]]:
-    """The requests in groups of at most MAX_BATCH_ITEMS deliveries (a request stays whole)."""
+    """The requests in order: runs of deliveries of at most MAX_BATCH_ITEMS (a request
+    stays whole) share a commit; an operation is a group of its own."""
     groups: list[list[Request]] = [[]]
     count = 0
     for request in requests:
-        if count + len(request[1]) > MAX_BATCH_ITEMS and groups[-1]:
+        batch = request[1]
+        if not isinstance(batch, list):
+            if groups[-1]:
+                groups.append([])
+            groups[-1].append(request)
+            groups.append([])
+            count = 0
+            continue
+        if count + len(batch) > MAX_BATCH_ITEMS and groups[-1]:
             groups.append([])
             count = 0
         groups[-1].append(request)
-        count += len(request[1])
-    return groups
+        count += len(batch)
+    return [group for group in groups if group]
 
 
 def _failure(exc: Exception) -> tuple[str, str]:

@@ -2,8 +2,10 @@
 
 Frames are a 4-byte big-endian length and a value in `marshal` format:
 a request is a list of prepared messages (each a tuple of ints, strs and
-bools), a reply is ("ok", stored messages), ("gone", reason) (a folder row
-vanished) or ("error", reason).
+bools) or one operation (a tuple, see operations.py); a reply is ("ok",
+stored messages or an operation's result), ("gone", reason) (a folder row
+vanished), ("refused", error class name, reason) (an operation the store
+refused: model.STORE_ERRORS) or ("error", reason).
 
 Why marshal: it is several times faster than JSON both ways, and the index
 writer spends its time per message. It is NOT safe for data from anyone
@@ -32,6 +34,7 @@ from typing import Any, TypeVar
 from nmail.mailstore.delivery_batch import PreparedMessage
 from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.model import StoredMessage
+from nmail.mailstore.operations import Operation, decode_operation
 
 LENGTH = struct.Struct(">I")
 _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -112,6 +115,13 @@ def decode_items(data: Any) -> list[PreparedMessage]:
             raise ValueError("bad columns")
         out.append(_new_item(row))
     return out
+
+
+def decode_request(data: Any) -> list[PreparedMessage] | Operation:
+    """A request: a list of prepared messages (deliveries) or one operation tuple."""
+    if type(data) is list:
+        return decode_items(data)
+    return decode_operation(data)
 
 
 def encode_stored(stored: list[StoredMessage]) -> list[tuple[Any, ...]]:

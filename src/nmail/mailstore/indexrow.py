@@ -63,7 +63,13 @@ SUMMARY_KEYS = (
     "thread_id",
     "has_attachments",
     "preview",
+    "subject_sort",
+    "from_sort",
 )
+SORT_KEY_LENGTH = 100  # messages.subject_sort, from_sort
+# Reply and forward prefixes that sorting by subject skips (RFC 5256's base
+# subject, plus the ones Korean mail programs write).
+_PREFIXES = ("re:", "fw:", "fwd:", "aw:", "sv:", "답장:", "회신:", "전달:")
 
 
 def summary_columns(summary: MessageSummary, internal_date: int) -> dict[str, Any]:
@@ -89,4 +95,21 @@ def summary_values(summary: MessageSummary, internal_date: int) -> tuple[Any, ..
         _text(summary.thread_id, _LIMITS["thread_id"]),
         bool(summary.has_attachments),
         _text(summary.preview, _LIMITS["preview"]),
+        *sort_keys(summary.subject, summary.from_name, summary.from_addr),
     )
+
+
+def sort_keys(subject: str, from_name: str, from_addr: str) -> tuple[str, str]:
+    """(subject_sort, from_sort): case-folded, reply/forward prefixes and [tags] off."""
+    base = subject.strip().casefold()
+    while True:
+        before = base
+        for prefix in _PREFIXES:
+            if base.startswith(prefix):
+                base = base[len(prefix):].lstrip()
+        if base.startswith("[") and "]" in base:
+            base = base[base.index("]") + 1:].lstrip()
+        if base == before:
+            break
+    sender = (from_name.strip() or from_addr.strip()).casefold()
+    return _text(base, SORT_KEY_LENGTH), _text(sender, SORT_KEY_LENGTH)

@@ -1,7 +1,7 @@
 """Where an account's Maildir++ folders live, and the `nmail-uidvalidity` file.
 
 `<mail_dir>/<domain>/<userid>/Maildir` is INBOX; other folders are
-`Maildir/.<name>`. Names that could leave `mail_dir` are refused here, even
+`Maildir/.<levels>` (folder_names). Names that could leave `mail_dir` are refused here, even
 though the directory has validated them already.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nmail.durable import fsync_dir
+from nmail.mailstore.folder_names import check_name, disk_name, name_from_disk
 
 UIDVALIDITY_FILE = "nmail-uidvalidity"
 SUBDIRS = ("tmp", "new", "cur")
-MAX_FOLDER_NAME = 200  # folders.name is String(200)
 
 
 class LayoutError(ValueError):
@@ -52,18 +52,10 @@ def maildir_path(mail_dir: Path, domain: str, userid: str) -> Path:
     return domain_dir / _check_segment(userid, "user id") / "Maildir"
 
 
-def check_folder_name(name: str) -> str:
-    """A folder name usable as `.<name>`: LayoutError otherwise."""
-    if len(name) > MAX_FOLDER_NAME or ".." in name or name.endswith("."):
-        raise LayoutError(f"unusable folder name {name!r}")
-    return _check_segment(name, "folder name")
-
-
 def folder_dir(maildir: Path, name: str) -> Path:
-    """The directory of one folder (INBOX is the Maildir itself)."""
-    if name == "INBOX":
-        return maildir
-    return maildir / f".{check_folder_name(name)}"
+    """The directory of one folder (INBOX is the Maildir itself); BadFolderName if unusable."""
+    entry = disk_name(check_name(name))
+    return maildir / entry if entry else maildir
 
 
 def make_folder_dirs(maildir: Path, names: Iterable[str]) -> list[Path]:
@@ -86,6 +78,21 @@ def make_folder_dirs(maildir: Path, names: Iterable[str]) -> list[Path]:
     return paths
 
 
+def make_dirs_at(path: Path) -> list[Path]:
+    """One folder's directory with tmp/new/cur and `maildirfolder`, flushed;
+    returns [path] when it was made here (to remove if the creation fails)."""
+    fresh = not path.exists()
+    created: list[Path] = []
+    for sub in SUBDIRS:
+        _make_dir(path / sub, created)
+    marker = path / "maildirfolder"
+    if not marker.exists():
+        marker.touch(mode=0o600)
+    for parent in sorted({p.parent for p in created}, key=lambda p: -len(p.parts)):
+        fsync_dir(parent)
+    return [path] if fresh else []
+
+
 def _make_dir(path: Path, created: list[Path]) -> None:
     if path.is_dir():
         return
@@ -100,27 +107,21 @@ def _make_dir(path: Path, created: list[Path]) -> None:
 
 
 def disk_folder_names(maildir: Path) -> list[str]:
-    """INBOX plus every `.<name>` subdirectory that looks like a Maildir folder."""
+    """INBOX plus the API name of every `.<levels>` subdirectory that is a Maildir folder."""
     names = ["INBOX"] if maildir.is_dir() else []
     try:
         entries = sorted(os.listdir(maildir))
     except FileNotFoundError:
         return names
+    found = []
     for entry in entries:
-        if not entry.startswith(".") or entry in (".", ".."):
-            continue
-        name = entry[1:]
-        if name.upper() == "INBOX":
-            continue  # INBOX is the Maildir itself, never a subfolder
-        try:
-            check_folder_name(name)
-            name.encode("utf-8")
-        except (LayoutError, UnicodeEncodeError):
+        name = name_from_disk(entry)
+        if name is None:
             continue
         sub = maildir / entry
         if (sub / "cur").is_dir() or (sub / "new").is_dir():
-            names.append(name)
-    return names
+            found.append(name)
+    return names + sorted(found)
 
 
 def read_uid_state(path: Path) -> UidState | None:

@@ -4,14 +4,72 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from nmail.directory.model import Account
 
-FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Spam")
+# Every account's folders, made with the mailbox; all but INBOX carry a role.
+FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Spam", "Archive")
+DEFAULT_ROLES = {
+    "Sent": "\\Sent",
+    "Drafts": "\\Drafts",
+    "Trash": "\\Trash",
+    "Spam": "\\Junk",
+    "Archive": "\\Archive",
+}
+ROLES = frozenset(DEFAULT_ROLES.values())
+
+FlagMode = Literal["set", "add", "remove"]
+SortKey = Literal["date", "arrival", "from", "subject", "size"]
+SORT_KEYS: tuple[SortKey, ...] = ("date", "arrival", "from", "subject", "size")
 
 
 class StoreError(Exception):
     """A message could not be stored, found or changed; nothing was changed."""
+
+
+class StoreUnavailable(StoreError):
+    """The index writer cannot be reached (temporary: try again); nothing was changed."""
+
+
+class NoSuchFolder(StoreError):
+    """The folder does not exist."""
+
+
+class FolderExists(StoreError):
+    """A folder of that name exists already."""
+
+
+class BadFolderName(StoreError):
+    """A folder name the store cannot use (the message says why)."""
+
+
+class FolderNotEmpty(StoreError):
+    """The folder holds messages or subfolders and deleting it was not forced."""
+
+
+class FolderProtected(StoreError):
+    """INBOX cannot be deleted or renamed away."""
+
+
+class QuotaExceeded(StoreError):
+    """The account's quota would be exceeded (the message names the limit)."""
+
+
+class BadUidSet(StoreError):
+    """A UID set or sequence range that is malformed, reversed or past the end."""
+
+
+class BadFlag(StoreError):
+    """A flag that is not an IMAP system flag or keyword."""
+
+
+# Wire names of the errors an operation may end with (index_wire, both ways).
+STORE_ERRORS: dict[str, type[StoreError]] = {
+    cls.__name__: cls
+    for cls in (StoreError, StoreUnavailable, NoSuchFolder, FolderExists, BadFolderName,
+                FolderNotEmpty, FolderProtected, QuotaExceeded, BadUidSet, BadFlag)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +111,57 @@ class MessageRef:
 
 @dataclass(frozen=True, slots=True)
 class FolderInfo:
+    """One folder's status, as the index keeps it (no row is counted to make it)."""
+
     id: int
-    name: str
+    name: str  # API name, "/" between levels
     uidvalidity: int
     next_uid: int
     highest_modseq: int
     message_count: int
     total_size: int
+    unseen_count: int = 0
+    role: str | None = None  # \\Sent \\Drafts \\Trash \\Junk \\Archive
+    subscribed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    """What one flag call did."""
+
+    highest_modseq: int  # the folder's after the call
+    changed: tuple[tuple[int, int], ...]  # (uid, new modseq) of messages actually changed
+    # UIDs not changed because their MODSEQ was above UNCHANGEDSINCE (RFC 7162 MODIFIED)
+    modified: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """COPYUID: the target's UIDVALIDITY and each source UID with its new UID."""
+
+    uidvalidity: int
+    pairs: tuple[tuple[int, int], ...]  # (source uid, target uid), ascending source uid
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """APPENDUID: where an appended message went."""
+
+    folder_id: int
+    uidvalidity: int
+    uid: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What changed in a folder after a MODSEQ (CONDSTORE/QRESYNC, webmail refresh)."""
+
+    highest_modseq: int
+    uid_next: int
+    new: tuple[int, ...]  # UIDs that entered the folder after the MODSEQ, ascending
+    changed: tuple[tuple[int, int, frozenset[str]], ...]  # (uid, modseq, flags) of older ones
+    vanished: tuple[int, ...]  # UIDs expunged or moved away after the MODSEQ, ascending
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import itertools
 import os
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 # IMAP system flags and their Maildir info letters (maildir spec, Dovecot).
 FLAG_LETTERS = {
@@ -22,6 +23,16 @@ FLAG_LETTERS = {
     "\\Deleted": "T",
 }
 LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
+# The system flags as bits of messages.sysflags (an unseen count or list
+# reads the bits through an index, never the flag text).
+SYSTEM_BITS = {
+    "\\Seen": 1,
+    "\\Answered": 2,
+    "\\Flagged": 4,
+    "\\Deleted": 8,
+    "\\Draft": 16,
+}
+SEEN_BIT = 1
 _SYSTEM_BY_LOWER = {flag.lower(): flag for flag in FLAG_LETTERS}
 
 # RFC 3501 atom-specials (plus "]" for flag-keywords): not allowed in a keyword.
@@ -161,6 +172,14 @@ def parse_flags(text: str) -> frozenset[str]:
     return frozenset(text.split()) if text else frozenset()
 
 
+def flag_bits(flags: frozenset[str]) -> int:
+    """messages.sysflags for `flags` (keywords have no bit)."""
+    bits = 0
+    for flag in flags:
+        bits |= SYSTEM_BITS.get(flag, 0)
+    return bits
+
+
 def flags_to_letters(flags: frozenset[str]) -> str:
     """Maildir info letters for the system flags, in ASCII order as the spec asks."""
     return "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
@@ -170,7 +189,18 @@ def letters_to_flags(letters: str) -> frozenset[str]:
     return frozenset(LETTER_FLAGS[ch] for ch in letters if ch in LETTER_FLAGS)
 
 
-def merge_letters(flags: frozenset[str], letters: str) -> frozenset[str]:
-    """Flags after another tool changed the letters on disk: keywords stay, letters rule."""
-    keywords = frozenset(f for f in flags if f not in FLAG_LETTERS)
-    return keywords | letters_to_flags(letters)
+def merge_letters(flags: frozenset[str], letters: str, keywords: KeywordMap) -> frozenset[str]:
+    """Flags after another tool changed the letters on disk: the letters rule, and
+    keywords without a letter (beyond the 26 that have one) stay."""
+    lettered = keywords.flags_of(letters)
+    unlettered = frozenset(f for f in flags if f not in FLAG_LETTERS
+                           and not keywords.letters_of(frozenset({f})))
+    return lettered | unlettered
+
+
+class KeywordMap(Protocol):
+    """keywords.KeywordLetters as merge_letters uses it."""
+
+    def flags_of(self, letters: str) -> frozenset[str]: ...
+
+    def letters_of(self, flags: frozenset[str], *, add: bool = False) -> str: ...

@@ -16,24 +16,28 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from nmail.db.tables import folders
 from nmail.directory.model import Account
-from nmail.mailstore import changes, listing
+from nmail.mailstore import folder_reads
+from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
+from nmail.mailstore.folder_catalog import FolderCatalog
 from nmail.mailstore.folder_rows import create_empty_folders
 from nmail.mailstore.folder_sync import FolderTarget
+from nmail.mailstore.folder_view import FolderView
 from nmail.mailstore.folderscan import scan_messages
 from nmail.mailstore.index_client import IndexClient
 from nmail.mailstore.layout import LayoutError, make_folder_dirs
-from nmail.mailstore.mailboxes import Mailbox, mailbox_by_id
-from nmail.mailstore.messagefile import locate
+from nmail.mailstore.mailboxes import Mailbox
 from nmail.mailstore.model import (
     FOLDERS,
+    AppendResult,
+    BadUidSet,
     FolderInfo,
     MessageRef,
     MessageRow,
@@ -44,6 +48,9 @@ from nmail.mailstore.model import (
     SyncReport,
 )
 from nmail.mailstore.names import host_token
+from nmail.mailstore.op_rows import quota_check
+from nmail.mailstore.op_run import run_and_report
+from nmail.mailstore.operations import Operation
 from nmail.mailstore.preparing import (
     Checked,
     check_flags,
@@ -53,6 +60,7 @@ from nmail.mailstore.preparing import (
     prepare_all,
 )
 from nmail.mailstore.rebuild import Rebuilder
+from nmail.mailstore.uidset import UidSet
 from nmail.mailstore.writer import IndexWriter
 
 __all__ = [
@@ -70,6 +78,7 @@ __all__ = [
 ]
 
 
+TOMBSTONE_DAYS = 30.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -100,11 +109,21 @@ class _NotKnown(Exception):
     """A folder's location is not in memory (submit() does no database reads)."""
 
 
-def _uid_list(uids: Iterable[int]) -> list[int]:
-    out = sorted({int(uid) for uid in uids})
-    if out and not 0 < out[0] <= out[-1] < 2**63:
-        raise StoreError("UIDs must be positive integers")
-    return out
+def _uid_set(uids: Iterable[int]) -> UidSet:
+    try:
+        return UidSet.of(int(uid) for uid in uids)
+    except BadUidSet as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _guarded(what: str, fn: Callable[[], R]) -> R:
+    """fn(), with disk and database failures as StoreError("could not <what>: ...")."""
+    try:
+        return fn()
+    except StoreError:
+        raise
+    except (OSError, SQLAlchemyError) as exc:
+        raise StoreError(f"could not {what}: {exc}") from exc
 
 
 class MailStore:
@@ -112,15 +131,21 @@ class MailStore:
 
     def __init__(self, engine: Engine, mail_dir: Path, hostname: str, *,
                  clock: Callable[[], float] = time.time,
-                 index_client: IndexClient | None = None) -> None:
-        """`index_client`: where deliveries are committed when another process
+                 index_client: IndexClient | None = None,
+                 on_commit: CommitHook | None = None,
+                 tombstone_days: float = TOMBSTONE_DAYS) -> None:
+        """`index_client`: where every change is committed when another process
         does it (a worker process of `nmail serve`); default: this process's
-        writer thread."""
+        writer thread, which then calls `on_commit` after each commit
+        (commit_hook). Expunge tombstones are kept `tombstone_days`."""
         self._engine = engine
         self._mail_dir = Path(mail_dir)
         self._host = host_token(hostname)
         self._clock = clock
-        self._writer = IndexWriter(engine, deliver_batch)
+        self._on_commit = on_commit
+        self._writer = IndexWriter(engine, self._deliver_local)
+        self._catalog = FolderCatalog(engine, self._mail_dir, self.run_operation,
+                                      keep_tombstones=int(tombstone_days * 86400))
         self._remote = index_client
         self._commit: Callable[[list[PreparedMessage]], Future[list[StoredMessage]]] = (
             self._remote.submit if self._remote else self._writer.deliver
@@ -213,12 +238,6 @@ class MailStore:
                 a = item.account
                 self._folders.pop((a.id, a.domain, a.userid, item.folder), None)
 
-    def _folder_dir(self, account_id: int, name: str) -> Path:
-        with self._engine.connect() as conn:
-            box = mailbox_by_id(conn, account_id)
-            listing.folder_info(conn, account_id, name)  # StoreError if unknown
-        return box.folder_dir(self._mail_dir, name)
-
     # -- delivery --------------------------------------------------------------
 
     @_failures("store the message")
@@ -290,91 +309,116 @@ class MailStore:
             checked.append((item, loc, flags, flags_text))
         return checked
 
-    # -- reading ---------------------------------------------------------------
+    # -- the mailbox model ----------------------------------------------------------
+
+    def open_folder(self, account_id: int, name: str) -> FolderView:
+        """A FolderView of the account's folder `name` ("INBOX", "거래처/2026")."""
+        return _guarded("open the folder", lambda: self._catalog.open(account_id, name))
+
+    def list_folders(self, account_id: int) -> list[FolderInfo]:
+        """Every folder with its kept counts, INBOX first."""
+        return _guarded("read the index", lambda: self._catalog.list(account_id))
+
+    def create_folder(self, account_id: int, name: str, *, role: str | None = None) -> FolderInfo:
+        return _guarded("create the folder",
+                        lambda: self._catalog.create(account_id, name, role=role))
+
+    def rename_folder(self, account_id: int, name: str, new_name: str) -> None:
+        _guarded("rename the folder", lambda: self._catalog.rename(account_id, name, new_name))
+
+    def delete_folder(self, account_id: int, name: str, *, force: bool = False) -> None:
+        _guarded("delete the folder",
+                 lambda: self._catalog.delete(account_id, name, force=force))
+
+    def subscribe(self, account_id: int, name: str, subscribed: bool = True) -> None:
+        _guarded("change the subscription",
+                 lambda: self._catalog.subscribe(account_id, name, subscribed))
+
+    @_failures("append the message")
+    def append(self, account: Account, folder: str, content: bytes, *,
+               flags: Iterable[str] = (), internal_date: int | None = None) -> AppendResult:
+        """Store `content` into `folder` with flags and an internal date (IMAP APPEND,
+        the webmail's Sent and Drafts): the delivery path, flushed before it returns.
+        QuotaExceeded when the account's quota would be exceeded."""
+        view = self.open_folder(account.id, folder)
+        with self._engine.connect() as conn:
+            quota_check(conn, account.id, len(content), "appending the message")
+        stored = self.store([NewMessage(account, view.name, b"", content,
+                                        normalized_flags(flags), internal_date)])[0]
+        return AppendResult(stored.folder_id, view.info.uidvalidity, stored.uid, stored.size)
+
+    def run_operation(self, op: Operation) -> Any:
+        """Commit one operation through the index writer and wait for it."""
+        if self._remote is not None:
+            if not self._remote.can_wait():
+                raise StoreError("a mail store change on the event loop would never return")
+            return self._remote.submit_op(op).result()
+        return self._writer.call(lambda conn: run_and_report(conn, op, self._on_commit))
+
+    def _deliver_local(self, conn: Connection, items: list[PreparedMessage]) -> list[Any]:
+        changes: list[FolderChange] = []
+        stored = deliver_batch(conn, items, changes=changes)
+        report(self._on_commit, changes)
+        return stored
+
+    # -- the calls of the first model (POP3, tests), on the new one ---------------------
 
     @_failures("read the index")
     def usage(self, account_id: int) -> int:
         """Bytes stored for the account: the sum of its folders' sizes."""
         with self._engine.connect() as conn:
-            return listing.usage(conn, account_id)
+            return folder_reads.usage(conn, account_id)
 
-    @_failures("read the index")
     def folder(self, account_id: int, name: str) -> FolderInfo:
-        with self._engine.connect() as conn:
-            return listing.folder_info(conn, account_id, name)
+        return self.open_folder(account_id, name).info
 
-    @_failures("read the index")
     def folders(self, account_id: int) -> list[FolderInfo]:
-        with self._engine.connect() as conn:
-            return listing.folder_infos(conn, account_id)
+        return self.list_folders(account_id)
 
-    @_failures("read the index")
     def refs(self, account_id: int, folder: str) -> list[MessageRef]:
         """UID, size, UIDL and flags of every message, ascending UID."""
-        with self._engine.connect() as conn:
-            return listing.refs(conn, account_id, folder)
+        return _guarded("read the index", lambda: self.open_folder(account_id, folder).refs())
 
-    @_failures("read the index")
     def list_messages(self, account_id: int, folder: str, *, limit: int = 50,
                       offset: int = 0) -> list[MessageRow]:
         """A page of the folder, newest first by Date (arrival time when it has none)."""
-        with self._engine.connect() as conn:
-            return listing.list_messages(conn, account_id, folder, limit, offset)
+        return _guarded("read the index", lambda: self.open_folder(account_id, folder).page(
+            "date", descending=True, offset=offset, limit=limit))
 
-    @_failures("find the message")
     def message_path(self, account_id: int, folder: str, uid: int) -> Path | None:
         """The message's file, wherever flags moved it; None if there is none."""
-        with self._engine.connect() as conn:
-            found = listing.message_location(conn, account_id, folder, uid)
-            if found is None:
-                return None
-            box = mailbox_by_id(conn, account_id)
-        filename, in_new, flags_text = found
-        return locate(box.folder_dir(self._mail_dir, folder), filename, in_new, flags_text)
+        return _guarded("find the message",
+                        lambda: self.open_folder(account_id, folder).message_path(uid))
 
-    @_failures("read the message")
     def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
         """The message's bytes as stored (trace headers included), None if gone."""
-        for _ in range(3):
-            path = self.message_path(account_id, folder, uid)
-            if path is None:
-                return None
-            try:
-                return path.read_bytes()
-            except FileNotFoundError:
-                continue  # renamed by a flag change meanwhile: look again
-        return None
+        return _guarded("read the message", lambda: self.open_folder(account_id, folder).read(uid))
 
-    # -- changes ---------------------------------------------------------------
-
-    @_failures("expunge")
     def expunge(self, account_id: int, folder: str, uids: Iterable[int]) -> int:
         """Delete messages (files and rows); returns how many were deleted."""
-        wanted = _uid_list(uids)
+        wanted = _uid_set(uids)
         if not wanted:
             return 0
-        path = self._folder_dir(account_id, folder)
-        return self._writer.call(
-            lambda conn: changes.expunge(conn, account_id, folder, path, wanted)
-        )
+        return len(_guarded("expunge",
+                            lambda: self.open_folder(account_id, folder).expunge(wanted)))
 
-    @_failures("change flags")
     def set_flags(self, account_id: int, folder: str, uids: Iterable[int],
                   add: frozenset[str] = frozenset(),
                   remove: frozenset[str] = frozenset()) -> None:
         """Add and remove IMAP flags; files move to cur/ with the matching letters."""
         plus, minus = normalized_flags(add), normalized_flags(remove)
-        wanted = _uid_list(uids)
+        wanted = _uid_set(uids)
         if not wanted or not (plus or minus):
             return
-        path = self._folder_dir(account_id, folder)
-        try:
-            self._writer.call(
-                lambda conn: changes.set_flags(conn, account_id, folder, path, wanted,
-                                               plus, minus)
-            )
-        except ValueError as exc:  # more flags than the index can hold
-            raise StoreError(str(exc)) from None
+
+        def change() -> None:
+            view = self.open_folder(account_id, folder)
+            if plus:
+                view.store_flags(wanted, "add", plus)
+            if minus:
+                view.store_flags(wanted, "remove", minus)
+
+        _guarded("change flags", change)
 
     # -- repair and rebuild -----------------------------------------------------
 

@@ -1,0 +1,136 @@
+"""The read queries of a FolderView: pages, summaries, changes since a MODSEQ.
+
+Every page is one query walking one index: `(folder_id, <sort key>, id)` in
+either direction (tables.py), LIMIT/OFFSET on top, so the first page of a
+100,000-message folder reads 50 index entries and 50 rows. Ties break on
+the row id (arrival order), the same way in both directions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, or_, select
+
+from nmail.db.tables import folders, message_tombstones, messages
+from nmail.mailstore.model import ChangeSet, MessageRef, MessageRow, NoSuchFolder, SortKey
+from nmail.mailstore.names import parse_flags, uidl_of
+
+_ROW_COLUMNS = (
+    messages.c.uid, messages.c.modseq, messages.c.size, messages.c.flags,
+    messages.c.internal_date, messages.c.date, messages.c.from_name, messages.c.from_addr,
+    messages.c.to_addrs, messages.c.cc_addrs, messages.c.subject, messages.c.message_id,
+    messages.c.in_reply_to, messages.c.thread_id, messages.c.has_attachments,
+    messages.c.preview,
+)
+_SORT_COLUMNS = {
+    "date": messages.c.date,
+    "arrival": messages.c.internal_date,
+    "from": messages.c.from_sort,
+    "subject": messages.c.subject_sort,
+    "size": messages.c.size,
+}
+RANGES_PER_QUERY = 200
+
+
+def message_row(r: Any) -> MessageRow:
+    return MessageRow(
+        uid=int(r.uid), modseq=int(r.modseq), size=int(r.size), flags=parse_flags(r.flags),
+        internal_date=int(r.internal_date), date=int(r.date), from_name=r.from_name,
+        from_addr=r.from_addr, to_addrs=r.to_addrs, cc_addrs=r.cc_addrs,
+        subject=r.subject, message_id=r.message_id, in_reply_to=r.in_reply_to,
+        thread_id=r.thread_id, has_attachments=bool(r.has_attachments), preview=r.preview,
+    )
+
+
+def page_query(folder_id: int, sort: SortKey, descending: bool, offset: int,
+               limit: int) -> Select[Any]:
+    """The page query: one walk of the sort's index."""
+    key = _SORT_COLUMNS[sort]
+    order = (key.desc(), messages.c.id.desc()) if descending else (key.asc(), messages.c.id.asc())
+    return (select(*_ROW_COLUMNS).where(messages.c.folder_id == folder_id)
+            .order_by(*order).limit(limit).offset(offset))
+
+
+def page(conn: Connection, folder_id: int, sort: SortKey, descending: bool, offset: int,
+         limit: int) -> list[MessageRow]:
+    """One page of the folder in `sort` order."""
+    rows = conn.execute(page_query(folder_id, sort, descending, offset, limit)).all()
+    return [message_row(r) for r in rows]
+
+
+def usage(conn: Connection, account_id: int) -> int:
+    """Bytes stored for the account: the sum of its folders' kept sizes."""
+    return int(conn.execute(
+        select(func.coalesce(func.sum(folders.c.total_size), 0))
+        .where(folders.c.account_id == account_id)).scalar_one())
+
+
+def _in_ranges(ranges: Sequence[tuple[int, int]]) -> Any:
+    return or_(*(
+        messages.c.uid == low if low == high else and_(messages.c.uid >= low,
+                                                        messages.c.uid <= high)
+        for low, high in ranges
+    ))
+
+
+def summaries(conn: Connection, folder_id: int,
+              ranges: Sequence[tuple[int, int]]) -> list[MessageRow]:
+    """The rows of the UIDs in `ranges` that exist, ascending UID."""
+    out: list[MessageRow] = []
+    for start in range(0, len(ranges), RANGES_PER_QUERY):
+        chunk = ranges[start:start + RANGES_PER_QUERY]
+        out.extend(message_row(r) for r in conn.execute(
+            select(*_ROW_COLUMNS).where(messages.c.folder_id == folder_id, _in_ranges(chunk))
+            .order_by(messages.c.uid)
+        ))
+    return out
+
+
+def uids(conn: Connection, folder_id: int) -> list[int]:
+    """Every UID of the folder, ascending (sequence number n is uids[n - 1])."""
+    return [int(u) for (u,) in conn.execute(
+        select(messages.c.uid).where(messages.c.folder_id == folder_id).order_by(messages.c.uid))]
+
+
+def refs(conn: Connection, folder_id: int) -> list[MessageRef]:
+    rows = conn.execute(
+        select(messages.c.uid, messages.c.size, messages.c.filename, messages.c.flags)
+        .where(messages.c.folder_id == folder_id).order_by(messages.c.uid)
+    ).all()
+    return [MessageRef(int(uid), int(size), uidl_of(filename), parse_flags(flags))
+            for uid, size, filename, flags in rows]
+
+
+def location(conn: Connection, folder_id: int, uid: int) -> tuple[str, bool, str] | None:
+    """(filename, in_new, flags) of one message, None when there is no such UID."""
+    row = conn.execute(
+        select(messages.c.filename, messages.c.in_new, messages.c.flags).where(
+            messages.c.folder_id == folder_id, messages.c.uid == uid)
+    ).first()
+    return None if row is None else (str(row.filename), bool(row.in_new), str(row.flags))
+
+
+def changes_since(conn: Connection, folder_id: int, modseq: int) -> ChangeSet:
+    """New UIDs, changed flags and vanished UIDs after `modseq` (one consistent read)."""
+    folder = conn.execute(
+        select(folders.c.highest_modseq, folders.c.next_uid).where(folders.c.id == folder_id)
+    ).first()
+    if folder is None:
+        raise NoSuchFolder(f"folder {folder_id} no longer exists")
+    rows = conn.execute(
+        select(messages.c.uid, messages.c.modseq, messages.c.created_modseq, messages.c.flags)
+        .where(messages.c.folder_id == folder_id, messages.c.modseq > modseq)
+        .order_by(messages.c.uid)
+    ).all()
+    vanished = conn.execute(
+        select(message_tombstones.c.uid).where(
+            message_tombstones.c.folder_id == folder_id, message_tombstones.c.modseq > modseq)
+        .order_by(message_tombstones.c.uid)
+    ).all()
+    new = tuple(int(r.uid) for r in rows if int(r.created_modseq) > modseq)
+    changed = tuple((int(r.uid), int(r.modseq), parse_flags(r.flags)) for r in rows
+                    if int(r.created_modseq) <= modseq)
+    return ChangeSet(int(folder.highest_modseq), int(folder.next_uid), new, changed,
+                     tuple(int(u) for (u,) in vanished))

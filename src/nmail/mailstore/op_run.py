@@ -1,0 +1,59 @@
+"""Running one write operation on the index writer, and reporting its commit.
+
+Both writers use this: the index writer process (index_service) for the
+workers of `nmail serve`, and a MailStore's own writer thread in one-process
+mode and the CLI. Each operation is its own transaction, in the writer's one
+order with the deliveries; the commit hook hears of it right after COMMIT.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from sqlalchemy import Connection
+
+from nmail.mailstore import op_expunge, op_flags, op_folders, op_transfer
+from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
+from nmail.mailstore.names import host_token
+from nmail.mailstore.operations import (
+    CopyMessages,
+    CreateFolder,
+    DeleteFolder,
+    ExpungeMessages,
+    Operation,
+    RenameFolder,
+    StoreFlags,
+    Subscribe,
+)
+
+_HOST = host_token(socket.gethostname())
+
+
+def run_operation(conn: Connection, op: Operation, *,
+                  now: float | None = None) -> tuple[Any, list[FolderChange]]:
+    """Apply `op` in its own transaction: (its result, the folders it changed)."""
+    at = time.time() if now is None else now
+    if isinstance(op, StoreFlags):
+        return op_flags.store_flags(conn, op)
+    if isinstance(op, CopyMessages):
+        return op_transfer.transfer(conn, op, _HOST, at)
+    if isinstance(op, ExpungeMessages):
+        return op_expunge.expunge(conn, op, at)
+    if isinstance(op, CreateFolder):
+        return op_folders.create(conn, op, at)
+    if isinstance(op, RenameFolder):
+        return op_folders.rename(conn, op, at)
+    if isinstance(op, DeleteFolder):
+        return op_folders.delete_folder(conn, op)
+    if isinstance(op, Subscribe):
+        return op_folders.subscribe(conn, op)
+    raise TypeError(f"not an operation: {type(op).__name__}")
+
+
+def run_and_report(conn: Connection, op: Operation, hook: CommitHook | None) -> Any:
+    """run_operation, then the hook; returns the result."""
+    result, changes = run_operation(conn, op)
+    report(hook, changes)
+    return result
