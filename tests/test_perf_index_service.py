@@ -121,6 +121,10 @@ def test_a_vanished_folder_row_is_found_again(
 def test_no_service_is_a_store_error_and_nothing_is_left(engine: Engine, tmp_path: Path) -> None:
     alice = make_account(engine)
     address = f"\0nmail-test-{secrets.token_hex(8)}"  # nobody listens
+    # The mailbox exists (made while a writer was there: every write needs one).
+    local = MailStore(engine, tmp_path / "mail", HOST)
+    local.ensure_account(alice)
+    local.close()
     store = worker_store(engine, tmp_path / "mail", address)
     try:
         store.ensure_account(alice)

@@ -1,10 +1,12 @@
-"""An INBOX held for one mail client session (a POP3 maildrop).
+r"""An INBOX held for one mail client session (a POP3 maildrop), on a FolderView.
 
-`lock_inbox` takes the mailbox's session lock, lists the INBOX as the index
-has it, and maps each message to its file from one directory listing;
-`LockedInbox` then opens messages, applies the session's end (flags,
-deletions) through the MailStore, and lets go. The protocol side
-(servers/pop3_backend) never touches a path.
+`lock_inbox` takes the mailbox's session lock, opens the INBOX's FolderView,
+lists it as the index has it, and maps each message to its file from one
+directory listing; `LockedInbox` then opens messages, applies the session's
+end through the view (\Seen on what was retrieved, DELE = expunge, both
+committed by the index writer like every change), and lets go. The UIDL is
+the message's permanent name. The protocol side (servers/pop3_backend)
+never touches a path.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nmail.directory.model import Account
+from nmail.mailstore.folder_view import FolderView
 from nmail.mailstore.layout import maildir_path
 from nmail.mailstore.model import MessageRef
 from nmail.mailstore.names import parse_disk_name
+from nmail.mailstore.uidset import UidSet
 
 if TYPE_CHECKING:
     from nmail.mailstore.store import MailStore
@@ -110,14 +114,13 @@ class LockedInbox:
 
     def __init__(
         self,
-        store: MailStore,
-        account_id: int,
+        view: FolderView,
         lock: MailboxLock,
         refs: Sequence[MessageRef],
         files: InboxFiles,
     ) -> None:
-        self._store = store
-        self._account_id = account_id
+        self._view = view
+        self._account_id = view.account_id
         self._lock = lock
         self._files = files
         self.refs = refs
@@ -129,30 +132,20 @@ class LockedInbox:
         if fd is not None:
             return fd
         # Moved since the listing (a flag change by the webmail): the index knows
-        # where. A rename can race the lookup, so look again before calling it gone.
-        for _ in range(3):
-            found = self._store.message_path(self._account_id, "INBOX", uid)
-            if found is None:
-                return None  # expunged meanwhile (the webmail, another tool)
-            try:
-                return os.open(found, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue
-        return None
+        # where (None: expunged meanwhile by the webmail or another tool).
+        return self._view.open_message(uid)
 
     def finish(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """Mark `retrieved` seen and expunge `deleted`; False if the deletion failed."""
         if retrieved:
             try:
-                self._store.set_flags(
-                    self._account_id, "INBOX", retrieved, add=frozenset({"\\Seen"})
-                )
+                self._view.store_flags(UidSet.of(retrieved), "add", ("\\Seen",))
             except Exception:
                 # Only a flag: the session still ends well.
                 log.exception("could not mark messages seen (account %d)", self._account_id)
         if deleted:
             try:
-                self._store.expunge(self._account_id, "INBOX", deleted)
+                self._view.expunge(UidSet.of(deleted))
             except Exception:
                 log.exception("deleting at session end failed for account %d", self._account_id)
                 return False
@@ -170,9 +163,10 @@ def lock_inbox(store: MailStore, mail_dir: Path, account: Account) -> LockedInbo
     if not lock.acquire():
         return None
     try:
-        refs = store.refs(account.id, "INBOX")
+        view = store.open_folder(account.id, "INBOX")
+        refs = view.refs()
         files = InboxFiles(lock.path.parent)
     except BaseException:
         lock.release()
         raise
-    return LockedInbox(store, account.id, lock, refs, files)
+    return LockedInbox(view, lock, refs, files)

@@ -230,3 +230,4 @@ class RepairReport:
     renumbered: int = 0
     tmp_removed: int = 0  # stale files left in tmp/ by a crash (older than 36 hours)
     errors: tuple[str, ...] = ()  # "<address>: <why>" for accounts that were skipped
+    removed: int = 0  # rows dropped because their file is gone (a move cut short)

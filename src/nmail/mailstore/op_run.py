@@ -13,12 +13,18 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from nmail.mailstore import op_expunge, op_flags, op_folders, op_transfer
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
+from nmail.mailstore.folder_names import check_name
+from nmail.mailstore.folder_rows import create_empty_folders
+from nmail.mailstore.model import StoreError
 from nmail.mailstore.names import host_token
+from nmail.mailstore.op_rows import folder_path
 from nmail.mailstore.operations import (
     CopyMessages,
+    CreateDefaultFolders,
     CreateFolder,
     DeleteFolder,
     ExpungeMessages,
@@ -43,6 +49,8 @@ def run_operation(conn: Connection, op: Operation, *,
         return op_expunge.expunge(conn, op, at)
     if isinstance(op, CreateFolder):
         return op_folders.create(conn, op, at)
+    if isinstance(op, CreateDefaultFolders):
+        return _default_folders(conn, op, at)
     if isinstance(op, RenameFolder):
         return op_folders.rename(conn, op, at)
     if isinstance(op, DeleteFolder):
@@ -50,6 +58,19 @@ def run_operation(conn: Connection, op: Operation, *,
     if isinstance(op, Subscribe):
         return op_folders.subscribe(conn, op)
     raise TypeError(f"not an operation: {type(op).__name__}")
+
+
+def _default_folders(conn: Connection, op: CreateDefaultFolders,
+                     now: float) -> tuple[None, list[FolderChange]]:
+    wanted = [(check_name(name), folder_path(op.maildir, check_name(name))) for name in op.names]
+    for attempt in range(3):
+        try:
+            create_empty_folders(conn, op.account_id, wanted, now)
+            return None, []
+        except IntegrityError:
+            if attempt == 2:  # another node keeps creating them: give up clearly
+                raise StoreError("could not create the folders") from None
+    raise AssertionError("unreachable")
 
 
 def run_and_report(conn: Connection, op: Operation, hook: CommitHook | None) -> Any:

@@ -72,6 +72,15 @@ class CreateFolder:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateDefaultFolders:
+    """Rows for a new mailbox's default folders (their directories exist, empty)."""
+
+    account_id: int
+    maildir: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RenameFolder:
     account_id: int
     maildir: str
@@ -95,13 +104,13 @@ class Subscribe:
     subscribed: bool
 
 
-Operation = StoreFlags | CopyMessages | ExpungeMessages | CreateFolder | RenameFolder | \
-    DeleteFolder | Subscribe
+Operation = StoreFlags | CopyMessages | ExpungeMessages | CreateFolder | \
+    CreateDefaultFolders | RenameFolder | DeleteFolder | Subscribe
 
 _OPERATIONS: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (StoreFlags, CopyMessages, ExpungeMessages, CreateFolder, RenameFolder,
-                DeleteFolder, Subscribe)
+    for cls in (StoreFlags, CopyMessages, ExpungeMessages, CreateFolder,
+                CreateDefaultFolders, RenameFolder, DeleteFolder, Subscribe)
 }
 _RESULTS: dict[str, type[Any]] = {
     cls.__name__: cls for cls in (FlagChange, CopyResult, AppendResult, FolderInfo)

@@ -64,10 +64,15 @@ class Rebuilder:
         raise AssertionError("unreachable")
 
     def repair(self) -> RepairReport:
-        """Index files that have no row, in every folder of every account."""
+        """Reconcile every folder of every account with its files (as dbsync does).
+
+        Files without rows are indexed (a crash between a delivery's rename and
+        its COMMIT), rows without files dropped (a move's rename without its
+        COMMIT): after any crash each message is in exactly one folder.
+        """
         with self._engine.connect() as conn:
             mailboxes = all_mailboxes(conn)
-        checked = added = renumbered = tmp_removed = 0
+        checked = added = renumbered = tmp_removed = removed = 0
         errors: list[str] = []
         now = self._clock()
         for box in mailboxes:
@@ -82,9 +87,10 @@ class Rebuilder:
                     target = FolderTarget(box.account_id, name,
                                           box.folder_dir(self._mail_dir, name))
                     tmp_removed += remove_stale_tmp(target.path, now)
-                    counts = self.sync_folder(target, full=False, index=index)
+                    counts = self.sync_folder(target, full=True, index=index)
                     checked += 1
                     added += counts.added
+                    removed += counts.removed
                     renumbered += counts.renumbered
             except (StoreError, OSError) as exc:
                 # One broken mailbox must not keep the server from starting.
@@ -92,7 +98,9 @@ class Rebuilder:
                 errors.append(f"{box.address}: {exc}")
         if added:
             log.warning("start-up repair indexed %d message files that had no row", added)
-        return RepairReport(checked, added, renumbered, tmp_removed, tuple(errors))
+        if removed:
+            log.warning("start-up repair dropped %d rows whose files are gone", removed)
+        return RepairReport(checked, added, renumbered, tmp_removed, tuple(errors), removed)
 
     def dbsync(
         self,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from nmail.db.tables import folders
 from nmail.directory.model import Account
@@ -27,7 +27,6 @@ from nmail.mailstore import folder_reads
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
 from nmail.mailstore.folder_catalog import FolderCatalog
-from nmail.mailstore.folder_rows import create_empty_folders
 from nmail.mailstore.folder_sync import FolderTarget
 from nmail.mailstore.folder_view import FolderView
 from nmail.mailstore.folderscan import scan_messages
@@ -50,7 +49,7 @@ from nmail.mailstore.model import (
 from nmail.mailstore.names import host_token
 from nmail.mailstore.op_rows import quota_check
 from nmail.mailstore.op_run import run_and_report
-from nmail.mailstore.operations import Operation
+from nmail.mailstore.operations import CreateDefaultFolders, Operation
 from nmail.mailstore.preparing import (
     Checked,
     check_flags,
@@ -189,15 +188,9 @@ class MailStore:
             self._remember(box, name, folder_id)
 
     def _create_folders(self, account_id: int, wanted: list[tuple[str, Path]]) -> None:
-        for attempt in range(3):
-            try:
-                self._writer.call(
-                    lambda conn: create_empty_folders(conn, account_id, wanted, self._clock())
-                )
-                return
-            except IntegrityError:
-                if attempt == 2:  # another node keeps creating them: give up clearly
-                    raise StoreError("could not create the folders") from None
+        maildir = str(self._catalog.maildir(account_id))
+        self.run_operation(CreateDefaultFolders(account_id, maildir,
+                                                tuple(name for name, _ in wanted)))
 
     def _sync(self, target: FolderTarget) -> None:
         self._rebuilder.sync_folder(target, full=False)
