@@ -1,7 +1,7 @@
 """the mailbox model: nested folders, roles, counters, flag bits, sort keys, tombstones
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 
 Existing rows are filled in here (flag bits, sort keys, unseen counts,
 roles), in chunks, from the same functions the mail store uses, so an
@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
