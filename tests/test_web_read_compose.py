@@ -249,3 +249,87 @@ def test_upload_limit_and_staged_attachment(server: RunningServer, bob: Account,
         carol.id, "INBOX", server.runtime.store.list_messages(carol.id, "INBOX")[0].uid) or b""
     [attachment] = read_view(raw).attachments
     assert attachment.filename == "pic.png"
+
+
+def test_draft_saved_edited_and_gone_once_sent(server: RunningServer, bob: Account,
+                                               browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    browser.get("/compose")
+    saved = browser.client.post(
+        f"/compose/send?_csrf={browser.csrf}",
+        data={"to": "carol@example.com", "bcc": "bob@example.com", "subject": "초안",
+              "body": "아직 쓰는 중", "action": "save"},
+        files={"files": ("메모.txt", b"note bytes", "text/plain")})
+    assert saved.status_code == 200 and "Draft saved." in saved.text
+    mailstore = server.runtime.store
+    [draft] = mailstore.list_messages(bob.id, "Drafts")
+    drafts = folder_id(server, bob, "Drafts")
+    form = browser.get(f"/compose/draft/{drafts}/{draft.uid}")
+    assert 'value="초안"' in form.text and "아직 쓰는 중" in form.text
+    assert "메모.txt" in form.text and 'name="carry_part"' in form.text
+    assert 'value="bob@example.com"' in form.text  # the Bcc is kept in the draft
+    # A draft is opened for editing only from Drafts.
+    inbox_uid = store(server, bob, korean_message())
+    assert browser.get(f"/compose/draft/{folder_id(server, bob)}/{inbox_uid}").status_code == 404
+    number = re.search(r'name="carry_part" value="(\d+)"', form.text).group(1)  # type: ignore[union-attr]
+    sent = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "초안", "body": "완성", "draft": str(draft.uid),
+        "carry_from": f"{drafts}/{draft.uid}", "carry_part": number})
+    assert sent.status_code == 303
+    assert mailstore.list_messages(bob.id, "Drafts") == []
+    newest = mailstore.list_messages(carol.id, "INBOX")[0].uid
+    raw = mailstore.read_message(carol.id, "INBOX", newest)
+    [attachment] = read_view(raw or b"").attachments
+    assert attachment.filename == "메모.txt"
+    assert part_content(raw or b"", attachment.number) is not None
+
+
+def test_autosave_answers_json(server: RunningServer, bob: Account, browser: Browser) -> None:
+    browser.get("/compose")
+    answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}",
+                                 data={"subject": "auto", "body": "x", "action": "save"},
+                                 headers={"Accept": "application/json"})
+    assert answer.status_code == 200 and answer.json()["draft"] > 0
+    again = browser.client.post(f"/compose/send?_csrf={browser.csrf}",
+                                data={"subject": "auto 2", "body": "y", "action": "save",
+                                      "draft": str(answer.json()["draft"])},
+                                headers={"Accept": "application/json"})
+    assert again.status_code == 200
+    [row] = server.runtime.store.list_messages(bob.id, "Drafts")
+    assert row.subject == "auto 2"
+
+
+def test_rich_text_is_sanitized_on_the_server(server: RunningServer, bob: Account,
+                                              browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    browser.get("/compose")
+    answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "rich", "body": "ignored", "rich": "1",
+        "html": '<b>bold</b><img src=x onerror=alert(1)><script>alert(2)</script>'
+                '<a href="javascript:alert(3)">link</a>'})
+    assert answer.status_code == 303
+    mailstore = server.runtime.store
+    newest = mailstore.list_messages(carol.id, "INBOX")[0].uid
+    view = read_view(mailstore.read_message(carol.id, "INBOX", newest) or b"")
+    assert "<b>bold</b>" in view.html
+    assert "onerror" not in view.html and "<script" not in view.html
+    assert "javascript:" not in view.html
+    assert view.text.strip().startswith("bold")
+
+
+def test_print_view_and_completion(server: RunningServer, bob: Account, browser: Browser) -> None:
+    carol = server.add_user("carol@example.com")
+    uid = store(server, bob, b"From: a@remote.example\r\nSubject: p\r\nContent-Type: text/html"
+                             b"\r\n\r\n<p>print me</p><script>x()</script>")
+    printed = browser.get(f"/mail/{folder_id(server, bob)}/{uid}/print")
+    csp = printed.headers["content-security-policy"]
+    assert "sandbox allow-scripts allow-modals" in csp and "allow-same-origin" not in csp
+    assert "script-src http://" in csp and "/static/print.js" in csp
+    assert "print me" in printed.text and "x()" not in printed.text
+    browser.get("/compose")
+    browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "캐롤 <carol@example.com>", "subject": "s", "body": "b"})
+    assert carol.id
+    found = browser.client.get("/compose/recipients?q=캐", headers={"Accept": "application/json"})
+    assert found.json() == [{"name": "캐롤", "address": "carol@example.com"}]
+    assert browser.client.get("/compose/recipients?q=zzz").json() == []

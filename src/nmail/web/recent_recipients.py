@@ -8,7 +8,7 @@ when it exists. Blocking; called in the web app's thread pool.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
 from sqlalchemy import Engine, select
 
@@ -45,15 +45,15 @@ class RecentRecipients:
         return list(seen.values())
 
     def matching(self, account_id: int, text: str,
-                 contacts: Callable[[int, str, int], list[Contact]] | None = None) -> list[Contact]:
-        """Up to MAX_RESULTS contacts whose name or address contains `text` (address book first)."""
+                 book: Sequence[Contact] = ()) -> list[Contact]:
+        """Up to MAX_RESULTS contacts whose name or address contains `text`: the address
+        book's matches (`book`, already looked up) first, then recent recipients."""
         wanted = text.strip().lower()
         if not wanted:
             return []
         found: dict[str, Contact] = {}
-        if contacts is not None:
-            for name, address in contacts(account_id, wanted, MAX_RESULTS):
-                found.setdefault(address.lower(), (name, address))
+        for name, address in book:
+            found.setdefault(address.lower(), (name, address))
         for name, address in self.recent(account_id):
             if len(found) >= MAX_RESULTS:
                 break

@@ -32,6 +32,7 @@ from nmail.web.uploads import UploadTooLarge
 router = APIRouter()
 MAX_FILES = 50
 MAX_FIELDS = 200
+MAX_SUGGESTIONS = 10
 
 
 def _text(form: FormData, name: str) -> str:
@@ -225,7 +226,13 @@ async def delete_upload(token: str, user: CurrentUser, web: Web, mail: Mail) -> 
 
 @router.get("/compose/recipients")
 async def recipients(user: CurrentUser, web: Web, mail: Mail, q: str = "") -> Response:
-    contacts = getattr(web, "contacts_matching_sync", None)
-    found = await web.run(mail.recipients.matching, user.id, q[:100],
-                          contacts if callable(contacts) else None)
+    text = q[:100]
+    book: list[tuple[str, str]] = []
+    lookup = getattr(web, "contacts_matching", None)  # the platform's address book, once there
+    if callable(lookup) and text.strip():
+        try:
+            book = list(await lookup(user.id, text.strip(), MAX_SUGGESTIONS))
+        except Exception:  # completion is a help; a failing address book must not break it
+            book = []
+    found = await web.run(mail.recipients.matching, user.id, text, book)
     return JSONResponse([{"name": name, "address": address} for name, address in found])
