@@ -101,11 +101,16 @@ def sender_address(raw: bytes) -> str:
 
 def frame_html(raw: bytes, *, allow_remote: bool, lang: str) -> str:
     """The sandboxed frame's whole document for an HTML message."""
+    return frame_content(raw, allow_remote=allow_remote, lang=lang)[0]
+
+
+def frame_content(raw: bytes, *, allow_remote: bool, lang: str) -> tuple[str, int]:
+    """(the frame's document, how many remote loads were blocked)."""
     view = read_view(raw)
     wanted = {cid.lower() for cid in _CID.findall(view.html)}
     images = inline_images(raw, wanted, inline_budget()) if wanted else {}
     safe = sanitize_html(view.html, allow_remote=allow_remote, inline=images)
-    return frame_document(safe.html, lang=lang)
+    return frame_document(safe.html, lang=lang), safe.blocked_remote
 
 
 def bounce_panel(raw: bytes, lang: str) -> BouncePanel | None:

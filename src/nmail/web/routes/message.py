@@ -19,7 +19,13 @@ from nmail.web.folder_views import label_of
 from nmail.web.i18n import current_language
 from nmail.web.mail_services import Mail
 from nmail.web.message_html import frame_csp
-from nmail.web.message_page import ReadPage, frame_html, read_page, sender_address
+from nmail.web.message_page import (
+    ReadPage,
+    frame_content,
+    frame_html,
+    read_page,
+    sender_address,
+)
 from nmail.web.routes.mailbox import mailbox_context, own_folder
 
 router = APIRouter()
@@ -70,9 +76,12 @@ async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail
                images: int = 0) -> Response:
     _, raw = await own_message(web, user, folder_id, uid)
     allow = bool(images)
-    if not allow:
-        allow = await web.run(mail.image_senders.trusted, user.id, sender_address(raw))
-    document = await web.run(frame_html, raw, allow_remote=allow, lang=current_language())
+    lang = current_language()
+    document, blocked = await web.run(frame_content, raw, allow_remote=allow, lang=lang)
+    # The sender's standing permission is looked up only when something was blocked.
+    if blocked and await web.run(mail.image_senders.trusted, user.id, sender_address(raw)):
+        allow = True
+        document = await web.run(frame_html, raw, allow_remote=True, lang=lang)
     return HTMLResponse(document, headers={
         "Content-Security-Policy": frame_csp(allow_remote=allow),
         "Cache-Control": "private, no-store",
