@@ -116,6 +116,27 @@ def test_forwarded_inbound_mail_is_never_signed_and_leaves_with_srs(
     assert [r.rcpts for r in sink.received] == [["friend@remote.example"]]
 
 
+def test_our_notice_about_forwarded_mail_goes_to_the_author_with_headers_only(
+    world: tuple[RunningServer, SmtpSink],
+) -> None:
+    srv, sink = world
+    sink.rcpt_replies["friend@remote.example"] = ["550 5.1.1 no such user"]
+    with srv.smtp("smtp") as client:
+        client.ehlo("evil.example")
+        assert client.mail("attacker@evil.example", ["RET=FULL"])[0] == 250
+        assert client.rcpt("fwd@test.local")[0] == 250
+        assert client.data(FORGED)[0] == 250
+    wait_until(lambda: len(sink.received) == 1, what="the failure notice")
+    settle(srv)
+    notice = sink.received[0]
+    # straight to the author the SRS sender stands for, not round to ourselves
+    assert notice.rcpts == ["attacker@evil.example"] and notice.mail_from == ""
+    assert b"Status: 5.1.1" in notice.data
+    assert b"Subject: pay this" in notice.data  # the headers, as RET=HDRS
+    assert b"Wire the money" not in notice.data  # never the content: the sender is unverified
+    assert all(b"d=test.local" not in sig for sig in our_signatures(notice.data))
+
+
 def test_a_bounce_to_the_srs_address_reaches_the_author(
     world: tuple[RunningServer, SmtpSink],
 ) -> None:

@@ -22,7 +22,7 @@ from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.delivery.intake import Intake
 from nmail.delivery.log import DeliveryLog
-from nmail.delivery.srs import SrsRewriter, load_secret
+from nmail.delivery.srs import SrsError, SrsRewriter, is_srs, load_secret
 from nmail.directory import Directory
 from nmail.directory.login import LoginService
 from nmail.directory.passwords import PasswordHashing
@@ -165,6 +165,7 @@ class Runtime:
             login=self.login, clock=clock,
         )
         self.certificates = self._load_certificates()
+        self.srs = SrsRewriter(load_secret(config.data_dir), config.srs_domain)
         self.queue = self._make_queue()
         queue = self.queue
         if queue is not None and on_queued is not None:
@@ -177,7 +178,7 @@ class Runtime:
             config.hostname,
             self.delivery_log,
             clock=clock,
-            srs=SrsRewriter(load_secret(config.data_dir), config.srs_domain),
+            srs=self.srs,
         )
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="nmail")
         # The change feed of this node (mailstore/feed.py): IMAP IDLE and the
@@ -214,7 +215,20 @@ class Runtime:
             local_bounce=self.deliver_bounce,
             is_local_domain=self.directory.is_hosted,
             dkim=DkimKeys(self.engine),
+            return_path=self._notice_address,
         )
+
+    def _notice_address(self, sender: str) -> str:
+        """Where a notice about mail from `sender` goes: SRS senders of ours reversed."""
+        local, _, domain = sender.rpartition("@")
+        if is_srs(local) and (
+            domain.lower() == self.srs.domain or self.directory.is_hosted(domain)
+        ):
+            try:
+                return self.srs.reverse(local, self.clock())
+            except SrsError as exc:
+                log.warning("notice for <%s> not reversed: %s", sender, exc)
+        return sender
 
     def deliver_bounce(self, content: bytes, recipient: str) -> None:
         """Put a DSN into a local sender's mailbox through the one way in."""

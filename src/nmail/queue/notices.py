@@ -38,8 +38,13 @@ class Notifier:
         is_local_domain: Callable[[str], bool],
         local_bounce: LocalBounce | None,
         enqueue_bounce: Enqueue,
+        return_path: Callable[[str], str] | None = None,
     ) -> None:
         self._hostname = hostname
+        # The address a notice goes to for an envelope sender: forwarded
+        # mail carries an SRS sender of ours, whose notice goes straight
+        # to the author it stands for (a round trip to ourselves would loop).
+        self._return_path = return_path or (lambda sender: sender)
         self._is_local = is_local_domain
         self._local_bounce = local_bounce
         self._enqueue_bounce = enqueue_bounce
@@ -77,10 +82,11 @@ class Notifier:
         )
         try:
             dsn = build_dsn(facts, chosen, reporting_mta=self._hostname, now=now)
-            if self._local_bounce is not None and self._is_local(address_domain(message.sender)):
-                self._local_bounce(dsn, message.sender)
+            target = self._return_path(message.sender)
+            if self._local_bounce is not None and self._is_local(address_domain(target)):
+                self._local_bounce(dsn, target)
             else:
-                self._enqueue_bounce("", [message.sender], dsn)
+                self._enqueue_bounce("", [target], dsn)
         except Exception:
             log.exception(
                 "queue %s: could not deliver the %s notice to %s; dropped",

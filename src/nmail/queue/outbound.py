@@ -129,6 +129,7 @@ class OutboundQueue:
         node_id: str | None = None,
         is_local_domain: Callable[[str], bool] | None = None,
         dkim: DkimKeys | None = None,
+        return_path: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config
         self.store = QueueStore(engine)
@@ -148,6 +149,7 @@ class OutboundQueue:
             enqueue_bounce=lambda sender, rcpts, data: self.enqueue(
                 sender, rcpts, data, is_bounce=True
             ),
+            return_path=return_path,
         )
         self._books = Bookkeeper(
             self.store, self.spool, notifier, config.queue, clock, RefusalLog(engine)
