@@ -295,3 +295,36 @@ def test_accessibility_and_screenshots(browser: Any, server: RunningServer,
                                                 f"{[n['target'] for n in violation['nodes']]}")
                 page.context.close()
     assert problems == [], "\n".join(problems)
+
+
+def test_attachment_limit_is_said_before_any_upload(browser: Any, tmp_path: Path) -> None:
+    from server_rig import make_data_dir
+
+    data = make_data_dir(tmp_path)
+    config = data / "nmail.toml"
+    text = config.read_text(encoding="utf-8")
+    assert "max_attachment_size" not in text
+    if "[web]" in text:
+        text = text.replace("[web]", '[web]\nmax_attachment_size = "2K"', 1)
+    else:
+        text += '\n[web]\nmax_attachment_size = "2K"\n'
+    config.write_text(text, encoding="utf-8")
+    with RunningServer(data, listeners=("smtp", "http")) as server:
+        server.add_user("bob@example.com")
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"x" * 5000)
+        small = tmp_path / "small.txt"
+        small.write_bytes(b"fits")
+        page = new_page(browser, server)
+        uploads: list[str] = []
+        page.on("request", lambda r: uploads.append(r.url) if "/compose/upload" in r.url else None)
+        page.goto(base_url(server) + "/compose")
+        assert "2 KB" in page.inner_text(".attach-row")
+        page.set_input_files("[data-file-input]", str(big))
+        page.wait_for_selector("li.chip.failed")
+        assert "limit" in page.inner_text("[data-compose-status]")
+        assert uploads == []
+        page.set_input_files("[data-file-input]", str(small))
+        page.wait_for_selector("li[data-upload-id]")
+        assert len(uploads) == 1
+        page.context.close()

@@ -333,3 +333,20 @@ def test_print_view_and_completion(server: RunningServer, bob: Account, browser:
     found = browser.client.get("/compose/recipients?q=캐", headers={"Accept": "application/json"})
     assert found.json() == [{"name": "캐롤", "address": "carol@example.com"}]
     assert browser.client.get("/compose/recipients?q=zzz").json() == []
+
+
+def test_returned_mail_shows_the_bounce_panel(server: RunningServer, bob: Account,
+                                              browser: Browser) -> None:
+    data = Path(__file__).parent / "data" / "bounces" / "disabled" / "17_postfix.eml"
+    uid = store(server, bob, data.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    page = browser.get(f"/mail/{folder_id(server, bob)}/{uid}")
+    assert page.status_code == 200
+    assert 'class="bounce-panel"' in page.text and "This message was returned" in page.text
+    assert 'class="bounce-reply"' in page.text  # the remote reply, verbatim
+    korean = Browser(server, language="ko")
+    korean.login("bob")
+    shown = korean.get(f"/mail/{folder_id(server, bob)}/{uid}")
+    assert "반송된 메일입니다" in shown.text
+    korean.close()
+    plain = store(server, bob, korean_message())
+    assert 'class="bounce-panel"' not in browser.get(f"/mail/{folder_id(server, bob)}/{plain}").text
