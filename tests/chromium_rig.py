@@ -24,13 +24,17 @@ ARTIFACTS = Path(os.environ.get("NMAIL_ARTIFACTS") or
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A Playwright Browser on Debian's Chromium (pytest.skip when there is none)."""
+def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A Playwright Browser on Debian's Chromium (pytest.skip when there is none).
+
+    `extra_args`: more Chromium flags, e.g. a `--host-resolver-rules` mapping a
+    mail.* name to 127.0.0.1 so the webmail sees the host a user would type.
+    """
     if not os.path.exists(CHROMIUM) or shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra_args])
         try:
             yield browser
         finally:

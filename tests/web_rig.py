@@ -64,9 +64,9 @@ class Browser:
 
 
 def deliver(server: RunningServer, to: str, subject: str, body: str = "hello",
-            sender: str = "alice@remote.example") -> None:
+            sender: str = "alice@remote.example", name: str = "Alice") -> None:
     message = EmailMessage()
-    message["From"] = f"Alice <{sender}>"
+    message["From"] = f"{name} <{sender}>"
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)

@@ -150,17 +150,10 @@
       if (!response.ok) return;
       const doc = new DOMParser().parseFromString(await response.text(), "text/html");
       const keep = new Set(Array.from(form.querySelectorAll('input[name="uid"]:checked')).map((c) => c.value));
-      for (const selector of ["[data-message-list]", ".list-head", "[data-folder-tree]", ".pager"]) {
+      for (const selector of ["[data-list-body]", ".list-head", "[data-folder-tree]"]) {
         const fresh = doc.querySelector(selector);
         const old = document.querySelector(selector);
         if (fresh && old) old.replaceWith(fresh);
-        else if (old && !fresh) old.remove();
-      }
-      const empty = doc.querySelector(".empty-state");
-      const oldEmpty = document.querySelector(".empty-state");
-      if (empty && !oldEmpty && !doc.querySelector("[data-message-list]")) {
-        const list = document.querySelector("[data-message-list]");
-        if (list) list.replaceWith(empty);
       }
       form.querySelectorAll('input[name="uid"]').forEach((c) => { c.checked = keep.has(c.value); });
       const freshMain = doc.querySelector("[data-folder]");
