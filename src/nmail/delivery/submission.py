@@ -23,10 +23,11 @@ from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.srs import SrsRewriter
 from nmail.directory.cache import DirectoryCache
 from nmail.directory.errors import InvalidName
-from nmail.directory.names import normalize_address
+from nmail.directory.names import normalize_address, normalize_domain
 from nmail.mime.originators import originators
 from nmail.policy import relay, senders
 from nmail.policy.decision import ACCEPT, Decision
+from nmail.queue.content import from_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +72,17 @@ def plan_outbound(
 ) -> Outbound:
     """The sender, signing domain and DSN requests of a message's remote copies."""
     if is_submission(lookups, envelope.client):
-        author = originators(content).author
-        domain: str | None = None
-        if author is not None:
+        # The author's domain: for a user, the From: that check_authors
+        # read; a relay network is trusted, and the quick header read keeps
+        # a busy web server's mail off the full parse.
+        if envelope.client.auth_user is not None:
+            author = originators(content).author
+            domain = author.rpartition("@")[2] if author else None
+        else:
+            domain = from_domain(content)
+        if domain is not None:
             try:
-                domain = normalize_address(author).rpartition("@")[2]
+                domain = normalize_domain(domain, require_dot=False)
             except InvalidName:
                 domain = None
         return Outbound(envelope.sender, domain, list(notify), envelope.dsn_ret)
