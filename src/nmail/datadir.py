@@ -23,6 +23,7 @@ from nmail.config_template import render_default_config
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.directory.service import Directory
+from nmail.permissions import tighten
 from nmail.queue.dkim import DkimKeys
 
 SUBDIRS = ("mail", "queue", "logs", "tls")
@@ -80,9 +81,11 @@ def initialize(
     generated = password is None
     pw = password if password is not None else generate_password()
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Private whatever the caller's umask (and if DIR existed already).
+    data_dir.chmod(data_dir.stat().st_mode & 0o700)
     for sub in SUBDIRS:
-        (data_dir / sub).mkdir(exist_ok=True)
+        (data_dir / sub).mkdir(mode=0o700, exist_ok=True)
     text = render_default_config(host, database_url)
     # Write the config last-but-one and atomically: a half-made directory
     # (failure below) is detected by the missing file and can be re-run.
@@ -104,6 +107,8 @@ def initialize(
         finally:
             engine.dispose()
         config_probe.replace(data_dir / CONFIG_NAME)
+        # Private whatever umask the caller had (nmail init sets 077 itself).
+        tighten(data_dir, config)
     except BaseException:
         config_probe.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)

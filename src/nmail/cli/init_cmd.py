@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from nmail.cli.context import CliContext
 from nmail.datadir import InitResult, initialize
+from nmail.permissions import PRIVATE_UMASK
 
 
 def register(commands: Any) -> None:
@@ -31,11 +33,16 @@ def report(ctx: CliContext, result: InitResult) -> None:
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    result = initialize(
-        ctx.data_dir,
-        hostname=args.hostname,
-        password=args.postmaster_password,
-        database_url=args.database_url,
-    )
+    # Files 0600, directories 0700: the index holds hashes and DKIM keys.
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        result = initialize(
+            ctx.data_dir,
+            hostname=args.hostname,
+            password=args.postmaster_password,
+            database_url=args.database_url,
+        )
+    finally:
+        os.umask(previous)
     report(ctx, result)
     return 0

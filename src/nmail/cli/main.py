@@ -22,6 +22,7 @@ def _command_modules() -> list[ModuleType]:
     from nmail.cli import (
         alias_cmd,
         dbsync_cmd,
+        doctor_cmd,
         domain_cmd,
         init_cmd,
         lockout_cmd,
@@ -39,6 +40,7 @@ def _command_modules() -> list[ModuleType]:
         relay_cmd,
         lockout_cmd,
         dbsync_cmd,
+        doctor_cmd,
     ]
     for optional in ("queue_cmd", "tls_cmd", "bounce_cmd"):
         with contextlib.suppress(ImportError):

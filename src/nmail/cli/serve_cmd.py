@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -35,6 +36,7 @@ from nmail.config import (
     parse_listen,
 )
 from nmail.datadir import initialize, is_initialized
+from nmail.permissions import PRIVATE_UMASK, tighten
 from nmail.servers import heap
 from nmail.servers.fd_limit import raise_open_file_limit
 
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 # Listeners every worker serves; the rest only in worker 0, but for the web's.
 SHARED_LISTENERS = ("smtp",)
 WEB_LISTENER = "http"
+
+log = logging.getLogger("nmail.serve")
 
 
 def register(commands: Any) -> None:
@@ -98,10 +102,13 @@ def worker_count(option: str | None, config: Config) -> int:
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     raise_open_file_limit()  # before any fork: every process inherits it
+    # Everything the server creates is the owner's alone (mail, queue, logs, index).
+    os.umask(PRIVATE_UMASK)
     overrides = [parse_listen(spec) for spec in args.listen]
     if not is_initialized(ctx.data_dir):
         report(ctx, initialize(ctx.data_dir, hostname=args.hostname))
     config = load_config(ctx.data_dir)
+    _tighten_install(config)
     workers = worker_count(args.workers, config)
     listeners = listeners_from(config, overrides)
     try:
@@ -114,6 +121,15 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if (workers > 1 and names & set(SHARED_LISTENERS)) or WEB_LISTENER in names:
         return _supervise(ctx, config, listeners, workers)
     return asyncio.run(_serve(ctx, config, listeners))
+
+
+def _tighten_install(config: Config) -> None:
+    """An install made by an older nmail (0644 files in 0755 directories) is closed now."""
+    changed, failed = tighten(config.data_dir, config)
+    for item in changed:
+        log.warning("permissions tightened: %s", item.tightened())
+    for line in failed:
+        log.warning("permissions NOT tightened: %s", line)
 
 
 async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> int:
