@@ -39,6 +39,10 @@ T = TypeVar("T")
 AUTH_UNAVAILABLE = Decision(454, "4.7.0", "Temporary authentication failure")
 
 
+def _gone() -> bool:
+    return True
+
+
 class Answers:
     """Answers the events of one SmtpConnection from `setup`'s backend."""
 
@@ -57,6 +61,13 @@ class Answers:
         self._resolutions: list[Resolution] = []
         self._client_info: ClientInfo | None = None
         self.tls_description: str | None = None  # set when TLS is up (Received header)
+
+    def release(self) -> None:
+        """The session is over: drop what refers back to it (its `lost` closure
+        would keep it, and its buffers, alive in a reference cycle)."""
+        self._lost = _gone
+        self._resolutions = []
+        self._client_info = None
 
     def now(self, event: Event) -> bool:
         """Answer `event` without waiting; False when it must go to `later()`."""

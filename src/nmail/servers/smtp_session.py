@@ -350,3 +350,11 @@ class SmtpSession(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         self._server.session_finished(self)
+        # Release everything now rather than when the cyclic collector gets to
+        # it (servers/heap.py makes that rare): a client that vanished mid-DATA
+        # leaves its partial message in the connection's buffer.
+        self._transport = None
+        self._lost = True
+        if self._conn is not None:
+            self._conn.discard_input()
+            self._answers.release()

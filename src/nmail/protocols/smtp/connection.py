@@ -42,6 +42,12 @@ class SmtpConnection(SmtpCommands):
             return  # after 220 to STARTTLS the bytes belong to TLS, never to us
         self._buf += data
 
+    def discard_input(self) -> None:
+        """Forget every byte received and not yet taken (the client is gone): a
+        message cut off mid-DATA must not stay in memory with the session."""
+        self._buf.clear()
+        self._events.clear()
+
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed (or the session ended)."""
         if self._awaiting is not None:
