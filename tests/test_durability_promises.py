@@ -202,3 +202,25 @@ def test_smtplib_sees_the_same_promise(srv: RunningServer) -> None:
     with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=10) as client:
         assert client.sendmail("a@example.org", ["bob@test.local", "fwd@test.local"], LETTER) == {}
     assert count(srv, messages) == 1 and count(srv, queue_messages) == 1
+
+
+def test_a_failed_queueing_takes_back_the_local_copies(
+    srv: RunningServer, queue_spy: FlushSpy
+) -> None:
+    """Local and remote recipients: 4xx when the queue fails, and no local copy left."""
+    queue_spy.fail = OSError(28, "No space left on device")
+    for _ in range(2):  # a retrying client must not pile up copies either
+        with srv.smtp("smtp") as client:
+            client.ehlo("c.example.org")
+            assert client.mail("a@example.org")[0] == 250
+            assert client.rcpt("bob@test.local")[0] == 250
+            assert client.rcpt("fwd@test.local")[0] == 250
+            code, _ = client.data(LETTER)
+        assert 400 <= code < 500
+    inbox = srv.maildir("bob@test.local")
+    assert list((inbox / "new").iterdir()) == [] and list((inbox / "cur").iterdir()) == []
+    assert count(srv, messages) == 0 and count(srv, queue_messages) == 0
+    queue_spy.fail = None
+    with srv.smtp("smtp") as client:
+        assert client.sendmail("a@example.org", ["bob@test.local", "fwd@test.local"], LETTER) == {}
+    assert count(srv, messages) == 1 and count(srv, queue_messages) == 1

@@ -342,9 +342,10 @@ class Intake:
                 refused = Decision(554, "5.5.4", f"Transaction refused: {exc}")
                 self._log_all(job.msg_id, job.sender, job.all_rcpts, job.size, "rejected", refused)
                 return refused
+        stored: list[Any] = []
         try:
             if job.items:
-                self.store.store(job.items)
+                stored = self.store.store(job.items)
             if plan is not None:
                 assert self.queue is not None
                 self.queue.enqueue(
@@ -359,10 +360,25 @@ class Intake:
                     sign_domain=plan.sign_domain,
                 )
         except Exception as exc:
+            if stored:
+                self._withdraw(job, stored)
             return self._failed(job, exc)
         done = self._done(job)
         self._send_replies(replies, envelope.sender, content)
         return done
+
+    def _withdraw(self, job: _Acceptance, stored: list[Any]) -> None:
+        """Take back the local copies of a message whose queueing failed (it gets 4xx).
+
+        The client will send it again; without this every retry would leave
+        one more copy in the local mailboxes.
+        """
+        for item, message in zip(job.items, stored, strict=False):
+            try:
+                self.store.expunge(message.account_id, item.folder, [message.uid])
+            except Exception:
+                log.exception("%s: local copy %s kept; a retry will duplicate it",
+                              job.msg_id, message.uidl)
 
     def _apply_rules(
         self, envelope: Envelope, content: bytes, job: _Acceptance
