@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,35 +43,35 @@ _update_row = (
 def store_flags(conn: Connection, op: StoreFlags) -> tuple[FlagChange, list[FolderChange]]:
     """Apply `op`; the result and the commit's change (none when nothing changed)."""
     wanted = frozenset(op.flags)
-    renamed: list[tuple[Path, Path]] = []
+    renamer = _Renamer()
     try:
         with write_transaction(conn):
             folder = lock_folder(conn, op.account_id, op.folder_id)
             directory = folder_path(op.maildir, str(folder.name))
+            renamer.open(directory)
             modseq = int(folder.highest_modseq) + 1
             letters = KeywordLetters.load(directory)
             updates: list[dict[str, Any]] = []
             changed: list[tuple[int, int]] = []
             modified: list[int] = []
             unseen_delta = 0
+            # Most messages share a handful of flag texts: work each out once.
+            outcomes: dict[str, _Outcome | None] = {}
             for r in rows_in_ranges(conn, op.folder_id, op.ranges, _COLUMNS):
-                old = parse_flags(r.flags)
-                new = _apply(op.mode, old, wanted)
-                if new == old:
-                    continue
+                text = str(r.flags)
+                if text in outcomes:
+                    outcome = outcomes[text]
+                else:
+                    outcome = outcomes[text] = _outcome(op.mode, text, wanted, letters)
+                if outcome is None:
+                    continue  # already as asked
                 if op.unchanged_since and int(r.modseq) > op.unchanged_since:
                     modified.append(int(r.uid))
                     continue
-                try:
-                    text = format_flags(new)
-                except ValueError as exc:
-                    raise BadFlag(f"message {r.uid}: {exc}") from None
-                src = _move(directory, r, old, new, letters, renamed)
-                if src is None:
+                if not renamer.move(directory, r, outcome):
                     continue  # its file is gone: dbsync drops the row
-                was, now = flag_bits(old), flag_bits(new)
-                unseen_delta += (was & SEEN_BIT) - (now & SEEN_BIT)
-                updates.append({"b_id": r.id, "b_flags": text, "b_bits": now,
+                unseen_delta += outcome.unseen_delta
+                updates.append({"b_id": r.id, "b_flags": outcome.text, "b_bits": outcome.bits,
                                 "b_modseq": modseq})
                 changed.append((int(r.uid), modseq))
             if not updates:
@@ -82,14 +83,39 @@ def store_flags(conn: Connection, op: StoreFlags) -> tuple[FlagChange, list[Fold
             )
             letters.save()
     except BaseException:
-        for now_at, was_at in reversed(renamed):
-            try:
-                os.rename(now_at, was_at)
-            except OSError:
-                log.error("could not undo the flag rename of %s", now_at)
+        renamer.undo()
         raise
+    finally:
+        renamer.close()
     change = FolderChange(op.account_id, op.folder_id, str(folder.name), modseq, "flags")
     return FlagChange(modseq, tuple(changed), tuple(modified)), [change]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a flag change does to messages whose flags are one given text."""
+
+    old: str  # the old flags' text (locate() needs it)
+    text: str
+    bits: int
+    old_letters: str
+    new_letters: str
+    unseen_delta: int
+
+
+def _outcome(mode: str, text: str, wanted: frozenset[str],
+             letters: KeywordLetters) -> _Outcome | None:
+    old = parse_flags(text)
+    new = _apply(mode, old, wanted)
+    if new == old:
+        return None
+    try:
+        new_text = format_flags(new)
+    except ValueError as exc:
+        raise BadFlag(str(exc)) from None
+    was, now = flag_bits(old), flag_bits(new)
+    return _Outcome(text, new_text, now, letters.letters_of(old),
+                    letters.letters_of(new, add=True), (was & SEEN_BIT) - (now & SEEN_BIT))
 
 
 def _apply(mode: str, old: frozenset[str], flags: frozenset[str]) -> frozenset[str]:
@@ -100,24 +126,50 @@ def _apply(mode: str, old: frozenset[str], flags: frozenset[str]) -> frozenset[s
     return flags
 
 
-def _move(directory: Path, row: Any, old: frozenset[str], new: frozenset[str],
-          letters: KeywordLetters, renamed: list[tuple[Path, Path]]) -> Path | None:
-    """Rename the file to carry `new` in cur/; its old path, None when it is gone."""
-    filename = str(row.filename)
-    in_new = bool(row.in_new)
-    src = directory / ("new" if in_new else "cur") / disk_name(
-        filename, letters.letters_of(old), in_new)
-    dst = directory / "cur" / disk_name(filename, letters.letters_of(new, add=True), False)
-    if src == dst:
-        return src
-    try:
-        os.rename(src, dst)
-    except FileNotFoundError:
-        # Another tool renamed it (its own flags): find it where it is.
-        found = locate(directory, filename, in_new, row.flags)
-        if found is None:
-            return None
-        src = found
-        os.rename(src, dst)
-    renamed.append((dst, src))
-    return src
+class _Renamer:
+    """Renames inside new/ and cur/ relative to their open directories (renameat):
+    one path component to resolve per file instead of the whole path."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self.done: list[tuple[int, str, int, str]] = []  # (dst dir, dst, src dir, src)
+
+    def open(self, directory: Path) -> None:
+        for sub in ("new", "cur"):
+            self._fds[sub] = os.open(directory / sub, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def move(self, directory: Path, row: Any, outcome: _Outcome) -> bool:
+        """Rename the row's file to carry the new letters in cur/; False if it is gone."""
+        filename = str(row.filename)
+        in_new = bool(row.in_new)
+        src_fd = self._fds["new" if in_new else "cur"]
+        src = disk_name(filename, outcome.old_letters, in_new)
+        dst_fd = self._fds["cur"]
+        dst = disk_name(filename, outcome.new_letters, False)
+        if src == dst and src_fd == dst_fd:
+            return True
+        try:
+            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        except FileNotFoundError:
+            # Another tool renamed it (its own flags): find it where it is.
+            found = locate(directory, filename, in_new, outcome.old)
+            if found is None:
+                return False
+            src_fd = self._fds[found.parent.name]
+            src = found.name
+            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        self.done.append((dst_fd, dst, src_fd, src))
+        return True
+
+    def undo(self) -> None:
+        for dst_fd, dst, src_fd, src in reversed(self.done):
+            try:
+                os.rename(dst, src, src_dir_fd=dst_fd, dst_dir_fd=src_fd)
+            except OSError:
+                log.error("could not undo the flag rename of %s", dst)
+        self.done.clear()
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

@@ -1,0 +1,192 @@
+"""The mailbox model on a big folder: pages, folder list, flags, move, commit -> event.
+
+    python bench/mailstore.py [--messages 100000] [--keep]
+
+Builds one account under /var/tmp with a folder of --messages messages
+(SQLite, nmail's own delivery path, 500 a batch) and 49 more folders, then
+measures with the mail store's API in this process (its writer thread, as
+`nmail serve --workers 1` and the CLI run it):
+
+- the first page of 50 for each sort and direction (median of 30);
+- the folder list with counts of all folders (median of 30);
+- \\Seen on one message, set and cleared in turn, while another thread
+  delivers one message after another (median of 200);
+- \\Seen on 10,000 UIDs in one call, and a move of 1,000 messages;
+- commit -> event: from the writer's commit hook to a ThreadFeed
+  subscriber's get() (p50/p99 of 300 flag changes), when the feed exists.
+
+Prints figures next to the issue's targets; never asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from nmail.db.engine import make_engine
+from nmail.db.migrate import upgrade
+from nmail.directory import Directory
+from nmail.directory.passwords import fast_hashing
+from nmail.mailstore.model import SORT_KEYS, NewMessage
+from nmail.mailstore.store import MailStore
+from nmail.mailstore.uidset import UidSet
+
+SENDERS = ["김철수", "Alice Example", "박영희", "Bob", "이민호", "Carol", "정수진", "Dave"]
+
+
+def make_message(rng: random.Random, n: int) -> bytes:
+    day = 1 + rng.randrange(28)
+    head = (
+        f"From: {SENDERS[n % len(SENDERS)]} <s{n % 977}@example.net>\r\n"
+        f"To: user@bench.test\r\n"
+        f"Subject: {'Re: ' if n % 3 else ''}report {rng.randrange(10**6)}\r\n"
+        f"Message-ID: <{n}.bench@example.net>\r\n"
+        f"Date: {day:02d} Jan 2025 {n % 24:02d}:00:00 +0000\r\n\r\n"
+    ).encode()
+    return head + b"body line\r\n" * rng.randint(5, 200)
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def show(label: str, ms: Sequence[float] | float, target: str = "") -> None:
+    value = statistics.median(ms) if isinstance(ms, Sequence) else ms
+    print(f"  {label:<44} {value:9.2f} ms   {target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="nmail-bench-mailstore-", dir="/var/tmp"))
+    engine = make_engine(f"sqlite:///{base / 'index.sqlite3'}")
+    upgrade(engine)
+    directory = Directory(engine, passwords=fast_hashing())
+    directory.add_domain("bench.test")
+    account = directory.add_account("bench.test", "Bench", "user", "Bench-password-42")
+    commits: dict[int, float] = {}
+    hub = None
+    try:
+        from nmail.mailstore.feed import ThreadFeed
+        from nmail.mailstore.feed_hub import FeedHub
+
+        address = f"\0nmail-bench-feed-{time.time_ns()}"
+        hub = FeedHub(address)
+    except ImportError:
+        ThreadFeed = None  # type: ignore[assignment,misc]
+
+    def on_commit(changes: Sequence[object]) -> None:
+        now = time.perf_counter()
+        for change in changes:
+            commits[int(change.highest_modseq)] = now  # type: ignore[attr-defined]
+        if hub is not None:
+            hub.publish(changes)  # type: ignore[arg-type]
+
+    store = MailStore(engine, base / "mail", "bench.local", on_commit=on_commit)
+    try:
+        store.ensure_account(account)
+        rng = random.Random(1939)
+        started = time.perf_counter()
+        for start in range(0, args.messages, 500):
+            count = min(500, args.messages - start)
+            store.store([NewMessage(account, "INBOX", b"", make_message(rng, start + i))
+                         for i in range(count)])
+        print(f"built {args.messages} messages in {time.perf_counter() - started:.0f} s "
+              f"({base})")
+        for i in range(50 - len(store.list_folders(account.id))):
+            store.create_folder(account.id, f"Projects/{i:02d}")
+        view = store.open_folder(account.id, "INBOX")
+        print(f"folder: {view.info.message_count} messages, "
+              f"{len(store.list_folders(account.id))} folders")
+
+        print("pages (first 50, median of 30)                     target <= 3 ms")
+        for sort in SORT_KEYS:
+            for descending in (True, False):
+                runs = timed(lambda s=sort, d=descending: view.page(s, descending=d), 30)
+                show(f"{sort} {'desc' if descending else 'asc'}", runs)
+        show("folder list with counts (50 folders)",
+             timed(lambda: store.list_folders(account.id), 30))
+
+        stop = threading.Event()
+        delivered = [0]
+
+        def deliver_load() -> None:
+            load_rng = random.Random(7)
+            while not stop.is_set():
+                store.store([NewMessage(account, "INBOX", b"", make_message(load_rng, 1))])
+                delivered[0] += 1
+
+        loader = threading.Thread(target=deliver_load)
+        loader.start()
+        one = UidSet.of([view.info.next_uid // 2])
+        flips = []
+        try:
+            for i in range(200):
+                start = time.perf_counter()
+                view.store_flags(one, "add" if i % 2 == 0 else "remove", ["\\Seen"])
+                flips.append((time.perf_counter() - start) * 1000)
+        finally:
+            stop.set()
+            loader.join()
+        show(f"\\Seen on one message ({delivered[0]} deliveries meanwhile)", flips,
+             "target <= 2 ms")
+        many = UidSet.of_ranges([(1, 10_000)])
+        show("\\Seen on 10,000 UIDs in one call",
+             timed(lambda: view.store_flags(many, "add", ["\\Seen"]), 1), "target <= 300 ms")
+        moving = UidSet.of_ranges([(20_001, 21_000)])
+        show("move of 1,000 messages to Archive",
+             timed(lambda: view.move(moving, "Archive"), 1), "target <= 1000 ms")
+
+        if hub is not None and ThreadFeed is not None:
+            feed = ThreadFeed(address)
+            sub = feed.subscribe(account.id, view.folder_id)
+            time.sleep(0.2)  # the subscription reaches the hub
+            while sub.get(0.05) is not None:
+                pass
+            latencies = []
+            target = UidSet.of([view.info.next_uid // 3])
+            for i in range(300):
+                result = view.store_flags(target, "add" if i % 2 == 0 else "remove",
+                                          ["\\Flagged"])
+                while True:
+                    event = sub.get(2)
+                    if event is None:
+                        break
+                    arrived = time.perf_counter()
+                    if getattr(event, "modseq", None) == result.highest_modseq:
+                        latencies.append((arrived - commits[result.highest_modseq]) * 1000)
+                        break
+            sub.close()
+            if latencies:
+                latencies.sort()
+                print(f"  commit -> event (p50 / p99 of {len(latencies)})"
+                      f"{'':<10} {latencies[len(latencies) // 2]:9.2f} / "
+                      f"{latencies[int(len(latencies) * 0.99) - 1]:.2f} ms   target p99 <= 20 ms")
+    finally:
+        store.close()
+        if hub is not None:
+            hub.close()
+        engine.dispose()
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
