@@ -9,6 +9,7 @@ from typing import Any
 
 from nmail.cli.context import CliContext, CliError
 from nmail.cli.directory_access import new_table, text
+from nmail.directory import Directory
 from nmail.directory.throttle import account_key, ip_key
 from nmail.directory.throttle_store import SqlRecords
 
@@ -56,7 +57,8 @@ def clear_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     except ValueError:
         if "@" not in who and who.count(".") == 0:
             raise CliError(f"{who!r}: expected an address like user@example.com or an IP") from None
-        key = account_key(who)
+        # Failures are counted under the account's one canonical spelling.
+        key = account_key(Directory(ctx.engine).login_name(who))
     if not records.clear(key):
         raise CliError(f"no failed logins on record for {who}")
     ctx.out.print(f"cleared the failed logins of {who}", markup=False)
