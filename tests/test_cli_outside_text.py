@@ -99,7 +99,8 @@ def test_queue_list_and_show_escape_headers_and_remote_replies(cli: Cli) -> None
         claim = queue.store.claim(now, 1, "other/x/1", now + 300)
         assert claim is not None
         queue.store.mark_retry({claim.recipients[0].id: now + 600}, "other/x/1",
-                               "mx.remote.test", f"451 4.7.1 {HOSTILE}")
+                               "mx.remote.test",
+                               f"451 4.7.1 {HOSTILE}".replace("\x00", ""))
         for args in (("queue", "list"), ("queue", "show", entry)):
             out = cli.ok(*args)
             assert_clean(out)
