@@ -34,7 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         srv.add_user("carol@example.com")
         subjects = [("김과장 <kim@corp.example>", "3분기 회의록을 보냅니다", "회의록 첨부합니다."),
                     ("Amazon <ship@amazon.example>", "Your order has shipped", "Track it."),
-                    ("이대리 <lee@corp.example>", "견적서 검토 부탁드립니다", "견적서 확인 바랍니다."),
+                    ("이대리 <lee@corp.example>", "견적서 검토 부탁드립니다",
+                     "견적서 확인 바랍니다."),
                     ("GitHub <noreply@github.example>", "[nmail] Pull request #42", "Merged."),
                     ("박부장 <park@corp.example>", "주간 보고", "이번 주 보고입니다."),
                     ("Newsletter <news@letters.example>", "This week in Python", "Links.")]

@@ -23,8 +23,9 @@ from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
 from nmail.mailstore.feed import AsyncFeed, AsyncSubscription
 from nmail.mailstore.feed_wire import feed_address
-from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, NewMessage
+from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, SortKey
 from nmail.mailstore.search import SearchHit, search
+from nmail.mailstore.uidset import UidSet
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
 from nmail.web.prefs import Prefs, PrefsStore
@@ -66,7 +67,6 @@ class WebFacade:
         self._login_service = LoginService(backends.directory, backends.throttle)
         self.settings = SettingsFacade(backends, self.run)
         self._feed: AsyncFeed | None = None
-        self._unseen = index_reads.UnseenCounts()
         self._ensured: set[int] = set()
 
     def close(self) -> None:
@@ -207,27 +207,26 @@ class WebFacade:
 
     # -- folders and listing -------------------------------------------------
 
-    async def folder_tree(self, account_id: int) -> list[index_reads.FolderCounts]:
-        def read() -> list[index_reads.FolderCounts]:
-            with self.backends.engine.connect() as conn:
-                return self._unseen.counts(conn, account_id)
-        return await self.run(read)
+    async def folder_tree(self, account_id: int) -> list[FolderInfo]:
+        """Every folder with its kept counts (unseen_count, message_count): one SELECT."""
+        return await self.run(self.backends.store.list_folders, account_id)
 
     async def folder(self, account_id: int, folder_id: int) -> FolderInfo | None:
         """The folder if it is this account's, else None."""
         def read() -> FolderInfo | None:
-            with self.backends.engine.connect() as conn:
-                return index_reads.folder_of(conn, account_id, folder_id)
+            folders = self.backends.store.list_folders(account_id)
+            return next((f for f in folders if f.id == folder_id), None)
         return await self.run(read)
 
     async def folder_named(self, account_id: int, name: str) -> FolderInfo:
         return await self.run(self.backends.store.folder, account_id, name)
 
-    async def page(self, folder: FolderInfo, sort: str, descending: bool,
+    async def page(self, account_id: int, folder: FolderInfo, sort: SortKey, descending: bool,
                    limit: int, offset: int) -> list[MessageRow]:
+        """One page of the folder in the asked order, each order served by its index."""
         def read() -> list[MessageRow]:
-            with self.backends.engine.connect() as conn:
-                return index_reads.page(conn, folder.id, sort, descending, limit, offset)
+            view = self.backends.store.open_folder(account_id, folder.name)
+            return view.page(sort, descending=descending, offset=offset, limit=limit)
         return await self.run(read)
 
     async def rows(self, folder: FolderInfo, uids: list[int]) -> list[MessageRow]:
@@ -264,28 +263,13 @@ class WebFacade:
         return await self.run(self._move, account, source, uids, target)
 
     def _move(self, account: Account, source: str, uids: list[int], target: str) -> int:
-        store = self.backends.store
-        mover = getattr(store, "move", None)
-        if callable(mover):  # the mailbox room's one-transaction move, once it lands
-            moved = mover(account.id, source, uids, target)
-            return len(moved) if isinstance(moved, (list, tuple, dict)) else int(moved or 0)
-        # Seam until then: copy each file into the target, then expunge the source.
-        # A crash between the two leaves a copy in both folders, never none.
-        self._ensure(account)
-        with self.backends.engine.connect() as conn:
-            info = store.folder(account.id, source)
-            rows = index_reads.rows_by_uid(conn, info.id, uids)
-        done: list[int] = []
-        for row in rows:
-            content = store.read_message(account.id, source, row.uid)
-            if content is None:
-                continue
-            store.store([NewMessage(account, target, b"", content, row.flags,
-                                    row.internal_date)])
-            done.append(row.uid)
-        if done:
-            store.expunge(account.id, source, done)
-        return len(done)
+        # One operation of the index writer: atomic, UIDL kept (mailstore FolderView).
+        view = self.backends.store.open_folder(account.id, source)
+        wanted = [u for u in uids if 0 < u < view.info.next_uid]
+        if not wanted:
+            return 0
+        result = view.move(UidSet.of(wanted), target)
+        return len(result.pairs)
 
     async def delete(self, account: Account, folder: str, uids: list[int]) -> int:
         """To Trash; in Trash (and Spam emptied) for good."""
@@ -295,9 +279,22 @@ class WebFacade:
 
     async def empty(self, account_id: int, folder: str) -> int:
         def work() -> int:
-            refs = self.backends.store.refs(account_id, folder)
-            return self.backends.store.expunge(account_id, folder, [r.uid for r in refs])
+            view = self.backends.store.open_folder(account_id, folder)
+            uids = view.uids()
+            return len(view.expunge(UidSet.of(uids))) if uids else 0
         return await self.run(work)
+
+    async def create_folder(self, account_id: int, name: str) -> FolderInfo:
+        """StoreError subclasses (BadFolderName, FolderExists...) say why not."""
+        return await self.run(self.backends.store.create_folder, account_id, name)
+
+    async def rename_folder(self, account_id: int, name: str, new_name: str) -> None:
+        await self.run(self.backends.store.rename_folder, account_id, name, new_name)
+
+    async def delete_folder(self, account_id: int, name: str) -> None:
+        """Its messages and subfolders go too (the page asked the user first)."""
+        await self.run(functools.partial(self.backends.store.delete_folder, account_id, name,
+                                         force=True))
 
 
 SPECIAL_FOLDERS = FOLDERS

@@ -1,17 +1,17 @@
 """How folders are shown: localized names of the special folders, nesting, order.
 
-Special folders come first in a fixed order (받은편지함, 보낸편지함, 임시보관함,
-스팸편지함, 휴지통 in Korean); the user's own folders follow, sorted, nested by
-FOLDER_SEPARATOR.
+Special folders come first in a fixed order (받은편지함, 임시보관함, 보낸편지함,
+보관함, 스팸편지함, 휴지통 in Korean); the user's own folders follow, sorted by
+path so each parent comes before its children, indented by depth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nmail.mailstore.model import FolderInfo
 from nmail.web.i18n import N_
 from nmail.web.i18n import gettext as _
-from nmail.web.index_reads import FolderCounts
 
 FOLDER_SEPARATOR = "/"
 SPECIAL = {
@@ -21,8 +21,9 @@ SPECIAL = {
     "Drafts": (N_("Drafts"), "draft"),
     "Spam": (N_("Spam"), "spam"),
     "Trash": (N_("Trash"), "trash"),
+    "Archive": (N_("Archive"), "archive"),
 }
-ORDER = ("INBOX", "Sent", "Drafts", "Spam", "Trash")
+ORDER = ("INBOX", "Drafts", "Sent", "Archive", "Spam", "Trash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +46,21 @@ def label_of(name: str) -> str:
     return name.rsplit(FOLDER_SEPARATOR, 1)[-1]
 
 
-def folder_views(counts: list[FolderCounts]) -> list[FolderView]:
-    def key(c: FolderCounts) -> tuple[int, str]:
-        name = c.info.name
-        return (ORDER.index(name), "") if name in ORDER else (len(ORDER), name.casefold())
+def folder_views(folders: list[FolderInfo]) -> list[FolderView]:
+    """Special folders first in ORDER, then the user's own, each parent before its children."""
+    def key(f: FolderInfo) -> tuple[int, tuple[str, ...]]:
+        if f.name in ORDER:
+            return ORDER.index(f.name), ()
+        return len(ORDER), tuple(part.casefold() for part in f.name.split(FOLDER_SEPARATOR))
 
     out = []
-    for c in sorted(counts, key=key):
-        name = c.info.name
-        special = name in SPECIAL
+    for f in sorted(folders, key=key):
+        special = f.name in SPECIAL
         out.append(FolderView(
-            id=c.info.id, name=name, label=label_of(name),
-            icon=SPECIAL[name][1] if special else "folder",
-            depth=0 if special else name.count(FOLDER_SEPARATOR),
-            unseen=c.unseen, count=c.info.message_count, size=c.info.total_size,
+            id=f.id, name=f.name, label=label_of(f.name),
+            icon=SPECIAL[f.name][1] if special else "folder",
+            depth=0 if special else f.name.count(FOLDER_SEPARATOR),
+            unseen=f.unseen_count, count=f.message_count, size=f.total_size,
             special=special,
         ))
     return out

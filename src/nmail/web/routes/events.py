@@ -59,9 +59,9 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
                 return
             tree = await web.folder_tree(user.id)
             payload = {
-                "folders": {str(c.info.id): {"unseen": c.unseen, "count": c.info.message_count}
-                            for c in tree},
-                "inbox_unseen": next((c.unseen for c in tree if c.info.name == "INBOX"), 0),
+                "folders": {str(f.id): {"unseen": f.unseen_count, "count": f.message_count}
+                            for f in tree},
+                "inbox_unseen": next((f.unseen_count for f in tree if f.name == "INBOX"), 0),
             }
             yield f"event: folders\ndata: {json.dumps(payload)}\n\n"
 

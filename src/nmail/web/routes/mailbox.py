@@ -97,7 +97,7 @@ async def folder_page(
     prefs = await web.prefs(user.id)
     size = prefs.page_size
     page = min(max(page, 1), MAX_PAGE)
-    rows = await web.page(folder, sort, order == "desc", size, (page - 1) * size)
+    rows = await web.page(user.id, folder, sort, order == "desc", size, (page - 1) * size)
     now = web.backends.clock()
     total_pages = max(1, -(-folder.message_count // size))
     context = await mailbox_context(user, web, folder.id)
