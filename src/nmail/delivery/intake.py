@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from nmail.config import SmtpSettings
 from nmail.delivery.envelope import ClientInfo, Envelope
+from nmail.delivery.fanout import quota_refusal, split_recipients
 from nmail.delivery.log import DeliveryLog
+from nmail.delivery.queue_port import Queue
 from nmail.delivery.rules import DeliveryRules
 from nmail.delivery.srs import SrsError, SrsRewriter, is_srs
 from nmail.delivery.submission import check_authors, plan_outbound
@@ -36,37 +38,6 @@ log = logging.getLogger(__name__)
 TEMP_FAILURE = Decision(451, "4.3.0", "Temporary local error, please try again later")
 # The session's account was deleted or its login disabled after AUTH.
 LOGIN_REVOKED = Decision(530, "5.7.0", "Authentication no longer valid for this account")
-
-
-class Queue(Protocol):
-    """What the intake needs of the outbound queue."""
-
-    def enqueue(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        content: bytes,
-        *,
-        client: ClientInfo | None = None,
-        dsn_envid: str | None = None,
-        dsn_ret: str | None = None,
-        notify: Sequence[str | None] | None = None,
-        orcpt: Sequence[str | None] | None = None,
-        is_bounce: bool = False,
-        sign_domain: str | None = None,
-    ) -> str: ...
-
-    def check_envelope(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        *,
-        client: ClientInfo | None = None,
-        dsn_envid: str | None = None,
-        dsn_ret: str | None = None,
-        notify: Sequence[str | None] | None = None,
-        orcpt: Sequence[str | None] | None = None,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,8 +454,8 @@ class Intake:
         if not decision.accepted:
             self._log_all(msg_id, envelope.sender, all_rcpts, size, "rejected", decision)
             return decision
-        local, remote, notify, orcpt = self._split(envelope)
-        refusal = self._quota_refusal(local, bool(remote), size)
+        local, remote, notify, orcpt = split_recipients(envelope)
+        refusal = quota_refusal(self.store, local, bool(remote), size)
         if refusal is not None:
             self._log_all(msg_id, envelope.sender, all_rcpts, size, "rejected", refusal)
             return refusal
@@ -505,29 +476,6 @@ class Intake:
             msg_id, envelope.sender, all_rcpts, size, local, remote, items, received, notify, orcpt
         )
 
-    def _quota_refusal(self, local: list[Account], others: bool, size: int) -> Decision | None:
-        """The real size against each quota (RCPT saw only the client's SIZE, if any).
-
-        One reply answers every recipient: a lone mailbox that is full gets
-        552 5.2.2; a full one among several makes the whole message 452 4.2.2
-        (nothing stored; the sending server retries and in the end bounces
-        to its own user), rather than a bounce of our own to an unverified
-        sender.
-        """
-        for account in local:
-            if not account.quota_bytes:
-                continue
-            usage = self.store.usage(account.id)
-            decision = recipients.check_quota(account.address, usage, account.quota_bytes, size)
-            if not decision.accepted:
-                if len(local) == 1 and not others:
-                    return decision
-                return Decision(
-                    452, "4.2.2",
-                    f"Mailbox full <{account.address}>; not delivered to anyone, try later",
-                )
-        return None
-
     def _failed(self, job: _Acceptance, exc: Exception) -> Decision:
         if isinstance(exc, StoreError):
             log.error("store failed for %s: %s", job.msg_id, exc)
@@ -542,39 +490,6 @@ class Intake:
         for address in job.remote:
             self.log.write(job.msg_id, job.sender, address, job.size, "queued", "250 2.0.0")
         return Decision(250, "2.0.0", f"Ok: queued as {job.msg_id}")
-
-    def _split(
-        self, envelope: Envelope
-    ) -> tuple[list[Account], list[str], list[str | None], list[str | None]]:
-        """Local mailboxes (each once), remote addresses (each once) and their DSN requests.
-
-        A remote address takes NOTIFY and ORCPT from the RCPT that led to it;
-        reached through an alias, its original recipient is the alias (RFC
-        3461 section 5.2.1: the address the sender used).
-        """
-        seen: set[int] = set()
-        local: list[Account] = []
-        remote: list[str] = []
-        notify: list[str | None] = []
-        orcpt: list[str | None] = []
-        seen_remote: set[str] = set()
-        for i, resolution in enumerate(envelope.recipients):
-            for account in resolution.accounts:
-                if account.id not in seen:
-                    seen.add(account.id)
-                    local.append(account)
-            asked = envelope.dsn_notify[i] if i < len(envelope.dsn_notify) else None
-            original = envelope.dsn_orcpt[i] if i < len(envelope.dsn_orcpt) else None
-            for address in resolution.remote:
-                if address.lower() not in seen_remote:
-                    seen_remote.add(address.lower())
-                    remote.append(address)
-                    notify.append(asked)
-                    if original is None and address.lower() != resolution.address.lower():
-                        orcpt.append(f"rfc822;{resolution.address}")
-                    else:
-                        orcpt.append(original)
-        return local, remote, notify, orcpt
 
     def _log_all(
         self, msg_id: str, sender: str, rcpts: list[str], size: int, result: str, d: Decision
