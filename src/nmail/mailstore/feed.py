@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from nmail.mailstore.feed_wire import Change, LineReader, WireError, parse_change
+from nmail.mailstore.index_wire import same_user
 
 __all__ = ["AsyncFeed", "AsyncSubscription", "Change", "Resync", "Subscription", "ThreadFeed"]
 
@@ -152,10 +153,20 @@ def _handle_lines(fanout: _Fanout, lines: list[tuple[str, str]]) -> list[object]
     return woken
 
 
-def _dial(address: str) -> socket.socket:
+def dial_hub(address: str, timeout: float | None = None) -> socket.socket:
+    """A connection to the hub at `address`; PermissionError if another user holds it.
+
+    The address is an abstract socket named after the data directory: no file
+    permission guards it, so any local user could bind it first (while no
+    server runs, or while the index writer restarts) and would then read what
+    the CLI publishes (account ids, folder names) and feed us events.
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        sock.settimeout(timeout)
         sock.connect(address)
+        if not same_user(sock):
+            raise PermissionError(f"change feed: {address!r} is held by another user")
     except OSError:
         sock.close()
         raise
@@ -220,10 +231,18 @@ class _AsyncLink(asyncio.Protocol):
         self._reader = LineReader()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
+        self.refused = False  # the other end is not our user's hub
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is None or not same_user(sock):
+            self.refused = True
+            log.warning("change feed: %r is held by another user; not subscribing",
+                        self._feed._address)
+            transport.close()
+            return
         transport.write(b"S\n")
 
     def data_received(self, data: bytes) -> None:
@@ -293,6 +312,10 @@ class AsyncFeed:
             self._link = None
             self._up.clear()
             self._fanout.disconnected()
+            if link.refused:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
             delay = RETRY_FIRST
             if not self._closing:
                 await asyncio.sleep(delay)
@@ -394,7 +417,7 @@ class ThreadFeed:
         delay = RETRY_FIRST
         while not self._closing:
             try:
-                sock = _dial(self._address)
+                sock = dial_hub(self._address)
             except OSError:
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)

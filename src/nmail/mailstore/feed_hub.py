@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from nmail.mailstore.feed import dial_hub
 from nmail.mailstore.feed_wire import (
     RESYNC_LINE,
     Change,
@@ -278,7 +279,7 @@ class FeedPublisher:
             for _ in range(2):  # a link the hub closed (restarted) is dialled again once
                 try:
                     if self._sock is None:
-                        self._sock = _dial(self._address)
+                        self._sock = dial_hub(self._address, timeout=1.0)
                     self._sock.sendall(data)
                     return
                 except OSError:
@@ -295,17 +296,6 @@ class FeedPublisher:
             self._close_sock()
         if self._relay is not None:
             self._relay.close()
-
-
-def _dial(address: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(1.0)
-    try:
-        sock.connect(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 CommitHook = Callable[[Sequence[FolderChangeLike]], None]
