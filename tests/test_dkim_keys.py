@@ -100,6 +100,7 @@ def test_dns_records_lists_everything_to_publish() -> None:
     assert by_name[("example.test", "MX")] == "10 mail.example.test."
     assert by_name[("mail.example.test", "A")] == "192.0.2.10"
     assert by_name[("example.test", "TXT")] == "v=spf1 mx -all"
+    assert by_name[("mail.example.test", "TXT")] == "v=spf1 a -all"  # the SRS domain
     assert by_name[("nmail._domainkey.example.test", "TXT")] == record
     assert by_name[("_dmarc.example.test", "TXT")] == (
         "v=DMARC1; p=quarantine; aspf=s; rua=mailto:postmaster@example.test")

@@ -168,6 +168,9 @@ def dns_records(
         kind = "AAAA" if ipaddress.ip_address(ip_hint).version == 6 else "A"
         records.append((hostname, kind, ip_hint))
     records.append((domain, "TXT", "v=spf1 mx -all"))
+    # Forwarded mail's SRS sender is in the hostname's domain by default
+    # ([srs] domain): SPF at the next hop checks this record.
+    records.append((hostname, "TXT", "v=spf1 a -all"))
     if public_record:
         records.append((f"{selector}._domainkey.{domain}", "TXT", public_record))
     # aspf=s: forwarded mail leaves with an SRS sender in our hostname's
