@@ -39,9 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                     ("GitHub <noreply@github.example>", "[nmail] Pull request #42", "Merged."),
                     ("박부장 <park@corp.example>", "주간 보고", "이번 주 보고입니다."),
                     ("Newsletter <news@letters.example>", "This week in Python", "Links.")]
-        for who, subject, body in subjects:
+        dates = [None, None, "Thu, 03 Dec 2026 10:00:00 +0900", "Mon, 02 Nov 2026 08:30:00 +0900",
+                 "Fri, 14 Mar 2025 17:20:00 +0900", "Tue, 10 Dec 2024 11:00:00 +0900"]
+        for (who, subject, body), date in zip(subjects, dates, strict=True):
             name, _, addr = who.partition(" <")
-            deliver(srv, "bob@example.com", subject, body, sender=addr.rstrip(">"), name=name)
+            deliver(srv, "bob@example.com", subject, body, sender=addr.rstrip(">"), name=name,
+                    date=date)
         SearchIndexer(srv.runtime.engine, srv.config.mail_dir).catch_up()
         yield srv
 

@@ -89,7 +89,7 @@ def test_web_settings_and_bad_values() -> None:
     assert s.host_domains == {"post.corp": "other.org"}
     assert s.session_idle == 1800
     for bad in ({"hosts": ["x"]}, {"trusted_proxies": ["nope"]}, {"secure_cookies": "maybe"},
-                {"session_idle": "10s"}, {"session_idle": "9d"}):
+                {"session_idle": "10s"}, {"session_idle": "9d"}, {"time_zone": "Mars/Base"}):
         with pytest.raises(ConfigError):
             web_settings({"web": bad})
 
@@ -145,3 +145,24 @@ def test_translations_keep_their_placeholders() -> None:
         wanted = set(re.findall(r"%\(\w+\)[ds]", ids[0]))
         for s in strings:
             assert set(re.findall(r"%\(\w+\)[ds]", s)) == wanted, message.id
+
+
+def test_list_dates_in_the_configured_zone() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from nmail.web.templating import short_date
+
+    seoul = ZoneInfo("Asia/Seoul")
+    now = datetime(2026, 12, 6, 15, 0, tzinfo=seoul).timestamp()
+    morning = datetime(2026, 12, 6, 9, 5, tzinfo=seoul).timestamp()
+    token = i18n.set_language("ko")
+    try:
+        assert short_date(int(morning), now, seoul) == "09:05"
+        assert short_date(int(now - 86400 * 2), now, seoul) == "12월 4일"
+        assert short_date(int(now - 86400 * 400), now, seoul) == "2025.11.01"
+        # The same moment in New York is still the day before.
+        assert short_date(int(morning), now, ZoneInfo("America/New_York")) == "12월 5일"
+    finally:
+        i18n._current.reset(token)
+    assert web_settings({"web": {"time_zone": "UTC"}}).time_zone == "UTC"

@@ -64,8 +64,11 @@ class Browser:
 
 
 def deliver(server: RunningServer, to: str, subject: str, body: str = "hello",
-            sender: str = "alice@remote.example", name: str = "Alice") -> None:
+            sender: str = "alice@remote.example", name: str = "Alice",
+            date: str | None = None) -> None:
     message = EmailMessage()
+    if date is not None:
+        message["Date"] = date
     message["From"] = f"{name} <{sender}>"
     message["To"] = to
     message["Subject"] = subject

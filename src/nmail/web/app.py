@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -61,7 +62,7 @@ def create_app(context: WebContext) -> FastAPI:
 
     app = FastAPI(title="nmail", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
-    templates = Templates()
+    templates = Templates(zone=ZoneInfo(backends.settings.time_zone))
     app.state.web = web
     app.state.templates = templates
     app.state.backends = backends

@@ -46,25 +46,25 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def short_date(stamp: int, now: float) -> str:
-    """Today: 14:05; this year: 3월 4일 / Mar 4; older: 2023-03-04."""
-    when = datetime.fromtimestamp(stamp, SEOUL)
-    today = datetime.fromtimestamp(now, SEOUL)
+def short_date(stamp: int, now: float, zone: ZoneInfo = SEOUL) -> str:
+    """Today: 14:05; this year: 3월 4일 / Mar 4; older: 2023.03.04 / 2023-03-04."""
+    when = datetime.fromtimestamp(stamp, zone)
+    today = datetime.fromtimestamp(now, zone)
+    korean = i18n.current_language() == "ko"
     if when.date() == today.date():
         return when.strftime("%H:%M")
     if when.year == today.year:
-        if i18n.current_language() == "ko":
-            return f"{when.month}월 {when.day}일"
-        return when.strftime("%b ") + str(when.day)
-    return when.strftime("%Y-%m-%d")
+        return f"{when.month}월 {when.day}일" if korean else f"{when:%b} {when.day}"
+    return when.strftime("%Y.%m.%d" if korean else "%Y-%m-%d")
 
 
-def full_date(stamp: int) -> str:
-    return datetime.fromtimestamp(stamp, SEOUL).strftime("%Y-%m-%d %H:%M")
+def full_date(stamp: int, zone: ZoneInfo = SEOUL) -> str:
+    return datetime.fromtimestamp(stamp, zone).strftime("%Y-%m-%d %H:%M")
 
 
 class Templates:
-    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
+    def __init__(self, directory: Path = TEMPLATE_DIR, zone: ZoneInfo = SEOUL) -> None:
+        self.zone = zone
         self.env = Environment(
             loader=FileSystemLoader(str(directory)),
             autoescape=select_autoescape(["html", "xml"]),
@@ -80,7 +80,7 @@ class Templates:
         versions = _static_versions()
         self.env.globals["static"] = lambda p: f"/static/{p}?v={versions.get(p, '0')}"
         self.env.filters["size"] = human_size
-        self.env.filters["fulldate"] = full_date
+        self.env.filters["fulldate"] = lambda stamp: full_date(stamp, zone)
 
     def render(self, request: Request, name: str, status: int = 200,
                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nmail.config_values import ConfigError, duration, section
 
@@ -26,6 +27,8 @@ class WebSettings:
     session_max: int = 7 * 86400
     # "auto": Secure cookies when the request came over TLS (or a trusted proxy said so).
     secure_cookies: str = "auto"
+    # Dates in lists and headers are shown in this zone (IANA name).
+    time_zone: str = "Asia/Seoul"
 
 
 def web_settings(raw: dict[str, Any]) -> WebSettings:
@@ -48,4 +51,9 @@ def web_settings(raw: dict[str, Any]) -> WebSettings:
     longest = duration(web.get("session_max", "7d"), "[web] session_max")
     if idle < 60 or longest < idle:
         raise ConfigError("[web] session_idle must be at least 60s and at most session_max")
-    return WebSettings(hosts, tuple(proxies), idle, longest, secure)
+    zone = str(web.get("time_zone", "Asia/Seoul"))
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"[web] time_zone: unknown time zone {zone!r}") from None
+    return WebSettings(hosts, tuple(proxies), idle, longest, secure, zone)

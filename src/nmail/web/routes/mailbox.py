@@ -9,6 +9,7 @@ user's id is 404, exactly like one that does not exist.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import RedirectResponse, Response
@@ -17,7 +18,7 @@ from nmail.mailstore.model import FolderInfo, MessageRow
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import FolderView, folder_views, label_of
 from nmail.web.i18n import N_plural, ngettext
-from nmail.web.templating import short_date
+from nmail.web.templating import SEOUL, short_date
 
 router = APIRouter()
 MAX_PAGE = 100_000
@@ -59,7 +60,7 @@ async def home(user: CurrentUser, web: Web) -> Response:
     return RedirectResponse(f"/mail/{inbox.id}", status_code=303)
 
 
-def row_view(row: MessageRow, now: float) -> dict[str, object]:
+def row_view(row: MessageRow, now: float, zone: ZoneInfo = SEOUL) -> dict[str, object]:
     return {
         "uid": row.uid,
         "unseen": "\\Seen" not in row.flags,
@@ -70,7 +71,7 @@ def row_view(row: MessageRow, now: float) -> dict[str, object]:
         "to": row.to_addrs,
         "subject": row.subject,
         "preview": row.preview,
-        "date": short_date(row.date or row.internal_date, now),
+        "date": short_date(row.date or row.internal_date, now, zone),
         "stamp": row.date or row.internal_date,
         "size": row.size,
         "attachments": row.has_attachments,
@@ -103,7 +104,7 @@ async def folder_page(
     context = await mailbox_context(user, web, folder.id)
     return pages.render(
         request, "mailbox.html", folder=folder, folder_label=label_of(folder.name),
-        rows=[row_view(r, now) for r in rows], page=page, total_pages=total_pages,
+        rows=[row_view(r, now, pages.zone) for r in rows], page=page, total_pages=total_pages,
         sort=sort, order=order, page_size=size, threads=prefs.threads,
         notice=notice_text(done, n),
         offer_reject=[a for a in (offer_reject or [])[:10] if "@" in a],

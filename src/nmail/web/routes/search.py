@@ -60,7 +60,7 @@ async def search_page(
         for hit in hits:
             found = rows.get((hit.folder_id, hit.uid))
             if found is not None:
-                view = row_view(found, now)
+                view = row_view(found, now, pages.zone)
                 view["folder_id"] = hit.folder_id
                 view["folder_label"] = names[hit.folder_id]
                 results.append(view)
