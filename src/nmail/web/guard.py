@@ -10,7 +10,10 @@ It runs before routing so no route can forget a check:
 - the request's language is chosen (user setting, Accept-Language);
 - pages get a strict CSP (no inline script, no foreign origin), nosniff,
   no framing by others, and no referrer leaving the site. A route that sets
-  its own Content-Security-Policy (message content) keeps it.
+  its own Content-Security-Policy (message content) keeps it;
+- nothing but /static/ may be stored by a browser or a proxy (`Cache-Control:
+  no-store` unless the route says otherwise): a page of someone's mail must
+  not come back from a shared cache or the back button after logout.
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ class Guard:
                 if checked is None:
                     return
                 receive = checked
-            await self.app(scope, receive, self._with_headers(send, asked))
+            private = not path.startswith("/static/")
+            await self.app(scope, receive, self._with_headers(send, asked, private))
         finally:
             i18n._current.reset(marker)
 
@@ -154,7 +158,7 @@ class Guard:
             return await receive()
         return replayed
 
-    def _with_headers(self, send: Send, language: str) -> Send:
+    def _with_headers(self, send: Send, language: str, private: bool) -> Send:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -165,6 +169,8 @@ class Guard:
                     headers.append((b"x-frame-options", b"SAMEORIGIN"))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"referrer-policy", b"same-origin"))
+                if private and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
                 if language:
                     headers.append((b"set-cookie", (
                         f"{LANG_COOKIE}={language}; Path=/; Max-Age=31536000; SameSite=Lax; "

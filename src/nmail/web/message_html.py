@@ -60,7 +60,9 @@ _CLEAN_CONTENT = frozenset({"script", "noscript", "title", "template", "iframe",
                             "embed", "applet", "frameset", "noframes", "textarea", "select",
                             "svg", "math", "xml", "head"})
 _SCHEMES = frozenset({"http", "https", "mailto", "cid", "data"})
-_STYLE_ELEMENT = re.compile(r"(<style>)(.*?)(</style>)", re.DOTALL)
+# With its attributes (class, title... are allowed on every tag): `<style title=x>`
+# must not slip past the CSS scrubber.
+_STYLE_ELEMENT = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.DOTALL)
 _DATA_LIMIT = 25 * 1024 * 1024  # bytes of inline images embedded into one message
 
 
