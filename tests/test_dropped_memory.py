@@ -78,3 +78,31 @@ def test_dropped_sessions_give_their_memory_back(tmp_path: Path) -> None:
             ) from None
     finally:
         assert srv.stop()[0] == 0
+
+
+def test_a_large_message_arrives_whole_through_the_spill(tmp_path: Path) -> None:
+    """3 MiB (with dot-stuffed lines) waits in the spill file and is stored exactly."""
+    data = make_data(tmp_path, USER)
+    ports = listen_specs("smtp")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    body = b"Subject: large\r\n\r\n" + (b".dotted line\r\n" + b"q" * 998 + b"\r\n") * 3000
+    try:
+        with socket.create_connection(("127.0.0.1", ports["smtp"]), timeout=60) as sock:
+            smtp_reply(sock)
+            for command in (
+                b"EHLO big.test",
+                b"MAIL FROM:<a@b.example>",
+                f"RCPT TO:<{USER}>".encode(),
+            ):
+                sock.sendall(command + b"\r\n")
+                assert smtp_reply(sock).startswith(b"250")
+            sock.sendall(b"DATA\r\n")
+            assert smtp_reply(sock).startswith(b"354")
+            sock.sendall(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+            assert smtp_reply(sock).startswith(b"250")
+        inbox = data / "mail" / "test.local" / "bob" / "Maildir" / "new"
+        (stored,) = list(inbox.iterdir())
+        assert stored.read_bytes().endswith(b"\r\n" + body)
+        assert list((data / "spool").iterdir()) == []
+    finally:
+        assert srv.stop()[0] == 0

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from nmail.config import Config, SmtpSettings
@@ -24,6 +25,7 @@ from nmail.policy.relay import ip_in_networks, parse_networks
 from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.replies import Reply
+from nmail.servers.data_spool import spill_factory
 from nmail.servers.limits import ConnectionLimits, SharedRow
 from nmail.servers.smtp_auth import IntakeBackend, MailIntake
 from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
@@ -68,6 +70,8 @@ class SmtpServerSettings:
     max_session_time: float = 3600.0
     tls_handshake_timeout: float = 30.0
     shutdown_grace: float = 30.0
+    # Where messages past 1 MiB wait while they arrive (None: in memory).
+    spool_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("smtp", "submission", "submissions"):
@@ -281,6 +285,7 @@ class SmtpServer:
             max_session_time=s.max_session_time,
             handshake_timeout=s.tls_handshake_timeout,
             stopping=self._stopping,
+            spill=None if s.spool_dir is None else spill_factory(s.spool_dir),
         )
 
 
@@ -323,6 +328,7 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         smtp=config.smtp,
         postmaster_address=f"postmaster@{config.domain}",
         shutdown_grace=config.stop_timeout,
+        spool_dir=config.data_dir / "spool",
         idle_timeout=config.smtp_timing.idle_timeout,
         min_data_rate=config.smtp_timing.min_data_rate,
         max_session_time=config.smtp_timing.max_session_time,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 
 from nmail.protocols.smtp import Event, SmtpConnection, SmtpOptions, StartTls
 from nmail.protocols.smtp import replies as r
+from nmail.protocols.smtp.data import BodySpill
 from nmail.servers import tls_upgrade
 from nmail.servers.smtp_answers import Answers
 from nmail.servers.smtp_backend import InlineChecks, SmtpBackend
@@ -59,6 +60,7 @@ class SessionSetup:
     max_session_time: float
     handshake_timeout: float
     stopping: asyncio.Event  # set when the listener closes: login delays end at once
+    spill: Callable[[], BodySpill] | None = None  # where large messages wait (data_spool)
 
 
 class SmtpSession(asyncio.Protocol):
@@ -111,6 +113,7 @@ class SmtpSession(asyncio.Protocol):
             self._setup.options,
             tls_active=self._setup.implicit_tls,
             plaintext_auth_allowed=self._setup.plaintext_auth_allowed(self._ip),
+            spill=self._setup.spill,
         )
         self._answers = Answers(self._conn, self._setup, self._ip, lambda: self._lost)
         # Implicit TLS: the listener did the handshake before connection_made.

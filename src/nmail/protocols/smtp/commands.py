@@ -174,7 +174,9 @@ class SmtpCommands(SmtpSession):
             self._error(reply(501, "5.5.4", "Syntax: DATA takes no argument"))
         else:
             self._state = SmtpState.DATA
-            self._data = DataReader(self.options.max_message_size)
+            self._data = DataReader(
+                self.options.max_message_size, self._make_spill, self.options.spill_at
+            )
             self._send(r.START_DATA)
             self._emit(Data())
 

@@ -47,6 +47,9 @@ class SmtpConnection(SmtpCommands):
         message cut off mid-DATA must not stay in memory with the session."""
         self._buf.clear()
         self._events.clear()
+        if self._data is not None:
+            self._data.discard()
+            self._data = None
 
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed (or the session ended)."""

@@ -4,9 +4,20 @@ The buffer is scanned with bytes.find, never line by line. Only the exact
 sequence CRLF "." CRLF ends the data: bare CR or LF variants (the SMTP
 smuggling class: "\\n.\\n", "\\r.\\r", "\\r\\n.\\n", ...) are content, and any
 bare CR or LF makes the whole message refused once the real end arrives.
+
+A message larger than `spill_at` does not stay in memory while it arrives
+(issue 9, item 2: 50 MiB per connection, held by any client that stops
+mid-DATA): whole lines past that size are checked, unstuffed and handed to
+a `BodySpill` (the server's is a nameless file), and read back once the
+message is complete. The cut is always after a CRLF, so every piece starts
+a line: the checks, the unstuffing and the terminator search (a piece may
+end just before "." CRLF) work on each piece as on the whole.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
 
 from nmail.protocols.smtp.replies import (
     BARE_LINE_ENDING,
@@ -89,14 +100,52 @@ def finish_message(raw: bytes, max_size: int, oversized: bool) -> bytes | Reply:
     return content
 
 
-class DataReader:
-    """Finds the end of one DATA in a buffer, holding no content past the size limit."""
+class BodySpill(Protocol):
+    """Where a large message's content waits (the I/O is the server's)."""
 
-    def __init__(self, max_size: int) -> None:
+    def write(self, content: bytes) -> None: ...
+
+    def read_back(self) -> bytes:
+        """Everything written, in order."""
+        ...
+
+    def discard(self) -> None:
+        """Forget it all (the message ended or was abandoned)."""
+        ...
+
+
+SPILL_AT = 1 << 20  # bytes of a message kept in memory before it spills
+
+
+class DataReader:
+    """Finds the end of one DATA in a buffer, holding no content past the size limit,
+    and (with `spill`) no more than about `spill_at` bytes of it in memory."""
+
+    def __init__(
+        self,
+        max_size: int,
+        spill: Callable[[], BodySpill] | None = None,
+        spill_at: int = SPILL_AT,
+    ) -> None:
         self.max_size = max_size
         self._at_start = True
         self._scan_from = 0
         self._oversized = False
+        self._make_spill = spill
+        # A piece must hold a whole legal line, or a line without its CRLF
+        # yet would be taken for one too long.
+        self._spill_at = max(spill_at, 2 * MAX_TEXT_LINE)
+        self._spill: BodySpill | None = None
+        self._spilled = 0  # unstuffed bytes handed to the spill
+        # What the spilled pieces showed (refused once the message is complete).
+        self._bare = False
+        self._long = False
+
+    def discard(self) -> None:
+        """The message will not be finished: let go of what was spilled."""
+        if self._spill is not None:
+            self._spill.discard()
+            self._spill = None
 
     def scan(self, buf: bytearray) -> bytes | Reply | None:
         """Take one message off the front of buf: its content, its refusal, or None (need more).
@@ -110,14 +159,17 @@ class DataReader:
                     return None
             elif buf[: len(EMPTY_DATA)] == EMPTY_DATA:
                 del buf[: len(EMPTY_DATA)]
-                return finish_message(b"", self.max_size, self._oversized)
+                return self._finish(b"")
             self._at_start = False
         end = buf.find(END_OF_DATA, self._scan_from)
         if end >= 0:
             raw = bytes(buf[: end + 2])
             del buf[: end + len(END_OF_DATA)]
-            return finish_message(raw, self.max_size, self._oversized)
+            return self._finish(raw)
         keep = len(END_OF_DATA) - 1  # a terminator may straddle the next read
+        spill_now = self._make_spill is not None and len(buf) > self._spill_at
+        if spill_now and not self._oversized and self._spill_lines(buf, keep):
+            return self.scan(buf)  # the rest starts a line: look at it afresh
         self._scan_from = max(0, len(buf) - keep)
         if (
             not self._oversized
@@ -128,4 +180,58 @@ class DataReader:
         if self._oversized and len(buf) > keep:
             del buf[:-keep]
             self._scan_from = 0
+            self.discard()
         return None
+
+    def _spill_lines(self, buf: bytearray, keep: int) -> bool:
+        """Move the whole lines at the front of buf to the spill; False if none."""
+        cut = buf.rfind(b"\r\n", 0, len(buf) - keep)
+        if cut < 0:
+            # One line of a megabyte: refused as too long at the end, so nothing
+            # of it is kept but what a terminator could start with.
+            self._long = True
+            self.discard()
+            del buf[:-keep]
+            self._scan_from = 0
+            return False
+        piece = bytes(buf[: cut + 2])
+        del buf[: cut + 2]
+        self._at_start = True
+        self._scan_from = 0
+        self._bare = self._bare or has_bare_line_ending(piece)
+        self._long = self._long or has_long_line(piece)
+        content = unstuff(piece)
+        self._spilled += len(content)
+        if self._spilled > self.max_size:
+            self._oversized = True
+            self.discard()
+            return True
+        if self._bare or self._long:  # refused at the end anyway: keep nothing
+            self.discard()
+        else:
+            if self._spill is None:
+                assert self._make_spill is not None
+                self._spill = self._make_spill()
+            self._spill.write(content)
+        return True
+
+    def _finish(self, raw: bytes) -> bytes | Reply:
+        """The message is complete: `raw` is what followed the spilled part."""
+        spill, self._spill = self._spill, None
+        try:
+            if spill is None and not (self._spilled or self._long):
+                return finish_message(raw, self.max_size, self._oversized)
+            # As finish_message, over the spilled pieces and the rest together.
+            if self._oversized:
+                return MESSAGE_TOO_BIG
+            if self._bare or has_bare_line_ending(raw):
+                return BARE_LINE_ENDING
+            if self._long or has_long_line(raw):
+                return TEXT_LINE_TOO_LONG
+            tail = unstuff(raw)
+            if self._spilled + len(tail) > self.max_size:
+                return MESSAGE_TOO_BIG
+            return (spill.read_back() if spill is not None else b"") + tail
+        finally:
+            if spill is not None:
+                spill.discard()

@@ -31,6 +31,9 @@ class SmtpOptions:
     auth_required: bool = False
     # What RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) means here.
     postmaster_address: str | None = None
+    # Bytes of a message held in memory as it arrives; past them whole lines
+    # go to the connection's spill, when it has one (protocols.smtp.data).
+    spill_at: int = 1 << 20
 
     def __post_init__(self) -> None:
         if self.max_message_size < 1 or self.max_recipients < 1 or self.max_bad_commands < 1:

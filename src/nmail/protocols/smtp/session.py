@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from collections.abc import Callable
 
 from nmail.policy.decision import Decision
 from nmail.protocols.sasl import SaslExchange
 from nmail.protocols.smtp import replies as r
-from nmail.protocols.smtp.data import DataReader
+from nmail.protocols.smtp.data import BodySpill, DataReader
 from nmail.protocols.smtp.events import Event, MailParams, ProtocolError, RcptParams
 from nmail.protocols.smtp.options import SmtpOptions
 from nmail.protocols.smtp.replies import Reply, reply, reply_from_decision
@@ -37,8 +38,12 @@ class SmtpSession:
         *,
         tls_active: bool = False,
         plaintext_auth_allowed: bool = False,
+        spill: Callable[[], BodySpill] | None = None,
     ) -> None:
+        """`spill`: makes the place a large message waits in while it arrives
+        (protocols.smtp.data); without it a message stays in memory."""
         self.options = options
+        self._make_spill = spill
         self._state = SmtpState.CONNECTED
         self._buf = bytearray()
         self._out: list[bytes] = []
@@ -187,6 +192,8 @@ class SmtpSession:
         self._mail_params = NO_MAIL_PARAMS
         self._recipients = []
         self._rcpt_attempts = 0
+        if self._data is not None:
+            self._data.discard()
         self._data = None
 
     def _end_transaction(self) -> None:
