@@ -132,6 +132,17 @@ def _statements(conn: Connection) -> tuple[_Statement, _Statement, _Statement]:
     return found
 
 
+Statement = _Statement  # for other writers (compile_statement)
+
+
+def compile_statement(conn: Connection, stmt: Any) -> Statement:
+    """`stmt` compiled for the connection's dialect, to run with exec_driver_sql
+    (other writers' hot statements: a flag change of 10,000 messages)."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    positional = compiled.positional and compiled.positiontup
+    return _Statement(compiled.string, tuple(positional) if positional else None)
+
+
 @dataclass(slots=True)
 class Piggyback:
     """A commit's chance to make the next batch's files durable for nothing.

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, bindparam, update
 
 from nmail.db.tables import folders, messages
 from nmail.mailstore.commit_hook import FolderChange
+from nmail.mailstore.delivery_batch import Statement, compile_statement
 from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.messagefile import locate
 from nmail.mailstore.model import BadFlag, FlagChange
@@ -35,9 +36,19 @@ _COLUMNS = (messages.c.id, messages.c.uid, messages.c.modseq, messages.c.filenam
             messages.c.in_new, messages.c.flags)
 _update_row = (
     update(messages).where(messages.c.id == bindparam("b_id")).values(
-        flags=bindparam("b_flags"), sysflags=bindparam("b_bits"), in_new=False,
-        modseq=bindparam("b_modseq"))
+        flags=bindparam("b_flags"), sysflags=bindparam("b_bits"),
+        in_new=bindparam("b_in_new"), modseq=bindparam("b_modseq"))
 )
+_ROW_KEYS = ("b_flags", "b_bits", "b_in_new", "b_modseq", "b_id")  # an update's values
+_compiled: dict[tuple[str, str], Statement] = {}
+
+
+def _row_statement(conn: Connection) -> Statement:
+    key = (conn.dialect.name, conn.dialect.paramstyle)
+    found = _compiled.get(key)
+    if found is None:
+        found = _compiled[key] = compile_statement(conn, _update_row)
+    return found
 
 
 def store_flags(conn: Connection, op: StoreFlags) -> tuple[FlagChange, list[FolderChange]]:
@@ -51,7 +62,7 @@ def store_flags(conn: Connection, op: StoreFlags) -> tuple[FlagChange, list[Fold
             renamer.open(directory)
             modseq = int(folder.highest_modseq) + 1
             letters = KeywordLetters.load(directory)
-            updates: list[dict[str, Any]] = []
+            updates: list[tuple[Any, ...]] = []
             changed: list[tuple[int, int]] = []
             modified: list[int] = []
             unseen_delta = 0
@@ -71,12 +82,14 @@ def store_flags(conn: Connection, op: StoreFlags) -> tuple[FlagChange, list[Fold
                 if not renamer.move(directory, r, outcome):
                     continue  # its file is gone: dbsync drops the row
                 unseen_delta += outcome.unseen_delta
-                updates.append({"b_id": r.id, "b_flags": outcome.text, "b_bits": outcome.bits,
-                                "b_modseq": modseq})
+                updates.append((outcome.text, outcome.bits, False, modseq, r.id))
                 changed.append((int(r.uid), modseq))
             if not updates:
                 return FlagChange(int(folder.highest_modseq), (), tuple(modified)), []
-            conn.execute(_update_row, updates)
+            # Through the driver: SQLAlchemy's per-row parameter work cost more than
+            # SQLite's own on 10,000 rows.
+            statement = _row_statement(conn)
+            conn.exec_driver_sql(statement.sql, [statement.maker(_ROW_KEYS)(u) for u in updates])
             conn.execute(
                 update(folders).where(folders.c.id == op.folder_id).values(
                     highest_modseq=modseq, unseen_count=folders.c.unseen_count + unseen_delta)

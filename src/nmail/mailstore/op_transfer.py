@@ -98,27 +98,32 @@ def transfer(conn: Connection, op: CopyMessages, host: str,
 def _files(op: CopyMessages, rows: list[Any], source: Any, target: Any, src_dir: Path,
            dst_dir: Path, host: str,
            done: list[tuple[Path, Path | None]]) -> tuple[CopyResult, list[dict[str, Any]]]:
+    src_letters = KeywordLetters.load(src_dir)
     dst_letters = KeywordLetters.load(dst_dir)
     uid = int(target.next_uid)
     pairs: list[tuple[int, int]] = []
     new_rows: list[dict[str, Any]] = []
     copied: list[Any] = []
+    # Plain strings, names relative to each directory: pathlib per file cost more
+    # than the rename itself.
+    src_base, dst_base = str(src_dir), str(dst_dir)
     for r in rows:
         flags = parse_flags(r.flags)
-        src = locate(src_dir, r.filename, bool(r.in_new), r.flags)
-        if src is None:
-            continue  # its file is gone: dbsync drops the row
+        sub = "new" if r.in_new else "cur"
+        src = f"{src_base}/{sub}/{disk_name(r.filename, src_letters.letters_of(flags), r.in_new)}"
         base = uidl_of(r.filename) if op.move else new_base(host)
         filename = final_filename(base, uid, int(r.size))
-        sub = "new" if r.in_new else "cur"
-        dst = dst_dir / sub / disk_name(filename, dst_letters.letters_of(flags, add=True),
-                                        bool(r.in_new))
-        if op.move:
-            os.rename(src, dst)
-            done.append((dst, src))
-        else:
-            os.link(src, dst)
-            done.append((dst, None))
+        dst = f"{dst_base}/{sub}/" + disk_name(
+            filename, dst_letters.letters_of(flags, add=True), bool(r.in_new))
+        try:
+            _place(src, dst, op.move)
+        except FileNotFoundError:
+            found = locate(src_dir, r.filename, bool(r.in_new), r.flags)
+            if found is None:
+                continue  # its file is gone: dbsync drops the row
+            src = str(found)
+            _place(src, dst, op.move)
+        done.append((Path(dst), Path(src) if op.move else None))
         row = {c.name: getattr(r, c.name) for c in _COPIED}
         row.update(folder_id=op.target_id, uid=uid, filename=filename)
         new_rows.append(row)
@@ -130,6 +135,13 @@ def _files(op: CopyMessages, rows: list[Any], source: Any, target: Any, src_dir:
         raise StoreError("none of the messages' files could be found; run nmail dbsync")
     rows[:] = copied  # the caller counts what was copied (a row without a file stays)
     return CopyResult(int(target.uidvalidity), tuple(pairs)), new_rows
+
+
+def _place(src: str, dst: str, move: bool) -> None:
+    if move:
+        os.rename(src, dst)
+    else:
+        os.link(src, dst)
 
 
 def _flush(done: list[tuple[Path, Path | None]], *, move: bool) -> None:
