@@ -19,17 +19,16 @@ from nmail.web.folder_views import label_of
 from nmail.web.i18n import current_language
 from nmail.web.mail_services import Mail
 from nmail.web.message_html import frame_csp
+from nmail.web.message_open import MAX_UID, open_message
 from nmail.web.message_page import (
     ReadPage,
     frame_content,
     frame_html,
-    read_page,
     sender_address,
 )
 from nmail.web.routes.mailbox import mailbox_context, own_folder
 
 router = APIRouter()
-MAX_UID = 2**63 - 1
 
 
 async def own_message(web: Web, user: User, folder_id: int, uid: int) -> tuple[FolderInfo, bytes]:
@@ -51,11 +50,12 @@ def _sender(page: ReadPage) -> str:
 async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
                pages: Pages, mail: Mail, pane: int = 0, images: int = 0,
                sent: int = 0) -> Response:
-    folder, raw = await own_message(web, user, folder_id, uid)
-    lang = current_language()
-    page = await web.run(read_page, raw, lang)
-    rows = await web.rows(folder, [uid])
-    if rows and "\\Seen" not in rows[0].flags:
+    opened = await web.run(open_message, web.backends, user.id, folder_id, uid,
+                           current_language())
+    if opened is None:
+        raise HTTPException(404)
+    folder, page = opened.folder, opened.page
+    if "\\Seen" not in opened.flags:
         await web.set_flags(user.id, folder.name, [uid], add=frozenset({"\\Seen"}))
     trusted = page.remote_content and await web.run(mail.image_senders.trusted, user.id,
                                                      _sender(page))
@@ -63,7 +63,7 @@ async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, we
         "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
         "view": page.view, "show_images": bool(images) or trusted, "trusted": trusted,
         "sender": _sender(page), "pane": bool(pane), "sent_notice": bool(sent),
-        "flags": rows[0].flags if rows else frozenset(),
+        "flags": opened.flags,
     }
     if pane:
         return pages.render(request, "message_pane.html", **context)

@@ -1,0 +1,43 @@
+"""Opening a message for the read screen in one trip to the thread pool.
+
+Each hop between the event loop and the pool costs a little under load, and
+the read screen needs four blocking steps (the folder is this user's, the
+message's flags, its bytes, the parse); done together they are one hop and
+one database connection for the two index reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nmail.mailstore.model import FolderInfo
+from nmail.web import index_reads
+from nmail.web.message_page import ReadPage, read_page
+
+MAX_UID = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage:
+    folder: FolderInfo
+    flags: frozenset[str]
+    page: ReadPage
+
+
+def open_message(backends: Any, account_id: int, folder_id: int, uid: int,
+                 lang: str) -> OpenedMessage | None:
+    """The folder, flags and read-screen data; None unless all of it is this account's."""
+    if not 0 < uid <= MAX_UID:
+        return None
+    with backends.engine.connect() as conn:
+        folder = index_reads.folder_of(conn, account_id, folder_id)
+        if folder is None:
+            return None
+        rows = index_reads.rows_by_uid(conn, folder.id, [uid])
+    if not rows:
+        return None
+    raw = backends.store.read_message(account_id, folder.name, uid)
+    if raw is None:
+        return None
+    return OpenedMessage(folder, rows[0].flags, read_page(raw, lang))
