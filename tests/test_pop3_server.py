@@ -341,6 +341,28 @@ def test_idle_session_is_closed_without_update(rig: Pop3Rig) -> None:
     assert len(rig.store.refs(rig.account.id, "INBOX")) == 1
 
 
+def test_a_trickle_of_bytes_does_not_keep_a_session_alive(rig: Pop3Rig) -> None:
+    """Issue 9 item 7: a byte now and then is not activity; whole commands are."""
+    server = rig.start(Pop3Settings(idle_timeout=1.0))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.recv(512)
+        sock.settimeout(0.1)
+        closed = False
+        for _ in range(300):  # a byte every 0.1 s would last 30 s
+            try:
+                sock.sendall(b"N")
+                if sock.recv(512) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed
+    wait_until(lambda: server.connection_count == 0)
+
+
 def test_message_flagged_by_webmail_meanwhile_is_still_found(rig: Pop3Rig) -> None:
     uids = rig.deliver(FIRST, SECOND)
     server = rig.start()

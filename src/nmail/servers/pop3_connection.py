@@ -43,6 +43,10 @@ READ_CHUNK = 256 * 1024  # message file reads; a shorter file is sent without a 
 # the same CPU per message. A large message still goes out a 256 KiB read at once.
 FLUSH_AT = 16 * 1024
 MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the socket
+# Bytes/s of client input that keep a session from going idle: idleness counts
+# from the last whole command, moved on only by what the bytes since pay for
+# at this rate, so a client trickling a byte now and then is not "active".
+MIN_INPUT_RATE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,9 @@ class Pop3Connection(asyncio.Protocol):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        self._last_progress = self._loop.time()
+        self._last_progress = min(
+            self._loop.time(), self._last_progress + len(data) / MIN_INPUT_RATE
+        )
         session = self.session
         if session is None:
             return
@@ -165,6 +171,8 @@ class Pop3Connection(asyncio.Protocol):
         try:
             while not self._paused:
                 event = session.next_event()
+                if event is not None:
+                    self._last_progress = self._loop.time()  # a whole command
                 if event is None:
                     if session.more_buffered:
                         # A slice of a long pipeline is done: the rest after other
