@@ -3,7 +3,7 @@
 Each hop between the event loop and the pool costs a little under load, and
 the read screen needs four blocking steps (the folder is this user's, the
 message's flags, its bytes, the parse); done together they are one hop and
-one database connection for the two index reads.
+the same ownership check as the platform's (the account's folder list).
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def open_message(backends: Any, account_id: int, folder_id: int, uid: int,
     """The folder, flags and read-screen data; None unless all of it is this account's."""
     if not 0 < uid <= MAX_UID:
         return None
+    folder = next((f for f in backends.store.list_folders(account_id) if f.id == folder_id),
+                  None)
+    if folder is None:
+        return None
     with backends.engine.connect() as conn:
-        folder = index_reads.folder_of(conn, account_id, folder_id)
-        if folder is None:
-            return None
         rows = index_reads.rows_by_uid(conn, folder.id, [uid])
     if not rows:
         return None
