@@ -337,6 +337,7 @@ class Runtime:
             client_endpoints=self.client_endpoints,
             engine=self.engine,
             index_address=index_address or self._index_address,
+            feed=self.feed,
         )
 
     def note_listeners(self, bound: list[Bound]) -> None:

@@ -85,5 +85,6 @@ async def _serve(
     finally:
         if web is not None:
             await web.stop()
+        await runtime.stop()  # no listeners or queue here: closes the feed link
         runtime.close()
     return 0

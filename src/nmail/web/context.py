@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from nmail.delivery.intake import Intake
     from nmail.directory import Directory
     from nmail.directory.throttle import LoginThrottle
+    from nmail.mailstore.feed import AsyncFeed
     from nmail.mailstore.store import MailStore
     from nmail.web.endpoints import ClientEndpoints
 
@@ -42,6 +43,8 @@ class WebContext:
     executor: Executor  # for blocking core calls
     client_endpoints: Callable[[], ClientEndpoints]  # the mail ports in use, for help pages
     engine: Engine  # the index database, for the web's own tables (sessions) only
-    # Socket address of the index writer process (None: this process writes itself);
-    # a change-feed client connects there as the workers' IndexClient does.
+    # Socket address of the index writer process (None: this process writes itself).
     index_address: str | None = None
+    # The node's change feed (mailstore/feed.py): subscribe per account for new
+    # mail, flags and moves; the hub runs beside the index writer.
+    feed: AsyncFeed | None = None
