@@ -79,6 +79,15 @@ def test_names_that_are_no_account(directory: Directory) -> None:
         assert result.account is None and len(result.name) <= 300
 
 
+@pytest.mark.parametrize(
+    "hint", ["", ".", "..", "\x1b[2J", "com", "a" * 300, "[192.0.2.1]", "example..com", "xn--"]
+)
+def test_hostile_hints_complete_nothing(directory: Directory, hint: str) -> None:
+    service = LoginService(directory, LoginThrottle(FakeClock(), first_delay=0))
+    result = service.login("bob", PASSWORD, IP, domain_hint=hint)
+    assert result.status is LoginStatus.BAD_CREDENTIALS and result.account is None
+
+
 def test_spellings_share_one_lockout(directory: Directory) -> None:
     """Three wrong tries in three spellings lock the account for every spelling."""
     clock = FakeClock()
