@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nmail.mime.originators import originators
 
@@ -60,3 +62,11 @@ def test_only_the_header_block_counts() -> None:
     addresses, problem, _ = read(b"From: a@x.test", body=b"From: ceo@y.test\r\n")
     assert (addresses, problem) == (("a@x.test",), None)
     assert originators(b"\r\nFrom: a@x.test\r\n").problem is not None  # empty header block
+
+
+@given(st.binary(max_size=400), st.text(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_any_input_gives_addresses_or_a_problem(raw: bytes, text: str) -> None:
+    for content in (b"From: " + raw + b"\r\n\r\n", ("From: " + text + "\r\n\r\n").encode()):
+        found = originators(content)
+        assert (found.problem is None) == (found.author is not None)

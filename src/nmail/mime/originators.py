@@ -55,7 +55,10 @@ def originators(content: bytes) -> Originators:
             value = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Originators((), f"the {name.title()}: header is not UTF-8")
-        header = default_policy.header_factory(name, value)
+        try:
+            header = default_policy.header_factory(name, value)
+        except Exception:  # the stdlib parser has choked on odd input before: refuse, not crash
+            return Originators((), f"the {name.title()}: header cannot be read")
         if any(isinstance(d, email_errors.InvalidHeaderDefect) for d in header.defects):
             return Originators((), f"the {name.title()}: header cannot be read unambiguously")
         mailboxes = [f"{a.username}@{a.domain}" for a in header.addresses]
