@@ -328,3 +328,39 @@ def test_attachment_limit_is_said_before_any_upload(browser: Any, tmp_path: Path
         page.wait_for_selector("li[data-upload-id]")
         assert len(uploads) == 1
         page.context.close()
+
+
+def test_drop_files_autosave_and_forward_as_attachment(browser: Any, server: RunningServer,
+                                                       bob: Account) -> None:
+    carol = server.add_user("carol@example.com")
+    url = put(server, bob, b"From: Carol <carol@example.com>\r\nTo: bob@example.com\r\n"
+                           b"Subject: minutes\r\nMessage-ID: <m9@example.com>\r\n\r\nnotes\r\n")
+    page = new_page(browser, server)
+    page.clock.install()
+    page.goto(base_url(server) + "/compose/forward-attached" + url.removeprefix("/mail"))
+    assert "The original message is attached." in page.inner_text(".compose-attachments")
+    page.fill("#compose-to", "carol@example.com")
+    # A file dropped onto the form is uploaded like a chosen one.
+    page.evaluate("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File(["dropped bytes"], "드롭.txt", {type: "text/plain"}));
+        const zone = document.querySelector("[data-dropzone]").parentElement;
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true,
+                                                  cancelable: true}));
+    }""")
+    page.wait_for_selector("li[data-upload-id]")
+    # Thirty seconds later the draft is saved by itself.
+    page.fill("#compose-body", "see the minutes")
+    page.clock.run_for(31_000)
+    assert wait_for(lambda: page.input_value("[data-draft-uid]") != "")
+    store = server.runtime.store
+    assert wait_for(lambda: len(store.list_messages(bob.id, "Drafts")) == 1)
+    with page.expect_navigation():
+        page.click("button[value=send]")
+    assert store.list_messages(bob.id, "Drafts") == []  # sending removed the draft
+    assert "$Forwarded" in store.list_messages(bob.id, "INBOX")[0].flags
+    raw = store.read_message(carol.id, "INBOX", store.list_messages(carol.id, "INBOX")[0].uid)
+    view = read_view(raw or b"")
+    kinds = sorted((a.filename, a.content_type) for a in view.attachments)
+    assert kinds == [("message.eml", "message/rfc822"), ("드롭.txt", "text/plain")]
+    page.context.close()

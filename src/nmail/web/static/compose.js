@@ -200,7 +200,8 @@
     data.delete("files");
     data.set("action", "save");
     try {
-      const response = await fetch(form.action, {
+      // form.action would be the buttons named "action", not the attribute.
+      const response = await fetch(form.getAttribute("action"), {
         method: "POST", body: data, credentials: "same-origin",
         headers: { Accept: "application/json", "X-CSRF-Token": nmail.csrf() },
       });
