@@ -166,3 +166,18 @@ def test_list_dates_in_the_configured_zone() -> None:
     finally:
         i18n._current.reset(token)
     assert web_settings({"web": {"time_zone": "UTC"}}).time_zone == "UTC"
+
+
+def test_list_rows_escape_everything() -> None:
+    from nmail.web.list_rows import rows_html
+
+    row = {"uid": 7, "unseen": True, "flagged": False, "answered": False, "attachments": True,
+           "from_name": '<img src=x onerror=alert(1)>', "subject": "</a><script>x()</script>",
+           "preview": '"><b>', "date": "09:05", "full_date": "2026-12-06 09:05",
+           "stamp": 1, "size_text": "1 KB", "thread_count": 1}
+    html = str(rows_html([row], 3, "/static/icons.svg", {
+        "select": "Select", "flag": "Flag", "unread": "Unread", "unknown": "?",
+        "nosubject": "-", "answered": "A", "attach": "<clip>"}))
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and 'aria-label="&lt;clip&gt;"' in html
+    assert 'href="/mail/3/7"' in html

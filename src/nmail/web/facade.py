@@ -21,6 +21,7 @@ from typing import ParamSpec, TypeVar
 from nmail.directory.login import LoginService
 from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
+from nmail.mailstore import folder_reads
 from nmail.mailstore.feed import AsyncFeed, AsyncSubscription
 from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, SortKey
@@ -225,8 +226,10 @@ class WebFacade:
                    limit: int, offset: int) -> list[MessageRow]:
         """One page of the folder in the asked order, each order served by its index."""
         def read() -> list[MessageRow]:
-            view = self.backends.store.open_folder(account_id, folder.name)
-            return view.page(sort, descending=descending, offset=offset, limit=limit)
+            # The folder id was checked against the account already: the page query
+            # itself (folder_reads.page, the one FolderView.page runs) is all that is left.
+            with self.backends.engine.connect() as conn:
+                return folder_reads.page(conn, folder.id, sort, descending, offset, limit)
         return await self.run(read)
 
     async def rows(self, folder: FolderInfo, uids: list[int]) -> list[MessageRow]:

@@ -35,7 +35,10 @@ class Session:
     csrf: str
     created_at: int
     last_seen: int
-    language: str = ""  # the account's setting, read with the session (one query)
+    # The account's list settings, read with the session (one query per page).
+    language: str = ""
+    page_size: int = 50
+    threads: bool = False
 
 
 class SessionStore:
@@ -69,7 +72,8 @@ class SessionStore:
         key = token_hash(token)
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(web_sessions, web_prefs.c.language)
+                select(web_sessions, web_prefs.c.language, web_prefs.c.page_size,
+                       web_prefs.c.threads)
                 .select_from(web_sessions.outerjoin(
                     web_prefs, web_prefs.c.account_id == web_sessions.c.account_id))
                 .where(web_sessions.c.id == key)
@@ -82,7 +86,8 @@ class SessionStore:
             self.delete(key)
             return None
         session = Session(key, row.account_id, row.csrf, int(row.created_at),
-                          int(row.last_seen), row.language or "")
+                          int(row.last_seen), row.language or "", int(row.page_size or 50),
+                          bool(row.threads))
         if now - session.last_seen >= TOUCH_EVERY:
             with self._engine.begin() as conn:
                 conn.execute(

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from nmail.web import i18n
+from nmail.web.list_rows import rows_html
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -62,6 +63,14 @@ def full_date(stamp: int, zone: ZoneInfo = SEOUL) -> str:
     return datetime.fromtimestamp(stamp, zone).strftime("%Y-%m-%d %H:%M")
 
 
+def row_texts() -> dict[str, str]:
+    """The message list's fixed words, in this request's language (list_rows.py)."""
+    _ = i18n.gettext
+    return {"select": _("Select"), "flag": _("Flag"), "unread": _("Unread"),
+            "unknown": _("(unknown sender)"), "nosubject": _("(no subject)"),
+            "answered": _("Answered"), "attach": _("Has attachments")}
+
+
 class Templates:
     def __init__(self, directory: Path = TEMPLATE_DIR, zone: ZoneInfo = SEOUL) -> None:
         self.zone = zone
@@ -80,6 +89,8 @@ class Templates:
         versions = _static_versions()
         self.env.globals["static"] = lambda p: f"/static/{p}?v={versions.get(p, '0')}"
         self.env.filters["size"] = human_size
+        self.env.globals["rows_html"] = rows_html
+        self.env.globals["row_texts"] = row_texts
         self.env.filters["fulldate"] = lambda stamp: full_date(stamp, zone)
 
     def render(self, request: Request, name: str, status: int = 200,

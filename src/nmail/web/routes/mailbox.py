@@ -18,7 +18,7 @@ from nmail.mailstore.model import FolderInfo, MessageRow
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import FolderView, folder_views, label_of
 from nmail.web.i18n import N_plural, ngettext
-from nmail.web.templating import SEOUL, short_date
+from nmail.web.templating import SEOUL, full_date, human_size, short_date
 
 router = APIRouter()
 MAX_PAGE = 100_000
@@ -72,6 +72,9 @@ def row_view(row: MessageRow, now: float, zone: ZoneInfo = SEOUL) -> dict[str, o
         "subject": row.subject,
         "preview": row.preview,
         "date": short_date(row.date or row.internal_date, now, zone),
+        "full_date": full_date(row.date or row.internal_date, zone),
+        "size_text": human_size(row.size),
+        "thread_count": 1,
         "stamp": row.date or row.internal_date,
         "size": row.size,
         "attachments": row.has_attachments,
@@ -79,9 +82,11 @@ def row_view(row: MessageRow, now: float, zone: ZoneInfo = SEOUL) -> dict[str, o
     }
 
 
-async def mailbox_context(user: User, web: Web, current: int) -> dict[str, Any]:
+async def mailbox_context(user: User, web: Web, current: int,
+                          tree: list[FolderInfo] | None = None) -> dict[str, Any]:
     """What every mailbox-shaped screen needs: the folder tree and the unread total."""
-    views: list[FolderView] = folder_views(await web.folder_tree(user.id))
+    views: list[FolderView] = folder_views(tree if tree is not None
+                                           else await web.folder_tree(user.id))
     inbox_unseen = next((v.unseen for v in views if v.name == "INBOX"), 0)
     return {"folders": views, "current_folder": current, "inbox_unseen": inbox_unseen,
             "move_targets": [v for v in views if v.id != current]}
@@ -94,18 +99,20 @@ async def folder_page(
     order: Literal["asc", "desc"] = "desc", done: str = "", n: int = 0,
     offer_reject: Annotated[list[str] | None, Query(max_length=320)] = None,
 ) -> Response:
-    folder = await own_folder(web, user, folder_id)
-    prefs = await web.prefs(user.id)
-    size = prefs.page_size
+    tree = await web.folder_tree(user.id)  # one read: the folder (if it is ours) and the tree
+    folder = next((f for f in tree if f.id == folder_id), None)
+    if folder is None:
+        raise HTTPException(404)
+    size = user.session.page_size
     page = min(max(page, 1), MAX_PAGE)
     rows = await web.page(user.id, folder, sort, order == "desc", size, (page - 1) * size)
     now = web.backends.clock()
     total_pages = max(1, -(-folder.message_count // size))
-    context = await mailbox_context(user, web, folder.id)
+    context = await mailbox_context(user, web, folder.id, tree)
     return pages.render(
         request, "mailbox.html", folder=folder, folder_label=label_of(folder.name),
         rows=[row_view(r, now, pages.zone) for r in rows], page=page, total_pages=total_pages,
-        sort=sort, order=order, page_size=size, threads=prefs.threads,
+        sort=sort, order=order, page_size=size, threads=user.session.threads,
         notice=notice_text(done, n),
         offer_reject=[a for a in (offer_reject or [])[:10] if "@" in a],
         **context,
