@@ -350,3 +350,52 @@ def test_returned_mail_shows_the_bounce_panel(server: RunningServer, bob: Accoun
     korean.close()
     plain = store(server, bob, korean_message())
     assert 'class="bounce-panel"' not in browser.get(f"/mail/{folder_id(server, bob)}/{plain}").text
+
+
+def test_image_previews_inline_only_for_raster_types(server: RunningServer, bob: Account,
+                                                    browser: Browser) -> None:
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake")
+    raw = (b"From: a@remote.example\r\nSubject: pics\r\nContent-Type: multipart/mixed; boundary=z"
+           b"\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+           b"--z\r\nContent-Type: image/png; name=p.png\r\nContent-Transfer-Encoding: base64\r\n"
+           b"\r\n" + png + b"\r\n--z\r\nContent-Type: image/svg+xml; name=v.svg\r\n\r\n"
+           b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>\r\n--z--\r\n")
+    uid = store(server, bob, raw)
+    base = f"/mail/{folder_id(server, bob)}/{uid}"
+    page = browser.get(base)
+    assert f'src="{base}/part/1?preview=1"' in page.text
+    assert f"{base}/part/2?preview=1" not in page.text
+    shown = browser.get(f"{base}/part/1?preview=1")
+    assert shown.headers["content-type"] == "image/png"
+    assert shown.headers["content-disposition"].startswith("inline;")
+    svg = browser.get(f"{base}/part/2?preview=1")
+    assert svg.headers["content-type"] == "application/octet-stream"
+    assert svg.headers["content-disposition"].startswith("attachment;")
+
+
+def test_an_upload_token_is_only_its_uploaders(server: RunningServer, bob: Account,
+                                               browser: Browser) -> None:
+    server.add_user("eve@example.com")
+    carol = server.add_user("carol@example.com")
+    browser.get("/compose")
+    token = browser.client.post("/compose/upload?name=secret.txt", content=b"bob's secret",
+                                headers={"X-CSRF-Token": browser.csrf}).json()["id"]
+    eve = Browser(server)
+    eve.login("eve")
+    eve.get("/compose")
+    answer = eve.client.post(f"/compose/send?_csrf={eve.csrf}", data={
+        "to": "carol@example.com", "subject": "s", "body": "b", "upload": token})
+    assert answer.status_code == 303
+    raw = server.runtime.store.read_message(
+        carol.id, "INBOX", server.runtime.store.list_messages(carol.id, "INBOX")[0].uid)
+    assert b"secret" not in (raw or b"") and read_view(raw or b"").attachments == []
+    assert eve.client.post(f"/compose/upload/{token}/delete",
+                           headers={"X-CSRF-Token": eve.csrf}).status_code == 204
+    eve.close()
+    # Still there for Bob: Eve's delete looked only in her own uploads.
+    answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "s2", "body": "b", "upload": token})
+    assert answer.status_code == 303
+    rows = server.runtime.store.list_messages(carol.id, "INBOX")
+    newest = server.runtime.store.read_message(carol.id, "INBOX", rows[0].uid) or b""
+    assert [a.filename for a in read_view(newest).attachments] == ["secret.txt"]
