@@ -214,3 +214,26 @@ def test_bad_message_requests_change_nothing(filled: MailStore, alice: Account) 
     with pytest.raises(Exception, match="moved into itself"):
         view.move(UidSet.of([1]), "INBOX")
     assert (view.refresh(), view.summaries(view.uid_set("1:*"))) == before
+
+
+def test_tombstones_are_pruned_after_their_time(
+    engine: Engine, mail_root: Path, alice: Account
+) -> None:
+    from test_mailstore_support import HOST
+
+    short = MailStore(engine, mail_root, HOST, tombstone_days=0)
+    try:
+        short.ensure_account(alice)
+        _fill(short, alice, 4)
+        view = short.open_folder(alice.id, "INBOX")
+        mark = view.info.highest_modseq
+        view.expunge(UidSet.of([1]))
+        assert view.changes_since(mark).vanished == (1,)
+        # Kept 0 days: the next expunge prunes the older tombstones of the folder
+        # (those of the same second stay: expunged_at is whole seconds).
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE message_tombstones SET expunged_at = expunged_at - 10"))
+        view.expunge(UidSet.of([2]))
+        assert view.changes_since(mark).vanished == (2,)
+    finally:
+        short.close()

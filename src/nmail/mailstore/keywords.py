@@ -50,7 +50,7 @@ class KeywordLetters:
     def letters_of(self, flags: frozenset[str], *, add: bool = False) -> str:
         """The info letters of `flags`, in ASCII order; `add` gives new keywords letters."""
         out = [FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS]
-        for flag in flags:
+        for flag in sorted(flags):  # new keywords get letters in a stable order
             if flag in FLAG_LETTERS:
                 continue
             index = self._index.get(flag)
