@@ -181,3 +181,24 @@ def test_a_stale_view_cannot_touch_a_deleted_folder(store: MailStore, alice: Acc
         view.store_flags(UidSet.of([1]), "add", ["\\Seen"])
     with pytest.raises(NoSuchFolder):
         view.refresh()
+
+
+def test_repair_finishes_a_rename_or_delete_cut_short(
+    store: MailStore, alice: Account, mail_root: Path
+) -> None:
+    store.ensure_account(alice)
+    store.create_folder(alice.id, "Before")
+    store.create_folder(alice.id, "Doomed")
+    store.store([new(alice, "Before", subject="kept"), new(alice, "Doomed")])
+    before = store.folder(alice.id, "Before")
+    box = maildir(mail_root, alice)
+    # A crash after the directories were renamed / moved aside, before COMMIT.
+    os.rename(box / ".Before", box / ".After")
+    os.rename(box / ".Doomed", box / "nmail-deleted-1-0")
+    store.repair()
+    names = {f.name for f in store.list_folders(alice.id)}
+    assert "After" in names and not names & {"Before", "Doomed"}
+    after = store.open_folder(alice.id, "After")
+    assert after.info.uidvalidity == before.uidvalidity
+    assert [r.subject for r in after.summaries(after.uid_set("1:*"))] == ["kept"]
+    assert not (box / "nmail-deleted-1-0").exists()

@@ -41,6 +41,7 @@ from nmail.mailstore.writer import write_transaction
 
 log = logging.getLogger(__name__)
 _trash_counter = itertools.count()
+DELETED_PREFIX = "nmail-deleted-"  # what a delete moves aside until its commit
 
 
 def _account_folders(conn: Connection, account_id: int) -> dict[str, Any]:
@@ -171,7 +172,7 @@ def delete_folder(conn: Connection, op: DeleteFolder) -> tuple[None, list[Folder
     """Delete the folder (with its subfolders and messages only when forced)."""
     if op.name == INBOX:
         raise FolderProtected("INBOX cannot be deleted")
-    trash = Path(op.maildir) / f"nmail-deleted-{os.getpid()}-{next(_trash_counter)}"
+    trash = Path(op.maildir) / f"{DELETED_PREFIX}{os.getpid()}-{next(_trash_counter)}"
     done: list[tuple[Path, Path]] = []
     try:
         with write_transaction(conn):

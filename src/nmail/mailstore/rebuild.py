@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from nmail.mailstore.model import (
     SyncCounts,
     SyncReport,
 )
+from nmail.mailstore.op_folders import DELETED_PREFIX
 from nmail.mailstore.writer import IndexWriter, write_transaction
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,12 @@ class Rebuilder:
                     added += counts.added
                     removed += counts.removed
                     renumbered += counts.renumbered
+                # A folder rename or delete cut short by a crash: rows whose
+                # directory is gone go (as dbsync does), and half-deleted
+                # directories are finished off.
+                for name in sorted(set(index) - set(names)):
+                    removed += self._drop_folder(box.account_id, name)
+                _finish_deletes(maildir)
             except (StoreError, OSError) as exc:
                 # One broken mailbox must not keep the server from starting.
                 log.error("start-up repair skipped %s: %s", box.address, exc)
@@ -148,6 +157,13 @@ class Rebuilder:
 
     def _drop_folder(self, account_id: int, name: str) -> int:
         return self._writer.call(lambda conn: _drop_folder(conn, account_id, name))
+
+
+def _finish_deletes(maildir: Path) -> None:
+    """Remove what a folder delete moved aside before a crash (op_folders)."""
+    for entry in os.listdir(maildir):
+        if entry.startswith(DELETED_PREFIX):
+            shutil.rmtree(maildir / entry, ignore_errors=True)
 
 
 def _drop_folder(conn: Connection, account_id: int, name: str) -> int:
