@@ -265,3 +265,21 @@ def test_idn_author_in_unicode_is_the_same_domain(
                      sender="me@xn--bcher-kva.test")
     assert code == 550
     assert len(sink.received) == 1
+
+
+def test_a_relay_network_is_signed_without_srs_but_gets_no_success_notice(
+    world: tuple[RunningServer, SmtpSink],
+) -> None:
+    srv, sink = world
+    sink.offer_dsn = True
+    srv.directory.delete_relay_network("192.0.2.0/24")  # loopback is the relay network again
+    with srv.smtp("smtp") as client:
+        client.ehlo("web.test.local")
+        assert client.mail("bob@test.local", ["RET=FULL"])[0] == 250
+        assert client.rcpt("friend@remote.example", ["NOTIFY=SUCCESS,FAILURE"])[0] == 250
+        assert client.data(letter("From: Bob <bob@test.local>"))[0] == 250
+    wait_until(lambda: len(sink.received) == 1, what="the relayed message")
+    got = sink.received[0]
+    assert got.mail_from == "bob@test.local"  # a trusted host's sender is kept
+    assert verifies(srv, got.data, "test.local")
+    assert "NOTIFY=FAILURE" in got.rcpt_params[0]  # SUCCESS only for a logged-in sender

@@ -60,7 +60,10 @@ def is_submission(lookups: DirectoryCache, client: ClientInfo) -> bool:
     """Mail we vouch for: an authenticated user's, or from a listed relay network."""
     if client.auth_user is not None:
         return True
-    return relay.ip_in_networks(client.ip, lookups.relay_networks())
+    # The same networks relay control trusts (loopback when none is listed).
+    return relay.check_relay(
+        client_ip=client.ip, authenticated=False, relay_networks=lookups.relay_networks()
+    ).accepted
 
 
 def plan_outbound(
@@ -85,7 +88,12 @@ def plan_outbound(
                 domain = normalize_domain(domain, require_dot=False)
             except InvalidName:
                 domain = None
-        return Outbound(envelope.sender, domain, list(notify), envelope.dsn_ret)
+        # Success and "relayed" notices only for a sender who logged in: a
+        # relay network's hosts are trusted to submit, not to name anyone.
+        asked = list(notify) if envelope.client.auth_user is not None else [
+            _without_success(n) for n in notify
+        ]
+        return Outbound(envelope.sender, domain, asked, envelope.dsn_ret)
     sender = srs.forward(envelope.sender) if srs is not None else envelope.sender
     return Outbound(
         sender,
