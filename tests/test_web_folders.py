@@ -103,3 +103,34 @@ def test_sorting_and_paging(server: RunningServer, bob: Browser) -> None:
     assert by_subject.index("msg 00") < by_subject.index("msg 01")
     assert bob.get(inbox + "?sort=evil").status_code == 422
     assert bob.get(inbox + "?page=-5").status_code == 200
+
+
+def test_conversation_view(server: RunningServer, bob: Browser) -> None:
+    import smtplib
+
+    def send(subject: str, message_id: str, reply_to: str = "") -> None:
+        extra = f"In-Reply-To: {reply_to}\r\nReferences: {reply_to}\r\n" if reply_to else ""
+        body = (f"From: kim@remote.example\r\nTo: bob@example.com\r\nSubject: {subject}\r\n"
+                f"Message-ID: {message_id}\r\n{extra}\r\nhi\r\n")
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
+            smtp.sendmail("kim@remote.example", ["bob@example.com"], body.encode())
+
+    send("예산 회의", "<a1@remote.example>")
+    send("Re: 예산 회의", "<a2@remote.example>", "<a1@remote.example>")
+    send("다른 이야기", "<b1@remote.example>")
+    inbox = bob.get("/").headers["location"]
+    flat = bob.get(inbox).text
+    assert flat.count('<li class="msg') == 3
+    bob.post("/settings/preferences", {"language": "", "page_size": "50", "threads": "on"})
+    folded = bob.get(inbox).text
+    assert folded.count('<li class="msg') == 2
+    link = re.search(r'href="(/mail/\d+/thread/[^"]+)"', folded)
+    assert link is not None and '<span class="thread-count">2</span>' in folded
+    conversation = bob.get(link.group(1)).text
+    assert conversation.count('<li class="msg') == 2
+    assert conversation.index("예산 회의") < conversation.index("Re: 예산 회의")
+    assert bob.get(inbox + "/thread/nothing-here").status_code == 404
+    carol = Browser(server)
+    carol.login("carol")
+    assert carol.get(link.group(1)).status_code == 404
+    carol.close()

@@ -251,6 +251,12 @@ class WebFacade:
             search, self.backends.engine, account_id, query, folder_id=folder_id,
             fields=fields, limit=limit, offset=offset))
 
+    async def thread_counts(self, folder: FolderInfo, thread_ids: list[str]) -> dict[str, int]:
+        def read() -> dict[str, int]:
+            with self.backends.engine.connect() as conn:
+                return index_reads.thread_counts(conn, folder.id, thread_ids)
+        return await self.run(read)
+
     async def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
         return await self.run(self.backends.store.read_message, account_id, folder, uid)
 

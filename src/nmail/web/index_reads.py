@@ -7,7 +7,7 @@ against the account first), and the messages of one conversation
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from nmail.db.tables import messages
 from nmail.mailstore.model import MessageRow
@@ -53,3 +53,16 @@ def thread_rows(conn: Connection, folder_id: int, thread_id: str) -> list[Messag
         .order_by(messages.c.date.asc()).limit(500)
     ).all()
     return [row_of(r) for r in rows]
+
+
+def thread_counts(conn: Connection, folder_id: int, thread_ids: list[str]) -> dict[str, int]:
+    """How many messages of the folder each conversation has (ix_messages_thread)."""
+    wanted = [t for t in set(thread_ids) if t][:500]
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(messages.c.thread_id, func.count()).where(
+            messages.c.folder_id == folder_id, messages.c.thread_id.in_(wanted))
+        .group_by(messages.c.thread_id)
+    ).all()
+    return {str(r[0]): int(r[1]) for r in rows}

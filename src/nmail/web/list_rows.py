@@ -63,5 +63,6 @@ def rows_html(rows: Iterable[Mapping[str, object]], folder_id: int | None, icons
     for r in rows:
         fid = folder_id if folder_id is not None else r["folder_id"]
         chip = "" if folder_id is not None else str(r["folder_label"])
-        parts.append(row_html(r, f"/mail/{fid}/{r['uid']}", icons, t, chip))
+        href = str(r.get("href") or f"/mail/{fid}/{r['uid']}")
+        parts.append(row_html(r, href, icons, t, chip))
     return Markup("".join(parts))  # noqa: S704 (every value above is escaped)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from nmail.web import i18n
+from nmail.web.folder_views import label_of
 from nmail.web.list_rows import rows_html
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -91,6 +92,7 @@ class Templates:
         self.env.filters["size"] = human_size
         self.env.globals["rows_html"] = rows_html
         self.env.globals["row_texts"] = row_texts
+        self.env.globals["label_of"] = label_of
         self.env.filters["fulldate"] = lambda stamp: full_date(stamp, zone)
 
     def render(self, request: Request, name: str, status: int = 200,

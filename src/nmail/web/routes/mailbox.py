@@ -92,6 +92,50 @@ async def mailbox_context(user: User, web: Web, current: int,
             "move_targets": [v for v in views if v.id != current]}
 
 
+async def conversations(web: Web, folder: FolderInfo,
+                        views: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Conversation view: one row per thread on the page (its newest), with the count.
+
+    Only the messages of this page are folded, so a page may show fewer rows;
+    a thread's row opens the whole conversation (GET /mail/{folder}/thread/{id}).
+    """
+    counts = await web.thread_counts(folder, [str(v["thread"]) for v in views])
+    seen: set[str] = set()
+    out = []
+    for view in views:
+        thread = str(view["thread"])
+        if thread and thread in seen:
+            continue
+        seen.add(thread)
+        count = counts.get(thread, 1) if thread else 1
+        if count > 1:
+            view = {**view, "thread_count": count,
+                    "href": f"/mail/{folder.id}/thread/{thread}"}
+        out.append(view)
+    return out
+
+
+@router.get("/mail/{folder_id}/thread/{thread_id}")
+async def conversation_page(request: Request, folder_id: int, thread_id: str,
+                            user: CurrentUser, web: Web, pages: Pages) -> Response:
+    """Every message of one conversation in this folder, oldest first."""
+    tree = await web.folder_tree(user.id)
+    folder = next((f for f in tree if f.id == folder_id), None)
+    if folder is None or not thread_id or len(thread_id) > 64:
+        raise HTTPException(404)
+    rows = await web.thread(folder, thread_id)
+    if not rows:
+        raise HTTPException(404)
+    now = web.backends.clock()
+    context = await mailbox_context(user, web, folder.id, tree)
+    return pages.render(
+        request, "mailbox.html", folder=folder, folder_label=rows[0].subject or label_of(
+            folder.name), rows=[row_view(r, now, pages.zone) for r in rows], page=1,
+        total_pages=1, sort="date", order="asc", page_size=len(rows), threads=True,
+        notice="", offer_reject=[], conversation=True, **context,
+    )
+
+
 @router.get("/mail/{folder_id}")
 async def folder_page(
     request: Request, folder_id: int, user: CurrentUser, web: Web, pages: Pages,
@@ -107,11 +151,14 @@ async def folder_page(
     page = min(max(page, 1), MAX_PAGE)
     rows = await web.page(user.id, folder, sort, order == "desc", size, (page - 1) * size)
     now = web.backends.clock()
+    views = [row_view(r, now, pages.zone) for r in rows]
+    if user.session.threads:
+        views = await conversations(web, folder, views)
     total_pages = max(1, -(-folder.message_count // size))
     context = await mailbox_context(user, web, folder.id, tree)
     return pages.render(
         request, "mailbox.html", folder=folder, folder_label=label_of(folder.name),
-        rows=[row_view(r, now, pages.zone) for r in rows], page=page, total_pages=total_pages,
+        rows=views, page=page, total_pages=total_pages,
         sort=sort, order=order, page_size=size, threads=user.session.threads,
         notice=notice_text(done, n),
         offer_reject=[a for a in (offer_reject or [])[:10] if "@" in a],
