@@ -57,9 +57,9 @@ def check_authors(lookups: DirectoryCache, auth_user: str, content: bytes) -> De
 
 
 def is_submission(lookups: DirectoryCache, client: ClientInfo) -> bool:
-    """Mail we vouch for: an authenticated user's, or from a listed relay network."""
-    if client.auth_user is not None:
-        return True
+    """Mail we vouch for: a user's, our own, or from a listed relay network."""
+    if client.auth_user is not None or client.protocol == "LOCAL":
+        return True  # a user, or a message we made (a vacation reply, a notice)
     # The same networks relay control trusts (loopback when none is listed).
     return relay.check_relay(
         client_ip=client.ip, authenticated=False, relay_networks=lookups.relay_networks()
