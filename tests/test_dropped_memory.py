@@ -1,4 +1,4 @@
-"""Issue 9 item 2: connections dropped mid-DATA leave no memory behind.
+"""Issue 9 item 2: connections dropped mid-DATA (or mid-RETR) leave no memory behind.
 
 200 SMTP clients each send 8 MiB of a message and vanish; the serving
 process's resident memory (from /proc) must come back to within 20 MiB of
@@ -8,18 +8,19 @@ through a reference cycle with its whole buffer (+375 MiB for 50).
 
 from __future__ import annotations
 
+import smtplib
 import socket
 import threading
 from pathlib import Path
 
 from proc_tree import rss_bytes
 from serve_process import ServeProcess
-from serve_setup import as_options, listen_specs, make_data, smtp_reply
+from serve_setup import PASSWORD, as_options, listen_specs, make_data, smtp_reply
 from support import wait_until
 
 USER = "bob@test.local"
 MIB = 1024 * 1024
-CHUNK = (b"z" * 1022 + b"\r\n") * 1024  # 1 MiB of 1 KiB lines
+CHUNK = (b"z" * 998 + b"\r\n") * 1049  # 1 MiB of legal 1,000-octet lines
 
 
 def drop_mid_data(port: int, mib: int) -> None:
@@ -104,5 +105,37 @@ def test_a_large_message_arrives_whole_through_the_spill(tmp_path: Path) -> None
         (stored,) = list(inbox.iterdir())
         assert stored.read_bytes().endswith(b"\r\n" + body)
         assert list((data / "spool").iterdir()) == []
+    finally:
+        assert srv.stop()[0] == 0
+
+
+def drop_mid_retr(port: int) -> None:
+    """A POP3 client that asks for a large message, reads a little of it and vanishes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(f"USER {USER}\r\nPASS {PASSWORD}\r\n".encode())
+        assert stream.readline().startswith(b"+OK")
+        assert stream.readline().startswith(b"+OK")
+        sock.sendall(b"RETR 1\r\n")
+        assert stream.readline().startswith(b"+OK")
+        stream.read(64 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+
+
+def test_dropped_pop3_sessions_give_their_memory_back(tmp_path: Path) -> None:
+    data = make_data(tmp_path, USER)
+    ports = listen_specs("smtp", "pop3")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=60) as client:
+            client.sendmail("a@b.example", [USER], b"Subject: big\r\n\r\n" + CHUNK * 4)
+        pid = srv.proc.pid
+        for _ in range(10):
+            drop_mid_retr(ports["pop3"])
+        before = rss_bytes(pid)
+        for _ in range(30):  # one at a time: the maildrop allows one session
+            drop_mid_retr(ports["pop3"])
+        wait_until(lambda: rss_bytes(pid) <= before + 20 * MIB, 30, "memory given back")
     finally:
         assert srv.stop()[0] == 0
