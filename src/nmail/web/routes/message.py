@@ -8,6 +8,8 @@ Another user's folder or message is 404, like one that does not exist.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -29,6 +31,7 @@ from nmail.web.message_page import (
 from nmail.web.routes.mailbox import mailbox_context, own_folder
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 async def own_message(web: Web, user: User, folder_id: int, uid: int) -> tuple[FolderInfo, bytes]:
@@ -40,6 +43,26 @@ async def own_message(web: Web, user: User, folder_id: int, uid: int) -> tuple[F
     if raw is None:
         raise HTTPException(404)
     return folder, raw
+
+
+_marking: set[asyncio.Task[None]] = set()
+
+
+def mark_seen_later(web: Web, account_id: int, folder: str, uid: int) -> None:
+    """Set \\Seen without making the reader wait for the index writer's commit.
+
+    The page does not depend on it (the list greys the row itself); a failure
+    is logged and the message simply stays unread.
+    """
+    async def mark() -> None:
+        try:
+            await web.set_flags(account_id, folder, [uid], add=frozenset({"\\Seen"}))
+        except Exception:
+            log.warning("could not mark %s/%s as seen", folder, uid, exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(mark())
+    _marking.add(task)
+    task.add_done_callback(_marking.discard)
 
 
 def _sender(page: ReadPage) -> str:
@@ -56,7 +79,7 @@ async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, we
         raise HTTPException(404)
     folder, page = opened.folder, opened.page
     if "\\Seen" not in opened.flags:
-        await web.set_flags(user.id, folder.name, [uid], add=frozenset({"\\Seen"}))
+        mark_seen_later(web, user.id, folder.name, uid)
     trusted = page.remote_content and await web.run(mail.image_senders.trusted, user.id,
                                                      _sender(page))
     context: dict[str, Any] = {
