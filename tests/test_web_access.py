@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from server_rig import RunningServer
 from web_rig import Browser, deliver, web_server
@@ -176,3 +177,47 @@ def test_admin_entry_only_for_administrators(server: RunningServer) -> None:
     assert 'href="/admin"' in boss.get(boss.get("/").headers["location"]).text
     bob.close()
     boss.close()
+
+
+def test_throttle_uses_the_real_client_and_is_shared_with_smtp(tmp_path: Path) -> None:
+    import base64
+    import smtplib
+
+    from nmail.directory.throttle import LoginThrottle
+    from nmail.directory.throttle_store import SqlRecords
+    from server_rig import make_data_dir
+
+    data = make_data_dir(tmp_path)
+    config = data / "nmail.toml"
+    config.write_text(config.read_text() + '\n[web]\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    engine = engine_for(data)
+    with RunningServer(data, listeners=("smtp", "http"), throttle=LoginThrottle(
+            first_delay=0, max_delay=0, max_failures=3, records=SqlRecords(engine))) as srv:
+        srv.add_user("bob@example.com")
+        srv.add_user("dave@example.com")
+        guesser = Browser(srv)
+        guesser.client.headers["X-Forwarded-For"] = "198.51.100.7"
+        for _ in range(3):
+            assert guesser.login("dave", "wrong").status_code == 401
+        # That address is locked out now, even for another account...
+        assert "Too many failed logins" in guesser.login("bob").text
+        # ...but the proxy's other clients are not: the throttle saw the real address.
+        other = Browser(srv)
+        other.client.headers["X-Forwarded-For"] = "203.0.113.50"
+        assert other.login("bob").status_code == 303
+        # dave's account is locked for every door: SMTP AUTH refuses the right password.
+        with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=10) as smtp:
+            smtp.ehlo()
+            token = base64.b64encode(b"\0dave@example.com\0Correct-horse-9").decode()
+            code, _ = smtp.docmd("AUTH", f"PLAIN {token}")
+        assert code != 235
+        guesser.close()
+        other.close()
+    engine.dispose()
+
+
+def engine_for(data: Path) -> Engine:
+    from nmail.config import load_config
+    from nmail.db.engine import make_engine
+
+    return make_engine(load_config(data).database_url)

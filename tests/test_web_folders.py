@@ -134,3 +134,23 @@ def test_conversation_view(server: RunningServer, bob: Browser) -> None:
     carol.login("carol")
     assert carol.get(link.group(1)).status_code == 404
     carol.close()
+
+
+def test_mark_as_spam_offers_the_reject_list(server: RunningServer, bob: Browser) -> None:
+    deliver(server, "bob@example.com", "cheap pills", sender="pills@spam.example")
+    ids = folder_ids(bob.get("/folders").text)
+    inbox = bob.get(f"/mail/{ids['INBOX']}").text
+    uid = re.search(r'name="uid" value="(\d+)"', inbox).group(1)  # type: ignore[union-attr]
+    answer = bob.post(f"/mail/{ids['INBOX']}/actions", {"action": "spam", "uid": uid})
+    assert answer.status_code == 303 and "offer_reject=pills%40spam.example" in (
+        answer.headers["location"])
+    page = bob.get(answer.headers["location"]).text
+    assert "Add to reject list" in page and "pills@spam.example" in page
+    assert "cheap pills" in bob.get(f"/mail/{ids['Spam']}").text
+    assert bob.post("/settings/rejects/add-many", {"patterns": "pills@spam.example"}
+                    ).status_code == 303
+    assert "pills@spam.example" in bob.get("/settings/rejects").text
+    # Empty Spam: gone for good; only Trash and Spam can be emptied.
+    assert bob.post(f"/mail/{ids['INBOX']}/empty").status_code == 400
+    assert bob.post(f"/mail/{ids['Spam']}/empty").status_code == 303
+    assert "cheap pills" not in bob.get(f"/mail/{ids['Spam']}").text
