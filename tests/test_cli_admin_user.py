@@ -226,3 +226,28 @@ def test_purge_never_follows_a_link_out_of_the_mail_directory(
     assert "deleted its mail files" in cli.ok("user", "del", "bob@example.com", "--purge")
     assert not bob_dir.is_symlink()  # the link went, what it pointed to stays
     assert (outside / "file").read_text() == "do not delete"
+
+
+def test_purged_lists_and_deletes_the_mail_of_deleted_accounts(cli: Cli) -> None:
+    import os
+    import time
+
+    assert "(nothing in" in cli.ok("user", "purged")
+    for userid in ("old", "new"):
+        cli.ok("user", "add", "example.com", userid.title(), userid, PW)
+        cli.ok("user", "del", f"{userid}@example.com")
+    area = cli.data_dir / "mail" / ".purge"
+    [old] = [p for p in area.iterdir() if "-old@" in p.name]
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(old, (ten_days_ago, ten_days_ago))
+    listing = cli.ok("user", "purged")
+    assert "old@example.com" in listing and "new@example.com" in listing
+    out = cli.ok("user", "purged", "--delete-older-than", "7")
+    assert f"deleted {old}" in out and "deleted 1, kept 1" in out
+    assert [p.name for p in area.iterdir()] == [
+        p.name for p in area.iterdir() if "-new@" in p.name
+    ]
+    assert "deleted 1, kept 0" in cli.ok("user", "purged", "--delete-older-than", "0")
+    assert list(area.iterdir()) == []
+    for bad in ("-1", "soon", "1e9"):
+        assert cli("user", "purged", "--delete-older-than", bad).code == 2

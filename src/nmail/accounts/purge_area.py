@@ -12,9 +12,11 @@ only when the admin says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nmail.directory.errors import DirectoryError
@@ -47,6 +49,8 @@ def move_aside(mail_dir: Path, domain: str, userid: str, now: float) -> Path | N
             target = area / f"{stamp}-{userid}@{domain}.{n}"
         # The link itself moves when it is one: nothing outside is touched.
         os.rename(source, target)
+        # Its time in the purge area counts from now (`waiting` reads it back).
+        os.utime(target, (now, now), follow_symlinks=False)
     except OSError as exc:
         raise PurgeError(
             f"could not move {source} to {area}: {exc.strerror or exc}; move or remove it"
@@ -67,3 +71,42 @@ def remove(mail_dir: Path, path: Path) -> None:
         shutil.rmtree(path)
     except OSError as exc:
         raise PurgeError(f"could not remove {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedMailbox:
+    """One deleted account's mail waiting in the purge area."""
+
+    path: Path
+    moved_at: float  # when it was moved aside (the entry's mtime)
+    size: int  # bytes of its files
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def waiting(mail_dir: Path) -> list[PurgedMailbox]:
+    """What the purge area holds, oldest first."""
+    area = mail_dir / PURGE_DIR
+    if not area.is_dir():
+        return []
+    found = []
+    for entry in area.iterdir():
+        try:
+            moved_at = entry.lstat().st_mtime
+        except OSError:
+            continue
+        found.append(PurgedMailbox(entry, moved_at, _size(entry)))
+    return sorted(found, key=lambda m: (m.moved_at, m.name))
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return 0
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                total += (Path(root) / name).lstat().st_size
+    return total

@@ -170,7 +170,7 @@ def _mail_store(report: Report, config: Config) -> None:
     waiting = sum(1 for _ in area.iterdir()) if area.is_dir() else 0
     if waiting:
         report.ok(f"purge area: {waiting} deleted account(s)' mail in {area}"
-                  " (delete when no longer needed)")
+                  " (`nmail user purged --delete-older-than DAYS` deletes it)")
 
 
 CHECKS: tuple[Callable[[Report, Config], None], ...] = (_database, _tls, _mail_store)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
-from nmail.accounts import NewAccount
+from nmail.accounts import NewAccount, purge_area
 from nmail.cli import sendas_cmd
 from nmail.cli.context import CliContext
 from nmail.cli.directory_access import (
@@ -54,6 +56,16 @@ def register(commands: Any) -> None:
     rm.add_argument("address", metavar="ADDRESS")
     rm.add_argument("--purge", action="store_true", help="delete its mail files at once")
     rm.set_defaults(handler=del_cmd)
+
+    purged = sub.add_parser(
+        "purged",
+        help="mail of deleted accounts waiting in DIR/mail/.purge; --delete-older-than DAYS",
+    )
+    purged.add_argument(
+        "--delete-older-than", metavar="DAYS", type=_days, default=None,
+        help="delete what was moved there more than DAYS days ago (0: everything)",
+    )
+    purged.set_defaults(handler=purged_cmd)
 
     passwd = sub.add_parser("passwd", help="set a password (- reads it from standard input)")
     passwd.add_argument("address", metavar="ADDRESS")
@@ -155,9 +167,46 @@ def del_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
     elif deleted.mail_moved_to is not None:
         ctx.out.print(
             f"its mail files were moved to {deleted.mail_moved_to}"
-            " (delete that directory when they are no longer needed)",
+            " (`nmail user purged` lists and deletes them)",
             markup=False,
         )
+    return 0
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not 0 <= days <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected 0 to 100000 days, got {text!r}")
+    return days
+
+
+def _bytes(size: int) -> str:
+    return format_size(size) if size else "0"  # format_size(0) means "unlimited"
+
+
+def purged_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
+    mail_dir = ctx.config.mail_dir
+    entries = purge_area.waiting(mail_dir)
+    if args.delete_older_than is not None:
+        cutoff = time.time() - args.delete_older_than * 86400
+        doomed = [e for e in entries if e.moved_at <= cutoff]
+        with refusals():
+            for entry in doomed:
+                purge_area.remove(mail_dir, entry.path)
+                ctx.out.print(Text(f"deleted {entry.path} ({_bytes(entry.size)})"))
+        ctx.out.print(Text(f"deleted {len(doomed)}, kept {len(entries) - len(doomed)}"))
+        return 0
+    if not entries:
+        ctx.out.print(Text(f"(nothing in {mail_dir / purge_area.PURGE_DIR})"))
+        return 0
+    table = new_table("Deleted account's mail", "Moved there", "Size")
+    for entry in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.moved_at))
+        table.add_row(text(entry.path), text(when), text(_bytes(entry.size)))
+    ctx.out.print(table)
     return 0
 
 
