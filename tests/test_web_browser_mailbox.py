@@ -242,3 +242,21 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
         shot: Path = screenshot(page, f"mailbox-{name}-{device}-{lang}-{scheme}")
         assert shot.stat().st_size > 1000
     page.context.close()
+
+
+def test_keys_reach_compose_screens(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server, "bob")
+    page.keyboard.press("j")
+    uid = page.locator(".msg.cursor").get_attribute("data-uid")
+    folder = page.locator("[data-folder]").get_attribute("data-folder")
+    for key, path in (("r", "reply"), ("a", "reply-all"), ("f", "forward")):
+        with page.expect_navigation():
+            page.keyboard.press(key)
+        assert page.url.endswith(f"/compose/{path}/{folder}/{uid}"), page.url
+        page.go_back()
+        page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    assert page.url.endswith("/compose")
+    page.context.close()

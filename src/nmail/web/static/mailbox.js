@@ -71,10 +71,11 @@
     }
   }
 
+  // Compose URLs are webmsg's (api-webmsg.md): /compose/{reply|reply-all|forward}/{folder}/{uid}.
   function compose(kind) {
     const row = currentRow();
     if (!row) return;
-    window.location.href = `/compose?${kind}=${folderId}:${row.dataset.uid}`;
+    window.location.href = `/compose/${kind}/${folderId}/${row.dataset.uid}`;
   }
 
   nmail.keys.on("j", () => setCursor(cursor + 1));
@@ -93,7 +94,7 @@
   nmail.keys.on("Delete", () => act("delete"));
   nmail.keys.on("c", () => { window.location.href = "/compose"; });
   nmail.keys.on("r", () => compose("reply"));
-  nmail.keys.on("a", () => compose("reply_all"));
+  nmail.keys.on("a", () => compose("reply-all"));
   nmail.keys.on("f", () => compose("forward"));
 
   // Drag messages onto a folder.
