@@ -27,6 +27,13 @@ OLD_THRESHOLD = 100
 
 def settle() -> None:
     """Call once a process has finished starting: freeze what start-up built."""
+    freeze_startup()
+    gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+
+
+def freeze_startup() -> None:
+    """Only move start-up's objects out of the collector's sight, keeping its
+    thresholds: for the web process, whose pages (the email package, Jinja)
+    make reference cycles that a rarely running collector would let pile up."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)

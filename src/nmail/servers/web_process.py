@@ -80,7 +80,7 @@ async def _serve(
             worker.failed(f"web process: {exc}")
             return 1
         worker.ready()
-        heap.settle()
+        heap.freeze_startup()
         await stop.wait()
     finally:
         if web is not None:
