@@ -201,3 +201,7 @@ def test_pop3_connection_limit_from_nmail_toml(data: Path) -> None:
             assert first.recv(512).startswith(b"+OK")
     finally:
         assert srv.stop()[0] == 0
+    # The admin hears of it (one line, not one per refused connection).
+    assert "pop3: connection from 127.0.0.1 refused: the listener's connection limit" in (
+        srv.stderr_text
+    )

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from nmail.mailstore.maildrop import LOCK_FILE, MailboxLock
-from nmail.servers.limits import ConnectionLimits
+from nmail.servers.limits import ConnectionLimits, RefusalLog
 from nmail.servers.pop3_backend import (
     LoginOutcome,
     Maildrop,
@@ -78,6 +78,7 @@ class Pop3Server:
         self._server: asyncio.Server | None = None
         self._connections: set[Pop3Connection] = set()
         self._limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
+        self._refusals = RefusalLog(log, "pop3" if not settings.implicit_tls else "pop3s")
         self._all_gone: asyncio.Event | None = None
         self.stopping = False
 
@@ -142,6 +143,8 @@ class Pop3Server:
     def admit(self, ip: str) -> bytes | None:
         """None to serve a new connection from `ip`; else the -ERR line to close it with."""
         refusal = self._limits.admit(ip)
+        if refusal is not None:
+            self._refusals.refused(ip, refusal)
         if refusal is None:
             return None
         if refusal == "busy":

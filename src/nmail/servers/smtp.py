@@ -26,7 +26,7 @@ from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.replies import Reply
 from nmail.servers.data_spool import spill_factory
-from nmail.servers.limits import ConnectionLimits, SharedRow
+from nmail.servers.limits import ConnectionLimits, RefusalLog, SharedRow
 from nmail.servers.smtp_auth import IntakeBackend, MailIntake
 from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
 from nmail.servers.smtp_session import SessionSetup, SmtpSession
@@ -106,6 +106,7 @@ class SmtpServer:
         self._limits = ConnectionLimits(
             settings.smtp.max_connections, settings.smtp.max_connections_per_ip, shared_counts
         )
+        self._refusals = RefusalLog(log, f"{settings.role} (SMTP)")
         self._closing = False
         self._stopping = asyncio.Event()
         self._networks = parse_networks(settings.smtp.plaintext_auth_networks)
@@ -193,6 +194,7 @@ class SmtpServer:
         refusal = self._limits.admit(ip)
         if refusal is None:
             return None
+        self._refusals.refused(ip, refusal)
         return r.SERVER_BUSY if refusal == "busy" else r.TOO_MANY_CONNECTIONS
 
     def session_started(self, session: SmtpSession) -> None:
