@@ -403,3 +403,20 @@ def test_an_upload_token_is_only_its_uploaders(server: RunningServer, bob: Accou
     rows = server.runtime.store.list_messages(carol.id, "INBOX")
     newest = server.runtime.store.read_message(carol.id, "INBOX", rows[0].uid) or b""
     assert [a.filename for a in read_view(newest).attachments] == ["secret.txt"]
+
+
+def test_completion_puts_the_address_book_first(server: RunningServer, bob: Account,
+                                                browser: Browser) -> None:
+    from nmail.web.contacts_store import Contact, ContactsStore
+
+    book = ContactsStore(server.runtime.engine, time.time)
+    book.save(bob.id, Contact(0, "김영수", "youngsoo@corp.example"))
+    book.save(bob.id, Contact(0, "Kim Book", "kimbook@corp.example"))
+    server.add_user("kimchi@example.com")
+    browser.get("/compose")
+    browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "kimchi@example.com", "subject": "s", "body": "b"})
+    found = browser.client.get("/compose/recipients?q=kim").json()
+    assert [c["address"] for c in found] == ["kimbook@corp.example", "kimchi@example.com"]
+    by_name = browser.client.get("/compose/recipients?q=김영").json()
+    assert by_name == [{"name": "김영수", "address": "youngsoo@corp.example"}]
