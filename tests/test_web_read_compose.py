@@ -420,3 +420,15 @@ def test_completion_puts_the_address_book_first(server: RunningServer, bob: Acco
     assert [c["address"] for c in found] == ["kimbook@corp.example", "kimchi@example.com"]
     by_name = browser.client.get("/compose/recipients?q=김영").json()
     assert by_name == [{"name": "김영수", "address": "youngsoo@corp.example"}]
+
+
+def test_a_draft_over_quota_is_refused_with_the_reason(server: RunningServer) -> None:
+    server.add_user("tiny@example.com", quota=2000)
+    tiny = Browser(server)
+    assert tiny.login("tiny").status_code == 303
+    tiny.get("/compose")
+    answer = tiny.client.post(f"/compose/send?_csrf={tiny.csrf}", data={
+        "subject": "big", "body": "x" * 5000, "action": "save"})
+    assert answer.status_code == 507 and 'role="alert"' in answer.text
+    assert 'value="big"' in answer.text  # what the user wrote is still there
+    tiny.close()

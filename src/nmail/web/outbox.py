@@ -20,7 +20,7 @@ from typing import Literal
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.intake import Intake
 from nmail.directory.model import Account
-from nmail.mailstore.store import MailStore, NewMessage, StoreError
+from nmail.mailstore.store import MailStore, StoreError
 from nmail.mime.composing import Outgoing, build_message, new_message_id
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,11 @@ class Outbox:
         return SendResult(True, (), out.message_id)
 
     def save_draft(self, account: Account, out: Outgoing, replaces: int | None = None) -> int:
-        """Store the draft in Drafts (and drop the one it replaces); its new UID."""
+        """Store the draft in Drafts (and drop the one it replaces); its new UID.
+
+        StoreError (QuotaExceeded...) when it cannot be kept: the old draft stays."""
         content = build_message(out, hostname=self._hostname, include_bcc=True)
-        [stored] = self._store.store([NewMessage(account, "Drafts", b"", content,
-                                                 frozenset({"\\Draft", "\\Seen"}))])
+        stored = self._store.append(account, "Drafts", content, flags=("\\Draft", "\\Seen"))
         if replaces is not None:
             self.discard_draft(account, replaces)
         return stored.uid
@@ -118,7 +119,7 @@ class Outbox:
     def _keep_copy(self, account: Account, out: Outgoing) -> None:
         copy = build_message(out, hostname=self._hostname, include_bcc=True)
         try:
-            self._store.store([NewMessage(account, "Sent", b"", copy, frozenset({"\\Seen"}))])
+            self._store.append(account, "Sent", copy, flags=("\\Seen",))
         except StoreError as exc:
             log.error("sent, but no copy in Sent for %s: %s", account.address, exc)
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from nmail.mailstore.model import StoreError
 from nmail.mime.composing import ComposeError, OutgoingFile
 from nmail.mime.reading import part_content, read_view
 from nmail.web.compose_form import ComposeState, outgoing, parse_original
@@ -141,7 +142,15 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
         raise HTTPException(503)
     draft_uid = int(state.draft) if state.draft.isdigit() and len(state.draft) < 19 else None
     if action == "save":
-        new_uid = await web.run(outbox.save_draft, user.account, message, draft_uid)
+        try:
+            new_uid = await web.run(outbox.save_draft, user.account, message, draft_uid)
+        except StoreError as problem:
+            text = _("The draft could not be saved: %(reason)s") % {"reason": str(problem)}
+            if wants_json:
+                return JSONResponse({"detail": text}, status_code=507)
+            return await compose_page(request, user, web, pages, mail, state, status=507,
+                                      error=text,
+                                      uploads=await uploads_view(web, mail, user, state.uploads))
         drafts = await web.folder_named(user.id, "Drafts")
         stored = await web.read_message(user.id, "Drafts", new_uid) or b""
         numbers = [a.number for a in (await web.run(read_view, stored)).attachments
