@@ -364,3 +364,27 @@ def test_drop_files_autosave_and_forward_as_attachment(browser: Any, server: Run
     kinds = sorted((a.filename, a.content_type) for a in view.attachments)
     assert kinds == [("message.eml", "message/rfc822"), ("드롭.txt", "text/plain")]
     page.context.close()
+
+
+def test_rich_text_mode_sends_formatted_mail(browser: Any, server: RunningServer,
+                                             bob: Account) -> None:
+    carol = server.add_user("carol@example.com")
+    page = new_page(browser, server)
+    page.goto(base_url(server) + "/compose")
+    page.fill("#compose-to", "carol@example.com")
+    page.fill("#compose-subject", "서식")
+    page.check("[data-rich-toggle]")
+    editor = page.locator("[data-rich-editor]")
+    assert editor.is_visible() and not page.locator("#compose-body").is_visible()
+    editor.click()
+    page.keyboard.type("plain ")
+    page.click("[data-cmd=bold]")
+    page.keyboard.type("굵게")
+    with page.expect_navigation():
+        page.click("button[value=send]")
+    store = server.runtime.store
+    raw = store.read_message(carol.id, "INBOX", store.list_messages(carol.id, "INBOX")[0].uid)
+    view = read_view(raw or b"")
+    assert "<b>굵게</b>" in view.html
+    assert view.text.replace("\n", "").strip() == "plain 굵게"
+    page.context.close()
