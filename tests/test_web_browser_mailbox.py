@@ -216,6 +216,8 @@ SCREENS = {
     "settings": "/settings/account",
     "vacation": "/settings/vacation",
     "contacts": "/contacts",
+    "folders": "/folders",
+    "preferences": "/settings/preferences",
     "help-clients": "/help/clients",
     "help-returnmail": "/help/returnmail",
 }
