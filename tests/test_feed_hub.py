@@ -12,7 +12,7 @@ import pytest
 from nmail.mailstore.feed import QUEUE_LIMIT, AsyncFeed, Resync, ThreadFeed
 from nmail.mailstore.feed_hub import MAX_PENDING, FeedHub, FeedPublisher
 from nmail.mailstore.feed_wire import Change, feed_address
-from support import wait_until
+from support import new_loop, wait_until
 
 
 def _address() -> str:
@@ -202,7 +202,8 @@ def test_a_closed_subscription_returns_none(hub: FeedHub, feed: ThreadFeed) -> N
     assert sub.get(0.1) is None
 
 
-def test_asyncio_subscribers(hub: FeedHub, address: str) -> None:
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_asyncio_subscribers(hub: FeedHub, address: str, loop_kind: str) -> None:
     async def scenario() -> list[object]:
         feed = AsyncFeed(address)
         try:
@@ -218,7 +219,11 @@ def test_asyncio_subscribers(hub: FeedHub, address: str) -> None:
         finally:
             await feed.close()
 
-    got = asyncio.run(scenario())
+    loop = new_loop(loop_kind)
+    try:
+        got = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
     assert got == [_change(modseq=2), _change(modseq=4, kind="flags"), None]
 
 

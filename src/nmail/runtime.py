@@ -28,6 +28,7 @@ from nmail.directory.login import LoginService
 from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
+from nmail.mailstore.commit_hook import CommitHook
 from nmail.mailstore.feed import AsyncFeed
 from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
@@ -123,6 +124,7 @@ class Runtime:
         on_queued: Callable[[], None] | None = None,
         index_writer: str | None = None,
         connection_counts: Mapping[str, SharedRow] | None = None,
+        on_commit: CommitHook | None = None,
     ) -> None:
         """`migrate=False`: the schema is known to be current (a worker process).
 
@@ -131,7 +133,9 @@ class Runtime:
         that does. `index_writer`: the socket address of the process that
         commits deliveries (mailstore.index_service), for worker processes.
         `connection_counts`: per listener, this worker's row of the connection
-        counts all workers share (servers.limits.SharedCounts).
+        counts all workers share (servers.limits.SharedCounts). `on_commit`:
+        where this process's own index commits are reported (the change feed's
+        hub when the index writer is here; see cli/serve_cmd).
         """
         self.config = config
         self._index_address = index_writer
@@ -149,6 +153,7 @@ class Runtime:
             config.hostname,
             clock=clock,
             index_client=_index_client(index_writer) if index_writer else None,
+            on_commit=on_commit,
         )
         self.delivery_log = DeliveryLog(config.logs_dir, clock)
         # In SQL: every worker process and node counts the same failures.

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nmail.cli.context import CliContext
 from nmail.directory import Directory
 from nmail.directory.model import Account
+from nmail.mailstore.feed_node import open_publisher
 from nmail.mailstore.model import SyncReport
 from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore, StoreError
@@ -45,7 +46,9 @@ def _accounts(ctx: CliContext, target: str) -> list[Account]:
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     accounts = _accounts(ctx, args.target)
-    store = MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname)
+    feed = open_publisher(ctx.config.data_dir, ctx.config.database_url)
+    store = MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname,
+                      on_commit=feed.publish)
     try:
         with Progress(
             TextColumn("dbsync"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.fail(f"could not rebuild the search index: {exc}")
     finally:
         store.close()
+        feed.close()
     print_report(ctx, report, show_all=len(accounts) == 1)
     ctx.out.print(f"search index: {indexed} messages indexed")
     for line in report.errors:

@@ -19,6 +19,7 @@ from nmail.accounts import AccountService, StoreMailboxes
 from nmail.cli.context import CliContext, CliError
 from nmail.cli.outside_text import one_line
 from nmail.directory import Directory, DirectoryError
+from nmail.mailstore.feed_node import open_publisher
 from nmail.mailstore.store import MailStore
 
 
@@ -50,11 +51,15 @@ def read_password(value: str) -> str:
 @contextmanager
 def open_store(ctx: CliContext) -> Iterator[MailStore]:
     """The mail store for one command (the directory never touches mail files)."""
-    store = MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname)
+    # Its commits reach the running server's subscribers (IMAP IDLE, webmail).
+    feed = open_publisher(ctx.config.data_dir, ctx.config.database_url)
+    store = MailStore(ctx.engine, ctx.config.mail_dir, ctx.config.hostname,
+                      on_commit=feed.publish)
     try:
         yield store
     finally:
         store.close()
+        feed.close()
 
 
 @contextmanager

@@ -139,7 +139,7 @@ async def _serve(ctx: CliContext, config: Config, listeners: list[Listen]) -> in
     # Commits happen in this process: the change feed's hub is here too.
     hub = open_hub(config.data_dir, config.database_url)
     try:
-        runtime = Runtime(config)
+        runtime = Runtime(config, on_commit=hub.publish if hub is not None else None)
     except BaseException:
         if hub is not None:
             hub.close()
@@ -286,7 +286,8 @@ def _serve_index_writer(config: Config, worker: Any, listener: socket.socket) ->
     try:
         worker.ready()
         heap.settle()
-        serve_index_writer(engine, listener)
+        serve_index_writer(engine, listener,
+                           on_commit=hub.publish if hub is not None else None)
     finally:
         if hub is not None:
             hub.close()

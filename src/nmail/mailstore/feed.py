@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from nmail.mailstore.feed_wire import Change, LineReader, WireError, parse_change
 from nmail.mailstore.index_wire import same_user
@@ -231,19 +232,12 @@ class _AsyncLink(asyncio.Protocol):
         self._reader = LineReader()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
-        self.refused = False  # the other end is not our user's hub
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is None or not same_user(sock):
-            self.refused = True
-            log.warning("change feed: %r is held by another user; not subscribing",
-                        self._feed._address)
-            transport.close()
-            return
-        transport.write(b"S\n")
+        # uvloop's transports are not subclasses of asyncio.Transport: no isinstance.
+        # The hub's user was checked when the socket was dialled (dial_hub).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(b"S\n")
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -301,8 +295,11 @@ class AsyncFeed:
         delay = RETRY_FIRST
         while not self._closing:
             try:
-                _, link = await loop.create_unix_connection(
-                    lambda: _AsyncLink(self), self._address)
+                # Dialled here: uvloop refuses abstract socket names (a leading
+                # NUL) as a path; a local connect does not block.
+                sock = dial_hub(self._address, timeout=1.0)  # PermissionError: not our user
+                sock.setblocking(False)
+                _, link = await loop.create_unix_connection(lambda: _AsyncLink(self), sock=sock)
             except OSError:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -312,10 +309,6 @@ class AsyncFeed:
             self._link = None
             self._up.clear()
             self._fanout.disconnected()
-            if link.refused:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
             delay = RETRY_FIRST
             if not self._closing:
                 await asyncio.sleep(delay)

@@ -1,0 +1,140 @@
+"""`nmail serve` as a command: a delivery over SMTP reaches feed subscribers and search."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nmail.config import load_config
+from nmail.db.engine import make_engine
+from nmail.directory import Directory
+from nmail.mailstore.feed import Change, Resync, Subscription, ThreadFeed
+from nmail.mailstore.feed_wire import feed_address
+from nmail.mailstore.search import search
+from serve_process import ServeProcess
+from serve_setup import make_data
+from support import free_port
+
+BODY = ("From: Kim <kim@remote.example>\r\nTo: bob@test.local\r\n"
+        "Subject: =?utf-8?B?" + "7ZqM7J2Y66Gd7J2E" + "?=\r\n"  # 회의록을
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "견적서 attached, quarterly numbers\r\n").encode()
+
+
+def _serve(tmp_path: Path, workers: int) -> Iterator[tuple[ServeProcess, int]]:
+    data = make_data(tmp_path, "bob@test.local")
+    port = free_port()
+    srv = ServeProcess(data, f"smtp=127.0.0.1:{port}", workers=workers)
+    yield srv, port
+    if srv.proc.poll() is None:
+        srv.stop()
+
+
+@pytest.fixture(params=[1, 2], ids=["one-process", "workers"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServeProcess, int]]:
+    yield from _serve(tmp_path, request.param)
+
+
+@pytest.fixture
+def served_workers(tmp_path: Path) -> Iterator[tuple[ServeProcess, int]]:
+    """With workers, the index writer (and the hub) is a process of its own."""
+    yield from _serve(tmp_path, 2)
+
+
+def _data(srv: ServeProcess) -> Path:
+    return Path(srv.proc.args[srv.proc.args.index("--data") + 1])  # type: ignore[union-attr]
+
+
+def _account_id(data: Path) -> int:
+    engine = make_engine(load_config(data).database_url)
+    try:
+        account = Directory(engine).get_account("bob@test.local")
+        assert account is not None
+        return account.id
+    finally:
+        engine.dispose()
+
+
+def _send(port: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("kim@remote.example", ["bob@test.local"], BODY)
+
+
+def _next_change(sub: Subscription, kind: str, deadline: float = 20) -> Change:
+    end = time.monotonic() + deadline
+    while (left := end - time.monotonic()) > 0:
+        event = sub.get(left)
+        if isinstance(event, Change) and event.kind == kind:
+            return event
+    raise AssertionError(f"no {kind} event within {deadline} s")
+
+
+def _hub_pid(data: Path) -> int:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(feed_address(data))
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", creds)[0])
+    finally:
+        sock.close()
+
+
+def test_a_delivery_reaches_subscribers_and_search(served: tuple[ServeProcess, int]) -> None:
+    srv, port = served
+    data = _data(srv)
+    account = _account_id(data)
+    feed = ThreadFeed(feed_address(data))
+    try:
+        sub = feed.subscribe(account)
+        _send(port)
+        change = _next_change(sub, "deliver")
+        assert (change.account_id, change.folder, change.modseq > 1) == (account, "INBOX", True)
+        engine = make_engine(load_config(data).database_url)
+        try:
+            end = time.monotonic() + 30
+            hits = []
+            while time.monotonic() < end and not hits:
+                hits = search(engine, account, "회의 견적")
+                if not hits:
+                    time.sleep(0.05)
+            assert [(h.folder, h.uid) for h in hits] == [("INBOX", 1)]
+        finally:
+            engine.dispose()
+    finally:
+        feed.close()
+
+
+def test_subscribers_resync_after_the_index_writer_restarts(
+    served_workers: tuple[ServeProcess, int],
+) -> None:
+    srv, port = served_workers
+    data = _data(srv)
+    account = _account_id(data)
+    feed = ThreadFeed(feed_address(data))
+    try:
+        sub = feed.subscribe(account)
+        _send(port)
+        first = _next_change(sub, "deliver")
+        os.kill(_hub_pid(data), signal.SIGKILL)  # the index writer process
+        end = time.monotonic() + 60
+        event = None
+        while time.monotonic() < end and not isinstance(event, Resync):
+            event = sub.get(end - time.monotonic())
+        assert event == Resync(account, {first.folder_id: first.modseq}, "reconnected")
+        for attempt in range(100):  # deliveries fail with 4xx until the writer is back
+            try:
+                _send(port)
+                break
+            except smtplib.SMTPException:
+                time.sleep(0.1 * attempt)
+        assert _next_change(sub, "deliver").modseq > first.modseq
+    finally:
+        feed.close()
