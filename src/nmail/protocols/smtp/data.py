@@ -231,7 +231,10 @@ class DataReader:
             tail = unstuff(raw)
             if self._spilled + len(tail) > self.max_size:
                 return MESSAGE_TOO_BIG
-            return (spill.read_back() if spill is not None else b"") + tail
+            if spill is None:
+                return tail
+            spill.write(tail)  # so the whole message is read back as one object
+            return spill.read_back()
         finally:
             if spill is not None:
                 spill.discard()
