@@ -13,6 +13,12 @@ Three walls, each enough alone for scripts:
    inline styles, images only `data:` (plus http(s) when allowed). So even a
    sanitizer bug runs nothing and loads nothing remote.
 
+Before nh3 sees it, the HTML is clipped after MAX_START_TAGS start tags
+(as Gmail clips long messages): html5ever walks its stack of open elements
+for many start tags (`<div>`, `<ul><li>`, `<b><div>`...), so deeply nested
+markup costs time in the square of its depth: 200,000 `<div>` (1 MB) kept a
+CPU busy for many minutes per view. `SafeHtml.clipped` says it happened.
+
 Inline (cid:) images are embedded as data: URLs rather than fetched from
 an endpoint: a sandboxed frame has an opaque origin, so SameSite cookies
 would not go with its requests, and the CSP stays free of our own URLs.
@@ -64,6 +70,8 @@ _SCHEMES = frozenset({"http", "https", "mailto", "cid", "data"})
 # must not slip past the CSS scrubber.
 _STYLE_ELEMENT = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.DOTALL)
 _DATA_LIMIT = 25 * 1024 * 1024  # bytes of inline images embedded into one message
+MAX_START_TAGS = 10_000  # of one body shown; a long newsletter has a few thousand
+_START_TAG = re.compile(r"<[A-Za-z]")  # every start tag (and some text that only looks so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class SafeHtml:
 
     html: str
     blocked_remote: int
+    clipped: bool = False  # the body had more than MAX_START_TAGS tags; the rest is not shown
 
 
 def sanitize_html(
@@ -114,12 +123,21 @@ def sanitize_html(
         set_tag_attribute_values={"a": {"target": "_blank"}},
         strip_comments=True,
     )
+    markup, clipped = _clip(markup)
     cleaned = cleaner.clean(markup)
     cleaned = _STYLE_ELEMENT.sub(
         lambda m: m.group(1) + scrub_css(m.group(2), policy) + m.group(3),
         cleaned,
     )
-    return SafeHtml(cleaned, policy.blocked)
+    return SafeHtml(cleaned, policy.blocked, clipped)
+
+
+def _clip(markup: str) -> tuple[str, bool]:
+    """`markup` up to its MAX_START_TAGS-th start tag, and whether anything was cut."""
+    for count, found in enumerate(_START_TAG.finditer(markup), start=1):
+        if count > MAX_START_TAGS:
+            return markup[:found.start()], True
+    return markup, False
 
 
 def inline_budget() -> int:

@@ -15,9 +15,16 @@ import re
 from urllib.parse import quote
 
 # In escaped text: "&amp;" stays part of a URL, "&lt;"/"&gt;"/"&quot;" end it.
+# An address is looked for only from the start of a run of local-part
+# characters (the lookbehind), never from inside one: from every position
+# of "a.a.a.a..." the engine would read 64 characters before failing (8 MB
+# of such text held the web process for seconds); leading punctuation of the
+# run is given back by `anchor`.
+_LOCAL = "A-Za-z0-9._%+\\-"
 _LINK = re.compile(
     r"""(?P<url>\b(?:https?://|www\.)(?:[^\s<>"'&\x00-\x1f]|&amp;)+)
-      |(?P<mail>\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+\b)""",
+      |(?P<mail>(?<![""" + _LOCAL + r"""])[""" + _LOCAL + r"""]{1,64}
+        @[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+\b)""",
     re.VERBOSE | re.IGNORECASE,
 )
 _TRAILING = ".,;:!?)]}'"
@@ -87,10 +94,13 @@ def linkify(escaped: str, compose_url: str = "") -> str:
             trail = shown[-1] + trail
             shown = shown[:-1]
         if found.group("mail"):
-            address = html.unescape(shown)
+            address = shown.lstrip("._%+-")
+            lead = shown[: len(shown) - len(address)]
+            if not address or address.startswith("@"):
+                return found.group(0)
             href = (f"{compose_url}?to={quote(address, safe='@')}" if compose_url
                     else f"mailto:{quote(address, safe='@')}")
-            return f'<a href="{html.escape(href)}">{shown}</a>{trail}'
+            return f'{lead}<a href="{html.escape(href)}">{address}</a>{trail}'
         url = html.unescape(shown)
         if url.lower().startswith("www."):
             url = "http://" + url
