@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nmail.mime.originators import originators
+from nmail.mime.originators import MAX_HEADER_BLOCK, originators
 
 Read = tuple[tuple[str, ...], str | None, str | None]
 
@@ -62,6 +62,16 @@ def test_only_the_header_block_counts() -> None:
     addresses, problem, _ = read(b"From: a@x.test", body=b"From: ceo@y.test\r\n")
     assert (addresses, problem) == (("a@x.test",), None)
     assert originators(b"\r\nFrom: a@x.test\r\n").problem is not None  # empty header block
+
+
+def test_a_field_past_the_part_read_cannot_hide() -> None:
+    padding = b"".join(b"X-Pad: %d %s\r\n" % (i, b"a" * 900) for i in range(300))
+    assert len(padding) > MAX_HEADER_BLOCK
+    found = originators(b"From: a@x.test\r\n" + padding + b"From: ceo@y.test\r\n\r\nhi\r\n")
+    assert found.problem is not None and "longer than" in found.problem
+    # a long header that ends inside the part read is fine, and so is a long body
+    short = padding[: padding.index(b"X-Pad: 100 ")]
+    assert originators(b"From: a@x.test\r\n" + short + b"\r\n" + padding).author == "a@x.test"
 
 
 @given(st.binary(max_size=400), st.text(max_size=200))

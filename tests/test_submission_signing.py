@@ -216,6 +216,8 @@ def letter(*headers: str) -> bytes:
         ("From: \"ceo\uff20test.local\" <carol@other.test>",),  # full-width @
         ("From: ceo@TEST.LOCAL",),
         ("To: x@test.local",),  # no From at all
+        # a second From: behind more header than the check reads
+        ("From: carol@other.test", *["X-Pad: " + "a" * 900] * 300, "From: ceo@test.local"),
     ],
 )
 def test_a_tenant_cannot_send_as_another_hosted_domain(

@@ -5,7 +5,9 @@ and DKIM signs only what passed, so the reading must not be fooled by what a
 reader's mail client would show differently:
 
 - every From: and Sender: field counts (a second From: is refused: RFC 5322
-  allows one, and clients disagree on which they show);
+  allows one, and clients disagree on which they show), so a header block
+  that does not end within the part we read is refused whole: a field
+  past that point would go out unchecked;
 - the parse is the standard library's RFC 5322 header parser (comments,
   groups, quoted local parts, encoded words); a value it finds defective in
   a way that changes the addresses is refused as ambiguous;
@@ -40,7 +42,10 @@ class Originators:
 
 def originators(content: bytes) -> Originators:
     """Read every From: and Sender: address of `content` (a message, CRLF or LF)."""
-    fields = _fields(content[:MAX_HEADER_BLOCK], {"from", "sender"})
+    block = content[:MAX_HEADER_BLOCK]
+    if len(content) > len(block) and b"\n\n" not in block and b"\n\r\n" not in block:
+        return Originators((), f"the header is longer than {MAX_HEADER_BLOCK // 1024} KiB")
+    fields = _fields(block, {"from", "sender"})
     froms = [value for name, value in fields if name == "from"]
     if not froms:
         return Originators((), "the message has no From: header")
