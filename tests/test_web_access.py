@@ -221,3 +221,25 @@ def engine_for(data: Path) -> Engine:
     from nmail.db.engine import make_engine
 
     return make_engine(load_config(data).database_url)
+
+
+def test_secure_cookie_when_a_trusted_proxy_says_https(tmp_path: Path) -> None:
+    from server_rig import make_data_dir
+
+    data = make_data_dir(tmp_path)
+    config = data / "nmail.toml"
+    config.write_text(config.read_text() + '\n[web]\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    with RunningServer(data, listeners=("http",)) as srv:
+        proxied = Browser(srv)
+        proxied.client.headers["X-Forwarded-Proto"] = "https"
+        assert "Secure" in proxied.get("/login").headers["set-cookie"]
+        plain = Browser(srv)
+        assert "Secure" not in plain.get("/login").headers["set-cookie"]
+        proxied.close()
+        plain.close()
+    # From a client that is not a declared proxy the header is ignored.
+    with RunningServer(make_data_dir(tmp_path / "b"), listeners=("http",)) as srv:
+        stranger = Browser(srv)
+        stranger.client.headers["X-Forwarded-Proto"] = "https"
+        assert "Secure" not in stranger.get("/login").headers["set-cookie"]
+        stranger.close()

@@ -161,6 +161,9 @@ class WebServer:
             access_log=False,
             lifespan="on",
             server_header=False,
+            # X-Forwarded-* is read by the web app from [web] trusted_proxies only
+            # (web/client_address.py); uvicorn's default would trust any loopback peer.
+            proxy_headers=False,
             timeout_keep_alive=settings.keepalive_timeout,
             timeout_graceful_shutdown=max(int(stop_timeout), 1),
         )
