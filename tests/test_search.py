@@ -193,3 +193,24 @@ def test_empty_long_and_bad_arguments(box: Box, engine: Engine) -> None:
         box.find("words", limit=0)
     with pytest.raises(QueryError):
         box.find("words", offset=-1)
+
+
+def test_the_plan_for_common_words_gives_the_same_results(
+    box: Box, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL switches plans past search_sql.PG_FEW matches (elsewhere: one plan)."""
+    from nmail.mailstore import search_sql
+
+    uids = [box.put(_mail(f"report {i}", f"quarterly 견적서 {i}\r\n".encode()),
+                    folder="Sent" if i % 3 == 0 else "INBOX") for i in range(12)]
+    box.put(_mail("other", b"nothing\r\n"))
+    inbox = box.store.folder(box.account.id, "INBOX").id
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("quarterly", {}), ("견적", {"limit": 5, "offset": 3}), ("quart", {"folder_id": inbox}),
+        ("report 견적서", {"limit": 4}), ("nothing", {}), ("absent", {}),
+    ]
+    few = [box.find(query, **options) for query, options in cases]
+    monkeypatch.setattr(search_sql, "PG_FEW", 1)
+    monkeypatch.setattr(search_sql, "PG_CHUNK_MAX", 2)
+    assert [box.find(query, **options) for query, options in cases] == few
+    assert len(few[0]) == len(uids)

@@ -88,6 +88,8 @@ _MATCH = {
 def find(conn: Connection, account_id: int, expression: str, folder_id: int | None,
          limit: int, offset: int) -> list[Any]:
     """(folder_id, folder name, uid, message id) rows, newest arrival first."""
+    if conn.dialect.name == "postgresql":
+        return _pg_find(conn, account_id, expression, folder_id, limit, offset)
     source, where, order = _MATCH[conn.dialect.name]
     folder = "AND m.folder_id = :folder" if folder_id is not None else ""
     # Only fixed fragments from _MATCH go into the text; the query is a parameter.
@@ -102,6 +104,69 @@ def find(conn: Connection, account_id: int, expression: str, folder_id: int | No
     if folder_id is not None:
         params["folder"] = folder_id
     return list(conn.execute(text(sql), params).all())
+
+
+PG_FEW = 5_000  # matches fetched from the GIN index at most (PostgreSQL)
+PG_CHUNK_MAX = 4_000  # newest messages checked at a time when a word is common
+
+
+def _pg_find(conn: Connection, account_id: int, expression: str, folder_id: int | None,
+             limit: int, offset: int) -> list[Any]:
+    """PostgreSQL cannot walk a GIN index in id order and guesses a tsquery's
+    matches badly (left to itself it took 1.3 s for a rare word, checking
+    every row newest first, and hashed all the account's messages for a
+    handful of matches), so the plan is made here, step by step. The GIN
+    index gives up to PG_FEW matches (a few µs each); if that was all of
+    them, their rows are looked up by id. Otherwise the word is common, and
+    the account's newest messages are checked in growing chunks until enough
+    match (a check reads a tsvector, ~100 µs; a common word's first chunk
+    is enough)."""
+    want = offset + limit
+    if folder_id is not None:
+        scope = [folder_id]
+    else:
+        scope = [int(r[0]) for r in conn.execute(
+            text("SELECT id FROM folders WHERE account_id = :account"),
+            {"account": account_id})]
+    # The GIN index, whatever the planner guesses (with a LIMIT it prefers a
+    # sequential scan that reads every tsvector); for this transaction only.
+    conn.execute(text("SET LOCAL enable_seqscan = off"))
+    hits = [int(r[0]) for r in conn.execute(text(
+        "SELECT message_id FROM message_search WHERE terms @@ CAST(:q AS tsquery) LIMIT :few"
+    ), {"q": expression, "few": PG_FEW + 1})]
+    if len(hits) <= PG_FEW:
+        ids = [int(r[0]) for r in conn.execute(text(
+            "SELECT id FROM messages WHERE id = ANY(:ids) AND folder_id = ANY(:scope) "
+            "ORDER BY id DESC LIMIT :want"), {"ids": hits, "scope": scope, "want": want})]
+    else:
+        ids = _pg_newest_first(conn, expression, scope, want)
+    ids = ids[offset:]
+    if not ids:
+        return []
+    return list(conn.execute(text(
+        "SELECT m.folder_id, f.name, m.uid, m.id FROM messages m "
+        "JOIN folders f ON f.id = m.folder_id WHERE m.id = ANY(:ids) ORDER BY m.id DESC"
+    ), {"ids": ids}).all())
+
+
+def _pg_newest_first(conn: Connection, expression: str, scope: list[int],
+                     want: int) -> list[int]:
+    newest = text("SELECT id FROM messages WHERE folder_id = ANY(:scope) AND id < :below "
+                  "ORDER BY id DESC LIMIT :chunk")
+    check = text("SELECT message_id FROM message_search WHERE message_id = ANY(:ids) "
+                 "AND terms @@ CAST(:q AS tsquery) ORDER BY message_id DESC")
+    found: list[int] = []
+    below = 2**63 - 1
+    size = 2 * want
+    while len(found) < want:
+        chunk = [int(r[0]) for r in conn.execute(
+            newest, {"scope": scope, "below": below, "chunk": size})]
+        if not chunk:
+            break
+        found.extend(int(r[0]) for r in conn.execute(check, {"ids": chunk, "q": expression}))
+        below = chunk[-1]
+        size = min(size * 2, PG_CHUNK_MAX)
+    return found[:want]
 
 
 def insert_rows(conn: Connection, rows: Sequence[tuple[int, str]]) -> None:
