@@ -285,3 +285,4 @@ def test_a_relay_network_is_signed_without_srs_but_gets_no_success_notice(
     assert got.mail_from == "bob@test.local"  # a trusted host's sender is kept
     assert verifies(srv, got.data, "test.local")
     assert "NOTIFY=FAILURE" in got.rcpt_params[0]  # SUCCESS only for a logged-in sender
+    assert "RET=HDRS" in got.mail_params  # and full content in a notice only for one too

@@ -88,12 +88,14 @@ def plan_outbound(
                 domain = normalize_domain(domain, require_dot=False)
             except InvalidName:
                 domain = None
-        # Success and "relayed" notices only for a sender who logged in: a
+        if envelope.client.auth_user is not None:
+            return Outbound(envelope.sender, domain, list(notify), envelope.dsn_ret)
+        # Success notices and full content only for a sender who logged in: a
         # relay network's hosts are trusted to submit, not to name anyone.
-        asked = list(notify) if envelope.client.auth_user is not None else [
-            _without_success(n) for n in notify
-        ]
-        return Outbound(envelope.sender, domain, asked, envelope.dsn_ret)
+        return Outbound(
+            envelope.sender, domain, [_without_success(n) for n in notify],
+            "HDRS" if envelope.dsn_ret else None,
+        )
     sender = srs.forward(envelope.sender) if srs is not None else envelope.sender
     return Outbound(
         sender,
