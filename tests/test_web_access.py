@@ -243,3 +243,31 @@ def test_secure_cookie_when_a_trusted_proxy_says_https(tmp_path: Path) -> None:
         stranger.client.headers["X-Forwarded-Proto"] = "https"
         assert "Secure" not in stranger.get("/login").headers["set-cookie"]
         stranger.close()
+
+
+def test_password_change_guesses_meet_the_login_throttle(tmp_path: Path) -> None:
+    from nmail.directory.throttle import LoginThrottle
+    from server_rig import make_data_dir
+
+    data = make_data_dir(tmp_path)
+    engine = engine_for(data)
+    from nmail.directory.throttle_store import SqlRecords
+
+    with RunningServer(data, listeners=("http",), throttle=LoginThrottle(
+            first_delay=0, max_delay=0, max_failures=3, records=SqlRecords(engine))) as srv:
+        srv.add_user("bob@example.com")
+        thief = Browser(srv)
+        thief.login("bob")
+        thief.get("/settings/account")
+        for guess in ("a1", "b2", "c3"):
+            answer = thief.post("/settings/password", {"current": guess, "new": "New-secret-77",
+                                                       "repeat": "New-secret-77"})
+            assert answer.status_code == 400
+        # Locked now: even the right current password is not tried.
+        answer = thief.post("/settings/password", {"current": "Correct-horse-9",
+                                                   "new": "New-secret-77",
+                                                   "repeat": "New-secret-77"})
+        assert answer.status_code == 400 and "Too many failed logins" in answer.text
+        assert srv.directory.authenticate("bob@example.com", "Correct-horse-9").ok
+        thief.close()
+    engine.dispose()

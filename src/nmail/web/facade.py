@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ParamSpec, TypeVar
 
+from nmail.accounts import AccountService, StoreMailboxes
 from nmail.directory.login import LoginService
 from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
@@ -66,6 +67,9 @@ class WebFacade:
                                      backends.settings.session_max)
         self._prefs = PrefsStore(backends.engine)
         self._login_service = LoginService(backends.directory, backends.throttle)
+        self._accounts = AccountService(backends.directory, StoreMailboxes(backends.store),
+                                        backends.config.mail_dir, login=self._login_service,
+                                        clock=backends.clock)
         self.settings = SettingsFacade(backends, self.run)
         self._feed: AsyncFeed | None = None
         self._ensured: set[int] = set()
@@ -124,14 +128,12 @@ class WebFacade:
     async def account(self, account_id: int) -> Account | None:
         return await self.run(self.backends.directory.get_account_by_id, account_id)
 
-    async def change_password(self, account: Account, old: str, new: str) -> bool:
-        """False when `old` is wrong; other sessions of the account are revoked."""
-        def change() -> bool:
-            if not self.backends.directory.authenticate(account.address, old).ok:
-                return False
-            self.backends.directory.set_password(account.address, new)
-            return True
-        return await self.run(change)
+    async def change_password(self, account: Account, current: str, new: str,
+                              ip: str) -> None:
+        """The account service's user change: `current` is checked as a login (throttled
+        on the client's address and the account), so a stolen session cannot guess
+        at full speed. CurrentPasswordRefused (with a delay) or WeakPassword."""
+        await self.run(self._accounts.change_password, account.address, current, new, ip)
 
     async def revoke_other_sessions(self, account_id: int, keep: str) -> int:
         return await self.run(self.sessions.delete_account_sessions, account_id, keep)

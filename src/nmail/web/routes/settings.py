@@ -6,13 +6,16 @@ a refused value re-renders the form with the reason, status 400.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from nmail.accounts.service import CurrentPasswordRefused
 from nmail.directory.errors import DirectoryError, WeakPassword
-from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
+from nmail.web.facade import MAX_LOGIN_DELAY
 from nmail.web.i18n import LANGUAGES
 from nmail.web.i18n import gettext as _
 from nmail.web.prefs import MAX_SIGNATURE, PAGE_SIZES
@@ -70,8 +73,12 @@ async def change_password(
         error = _("The two new passwords differ.")
     else:
         try:
-            if not await web.change_password(user.account, current, new):
-                error = _("The current password is wrong.")
+            await web.change_password(user.account, current, new, client_ip(request))
+        except CurrentPasswordRefused as exc:
+            if exc.delay:
+                await asyncio.sleep(min(exc.delay, MAX_LOGIN_DELAY))
+            error = (_("Too many failed logins. Try again in 15 minutes.")
+                     if "too many" in str(exc) else _("The current password is wrong."))
         except WeakPassword as exc:
             error = _("This password is too weak.") + f" ({exc})"
         except DirectoryError as exc:
