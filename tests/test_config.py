@@ -60,6 +60,8 @@ def test_a_minimal_file_gets_every_default(tmp_path: Path) -> None:
         ('[relay]\nhost = "smtp.example.net"\nport = "x"\n', "[relay] port: expected a whole"),
         ("[pop3]\nmax_connections = 0\n", "[pop3] max_connections: expected 1 to"),
         ("[smtp]\nrcpt_error_soft_limit = 30\n", "must not exceed rcpt_error_hard_limit"),
+        ('[srs]\ndomain = "a b@c"\n', "[srs] domain"),
+        ('[srs]\ndomain = "localhost"\n', "[srs] domain"),
         ('[smtp]\nrcpt_error_delay = "1s"\n', "[smtp] rcpt_error_delay: expected seconds"),
         ("[smtp]\nrcpt_error_hard_limit = 0\n", "[smtp] rcpt_error_hard_limit: expected 1"),
         ('[pop3]\nmax_connections_per_ip = "many"\n', "[pop3] max_connections_per_ip: expected"),
@@ -70,6 +72,15 @@ def test_bad_files_name_what_is_wrong(tmp_path: Path, text: str, says: str) -> N
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path)
     assert says in str(err.value)
+
+
+def test_srs_domain_defaults_to_the_hostname(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, render_default_config("Mail.Example.com", None)))
+    assert config.srs_domain == "mail.example.com"
+    other = cfg.config_from_dict(
+        tmp_path, {"server": {"hostname": "mx.example.com"}, "srs": {"domain": "Fwd.Example.NET."}}
+    )
+    assert other.srs_domain == "fwd.example.net"
 
 
 def test_pop3_section(tmp_path: Path) -> None:

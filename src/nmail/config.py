@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,16 @@ KNOWN_SECTIONS = frozenset(
 )
 
 
+def _srs_domain(value: Any, hostname: str) -> str:
+    """[srs] domain: a plain ASCII domain name (default: the hostname)."""
+    if value is None:
+        return hostname.lower().rstrip(".")
+    text = str(value).lower().rstrip(".")
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", text):
+        raise ConfigError(f"[srs] domain: {value!r} is not a domain name (ASCII, with a dot)")
+    return text
+
+
 def _seconds(value: Any, key: str) -> float:
     """A short delay in seconds (0 to 60, fractions allowed)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
@@ -442,6 +453,6 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,
         transport=transport,
-        srs_domain=str(section(raw, "srs").get("domain") or hostname).lower().rstrip("."),
+        srs_domain=_srs_domain(section(raw, "srs").get("domain"), hostname),
         raw=raw,
     )
