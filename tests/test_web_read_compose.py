@@ -231,6 +231,7 @@ def test_header_injection_and_bad_addresses_reshow_the_form(server: RunningServe
                                      data={**fields, "body": "b"})
         assert answer.status_code == 400, fields
         assert 'role="alert"' in answer.text
+    assert "There is no mailbox nobody@example.com. (550 5.1.1" in answer.text
     assert server.runtime.store.list_messages(carol.id, "INBOX") == []
 
 

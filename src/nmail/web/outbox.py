@@ -22,6 +22,7 @@ from nmail.delivery.intake import Intake
 from nmail.directory.model import Account
 from nmail.mailstore.store import MailStore, StoreError
 from nmail.mime.composing import Outgoing, build_message, new_message_id
+from nmail.policy.decision import Decision
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Refusal:
     address: str
     code: int
     text: str
+    status: str = ""  # the enhanced status code ("5.1.1"), "" when there is none
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ class Outbox:
         sender = out.sender[1]
         decision = self._intake.check_sender(client, sender, len(content))
         if not decision.accepted:
-            return SendResult(False, (Refusal(sender, decision.code, decision.text),))
+            return SendResult(False, (_refusal(sender, decision),))
         recipients = list(dict.fromkeys(addr.lower() for _, addr in (*out.to, *out.cc, *out.bcc)))
         if not recipients:
             return SendResult(False, (Refusal("", 554, "no recipients"),))
@@ -86,7 +88,7 @@ class Outbox:
             verdict, resolution = self._intake.check_recipient(client, sender, address,
                                                                len(content))
             if not verdict.accepted or resolution is None:
-                refusals.append(Refusal(address, verdict.code, verdict.text))
+                refusals.append(_refusal(address, verdict))
             else:
                 resolutions.append(resolution)
         if refusals:
@@ -94,7 +96,7 @@ class Outbox:
         envelope = Envelope(sender=sender, recipients=tuple(resolutions), client=client)
         accepted = self._intake.accept(envelope, content)
         if not accepted.accepted:
-            return SendResult(False, (Refusal("", accepted.code, accepted.text),))
+            return SendResult(False, (_refusal("", accepted),))
         self._keep_copy(account, out)
         if original is not None and original.mark:
             self._mark(account, original)
@@ -129,3 +131,7 @@ class Outbox:
                                   add=frozenset({_FLAGS[original.mark]}))
         except StoreError as exc:
             log.warning("sent, but could not mark the original: %s", exc)
+
+
+def _refusal(address: str, decision: Decision) -> Refusal:
+    return Refusal(address, decision.code, decision.text, decision.enhanced)

@@ -79,8 +79,7 @@ async def compose_page(request: Request, user: User, web: Web, pages: Pages,
                        mail: MailServices, state: ComposeState, *, status: int = 200,
                        error: str = "", error_field: str = "", notice: str = "",
                        uploads: list[dict[str, object]] | None = None) -> Response:
-    inbox = await web.folder_named(user.id, "INBOX")
-    context = await mailbox_context(user, web, inbox.id)
+    context = await mailbox_context(user, web, 0)  # no folder is the current one
     return pages.render(
         request, "compose.html", status=status, state=state, error=error,
         error_field=error_field, notice=notice, uploads=uploads or [],

@@ -24,7 +24,7 @@ from nmail.web.compose_form import ComposeState, outgoing, parse_original
 from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
-from nmail.web.outbox import Original
+from nmail.web.outbox import Original, Refusal
 from nmail.web.routes.compose import compose_page, uploads_view
 from nmail.web.routes.message import own_message
 from nmail.web.templating import human_size
@@ -68,6 +68,23 @@ def field_message(error: ComposeError) -> str:
         return _("%(field)s is too long.") % {"field": label}
     return _("%(field)s: this address is not valid: %(detail)s") % {
         "field": label, "detail": text.split(":", 1)[-1].strip()}
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """Why delivery refused an address, in the user's language (the server's words after)."""
+    address = refusal.address
+    if refusal.code == 553 or (refusal.status == "5.7.1" and "not owned" in refusal.text):
+        said = _("You may not send as %(address)s.")
+    else:
+        said = {
+            "5.1.1": _("There is no mailbox %(address)s."),
+            "5.1.3": _("%(address)s is not a valid address."),
+            "5.2.1": _("The mailbox %(address)s does not accept mail."),
+            "5.2.2": _("The mailbox %(address)s is full."),
+            "5.7.1": _("%(address)s does not accept your mail."),
+        }.get(refusal.status, "%(address)s:" if address else "")
+    detail = " ".join(x for x in (str(refusal.code), refusal.status, refusal.text) if x)
+    return f"{said % {'address': address}} ({detail})".strip()
 
 
 async def _message_bytes(web: Web, user: User, reference: str) -> bytes | None:
@@ -175,9 +192,8 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
             original = Original(folder.name, found[1], found[2])  # type: ignore[arg-type]
     result = await web.run(outbox.send, user.account, message, client_ip(request), original)
     if not result.sent:
-        lines = [f"{r.address}: {r.code} {r.text}" if r.address else f"{r.code} {r.text}"
-                 for r in result.refusals]
-        text = _("The message was not sent.") + " " + "; ".join(lines)
+        text = _("The message was not sent.") + " " + " ".join(
+            refusal_text(r) for r in result.refusals)
         if wants_json:
             return JSONResponse({"detail": text}, status_code=400)
         return await compose_page(request, user, web, pages, mail, state, status=400,
