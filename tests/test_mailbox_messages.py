@@ -233,7 +233,12 @@ def test_tombstones_are_pruned_after_their_time(
         # (those of the same second stay: expunged_at is whole seconds).
         with engine.begin() as conn:
             conn.execute(text("UPDATE message_tombstones SET expunged_at = expunged_at - 10"))
+        assert view.changes_since(mark).complete
         view.expunge(UidSet.of([2]))
-        assert view.changes_since(mark).vanished == (2,)
+        changes = view.changes_since(mark)
+        assert changes.vanished == (2,) and not changes.complete
+        assert view.changes_since(changes.highest_modseq - 1).complete
+        view.expunge(UidSet.of([3]))  # the mark moves up, never down
+        assert not view.changes_since(mark).complete
     finally:
         short.close()

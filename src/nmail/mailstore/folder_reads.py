@@ -129,8 +129,10 @@ def changes_since(conn: Connection, folder_id: int, modseq: int) -> ChangeSet:
             message_tombstones.c.folder_id == folder_id, message_tombstones.c.modseq > modseq)
         .order_by(message_tombstones.c.uid)
     ).all()
+    # UID 0 records the highest MODSEQ whose tombstones were pruned (op_expunge).
+    complete = not vanished or int(vanished[0][0]) != 0
     new = tuple(int(r.uid) for r in rows if int(r.created_modseq) > modseq)
     changed = tuple((int(r.uid), int(r.modseq), parse_flags(r.flags)) for r in rows
                     if int(r.created_modseq) <= modseq)
     return ChangeSet(int(folder.highest_modseq), int(folder.next_uid), new, changed,
-                     tuple(int(u) for (u,) in vanished))
+                     tuple(int(u) for (u,) in vanished if u), complete)

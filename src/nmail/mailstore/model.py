@@ -162,6 +162,9 @@ class ChangeSet:
     new: tuple[int, ...]  # UIDs that entered the folder after the MODSEQ, ascending
     changed: tuple[tuple[int, int, frozenset[str]], ...]  # (uid, modseq, flags) of older ones
     vanished: tuple[int, ...]  # UIDs expunged or moved away after the MODSEQ, ascending
+    # False when tombstones after the MODSEQ were pruned (tombstone_days): `vanished`
+    # may then miss UIDs; compare the UIDs you know with FolderView.uids().
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from nmail.db.tables import folders, message_tombstones, messages
 from nmail.durable import fsync_dir
@@ -30,6 +30,7 @@ from nmail.mailstore.writer import write_transaction
 _COLUMNS = (messages.c.id, messages.c.uid, messages.c.filename, messages.c.in_new,
             messages.c.flags, messages.c.sysflags, messages.c.size)
 CHUNK = 500
+PRUNED_MARK = 0  # the tombstone "UID" that records how far tombstones were pruned
 
 
 def expunge(conn: Connection, op: ExpungeMessages,
@@ -44,9 +45,7 @@ def expunge(conn: Connection, op: ExpungeMessages,
         unlink_files(directory, rows)
         modseq = int(folder.highest_modseq) + 1
         remove_rows(conn, op.folder_id, rows, modseq, now)
-        conn.execute(delete(message_tombstones).where(
-            message_tombstones.c.folder_id == op.folder_id,
-            message_tombstones.c.expunged_at < int(now) - op.keep_tombstones))
+        prune_tombstones(conn, op.folder_id, int(now) - op.keep_tombstones, now)
         conn.execute(
             update(folders).where(folders.c.id == op.folder_id).values(
                 message_count=folders.c.message_count - len(rows),
@@ -59,6 +58,24 @@ def expunge(conn: Connection, op: ExpungeMessages,
     uids = tuple(int(r.uid) for r in rows)
     return uids, [FolderChange(op.account_id, op.folder_id, str(folder.name), modseq,
                                "expunge")]
+
+
+def prune_tombstones(conn: Connection, folder_id: int, before: int, now: float) -> None:
+    """Drop tombstones expunged before `before`; remember the highest MODSEQ dropped.
+
+    The memory is a row with UID 0 (never a message's): "changes since" an
+    older MODSEQ then says its list of vanished UIDs may be incomplete.
+    """
+    t = message_tombstones.c
+    pruned = conn.execute(select(func.max(t.modseq)).where(
+        t.folder_id == folder_id, t.uid > 0, t.expunged_at < before)).scalar()
+    if pruned is None:
+        return
+    conn.execute(delete(message_tombstones).where(
+        t.folder_id == folder_id, t.uid > 0, t.expunged_at < before))
+    conn.execute(delete(message_tombstones).where(t.folder_id == folder_id, t.uid == 0))
+    conn.execute(insert(message_tombstones).values(
+        folder_id=folder_id, uid=PRUNED_MARK, modseq=int(pruned), expunged_at=int(now)))
 
 
 def unlink_files(directory: Path, rows: list[Any]) -> None:
