@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 
 from nmail.config_values import ConfigError
 from nmail.web import i18n
-from nmail.web.access import domain_for_host, host_name, login_address
+from nmail.web.access import domain_for_host, host_name
 from nmail.web.client_address import forwarded_tls, real_client
 from nmail.web.web_settings import WebSettings, web_settings
 
@@ -43,20 +43,6 @@ def test_configured_map_wins_and_must_be_hosted() -> None:
 def test_host_name_parsing() -> None:
     assert host_name("[2001:db8::1]:443") == "2001:db8::1"
     assert host_name("a.example.") == "a.example"
-
-
-@pytest.mark.parametrize(("login", "domain", "address"), [
-    ("bob", "example.com", "bob@example.com"),
-    ("Bob@Other.ORG", "example.com", "bob@other.org"),
-    ("bob", None, None),
-    ("", "example.com", None),
-    ("b ob", "example.com", None),
-    ("bob\x00", "example.com", None),
-    ("bob@", "example.com", None),
-    ("x" * 321, "example.com", None),
-])
-def test_login_address(login: str, domain: str | None, address: str | None) -> None:
-    assert login_address(login, domain) == address
 
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)

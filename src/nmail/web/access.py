@@ -45,17 +45,3 @@ def domain_for_host(
             if candidate and is_hosted(candidate):
                 return candidate
     return name if is_hosted(name) else None
-
-
-def login_address(login: str, host_domain: str | None) -> str | None:
-    """The address a login form's user id means, or None if it cannot be used.
-
-    A full address is taken as typed; a bare id needs the host's domain.
-    """
-    text = login.strip().lower()
-    if not text or len(text) > 320 or any(ch.isspace() or ord(ch) < 32 for ch in text):
-        return None
-    if "@" in text:
-        local, _, domain = text.rpartition("@")
-        return text if local and domain else None
-    return f"{text}@{host_domain}" if host_domain else None
