@@ -291,3 +291,38 @@ def test_a_body_whose_rows_may_be_in_flight_is_left_alone(
         assert len(queue.list_entries()) == 1
     finally:
         h.dns.stop()
+
+
+def test_a_body_older_than_the_retry_period_is_set_aside_not_sent(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """A leftover body of a long-finished message (its rows purged) is not sent again."""
+    from nmail.queue.recovery import recover
+
+    h = Harness(sqlite_engine, tmp_path)
+    try:
+        queue = h.make_queue()
+        qid = queue.enqueue("alice@nmail.test", ["a@remote.test"], message())
+        with sqlite_engine.begin() as conn:
+            conn.execute(queue_recipients.delete())
+            conn.execute(queue_messages.delete())
+        week_later = time.time() + 7 * 86400
+        report = recover(queue.spool, queue.store, now=week_later, give_up_after=5 * 86400)
+        assert (report.rebuilt, report.moved) == ([], [qid])
+        assert (tmp_path / "queue" / "corrupt" / f"{qid}.eml").exists()
+        assert queue.list_entries() == []
+    finally:
+        h.dns.stop()
+
+
+def test_a_deleted_entry_is_not_rebuilt(sqlite_engine: Engine, tmp_path: Path) -> None:
+    h = Harness(sqlite_engine, tmp_path)
+    try:
+        queue = h.make_queue()
+        qid = queue.enqueue("alice@nmail.test", ["a@remote.test"], message())
+        queue.delete(qid)
+        assert queue.recover(rebuild_age=0, orphan_age=0) == []
+        assert queue.list_entries() == []
+        assert not (tmp_path / "queue" / f"{qid}.eml").exists()
+    finally:
+        h.dns.stop()

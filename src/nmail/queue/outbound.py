@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from nmail.bounce.outbound_log import RefusalLog
 from nmail.config import Config
 from nmail.dns.resolver import MailResolver
+from nmail.durable import fsync_dir
 from nmail.queue import content as wire
 from nmail.queue.bookkeeping import Bookkeeper
 from nmail.queue.dkim import DkimError, DkimKeys, sign
@@ -322,6 +323,7 @@ class OutboundQueue:
         report = recover(
             self.spool, self.store, next_attempt=int(self._clock()),
             rebuild_age=rebuild_age, orphan_age=orphan_age,
+            give_up_after=self.config.queue.give_up_after,
         )
         if report.rebuilt:
             self.wake()
@@ -354,8 +356,11 @@ class OutboundQueue:
     def delete(self, queue_id: str) -> None:
         """Remove an entry and its body without any notice."""
         self._message(queue_id)
-        self.store.delete(queue_id)
+        # The body first: rows without a body are reported as corrupt, while a
+        # body without rows would be rebuilt from its envelope and sent after all.
         self.spool.remove(queue_id)
+        fsync_dir(self.spool.directory)  # and durably gone, before the rows go
+        self.store.delete(queue_id)
         self.spool.corrupt_path(queue_id).unlink(missing_ok=True)
         log.warning("queue %s: deleted by the administrator", queue_id)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from nmail.queue import envelope_line
+from nmail.queue.rows import MessageInfo, NewRecipient
 from nmail.queue.spool import Spool, UnreadableBody
 from nmail.queue.store import QueueStore
 
@@ -49,8 +50,14 @@ def recover(
     next_attempt: int | None = None,
     rebuild_age: float = REBUILD_AGE,
     orphan_age: float = ORPHAN_AGE,
+    give_up_after: float | None = None,
 ) -> RecoveryReport:
-    """Rebuild the rows of bodies that lost them; set aside what cannot be rebuilt."""
+    """Rebuild the rows of bodies that lost them; set aside what cannot be rebuilt.
+
+    A body whose envelope is older than `give_up_after` is not sent again:
+    its rows would have expired by now, so it is more likely a finished
+    message whose body outlived its rows than one lost in a crash.
+    """
     report = RecoveryReport()
     stored = spool.stored_ids()
     if not stored:
@@ -68,22 +75,19 @@ def recover(
             line, size = spool.read_envelope(queue_id)
         except UnreadableBody:
             continue  # removed meanwhile (delivered, deleted)
-        if line is not None:
+        entry = _entry(line, queue_id, size, wall, give_up_after)
+        if entry is not None:
+            message, rcpts = entry
             try:
-                message, rcpts = envelope_line.decode(line, queue_id, size)
-            except envelope_line.BadEnvelope as exc:
-                log.error("queue: body %s: %s", queue_id, exc)
-            else:
-                try:
-                    store.insert(message, rcpts, due)
-                except IntegrityError:
-                    continue  # its rows were committed meanwhile (another node)
-                report.rebuilt.append(queue_id)
-                log.warning(
-                    "queue: body %s had no queue entry (lost in a crash?); rebuilt %d "
-                    "recipient(s) from its envelope", queue_id, len(rcpts),
-                )
-                continue
+                store.insert(message, rcpts, due)
+            except IntegrityError:
+                continue  # its rows were committed meanwhile (another node)
+            report.rebuilt.append(queue_id)
+            log.warning(
+                "queue: body %s had no queue entry (lost in a crash?); rebuilt %d "
+                "recipient(s) from its envelope", queue_id, len(rcpts),
+            )
+            continue
         if age < orphan_age:
             continue
         target = spool.move_aside(queue_id)
@@ -91,3 +95,19 @@ def recover(
             report.moved.append(queue_id)
             log.error("queue: body %s has no queue entry; moved to %s", queue_id, target)
     return report
+
+
+def _entry(
+    line: bytes | None, queue_id: str, size: int, now: float, give_up_after: float | None
+) -> tuple[MessageInfo, list[NewRecipient]] | None:
+    """The rows to rebuild from an envelope line, or None (none, unreadable, too old)."""
+    if line is None:
+        return None
+    try:
+        message, rcpts = envelope_line.decode(line, queue_id, size)
+    except envelope_line.BadEnvelope as exc:
+        log.error("queue: body %s: %s", queue_id, exc)
+        return None
+    if give_up_after is not None and now - message.created_at > give_up_after:
+        return None  # would have expired by now: a finished message's leftover body
+    return message, rcpts

@@ -204,7 +204,10 @@ class Scheduler:
             await asyncio.to_thread(self.process_bounces)
         if now - self._last_recover >= RECOVER_EVERY:
             self._last_recover = now
-            await asyncio.to_thread(recover, self._spool, self._store, next_attempt=int(now))
+            await asyncio.to_thread(
+                recover, self._spool, self._store, next_attempt=int(now),
+                give_up_after=self._settings.give_up_after,
+            )
         if now - self._last_purge >= PURGE_EVERY:
             self._last_purge = now
             cutoff = int(now) - self._settings.keep_finished
