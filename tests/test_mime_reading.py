@@ -88,6 +88,9 @@ def test_flowed_text_is_detected() -> None:
            b"a long line \r\ncontinued\r\n")
     view = read_view(raw)
     assert view.text_flowed and view.text == "a long line \ncontinued\n"
+    assert not view.text_delsp
+    cjk = read_view(b'Content-Type: text/plain; format="flowed"; DelSp=Yes\r\n\r\nx\r\n')
+    assert cjk.text_flowed and cjk.text_delsp
 
 
 def test_part_content_out_of_range() -> None:

@@ -50,6 +50,8 @@ def test_quotes_are_marked_and_flowed_text_joined() -> None:
     out = text_to_html("reply\n> quoted one\n> quoted two\nafter")
     assert out.count('<span class="quote">') == 1
     assert unflow("a long \nline\n> q1 \n> q2\n-- \nsig") == "a long line\n> q1 q2\n-- \nsig"
+    assert unflow("한국어는 띄어 \n쓰기", delsp=True) == "한국어는 띄어쓰기"
+    assert unflow("한국어는 띄어 \n쓰기") == "한국어는 띄어 쓰기"
 
 
 @settings(max_examples=300, deadline=None)

@@ -67,6 +67,7 @@ class MessageView:
     text: str  # the text/plain body ("" when there is none)
     html: str  # the text/html body, unsanitized ("" when there is none)
     text_flowed: bool  # text/plain; format=flowed (soft line breaks may be joined)
+    text_delsp: bool  # ...; delsp=yes (the space before a soft break is not text: CJK)
     truncated: bool  # a body was longer than MAX_BODY_BYTES and was cut
     attachments: list[AttachmentInfo]
     has_report: bool  # a delivery-status part: the bounce panel may have something to say
@@ -96,6 +97,7 @@ def read_view(raw: bytes) -> MessageView:
     attachments = [_attachment_info(number, part, referenced)
                    for number, part in enumerate(parts) if _listed(part, shown)]
     content_type = parse_params(get(b"content-type", b""))
+    flowed, delsp = _flowed(raw, text_parts[0]) if text_parts else (False, False)
     return MessageView(
         subject=decode_header_value(get(b"subject", b"")),
         sender=parse_addresses(get(b"from", b"")) or parse_addresses(get(b"sender", b"")),
@@ -109,7 +111,8 @@ def read_view(raw: bytes) -> MessageView:
         references=message_ids(get(b"references", b""))[-50:],
         text="\n\n".join(t for t in texts if t),
         html=html,
-        text_flowed=bool(text_parts) and _is_flowed(raw, text_parts[0]),
+        text_flowed=flowed,
+        text_delsp=delsp,
         truncated=truncated,
         attachments=attachments,
         has_report=content_type.value == "multipart/report"
@@ -178,8 +181,8 @@ def _meta_charset(data: bytes, part: Part) -> str | None:
     return value[:end].decode("latin-1") or None
 
 
-def _is_flowed(raw: bytes, part: Part) -> bool:
-    """Whether a text part says format=flowed (RFC 3676).
+def _flowed(raw: bytes, part: Part) -> tuple[bool, bool]:
+    """(format=flowed, delsp=yes) of a text part (RFC 3676).
 
     The part scanner keeps no parameter but the charset, so the part's own
     header (between the last boundary line and its body) is looked at again.
@@ -188,8 +191,8 @@ def _is_flowed(raw: bytes, part: Part) -> bool:
     boundary = header.rfind(b"\n--")
     if boundary >= 0:
         header = header[boundary:]
-    header = header.lower()
-    return b"format=flowed" in header or b'format="flowed"' in header
+    header = header.lower().replace(b'"', b"").replace(b" ", b"")
+    return b"format=flowed" in header, b"delsp=yes" in header
 
 
 def _listed(part: Part, shown: list[Part | None]) -> bool:

@@ -79,6 +79,7 @@ def read_page(raw: bytes, lang: str, compose_url: str = "/compose") -> ReadPage:
     view = read_view(raw)
     has_html = bool(view.html.strip())
     text_html = "" if has_html else text_to_html(view.text, flowed=view.text_flowed,
+                                                 delsp=view.text_delsp,
                                                  compose_url=compose_url)
     rows = tuple(
         AttachmentRow(a.number, safe_filename(a.filename), a.content_type, a.size,

@@ -31,14 +31,15 @@ _TRAILING = ".,;:!?)]}'"
 _MAX_LINKS = 2000  # per message; past that the rest stays text
 
 
-def text_to_html(text: str, *, flowed: bool = False, compose_url: str = "") -> str:
+def text_to_html(text: str, *, flowed: bool = False, delsp: bool = False,
+                 compose_url: str = "") -> str:
     """Escaped HTML of a text body (to go inside an element with white-space: pre-wrap).
 
     `compose_url`: where a click on a mail address goes (`?to=` is appended);
     without it, a `mailto:` link.
     """
     if flowed:
-        text = unflow(text)
+        text = unflow(text, delsp=delsp)
     out: list[str] = []
     block: list[str] = []
     quoted = False
@@ -54,13 +55,19 @@ def text_to_html(text: str, *, flowed: bool = False, compose_url: str = "") -> s
     return "".join(out)
 
 
-def unflow(text: str) -> str:
-    """Join format=flowed soft line breaks (a line ending in a space continues)."""
+def unflow(text: str, *, delsp: bool = False) -> str:
+    """Join format=flowed soft line breaks (a line ending in a space continues).
+
+    With delsp=yes the space that marked the soft break is dropped (text in
+    languages written without spaces, where it is no part of the text).
+    """
     lines = text.split("\n")
     out: list[str] = []
     for line in lines:
         if out and out[-1].endswith(" ") and out[-1] != "-- " and _depth(out[-1]) == _depth(line):
             previous = out.pop()
+            if delsp:
+                previous = previous[:-1]
             depth = _depth(line)
             out.append(previous + line[depth:].removeprefix(" ") if depth else previous + line)
         else:
