@@ -10,6 +10,8 @@ deadline (a byte does not reset it); a message arriving slower than
 
 from __future__ import annotations
 
+import contextlib
+import os
 import smtplib
 import socket
 import time
@@ -20,6 +22,7 @@ import pytest
 
 from serve_process import ServeProcess
 from serve_setup import PASSWORD, as_options, listen_specs, make_data, nmail, set_option, smtp_reply
+from support import wait_until
 
 USER = "bob@test.local"
 
@@ -178,3 +181,38 @@ def test_bad_session_settings_are_refused_with_the_key(
     with pytest.raises(ConfigError) as caught:
         load_config(data)
     assert error in str(caught.value)
+
+
+def socket_count(pid: int) -> int:
+    """Sockets the process has open."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return count
+
+
+def test_a_client_that_never_reads_its_replies_ends_at_the_time_limit(data: Path) -> None:
+    """The server stops reading a client that does not read; the time limit must
+    still free the session (its socket), though no 421 can reach that client."""
+    set_option(data, "smtp", "max_session_time", '"3s"')
+    ports = listen_specs("smtp")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        pid = srv.proc.pid
+        before = socket_count(pid)
+        with session(ports["smtp"]) as sock:
+            assert socket_count(pid) == before + 1
+            sock.setblocking(False)
+            flood = b"NOOP\r\n" * 10_000
+            blocked = 0
+            while blocked < 100:  # until the server has stopped reading for a second
+                try:
+                    sock.send(flood)
+                    blocked = 0
+                except BlockingIOError:
+                    blocked += 1
+                    time.sleep(0.01)
+            wait_until(lambda: socket_count(pid) == before, 30, "the session's socket freed")
+    finally:
+        assert srv.stop()[0] == 0

@@ -18,6 +18,7 @@ is handed to the sans-IO connection as is, with no per-line awaits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -39,6 +40,8 @@ log = logging.getLogger("nmail.smtp")
 
 # Stop reading from a client that pipelines this much while we wait on the backend.
 MAX_PENDING_INPUT = 1 << 20
+# Seconds a client closed by a timeout has to read our last reply.
+GOODBYE_GRACE = 10.0
 # Commands answered in one go before the other connections get the loop again:
 # a megabyte of pipelined NOOPs must not hold up every other session.
 MAX_AT_ONCE = 64
@@ -341,10 +344,27 @@ class SmtpSession(asyncio.Protocol):
                 log.info("SMTP %s: session time limit reached, closing", self._ip)
             self._say_goodbye(r.IDLE_TIMEOUT if left <= 0 else r.SESSION_TOO_LONG)
             self._lost = True
+            self._abort_unless_read(self._transport)
             self._wake()
+            return
+        if self._write_paused and lifetime <= 0 and self._transport is not None:
+            # A client that stopped reading our replies cannot be told: cut it off.
+            log.info("SMTP %s: session time limit reached, not reading: aborted", self._ip)
+            self._lost = True
+            self._transport.abort()
             return
         delay = min(left, lifetime) if self._waiting_for_client else min(timeout, 1.0)
         self._idle_timer = self._loop.call_later(max(delay, 0.05), self._check_idle)
+
+    def _abort_unless_read(self, transport: asyncio.Transport | None) -> None:
+        """A closing transport waits until the client has read what we wrote: a
+        client that reads nothing would keep it for ever. Give it GOODBYE_GRACE."""
+        if transport is None:
+            return
+        if self._write_paused:
+            transport.abort()
+        else:
+            self._loop.call_later(GOODBYE_GRACE, _abort_quietly, transport)
 
     def _finish(self) -> None:
         if self._idle_timer is not None:
@@ -361,3 +381,8 @@ class SmtpSession(asyncio.Protocol):
         if self._conn is not None:
             self._conn.discard_input()
             self._answers.release()
+
+
+def _abort_quietly(transport: asyncio.Transport) -> None:
+    with contextlib.suppress(Exception):  # closed meanwhile: nothing to do
+        transport.abort()
