@@ -433,3 +433,19 @@ def test_a_draft_over_quota_is_refused_with_the_reason(server: RunningServer) ->
     assert answer.status_code == 507 and 'role="alert"' in answer.text
     assert 'value="big"' in answer.text  # what the user wrote is still there
     tiny.close()
+
+
+def test_reply_all_keeps_everyone_but_me(server: RunningServer, bob: Account,
+                                         browser: Browser) -> None:
+    server.add_user("bobby@example.com")
+    raw = (b"From: Carol <carol@example.com>\r\nTo: bob@example.com, dave@remote.example\r\n"
+           b"Cc: =?utf-8?b?7J2066m07Z2s?= <lee@remote.example>, BOB@example.com\r\n"
+           b"Subject: team\r\nMessage-ID: <t1@example.com>\r\n\r\nall hands\r\n")
+    uid = store(server, bob, raw)
+    form = browser.get(f"/compose/reply-all/{folder_id(server, bob)}/{uid}").text
+    to = re.search(r'id="compose-to" name="to" type="text" value="([^"]*)"', form)
+    cc = re.search(r'id="compose-cc" name="cc" type="text" value="([^"]*)"', form)
+    assert to is not None and cc is not None
+    assert to.group(1) == "Carol &lt;carol@example.com&gt;, dave@remote.example"
+    assert cc.group(1) == "이면희 &lt;lee@remote.example&gt;"
+    assert 'value="Re: team"' in form and "&gt; all hands" in form
