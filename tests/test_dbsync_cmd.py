@@ -92,3 +92,20 @@ def test_dbsync_refuses_unknown_targets(cli: Cli) -> None:
     assert "no such account" in cli.refused("dbsync", "not an address")
     result = cli("dbsync")
     assert result.code == 2 and "Traceback" not in result.err
+
+
+def test_a_folder_name_found_on_disk_is_printed_literally(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich markup in a user's folder name makes no hyperlink or style (issue 9 item 8)."""
+    monkeypatch.setenv("FORCE_COLOR", "1")  # as on the admin's terminal
+    ann, _ben = _accounts(cli)
+    _deliver(cli, ann, ["one"])
+    name = "[link=mailto:boss@evil][blink]Bills"  # no dot: Maildir++ nests at dots
+    maildir = cli.data_dir / "mail" / "example.com" / "ann" / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / f".{name}" / sub).mkdir(parents=True)
+    result = cli("dbsync", "ann@example.com")
+    assert result.code == 0, result.err
+    assert name in result.out
+    assert "\x1b]8" not in result.out and "\x1b[5m" not in result.out

@@ -14,12 +14,19 @@ So every byte of output goes through `escape_controls` in one place:
 text segment before rich adds its own styling codes; `print_error` and JSON
 output use the same function. Controls are shown as `\\x1b` or `\\u202e`,
 so the admin still sees that they were there.
+
+rich's markup is a second way in: a folder name like
+`[link=mailto:x@evil.example]Bills` in a plain string would become an OSC 8
+hyperlink (an escape rich writes itself, after our escaping), and `[/x]`
+raises MarkupError in the middle of a report. So SafeConsole reads no
+markup unless a caller asks for it; styling goes through Text and styles.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.segment import Segment
@@ -59,7 +66,11 @@ def escape_json_text(dumped: str) -> str:
 
 
 class SafeConsole(Console):
-    """A rich Console that escapes controls in everything it prints."""
+    """A rich Console that escapes controls in everything it prints, markup off."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        super().__init__(*args, **kwargs)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         # Control segments are rich's own cursor moves; text segments may be anyone's.
