@@ -39,6 +39,10 @@ def test_a_lost_index_comes_back_with_nested_folders_keywords_and_uids(
     inbox = store.open_folder(alice.id, "INBOX")
     inbox.store_flags(UidSet.of([1]), "add", ["\\Flagged", "$Junk"])
     inbox.expunge(UidSet.of([3]))
+    sent = store.append(alice, "Sent", b"Subject: sent\r\n\r\nbody\r\n",
+                        flags=["\\Seen", "$Forwarded"])
+    path = store.open_folder(alice.id, "Sent").message_path(sent.uid)
+    assert path is not None and path.name.endswith(":2,Sa")  # $Forwarded is letter a
     before = _snapshot(store, alice)
     assert (folder_dir(mail_root, alice, "거래처/2026") / "dovecot-keywords").read_text() == (
         "0 $Forwarded\n1 $Label\n")
@@ -52,7 +56,7 @@ def test_a_lost_index_comes_back_with_nested_folders_keywords_and_uids(
     with engine.begin() as conn:
         conn.execute(delete(folders).where(folders.c.account_id == alice.id))
     report = store.dbsync([alice])
-    assert report.total.renumbered == 0 and report.total.added == 8
+    assert report.total.renumbered == 0 and report.total.added == 9
     after = _snapshot(store, alice)
     for name, state in before.items():
         validity, count, unseen, size, role, rows = state  # type: ignore[misc]

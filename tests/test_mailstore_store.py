@@ -71,7 +71,7 @@ def test_flags_at_delivery_put_the_file_in_cur(
 ) -> None:
     [stored] = store.store([new(alice, "Sent", flags=frozenset({"\\seen", "$Label1"}))])
     assert stored.path.parent.name == "cur"
-    assert stored.path.name.endswith(":2,S")
+    assert stored.path.name.endswith(":2,Sa")  # $Label1: keyword letter a (dovecot-keywords)
     [ref] = store.refs(alice.id, "Sent")
     assert ref.flags == frozenset({"\\Seen", "$Label1"})
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -24,6 +25,7 @@ from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.commit_hook import FolderChange
 from nmail.mailstore.indexrow import SUMMARY_KEYS
+from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import SEEN_BIT, disk_name, final_filename, flag_bits, parse_flags
 from nmail.mailstore.writer import file_lock, write_transaction
@@ -271,6 +273,7 @@ def _index(
         touched.append(FolderChange(int(locked[2]), fid, str(locked[3]), state[fid][1],
                                     "deliver"))
     row_params = insert.maker(_ROW_KEYS)
+    keyword_maps: dict[str, KeywordLetters] = {}
     rows: list[Any] = []
     stored: list[StoredMessage] = []
     moves: list[tuple[str, str, str]] = []
@@ -288,12 +291,23 @@ def _index(
         filename = final_filename(item.base, uid, size)
         # Plain strings: folder_dir is a normalized path (str of a Path).
         directory = item.folder_dir + ("/new" if item.in_new else "/cur")
-        path = directory + "/" + disk_name(filename, item.letters, item.in_new)
+        letters = item.letters
+        if item.flags_text and len(letters) < len(item.flags_text.split()):
+            # Keywords (an append's $Forwarded, a label): their letters come from the
+            # folder's dovecot-keywords, which only this writer changes.
+            keywords = keyword_maps.get(item.folder_dir)
+            if keywords is None:
+                keywords = keyword_maps[item.folder_dir] = KeywordLetters.load(
+                    Path(item.folder_dir))
+            letters = keywords.letters_of(parse_flags(item.flags_text), add=True)
+        path = directory + "/" + disk_name(filename, letters, item.in_new)
         rows.append(row_params((folder_id, uid, st[1], st[1], filename, item.in_new,
                                 item.flags_text, bits, size, item.internal_date)
                                + item.columns))
         stored.append(StoredMessage(item.account_id, folder_id, uid, size, item.base, path))
         moves.append((item.tmp_path, path, directory))
+    for keywords in keyword_maps.values():
+        keywords.save()  # before any file carries the new letters
     execute(insert.sql, rows, True)
     update_params = update_folder.maker(_UPDATE_KEYS)
     execute(
