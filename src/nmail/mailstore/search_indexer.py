@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import folders, message_search, messages, search_folders
-from nmail.mailstore.feed import ThreadFeed
+from nmail.mailstore.feed import Change, ThreadFeed
 from nmail.mailstore.mailboxes import mailbox_by_id
 from nmail.mailstore.messagefile import locate
 from nmail.mailstore.model import StoreError
@@ -85,11 +85,15 @@ class SearchIndexer:
         self._engine = engine
         self._mail_dir = Path(mail_dir)
 
-    def catch_up(self, budget: int = BATCH * 5) -> int:
-        """Index up to about `budget` messages; how many were indexed (< budget: done)."""
+    def catch_up(self, budget: int = BATCH * 5, folder_ids: Set[int] | None = None) -> int:
+        """Index up to about `budget` messages; how many were indexed (< budget: done).
+
+        `folder_ids`: look only at these folders (the feed said they changed);
+        None: at every folder.
+        """
         done = 0
         with self._engine.connect() as conn:
-            for folder in self._behind(conn):
+            for folder in self._behind(conn, folder_ids):
                 cursor: tuple[int, int] | None = (folder.indexed_modseq, 0)
                 while cursor is not None and done < budget:
                     count, cursor = self._folder_batch(conn, folder, cursor,
@@ -120,15 +124,18 @@ class SearchIndexer:
             total += count
         return total
 
-    def _behind(self, conn: Connection) -> list[_Folder]:
+    def _behind(self, conn: Connection, folder_ids: Set[int] | None) -> list[_Folder]:
         indexed = func.coalesce(search_folders.c.indexed_modseq, -1)
-        rows = conn.execute(
+        query = (
             select(folders.c.id, folders.c.account_id, folders.c.name,
                    folders.c.highest_modseq, indexed)
             .select_from(folders.outerjoin(search_folders,
                                            search_folders.c.folder_id == folders.c.id))
             .where(folders.c.highest_modseq > indexed)
-        ).all()
+        )
+        if folder_ids is not None:
+            query = query.where(folders.c.id.in_(sorted(folder_ids)[:1000]))
+        rows = conn.execute(query).all()
         conn.rollback()
         return [_Folder(int(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
 
@@ -224,17 +231,29 @@ class SearchFollower:
         self._thread.start()
 
     def _run(self) -> None:
+        # Folders the feed named since the last catch-up; None: look at all
+        # (at start, after a Resync, every `interval`, or while behind).
+        changed: set[int] | None = None
         while not self._stop.is_set():
             try:
-                busy = self._indexer.catch_up() > 0
+                busy = self._indexer.catch_up(folder_ids=changed) > 0
             except Exception:
                 log.exception("search indexing failed; trying again later")
                 busy = False
                 self._stop.wait(self._interval)
+            changed = None
             if busy:
                 continue
             event = self._subscription.get(self._interval)
-            while event is not None and not self._stop.is_set():
+            if event is None:
+                continue  # the interval passed: look at every folder
+            changed = set()
+            while event is not None and changed is not None and not self._stop.is_set():
+                if isinstance(event, Change) and len(changed) < 1000:
+                    changed.add(event.folder_id)
+                else:
+                    changed = None  # a Resync, or too many: every folder
+                    break
                 event = self._subscription.get(0)  # one catch-up for all that came
 
     def close(self) -> None:
