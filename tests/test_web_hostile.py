@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nmail.web.body_limit import HEADROOM
 from nmail.web.message_html import MAX_START_TAGS, sanitize_html
 from nmail.web.plain_text import text_to_html
 from server_rig import RunningServer
@@ -102,3 +104,52 @@ def test_an_address_is_looked_for_only_from_the_start_of_a_run() -> None:
     assert text_to_html("..kim.lee@example.com.") == (
         '..<a href="mailto:kim.lee@example.com">kim.lee@example.com</a>.\n')
     assert 'href="mailto:bob@example.com"' in text_to_html("(bob@example.com)")
+
+
+def _raw_request(server: RunningServer, head: str, body: bytes = b"") -> str:
+    """One request over a plain socket; the status line and headers of the answer."""
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=20) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.decode("latin-1")
+
+
+def test_a_stranger_cannot_send_a_large_body(server: RunningServer, browser: Browser) -> None:
+    # Anyone gets a session and a CSRF token from the login page; Starlette would
+    # then keep a urlencoded form of up to 1,000 x 1 MB in memory.
+    browser.get("/login")
+    cookie = f"nmail_session={browser.session_cookie()}"
+    field = f"csrf_token={browser.csrf}&userid=bob&password=x&pad=".encode() + b"a" * 200_000
+    answer = browser.client.post("/login", content=field,
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413
+    # Announced but not sent: refused before any byte of the body is read.
+    head = (f"POST /login?_csrf={browser.csrf} HTTP/1.1\r\nHost: mail.example.com\r\n"
+            f"Cookie: {cookie}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            "Content-Length: 10000000000\r\n\r\n")
+    assert _raw_request(server, head).startswith("HTTP/1.1 413")
+    # Chunked, so no length is announced: cut once it passes the limit.
+    chunk = b"a" * 32_768
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
+    head = ("POST /login HTTP/1.1\r\nHost: mail.example.com\r\n"
+            f"Cookie: {cookie}\r\nX-CSRF-Token: {browser.csrf}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n")
+    assert _raw_request(server, head, chunks).startswith("HTTP/1.1 413")
+    # A login form still logs in.
+    assert browser.login("bob").status_code == 303
+
+
+def test_a_user_body_is_bounded_by_the_message_size(server: RunningServer,
+                                                   browser: Browser) -> None:
+    assert browser.login("bob").status_code == 303
+    limit = server.config.smtp.max_message_size + HEADROOM
+    head = (f"POST /compose/send?_csrf={browser.csrf} HTTP/1.1\r\nHost: mail.example.com\r\n"
+            f"Cookie: nmail_session={browser.session_cookie()}\r\n"
+            f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {limit + 1}\r\n\r\n")
+    assert _raw_request(server, head).startswith("HTTP/1.1 413")

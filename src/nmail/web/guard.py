@@ -7,6 +7,8 @@ It runs before routing so no route can forget a check:
   form, or the `_csrf` query parameter (multipart forms, whose body is not
   read here); otherwise 403 before any route runs. Paths that serve other
   programs (Outlook's autodiscover) are exempt;
+- a request body may not be larger than web/body_limit.py allows (a login
+  form without a session);
 - the request's language is chosen (user setting, Accept-Language);
 - pages get a strict CSP (no inline script, no foreign origin), nosniff,
   no framing by others, and no referrer leaving the site. A route that sets
@@ -24,7 +26,10 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.exceptions import HTTPException
+
 from nmail.web import i18n
+from nmail.web.body_limit import body_limit, capped, declared_too_large, refuse_too_large
 from nmail.web.client_address import forwarded_tls, real_client
 from nmail.web.facade import WebFacade
 
@@ -112,8 +117,18 @@ class Guard:
         state["set_language_cookie"] = asked
         marker = i18n.set_language(language)
         try:
+            logged_in = session is not None and session.account_id is not None
+            limit = body_limit(logged_in, self.web.backends.config.smtp.max_message_size)
+            if declared_too_large(_header(scope, b"content-length"), limit):
+                await refuse_too_large(send, i18n.gettext("That is too large."))
+                return
+            receive = capped(receive, limit)
             if scope["method"] in UNSAFE and not path.startswith(CSRF_EXEMPT):
-                checked = await self._check_csrf(scope, receive, send, session)
+                try:
+                    checked = await self._check_csrf(scope, receive, send, session)
+                except HTTPException:  # the form passed the body limit while read here
+                    await refuse_too_large(send, i18n.gettext("That is too large."))
+                    return
                 if checked is None:
                     return
                 receive = checked
