@@ -111,6 +111,9 @@ def test_html_frame_is_sandboxed_sanitized_and_blocks_remote(server: RunningServ
     # "Always for this sender" is kept server-side.
     assert browser.post(base + "/trust-sender").status_code == 303
     assert "tracker.example" in browser.get(base + "/body").text
+    assert "Stop showing them" in browser.get(base).text
+    assert browser.post(base + "/distrust-sender").status_code == 303
+    assert "tracker.example" not in browser.get(base + "/body").text
 
 
 def test_hostile_attachment_names_download_safely(server: RunningServer, bob: Account,

@@ -121,3 +121,13 @@ async def trust_sender(folder_id: int, uid: int, user: CurrentUser, web: Web,
         raise HTTPException(400)
     back = f"/mail/{folder_id}/{uid}" + ("?pane=1" if pane else "")
     return RedirectResponse(back, status_code=303)
+
+
+@router.post("/mail/{folder_id}/{uid}/distrust-sender")
+async def distrust_sender(folder_id: int, uid: int, user: CurrentUser, web: Web,
+                          mail: Mail, pane: int = 0) -> Response:
+    """Undo "always show images" for this message's sender."""
+    _, raw = await own_message(web, user, folder_id, uid)
+    await web.run(mail.image_senders.forget, user.id, sender_address(raw))
+    back = f"/mail/{folder_id}/{uid}" + ("?pane=1" if pane else "")
+    return RedirectResponse(back, status_code=303)
