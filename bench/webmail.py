@@ -15,8 +15,10 @@ session cookie:
 - the web process's resident memory at rest and after opening 1,000
   messages (the process holding the HTTP connection, found through /proc).
 
-Roundcube runs in the same invocation only when it is installed (it is not
-on this machine: nmail's figures are printed alone). Asserts nothing.
+The web process's CPU time per page is printed too: on a shared machine
+latency includes waiting for a CPU, CPU time does not. Roundcube runs in
+the same invocation only when it is installed (it is not on this machine:
+nmail's figures are printed alone). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -148,6 +150,14 @@ def rss_mb(pid: int | None) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process: its cost, whatever else the machine runs."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def login(port: int) -> httpx.Client:
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
                           headers={"Host": HOST, "Accept": "text/html"}, timeout=30)
@@ -184,10 +194,14 @@ def run_size(count: int, runs: int, db: str | None) -> None:
             inbox = client.get("/").headers["location"]
             pid = web_pid(port, serve.proc.pid)
             rest = rss_mb(pid)
+            cpu_before = cpu_seconds(pid)
             first_page = [timed(client, inbox)[0] for _ in range(runs)]
+            cpu_page = (cpu_seconds(pid) - cpu_before) / runs
             rows = client.get(inbox).text.count('<li class="msg')
             print(f"  first INBOX page ({rows} rows, {inbox_count} in INBOX): "
-                  f"{percentiles(first_page)}")
+                  f"{percentiles(first_page)}  (web process CPU {cpu_page * 1000:.2f} ms/page)")
+            print(f"  machine load average: {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} CPUs (latency includes waiting for a CPU)")
             rng = random.Random(3)
             opened = []
             for _ in range(runs):
