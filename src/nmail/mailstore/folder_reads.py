@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, func, select
 
 from nmail.db.tables import folders, message_tombstones, messages
 from nmail.mailstore.model import ChangeSet, MessageRef, MessageRow, NoSuchFolder, SortKey
 from nmail.mailstore.names import parse_flags, uidl_of
+from nmail.mailstore.op_rows import rows_in_ranges
 
 _ROW_COLUMNS = (
     messages.c.uid, messages.c.modseq, messages.c.size, messages.c.flags,
@@ -31,7 +32,6 @@ _SORT_COLUMNS = {
     "subject": messages.c.subject_sort,
     "size": messages.c.size,
 }
-RANGES_PER_QUERY = 200
 
 
 def message_row(r: Any) -> MessageRow:
@@ -67,25 +67,10 @@ def usage(conn: Connection, account_id: int) -> int:
         .where(folders.c.account_id == account_id)).scalar_one())
 
 
-def _in_ranges(ranges: Sequence[tuple[int, int]]) -> Any:
-    return or_(*(
-        messages.c.uid == low if low == high else and_(messages.c.uid >= low,
-                                                        messages.c.uid <= high)
-        for low, high in ranges
-    ))
-
-
 def summaries(conn: Connection, folder_id: int,
               ranges: Sequence[tuple[int, int]]) -> list[MessageRow]:
     """The rows of the UIDs in `ranges` that exist, ascending UID."""
-    out: list[MessageRow] = []
-    for start in range(0, len(ranges), RANGES_PER_QUERY):
-        chunk = ranges[start:start + RANGES_PER_QUERY]
-        out.extend(message_row(r) for r in conn.execute(
-            select(*_ROW_COLUMNS).where(messages.c.folder_id == folder_id, _in_ranges(chunk))
-            .order_by(messages.c.uid)
-        ))
-    return out
+    return [message_row(r) for r in rows_in_ranges(conn, folder_id, ranges, _ROW_COLUMNS)]
 
 
 def uids(conn: Connection, folder_id: int) -> list[int]:

@@ -50,16 +50,20 @@ def rows_in_ranges(
     out: list[Any] = []
     for start in range(0, len(ranges), RANGES_PER_QUERY):
         chunk = ranges[start:start + RANGES_PER_QUERY]
-        condition = or_(*(
-            messages.c.uid == low if low == high else and_(messages.c.uid >= low,
-                                                            messages.c.uid <= high)
-            for low, high in chunk
-        ))
         out.extend(conn.execute(
-            select(*columns).where(messages.c.folder_id == folder_id, condition)
+            select(*columns).where(messages.c.folder_id == folder_id, uid_in_ranges(chunk))
             .order_by(messages.c.uid)
         ).all())
     return out
+
+
+def uid_in_ranges(ranges: Sequence[tuple[int, int]]) -> Any:
+    """The SQL condition "messages.uid is in one of `ranges`" (a UidSet's)."""
+    return or_(*(
+        messages.c.uid == low if low == high else and_(messages.c.uid >= low,
+                                                        messages.c.uid <= high)
+        for low, high in ranges
+    ))
 
 
 def quota_check(conn: Connection, account_id: int, adding: int, what: str) -> None:
