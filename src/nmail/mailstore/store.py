@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nmail.db.tables import folders
 from nmail.directory.model import Account
-from nmail.mailstore import folder_reads
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
+from nmail.mailstore.first_model_calls import FirstModelCalls, guarded
 from nmail.mailstore.folder_catalog import FolderCatalog
 from nmail.mailstore.folder_sync import FolderTarget
 from nmail.mailstore.folder_view import FolderView
@@ -36,7 +36,6 @@ from nmail.mailstore.mailboxes import Mailbox
 from nmail.mailstore.model import (
     FOLDERS,
     AppendResult,
-    BadUidSet,
     FolderInfo,
     MessageRef,
     MessageRow,
@@ -59,7 +58,6 @@ from nmail.mailstore.preparing import (
     prepare_all,
 )
 from nmail.mailstore.rebuild import Rebuilder
-from nmail.mailstore.uidset import UidSet
 from nmail.mailstore.writer import IndexWriter
 
 __all__ = [
@@ -108,24 +106,7 @@ class _NotKnown(Exception):
     """A folder's location is not in memory (submit() does no database reads)."""
 
 
-def _uid_set(uids: Iterable[int]) -> UidSet:
-    try:
-        return UidSet.of(int(uid) for uid in uids)
-    except BadUidSet as exc:
-        raise StoreError(str(exc)) from None
-
-
-def _guarded(what: str, fn: Callable[[], R]) -> R:
-    """fn(), with disk and database failures as StoreError("could not <what>: ...")."""
-    try:
-        return fn()
-    except StoreError:
-        raise
-    except (OSError, SQLAlchemyError) as exc:
-        raise StoreError(f"could not {what}: {exc}") from exc
-
-
-class MailStore:
+class MailStore(FirstModelCalls):
     """Stores, lists, reads, flags and expunges messages; rebuilds the index."""
 
     def __init__(self, engine: Engine, mail_dir: Path, hostname: str, *,
@@ -306,25 +287,25 @@ class MailStore:
 
     def open_folder(self, account_id: int, name: str) -> FolderView:
         """A FolderView of the account's folder `name` ("INBOX", "거래처/2026")."""
-        return _guarded("open the folder", lambda: self._catalog.open(account_id, name))
+        return guarded("open the folder", lambda: self._catalog.open(account_id, name))
 
     def list_folders(self, account_id: int) -> list[FolderInfo]:
         """Every folder with its kept counts, INBOX first."""
-        return _guarded("read the index", lambda: self._catalog.list(account_id))
+        return guarded("read the index", lambda: self._catalog.list(account_id))
 
     def create_folder(self, account_id: int, name: str, *, role: str | None = None) -> FolderInfo:
-        return _guarded("create the folder",
+        return guarded("create the folder",
                         lambda: self._catalog.create(account_id, name, role=role))
 
     def rename_folder(self, account_id: int, name: str, new_name: str) -> None:
-        _guarded("rename the folder", lambda: self._catalog.rename(account_id, name, new_name))
+        guarded("rename the folder", lambda: self._catalog.rename(account_id, name, new_name))
 
     def delete_folder(self, account_id: int, name: str, *, force: bool = False) -> None:
-        _guarded("delete the folder",
+        guarded("delete the folder",
                  lambda: self._catalog.delete(account_id, name, force=force))
 
     def subscribe(self, account_id: int, name: str, subscribed: bool = True) -> None:
-        _guarded("change the subscription",
+        guarded("change the subscription",
                  lambda: self._catalog.subscribe(account_id, name, subscribed))
 
     @_failures("append the message")
@@ -353,65 +334,6 @@ class MailStore:
         stored = deliver_batch(conn, items, changes=changes)
         report(self._on_commit, changes)
         return stored
-
-    # -- the calls of the first model (POP3, tests), on the new one ---------------------
-
-    @_failures("read the index")
-    def usage(self, account_id: int) -> int:
-        """Bytes stored for the account: the sum of its folders' sizes."""
-        with self._engine.connect() as conn:
-            return folder_reads.usage(conn, account_id)
-
-    def folder(self, account_id: int, name: str) -> FolderInfo:
-        return self.open_folder(account_id, name).info
-
-    def folders(self, account_id: int) -> list[FolderInfo]:
-        return self.list_folders(account_id)
-
-    def refs(self, account_id: int, folder: str) -> list[MessageRef]:
-        """UID, size, UIDL and flags of every message, ascending UID."""
-        return _guarded("read the index", lambda: self.open_folder(account_id, folder).refs())
-
-    def list_messages(self, account_id: int, folder: str, *, limit: int = 50,
-                      offset: int = 0) -> list[MessageRow]:
-        """A page of the folder, newest first by Date (arrival time when it has none)."""
-        return _guarded("read the index", lambda: self.open_folder(account_id, folder).page(
-            "date", descending=True, offset=offset, limit=limit))
-
-    def message_path(self, account_id: int, folder: str, uid: int) -> Path | None:
-        """The message's file, wherever flags moved it; None if there is none."""
-        return _guarded("find the message",
-                        lambda: self.open_folder(account_id, folder).message_path(uid))
-
-    def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
-        """The message's bytes as stored (trace headers included), None if gone."""
-        return _guarded("read the message", lambda: self.open_folder(account_id, folder).read(uid))
-
-    def expunge(self, account_id: int, folder: str, uids: Iterable[int]) -> int:
-        """Delete messages (files and rows); returns how many were deleted."""
-        wanted = _uid_set(uids)
-        if not wanted:
-            return 0
-        return len(_guarded("expunge",
-                            lambda: self.open_folder(account_id, folder).expunge(wanted)))
-
-    def set_flags(self, account_id: int, folder: str, uids: Iterable[int],
-                  add: frozenset[str] = frozenset(),
-                  remove: frozenset[str] = frozenset()) -> None:
-        """Add and remove IMAP flags; files move to cur/ with the matching letters."""
-        plus, minus = normalized_flags(add), normalized_flags(remove)
-        wanted = _uid_set(uids)
-        if not wanted or not (plus or minus):
-            return
-
-        def change() -> None:
-            view = self.open_folder(account_id, folder)
-            if plus:
-                view.store_flags(wanted, "add", plus)
-            if minus:
-                view.store_flags(wanted, "remove", minus)
-
-        _guarded("change flags", change)
 
     # -- repair and rebuild -----------------------------------------------------
 
