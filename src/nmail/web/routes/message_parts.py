@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from nmail.mime.charsets import decode_bytes
-from nmail.mime.reading import part_content, read_view
+from nmail.mime.reading import part_content, part_contents, read_view
 from nmail.web.deps import CurrentUser, Pages, Web
 from nmail.web.download_names import download_headers, safe_filename
 from nmail.web.i18n import current_language
@@ -55,11 +55,11 @@ def _zip(raw: bytes) -> bytes:
     view = read_view(raw)
     buffer = io.BytesIO()
     used: set[str] = set()
+    listed = [a for a in view.attachments if not a.inline]
+    contents = part_contents(raw, {a.number for a in listed})  # one pass for all
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for attachment in view.attachments:
-            if attachment.inline:
-                continue
-            found = part_content(raw, attachment.number)
+        for attachment in listed:
+            found = contents.get(attachment.number)
             if found is None:
                 continue
             name = safe_filename(attachment.filename)
