@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from nmail.mailstore.model import StoreError
 from nmail.mime.composing import ComposeError, OutgoingFile
-from nmail.mime.reading import part_content, read_view
+from nmail.mime.reading import part_contents, read_view
 from nmail.web.compose_form import ComposeState, outgoing, parse_original
 from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
@@ -115,8 +115,11 @@ async def _files(form: FormData, state: ComposeState, user: User, web: Web,
     carried = 0
     if state.carry_from and state.carry_parts:
         raw = await _message_bytes(web, user, state.carry_from)
-        for number in state.carry_parts[:MAX_FILES]:
-            found = await web.run(part_content, raw, number) if raw else None
+        wanted = state.carry_parts[:MAX_FILES]
+        # One pass over the original for all of its parts, not one pass each.
+        parts = await web.run(part_contents, raw, set(wanted)) if raw else {}
+        for number in wanted:
+            found = parts.get(number)
             if found is not None:
                 files.append(OutgoingFile(found[0].filename, found[0].content_type, found[1]))
                 carried += 1
