@@ -26,6 +26,7 @@ from nmail.servers.pop3_backend import (
     StoreMaildrop,
 )
 from nmail.servers.pop3_connection import READ_CHUNK, Pop3Connection, Pop3Settings
+from nmail.servers.tls_gate import TlsGate
 
 if TYPE_CHECKING:
     from nmail.runtime import Runtime
@@ -88,9 +89,13 @@ class Pop3Server:
         if self.settings.implicit_tls:
             if self.tls_context() is None:
                 log.warning("pop3s listener without a TLS certificate: every handshake fails")
+            # The handshake counts against the limits too (servers/tls_gate.py).
+            context, handshake = self._implicit_tls_context(), self.settings.handshake_timeout
             self._server = await loop.create_server(
-                lambda: Pop3Connection(self), sock=sock, ssl=self._implicit_tls_context(),
-                ssl_handshake_timeout=self.settings.handshake_timeout,
+                lambda: TlsGate(
+                    self.admit, self._limits, lambda: Pop3Connection(self), context, handshake
+                ),
+                sock=sock,
             )
         else:
             self._server = await loop.create_server(lambda: Pop3Connection(self), sock=sock)

@@ -30,6 +30,7 @@ from nmail.servers.limits import ConnectionLimits, RefusalLog, SharedRow
 from nmail.servers.smtp_auth import IntakeBackend, MailIntake
 from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
 from nmail.servers.smtp_session import SessionSetup, SmtpSession
+from nmail.servers.tls_gate import TlsGate
 
 __all__ = [
     "AuthOutcome",
@@ -147,19 +148,18 @@ class SmtpServer:
             timeout = self.settings.tls_handshake_timeout
             if self.tls_context() is None:
                 log.error("submissions listener has no TLS certificate: handshakes will fail")
-        if sock is not None:
-            self._server = await loop.create_server(
-                self._new_session, sock=sock, backlog=512, ssl=tls, ssl_handshake_timeout=timeout
+        factory: Callable[[], asyncio.Protocol] = self._new_session
+        if tls is not None and timeout is not None:
+            # The handshake counts against the limits too (servers/tls_gate.py).
+            context, handshake = tls, timeout
+            factory = lambda: TlsGate(  # noqa: E731
+                self.admit, self._limits, self._new_session, context, handshake
             )
+        if sock is not None:
+            self._server = await loop.create_server(factory, sock=sock, backlog=512)
         else:
             self._server = await loop.create_server(
-                self._new_session,
-                host,
-                port,
-                backlog=512,
-                reuse_address=True,
-                ssl=tls,
-                ssl_handshake_timeout=timeout,
+                factory, host, port, backlog=512, reuse_address=True
             )
 
     async def close(self, grace: float | None = None) -> None:
