@@ -65,6 +65,9 @@ HOSTILE = [
     "<style>@import url(http://evil.example/i.css);</style>",
     "<style>@import 'http://evil.example/j.css';</style>",
     "<style>body{background:url(http://evil.example/bg.png)}</style>",
+    "<style title=t media=all class=c>body{background:url(http://evil.example/at.png)}</style>",
+    "<style\nid=x>@import 'http://evil.example/nl.css';</style>",
+    "<STYLE TYPE=text/css>p{background:url(//evil.example/up.png)}</STYLE>",
     "<style>@font-face{font-family:x;src:url(http://evil.example/f.woff)}</style>",
     "<style>p{background:\\75\\72\\6c(http://evil.example/hex.png)}</style>",
     "<style></style><img src=x onerror=alert(1)>",
@@ -191,6 +194,7 @@ def test_plain_formatting_survives() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(HOSTILE + BENIGN), min_size=1, max_size=8),
        st.sampled_from(["", "<div>", "<table><tr><td>", "<svg>", "<math>", "<style>",
+                        "<style title=x>", "<style class=a id=b>",
                         "<noscript>", "<p title=\"", "<!--", "<a href=\"", "<select>"]))
 def test_combinations_stay_safe(pieces: list[str], wrapper: str) -> None:
     markup = wrapper + "".join(pieces)
