@@ -11,7 +11,14 @@ adds, per connection:
   every few seconds, with the number refused since);
 - a header deadline: a request head must be complete within
   `[http] header_timeout` of the connection (or of the previous response),
-  however slowly its bytes trickle in; past it the connection is closed.
+  however slowly its bytes trickle in; past it the connection is closed;
+- a body rate: while the app waits for more of a request's body, at least
+  MIN_BODY_RATE bytes a second must arrive, measured over each
+  `header_timeout`; else the connection is closed. Without it a head sent
+  in time followed by a body of a byte a minute held the connection for
+  ever, and a few addresses could hold every connection the listener allows.
+  A body the app has not read yet (a slow handler) is not held against the
+  client.
 
 It subclasses uvicorn's h11 protocol (the one uvicorn picks without
 httptools) and relies on three of its documented-by-code attributes:
@@ -36,6 +43,8 @@ from nmail.config_http import HttpSettings
 from nmail.servers.limits import ConnectionLimits, RefusalLog
 
 log = logging.getLogger("nmail.http")
+
+MIN_BODY_RATE = 1024  # bytes a second of a request body (a very slow phone link sends more)
 
 BUSY_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -66,6 +75,8 @@ class GatedHttpProtocol(H11Protocol):
         self._admitted = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._timed_cycle: object | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._received = 0  # bytes since the body rate was last looked at
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
@@ -85,6 +96,7 @@ class GatedHttpProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_body_watch()
         if not self._admitted:
             return
         self._admitted = False
@@ -93,10 +105,12 @@ class GatedHttpProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._received += len(data)
         super().data_received(data)
         self._note_request()
 
     def on_response_complete(self) -> None:
+        self._stop_body_watch()
         super().on_response_complete()
         if self.transport.is_closing():
             return
@@ -110,6 +124,7 @@ class GatedHttpProtocol(H11Protocol):
             return False
         self._timed_cycle = cycle
         self._disarm()
+        self._watch_body()
         return True
 
     def _arm(self) -> None:
@@ -122,6 +137,31 @@ class GatedHttpProtocol(H11Protocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def _watch_body(self) -> None:
+        self._stop_body_watch()
+        self._received = 0
+        self._body_timer = self.loop.call_later(
+            self._gate.settings.header_timeout, self._body_check
+        )
+
+    def _stop_body_watch(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or self.transport.is_closing():
+            return  # the whole body is in: the app may take as long as it needs
+        interval = self._gate.settings.header_timeout
+        if cycle.body or self._received >= MIN_BODY_RATE * interval:
+            self._watch_body()  # still coming, or waiting for the app to read it
+            return
+        log.info("http %s sent %d body bytes in %d s: closed", self.client, self._received,
+                 interval)
+        self.transport.close()
 
     def _header_timeout(self) -> None:
         self._header_timer = None
