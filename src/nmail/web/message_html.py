@@ -140,6 +140,11 @@ def _clip(markup: str) -> tuple[str, bool]:
     return markup, False
 
 
+def is_clipped(markup: str) -> bool:
+    """Whether `sanitize_html` would show only the beginning of this body (cheap: one scan)."""
+    return _clip(markup)[1]
+
+
 def inline_budget() -> int:
     """Bytes of cid images one message may embed."""
     return _DATA_LIMIT

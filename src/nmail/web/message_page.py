@@ -20,7 +20,7 @@ from nmail.mime.fields import read_header_block
 from nmail.mime.headers import parse_addresses
 from nmail.mime.reading import MessageView, inline_images, read_view
 from nmail.web.download_names import safe_filename
-from nmail.web.message_html import frame_document, inline_budget, sanitize_html
+from nmail.web.message_html import frame_document, inline_budget, is_clipped, sanitize_html
 from nmail.web.plain_text import text_to_html
 
 # A remote load in HTML: src/background/srcset/poster attributes or CSS url()
@@ -72,6 +72,7 @@ class ReadPage:
     remote_content: bool
     attachments: tuple[AttachmentRow, ...]
     bounce: BouncePanel | None
+    clipped: bool = False  # the HTML body is too long: the frame shows only its beginning
 
 
 def read_page(raw: bytes, lang: str, compose_url: str = "/compose") -> ReadPage:
@@ -90,6 +91,7 @@ def read_page(raw: bytes, lang: str, compose_url: str = "/compose") -> ReadPage:
         view=view, text_html=text_html, has_html=has_html,
         remote_content=has_html and _REMOTE_HINT.search(view.html) is not None,
         attachments=rows, bounce=bounce_panel(raw, lang),
+        clipped=has_html and is_clipped(view.html),
     )
 
 

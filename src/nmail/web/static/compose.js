@@ -36,7 +36,7 @@
   function chip(name, size) {
     const li = document.createElement("li");
     li.className = "chip";
-    const label = document.createElement("span");
+    const label = document.createElement("bdi");  // a name's bidi controls stay inside it
     label.textContent = name;
     const meta = document.createElement("span");
     meta.className = "muted small";
