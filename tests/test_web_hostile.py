@@ -6,6 +6,8 @@ was found open, kept closed here.
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import re
 import smtplib
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from nmail.mime import reading
+from nmail.mime.reading import read_view
 from nmail.web.body_limit import HEADROOM
 from nmail.web.message_html import MAX_START_TAGS, sanitize_html
 from nmail.web.plain_text import text_to_html
@@ -183,3 +186,42 @@ def test_download_all_reads_the_message_once_whatever_the_attachments(
     names = archive.namelist()
     assert len(names) == 200 and len(set(names)) == 200
     assert archive.read("same.bin") == b"0" and archive.read("same (200).bin") == b"199"
+
+
+def _field(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page)
+    assert found, name
+    return html.unescape(found.group(1))
+
+
+def test_a_reply_carries_no_header_the_original_smuggled_in(server: RunningServer,
+                                                            browser: Browser) -> None:
+    # email's header registry decoded encoded words it was given and wrote the
+    # decoded CR LF as a line break: the original's Message-ID (In-Reply-To,
+    # References) and a subject that decodes to an encoded word added header
+    # fields of the sender's choosing to the reply, signed with our key.
+    carol = server.add_user("carol@example.com")
+    smuggled = "=?utf-8?q?=0d=0aReply-To:_attacker=40evil.example?=@evil.example"
+    # Decodes to the text "=?utf-8?q?=0d=0aX-Injected:_1?=".
+    subject = "=?utf-8?b?" + base64.b64encode(b"=?utf-8?q?=0d=0aX-Injected:_1?=").decode() + "?="
+    _send_raw(server, f"From: a@remote.example\r\nTo: bob@example.com\r\nSubject: {subject}\r\n"
+                      f"Message-ID: <{smuggled}>\r\n\r\nhello\r\n".encode())
+    assert browser.login("bob").status_code == 303
+    folder, uid = _first_message(browser).split("/")[2:]
+    form = browser.get(f"/compose/reply/{folder}/{uid}").text
+    assert _field(form, "in_reply_to") == smuggled
+    answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": _field(form, "subject"), "body": "ok",
+        "in_reply_to": _field(form, "in_reply_to"), "references": _field(form, "references"),
+    })
+    assert answer.status_code == 303
+    store = server.runtime.store
+    [row] = store.list_messages(carol.id, "INBOX")
+    raw = store.read_message(carol.id, "INBOX", row.uid) or b""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    names = [line.split(":", 1)[0].lower() for line in head.split("\r\n")
+             if line and not line[0].isspace()]
+    assert "reply-to" not in names and "x-injected" not in names
+    view = read_view(raw)
+    assert view.in_reply_to == smuggled
+    assert view.subject == "Re: =?utf-8?q?=0d=0aX-Injected:_1?="  # the text, as shown

@@ -29,6 +29,7 @@ Address = tuple[str, str]  # (display name, address)
 MAX_SUBJECT = 998
 MAX_NAME = 200
 MAX_RECIPIENTS = 500
+MAX_MESSAGE_ID = 250  # longer ones (or not ASCII) are not referred to
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9\-]{1,63}(?<!-)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -147,17 +148,23 @@ def build_message(out: Outgoing, *, hostname: str, include_bcc: bool = False) ->
         msg.set_raw("Cc", _address_header(out.cc, "cc"))
     if include_bcc and out.bcc:
         msg.set_raw("Bcc", _address_header(out.bcc, "bcc"))
+    # Text is never given to `email`'s header registry when it holds "=?": the
+    # registry DECODES encoded words it is given, and writes the decoded CR LF
+    # as a line break (Python < 3.13): a subject or a Message-ID of a hostile
+    # message, taken into a reply, would add header fields of the sender's
+    # choosing (Reply-To: ...) to mail we sign.
     subject = check_text(out.subject, "subject", MAX_SUBJECT)
-    if subject.isascii():
+    if subject.isascii() and "=?" not in subject:
         msg["Subject"] = subject
     else:
         msg.set_raw("Subject", encode_words(subject, len("Subject: ")))
-    msg["Message-ID"] = f"<{_msg_id(out.message_id or new_message_id(hostname))}>"
-    if out.in_reply_to:
-        msg["In-Reply-To"] = f"<{_msg_id(out.in_reply_to)}>"
-    references = [_msg_id(ref) for ref in out.references if ref][-20:]
+    msg.set_raw("Message-ID", f"<{_msg_id(out.message_id or new_message_id(hostname))}>")
+    in_reply_to = _reference(out.in_reply_to)
+    if in_reply_to:
+        msg.set_raw("In-Reply-To", f"<{in_reply_to}>")
+    references = [ref for ref in map(_reference, out.references) if ref][-20:]
     if references:
-        msg["References"] = " ".join(f"<{ref}>" for ref in references)
+        msg.set_raw("References", "\r\n ".join(f"<{ref}>" for ref in references))
     msg["MIME-Version"] = "1.0"
     msg["User-Agent"] = "nmail webmail"
     text = _lines(out.text)
@@ -225,9 +232,19 @@ def _address_header(pairs: tuple[Address, ...] | list[Address], field_name: str)
 
 def _msg_id(value: str) -> str:
     value = value.strip().removeprefix("<").removesuffix(">")
-    if not value or _CONTROL.search(value) or any(ch in value for ch in " <>"):
+    if (not value or len(value) > MAX_MESSAGE_ID or not value.isascii()
+            or _CONTROL.search(value) or any(ch in value for ch in " <>")):
         raise ComposeError("references", "bad message id")
     return value
+
+
+def _reference(value: str) -> str | None:
+    """A message id to refer to (In-Reply-To, References), None when it is unusable:
+    it comes from someone else's message, and a reply must not fail because of it."""
+    try:
+        return _msg_id(value) if value.strip() else None
+    except ComposeError:
+        return None
 
 
 def _cte(text: str) -> str:
