@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from server_rig import RunningServer
-from web_rig import Browser, deliver, web_server
+from web_rig import Browser, deliver, set_web, web_server
 
 
 @pytest.fixture
@@ -70,8 +70,7 @@ def test_configured_host_map(tmp_path: Path) -> None:
     from server_rig import make_data_dir
 
     data = make_data_dir(tmp_path)
-    config = data / "nmail.toml"
-    config.write_text(config.read_text() + '\n[web]\nhosts = { "post.corp.test" = "other.org" }\n')
+    set_web(data, 'hosts = { "post.corp.test" = "other.org" }')
     with RunningServer(data, listeners=("http",)) as srv:
         srv.add_user("bob@other.org")
         b = Browser(srv, host="post.corp.test")
@@ -188,8 +187,7 @@ def test_throttle_uses_the_real_client_and_is_shared_with_smtp(tmp_path: Path) -
     from server_rig import make_data_dir
 
     data = make_data_dir(tmp_path)
-    config = data / "nmail.toml"
-    config.write_text(config.read_text() + '\n[web]\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    set_web(data, 'trusted_proxies = ["127.0.0.1/32"]')
     engine = engine_for(data)
     with RunningServer(data, listeners=("smtp", "http"), throttle=LoginThrottle(
             first_delay=0, max_delay=0, max_failures=3, records=SqlRecords(engine))) as srv:
@@ -227,8 +225,7 @@ def test_secure_cookie_when_a_trusted_proxy_says_https(tmp_path: Path) -> None:
     from server_rig import make_data_dir
 
     data = make_data_dir(tmp_path)
-    config = data / "nmail.toml"
-    config.write_text(config.read_text() + '\n[web]\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    set_web(data, 'trusted_proxies = ["127.0.0.1/32"]')
     with RunningServer(data, listeners=("http",)) as srv:
         proxied = Browser(srv)
         proxied.client.headers["X-Forwarded-Proto"] = "https"

@@ -21,6 +21,17 @@ def web_server(tmp_path: Path, database_url: str | None = None) -> RunningServer
     return RunningServer(make_data_dir(tmp_path, database_url), listeners=("smtp", "http"))
 
 
+def set_web(data: Path, lines: str) -> None:
+    """Add settings to nmail.toml's [web] section (which `nmail init` writes)."""
+    config = data / "nmail.toml"
+    text = config.read_text()
+    if "\n[web]\n" in text:
+        text = text.replace("\n[web]\n", "\n[web]\n" + lines.strip() + "\n", 1)
+    else:
+        text += "\n[web]\n" + lines.strip() + "\n"
+    config.write_text(text)
+
+
 class Browser:
     """An httpx client that sends the Host a user typed, keeps cookies, reads CSRF tokens."""
 

@@ -77,6 +77,17 @@ max_connections_per_ip = 100  # from one address (IPv6: per /64); loopback unlim
 header_timeout = "20s"        # to send a request's headers, trickling does not extend it
 keepalive_timeout = "5s"      # an idle connection is kept this long after a response
 
+[web]
+# The webmail logs users in by the host they open: mail.<domain> and
+# webmail.<domain> mean <domain>; other names can be mapped here.
+# hosts = {{ "post.example.net" = "example.com" }}
+# Reverse proxies (nginx, a load balancer) whose X-Forwarded-For/-Proto are
+# believed; nobody else's are.
+# trusted_proxies = ["127.0.0.1/32"]
+session_idle = "2h"           # a webmail session unused this long ends
+session_max = "7d"            # and none lives longer than this
+time_zone = "Asia/Seoul"      # dates in the webmail
+
 [dkim]
 selector = "nmail"
 
