@@ -16,6 +16,9 @@ class ClientInfo:
     # "ESMTP", "ESMTPS", "ESMTPSA", "ESMTPA", "SMTP", "HTTP" (webmail), "LOCAL" (bounces)
     protocol: str = "ESMTP"
     auth_user: str | None = None
+    # The id of the account that logged in: an address deleted and created
+    # again is another account, which an open session must not speak for.
+    auth_account_id: int | None = None
     tls: str | None = None  # e.g. "TLSv1.3:TLS_AES_256_GCM_SHA384"
 
 

@@ -167,19 +167,25 @@ class Intake:
         if client.auth_user:
             # The account may have been deleted or its login disabled since AUTH:
             # asked again at every MAIL, from the generation-checked cache.
-            if not self._may_still_send(client.auth_user, cached_only=cached_only):
+            if not self._may_still_send(
+                client.auth_user, client.auth_account_id, cached_only=cached_only
+            ):
                 return LOGIN_REVOKED
             owned = self.lookups.sender_addresses(client.auth_user, cached_only=cached_only)
             return senders.check_sender_owned(sender, owned)
         return ACCEPT
 
-    def _may_still_send(self, login: str, *, cached_only: bool) -> bool:
-        """The authenticated account still exists and may log in."""
+    def _may_still_send(self, login: str, account_id: int | None, *, cached_only: bool) -> bool:
+        """The authenticated account still exists (the same one: not deleted and
+        created again) and may log in."""
         try:
             resolution = self.lookups.resolve(login, cached_only=cached_only)
         except InvalidName:
             return False
-        return any(a.address == login and a.login_enabled for a in resolution.accounts)
+        return any(
+            a.address == login and a.login_enabled and account_id in (None, a.id)
+            for a in resolution.accounts
+        )
 
     # -- RCPT TO ---------------------------------------------------------
 

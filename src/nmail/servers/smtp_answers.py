@@ -60,6 +60,7 @@ class Answers:
         self._loop = asyncio.get_running_loop()
         self._resolutions: list[Resolution] = []
         self._client_info: ClientInfo | None = None
+        self._auth_account_id: int | None = None
         self.tls_description: str | None = None  # set when TLS is up (Received header)
 
     def release(self) -> None:
@@ -195,6 +196,7 @@ class Answers:
         if outcome is None:
             conn.auth_failed(AUTH_UNAVAILABLE)
         elif outcome.ok:
+            self._auth_account_id = outcome.account_id
             conn.auth_succeeded(outcome.account_address or event.username)
         else:
             if outcome.delay > 0 and not self._setup.stopping.is_set():
@@ -222,5 +224,6 @@ class Answers:
             known = self._client_info = ClientInfo(
                 ip=self._ip, helo=helo, protocol=protocol, auth_user=auth,
                 tls=self.tls_description,
+                auth_account_id=self._auth_account_id if auth is not None else None,
             )
         return known

@@ -42,7 +42,9 @@ def auth_outcome(login: LoginService, username: str, password: str, client_ip: s
     """SMTP AUTH through the login service, as the SMTP server answers it."""
     result = login.login(username, password, client_ip)
     if result.ok and result.account is not None:
-        return AuthOutcome(True, account_address=result.account.address)
+        return AuthOutcome(
+            True, account_address=result.account.address, account_id=result.account.id
+        )
     if result.status is LoginStatus.BAD_CREDENTIALS:
         log.info("SMTP AUTH failed for %r from %s", result.name[:100], client_ip)
         return AuthOutcome(False, delay=result.delay)
