@@ -12,11 +12,13 @@ rules cost one set lookup: RuleAccounts remembers which accounts have any.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
 
@@ -24,7 +26,10 @@ from sqlalchemy import Engine
 
 from nmail.directory.mail_rules import MailRulesStore, RuleAccounts, Vacation
 from nmail.directory.model import Account
+from nmail.mime.composing import encode_words
 from nmail.policy.autoreply import may_auto_reply
+
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,248}>")  # printable ASCII, no space, no <>
 
 log = logging.getLogger(__name__)
 FRESH_FOR = 2.0  # seconds a rule-account snapshot answers without a database read
@@ -87,21 +92,45 @@ class DeliveryRules:
         """The reply: RFC 3834 headers, threaded to the original."""
         original = _headers(content)
         message = EmailMessage(policy=default_policy)
-        name = account.display_name.replace("\r", " ").replace("\n", " ")
-        message["From"] = f'"{name}" <{account.address}>' if name else account.address
-        message["To"] = to
+        # Text from the sender (and the user's name) goes in raw or RFC 2047-encoded,
+        # never through the header registry: it decodes encoded words it is given
+        # and writes a decoded CR LF as a line break, so a subject or Message-ID of
+        # the sender's choosing would add header fields to our signed reply.
+        message.set_raw("From", _from_field(account.display_name, account.address))
+        message.set_raw("To", to)
         subject = vacation.subject.strip() or "Re: " + original.get("subject", "").strip()
-        message["Subject"] = subject.replace("\r", " ").replace("\n", " ")[:200]
+        subject = " ".join(subject.split())[:200]
+        if subject.isascii() and "=?" not in subject:
+            message["Subject"] = subject
+        else:
+            message.set_raw("Subject", encode_words(subject, len("Subject: ")))
         message["Date"] = formatdate(self._clock(), localtime=False)
         message["Message-ID"] = make_msgid(domain=hostname)
-        original_id = original.get("message-id", "").strip()
-        if original_id.startswith("<") and original_id.endswith(">") and len(original_id) < 250:
-            message["In-Reply-To"] = original_id
-            message["References"] = original_id
+        original_id = _raw_field(content, "message-id")
+        if _MESSAGE_ID.fullmatch(original_id):
+            message.set_raw("In-Reply-To", original_id)
+            message.set_raw("References", original_id)
         message["Auto-Submitted"] = "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"
         message.set_content(vacation.body or subject)
         return message.as_bytes(policy=default_policy.clone(linesep="\r\n"))
+
+
+def _from_field(name: str, address: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        return address
+    if name.isascii() and "=?" not in name and not any(ch in name for ch in '"\\'):
+        return f'"{name}" <{address}>'
+    return f"{encode_words(name, len('From: '))} <{address}>"
+
+
+def _raw_field(content: bytes, name: str) -> str:
+    """A header field's value as written (unfolded, stripped), "" when absent."""
+    end = content.find(b"\r\n\r\n")
+    block = content[: end + 4 if end >= 0 else 64 * 1024][: 64 * 1024]
+    value = BytesHeaderParser(policy=compat32).parsebytes(block).get(name)
+    return " ".join(str(value).split()) if isinstance(value, str) else ""
 
 
 def _headers(content: bytes) -> dict[str, str]:
