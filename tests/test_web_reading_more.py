@@ -76,3 +76,86 @@ def test_names_subjects_and_bounce_rows_are_isolated(server: RunningServer, bob:
     bounce = store(server, bob, data.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
     panel = browser.get(f"/mail/{folder_id(server, bob)}/{bounce}").text
     assert '<p class="bounce-address"><strong><bdi>' in panel
+
+
+def forwarded_as_attachment() -> bytes:
+    innermost = (b"From: Carol <carol@remote.example>\r\nSubject: the very first\r\n"
+                 b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + "맨 처음 메일\r\n".encode())
+    inner = (b"From: =?utf-8?b?6rmA7LKg7IiY?= <kim@remote.example>\r\n"
+             b"Subject: =?utf-8?b?6rKs7KCB7IScIOyGoeu2gA==?=\r\n"  # 견적서 송부
+             b"Content-Type: multipart/mixed; boundary=in\r\n\r\n"
+             b"--in\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+             b"<p onclick=x()>inner body</p><script>parent.x=1</script>"
+             b"<img src='http://tracker.example/p.gif'>\r\n"
+             b"--in\r\nContent-Type: text/plain\r\n"
+             b"Content-Disposition: attachment; filename=q.txt\r\n"
+             b"Content-Transfer-Encoding: base64\r\n\r\ncXVvdGUgYnl0ZXM=\r\n"  # "quote bytes"
+             b"--in\r\nContent-Type: message/rfc822\r\n\r\n" + innermost + b"\r\n--in--\r\n")
+    return (b"From: dave@remote.example\r\nSubject: Fwd: quote\r\n"
+            b"Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+            b"--out\r\nContent-Type: text/plain\r\n\r\nsee the attached message\r\n"
+            b"--out\r\nContent-Type: message/rfc822\r\n"
+            b"Content-Disposition: attachment; filename=quote.eml\r\n\r\n"
+            + inner + b"\r\n--out--\r\n")
+
+
+def test_an_attached_message_opens_in_place(server: RunningServer, bob: Account,
+                                            browser: Browser) -> None:
+    outer = f"/mail/{folder_id(server, bob)}/{store(server, bob, forwarded_as_attachment())}"
+    page = browser.get(outer).text
+    assert f'href="{outer}/msg/1"' in page and f'href="{outer}/part/1"' in page
+    inner = browser.get(outer + "/msg/1")
+    assert inner.status_code == 200
+    assert "견적서 송부" in inner.text and "김철수" in inner.text
+    assert f'src="{outer}/msg/1/body"' in inner.text
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in inner.text
+    assert "/compose/reply/" not in inner.text and "trust-sender" not in inner.text
+    assert f'href="{outer}"' in inner.text  # back to the message it came with
+    # The inner body goes through the same sanitizer, frame and CSP.
+    frame = browser.get(outer + "/msg/1/body")
+    assert "inner body" in frame.text and "<script" not in frame.text
+    assert "onclick" not in frame.text and "tracker.example" not in frame.text
+    assert "default-src 'none'" in frame.headers["content-security-policy"]
+    assert frame.headers["referrer-policy"] == "no-referrer"  # one policy, the frame's own
+    assert "tracker.example" in browser.get(outer + "/msg/1/body?images=1").text
+    # Its attachments download by part path, as the outer message's do.
+    assert f'href="{outer}/msg/1/part/1"' in inner.text
+    download = browser.get(outer + "/msg/1/part/1")
+    assert download.content == b"quote bytes"
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    # A message inside the attached one opens too.
+    assert f'href="{outer}/msg/1.2"' in inner.text
+    deepest = browser.get(outer + "/msg/1.2")
+    assert deepest.status_code == 200 and "맨 처음 메일" in deepest.text
+    assert f'href="{outer}/msg/1"' in deepest.text
+    source = browser.get(outer + "/msg/1.2/source?download=1")
+    assert source.content.startswith(b"From: Carol") and "attachment" in source.headers[
+        "content-disposition"]
+    zipped = browser.get(outer + "/msg/1/attachments.zip")
+    assert zipped.status_code == 200 and zipped.content[:2] == b"PK"
+    pane = browser.get(outer + "/msg/1?pane=1")
+    assert pane.status_code == 200 and "folders-pane" not in pane.text
+
+
+@pytest.mark.parametrize("path", [
+    "/msg/0", "/msg/2", "/msg/99", "/msg/abc", "/msg/1.0", "/msg/1.9", "/msg/1.2.0",
+    "/msg/-1", "/msg/1..2", "/msg/" + ".".join(["1"] * 9), "/msg/1%2F2", "/msg/\u0661",
+    "/msg/1/part/9", "/msg/1/part/-1", "/msg/1/part/99999", "/msg/0/body",
+    "/msg/7/part/0", "/msg/0/source", "/msg/1.1/attachments.zip",
+])
+def test_bad_attached_message_paths_are_404(server: RunningServer, bob: Account,
+                                            browser: Browser, path: str) -> None:
+    outer = f"/mail/{folder_id(server, bob)}/{store(server, bob, forwarded_as_attachment())}"
+    assert browser.get(outer + path).status_code == 404
+
+
+def test_another_users_attached_message_is_404(server: RunningServer, bob: Account,
+                                               browser: Browser) -> None:
+    outer = f"/mail/{folder_id(server, bob)}/{store(server, bob, forwarded_as_attachment())}"
+    server.add_user("eve@example.com")
+    eve = Browser(server)
+    assert eve.login("eve").status_code == 303
+    for path in ("/msg/1", "/msg/1/body", "/msg/1/part/1", "/msg/1/source"):
+        assert eve.get(outer + path).status_code == 404
+    eve.close()

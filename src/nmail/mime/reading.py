@@ -30,6 +30,9 @@ _VIEW_FIELDS = frozenset({
     b"message-id", b"in-reply-to", b"references", b"list-unsubscribe",
     b"disposition-notification-to", *PART_FIELDS,
 })
+MAX_ATTACHED_DEPTH = 8  # messages inside messages one URL may open
+ATTACHED_TYPES = frozenset({"message/rfc822", "message/global"})
+_ATTACHED_PATH = re.compile(rf"[0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{0,{MAX_ATTACHED_DEPTH - 1}}}")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_BODY_BYTES = 8 * 1024 * 1024  # of a text body decoded for display; the rest is cut
 _MIME_NAMES = {
@@ -138,6 +141,23 @@ def part_contents(raw: bytes, numbers: set[int]) -> dict[int, tuple[AttachmentIn
             found[index] = (AttachmentInfo(info.number, info.filename, info.content_type,
                                            len(data), info.content_id, info.inline), data)
     return found
+
+
+def attached_message(raw: bytes, path: str) -> bytes | None:
+    """The message attached at `path` ("3", or "3.1" inside that one), None if there is none.
+
+    Each step must be a message/rfc822 (or message/global) part of the message
+    before it; the path is bounded (MAX_ATTACHED_DEPTH steps of at most three
+    digits), so a URL cannot make the server unwrap without end.
+    """
+    if not _ATTACHED_PATH.fullmatch(path):
+        return None
+    for step in path.split("."):
+        found = part_content(raw, int(step))
+        if found is None or found[0].content_type not in ATTACHED_TYPES:
+            return None
+        raw = found[1]
+    return raw
 
 
 def inline_images(raw: bytes, wanted: set[str], budget: int) -> dict[str, tuple[str, bytes]]:

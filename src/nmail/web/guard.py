@@ -182,8 +182,10 @@ class Guard:
                     headers.append((b"content-security-policy", CSP.encode()))
                 if b"x-frame-options" not in names:
                     headers.append((b"x-frame-options", b"SAMEORIGIN"))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"same-origin"))
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if b"referrer-policy" not in names:  # the message frame's no-referrer wins
+                    headers.append((b"referrer-policy", b"same-origin"))
                 if private and b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
                 if language:

@@ -18,7 +18,7 @@ from nmail.bounce.analysis import analyze
 from nmail.bounce.catalogue import category
 from nmail.mime.fields import read_header_block
 from nmail.mime.headers import parse_addresses
-from nmail.mime.reading import MessageView, inline_images, read_view
+from nmail.mime.reading import ATTACHED_TYPES, MessageView, inline_images, read_view
 from nmail.web.download_names import safe_filename
 from nmail.web.message_html import frame_document, inline_budget, is_clipped, sanitize_html
 from nmail.web.plain_text import text_to_html
@@ -42,6 +42,7 @@ class AttachmentRow:
     content_type: str
     size: int
     previewable: bool
+    openable: bool = False  # an attached message: it can be read in place
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ def read_page(raw: bytes, lang: str, compose_url: str = "/compose") -> ReadPage:
                                                  compose_url=compose_url)
     rows = tuple(
         AttachmentRow(a.number, safe_filename(a.filename), a.content_type, a.size,
-                      a.content_type in PREVIEW_TYPES)
+                      a.content_type in PREVIEW_TYPES, a.content_type in ATTACHED_TYPES)
         for a in view.attachments if not a.inline
     )
     return ReadPage(

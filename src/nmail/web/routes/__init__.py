@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from nmail.web.routes import (
+    attached_message,
     compose,
     compose_send,
     contacts,
@@ -38,6 +39,7 @@ ROUTERS: list[APIRouter] = [
     folders.router,
     message.router,
     message_parts.router,
+    attached_message.router,
     compose.router,
     compose_send.router,
 ]

@@ -33,14 +33,19 @@ MAX_PART = 1000
 @router.get("/mail/{folder_id}/{uid}/part/{number}")
 async def part(folder_id: int, uid: int, number: int, user: CurrentUser, web: Web,
                preview: int = 0) -> Response:
+    _, raw = await own_message(web, user, folder_id, uid)
+    return await part_response(web, raw, number, preview=bool(preview))
+
+
+async def part_response(web: Web, raw: bytes, number: int, *, preview: bool) -> Response:
+    """One part of `raw` as a download (or a raster image preview); 404 if there is none."""
     if not 0 <= number < MAX_PART:
         raise HTTPException(404)
-    _, raw = await own_message(web, user, folder_id, uid)
     found = await web.run(part_content, raw, number)
     if found is None:
         raise HTTPException(404)
     info, data = found
-    inline = bool(preview) and info.content_type in PREVIEW_TYPES
+    inline = preview and info.content_type in PREVIEW_TYPES
     kind = info.content_type if inline or _TYPE.match(info.content_type) else (
         "application/octet-stream")
     if not inline and (kind.startswith(("text/html", "image/svg", "application/xhtml",
@@ -76,6 +81,11 @@ def _zip(raw: bytes) -> bytes:
 @router.get("/mail/{folder_id}/{uid}/attachments.zip")
 async def all_attachments(folder_id: int, uid: int, user: CurrentUser, web: Web) -> Response:
     _, raw = await own_message(web, user, folder_id, uid)
+    return await zip_response(web, raw)
+
+
+async def zip_response(web: Web, raw: bytes) -> Response:
+    """Every attachment of `raw` in one ZIP."""
     data = await web.run(_zip, raw)
     subject = (await web.run(read_view, raw)).subject or "attachments"
     return Response(data, media_type="application/zip",
@@ -86,9 +96,13 @@ async def all_attachments(folder_id: int, uid: int, user: CurrentUser, web: Web)
 async def source(folder_id: int, uid: int, user: CurrentUser, web: Web,
                  download: int = 0) -> Response:
     _, raw = await own_message(web, user, folder_id, uid)
+    return await source_response(web, raw, f"message-{uid}.eml", download=bool(download))
+
+
+async def source_response(web: Web, raw: bytes, name: str, *, download: bool) -> Response:
+    """A message's bytes: as text to look at, or as an .eml download."""
     if download:
-        return Response(raw, media_type="message/rfc822",
-                        headers=download_headers(f"message-{uid}.eml"))
+        return Response(raw, media_type="message/rfc822", headers=download_headers(name))
     text = await web.run(decode_bytes, raw, None)
     return Response(text, media_type="text/plain; charset=utf-8", headers={
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",

@@ -1,0 +1,99 @@
+"""A message attached to another (a forward as attachment, a bounce's original), opened in place.
+
+GET /mail/{folder_id}/{uid}/msg/{path}                 its read screen (?pane=1, ?images=1)
+GET /mail/{folder_id}/{uid}/msg/{path}/body            its HTML body's sandboxed document
+GET /mail/{folder_id}/{uid}/msg/{path}/part/{n}        one of its attachments
+GET /mail/{folder_id}/{uid}/msg/{path}/attachments.zip all of them
+GET /mail/{folder_id}/{uid}/msg/{path}/source          its source (?download=1: as .eml)
+
+`path` is the attachment's part number in the outer message, then (".2")
+in each message inside it (`mime.reading.attached_message`). The inner
+message is shown by the same template, sanitizer, frame and CSP as any
+other: it is just as much the sender's bytes. Flags, replies and the
+"always show images from" list belong to the stored message, so the inner
+view offers none of them. A path that does not lead to an attached message,
+like another user's folder or message, is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import HTMLResponse, Response
+
+from nmail.mailstore.model import FolderInfo
+from nmail.mime.reading import attached_message
+from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.folder_views import label_of
+from nmail.web.i18n import current_language
+from nmail.web.message_html import frame_csp
+from nmail.web.message_page import frame_content, read_page
+from nmail.web.routes.mailbox import mailbox_context
+from nmail.web.routes.message import own_message
+from nmail.web.routes.message_parts import part_response, source_response, zip_response
+
+router = APIRouter()
+PREFIX = "/mail/{folder_id}/{uid}/msg/{path}"
+
+
+async def _inner(web: Web, user: User, folder_id: int, uid: int,
+                 path: str) -> tuple[FolderInfo, bytes]:
+    folder, raw = await own_message(web, user, folder_id, uid)
+    inner = await web.run(attached_message, raw, path)
+    if inner is None:
+        raise HTTPException(404)
+    return folder, inner
+
+
+@router.get(PREFIX)
+async def read_attached(request: Request, folder_id: int, uid: int, path: str,
+                        user: CurrentUser, web: Web, pages: Pages, pane: int = 0,
+                        images: int = 0) -> Response:
+    folder, inner = await _inner(web, user, folder_id, uid, path)
+    page = await web.run(read_page, inner, current_language())
+    context: dict[str, Any] = {
+        "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
+        "view": page.view, "show_images": bool(images), "trusted": False, "sender": "",
+        "pane": bool(pane), "sent_notice": False, "flags": frozenset(),
+        "attached_path": path,
+    }
+    if pane:
+        return pages.render(request, "message_pane.html", **context)
+    context.update(await mailbox_context(user, web, folder.id))
+    return pages.render(request, "message.html", **context)
+
+
+@router.get(PREFIX + "/body")
+async def attached_body(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
+                        images: int = 0) -> Response:
+    _, inner = await _inner(web, user, folder_id, uid, path)
+    document, _blocked = await web.run(frame_content, inner, allow_remote=bool(images),
+                                       lang=current_language())
+    return HTMLResponse(document, headers={
+        "Content-Security-Policy": frame_csp(allow_remote=bool(images)),
+        "Cache-Control": "private, no-store",
+        "Referrer-Policy": "no-referrer",
+    })
+
+
+@router.get(PREFIX + "/part/{number}")
+async def attached_part(folder_id: int, uid: int, path: str, number: int, user: CurrentUser,
+                        web: Web, preview: int = 0) -> Response:
+    _, inner = await _inner(web, user, folder_id, uid, path)
+    return await part_response(web, inner, number, preview=bool(preview))
+
+
+@router.get(PREFIX + "/attachments.zip")
+async def attached_zip(folder_id: int, uid: int, path: str, user: CurrentUser,
+                       web: Web) -> Response:
+    _, inner = await _inner(web, user, folder_id, uid, path)
+    return await zip_response(web, inner)
+
+
+@router.get(PREFIX + "/source")
+async def attached_source(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
+                          download: int = 0) -> Response:
+    _, inner = await _inner(web, user, folder_id, uid, path)
+    return await source_response(web, inner, f"message-{uid}-{path}.eml",
+                                 download=bool(download))
