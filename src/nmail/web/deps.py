@@ -44,12 +44,14 @@ class User:
         return self.account.is_server_admin or self.account.is_admin
 
 
-def get_web(request: Request) -> WebFacade:
+# async on purpose: FastAPI runs a plain `def` dependency in a worker thread,
+# two thread hops per request for a dictionary lookup.
+async def get_web(request: Request) -> WebFacade:
     web: WebFacade = request.app.state.web
     return web
 
 
-def get_templates(request: Request) -> Templates:
+async def get_templates(request: Request) -> Templates:
     pages: Templates = request.app.state.templates
     return pages
 
@@ -63,7 +65,9 @@ async def current_user(request: Request, web: Web) -> User:
     session: Session | None = state.get("session")
     if session is None or session.account_id is None:
         raise LoginRequired
-    account = await web.account(session.account_id)
+    account = state.get("account")  # read with the session by the guard
+    if account is None or account.id != session.account_id:
+        account = await web.account(session.account_id)
     if account is None or not account.login_enabled:
         await web.end_session(session.id)
         raise LoginRequired
@@ -81,7 +85,7 @@ def client_ip(request: Request) -> str:
 
 def set_session_cookie(response: Response, request: Request, token: str) -> None:
     """HttpOnly, SameSite=Lax, Secure over TLS (or always/never as configured)."""
-    web = get_web(request)
+    web: WebFacade = request.app.state.web
     mode = web.backends.settings.secure_cookies
     secure = mode == "always" or (mode == "auto" and bool(request.scope["state"].get("tls")))
     response.set_cookie(COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")

@@ -88,8 +88,14 @@ class WebFacade:
     async def new_session(self, account_id: int | None, ip: str) -> tuple[str, Session]:
         return await self.run(self.sessions.create, account_id, ip)
 
-    async def load_session(self, token: str) -> Session | None:
-        return await self.run(self.sessions.load, token)
+    async def load_session(self, token: str) -> tuple[Session | None, Account | None]:
+        """The live session of a cookie token and its account, in one trip to the pool."""
+        def read() -> tuple[Session | None, Account | None]:
+            session = self.sessions.load(token)
+            if session is None or session.account_id is None:
+                return session, None
+            return session, self.backends.directory.get_account_by_id(session.account_id)
+        return await self.run(read)
 
     async def end_session(self, session_id: str) -> None:
         await self.run(self.sessions.delete, session_id)
@@ -224,14 +230,18 @@ class WebFacade:
     async def folder_named(self, account_id: int, name: str) -> FolderInfo:
         return await self.run(self.backends.store.folder, account_id, name)
 
-    async def page(self, account_id: int, folder: FolderInfo, sort: SortKey, descending: bool,
-                   limit: int, offset: int) -> list[MessageRow]:
-        """One page of the folder in the asked order, each order served by its index."""
-        def read() -> list[MessageRow]:
-            # The folder id was checked against the account already: the page query
-            # itself (folder_reads.page, the one FolderView.page runs) is all that is left.
+    async def folder_page(self, account_id: int, folder_id: int, sort: SortKey,
+                          descending: bool, limit: int, offset: int
+                          ) -> tuple[list[FolderInfo], FolderInfo | None, list[MessageRow]]:
+        """The folder tree, the folder (None if not this account's) and one page of it."""
+        def read() -> tuple[list[FolderInfo], FolderInfo | None, list[MessageRow]]:
+            tree = self.backends.store.list_folders(account_id)
+            folder = next((f for f in tree if f.id == folder_id), None)
+            if folder is None:
+                return tree, None, []
             with self.backends.engine.connect() as conn:
-                return folder_reads.page(conn, folder.id, sort, descending, offset, limit)
+                rows = folder_reads.page(conn, folder.id, sort, descending, offset, limit)
+            return tree, folder, rows
         return await self.run(read)
 
     async def rows(self, folder: FolderInfo, uids: list[int]) -> list[MessageRow]:

@@ -102,11 +102,14 @@ class Guard:
         state["tls"] = scope.get("scheme") == "https" or forwarded_tls(
             peer, _header(scope, b"x-forwarded-proto"), settings.trusted_proxies)
         session = None
+        account = None
         jar = cookies(scope)
         if not path.startswith(NO_SESSION):
             token = jar.get(COOKIE, "")
-            session = await self.web.load_session(token) if token else None
+            if token:
+                session, account = await self.web.load_session(token)
         state["session"] = session
+        state["account"] = account
         asked = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang")
                  or [""])[0]
         asked = asked if asked in i18n.LANGUAGES else ""

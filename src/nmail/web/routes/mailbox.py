@@ -143,13 +143,13 @@ async def folder_page(
     order: Literal["asc", "desc"] = "desc", done: str = "", n: int = 0,
     offer_reject: Annotated[list[str] | None, Query(max_length=320)] = None,
 ) -> Response:
-    tree = await web.folder_tree(user.id)  # one read: the folder (if it is ours) and the tree
-    folder = next((f for f in tree if f.id == folder_id), None)
-    if folder is None:
-        raise HTTPException(404)
     size = user.session.page_size
     page = min(max(page, 1), MAX_PAGE)
-    rows = await web.page(user.id, folder, sort, order == "desc", size, (page - 1) * size)
+    # One trip to the pool: the tree, the folder (if it is ours) and the page.
+    tree, folder, rows = await web.folder_page(user.id, folder_id, sort, order == "desc",
+                                               size, (page - 1) * size)
+    if folder is None:
+        raise HTTPException(404)
     now = web.backends.clock()
     views = [row_view(r, now, pages.zone) for r in rows]
     if user.session.threads:
