@@ -167,3 +167,5 @@ def test_list_rows_escape_everything() -> None:
     assert "<script>" not in html and "<img" not in html and "<b>" not in html
     assert "&lt;script&gt;" in html and 'aria-label="&lt;clip&gt;"' in html
     assert 'href="/mail/3/7"' in html
+    # Names and subjects are isolated: a trailing U+202E cannot reverse what follows.
+    assert "<bdi>&lt;img" in html and "<bdi>&lt;/a&gt;&lt;script&gt;" in html
