@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from nmail.mime import reading
@@ -25,6 +26,7 @@ from nmail.web.body_limit import HEADROOM
 from nmail.web.message_html import MAX_START_TAGS, sanitize_html
 from nmail.web.plain_text import text_to_html
 from nmail.web.routes import message_parts
+from nmail.web.uploads import STAGED_MESSAGES
 from server_rig import RunningServer
 from web_rig import Browser, web_server
 
@@ -225,3 +227,31 @@ def test_a_reply_carries_no_header_the_original_smuggled_in(server: RunningServe
     view = read_view(raw)
     assert view.in_reply_to == smuggled
     assert view.subject == "Re: =?utf-8?q?=0d=0aX-Injected:_1?="  # the text, as shown
+
+
+def test_staged_uploads_of_one_account_are_bounded(tmp_path: Path) -> None:
+    # Each upload was checked against the attachment limit alone, and uploads
+    # are kept a day: a script uploading in a loop filled the disk.
+    from serve_setup import set_option
+    from server_rig import make_data_dir
+
+    data = make_data_dir(tmp_path)
+    set_option(data, "web", "max_attachment_size", '"64K"')
+    with RunningServer(data, listeners=("http",)) as srv:
+        srv.add_user("bob@example.com")
+        bob = Browser(srv)
+        assert bob.login("bob").status_code == 303
+        headers = {"X-CSRF-Token": bob.csrf, "Content-Type": "application/octet-stream"}
+
+        def upload() -> httpx.Response:
+            return bob.client.post("/compose/upload?name=a.bin", content=b"x" * 60_000,
+                                   headers=headers)
+
+        kept = [upload() for _ in range(STAGED_MESSAGES)]
+        assert [r.status_code for r in kept] == [200] * STAGED_MESSAGES
+        assert upload().status_code == 413
+        token = kept[0].json()["id"]
+        assert bob.client.post(f"/compose/upload/{token}/delete",
+                               headers={"X-CSRF-Token": bob.csrf}).status_code == 204
+        assert upload().status_code == 200  # room again
+        bob.close()

@@ -6,7 +6,9 @@ presses Send); the form then names the uploads by token. Files live under
 `DATA/webmail-uploads/<account id>/`, each as `<token>.bin` plus `<token>.json`
 (name, type, size). A token is random, checked against a strict pattern and
 only looked up under the uploader's own directory, so one user can never
-name another's file. Uploads older than a day are swept. Blocking.
+name another's file. Uploads older than a day are swept, and one account
+keeps at most STAGED_MESSAGES messages' worth staged (a script uploading in
+a loop would otherwise fill the disk for a day). Blocking.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{
 MAX_AGE = 24 * 3600
 DEFAULT_LIMIT = 25 * 1024 * 1024
 CHUNK = 256 * 1024
+STAGED_MESSAGES = 4  # attachment limits' worth one account may keep staged at once
 
 
 class UploadTooLarge(Exception):
@@ -66,7 +69,8 @@ class Uploads:
         """Store one upload; UploadTooLarge (nothing kept) past `limit` with `already` bytes."""
         folder = self._folder(account_id)
         folder.mkdir(parents=True, exist_ok=True)
-        self._sweep(folder)
+        staged = self._sweep(folder)
+        room = limit * STAGED_MESSAGES - staged
         token = secrets.token_urlsafe(16)
         data_path = folder / f"{token}.bin"
         size = 0
@@ -74,7 +78,7 @@ class Uploads:
             with data_path.open("xb") as out:
                 for chunk in chunks:
                     size += len(chunk)
-                    if already + size > limit:
+                    if already + size > limit or size > room:
                         raise UploadTooLarge
                     out.write(chunk)
         except BaseException:
@@ -107,18 +111,24 @@ class Uploads:
     def _folder(self, account_id: int) -> Path:
         return self._root / str(int(account_id))
 
-    def _sweep(self, folder: Path) -> None:
+    def _sweep(self, folder: Path) -> int:
+        """Remove uploads older than MAX_AGE; the bytes of those that stay."""
         cutoff = self._clock() - MAX_AGE
+        kept = 0
         try:
             entries = list(os.scandir(folder))
         except OSError:
-            return
+            return 0
         for entry in entries:
             try:
-                if entry.stat().st_mtime < cutoff:
+                stat = entry.stat()
+                if stat.st_mtime < cutoff:
                     os.unlink(entry.path)
+                elif entry.name.endswith(".bin"):
+                    kept += stat.st_size
             except OSError:
                 continue
+        return kept
 
     def clear(self, account_id: int) -> None:
         shutil.rmtree(self._folder(account_id), ignore_errors=True)
