@@ -286,3 +286,33 @@ def test_a_relay_network_is_signed_without_srs_but_gets_no_success_notice(
     assert verifies(srv, got.data, "test.local")
     assert "NOTIFY=FAILURE" in got.rcpt_params[0]  # SUCCESS only for a logged-in sender
     assert "RET=HDRS" in got.mail_params  # and full content in a notice only for one too
+
+
+@pytest.mark.parametrize("name", ['x" <ceo@test.local>, "y', "ceo@test.local", "Carol Kim"])
+def test_a_vacation_reply_is_signed_only_for_its_account_whatever_its_display_name(
+    world: tuple[RunningServer, SmtpSink], name: str,
+) -> None:
+    """A display name that reads as another hosted address never gets that domain's key."""
+    from email.utils import getaddresses
+
+    from nmail.directory.mail_rules import MailRulesStore, Vacation
+
+    srv, sink = world
+    carol = srv.directory.set_display_name("carol@other.test", name)
+    MailRulesStore(srv.runtime.engine, srv.runtime.clock).set_vacation(
+        carol.id, True, Vacation("away", "Pay invoice 42 today.", 7, 0))
+    with srv.smtp("smtp") as client:
+        client.ehlo("remote.example")
+        client.sendmail("victim@remote.example", ["carol@other.test"],
+                        b"From: victim@remote.example\r\nTo: carol@other.test\r\n"
+                        b"Subject: hello\r\n\r\nhi\r\n")
+    wait_until(lambda: len(sink.received) == 1, what="the vacation reply")
+    reply = sink.received[0]
+    assert reply.rcpts == ["victim@remote.example"]
+    head = re.sub(rb"\r\n[ \t]+", b" ", reply.data.split(b"\r\n\r\n", 1)[0]).decode()
+    froms = [line[5:] for line in head.split("\r\n") if line.lower().startswith("from:")]
+    assert [a for _, a in getaddresses(froms)] == ["carol@other.test"]
+    signatures = our_signatures(reply.data)
+    assert all(b"d=test.local" not in sig for sig in signatures)
+    if "@" not in name:  # an honest name: signed by its own domain, and it verifies
+        assert b"d=other.test" in signatures[0] and verifies(srv, reply.data, "other.test")

@@ -81,6 +81,8 @@ def plan_outbound(
         if envelope.client.auth_user is not None:
             author = originators(content).author
             domain = author.rpartition("@")[2] if author else None
+        elif envelope.client.protocol == "LOCAL":
+            domain = _own_message_domain(content)
         else:
             domain = from_domain(content)
         if domain is not None:
@@ -103,6 +105,23 @@ def plan_outbound(
         [_without_success(n) for n in notify],
         "HDRS" if envelope.dsn_ret else None,
     )
+
+
+def _own_message_domain(content: bytes) -> str | None:
+    """The domain to sign a message we made (a vacation reply) with: the one
+    domain of every address its From:/Sender: show, or None (unsigned).
+
+    Its From: is built from account data a user may set (the display name):
+    whatever reads as an address there must be of the signing domain too.
+    """
+    found = originators(content)
+    domains = {a.rpartition("@")[2].lower() for a in found.addresses}
+    if found.problem is not None or len(domains) != 1:
+        return None
+    try:
+        return normalize_domain(domains.pop(), require_dot=False)
+    except InvalidName:
+        return None
 
 
 def _without_success(notify: str | None) -> str | None:
