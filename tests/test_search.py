@@ -198,8 +198,9 @@ def test_empty_long_and_bad_arguments(box: Box, engine: Engine) -> None:
 def test_the_plan_for_common_words_gives_the_same_results(
     box: Box, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL switches plans past search_sql.PG_FEW matches (elsewhere: one plan)."""
-    from nmail.mailstore import search_sql
+    """PostgreSQL switches plans past search_sql.PG_FEW matches, MariaDB past its
+    window of newest messages (search_mariadb); SQLite has one plan."""
+    from nmail.mailstore import search_mariadb, search_sql
 
     uids = [box.put(_mail(f"report {i}", f"quarterly 견적서 {i}\r\n".encode()),
                     folder="Sent" if i % 3 == 0 else "INBOX") for i in range(12)]
@@ -212,5 +213,6 @@ def test_the_plan_for_common_words_gives_the_same_results(
     few = [box.find(query, **options) for query, options in cases]
     monkeypatch.setattr(search_sql, "PG_FEW", 1)
     monkeypatch.setattr(search_sql, "PG_CHUNK_MAX", 2)
+    monkeypatch.setattr(search_mariadb, "MY_WINDOW", 3)
     assert [box.find(query, **options) for query, options in cases] == few
     assert len(few[0]) == len(uids)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.search_sql import find, match_expression
+from nmail.mailstore.search_sql import find
 from nmail.mailstore.search_terms import ALL_FIELDS, FIELDS, QueryError, checked_fields, parse_query
 
 __all__ = ["ALL_FIELDS", "FIELDS", "MAX_LIMIT", "QueryError", "SearchHit", "search"]
@@ -68,8 +68,7 @@ def search(
         return []
     try:
         with engine.connect() as conn:
-            expression = match_expression(conn.dialect.name, words, chosen)
-            rows = find(conn, account_id, expression, folder_id, limit, offset)
+            rows = find(conn, account_id, words, chosen, folder_id, limit, offset)
     except SQLAlchemyError as exc:
         raise StoreError(f"could not search: {exc}") from exc
     return [SearchHit(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from nmail.mailstore.search_mariadb import mariadb_find
 from nmail.mailstore.search_terms import Word
 
 MAX_POSITION = 16_383  # PostgreSQL keeps positions up to this
@@ -85,11 +86,15 @@ _MATCH = {
 }
 
 
-def find(conn: Connection, account_id: int, expression: str, folder_id: int | None,
-         limit: int, offset: int) -> list[Any]:
+def find(conn: Connection, account_id: int, words: Sequence[Word], fields: Sequence[str],
+         folder_id: int | None, limit: int, offset: int) -> list[Any]:
     """(folder_id, folder name, uid, message id) rows, newest arrival first."""
+    expression = match_expression(conn.dialect.name, words, fields)
     if conn.dialect.name == "postgresql":
         return _pg_find(conn, account_id, expression, folder_id, limit, offset)
+    if conn.dialect.name == "mysql":
+        return mariadb_find(conn, account_id, words, fields, expression, folder_id, limit,
+                            offset)
     source, where, order = _MATCH[conn.dialect.name]
     folder = "AND m.folder_id = :folder" if folder_id is not None else ""
     # Only fixed fragments from _MATCH go into the text; the query is a parameter.
