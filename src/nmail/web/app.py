@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from nmail.web import autoconfig, i18n
+from nmail.web import autoconfig, i18n, upload_sweeper
 from nmail.web.backends import backends_from_context
 from nmail.web.context import WebContext
 from nmail.web.deps import LoginRequired
@@ -57,7 +57,9 @@ def create_app(context: WebContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = upload_sweeper.start(app.state)  # webmsg: unsent uploads go after a day
         yield
+        sweeper.cancel()
         await web.close_feed()
 
     app = FastAPI(title="nmail", docs_url=None, redoc_url=None, openapi_url=None,

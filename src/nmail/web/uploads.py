@@ -6,9 +6,14 @@ presses Send); the form then names the uploads by token. Files live under
 `DATA/webmail-uploads/<account id>/`, each as `<token>.bin` plus `<token>.json`
 (name, type, size). A token is random, checked against a strict pattern and
 only looked up under the uploader's own directory, so one user can never
-name another's file. Uploads older than a day are swept, and one account
-keeps at most STAGED_MESSAGES messages' worth staged (a script uploading in
-a loop would otherwise fill the disk for a day). Blocking.
+name another's file. Blocking.
+
+Uploads that are never sent (a tab closed mid-message) must not pile up:
+files older than a day are swept on a schedule for every user
+(`sweep_all`, run by web/upload_sweeper.py) and also before each upload of
+the same user, and what one user may keep staged at once is bounded in
+files and bytes (`UploadQuotaFull`), so a script cannot fill the disk with
+uploads it never sends while staying under the per-message limit.
 """
 
 from __future__ import annotations
@@ -29,13 +34,22 @@ from nmail.web.download_names import safe_filename
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 MAX_AGE = 24 * 3600
+MAX_STAGED_FILES = 100  # one user's unsent uploads at once
+STAGED_MESSAGES = 4  # ... and at most this many messages' worth of bytes
 DEFAULT_LIMIT = 25 * 1024 * 1024
 CHUNK = 256 * 1024
-STAGED_MESSAGES = 4  # attachment limits' worth one account may keep staged at once
 
 
 class UploadTooLarge(Exception):
     """The file (or all of a message's files together) is over the limit."""
+
+
+class UploadQuotaFull(Exception):
+    """The user already has too many unsent uploads: `reason` is "files" or "bytes"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +74,40 @@ def attachment_limit(raw_config: dict[str, object], max_message_size: int) -> in
 
 
 class Uploads:
-    def __init__(self, root: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, root: Path, clock: Callable[[], float] = time.time, *,
+                 max_files: int = MAX_STAGED_FILES, max_bytes: int | None = None) -> None:
         self._root = root
         self._clock = clock
+        self.max_files = max_files
+        self.max_bytes = max_bytes  # None: STAGED_MESSAGES x the per-message limit
+
+    def staged(self, account_id: int) -> tuple[int, int]:
+        """(files, bytes) one user has uploaded and not yet sent."""
+        files = size = 0
+        try:
+            entries = list(os.scandir(self._folder(account_id)))
+        except OSError:
+            return 0, 0
+        for entry in entries:
+            if entry.name.endswith(".bin"):
+                try:
+                    size += entry.stat().st_size
+                except OSError:
+                    continue
+                files += 1
+        return files, size
 
     def save(self, account_id: int, name: str, content_type: str,
              chunks: Iterable[bytes], limit: int, already: int = 0) -> Upload:
-        """Store one upload; UploadTooLarge (nothing kept) past `limit` with `already` bytes."""
+        """Store one upload; UploadTooLarge (nothing kept) past `limit` with `already` bytes,
+        UploadQuotaFull when the user's unsent uploads would pass the staging bounds."""
         folder = self._folder(account_id)
         folder.mkdir(parents=True, exist_ok=True)
-        staged = self._sweep(folder)
-        room = limit * STAGED_MESSAGES - staged
+        self._sweep(folder)
+        files, used = self.staged(account_id)
+        room = (self.max_bytes if self.max_bytes is not None else STAGED_MESSAGES * limit) - used
+        if files >= self.max_files:
+            raise UploadQuotaFull("files")
         token = secrets.token_urlsafe(16)
         data_path = folder / f"{token}.bin"
         size = 0
@@ -78,8 +115,10 @@ class Uploads:
             with data_path.open("xb") as out:
                 for chunk in chunks:
                     size += len(chunk)
-                    if already + size > limit or size > room:
+                    if already + size > limit:
                         raise UploadTooLarge
+                    if size > room:
+                        raise UploadQuotaFull("bytes")
                     out.write(chunk)
         except BaseException:
             data_path.unlink(missing_ok=True)
@@ -112,23 +151,30 @@ class Uploads:
         return self._root / str(int(account_id))
 
     def _sweep(self, folder: Path) -> int:
-        """Remove uploads older than MAX_AGE; the bytes of those that stay."""
         cutoff = self._clock() - MAX_AGE
-        kept = 0
         try:
             entries = list(os.scandir(folder))
         except OSError:
             return 0
+        removed = 0
         for entry in entries:
             try:
-                stat = entry.stat()
-                if stat.st_mtime < cutoff:
+                if entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
-                elif entry.name.endswith(".bin"):
-                    kept += stat.st_size
+                    removed += 1
             except OSError:
                 continue
-        return kept
+        return removed
+
+    def sweep_all(self) -> int:
+        """Remove every user's uploads older than MAX_AGE; how many files went."""
+        try:
+            folders = [entry for entry in os.scandir(self._root)
+                       if entry.name.isdigit() and entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return 0
+        # The folders stay: removing an empty one could race a save's mkdir in another worker.
+        return sum(self._sweep(Path(entry.path)) for entry in folders)
 
     def clear(self, account_id: int) -> None:
         shutil.rmtree(self._folder(account_id), ignore_errors=True)

@@ -28,7 +28,7 @@ from nmail.web.outbox import Original, Refusal
 from nmail.web.routes.compose import compose_page, uploads_view
 from nmail.web.routes.message import own_message
 from nmail.web.templating import human_size
-from nmail.web.uploads import UploadTooLarge
+from nmail.web.uploads import STAGED_MESSAGES, UploadQuotaFull, UploadTooLarge
 
 router = APIRouter()
 MAX_FILES = 50
@@ -242,8 +242,23 @@ async def upload(request: Request, user: CurrentUser, web: Web, mail: Mail,
                               limit, max(0, already))
     except UploadTooLarge:
         return JSONResponse({"detail": too_large}, status_code=413)
+    except UploadQuotaFull as full:
+        return JSONResponse({"detail": _quota_text(full.reason, mail)}, status_code=413)
     return JSONResponse({"id": saved.token, "name": saved.name, "size": saved.size,
                          "type": saved.content_type})
+
+
+def _quota_text(reason: str, mail: MailServices) -> str:
+    """Why a user's staged uploads are full, and what to do about it."""
+    if reason == "files":
+        bound = _("You have %(count)d attachments waiting in unsent messages.") % {
+            "count": mail.uploads.max_files}
+    else:
+        limit = mail.uploads.max_bytes or STAGED_MESSAGES * mail.attachment_limit
+        bound = _("You have %(size)s of attachments waiting in unsent messages.") % {
+            "size": human_size(limit)}
+    return bound + " " + _("Send or discard a message first; attachments never sent are "
+                           "removed after a day.")
 
 
 @router.post("/compose/upload/{token}/delete")
