@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import poplib
 import socket
+import time
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -361,6 +362,37 @@ def test_a_trickle_of_bytes_does_not_keep_a_session_alive(rig: Pop3Rig) -> None:
                 break
         assert closed
     wait_until(lambda: server.connection_count == 0)
+
+
+def test_a_busy_session_ends_at_its_time_limit_without_update(rig: Pop3Rig) -> None:
+    """Issue 9 item 7: NOOPs cannot keep a login (and the maildrop lock) for ever."""
+    rig.deliver(FIRST)
+    server = rig.start(Pop3Settings(idle_timeout=600.0, max_session_time=1.0))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+        sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nDELE 1\r\n")
+        for _ in range(3):
+            assert stream.readline().startswith(b"+OK")
+        closed = False
+        for _ in range(300):  # a NOOP every 0.1 s would last 30 s
+            try:
+                sock.sendall(b"NOOP\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            try:
+                line = stream.readline()
+            except ConnectionResetError:
+                line = b""
+            if line == b"":
+                closed = True
+                break
+            assert line.startswith(b"+OK")
+            time.sleep(0.1)
+        assert closed, "a busy session outlived its time limit"
+    wait_until(lambda: server.connection_count == 0)
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 1  # no UPDATE: DELE undone
 
 
 def test_message_flagged_by_webmail_meanwhile_is_still_found(rig: Pop3Rig) -> None:

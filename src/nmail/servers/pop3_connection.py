@@ -55,6 +55,10 @@ class Pop3Settings:
     default_domain: str | None = None  # a bare user id logs in as user@default_domain
     plaintext_auth_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     idle_timeout: float = 600.0  # RFC 1939: at least 10 minutes
+    # A session ends after this however busy (no UPDATE): a login lives no longer
+    # than this after `user disable --login`, `user del` or a password change,
+    # and a NOOP now and then cannot hold the maildrop lock for ever (item 7).
+    max_session_time: float = 3600.0
     handshake_timeout: float = 30.0
     max_errors: int = 10
     max_connections: int = 1000  # open sessions on this listener
@@ -79,7 +83,7 @@ class Pop3Connection(asyncio.Protocol):
         self._paused = False  # the client is not reading our output
         self._drained: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self._last_progress = self._loop.time()
+        self._last_progress = self._started = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------
@@ -101,7 +105,9 @@ class Pop3Connection(asyncio.Protocol):
             self.transport.close()
             return
         self._server.register(self)
-        self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._check_idle)
+        self._idle_timer = self._loop.call_later(
+            min(self._settings.idle_timeout, self._settings.max_session_time), self._check_idle
+        )
         if self._settings.implicit_tls:
             # pop3s: the listener did the handshake before calling us.
             self._open_session(tls_active=True, tls_available=False)
@@ -367,7 +373,14 @@ class Pop3Connection(asyncio.Protocol):
     # -- idle timeout and closing ----------------------------------------------------------
 
     def _check_idle(self) -> None:
-        silent = self._loop.time() - self._last_progress
+        now = self._loop.time()
+        lifetime = self._started + self._settings.max_session_time - now
+        if lifetime <= 0:
+            log.info("POP3 connection from %s: session time limit reached, closed", self._ip)
+            self._idle_timer = None
+            self.abort()
+            return
+        silent = now - self._last_progress
         limit = self._settings.idle_timeout
         waiting_for_client = self.busy is None or self._paused
         if silent >= limit and waiting_for_client:
@@ -376,7 +389,7 @@ class Pop3Connection(asyncio.Protocol):
             self.abort()
             return
         self._idle_timer = self._loop.call_later(
-            limit - silent if silent < limit else limit, self._check_idle
+            min(limit - silent if silent < limit else limit, lifetime), self._check_idle
         )
 
     def abort(self) -> None:
