@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
+import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -46,3 +48,29 @@ def private_postfix(root: Path, prefix: str, *extra: str) -> tuple[Path, dict[st
     (dirs["etc"] / "master.cf").write_text(master)
     (dirs["etc"] / "main.cf").write_text("")
     return base, dirs, port
+
+
+def bench_account(engine: Any) -> Any:
+    """One account (bench@example.test) made with plain SQL, as nmail.directory's Account."""
+    from sqlalchemy import insert
+
+    from nmail.db.tables import accounts, domains
+    from nmail.directory.model import Account
+
+    with engine.begin() as conn:
+        domain_id = conn.execute(insert(domains).values(name="example.test", created_at=0)
+                                 ).inserted_primary_key[0]
+        account_id = conn.execute(insert(accounts).values(
+            domain_id=domain_id, userid="bench", display_name="Bench", password_hash="x",
+            quota_bytes=0, is_admin=False, is_server_admin=False, receive_enabled=True,
+            login_enabled=True, created_at=0)).inserted_primary_key[0]
+    return Account(id=int(account_id), domain="example.test", userid="bench",
+                   display_name="Bench", quota_bytes=0, is_admin=False, is_server_admin=False,
+                   receive_enabled=True, login_enabled=True)
+
+
+def percentiles_ms(samples: Sequence[float]) -> tuple[float, float]:
+    """p50 and p99 of `samples` (seconds), in milliseconds."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000

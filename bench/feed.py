@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import multiprocessing
 import secrets
-import statistics
 import tempfile
 import threading
 import time
@@ -31,12 +30,12 @@ from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
+from benchlib import bench_account, percentiles_ms
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
-from nmail.db.tables import accounts, domains, folders
-from nmail.directory.model import Account
+from nmail.db.tables import folders
 from nmail.mailstore.feed import AsyncFeed, Change
 from nmail.mailstore.feed_hub import FeedHub
 from nmail.mailstore.store import MailStore, NewMessage
@@ -68,25 +67,6 @@ def _subscriber(address: str, account_id: int, ready: Any, out: Pipe, quiet: flo
     out.close()
 
 
-def _account(engine: Any) -> Account:
-    with engine.begin() as conn:
-        domain_id = conn.execute(insert(domains).values(name="example.test", created_at=0)
-                                 ).inserted_primary_key[0]
-        account_id = conn.execute(insert(accounts).values(
-            domain_id=domain_id, userid="bench", display_name="Bench", password_hash="x",
-            quota_bytes=0, is_admin=False, is_server_admin=False, receive_enabled=True,
-            login_enabled=True, created_at=0)).inserted_primary_key[0]
-    return Account(id=int(account_id), domain="example.test", userid="bench",
-                   display_name="Bench", quota_bytes=0, is_admin=False, is_server_admin=False,
-                   receive_enabled=True, login_enabled=True)
-
-
-def _percentiles(samples: Sequence[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered) * 1000, p99 * 1000
-
-
 def run(messages: int = 2000, senders: int = 8, poll_ms: float = 100.0) -> dict[str, float]:
     """Deliver `messages`; p50/p99 (ms) of commit -> feed event and commit -> poll."""
     root = Path(tempfile.mkdtemp(prefix="nmail-bench-feed-", dir="/var/tmp"))
@@ -103,7 +83,7 @@ def run(messages: int = 2000, senders: int = 8, poll_ms: float = 100.0) -> dict[
         hub.publish(changes)
 
     store = MailStore(engine, root / "mail", "bench.example.test", on_commit=stamp)
-    account = _account(engine)
+    account = bench_account(engine)
     store.ensure_account(account)
     inbox = store.folder(account.id, "INBOX").id
 
@@ -159,8 +139,8 @@ def run(messages: int = 2000, senders: int = 8, poll_ms: float = 100.0) -> dict[
             first = next((t for m, t in seen if m >= modseq and t >= at), None)
             if first is not None:
                 poll_latency.append(first - at)
-    f50, f99 = _percentiles(feed)
-    p50, p99 = _percentiles(poll_latency)
+    f50, f99 = percentiles_ms(feed)
+    p50, p99 = percentiles_ms(poll_latency)
     return {"commits": len(committed), "events": len(feed), "rate": messages / elapsed,
             "feed_p50": f50, "feed_p99": f99, "poll_p50": p50, "poll_p99": p99}
 

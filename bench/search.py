@@ -28,12 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, or_, select
+from sqlalchemy import Engine, or_, select
 
+from benchlib import bench_account, percentiles_ms
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
-from nmail.db.tables import accounts, domains, folders, messages
-from nmail.directory.model import Account
+from nmail.db.tables import folders, messages
 from nmail.mailstore.search import search
 from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore, NewMessage
@@ -82,25 +82,6 @@ def _message(rng: random.Random, i: int) -> bytes:
     return head.encode() + b"\r\n" + body.encode() + b"\r\n"
 
 
-def _account(engine: Engine) -> Account:
-    with engine.begin() as conn:
-        domain_id = conn.execute(insert(domains).values(name="example.test", created_at=0)
-                                 ).inserted_primary_key[0]
-        account_id = conn.execute(insert(accounts).values(
-            domain_id=domain_id, userid="bench", display_name="Bench", password_hash="x",
-            quota_bytes=0, is_admin=False, is_server_admin=False, receive_enabled=True,
-            login_enabled=True, created_at=0)).inserted_primary_key[0]
-    return Account(id=int(account_id), domain="example.test", userid="bench",
-                   display_name="Bench", quota_bytes=0, is_admin=False, is_server_admin=False,
-                   receive_enabled=True, login_enabled=True)
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered) * 1000, p99 * 1000
-
-
 def _like_peer(engine: Engine, account_id: int, word: str) -> None:
     pattern = f"%{word}%"
     with engine.connect() as conn:
@@ -124,7 +105,7 @@ def main() -> None:
     engine = make_engine(args.db or f"sqlite:///{root / 'index.sqlite3'}")
     upgrade(engine)
     store = MailStore(engine, root / "mail", "bench.example.test")
-    account = _account(engine)
+    account = bench_account(engine)
     store.ensure_account(account)
     rng = random.Random(1)
     indexer = SearchIndexer(engine, root / "mail")
@@ -181,7 +162,7 @@ def main() -> None:
             start = time.perf_counter()
             _like_peer(engine, account.id, query.split()[0])
             peer.append(time.perf_counter() - start)
-        p50, p99 = _percentiles(samples)
+        p50, p99 = percentiles_ms(samples)
         peer50 = statistics.median(peer) * 1000
         print(f"{label:30} {len(hits):5d} {p50:8.2f} {p99:8.2f} {peer50:9.2f} "
               f"{peer50 / p50:6.1f}x")
