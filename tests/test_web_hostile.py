@@ -19,13 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from nmail.db.tables import accounts, web_sessions
 from nmail.mime import reading
 from nmail.mime.reading import read_view
 from nmail.web.body_limit import HEADROOM
 from nmail.web.message_html import MAX_START_TAGS, sanitize_html
 from nmail.web.plain_text import text_to_html
 from nmail.web.routes import message_parts
+from nmail.web.sessions import ANONYMOUS_IDLE, SWEEP_EVERY, SessionStore
 from nmail.web.uploads import STAGED_MESSAGES
 from server_rig import RunningServer
 from web_rig import Browser, web_server
@@ -255,3 +258,28 @@ def test_staged_uploads_of_one_account_are_bounded(tmp_path: Path) -> None:
                                headers={"X-CSRF-Token": bob.csrf}).status_code == 204
         assert upload().status_code == 200  # room again
         bob.close()
+
+
+def test_pre_login_sessions_of_cookieless_visitors_do_not_pile_up(tmp_path: Path) -> None:
+    # Every GET /login without a cookie writes a row; nothing ever removed rows
+    # that were not presented again, so a script could grow the table for ever.
+    from nmail.config import load_config
+    from nmail.db.engine import make_engine
+    from server_rig import make_data_dir
+
+    engine = make_engine(load_config(make_data_dir(tmp_path)).database_url)
+    now = [1_000_000.0]
+    sessions = SessionStore(engine, lambda: now[0], idle=8 * 3600, longest=86400)
+    try:
+        for _ in range(50):
+            sessions.create(None, "192.0.2.1")
+        with engine.connect() as conn:
+            postmaster = conn.execute(select(func.min(accounts.c.id))).scalar_one()
+        kept, _ = sessions.create(postmaster, "192.0.2.2")  # a logged-in one stays
+        now[0] += ANONYMOUS_IDLE + SWEEP_EVERY + 1
+        sessions.create(None, "192.0.2.1")
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(web_sessions)).scalar() == 2
+        assert sessions.load(kept) is not None
+    finally:
+        engine.dispose()

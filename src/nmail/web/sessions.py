@@ -7,6 +7,9 @@ use and `session_max` in all, and a login always makes a new one (the
 pre-login session that carried the login form's CSRF token is deleted), so a
 planted session id is worth nothing. `last_seen` is written at most once a
 minute per session, so reading a page costs one primary-key SELECT.
+Expired rows are also swept by `create`, at most once every SWEEP_EVERY
+seconds: every visitor without a cookie gets a pre-login row, and rows never
+presented again would otherwise pile up for ever.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 from nmail.db.tables import web_prefs, web_sessions
 
 TOUCH_EVERY = 60
+SWEEP_EVERY = 60
 ANONYMOUS_IDLE = 3600
 
 
@@ -50,11 +54,15 @@ class SessionStore:
         self._clock = clock
         self._idle = idle
         self._max = longest
+        self._swept_at = float("-inf")
 
     def create(self, account_id: int | None, client_ip: str) -> tuple[str, Session]:
         """A new session; returns the cookie token and the row."""
         token = secrets.token_urlsafe(32)
         now = int(self._clock())
+        if now - self._swept_at >= SWEEP_EVERY:
+            self._swept_at = now
+            self.sweep()
         session = Session(token_hash(token), account_id, secrets.token_urlsafe(32), now, now)
         with self._engine.begin() as conn:
             conn.execute(
