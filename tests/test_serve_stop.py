@@ -1,7 +1,8 @@
 """Issue 9 item 10: `nmail serve` stops within its deadline, whatever its clients do.
 
 Sessions that dropped mid-DATA, sessions stalled mid-DATA, logins held in
-their failure delay (SMTP AUTH and POP3) and idle HTTP connections: at
+their failure delay (SMTP AUTH and POP3), idle HTTP connections and TLS
+handshakes never begun on 465 and 995: at
 SIGTERM every process must be gone within `[server] stop_timeout` plus the
 supervisor's margin, the stalled clients told 421. And when the supervisor
 is killed during a stop, its children must go too, without spinning.
@@ -73,8 +74,11 @@ def busy_server(
 ) -> tuple[ServeProcess, list[socket.socket]]:
     data = make_data(tmp_path, USER)
     set_option(data, "server", "stop_timeout", stop_timeout)
-    ports = listen_specs("smtp", "submission", "pop3", "http")
+    ports = listen_specs("smtp", "submission", "submissions", "pop3", "pop3s", "http")
     srv = ServeProcess(data, *as_options(ports), workers=2)
+    for door in ("submissions", "pop3s"):  # TLS handshakes never begun
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", ports[door]), timeout=30))
     for _ in range(5):  # dropped mid-DATA
         smtp_in_data(ports["smtp"]).close()
     stalled = [smtp_in_data(ports["smtp"]) for _ in range(3)]
