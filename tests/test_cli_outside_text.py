@@ -16,6 +16,7 @@ import pytest
 
 from cli_admin_support import Cli, write_config
 from fixtures_outbound import message
+from fixtures_smtp_sink import SmtpSink
 from nmail.cli.main import main
 from nmail.cli.outside_text import escape_controls, escape_json_text, one_line
 from nmail.config import load_config
@@ -25,6 +26,8 @@ from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
 from nmail.queue.outbound import OutboundQueue
 from server_rig import RunningServer, make_data_dir
+from support import wait_until
+from test_submission_signing import dns, world  # noqa: F401  (fixtures)
 
 HOSTILE = "ev\x1b]0;pwned\x07il\x1b[2J\x9b31m\u202etxt.exe\x00"
 RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\x00")
@@ -116,3 +119,24 @@ def test_an_error_line_is_escaped(cli: Cli) -> None:
     assert result.err.count("\n") == 1
 
 
+
+
+def test_the_delivery_log_escapes_what_strangers_wrote(
+    world: tuple[RunningServer, SmtpSink],  # noqa: F811  (the fixture imported above)
+) -> None:
+    """An SMTPUTF8 sender with a bidi override and a C1 CSI reaches DIR/logs/ written out."""
+    srv, _sink = world
+    sender = "moc.\u202elive\u009b31m@remote.example"
+    with srv.smtp("smtp") as client:
+        client.ehlo("remote.example")
+        client.sendmail(sender, ["bob@test.local"],
+                        b"From: x@remote.example\r\nSubject: hi\r\n\r\nhello\r\n",
+                        mail_options=["SMTPUTF8"])
+
+    def logged() -> str:
+        return "".join(p.read_text() for p in (srv.data_dir / "logs").glob("delivery-*.log"))
+
+    wait_until(lambda: "stored" in logged(), what="the delivery in the log")
+    text = logged()
+    assert_clean(text)
+    assert "moc.\\u202elive\\x9b31m@remote.example" in text

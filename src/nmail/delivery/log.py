@@ -4,7 +4,9 @@ Format (tab separated, one file per UTC day, `delivery-YYYYMMDD.log`):
 time  id  from  to  size  result  reply
 where result is one of stored, queued, rejected, delivered, deferred, bounced.
 Fields never contain tabs or line breaks (they are replaced by spaces), so the
-file stays greppable and safe to parse.
+file stays greppable and safe to parse. Other controls (ESC, C1, bidi
+overrides) are written out as `\\x1b`, `\\u202e`: addresses and remote
+replies come from strangers, and admins read this file in a terminal.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from nmail.cli.outside_text import one_line
+
 _BREAKS = re.compile(r"[\t\r\n]")
 
 
 def _clean(value: object) -> str:
-    return _BREAKS.sub(" ", str(value)) or "-"
+    return one_line(_BREAKS.sub(" ", str(value))) or "-"
 
 
 class DeliveryLog:
