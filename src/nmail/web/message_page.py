@@ -44,6 +44,15 @@ class AttachmentRow:
     previewable: bool
     openable: bool = False  # an attached message: it can be read in place
 
+    @property
+    def type_label(self) -> str:
+        """What the list shows as the type: "PDF", "XLSX" (the full MIME type is a tooltip)."""
+        stem, dot, extension = self.name.rpartition(".")
+        if dot and stem and 0 < len(extension) <= 5 and extension.isascii() \
+                and extension.isalnum():
+            return extension.upper()
+        return self.content_type
+
 
 @dataclass(frozen=True, slots=True)
 class BounceRow:
