@@ -141,6 +141,9 @@ folders = Table(
     Column("uidvalidity", BigInteger, nullable=False),
     Column("next_uid", BigInteger, nullable=False, default=1),
     Column("highest_modseq", BigInteger, nullable=False, default=1),
+    # Rows with modseq <= names_modseq have file names that carry their index
+    # flags; above it a flag change's renames may still be pending (op_flags).
+    Column("names_modseq", BigInteger, nullable=False, default=0, server_default="0"),
     # Counters kept by every write in its own transaction: a folder list never counts rows.
     Column("message_count", Integer, nullable=False, default=0),
     Column("unseen_count", Integer, nullable=False, default=0, server_default="0"),

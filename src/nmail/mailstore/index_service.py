@@ -42,6 +42,7 @@ from nmail.mailstore.index_wire import decode_request, encode_stored, frame, pee
 from nmail.mailstore.model import StoreError
 from nmail.mailstore.op_run import run_operation
 from nmail.mailstore.operations import Operation, encode_result
+from nmail.mailstore.writer import run_after
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +193,17 @@ class _Commit:
         self.early: list[Request] = []
         self.now_flushed: set[int] = set()
         self._devices: dict[str, int] = {}
+        self._after: list[Callable[[], None]] = []  # run once the replies are sent
 
     def run(self, requests: list[Request]) -> None:
         replies: list[tuple[_Client, object]] = []
         for group in _groups(requests):
+            if self._after:
+                # An earlier change's renames come before the next change (its
+                # mark says they are done): answer what is ready, then make them.
+                self._send(replies)
+                replies = []
+                run_after(self._after)
             if len(group) == 1 and not isinstance(group[0][1], list):
                 replies.append((group[0][0], self._operation(group[0][1])))
                 continue
@@ -224,11 +232,12 @@ class _Commit:
                 replies.append((client, ("ok", encode_stored(stored[start : start + len(batch)]))))
                 start += len(batch)
         self._send(replies)
+        run_after(self._after)
 
     def _operation(self, op: Operation) -> object:
         """Run one operation in its own transaction; its reply."""
         try:
-            result, changes = run_operation(self.conn, op)
+            result, changes = run_operation(self.conn, op, after=self._after)
         except StoreError as exc:
             return ("refused", type(exc).__name__, str(exc))
         except Exception as exc:

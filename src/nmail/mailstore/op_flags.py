@@ -4,17 +4,19 @@ Every message whose flags really change gets the commit's one new MODSEQ
 (RFC 7162 lets the messages of one change share it), and the folder's
 HIGHESTMODSEQ becomes it; a message that already had the flags is not
 touched and keeps its MODSEQ. With UNCHANGEDSINCE, a message whose MODSEQ is
-above it is left alone and reported (MODIFIED). Its file is renamed to
-carry the new letters in cur/ before the commit (the Maildir stays the
-truth for other tools); the renames are undone if the commit fails.
+above it is left alone and reported (MODIFIED).
+
+The files are renamed to carry the new letters in cur/ after the COMMIT and
+after the caller has its answer (`after` hands the renames to the writer,
+which makes them once it replied): the order is COMMIT -> answer -> renames,
+and `folders.names_modseq` says up to where names follow the index, so a
+crash in between loses nothing (flag_names.py gives the whole argument).
 """
 
 from __future__ import annotations
 
-import logging
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
@@ -22,15 +24,13 @@ from sqlalchemy import Connection, bindparam, update
 from nmail.db.tables import folders, messages
 from nmail.mailstore.commit_hook import FolderChange
 from nmail.mailstore.delivery_batch import Statement, compile_statement
+from nmail.mailstore.flag_names import PlannedRename, advance_mark, rename_all
 from nmail.mailstore.keywords import KeywordLetters
-from nmail.mailstore.messagefile import locate
 from nmail.mailstore.model import BadFlag, FlagChange
 from nmail.mailstore.names import SEEN_BIT, disk_name, flag_bits, format_flags, parse_flags
 from nmail.mailstore.op_rows import folder_path, lock_folder, rows_in_ranges
 from nmail.mailstore.operations import StoreFlags
 from nmail.mailstore.writer import write_transaction
-
-log = logging.getLogger(__name__)
 
 _COLUMNS = (messages.c.id, messages.c.uid, messages.c.modseq, messages.c.filename,
             messages.c.in_new, messages.c.flags)
@@ -51,55 +51,66 @@ def _row_statement(conn: Connection) -> Statement:
     return found
 
 
-def store_flags(conn: Connection, op: StoreFlags) -> tuple[FlagChange, list[FolderChange]]:
-    """Apply `op`; the result and the commit's change (none when nothing changed)."""
+def store_flags(
+    conn: Connection, op: StoreFlags, after: list[Callable[[], None]] | None = None
+) -> tuple[FlagChange, list[FolderChange]]:
+    """Apply `op`; the result and the commit's change (none when nothing changed).
+
+    The file renames go to `after` (run them once the caller is answered);
+    without it they are made here, right after the COMMIT.
+    """
     wanted = frozenset(op.flags)
-    renamer = _Renamer()
-    try:
-        with write_transaction(conn):
-            folder = lock_folder(conn, op.account_id, op.folder_id)
-            directory = folder_path(op.maildir, str(folder.name))
-            renamer.open(directory)
-            modseq = int(folder.highest_modseq) + 1
-            letters = KeywordLetters.load(directory)
-            updates: list[tuple[Any, ...]] = []
-            changed: list[tuple[int, int]] = []
-            modified: list[int] = []
-            unseen_delta = 0
-            # Most messages share a handful of flag texts: work each out once.
-            outcomes: dict[str, _Outcome | None] = {}
-            for r in rows_in_ranges(conn, op.folder_id, op.ranges, _COLUMNS):
-                text = str(r.flags)
-                if text in outcomes:
-                    outcome = outcomes[text]
-                else:
-                    outcome = outcomes[text] = _outcome(op.mode, text, wanted, letters)
-                if outcome is None:
-                    continue  # already as asked
-                if op.unchanged_since and int(r.modseq) > op.unchanged_since:
-                    modified.append(int(r.uid))
-                    continue
-                if not renamer.move(directory, r, outcome):
-                    continue  # its file is gone: dbsync drops the row
-                unseen_delta += outcome.unseen_delta
-                updates.append((outcome.text, outcome.bits, False, modseq, r.id))
-                changed.append((int(r.uid), modseq))
-            if not updates:
-                return FlagChange(int(folder.highest_modseq), (), tuple(modified)), []
-            # Through the driver: SQLAlchemy's per-row parameter work cost more than
-            # SQLite's own on 10,000 rows.
-            statement = _row_statement(conn)
-            conn.exec_driver_sql(statement.sql, [statement.maker(_ROW_KEYS)(u) for u in updates])
-            conn.execute(
-                update(folders).where(folders.c.id == op.folder_id).values(
-                    highest_modseq=modseq, unseen_count=folders.c.unseen_count + unseen_delta)
-            )
-            letters.save()
-    except BaseException:
-        renamer.undo()
-        raise
-    finally:
-        renamer.close()
+    planned: list[PlannedRename] = []
+    with write_transaction(conn):
+        folder = lock_folder(conn, op.account_id, op.folder_id)
+        directory = folder_path(op.maildir, str(folder.name))
+        modseq = int(folder.highest_modseq) + 1
+        letters = KeywordLetters.load(directory)
+        updates: list[tuple[Any, ...]] = []
+        changed: list[tuple[int, int]] = []
+        modified: list[int] = []
+        unseen_delta = 0
+        # Most messages share a handful of flag texts: work each out once.
+        outcomes: dict[str, _Outcome | None] = {}
+        for r in rows_in_ranges(conn, op.folder_id, op.ranges, _COLUMNS):
+            text = str(r.flags)
+            if text in outcomes:
+                outcome = outcomes[text]
+            else:
+                outcome = outcomes[text] = _outcome(op.mode, text, wanted, letters)
+            if outcome is None:
+                continue  # already as asked
+            if op.unchanged_since and int(r.modseq) > op.unchanged_since:
+                modified.append(int(r.uid))
+                continue
+            filename, in_new = str(r.filename), bool(r.in_new)
+            src = disk_name(filename, outcome.old_letters, in_new)
+            dst = disk_name(filename, outcome.new_letters, False)
+            if in_new or src != dst:
+                planned.append(PlannedRename(filename, in_new, outcome.old, src, dst))
+            unseen_delta += outcome.unseen_delta
+            updates.append((outcome.text, outcome.bits, False, modseq, r.id))
+            changed.append((int(r.uid), modseq))
+        if not updates:
+            return FlagChange(int(folder.highest_modseq), (), tuple(modified)), []
+        advance_mark(conn, folder, directory)
+        # Through the driver: SQLAlchemy's per-row parameter work cost more than
+        # SQLite's own on 10,000 rows.
+        statement = _row_statement(conn)
+        conn.exec_driver_sql(statement.sql, [statement.maker(_ROW_KEYS)(u) for u in updates])
+        conn.execute(
+            update(folders).where(folders.c.id == op.folder_id).values(
+                highest_modseq=modseq, unseen_count=folders.c.unseen_count + unseen_delta)
+        )
+        letters.save()
+    if planned:
+        def renames() -> None:
+            rename_all(op.folder_id, directory, planned)
+
+        if after is None:
+            renames()
+        else:
+            after.append(renames)
     change = FolderChange(op.account_id, op.folder_id, str(folder.name), modseq, "flags")
     return FlagChange(modseq, tuple(changed), tuple(modified)), [change]
 
@@ -137,52 +148,3 @@ def _apply(mode: str, old: frozenset[str], flags: frozenset[str]) -> frozenset[s
     if mode == "remove":
         return old - flags
     return flags
-
-
-class _Renamer:
-    """Renames inside new/ and cur/ relative to their open directories (renameat):
-    one path component to resolve per file instead of the whole path."""
-
-    def __init__(self) -> None:
-        self._fds: dict[str, int] = {}
-        self.done: list[tuple[int, str, int, str]] = []  # (dst dir, dst, src dir, src)
-
-    def open(self, directory: Path) -> None:
-        for sub in ("new", "cur"):
-            self._fds[sub] = os.open(directory / sub, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-    def move(self, directory: Path, row: Any, outcome: _Outcome) -> bool:
-        """Rename the row's file to carry the new letters in cur/; False if it is gone."""
-        filename = str(row.filename)
-        in_new = bool(row.in_new)
-        src_fd = self._fds["new" if in_new else "cur"]
-        src = disk_name(filename, outcome.old_letters, in_new)
-        dst_fd = self._fds["cur"]
-        dst = disk_name(filename, outcome.new_letters, False)
-        if src == dst and src_fd == dst_fd:
-            return True
-        try:
-            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        except FileNotFoundError:
-            # Another tool renamed it (its own flags): find it where it is.
-            found = locate(directory, filename, in_new, outcome.old)
-            if found is None:
-                return False
-            src_fd = self._fds[found.parent.name]
-            src = found.name
-            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        self.done.append((dst_fd, dst, src_fd, src))
-        return True
-
-    def undo(self) -> None:
-        for dst_fd, dst, src_fd, src in reversed(self.done):
-            try:
-                os.rename(dst, src, src_dir_fd=dst_fd, dst_dir_fd=src_fd)
-            except OSError:
-                log.error("could not undo the flag rename of %s", dst)
-        self.done.clear()
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()

@@ -23,7 +23,8 @@ from nmail.mailstore.model import NoSuchFolder, QuotaExceeded, StoreError
 RANGES_PER_QUERY = 200
 _FOLDER = (
     folders.c.id, folders.c.account_id, folders.c.name, folders.c.uidvalidity,
-    folders.c.next_uid, folders.c.highest_modseq, folders.c.message_count,
+    folders.c.next_uid, folders.c.highest_modseq, folders.c.names_modseq,
+    folders.c.message_count,
     folders.c.unseen_count, folders.c.total_size,
 )
 

@@ -4,12 +4,15 @@ Both writers use this: the index writer process (index_service) for the
 workers of `nmail serve`, and a MailStore's own writer thread in one-process
 mode and the CLI. Each operation is its own transaction, in the writer's one
 order with the deliveries; the commit hook hears of it right after COMMIT.
+Work that may follow the answer (a flag change's file renames) is handed
+back in `after`: the writer runs it once it has replied.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -37,12 +40,16 @@ from nmail.mailstore.operations import (
 _HOST = host_token(socket.gethostname())
 
 
-def run_operation(conn: Connection, op: Operation, *,
-                  now: float | None = None) -> tuple[Any, list[FolderChange]]:
-    """Apply `op` in its own transaction: (its result, the folders it changed)."""
+def run_operation(conn: Connection, op: Operation, *, now: float | None = None,
+                  after: list[Callable[[], None]] | None = None
+                  ) -> tuple[Any, list[FolderChange]]:
+    """Apply `op` in its own transaction: (its result, the folders it changed).
+
+    With `after`, work that may wait until the caller is answered is appended
+    there instead of done here (the caller must run it, in order)."""
     at = time.time() if now is None else now
     if isinstance(op, StoreFlags):
-        return op_flags.store_flags(conn, op)
+        return op_flags.store_flags(conn, op, after)
     if isinstance(op, CopyMessages):
         return op_transfer.transfer(conn, op, _HOST, at)
     if isinstance(op, ExpungeMessages):
@@ -73,8 +80,9 @@ def _default_folders(conn: Connection, op: CreateDefaultFolders,
     raise AssertionError("unreachable")
 
 
-def run_and_report(conn: Connection, op: Operation, hook: CommitHook | None) -> Any:
+def run_and_report(conn: Connection, op: Operation, hook: CommitHook | None,
+                   after: list[Callable[[], None]] | None = None) -> Any:
     """run_operation, then the hook; returns the result."""
-    result, changes = run_operation(conn, op)
+    result, changes = run_operation(conn, op, after=after)
     report(hook, changes)
     return result

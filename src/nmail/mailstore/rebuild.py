@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import folders
-from nmail.mailstore import folder_sync
+from nmail.mailstore import flag_names, folder_sync
 from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
 from nmail.mailstore.folderscan import remove_stale_tmp
 from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
@@ -51,6 +51,7 @@ class Rebuilder:
         if index is None:
             with self._engine.connect() as conn:
                 index = folder_sync.load_account_index(conn, target.account_id)
+        self._finish_names(target, index)
         work, seen, facts = folder_sync.prescan(target, index.get(target.name), full=full)
         if not work:
             return SyncCounts(kept=seen)
@@ -65,6 +66,22 @@ class Rebuilder:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _finish_names(self, target: FolderTarget, index: dict[str, FolderIndex]) -> None:
+        """Flag renames a crash cut short (after their COMMIT): the index's flags
+        win for rows above the folder's mark (flag_names), before names and rows
+        are compared, so the comparison finds nothing to fix for them."""
+        known = index.get(target.name)
+        if known is None:
+            return
+        with self._engine.connect() as conn:
+            if not flag_names.names_behind(conn, known.folder_id):
+                return
+        moved = self._writer.call(
+            lambda conn: flag_names.finish_folder(conn, known.folder_id, target.path))
+        if moved:
+            log.warning("%s: %d file names brought up to their committed flags",
+                        target.path, moved)
 
     def repair(self) -> RepairReport:
         """Reconcile every folder of every account with its files (as dbsync does).

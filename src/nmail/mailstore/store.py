@@ -327,7 +327,8 @@ class MailStore(FirstModelCalls):
             if not self._remote.can_wait():
                 raise StoreError("a mail store change on the event loop would never return")
             return self._remote.submit_op(op).result()
-        return self._writer.call(lambda conn: run_and_report(conn, op, self._on_commit))
+        return self._writer.call_then(
+            lambda conn, after: run_and_report(conn, op, self._on_commit, after))
 
     def _deliver_local(self, conn: Connection, items: list[PreparedMessage]) -> list[Any]:
         changes: list[FolderChange] = []

@@ -133,6 +133,8 @@ class _DeliveryJob:
 class _CallJob:
     fn: Callable[[Connection], Any]
     future: Future[Any] = field(default_factory=Future)
+    # Work to do once the Future has its result (before the next job).
+    after: list[Callable[[], None]] = field(default_factory=list)
 
 
 _STOP = object()
@@ -179,6 +181,20 @@ class IndexWriter:
         job = _CallJob(fn)
         self._put(job)
         return job.future
+
+    def call_then(self, fn: Callable[[Connection, list[Callable[[], None]]], T]) -> T:
+        """Like call(), but `fn` may append work to its second argument that the
+        writer runs after answering, before its next job (a flag change's renames)."""
+        if threading.current_thread() is self._thread:
+            after: list[Callable[[], None]] = []
+            result = fn(self._connection(), after)
+            run_after(after)
+            return result
+        job = _CallJob(lambda conn: None)
+        job.fn = lambda conn: fn(conn, job.after)
+        self._put(job)
+        answer: T = job.future.result()
+        return answer
 
     def call(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn(conn)` on the writer thread and return its result (or raise its error)."""
@@ -268,6 +284,7 @@ class IndexWriter:
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
+            run_after(job.after)
 
     def _run_deliveries(self, group: list[_DeliveryJob]) -> None:
         live = [job for job in group if job.future.set_running_or_notify_cancel()]
@@ -300,3 +317,13 @@ class IndexWriter:
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
+
+
+def run_after(after: list[Callable[[], None]]) -> None:
+    """Run (and clear) work queued for after an answer; a failure is logged."""
+    for work in after:
+        try:
+            work()
+        except Exception:
+            log.exception("index writer: work after an answer failed")
+    after.clear()
