@@ -76,6 +76,7 @@ def test_flag_files_carry_the_letters_and_changes_since_sees_them(
     view = filled.open_folder(alice.id, "INBOX")
     mark = view.info.highest_modseq
     view.store_flags(UidSet.of([3]), "add", ["\\Seen", "\\Answered", "$Forwarded"])
+    filled.names_settled()  # the renames follow the answer
     path = view.message_path(3)
     assert path is not None and path.parent.name == "cur" and path.name.endswith(":2,RSa")
     changes = view.changes_since(mark)

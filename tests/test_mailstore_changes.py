@@ -30,6 +30,7 @@ def test_set_flags_moves_to_cur_with_sorted_letters(
     before = store.folder(alice.id, "INBOX").highest_modseq
     store.set_flags(alice.id, "INBOX", [1, 3],
                     add=frozenset({"\\Seen", "\\Flagged", "\\Answered", "$Important"}))
+    store.names_settled()  # the renames follow the answer
     cur = folder_dir(mail_root, alice, "INBOX") / "cur"
     names = entries(cur)
     # $Important is keyword letter a (Dovecot's dovecot-keywords file names it).
@@ -45,9 +46,11 @@ def test_set_flags_moves_to_cur_with_sorted_letters(
     assert rows[2]["modseq"] < after and rows[2]["in_new"]
 
     store.set_flags(alice.id, "INBOX", [1], remove=frozenset({"\\flagged", "\\Seen"}))
+    store.names_settled()
     assert store.message_path(alice.id, "INBOX", 1) == cur / f"{stored[0].path.name}:2,Ra"
     store.set_flags(alice.id, "INBOX", [3], remove=frozenset({"\\Seen", "\\Answered",
                                                              "\\Flagged", "$Important"}))
+    store.names_settled()
     assert store.message_path(alice.id, "INBOX", 3) == cur / f"{stored[2].path.name}:2,"
     assert store.read_message(alice.id, "INBOX", 3) == stored[2].path.parent.parent.joinpath(
         "cur", f"{stored[2].path.name}:2,").read_bytes()
@@ -69,6 +72,7 @@ def test_set_flags_after_another_tool_renamed_the_file(
     cur = folder_dir(mail_root, alice, "INBOX") / "cur"
     stored.path.rename(cur / f"{stored.path.name}:2,S")
     store.set_flags(alice.id, "INBOX", [1], add=frozenset({"\\Deleted"}))
+    store.names_settled()
     assert entries(cur) == [f"{stored.path.name}:2,T"]
 
 

@@ -330,6 +330,16 @@ class MailStore(FirstModelCalls):
         return self._writer.call_then(
             lambda conn, after: run_and_report(conn, op, self._on_commit, after))
 
+    def names_settled(self) -> None:
+        """Wait until the file renames of the flag changes answered so far are made
+        (they follow the answer: flag_names.py). For tools and tests that read
+        file names; readers of messages need not (they find a file by its base)."""
+        if self._remote is not None:
+            # No barrier on the wire: the writer process makes them right after
+            # sending its answers, before it reads its next requests.
+            return
+        self._writer.call(lambda conn: None)
+
     def _deliver_local(self, conn: Connection, items: list[PreparedMessage]) -> list[Any]:
         changes: list[FolderChange] = []
         stored = deliver_batch(conn, items, changes=changes)
