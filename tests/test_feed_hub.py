@@ -11,7 +11,7 @@ import pytest
 
 from nmail.mailstore.feed import QUEUE_LIMIT, AsyncFeed, Resync, ThreadFeed
 from nmail.mailstore.feed_hub import MAX_PENDING, FeedHub, FeedPublisher
-from nmail.mailstore.feed_wire import Change, feed_address
+from nmail.mailstore.feed_wire import SECRET_NAME, Change, feed_address
 from support import new_loop, wait_until
 
 
@@ -249,9 +249,20 @@ def test_each_data_directory_has_its_own_address(tmp_path: object) -> None:
     from pathlib import Path
 
     base = Path(str(tmp_path))
-    assert feed_address(base / "a") != feed_address(base / "b")
-    assert feed_address(base / "a") == feed_address(base / "x" / ".." / "a")
-    assert feed_address(base / "a").startswith("\0")
+    for name in ("a", "b", "x"):
+        (base / name).mkdir(mode=0o700)
+    first = feed_address(base / "a")
+    assert first != feed_address(base / "b")
+    assert first == feed_address(base / "x" / ".." / "a") == feed_address(base / "a")
+    assert first.startswith("\0nmail-feed-")
+    secret = base / "a" / SECRET_NAME
+    assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_bytes()) == 64
+    # Knowing the path is not enough to compute the name: it depends on the secret.
+    secret.write_bytes(b"0" * 64)
+    assert feed_address(base / "a") != first
+    # Without a data directory (not made yet) the path alone names it, the same each time.
+    assert feed_address(base / "none") == feed_address(base / "none")
+    assert not (base / "none").exists()
 
 
 def _commit(account: int, folder: int, modseq: int, kind: str) -> object:

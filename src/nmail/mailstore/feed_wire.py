@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,14 +33,57 @@ KINDS = frozenset({
 _KIND = re.compile(r"[a-z][a-z-]{0,31}")
 
 
+SECRET_NAME = "feed.secret"
+
+
 def feed_address(data_dir: Path) -> str:
     """The hub's socket: abstract (no file to go stale), named after the data directory.
 
     Every process of one installation (workers, the web app, the CLI) finds
-    it from the data directory alone; two installations never share one.
+    it from the data directory alone; two installations never share one. The
+    name also hashes a secret kept in the data directory (made on first use,
+    mode 0600): an abstract name has no file permissions, and another local
+    user who could compute it could bind it before `nmail serve` does.
     """
-    digest = hashlib.sha256(os.fsencode(Path(data_dir).resolve())).hexdigest()[:24]
+    base = Path(data_dir).resolve()
+    digest = hashlib.sha256(os.fsencode(base) + b"\0" + _secret(base)).hexdigest()[:24]
     return f"\0nmail-feed-{digest}"
+
+
+def _secret(base: Path) -> bytes:
+    """The data directory's feed secret, made if missing; b"" if it cannot be."""
+    path = base / SECRET_NAME
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return b""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:  # another process made it meanwhile
+        return _read_when_written(path)
+    except OSError:
+        return b""  # no data directory yet, or read-only: the path alone names it
+    secret = os.urandom(32).hex().encode()
+    try:
+        os.write(fd, secret)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return secret
+
+
+def _read_when_written(path: Path) -> bytes:
+    for _ in range(100):  # its maker writes 64 bytes right after creating it
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return b""
+        if len(data) == 64:
+            return data
+        time.sleep(0.01)
+    return path.read_bytes()
 
 
 class WireError(ValueError):
