@@ -72,13 +72,12 @@ def test_the_next_mail_after_the_account_changed_is_refused(
 
 
 def test_a_session_of_a_deleted_account_does_not_send_as_its_successor(
-    tmp_path: Path, db_url: str, request: pytest.FixtureRequest
+    tmp_path: Path, db_url: str
 ) -> None:
-    """`user del` then `user add` of the same address: a new owner, not the old session's."""
-    if db_url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="SQLite gives the re-created account the deleted one's id "
-            "(accounts.id without AUTOINCREMENT): handed to services in BROKEN.md"))
+    """`user del` then `user add` of the same address: a new owner, not the old session's.
+
+    On SQLite this holds because accounts.id is AUTOINCREMENT (migration 0012).
+    """
     data = tmp_path / "data"
     nmail(data, "init", "--hostname", "mail.example.com", "--postmaster-password", PASSWORD,
           "--database-url", db_url)

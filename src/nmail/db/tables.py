@@ -2,6 +2,12 @@
 
 Times are integer Unix seconds (portable and cheap to index on every
 database). Text that is indexed has a bounded length so MariaDB can index it.
+
+Domains, accounts and folders use AUTOINCREMENT on SQLite: without it SQLite
+hands a deleted row's id to the next insert, and a session, cache or link
+that still holds the old id would then act on the new owner's row.
+PostgreSQL sequences and MariaDB AUTO_INCREMENT never go back (MariaDB
+10.2.4+ keeps the counter across restarts).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ domains = Table(
     # Address (local or external) that receives mail for unknown local parts.
     Column("catchall", String(320), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 domain_aliases = Table(
@@ -65,6 +72,7 @@ accounts = Table(
     Column("login_enabled", Boolean, nullable=False, default=True),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("domain_id", "userid"),
+    sqlite_autoincrement=True,
 )
 
 aliases = Table(
@@ -150,6 +158,7 @@ folders = Table(
     Column("total_size", BigInteger, nullable=False, default=0),
     Column("subscribed", Boolean, nullable=False, default=True),
     UniqueConstraint("account_id", "name"),
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
