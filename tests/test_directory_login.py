@@ -122,7 +122,30 @@ def test_failure_delays_grow_and_a_right_password_refunds(directory: Directory) 
     # The fourth (the last allowed) is right: it is not the one that locks.
     assert service.login("bob@example.com", PASSWORD, IP).ok
     assert not throttle.check(IP, "bob@example.com").locked
-    assert throttle.check(IP, "bob@example.com").wait == 0.0
+    # The account's count is gone; the address keeps its three failures.
+    assert throttle.check("198.51.100.7", "bob@example.com").wait == 0.0
+    assert throttle.check(IP, None).wait == 3.0 + 1.0
+
+
+def test_one_known_account_does_not_let_an_address_spray_others(
+    directory: Directory, engine: Engine
+) -> None:
+    """A good login refunds its own attempt only: the address's guesses at others stand."""
+    clock = FakeClock(1_790_000_000.0)
+    throttle = LoginThrottle(clock, first_delay=0, max_failures=5, records=SqlRecords(engine))
+    service = LoginService(directory, throttle)
+    statuses = []
+    for victim in range(12):
+        # The attacker's own account between guesses, as a reset would need.
+        assert service.login("bob@example.com", PASSWORD, IP).status in (
+            LoginStatus.OK, LoginStatus.LOCKED_OUT)
+        statuses.append(service.login(f"user{victim}@example.com", "guess", IP).status)
+    assert statuses[:4] == [LoginStatus.BAD_CREDENTIALS] * 4
+    # The fifth guess from this address starts the lockout; after it nothing is tried.
+    assert statuses[5:] == [LoginStatus.LOCKED_OUT] * 7
+    assert service.login("bob@example.com", PASSWORD, IP).status is LoginStatus.LOCKED_OUT
+    # Another address is not affected, nor is bob's account.
+    assert service.login("bob@example.com", PASSWORD, "198.51.100.7").ok
 
 
 def test_the_tenth_try_right_does_not_lock_the_owner_out(directory: Directory) -> None:

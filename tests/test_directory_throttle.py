@@ -96,12 +96,16 @@ def test_old_failures_leave_the_window(clock: FakeClock) -> None:
     assert verdict.wait == 1.0  # one failure in the window: back to the first delay
 
 
-def test_success_forgets_failures_but_not_a_lockout(clock: FakeClock) -> None:
+def test_success_forgets_the_accounts_failures_but_not_the_addresss_nor_a_lockout(
+    clock: FakeClock,
+) -> None:
     throttle = LoginThrottle(clock, max_failures=3)
     throttle.failure("192.0.2.1", "bob")
     throttle.failure("192.0.2.1", "bob")
     throttle.success("192.0.2.1", "bob")
-    assert throttle.check("192.0.2.1", "bob").wait == 0.0
+    assert throttle.check("198.51.100.7", "bob").wait == 0.0
+    # The address's failures were not this login's: they stand.
+    assert throttle.check("192.0.2.1", None).wait == 2.0
     for _ in range(3):
         throttle.failure("192.0.2.2", "carol")
     throttle.success("192.0.2.2", "carol")

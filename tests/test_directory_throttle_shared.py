@@ -54,9 +54,17 @@ def test_success_and_the_window_forget_failures(engine: Engine) -> None:
     throttle = shared(engine, clock, max_failures=3, window=60)
     throttle.failure("192.0.2.1", "bob")
     throttle.failure("192.0.2.1", "bob")
-    throttle.success("192.0.2.1", "bob")
-    assert throttle.check("192.0.2.1", "bob").wait == 0.0
-    assert len(throttle) == 0
+    throttle.success("192.0.2.1", "bob", throttle.attempt("192.0.2.1", "bob"))
+    assert throttle.check("198.51.100.7", "bob").wait == 0.0
+    assert throttle.check("192.0.2.1", None).wait == 2.0  # the address's own failures stand
+    assert len(throttle) == 1
+    clock.advance(61)
+    assert throttle.check("192.0.2.1", None).wait == 0.0
+    throttle.failure("192.0.2.2", "carol")
+    throttle.success("192.0.2.2", "carol", throttle.attempt("192.0.2.2", "carol"))
+    with engine.connect() as conn:  # the address keeps its earlier failure, the account none
+        keys = set(conn.scalars(select(login_failures.c.key)))
+    assert "ip:192.0.2.2" in keys and "account:carol" not in keys
     throttle.failure("192.0.2.1", "bob")
     throttle.failure("192.0.2.1", "bob")
     clock.advance(61)

@@ -10,9 +10,13 @@ ones; elsewhere (tests, tools) they can live in memory.
 
 A login counts its attempt *before* the password is checked (`attempt`),
 in one atomic read-and-write of each record, and a right password takes it
-back (`success`). Counting after the check let parallel guesses all read
-the same count and all be tried: twenty at once got twenty tries where the
-limit is ten. Now the eleventh finds the lockout whatever the timing.
+back (`success`): the account's record is forgotten, but the client
+address's record loses only that one attempt. Forgetting the address's
+other failures let one known account reset the per-address count every few
+guesses, so one address could spray every other account. Counting after
+the check let parallel guesses all read the same count and all be tried:
+twenty at once got twenty tries where the limit is ten. Now the eleventh
+finds the lockout whatever the timing.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class ThrottleVerdict:
     # records whose lockout this very attempt started.
     counted: bool = False
     lockouts_started: tuple[str, ...] = ()
+    # The throttle's clock when the attempt was counted (success() refunds it).
+    counted_at: float = 0.0
 
 
 OPEN = ThrottleVerdict(0.0)
@@ -201,7 +207,9 @@ class LoginThrottle:
                     wait = max(wait, self._delay(len(counted.failures)))
         if locked:
             return ThrottleVerdict(self._max_delay, True)
-        return ThrottleVerdict(wait, False, counted=True, lockouts_started=tuple(started))
+        return ThrottleVerdict(
+            wait, False, counted=True, lockouts_started=tuple(started), counted_at=now
+        )
 
     def failure(self, ip: str, account: str | None) -> None:
         """Record a failed login from `ip` for `account` (one not counted by attempt())."""
@@ -231,7 +239,9 @@ class LoginThrottle:
     def success(
         self, ip: str, account: str | None, attempt: ThrottleVerdict | None = None
     ) -> None:
-        """Forget the failures of this IP and account after a good login.
+        """After a good login: forget the account's failures, and take back the
+        IP's count of this attempt only (`attempt`, from attempt()); the IP's
+        other failures stand, whoever they tried.
 
         A lockout stands (callers refuse locked attempts before checking the
         password), except one that `attempt` itself started.
@@ -239,12 +249,42 @@ class LoginThrottle:
         now = self._clock()
         started = () if attempt is None else attempt.lockouts_started
         with self._lock:
-            for key in _keys(ip, account):
-                # A lockout begun by the attempt that proved the password is lifted.
-                lift = key in started
-                self._records.update(
-                    key, functools.partial(_forget, now=now, lift_lockout=lift), now
+            key = ip_key(ip)
+            if attempt is not None and attempt.counted:
+                refund = functools.partial(
+                    self._refund, now=now, at=attempt.counted_at, lift_lockout=key in started
                 )
+                self._records.update(key, refund, now)
+            if account:
+                key = account_key(account)
+                self._records.update(
+                    key, functools.partial(_forget, now=now, lift_lockout=key in started), now
+                )
+
+    def _refund(
+        self, record: Record | None, *, now: float, at: float, lift_lockout: bool
+    ) -> Record | None:
+        """The record without the one failure counted at `at`."""
+        if record is None:
+            return None
+        if lift_lockout and record.locked_until > now:
+            # This attempt's count started the lockout (and cleared the count):
+            # without it the address stands one short of the limit.
+            record.locked_until = 0.0
+            record.failures = deque([at] * (self._max_failures - 1))
+            record.last_failure = at
+            return record
+        self._prune(record, now)
+        if record.failures:
+            # Times may have been rounded to milliseconds by the store.
+            nearest = min(range(len(record.failures)), key=lambda i: abs(record.failures[i] - at))
+            if abs(record.failures[nearest] - at) <= 0.002:
+                del record.failures[nearest]
+        if record.failures:
+            record.last_failure = max(record.failures)
+        elif record.locked_until <= now:
+            return None
+        return record
 
     def _delay(self, failures: int) -> float:
         doubled: float = self._first_delay * float(2 ** min(failures - 1, 30))
