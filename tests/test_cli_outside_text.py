@@ -22,11 +22,11 @@ from nmail.cli.outside_text import escape_controls, escape_json_text, one_line
 from nmail.config import load_config
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
+from nmail.delivery.log import DeliveryLog
 from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
 from nmail.queue.outbound import OutboundQueue
 from server_rig import RunningServer, make_data_dir
-from support import wait_until
 from test_submission_signing import dns, world  # noqa: F401  (fixtures)
 
 HOSTILE = "ev\x1b]0;pwned\x07il\x1b[2J\x9b31m\u202etxt.exe\x00"
@@ -121,22 +121,28 @@ def test_an_error_line_is_escaped(cli: Cli) -> None:
 
 
 
-def test_the_delivery_log_escapes_what_strangers_wrote(
+def test_a_sender_with_bidi_or_c1_characters_is_refused_on_the_wire(
     world: tuple[RunningServer, SmtpSink],  # noqa: F811  (the fixture imported above)
 ) -> None:
-    """An SMTPUTF8 sender with a bidi override and a C1 CSI reaches DIR/logs/ written out."""
+    """An SMTPUTF8 sender with a bidi override and a C1 CSI never gets in (addresses.py)."""
     srv, _sink = world
-    sender = "moc.\u202elive\u009b31m@remote.example"
     with srv.smtp("smtp") as client:
         client.ehlo("remote.example")
-        client.sendmail(sender, ["bob@test.local"],
-                        b"From: x@remote.example\r\nSubject: hi\r\n\r\nhello\r\n",
-                        mail_options=["SMTPUTF8"])
+        for sender in ("moc.\u202elive\u009b31m@remote.example", "a\u2066b@remote.example"):
+            code, text = client.mail(sender, ["SMTPUTF8"])
+            assert (code, text) == (
+                501, b"5.1.7 Bad sender address syntax (control or bidi character)")
+        assert client.mail("x@remote.example", ["SMTPUTF8"])[0] == 250
+        code, text = client.rcpt("bob\u202e@test.local")
+        assert code == 501 and text.startswith(b"5.1.3")
 
-    def logged() -> str:
-        return "".join(p.read_text() for p in (srv.data_dir / "logs").glob("delivery-*.log"))
 
-    wait_until(lambda: "stored" in logged(), what="the delivery in the log")
-    text = logged()
+def test_the_delivery_log_escapes_what_strangers_wrote(tmp_path: Path) -> None:
+    """A remote reply (still anyone's text) with a bidi override and a C1 CSI is written out."""
+    log = DeliveryLog(tmp_path)
+    log.write("id1", "a@test.local", "b@remote.example", 10, "deferred",
+              "451 moc.\u202elive\u009b31m\x1b[2J")
+    log.close()
+    text = "".join(p.read_text() for p in tmp_path.glob("delivery-*.log"))
     assert_clean(text)
-    assert "moc.\\u202elive\\x9b31m@remote.example" in text
+    assert "451 moc.\\u202elive\\x9b31m\\x1b[2J" in text

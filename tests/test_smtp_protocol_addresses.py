@@ -236,3 +236,35 @@ def test_xtext() -> None:
     for bad in ("a+2b", "a+", "a=b", "a b"):
         with pytest.raises(CommandError):
             xtext_decode(bad)
+
+
+UNSEEN = [
+    "\u0085",  # C1 NEL
+    "\u009b",  # C1 CSI
+    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",  # embeddings, overrides
+    "\u2066", "\u2067", "\u2068", "\u2069",  # isolates
+    "\u200e", "\u200f", "\u061c",  # marks
+    "\u2028", "\u2029", "\u2060", "\ufeff",  # separators, other invisible formats
+]
+
+
+@pytest.mark.parametrize("char", UNSEEN, ids=lambda c: f"U+{ord(c):04X}")
+def test_controls_and_bidi_characters_are_refused_in_utf8_addresses(char: str) -> None:
+    for where in (f"moc.{char}live@example.org", f"a@exa{char}mple.org",
+                  f'"x{char}y"@example.org', f"@relay.example:u{char}@example.org"):
+        reply, d = mail(f"<{where}> SMTPUTF8")
+        assert reply == "501 5.1.7 Bad sender address syntax (control or bidi character)", (
+            where, reply)
+        assert not d.of_type(MailFrom)
+        reply, d = mail("<a@example.org> SMTPUTF8")
+        assert reply.startswith("250")
+        reply = d.last(f"RCPT TO:<{where}>\r\n")
+        assert reply == "501 5.1.3 Bad recipient address syntax (control or bidi character)"
+        assert not d.of_type(RcptTo)
+
+
+def test_joiners_and_ordinary_scripts_stay_allowed() -> None:
+    for local in ("क्\u200dष", "👨\u200d👩\u200d👧", "받는이", "ünï", "ر\u064eجل"):
+        reply, d = mail(f"<{local}@example.org> SMTPUTF8")
+        assert reply == "250 2.1.0 Sender OK", (local, reply)
+        assert d.of_type(MailFrom)[0].address == f"{local}@example.org"

@@ -1,12 +1,24 @@
 """RFC 5321 paths and mailboxes: syntax, length limits, SMTPUTF8 (RFC 6531).
 
 Everything here is pure and raises CommandError carrying the reply to send.
+
+SMTPUTF8 lets any non-ASCII character into a mailbox, but an address is
+text people read: C1 controls (U+0080-U+009F, e.g. the one-character CSI)
+drive terminals, and bidi overrides/isolates/marks (U+202A-U+202E,
+U+2066-U+2069, U+200E/U+200F, U+061C) make `moc.live@` read as `@evil.com`
+in every list, log and header that shows the address. They are refused
+before anything stores them, like C0 controls; so are the other invisible
+format characters (Unicode category Cf, e.g. U+2060, U+FEFF), private-use
+characters, lone surrogates and the line and paragraph separators, except
+the joiners U+200C/U+200D that scripts such as Devanagari and emoji
+sequences need. Unassigned code points pass (a newer Unicode may assign them).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 from nmail.protocols.smtp.replies import CommandError, reply
 
@@ -26,6 +38,8 @@ _DOMAIN_UTF8 = re.compile(rf"{_LABEL_UTF8}(?:\.{_LABEL_UTF8})*\Z")
 _HELO_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HELO_DOMAIN = re.compile(rf"{_HELO_LABEL}(?:\.{_HELO_LABEL})*\Z")
 _QTEXT_ASCII = re.compile(r"[\x20-\x7e]*\Z")
+_JOINERS = frozenset("\u200c\u200d")
+_REFUSED_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))
 
 
 def is_domain(text: str, *, utf8: bool = False) -> bool:
@@ -111,6 +125,9 @@ def parse_mailbox(path: str, *, utf8: bool, recipient: bool) -> str:
         raise CommandError(reply(553, status, f"Path too long ({what} address)"))
     if not utf8 and not path.isascii():
         raise CommandError(reply(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"))
+    if not path.isascii() and _has_unseen_character(path):
+        raise CommandError(reply(
+            501, status, f"Bad {what} address syntax (control or bidi character)"))
     if path.startswith("@"):
         path = _strip_source_route(path, status, what)
     if path.startswith('"'):
@@ -134,6 +151,15 @@ def parse_mailbox(path: str, *, utf8: bool, recipient: bool) -> str:
     elif not is_address_literal(domain):
         raise CommandError(reply(501, status, f"Bad {what} address syntax (domain)"))
     return f"{local}@{domain}"
+
+
+def _has_unseen_character(text: str) -> bool:
+    """A non-ASCII control, bidi or other invisible format character (module docstring)."""
+    return any(
+        not ch.isascii() and ch not in _JOINERS
+        and unicodedata.category(ch) in _REFUSED_CATEGORIES
+        for ch in text
+    )
 
 
 def _strip_source_route(path: str, status: str, what: str) -> str:
