@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from nmail.cli.context import CliContext, CliError
 from nmail.cli.init_cmd import report
+from nmail.cli.serve_log import configure_serve_logging, set_role
 from nmail.config import (
     IMPLEMENTED_LISTENERS,
     Config,
@@ -101,6 +102,7 @@ def worker_count(option: str | None, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    configure_serve_logging()  # first: every later line, in every process, goes through it
     raise_open_file_limit()  # before any fork: every process inherits it
     # Everything the server creates is the owner's alone (mail, queue, logs, index).
     os.umask(PRIVATE_UMASK)
@@ -207,6 +209,7 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
         bound = [Bound(n, *s.getsockname()[:2]) for n, s in sockets]
 
         def work(worker: Any) -> int:
+            set_role(f"worker-{worker.index}")
             primary = worker.index == 0
             mine = [
                 (n, s)
@@ -225,6 +228,7 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
             )
 
         def index_writer(worker: Any) -> int:
+            set_role("index")
             # Stopped by the supervisor after the workers, never by a terminal's ^C.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             for _, sock in sockets:
@@ -234,6 +238,7 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
             return _serve_index_writer(config, worker, index_listener)
 
         def web(worker: Any) -> int:
+            set_role("web")
             assert web_socket is not None
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops it
             for _, sock in sockets:
