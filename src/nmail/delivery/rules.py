@@ -60,11 +60,16 @@ class DeliveryRules:
         ids = self._accounts.ids() if self._accounts.local else self._snapshot
         return any(a.id in ids for a in accounts)
 
-    def apply(self, sender: str, content: bytes, accounts: list[Account]) -> RuleOutcome:
-        """Blocking: what each local recipient's rules make of this message."""
+    def refresh(self) -> frozenset[int]:
+        """Blocking: read which accounts have rules; may_apply_now answers from it a while."""
         ids = self._accounts.ids()
         self._snapshot = ids
         self._checked_at = time.monotonic()
+        return ids
+
+    def apply(self, sender: str, content: bytes, accounts: list[Account]) -> RuleOutcome:
+        """Blocking: what each local recipient's rules make of this message."""
+        ids = self.refresh()
         outcome = RuleOutcome()
         headers: dict[str, str] | None = None
         for account in accounts:
