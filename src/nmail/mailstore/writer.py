@@ -5,6 +5,8 @@ transaction (group commit) costs about what one costs. Callers queue jobs and
 wait on a Future; the thread drains whatever is pending, runs deliveries
 together in one transaction and other changes (flags, expunge, sync) one at a
 time. A failed batch is retried job by job so one bad job cannot fail others.
+A job may leave work for after its answer (`call_then`: a flag change's file
+renames); the thread does it right after answering, before its next job.
 """
 
 from __future__ import annotations
