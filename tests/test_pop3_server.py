@@ -402,6 +402,7 @@ def test_message_flagged_by_webmail_meanwhile_is_still_found(rig: Pop3Rig) -> No
     before = rig.store.message_path(rig.account.id, "INBOX", uids[0])
     # The webmail reads it: the file moves to cur/ with the S flag.
     rig.store.set_flags(rig.account.id, "INBOX", [uids[0]], add=frozenset({"\\Seen"}))
+    rig.store.names_settled()  # the file name follows the index just after the answer
     after = rig.store.message_path(rig.account.id, "INBOX", uids[0])
     assert before != after
     _resp, lines, _ = client.retr(1)

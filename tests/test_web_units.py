@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from babel.messages.extract import extract_python
 from babel.messages.pofile import read_po
 
 from nmail.config_values import ConfigError
@@ -95,14 +96,24 @@ def test_language_negotiation(pref: str, header: str | None, lang: str) -> None:
     assert i18n.negotiate(pref, header) == lang
 
 
+_KEYWORDS = {"_": None, "gettext": None, "N_": None, "N_plural": (1, 2), "ngettext": (1, 2)}
+
+
 def _template_and_code_messages() -> set[str]:
     root = Path(i18n.__file__).parent
     found: set[str] = set()
-    for path in [*root.rglob("*.html"), *root.rglob("*.py")]:
+    for path in root.rglob("*.html"):
         text = path.read_text(encoding="utf-8")
         pattern = r"""(?:\b_|gettext|N_|N_plural|ngettext)\(\s*(["'])((?:\\.|(?!\1).)+)\1"""
         for match in re.finditer(pattern, text):
             found.add(re.sub(r"\\(.)", r"\1", match.group(2)))
+    for path in root.rglob("*.py"):
+        # Babel's own Python extractor: it joins implicitly concatenated strings.
+        with path.open("rb") as f:
+            for _line, _func, messages, _comments in extract_python(f, _KEYWORDS, [], {}):
+                first = messages[0] if isinstance(messages, tuple) else messages
+                if first:
+                    found.add(first)
     return found
 
 
