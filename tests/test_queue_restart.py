@@ -326,3 +326,27 @@ def test_a_deleted_entry_is_not_rebuilt(sqlite_engine: Engine, tmp_path: Path) -
         assert not (tmp_path / "queue" / f"{qid}.eml").exists()
     finally:
         h.dns.stop()
+
+
+def test_a_stop_asked_before_the_scheduler_runs_ends_its_run(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """`nmail serve` stopped while the queue still recovers its spool at start: the
+    scheduler's run() begins after stop() and must end, not deliver forever."""
+
+    async def body() -> None:
+        h = Harness(sqlite_engine, tmp_path)
+        try:
+            setup_mx(h)
+            await h.start_sinks()
+            queue = h.queue = h.make_queue()
+            qid = queue.enqueue("alice@nmail.test", ["a@remote.test"], message())
+            await asyncio.wait_for(queue.stop(), 5)  # returns at once: nothing runs yet
+            await asyncio.wait_for(queue.run(), 15)
+            assert queue.stopping
+            assert all_states(h, [qid]) == [QUEUED]  # left for the next start
+            assert h.sinks[0].received == []
+        finally:
+            await h.close()
+
+    asyncio.run(body())

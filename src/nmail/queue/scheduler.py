@@ -151,7 +151,8 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._stopping = False
+        # _stopping is not reset here: a stop() asked before run() began (while the
+        # queue still recovers its spool at start) must end this run, not be forgotten.
         self._global = asyncio.Semaphore(max(1, self._settings.max_connections))
         self._sessions = SessionCache()
         self._connected_jobs = 0
@@ -175,7 +176,10 @@ class Scheduler:
             self._passes.abandon()
 
     async def stop(self) -> None:
-        """Finish the messages in progress, give back the rest, and return."""
+        """Finish the messages in progress, give back the rest, and return.
+
+        Before run() has begun this only marks the stop: run() then returns at once.
+        """
         self._stopping = True
         self.wake()
         if self._stopped is not None:
