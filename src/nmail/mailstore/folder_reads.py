@@ -18,7 +18,7 @@ from nmail.mailstore.model import ChangeSet, MessageRef, MessageRow, NoSuchFolde
 from nmail.mailstore.names import parse_flags, uidl_of
 from nmail.mailstore.op_rows import rows_in_ranges
 
-_ROW_COLUMNS = (
+ROW_COLUMNS = (  # what a MessageRow is made of (message_row)
     messages.c.uid, messages.c.modseq, messages.c.size, messages.c.flags,
     messages.c.internal_date, messages.c.date, messages.c.from_name, messages.c.from_addr,
     messages.c.to_addrs, messages.c.cc_addrs, messages.c.subject, messages.c.message_id,
@@ -49,7 +49,7 @@ def page_query(folder_id: int, sort: SortKey, descending: bool, offset: int,
     """The page query: one walk of the sort's index."""
     key = _SORT_COLUMNS[sort]
     order = (key.desc(), messages.c.id.desc()) if descending else (key.asc(), messages.c.id.asc())
-    return (select(*_ROW_COLUMNS).where(messages.c.folder_id == folder_id)
+    return (select(*ROW_COLUMNS).where(messages.c.folder_id == folder_id)
             .order_by(*order).limit(limit).offset(offset))
 
 
@@ -70,7 +70,7 @@ def usage(conn: Connection, account_id: int) -> int:
 def summaries(conn: Connection, folder_id: int,
               ranges: Sequence[tuple[int, int]]) -> list[MessageRow]:
     """The rows of the UIDs in `ranges` that exist, ascending UID."""
-    return [message_row(r) for r in rows_in_ranges(conn, folder_id, ranges, _ROW_COLUMNS)]
+    return [message_row(r) for r in rows_in_ranges(conn, folder_id, ranges, ROW_COLUMNS)]
 
 
 def uids(conn: Connection, folder_id: int) -> list[int]:

@@ -10,37 +10,16 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, select
 
 from nmail.db.tables import messages
+from nmail.mailstore.folder_reads import ROW_COLUMNS, message_row
 from nmail.mailstore.model import MessageRow
-from nmail.mailstore.names import parse_flags
-
-_ROW_COLUMNS = (
-    messages.c.uid, messages.c.modseq, messages.c.size, messages.c.flags,
-    messages.c.internal_date, messages.c.date, messages.c.from_name, messages.c.from_addr,
-    messages.c.to_addrs, messages.c.cc_addrs, messages.c.subject, messages.c.message_id,
-    messages.c.in_reply_to, messages.c.thread_id, messages.c.has_attachments,
-    messages.c.preview,
-)
-
-
-def row_of(r: object) -> MessageRow:
-    g = r.__getattribute__
-    return MessageRow(
-        uid=int(g("uid")), modseq=int(g("modseq")), size=int(g("size")),
-        flags=parse_flags(g("flags")), internal_date=int(g("internal_date")),
-        date=int(g("date")), from_name=g("from_name"), from_addr=g("from_addr"),
-        to_addrs=g("to_addrs"), cc_addrs=g("cc_addrs"), subject=g("subject"),
-        message_id=g("message_id"), in_reply_to=g("in_reply_to"),
-        thread_id=g("thread_id"), has_attachments=bool(g("has_attachments")),
-        preview=g("preview"),
-    )
 
 
 def rows_by_uid(conn: Connection, folder_id: int, uids: list[int]) -> list[MessageRow]:
     out: list[MessageRow] = []
     for start in range(0, len(uids), 500):
         chunk = uids[start:start + 500]
-        out.extend(row_of(r) for r in conn.execute(
-            select(*_ROW_COLUMNS).where(messages.c.folder_id == folder_id,
+        out.extend(message_row(r) for r in conn.execute(
+            select(*ROW_COLUMNS).where(messages.c.folder_id == folder_id,
                                         messages.c.uid.in_(chunk))
         ).all())
     return out
@@ -48,11 +27,11 @@ def rows_by_uid(conn: Connection, folder_id: int, uids: list[int]) -> list[Messa
 
 def thread_rows(conn: Connection, folder_id: int, thread_id: str) -> list[MessageRow]:
     rows = conn.execute(
-        select(*_ROW_COLUMNS).where(messages.c.folder_id == folder_id,
+        select(*ROW_COLUMNS).where(messages.c.folder_id == folder_id,
                                     messages.c.thread_id == thread_id)
         .order_by(messages.c.date.asc()).limit(500)
     ).all()
-    return [row_of(r) for r in rows]
+    return [message_row(r) for r in rows]
 
 
 def thread_counts(conn: Connection, folder_id: int, thread_ids: list[str]) -> dict[str, int]:
