@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from nmail.config import Config
+from nmail.delivery.intake import Intake
 from nmail.directory import Directory
 from nmail.directory.throttle import LoginThrottle
 from nmail.mailstore.store import MailStore
@@ -36,8 +36,7 @@ class WebBackends:
     endpoints: Callable[[], ClientEndpoints]
     executor: Executor | None = None
     clock: Callable[[], float] = time.time
-    # Later rooms plug in here: the intake (sending), the change feed, search.
-    extras: dict[str, Any] = field(default_factory=dict)
+    intake: Intake | None = None  # sending; None in a web app that only reads
 
 
 def backends_from_context(context: WebContext) -> WebBackends:
@@ -50,6 +49,5 @@ def backends_from_context(context: WebContext) -> WebBackends:
         throttle=context.throttle,
         endpoints=context.client_endpoints,
         executor=context.executor,
-        extras={"intake": context.intake, "index_address": context.index_address,
-                "context": context},
+        intake=context.intake,
     )

@@ -8,10 +8,11 @@ event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
+from nmail.web.backends import WebBackends
 from nmail.web.image_senders import ImageSenders
 from nmail.web.outbox import Outbox
 from nmail.web.recent_recipients import RecentRecipients
@@ -28,10 +29,10 @@ class MailServices:
     hostname: str
 
 
-def build_mail_services(backends: Any) -> MailServices:
-    """From nmail.web.backends.WebBackends (typed Any: it is the platform room's)."""
+def build_mail_services(backends: WebBackends) -> MailServices:
+    """The read-and-write services, from the platform's WebBackends."""
     config = backends.config
-    intake = backends.extras.get("intake")
+    intake = backends.intake
     return MailServices(
         outbox=Outbox(intake, backends.store, config.hostname) if intake is not None else None,
         image_senders=ImageSenders(backends.engine, backends.clock),
