@@ -9,7 +9,6 @@ light and dark) under artifacts/screenshots/.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from chromium_rig import chromium, screenshot
 from nmail.mailstore.search_indexer import SearchIndexer
 from server_rig import PASSWORD, RunningServer
+from support import wait_until
 from web_rig import deliver, web_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -74,14 +74,6 @@ def log_in(page: Any, server: RunningServer, userid: str = "bob") -> None:
         page.click("button[type=submit]")
 
 
-def wait_for(condition: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
 def test_login_by_host_and_list(browser: Any, server: RunningServer) -> None:
     page = new_page(browser)
     log_in(page, server)
@@ -133,7 +125,7 @@ def test_keyboard_and_drag_to_folder(browser: Any, server: RunningServer) -> Non
     first = page.locator(".msg").nth(0)
     subject = first.locator(".msg-subject").inner_text()
     first.drag_to(page.locator(".folder[data-folder-name=Drafts]"))
-    wait_for(lambda: subject not in page.inner_text(".message-list"))
+    wait_until(lambda: subject not in page.inner_text(".message-list"), 15.0)
     page.context.close()
 
 
@@ -146,7 +138,7 @@ def test_new_mail_appears_without_reload(browser: Any, server: RunningServer) ->
     page.wait_for_selector(".msg", timeout=15000)
     assert "실시간 도착 메일" in page.inner_text(".message-list")
     assert page.evaluate("window.__same_page") is True  # no reload happened
-    wait_for(lambda: page.title().startswith("(1)"))
+    wait_until(lambda: page.title().startswith("(1)"), 15.0)
     page.context.close()
 
 
@@ -180,7 +172,7 @@ def test_phone_layout(browser: Any, server: RunningServer) -> None:
     # No sideways scrolling on a phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.click("[data-toggle-nav]")
-    wait_for(lambda: page.locator(".folders-pane").bounding_box()["x"] >= 0)
+    wait_until(lambda: page.locator(".folders-pane").bounding_box()["x"] >= 0, 15.0)
     page.context.close()
 
 
@@ -240,7 +232,7 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
         page.goto(f"{base(server)}{url}")
         if name == "list" and device == "desktop":
             page.click(".msg-link >> nth=0")
-            page.wait_for_timeout(300)
+            page.frame_locator("iframe[name=reader]").locator(".reader-subject").wait_for()
         shot: Path = screenshot(page, f"mailbox-{name}-{device}-{lang}-{scheme}")
         assert shot.stat().st_size > 1000
     page.context.close()

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from nmail.directory.model import Account
 from nmail.mailstore.store import NewMessage
 from nmail.mime.reading import part_content, read_view
 from server_rig import PASSWORD, RunningServer
+from support import wait_until
 from test_web_read_compose import korean_message, with_attachments
 from web_rig import web_server
 
@@ -62,15 +62,6 @@ class HitCounter:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(condition: Callable[[], bool], deadline: float = 10.0) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +178,7 @@ def test_remote_content_loads_only_after_the_user_allows_it(browser: Any, server
         with page.expect_navigation():
             page.click("text=Show images")
         frame = message_frame(page)
-        assert wait_for(lambda: remote.hits["/img.png"] >= 1), remote.hits
+        wait_until(lambda: remote.hits["/img.png"] >= 1, what="the image loaded once allowed")
         assert remote.hits["/import.css"] == 0 and remote.hits["/link.css"] == 0
         assert remote.hits["/font.woff"] == 0
         page.context.close()
@@ -352,9 +343,9 @@ def test_drop_files_autosave_and_forward_as_attachment(browser: Any, server: Run
     # Thirty seconds later the draft is saved by itself.
     page.fill("#compose-body", "see the minutes")
     page.clock.run_for(31_000)
-    assert wait_for(lambda: page.input_value("[data-draft-uid]") != "")
+    wait_until(lambda: page.input_value("[data-draft-uid]") != "", what="draft saved")
     store = server.runtime.store
-    assert wait_for(lambda: len(store.list_messages(bob.id, "Drafts")) == 1)
+    wait_until(lambda: len(store.list_messages(bob.id, "Drafts")) == 1, what="one draft")
     with page.expect_navigation():
         page.click("button[value=send]")
     assert store.list_messages(bob.id, "Drafts") == []  # sending removed the draft
