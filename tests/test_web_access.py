@@ -92,17 +92,83 @@ def test_cookie_flags_and_new_session_at_login(browser: Browser) -> None:
     cookie = form.headers["set-cookie"]
     assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     assert "Secure" not in cookie  # plain http on loopback
-    before = browser.session_cookie()
+    assert not browser.session_cookie()  # the form needs no session
+    before = browser.client.cookies.get("nmail_login") or ""
     assert before
-    assert browser.post("/login", {"userid": "bob", "password": "Correct-horse-9"}
-                        ).status_code == 303
+    answer = browser.post("/login", {"userid": "bob", "password": "Correct-horse-9"})
+    assert answer.status_code == 303
     after = browser.session_cookie()
     assert after and after != before
-    # The pre-login id is dead: presented again, it is not logged in.
-    stale = httpx.get(browser.base + "/", headers={"Host": "mail.example.com",
-                                                  "Accept": "text/html",
-                                                  "Cookie": f"nmail_session={before}"})
-    assert stale.status_code == 303 and stale.headers["location"].startswith("/login")
+    # What the browser held before login is dead: presented as a session, it is not one.
+    for old in (before, "planted-by-someone-else"):
+        stale = httpx.get(browser.base + "/", headers={"Host": "mail.example.com",
+                                                      "Accept": "text/html",
+                                                      "Cookie": f"nmail_session={old}"})
+        assert stale.status_code == 303 and stale.headers["location"].startswith("/login")
+
+
+def test_a_flood_of_cookieless_login_gets_writes_no_session_row(server: RunningServer,
+                                                                browser: Browser) -> None:
+    from sqlalchemy import func, select
+
+    from nmail.db.tables import web_sessions
+
+    def rows() -> int:
+        with server.runtime.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(web_sessions)).scalar_one())
+
+    before = rows()
+    with httpx.Client(base_url=browser.base, headers={"Host": "mail.example.com"}) as client:
+        for _ in range(1000):
+            answer = client.get("/login")
+            assert answer.status_code == 200
+            client.cookies.clear()
+    assert rows() == before
+    # The form still logs in; only then is there a row.
+    assert browser.login("bob").status_code == 303
+    assert rows() == before + 1
+
+
+def test_login_form_token_is_bound_to_its_cookie(server: RunningServer) -> None:
+    first, second = Browser(server), Browser(server)
+    first.get("/login")
+    second.get("/login")
+    # first's token with second's cookie, a forged token, a token without its cookie: 403.
+    stolen = second.post("/login", {"userid": "bob", "password": "Correct-horse-9",
+                                    "csrf_token": first.csrf}, csrf=False)
+    assert stolen.status_code == 403
+    forged = first.post("/login", {"userid": "bob", "password": "Correct-horse-9",
+                                   "csrf_token": first.csrf.split(".")[0] + ".AAAA"},
+                        csrf=False)
+    assert forged.status_code == 403
+    first.client.cookies.clear()
+    assert first.post("/login", {"userid": "bob", "password": "Correct-horse-9"}
+                      ).status_code == 403
+    # A wrong password re-shows a form that works, with the same cookie.
+    assert second.post("/login", {"userid": "bob", "password": "wrong"}).status_code == 401
+    second.get("/login")
+    assert second.post("/login", {"userid": "bob", "password": "Correct-horse-9"}
+                       ).status_code == 303
+    first.close()
+    second.close()
+
+
+def test_login_tokens_expire_and_need_our_key() -> None:
+    from nmail.web.login_tokens import MAX_AGE, LoginTokens
+    from support import FakeClock
+
+    clock = FakeClock()
+    tokens = LoginTokens(b"k" * 64, clock)
+    cookie = tokens.new_cookie()
+    token = tokens.token_for(cookie)
+    assert tokens.valid(cookie, token)
+    assert not LoginTokens(b"x" * 64, clock).valid(cookie, token)
+    for bad_cookie in ("", "short", cookie[:-1] + "!", tokens.new_cookie()):
+        assert not tokens.valid(bad_cookie, token)
+    for bad in ("", ".", "x.y", "1." + token.split(".")[1], token + "A", "9" * 20 + ".a"):
+        assert not tokens.valid(cookie, bad)
+    clock.advance(MAX_AGE + 1)
+    assert not tokens.valid(cookie, token)
 
 
 def test_post_without_csrf_token_is_403(server: RunningServer, browser: Browser) -> None:

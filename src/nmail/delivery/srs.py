@@ -42,16 +42,17 @@ class SrsError(ValueError):
     """An SRS address we did not make, made too long ago, or malformed."""
 
 
-def load_secret(data_dir: Path) -> bytes:
-    """The SRS key from DIR/srs.secret, created (0600) at first use."""
-    path = data_dir / SECRET_FILE
+def load_secret(data_dir: Path, name: str = SECRET_FILE) -> bytes:
+    """The SRS key from DIR/srs.secret (or another key file `name`), created (0600) at first
+    use."""
+    path = data_dir / name
     try:
         text = path.read_text("ascii").strip()
     except FileNotFoundError:
         _create_secret(path)
         text = path.read_text("ascii").strip()
     if len(text) < 32:
-        raise ValueError(f"{path}: the SRS secret is too short (32 characters at least)")
+        raise ValueError(f"{path}: the secret is too short (32 characters at least)")
     return text.encode("ascii")
 
 

@@ -83,12 +83,13 @@ def client_ip(request: Request) -> str:
     return str(request.scope["state"].get("client_ip") or "")
 
 
-def set_session_cookie(response: Response, request: Request, token: str) -> None:
+def set_session_cookie(response: Response, request: Request, token: str, *,
+                       name: str = COOKIE, path: str = "/") -> None:
     """HttpOnly, SameSite=Lax, Secure over TLS (or always/never as configured)."""
     web: WebFacade = request.app.state.web
     mode = web.backends.settings.secure_cookies
     secure = mode == "always" or (mode == "auto" and bool(request.scope["state"].get("tls")))
-    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")
+    response.set_cookie(name, token, httponly=True, samesite="lax", secure=secure, path=path)
 
 
 def clear_session_cookie(response: Response) -> None:

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import ParamSpec, TypeVar
 
 from nmail.accounts import AccountService, StoreMailboxes
+from nmail.delivery.srs import load_secret
 from nmail.directory.login import LoginService
 from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
@@ -30,6 +31,7 @@ from nmail.mailstore.search import SearchHit, search
 from nmail.mailstore.uidset import UidSet
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
+from nmail.web.login_tokens import SECRET_FILE, LoginTokens
 from nmail.web.prefs import Prefs, PrefsStore
 from nmail.web.sessions import Session, SessionStore
 from nmail.web.settings_facade import SettingsFacade
@@ -66,6 +68,9 @@ class WebFacade:
                                      backends.settings.session_idle,
                                      backends.settings.session_max)
         self._prefs = PrefsStore(backends.engine)
+        # The login form's token (no session row before login: web/login_tokens.py).
+        self.login_tokens = LoginTokens(load_secret(backends.config.data_dir, SECRET_FILE),
+                                        backends.clock)
         self._login_service = LoginService(backends.directory, backends.throttle)
         self._accounts = AccountService(backends.directory, StoreMailboxes(backends.store),
                                         backends.config.mail_dir, login=self._login_service,

@@ -2,7 +2,8 @@
 
 It runs before routing so no route can forget a check:
 - the session cookie is looked up (thread pool) and put in scope["state"];
-- every POST/PUT/PATCH/DELETE must carry the session's CSRF token, in the
+- every POST/PUT/PATCH/DELETE must carry the session's CSRF token (before
+  login, POST /login the signed token bound to its cookie: web/login_tokens.py), in the
   `X-CSRF-Token` header (scripts), the `csrf_token` field of a urlencoded
   form, or the `_csrf` query parameter (multipart forms, whose body is not
   read here); otherwise 403 before any route runs. Paths that serve other
@@ -32,6 +33,7 @@ from nmail.web import i18n
 from nmail.web.body_limit import body_limit, capped, declared_too_large, refuse_too_large
 from nmail.web.client_address import forwarded_tls, real_client
 from nmail.web.facade import WebFacade
+from nmail.web.login_tokens import COOKIE as LOGIN_COOKIE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -128,7 +130,8 @@ class Guard:
             receive = capped(receive, limit)
             if scope["method"] in UNSAFE and not path.startswith(CSRF_EXEMPT):
                 try:
-                    checked = await self._check_csrf(scope, receive, send, session)
+                    checked = await self._check_csrf(scope, receive, send, session,
+                                                     jar.get(LOGIN_COOKIE, ""))
                 except HTTPException:  # the form passed the body limit while read here
                     await refuse_too_large(send, i18n.gettext("That is too large."))
                     return
@@ -141,7 +144,7 @@ class Guard:
             i18n._current.reset(marker)
 
     async def _check_csrf(self, scope: Scope, receive: Receive, send: Send,
-                          session: Any) -> Receive | None:
+                          session: Any, login_cookie: str) -> Receive | None:
         expected: str = session.csrf if session is not None else ""
         given = _header(scope, b"x-csrf-token") or ""
         if not given:
@@ -163,7 +166,13 @@ class Guard:
                     break
             fields = parse_qs(body.decode("latin-1"))
             given = (fields.get("csrf_token") or [""])[0]
-        if not expected or not given or not hmac.compare_digest(expected, given):
+        if expected:
+            good = bool(given) and hmac.compare_digest(expected, given)
+        else:
+            # No session: only the login form, whose token is bound to its cookie.
+            good = scope.get("path") == "/login" and self.web.login_tokens.valid(
+                login_cookie, given)
+        if not good:
             await _forbidden(send, i18n.gettext(
                 "This form has expired. Go back, reload the page and try again."))
             return None

@@ -3,13 +3,14 @@
 The cookie holds 32 random bytes; the table holds their SHA-256, the
 account, the CSRF token and two times. Sessions are revocable (delete the
 row: logout, password change, or the admin), die after `session_idle` without
-use and `session_max` in all, and a login always makes a new one (the
-pre-login session that carried the login form's CSRF token is deleted), so a
-planted session id is worth nothing. `last_seen` is written at most once a
-minute per session, so reading a page costs one primary-key SELECT.
-Expired rows are also swept by `create`, at most once every SWEEP_EVERY
-seconds: every visitor without a cookie gets a pre-login row, and rows never
-presented again would otherwise pile up for ever.
+use and `session_max` in all, and only a login makes one, always a new one,
+so a planted session id is worth nothing. The login form needs no row: its
+CSRF token is signed and bound to a cookie (web/login_tokens.py); rows with
+no account are what older versions made before login, still honoured and
+swept. `last_seen` is written at most once a minute per session, so reading
+a page costs one primary-key SELECT. Expired rows are also swept by
+`create`, at most once every SWEEP_EVERY seconds: rows never presented again
+would otherwise pile up for ever.
 """
 
 from __future__ import annotations

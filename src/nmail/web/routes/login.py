@@ -1,15 +1,17 @@
 """Log in and out. The domain comes from the host the browser opened.
 
-GET /login makes a pre-login session (it carries the form's CSRF token);
-a good POST deletes it and makes a new one, so a session id planted before
-login is dead after it. Failures are throttled with SMTP AUTH and POP3 on
+GET /login writes nothing: the form's CSRF token is signed and bound to a
+random cookie (web/login_tokens.py), so a flood of cookieless GETs costs no
+row. A good POST makes the session, always a new one (and ends any session
+the browser still presented), so a session id planted before login is dead
+after it. Failures are throttled with SMTP AUTH and POP3 on
 the client's real address, and every failure gets the same answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
@@ -20,6 +22,8 @@ from nmail.web.deps import Pages, Web, clear_session_cookie, client_ip, set_sess
 from nmail.web.facade import LoginStatus
 from nmail.web.i18n import N_
 from nmail.web.i18n import gettext as _
+from nmail.web.login_tokens import COOKIE as LOGIN_COOKIE
+from nmail.web.login_tokens import well_formed
 
 router = APIRouter()
 
@@ -48,16 +52,20 @@ def _host_domain(request: Request, web: Web) -> str | None:
 
 async def _login_page(request: Request, web: Web, pages: Pages, *, error: str = "",
                       login: str = "", status: int = 200, next_url: str = "/") -> Response:
-    state = request.scope["state"]
-    token = None
-    if state.get("session") is None:
-        token, state["session"] = await web.new_session(None, client_ip(request))
+    session = request.scope["state"].get("session")
+    cookie = ""
+    extra: dict[str, Any] = {}
+    if session is None:
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        if not well_formed(cookie):
+            cookie = web.login_tokens.new_cookie()
+        extra["csrf_token"] = web.login_tokens.token_for(cookie)
     domain = await web.run(_host_domain, request, web)
     response = pages.render(request, "login.html", status=status, error=error, login=login,
-                            domain=domain or "", next_url=next_url)
+                            domain=domain or "", next_url=next_url, **extra)
     response.headers["cache-control"] = "no-store"
-    if token is not None:
-        set_session_cookie(response, request, token)
+    if cookie:
+        set_session_cookie(response, request, cookie, name=LOGIN_COOKIE, path="/login")
     return response
 
 
@@ -92,6 +100,7 @@ async def login(
     request.scope["state"]["session"] = session
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, request, token)
+    response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="lax")
     return response
 
 
