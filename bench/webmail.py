@@ -1,26 +1,49 @@
-"""Webmail HTTP latency at 1,000 and 100,000 messages, and the web process's memory.
+"""Webmail HTTP latency at 1,000 and 100,000 messages: nmail against Roundcube 1.6.
 
-    python bench/webmail.py [--sizes 1000,100000] [--runs 200] [--db URL]
+    python bench/webmail.py [--sizes 1000,100000] [--runs 200] [--db URL] [--no-roundcube]
 
 For each size: one account with N messages (Korean and English, some
 EUC-KR and HTML; bench/search.py's generator) stored through the mail store
-and indexed for search, then `nmail serve --workers 1` (web process, index
-writer) as a child process, driven over HTTP by httpx with a logged-in
-session cookie:
+and indexed for search. Then, one after the other on the same Maildir:
 
-- first INBOX page (HTML, 50 rows): p50/p99 warm, and the first request
-  after a restart of `nmail serve`;
+nmail: `nmail serve --workers 1` (web process, index writer) as a child
+process, driven over HTTP by httpx with a logged-in session cookie:
+- first INBOX page (the whole HTML page, 50 rows): p50/p99 warm;
 - opening a message (the full read page): p50/p99 over random messages;
 - a body search (one Korean and one English word, all folders);
 - the web process's resident memory at rest and after opening 1,000
-  messages (the process holding the HTTP connection, found through /proc).
+  messages (the process holding the HTTP connection, found through /proc);
+- after a restart: `nmail serve` stopped and started again (its SQL index
+  kept, as it always is; the OS file cache stays warm), a login, then the
+  first INBOX page, then more.
 
-The web process's CPU time per page is printed too: on a shared machine
-latency includes waiting for a CPU, CPU time does not. Roundcube in the
-same invocation is not written yet (it needs Roundcube 1.6 + Dovecot IMAP
-on the same Maildir behind php-fpm and nginx, see REFERENCE.md); until
-then the figures measured for it on this kind of machine are printed for
-context, marked as such. Asserts nothing.
+Roundcube, when installed (bench/roundcube_peer.py says how; without it
+this is skipped with a message): Roundcube 1.6 + a private Dovecot IMAP on
+the very same Maildir, php-fpm, nginx, driven as its own pages do (login
+with the form's `_token`, the mail screen for `request_token`, the list as
+the `_action=list&_remote=1` XHR, a message as `_action=show`):
+- first mail screen + list with Dovecot's index not built yet (Dovecot has
+  never opened the Maildir: what an import or a fresh server costs);
+- the list (50 rows) p50/p99 warm, the same number of runs as nmail; the
+  mail screen p50 too (nmail's one page is both);
+- opening the same random messages as nmail (nmail's UIDs mapped to
+  Dovecot's through dovecot-uidlist, both keep the file's base name). nmail
+  opened them first, so those it marked read are read for Roundcube too;
+- after a restart: Dovecot, php-fpm and nginx stopped and started again
+  (Dovecot's index kept: the same meaning as nmail's restart), a login, the
+  mail screen, the first list, then more; and once more with Dovecot's
+  index files deleted (uidlist kept), REFERENCE.md's "cold index";
+- the same with Roundcube's SQL caches on (imap_cache and messages_cache):
+  the list, a first open and a second open of the same messages.
+
+Ratios are Roundcube's time over nmail's (nmail's whole page against
+Roundcube's list XHR alone, which favours Roundcube), against issue 11's
+target of 8x. CPU time per request is printed too (nmail: its web process;
+Roundcube: nginx + php-fpm + Dovecot and its per-login processes): on a
+shared machine latency includes waiting for a CPU, CPU time does not.
+nmail runs first because Dovecot renames files (new/ to cur/, flags) that
+nmail would then have to look for. Every peer process is stopped at exit,
+also on Ctrl-C or an error. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,22 +53,26 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import roundcube_peer as rc
 from benchlib import free_port
 from nmail.config import load_config
 from nmail.datadir import initialize
 from nmail.db.engine import make_engine
 from nmail.directory import Directory
 from nmail.directory.passwords import fast_hashing
+from nmail.mailstore.layout import maildir_path
 from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore, NewMessage
 from search import _message
@@ -184,57 +211,214 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms"
 
 
-def run_size(count: int, runs: int, db: str | None) -> None:
+def p50_p99(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds (nan for no samples)."""
+    if not samples:
+        return float("nan"), float("nan")
+    ordered = sorted(samples)
+    return (statistics.median(ordered) * 1000,
+            ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} CPUs"
+
+
+def clock(call: Callable[[], httpx.Response]) -> tuple[float, httpx.Response]:
+    start = time.perf_counter()
+    response = call()
+    return time.perf_counter() - start, response
+
+
+Figures = dict[str, list[float]]
+
+
+class Nmail:
+    """`nmail serve` on a data directory, a logged-in client, the web process's pid."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.serve = Serve(data, self.port)
+        self.client = login(self.port)
+        self.inbox = self.client.get("/").headers["location"]
+        self.pid = web_pid(self.port, self.serve.proc.pid)
+
+    def page(self) -> float:
+        return timed(self.client, self.inbox)[0]
+
+    def open(self, uid: int) -> tuple[float, httpx.Response]:
+        return timed(self.client, f"{self.inbox}/{uid}")
+
+    def stop(self) -> None:
+        self.client.close()
+        self.serve.stop()
+
+
+def first_session(data: Path, stack: rc.PeerStack | None, inbox_count: int,
+                  sample: list[int], runs: int) -> tuple[Figures, Figures]:
+    """Warm figures, nmail and Roundcube up together; prints them as it goes."""
+    ours: Figures = {}
+    theirs: Figures = {}
+    nmail = Nmail(data)
+    peer = None
+    try:
+        rest = rss_mb(nmail.pid)
+        if stack is not None:
+            stack.start()
+            peer = rc.RoundcubeClient(stack.http_ports["plain"])
+            peer.login(stack.user, stack.password)
+            page, (listed, response) = clock(peer.mail_page)[0], clock(peer.list_page)
+            theirs["never_indexed"] = [page + listed]
+            print(f"  Roundcube, Dovecot's index never built: mail screen {page * 1000:.1f} ms"
+                  f" + first list {listed * 1000:.1f} ms "
+                  f"({len(rc.listed_uids(response))} rows)", flush=True)
+        # The lists alternate request by request, so load from elsewhere hits both alike.
+        ours["list"], theirs["list"] = [], []
+        cpu = [cpu_seconds(nmail.pid), stack.cpu_seconds() if stack else 0.0]
+        for _ in range(runs):
+            ours["list"].append(nmail.page())
+            if peer is not None:
+                theirs["list"].append(clock(peer.list_page)[0])
+        ours["cpu_list"] = [(cpu_seconds(nmail.pid) - cpu[0]) / runs]
+        rows = nmail.client.get(nmail.inbox).text.count('<li class="msg')
+        print(f"  nmail INBOX page ({rows} rows, {inbox_count} in INBOX): "
+              f"{percentiles(ours['list'])}  (web process CPU "
+              f"{ours['cpu_list'][0] * 1000:.2f} ms/page)")
+        if stack is not None and peer is not None:
+            theirs["cpu_list"] = [(stack.cpu_seconds() - cpu[1]) / runs]
+            print(f"  Roundcube list XHR (50 rows):          {percentiles(theirs['list'])}  "
+                  f"(nginx+php+Dovecot CPU {theirs['cpu_list'][0] * 1000:.2f} ms/list)")
+        print(f"  {load()}", flush=True)
+        # Opening: nmail first, then Roundcube on the same messages (nmail's \Seen
+        # renames are done by then; Dovecot would rescan cur/ after each otherwise).
+        cpu[0] = cpu_seconds(nmail.pid)
+        ours["open"] = [took for took, r in map(nmail.open, sample) if r.status_code == 200]
+        ours["cpu_open"] = [(cpu_seconds(nmail.pid) - cpu[0]) / len(sample)]
+        print(f"  nmail open a message (full page):     {percentiles(ours['open'])}  "
+              f"({len(ours['open'])} of {len(sample)} answered 200; "
+              f"CPU {ours['cpu_open'][0] * 1000:.2f} ms/page)", flush=True)
+        if stack is not None and peer is not None:
+            uids = rc.sample_uids(stack.dovecot_uids(), sample)
+            cpu[1] = stack.cpu_seconds()
+            opened = [clock(lambda u=uid: peer.show(u)) for uid in uids]  # type: ignore[misc]
+            theirs["open"] = [took for took, r in opened if r.status_code == 200]
+            theirs["cpu_open"] = [(stack.cpu_seconds() - cpu[1]) / max(1, len(uids))]
+            print(f"  Roundcube open a message (show page): {percentiles(theirs['open'])}  "
+                  f"({len(theirs['open'])} of {len(sample)} answered 200; "
+                  f"CPU {theirs['cpu_open'][0] * 1000:.2f} ms/page)")
+            screens = [clock(peer.mail_page)[0] for _ in range(max(5, runs // 4))]
+            print(f"  Roundcube mail screen (no rows):      {percentiles(screens)}", flush=True)
+            peer.close()
+            peer = rc.RoundcubeClient(stack.http_ports["cached"])
+            peer.login(stack.user, stack.password)
+            peer.mail_page()
+            theirs["cached_list"] = [clock(peer.list_page)[0] for _ in range(runs)]
+            first = [clock(lambda u=uid: peer.show(u))[0] for uid in uids]  # type: ignore[misc]
+            theirs["cached_open"] = [clock(lambda u=uid: peer.show(u))[0]  # type: ignore[misc]
+                                     for uid in uids]
+            print(f"  Roundcube with its SQL cache: list {percentiles(theirs['cached_list'])}")
+            print(f"    open, first time:  {percentiles(first)}")
+            print(f"    open, again:       {percentiles(theirs['cached_open'])}", flush=True)
+        for word in ("견적", "budget"):
+            found = [timed(nmail.client, f"/search?q={word}&field=body")[0]
+                     for _ in range(max(5, runs // 10))]
+            print(f"  nmail body search {word!r:10}:         {percentiles(found)}")
+        for uid in range(1, min(1000, inbox_count) + 1):
+            nmail.open(uid)
+        print(f"  nmail web process memory: {rest:.0f} MB at rest, "
+              f"{rss_mb(nmail.pid):.0f} MB after opening {min(1000, inbox_count)} messages",
+              flush=True)
+    finally:
+        if peer is not None:
+            peer.close()
+        nmail.stop()
+    return ours, theirs
+
+
+def restarts(data: Path, stack: rc.PeerStack | None, times: int, runs: int,
+             ours: Figures, theirs: Figures) -> None:
+    """First list after a restart, `times` rounds alternating nmail and Roundcube."""
+    ours["restart"], theirs["restart"], theirs["restart_screen"] = [], [], []
+    for _ in range(times):
+        nmail = Nmail(data)
+        try:
+            ours["restart"].append(nmail.page())
+            again = [nmail.page() for _ in range(min(runs, 50))]
+        finally:
+            nmail.stop()
+        if stack is not None:
+            stack.restart()
+            peer = rc.RoundcubeClient(stack.http_ports["plain"])
+            peer.login(stack.user, stack.password)
+            page, listed = clock(peer.mail_page)[0], clock(peer.list_page)[0]
+            theirs["restart"].append(listed)
+            theirs["restart_screen"].append(page + listed)
+            peer.close()
+    print(f"  nmail after a restart ({times}x): first INBOX page "
+          f"{', '.join(f'{t * 1000:.1f}' for t in ours['restart'])} ms; then (last round) "
+          f"{percentiles(again)}")
+    if stack is not None:
+        print(f"  Roundcube after a restart ({times}x, Dovecot's index kept): mail screen + "
+              f"first list {', '.join(f'{t * 1000:.1f}' for t in theirs['restart_screen'])} ms"
+              f", of which the list {', '.join(f'{t * 1000:.1f}' for t in theirs['restart'])}")
+        stack.restart(drop_index=True)
+        peer = rc.RoundcubeClient(stack.http_ports["plain"])
+        peer.login(stack.user, stack.password)
+        page, listed = clock(peer.mail_page)[0], clock(peer.list_page)[0]
+        theirs["cold_index"] = [page + listed]
+        peer.close()
+        print(f"  Roundcube after a restart with Dovecot's index files deleted: mail screen "
+              f"{page * 1000:.1f} ms + first list {listed * 1000:.1f} ms")
+    print(f"  {load()}", flush=True)
+
+
+def compare(ours: Figures, theirs: Figures) -> None:
+    """nmail and Roundcube side by side, with Roundcube/nmail ratios against 8x."""
+    def row(label: str, a_key: str, b_key: str) -> None:
+        a, b = p50_p99(ours[a_key]), p50_p99(theirs[b_key])
+        ratio = b[0] / a[0]
+        spread = f"p99 {b[1] / a[1]:5.1f}x" if len(ours[a_key]) > 10 else " " * 10
+        print(f"  {label:36} {a[0]:8.2f} {a[1]:8.2f}  {b[0]:8.2f} {b[1]:8.2f}   "
+              f"p50 {ratio:5.1f}x {spread}  {'meets 8x' if ratio >= 8 else 'BELOW 8x'}")
+
+    print("  -- side by side, ms                    nmail p50      p99  Roundcube p50    p99"
+          "   Roundcube/nmail")
+    row("INBOX page : list XHR, warm", "list", "list")
+    row("open a message, warm", "open", "open")
+    row("after a restart: page : list XHR", "restart", "restart")
+    row("after a restart: page : screen+list", "restart", "restart_screen")
+    row("  same, Dovecot's index deleted", "restart", "cold_index")
+    row("page : Roundcube SQL cache, list", "list", "cached_list")
+    row("open : Roundcube SQL cache, again", "open", "cached_open")
+    print(f"  CPU per request, Roundcube/nmail: list "
+          f"{theirs['cpu_list'][0] / ours['cpu_list'][0]:.1f}x, open "
+          f"{theirs['cpu_open'][0] / ours['cpu_open'][0]:.1f}x", flush=True)
+
+
+def run_size(count: int, runs: int, db: str | None, roundcube: bool, times: int) -> None:
     root = Path(tempfile.mkdtemp(prefix=f"nmail-bench-web-{count}-", dir="/var/tmp"))
+    stack = None
     try:
         print(f"\n== {count} messages ({root})", flush=True)
         data, inbox_count = build(root, count, db)
-        port = free_port()
-        serve = Serve(data, port)
-        try:
-            client = login(port)
-            inbox = client.get("/").headers["location"]
-            pid = web_pid(port, serve.proc.pid)
-            rest = rss_mb(pid)
-            cpu_before = cpu_seconds(pid)
-            first_page = [timed(client, inbox)[0] for _ in range(runs)]
-            cpu_page = (cpu_seconds(pid) - cpu_before) / runs
-            rows = client.get(inbox).text.count('<li class="msg')
-            print(f"  first INBOX page ({rows} rows, {inbox_count} in INBOX): "
-                  f"{percentiles(first_page)}  (web process CPU {cpu_page * 1000:.2f} ms/page)")
-            print(f"  machine load average: {os.getloadavg()[0]:.1f} "
-                  f"on {os.cpu_count()} CPUs (latency includes waiting for a CPU)")
-            rng = random.Random(3)
-            opened = []
-            for _ in range(runs):
-                uid = rng.randrange(1, inbox_count + 1)
-                took, response = timed(client, f"{inbox}/{uid}")
-                if response.status_code == 200:
-                    opened.append(took)
-            print(f"  open a message (full page):          {percentiles(opened)}")
-            for word in ("견적", "budget"):
-                found = [timed(client, f"/search?q={word}&field=body")[0]
-                         for _ in range(max(5, runs // 10))]
-                print(f"  body search {word!r:10}:               {percentiles(found)}")
-            for uid in range(1, min(1000, inbox_count) + 1):
-                client.get(f"{inbox}/{uid}")
-            after = rss_mb(pid)
-            print(f"  web process memory: {rest:.0f} MB at rest, {after:.0f} MB after "
-                  f"opening {min(1000, inbox_count)} messages")
-            client.close()
-        finally:
-            serve.stop()
-        serve = Serve(data, port)
-        try:
-            client = login(port)
-            took, _ = timed(client, inbox)
-            again = [timed(client, inbox)[0] for _ in range(min(runs, 50))]
-            print(f"  after a restart: first INBOX page {took * 1000:.2f} ms, then "
-                  f"{percentiles(again)}")
-            client.close()
-        finally:
-            serve.stop()
+        rng = random.Random(3)
+        sample = [rng.randrange(1, inbox_count + 1) for _ in range(runs)]
+        absent = rc.missing() if roundcube else []
+        if absent:
+            print(f"  Roundcube skipped: not installed ({', '.join(absent)}); "
+                  "bench/roundcube_peer.py has the apt-get line")
+        elif roundcube:
+            stack = rc.PeerStack(root, maildir_path(load_config(data).mail_dir,
+                                                    "example.test", "bench"), "bench", PASSWORD)
+            stack.prepare()
+        ours, theirs = first_session(data, stack, inbox_count, sample, runs)
+        restarts(data, stack, times, runs, ours, theirs)
+        if stack is not None:
+            compare(ours, theirs)
     finally:
+        if stack is not None:
+            stack.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -242,14 +426,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,100000")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--db", help="database URL (default: SQLite in the data directory)")
+    parser.add_argument("--no-roundcube", action="store_true", help="measure nmail only")
     args = parser.parse_args()
-    print("Roundcube is not run by this script yet. For context only, NOT measured in this run:")
-    print("  Roundcube 1.6.5 + Dovecot 2.3.19 measured on this kind of machine (REFERENCE.md),")
-    print("  p50 at 1,000 / 100,000 messages: INBOX list 18 / 88 ms, open a message 18 / 228 ms,")
-    print("  first list after a restart 767 ms at 100,000.")
+    # A TERM (from a job runner) unwinds like Ctrl-C, so every `finally` stops its peers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"webmail bench, {load()}")
     for size in (int(s) for s in args.sizes.split(",")):
-        run_size(size, args.runs, args.db)
+        run_size(size, args.runs, args.db, not args.no_roundcube, args.restarts)
 
 
 if __name__ == "__main__":
