@@ -67,6 +67,19 @@ def usage(conn: Connection, account_id: int) -> int:
         .where(folders.c.account_id == account_id)).scalar_one())
 
 
+def usage_by_account(conn: Connection, account_ids: Sequence[int] | None) -> dict[int, int]:
+    """Bytes stored per account (kept folder sizes) in one query: of `account_ids`, or of
+    every account (None: no IN list, which SQLite bounds at 32,766 values)."""
+    query = (select(folders.c.account_id, func.coalesce(func.sum(folders.c.total_size), 0))
+             .group_by(folders.c.account_id))
+    if account_ids is not None:
+        if not account_ids:
+            return {}
+        query = query.where(folders.c.account_id.in_(list(account_ids)))
+    rows = conn.execute(query).all()
+    return {int(account): int(total) for account, total in rows}
+
+
 def summaries(conn: Connection, folder_id: int,
               ranges: Sequence[tuple[int, int]]) -> list[MessageRow]:
     """The rows of the UIDs in `ranges` that exist, ascending UID."""

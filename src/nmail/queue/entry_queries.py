@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 
-from sqlalchemy import ColumnElement, Connection, Engine, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
 
 from nmail.queue.rows import (
     BOUNCING,
@@ -58,6 +58,17 @@ class EntryQueries:
             info = recipient_from(row)
             by_message.setdefault(info.message_id, []).append(info)
         return [(message_from(row), by_message.get(str(row[0]), [])) for row in msg_rows]
+
+    def pending_counts(self) -> tuple[int, int, int | None]:
+        """(messages, recipients) not yet delivered or failed, and the oldest such
+        message's arrival time: the admin overview's figures, in two counting queries."""
+        with self.engine.connect() as conn:
+            recipients = int(conn.execute(select(func.count()).select_from(r)
+                                          .where(r.c.state.in_(PENDING_STATES))).scalar_one())
+            ids = select(r.c.message_id).where(r.c.state.in_(PENDING_STATES)).distinct()
+            messages, oldest = conn.execute(
+                select(func.count(), func.min(m.c.created_at)).where(m.c.id.in_(ids))).one()
+        return int(messages), recipients, None if oldest is None else int(oldest)
 
     def reschedule(self, message_id: str | None, now: int) -> int:
         """Queued recipients (of one message, or all) become due now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from nmail.web.routes import (
+    admin,
     attached_message,
     compose,
     compose_send,
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     attached_message.router,
     compose.router,
     compose_send.router,
+    admin.router,
 ]
