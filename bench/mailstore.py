@@ -9,6 +9,10 @@ measures with the mail store's API in this process (its writer thread, as
 
 - the first page of 50 for each sort and direction (median of 30);
 - the folder list with counts of all folders (median of 30);
+- the conversation list (one row per thread, newest first, with counts and
+  senders: mailstore/thread_reads.py): first page, page 100, and the count
+  (median of 30); a third of the messages reply to an earlier one by
+  In-Reply-To/References, so threads of 1 to a few dozen messages form;
 - \\Seen on one message, set and cleared in turn, while another thread
   delivers one message after another (median of 200);
 - \\Seen on 10,000 UIDs in one call (answered at its COMMIT), then the wait for
@@ -40,6 +44,7 @@ from nmail.directory import Directory
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.model import SORT_KEYS, NewMessage
 from nmail.mailstore.store import MailStore
+from nmail.mailstore.thread_reads import conversation_count, conversation_page
 from nmail.mailstore.uidset import UidSet
 
 SENDERS = ["김철수", "Alice Example", "박영희", "Bob", "이민호", "Carol", "정수진", "Dave"]
@@ -47,11 +52,16 @@ SENDERS = ["김철수", "Alice Example", "박영희", "Bob", "이민호", "Carol
 
 def make_message(rng: random.Random, n: int) -> bytes:
     day = 1 + rng.randrange(28)
+    reply = ""
+    if n % 3 == 1:  # a reply to one of the 300 messages before it
+        parent = n - 1 - rng.randrange(min(n, 300))
+        reply = (f"In-Reply-To: <{parent}.bench@example.net>\r\n"
+                 f"References: <{parent}.bench@example.net>\r\n")
     head = (
         f"From: {SENDERS[n % len(SENDERS)]} <s{n % 977}@example.net>\r\n"
         f"To: user@bench.test\r\n"
         f"Subject: {'Re: ' if n % 3 else ''}report {rng.randrange(10**6)}\r\n"
-        f"Message-ID: <{n}.bench@example.net>\r\n"
+        f"Message-ID: <{n}.bench@example.net>\r\n{reply}"
         f"Date: {day:02d} Jan 2025 {n % 24:02d}:00:00 +0000\r\n\r\n"
     ).encode()
     return head + b"body line\r\n" * rng.randint(5, 200)
@@ -124,6 +134,15 @@ def main() -> None:
                 show(f"{sort} {'desc' if descending else 'asc'}", runs)
         show("folder list with counts (50 folders)",
              timed(lambda: store.list_folders(account.id), 30))
+        inbox_id = view.info.id
+        with engine.connect() as conn:
+            total = conversation_count(conn, inbox_id)
+            print(f"conversations (median of 30): {total} threads          target <= 3 ms")
+            show("first page of 50",
+                 timed(lambda: conversation_page(conn, inbox_id, 0, 50), 30))
+            show("page 100 (offset 4,950)",
+                 timed(lambda: conversation_page(conn, inbox_id, 4950, 50), 30))
+            show("count", timed(lambda: conversation_count(conn, inbox_id), 30))
 
         stop = threading.Event()
         delivered = [0]

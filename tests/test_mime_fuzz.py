@@ -39,7 +39,7 @@ def check(summary: MessageSummary, caplog: pytest.LogCaptureFixture) -> None:
     assert len(summary.message_id) <= MAX_MESSAGE_ID
     assert len(summary.in_reply_to) <= MAX_MESSAGE_ID
     assert len(summary.preview) <= MAX_PREVIEW
-    assert re.fullmatch(r"[0-9a-f]{16}", summary.thread_id)
+    assert re.fullmatch(r"[0-9a-f]{16}( [0-9a-f]{16}){0,12}", summary.thread_keys)
     for text in (summary.subject, summary.from_name, summary.from_addr, summary.to_addrs,
                  summary.cc_addrs, summary.message_id, summary.in_reply_to, summary.preview):
         assert not _CONTROL_OR_SURROGATE.search(text), repr(text)

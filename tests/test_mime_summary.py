@@ -22,6 +22,7 @@ from nmail.mime.summary import (
     MessageSummary,
     summarize,
 )
+from nmail.mime.threads import message_key
 
 DATA = Path(__file__).parent / "data" / "mime"
 
@@ -55,18 +56,17 @@ def test_outlook_ks_c_5601_message() -> None:
         subject="똠뷁햏 주간 보고",
         message_id="000001d95e1a$12345678$abcdef00@example.co.kr",
         in_reply_to="",
-        thread_id=summary.thread_id,
+        thread_keys=summary.thread_keys,
         has_attachments=True,
         preview="똠방각하께, 뷁 햏 보고서를 첨부합니다. 감사합니다.",
     )
-    assert len(summary.thread_id) == 16
-    int(summary.thread_id, 16)
+    assert summary.thread_keys == message_key(summary.message_id)
 
 
 def test_reply_joins_its_parents_thread() -> None:
     parent = summarize(load("outlook_ks_c_5601.eml"))
     reply = summarize(load("reply_rfc2231.eml"))
-    assert reply.thread_id == parent.thread_id
+    assert _root(reply) == _root(parent)
     assert reply.in_reply_to == parent.message_id
     assert reply.subject == "회신: 똠방"
     assert reply.from_name == "이영희"
@@ -143,7 +143,7 @@ def test_empty_and_headerless_input() -> None:
     headerless = summarize(b"just some text\r\nwithout headers\r\n")
     assert headerless.subject == ""
     assert headerless.preview == "just some text without headers"
-    assert empty.thread_id != headerless.thread_id
+    assert empty.thread_keys != headerless.thread_keys
 
 
 def test_missing_headers_give_empty_fields() -> None:
@@ -207,25 +207,25 @@ def test_message_ids_without_brackets_and_with_junk() -> None:
     summary = summarize(raw)
     assert (summary.message_id, summary.in_reply_to) == ("plain-id@x.kr", "parent@x.kr")
     root = summarize(message("Message-ID: <root@x.kr>"))
-    assert summary.thread_id == root.thread_id
+    assert _root(summary) == _root(root)
 
 
 def test_thread_falls_back_to_in_reply_to_then_subject() -> None:
     parent = summarize(message("Message-ID: <p@x.kr>", "Subject: 안건"))
     child = summarize(message("In-Reply-To: <p@x.kr>", "Subject: Re: 안건"))
-    assert child.thread_id == parent.thread_id
+    assert _root(child) == _root(parent)
     subjects = ["안건", "Re: 안건", "RE: Fwd: 안건", "회신: 안건", "전달: 답장: 안건",
                 "Re[2]: 안건", "FW:  안건", "답장：안건"]
-    ids = {summarize(message(f"Subject: {s}")).thread_id for s in subjects}
+    ids = {summarize(message(f"Subject: {s}")).thread_keys for s in subjects}
     assert len(ids) == 1
-    other = summarize(message("Subject: 다른 안건")).thread_id
+    other = summarize(message("Subject: 다른 안건")).thread_keys
     assert other not in ids
 
 
 def test_messages_with_nothing_to_thread_on_stay_apart() -> None:
     first = summarize(message("From: a@x.kr", body="one"))
     second = summarize(message("From: a@x.kr", body="two"))
-    assert first.thread_id != second.thread_id
+    assert first.thread_keys != second.thread_keys
 
 
 def test_single_part_attachment_message() -> None:
@@ -388,3 +388,7 @@ def test_summary_of_a_stdlib_built_message() -> None:
     assert summary.message_id == "built@example.kr"
     assert summary.preview == "첫 줄입니다. 둘째 줄입니다."
     assert summary.has_attachments
+
+
+def _root(summary: MessageSummary) -> str:
+    return summary.thread_keys.split()[0]

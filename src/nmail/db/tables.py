@@ -206,7 +206,36 @@ messages = Table(
     Index("ix_messages_folder_modseq", "folder_id", "modseq"),
     Index("ix_messages_folder_sysflags", "folder_id", "sysflags"),
     Index("ix_messages_folder_filename", "folder_id", "filename"),
-    Index("ix_messages_thread", "folder_id", "thread_id"),
+    # A conversation's messages in a folder, and its newest date (folder_threads).
+    Index("ix_messages_thread", "folder_id", "thread_id", "date"),
+)
+
+# Conversations (mailstore/thread_index.py). A thread id is per account: every
+# msg-id key a message of the account named (its own, In-Reply-To, References)
+# points to the conversation it joined, so a reply and its parent meet in
+# whichever order they arrive, and a message naming two conversations merges them.
+thread_links = Table(
+    "thread_links",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("link_key", String(16), primary_key=True),
+    Column("thread_id", String(64), nullable=False),
+    Index("ix_thread_links_thread", "account_id", "thread_id"),
+)
+
+# One row per conversation with messages in a folder and its newest message's
+# date: the conversation list is a walk of ix_folder_threads_latest, as the
+# message list is one of ix_messages_folder_date. Kept by every write that adds
+# or removes messages (thread_index.refresh), in the same transaction.
+folder_threads = Table(
+    "folder_threads",
+    metadata,
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("thread_id", String(64), primary_key=True),
+    Column("latest_date", BigInteger, nullable=False),
+    Index("ix_folder_threads_latest", "folder_id", "latest_date", "thread_id"),
 )
 
 # Full-text search (mailstore/search*.py): a message's search terms, its row

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.engine import Dialect
 
 from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
@@ -28,6 +29,7 @@ from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import SEEN_BIT, disk_name, final_filename, flag_bits, parse_flags
+from nmail.mailstore.thread_index import ThreadIndex
 from nmail.mailstore.writer import file_lock, write_transaction
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ _ROW_KEYS = (
     "folder_id", "uid", "modseq", "created_modseq", "filename", "in_new", "flags", "sysflags",
     "size", "internal_date",
 ) + SUMMARY_KEYS
+_THREAD_SLOT = SUMMARY_KEYS.index("thread_id")  # carries thread keys until resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,7 @@ def deliver_batch(
     sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
     try:
         with _transaction(conn) as execute:
-            stored, moves, touched = _index(execute, _statements(conn), items)
+            stored, moves, touched = _index(execute, _statements(conn), items, conn.dialect)
             targets: set[str] = set()
             for src, dst, directory in moves:
                 os.rename(src, dst)
@@ -205,7 +208,8 @@ def parent_dir(path: str) -> str:
     return head or sep
 
 
-# execute(sql, parameters, many) -> the first row (or None); parameters from _Statement.maker
+# execute(sql, parameters, many) -> every row (many=False) or None; parameters from
+# _Statement.maker. The same shape as thread_index.Run.
 Execute = Callable[[str, Any, bool], Any]
 
 
@@ -222,7 +226,9 @@ def _transaction(conn: Connection) -> Iterator[Execute]:
 
             def execute(sql: str, params: Any, many: bool) -> Any:
                 result = conn.exec_driver_sql(sql, params)
-                return None if many else result.first()
+                if many:
+                    return None
+                return result.all() if result.returns_rows else []
 
             yield execute
         return
@@ -238,7 +244,7 @@ def _transaction(conn: Connection) -> Iterator[Execute]:
                 if many:
                     cursor.executemany(sql, params)
                     return None
-                return cursor.execute(sql, params).fetchone()
+                return cursor.execute(sql, params).fetchall()
 
             try:
                 yield raw
@@ -258,6 +264,7 @@ def _index(
     execute: Execute,
     statements: tuple[_Statement, _Statement, _Statement],
     items: list[PreparedMessage],
+    dialect: Dialect,
 ) -> tuple[list[StoredMessage], list[tuple[str, str, str]], list[FolderChange]]:
     """Rows in, UIDs out; the renames to make: (tmp path, final path, its directory)."""
     lock, insert, update_folder = statements
@@ -265,14 +272,17 @@ def _index(
     state: dict[int, list[int]] = {}
     touched: list[FolderChange] = []
     for fid in sorted({item.folder_id for item in items}):
-        locked = execute(lock.sql, lock_params((fid,)), False)
-        if locked is None:
+        found = execute(lock.sql, lock_params((fid,)), False)
+        if not found:
             raise FolderGone(f"folder {fid} no longer exists")
+        locked = found[0]
         # next uid, modseq, count, size, unseen
         state[fid] = [int(locked[0]), int(locked[1]) + 1, 0, 0, 0]
         touched.append(FolderChange(int(locked[2]), fid, str(locked[3]), state[fid][1],
                                     "deliver"))
     row_params = insert.maker(_ROW_KEYS)
+    threads = ThreadIndex(execute, dialect)
+    thread_of = _resolve_threads(threads, items)
     keyword_maps: dict[str, KeywordLetters] = {}
     rows: list[Any] = []
     stored: list[StoredMessage] = []
@@ -303,12 +313,14 @@ def _index(
         path = directory + "/" + disk_name(filename, letters, item.in_new)
         rows.append(row_params((folder_id, uid, st[1], st[1], filename, item.in_new,
                                 item.flags_text, bits, size, item.internal_date)
-                               + item.columns))
+                               + item.columns[:_THREAD_SLOT] + (thread_of[id(item)],)
+                               + item.columns[_THREAD_SLOT + 1:]))
         stored.append(StoredMessage(item.account_id, folder_id, uid, size, item.base, path))
         moves.append((item.tmp_path, path, directory))
     for keywords in keyword_maps.values():
         keywords.save()  # before any file carries the new letters
     execute(insert.sql, rows, True)
+    threads.refresh((item.folder_id, thread_of[id(item)]) for item in items)
     update_params = update_folder.maker(_UPDATE_KEYS)
     execute(
         update_folder.sql,
@@ -316,6 +328,16 @@ def _index(
         True,
     )
     return stored, moves, touched
+
+
+def _resolve_threads(threads: ThreadIndex, items: list[PreparedMessage]) -> dict[int, str]:
+    """Each item's thread id (by id(item)), from the thread keys it carries."""
+    out: dict[int, str] = {}
+    for account_id in sorted({item.account_id for item in items}):
+        mine = [item for item in items if item.account_id == account_id]
+        tids = threads.resolve(account_id, [str(item.columns[_THREAD_SLOT]) for item in mine])
+        out.update(zip(map(id, mine), tids, strict=True))
+    return out
 
 
 def _unchanged(values: tuple[Any, ...]) -> tuple[Any, ...]:

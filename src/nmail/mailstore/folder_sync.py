@@ -51,6 +51,7 @@ from nmail.mailstore.names import (
     merge_letters,
     parse_flags,
 )
+from nmail.mailstore.thread_index import ThreadIndex
 from nmail.mailstore.writer import write_transaction
 
 
@@ -176,16 +177,18 @@ class _Apply:
         disk = scan_messages(target.path)
         rows = conn.execute(
             select(messages.c.id, messages.c.uid, messages.c.filename, messages.c.in_new,
-                   messages.c.flags).where(messages.c.folder_id == folder_id)
+                   messages.c.flags, messages.c.thread_id).where(messages.c.folder_id == folder_id)
         ).all()
         counts = SyncCounts()
         claimed: set[int] = set()
         gone: list[int] = []
+        gone_threads: set[str] = set()
         flag_updates: list[dict[str, Any]] = []
         for r in rows:
             found = disk.get(r.filename)
             if found is None and self.full:
                 gone.append(int(r.id))
+                gone_threads.add(str(r.thread_id))
                 continue
             claimed.add(int(r.uid))
             if found is None:
@@ -214,8 +217,15 @@ class _Apply:
                 ),
                 flag_updates,
             )
+        threads = ThreadIndex.on(conn)
         if new_rows:
+            # Rows made from files carry thread keys: linked like a delivery's.
+            tids = threads.resolve(target.account_id, [str(r["thread_id"]) for r in new_rows])
+            for made, tid in zip(new_rows, tids, strict=True):
+                made["thread_id"] = tid
             conn.execute(messages.insert(), new_rows)
+        threads.refresh((folder_id, tid)
+                        for tid in gone_threads | {str(r["thread_id"]) for r in new_rows})
         changed = bool(gone or flag_updates or new_rows)
         top = max([next_uid - 1, *claimed, *(r["uid"] for r in new_rows)])
         # Repair and dbsync may count: they set the counters every other write keeps.

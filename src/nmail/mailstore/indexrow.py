@@ -20,7 +20,9 @@ _LIMITS = {
     "subject": 998,
     "message_id": 255,
     "in_reply_to": 255,
-    "thread_id": 64,
+    # Until the index writer resolves them (thread_index), the thread_id slot
+    # carries the message's thread keys: at most MAX_KEYS keys of 16 hex digits.
+    "thread_id": 255,
     "preview": 255,
 }
 _MAX_TIME = 2**62
@@ -36,7 +38,7 @@ def summarize(data: bytes) -> MessageSummary:
         log.warning("could not summarize a message of %d bytes", len(data), exc_info=True)
         return _summary.MessageSummary(
             date=0, from_name="", from_addr="", to_addrs="", cc_addrs="", subject="",
-            message_id="", in_reply_to="", thread_id="", has_attachments=False, preview="",
+            message_id="", in_reply_to="", thread_keys="", has_attachments=False, preview="",
         )
 
 
@@ -51,6 +53,8 @@ def _text(value: str, limit: int) -> str:
 
 
 # The keys summary_columns() returns, in a fixed order (the index writer's wire).
+# "thread_id" holds the thread keys (mime.threads.thread_keys) until the writer
+# turns them into the conversation's id (thread_index.ThreadResolver).
 SUMMARY_KEYS = (
     "date",
     "from_name",
@@ -92,7 +96,7 @@ def summary_values(summary: MessageSummary, internal_date: int) -> tuple[Any, ..
         _text(summary.subject, _LIMITS["subject"]),
         _text(summary.message_id, _LIMITS["message_id"]),
         _text(summary.in_reply_to, _LIMITS["in_reply_to"]),
-        _text(summary.thread_id, _LIMITS["thread_id"]),
+        _text(summary.thread_keys, _LIMITS["thread_id"]),
         bool(summary.has_attachments),
         _text(summary.preview, _LIMITS["preview"]),
         *sort_keys(summary.subject, summary.from_name, summary.from_addr),

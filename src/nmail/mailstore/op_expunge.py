@@ -25,10 +25,11 @@ from nmail.mailstore.messagefile import locate
 from nmail.mailstore.names import SEEN_BIT
 from nmail.mailstore.op_rows import folder_path, lock_folder, rows_in_ranges
 from nmail.mailstore.operations import ExpungeMessages
+from nmail.mailstore.thread_index import ThreadIndex
 from nmail.mailstore.writer import write_transaction
 
 _COLUMNS = (messages.c.id, messages.c.uid, messages.c.filename, messages.c.in_new,
-            messages.c.flags, messages.c.sysflags, messages.c.size)
+            messages.c.flags, messages.c.sysflags, messages.c.size, messages.c.thread_id)
 CHUNK = 500
 PRUNED_MARK = 0  # the tombstone "UID" that records how far tombstones were pruned
 
@@ -95,10 +96,12 @@ def unlink_files(directory: Path, rows: list[Any]) -> None:
 
 def remove_rows(conn: Connection, folder_id: int, rows: list[Any], modseq: int,
                 now: float) -> None:
-    """Delete the rows and leave their tombstones (MODSEQ `modseq`)."""
+    """Delete the rows (each with its thread_id) and leave their tombstones (MODSEQ
+    `modseq`); their conversations' rows in the folder follow."""
     ids = [int(r.id) for r in rows]
     for start in range(0, len(ids), CHUNK):
         conn.execute(delete(messages).where(messages.c.id.in_(ids[start:start + CHUNK])))
+    ThreadIndex.on(conn).refresh((folder_id, str(r.thread_id)) for r in rows)
     uids = [int(r.uid) for r in rows]
     # A tombstone of the same UID can exist only after an index rebuild reused it.
     for start in range(0, len(uids), CHUNK):

@@ -30,6 +30,7 @@ from nmail.mailstore.names import disk_name, final_filename, new_base, parse_fla
 from nmail.mailstore.op_expunge import record_next_uid, remove_rows, unseen_among
 from nmail.mailstore.op_rows import folder_path, lock_folder, quota_check, rows_in_ranges
 from nmail.mailstore.operations import CopyMessages
+from nmail.mailstore.thread_index import ThreadIndex
 from nmail.mailstore.writer import write_transaction
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def transfer(conn: Connection, op: CopyMessages, host: str,
             for row in new_rows:
                 row["modseq"] = row["created_modseq"] = target_modseq
             conn.execute(insert(messages), new_rows)
+            # Threads are per account: a copy or a move keeps its thread id.
+            ThreadIndex.on(conn).refresh((op.target_id, str(r["thread_id"])) for r in new_rows)
             conn.execute(update(folders).where(folders.c.id == op.target_id).values(
                 next_uid=int(target.next_uid) + len(new_rows),
                 highest_modseq=target_modseq,

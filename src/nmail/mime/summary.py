@@ -11,7 +11,7 @@ from nmail.mime.fields import read_header_block
 from nmail.mime.headers import decode_header_value, format_addresses, parse_addresses
 from nmail.mime.parts import PART_FIELDS, Part, iter_parts, transfer_encoding
 from nmail.mime.preview import body_preview
-from nmail.mime.threads import first_message_id, thread_id
+from nmail.mime.threads import first_message_id, message_ids, thread_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,10 @@ class MessageSummary:
     subject: str
     message_id: str  # without angle brackets
     in_reply_to: str  # without angle brackets
-    thread_id: str  # stable id shared by a conversation (hex, <= 64 chars)
+    # Keys linking the message to its conversation (mime.threads.thread_keys):
+    # 16-hex-digit keys, space separated, the first naming a new conversation.
+    # The index writer turns them into the conversation's id (thread_index).
+    thread_keys: str
     has_attachments: bool
     preview: str  # first ~200 characters of the text body, whitespace collapsed
 
@@ -63,7 +66,7 @@ def summarize(raw: bytes) -> MessageSummary:
     except Exception:  # the index must never cost a delivery; log and keep what is sure
         _log.exception("summarize failed on a %d-byte message", len(raw))
         return MessageSummary(0, "", "", "", "", "", "", "",
-                              thread_id("", "", "", "", raw[:_MAX_RAW_FIELD]), False, "")
+                              thread_keys([], "", "", "", raw[:_MAX_RAW_FIELD]), False, "")
 
 
 def _summarize(raw: bytes) -> MessageSummary:
@@ -76,7 +79,7 @@ def _summarize(raw: bytes) -> MessageSummary:
     subject = decode_header_value(get(b"subject", b""))
     message_id = first_message_id(get(b"message-id"))
     in_reply_to = first_message_id(get(b"in-reply-to"))
-    root = first_message_id(get(b"references"))
+    references = message_ids(_ends(block.fields.get(b"references", b"")))
     has_attachments, preview = _body(raw, fields, block.body_start)
     return MessageSummary(
         date=parse_date(get(b"date", b"")),
@@ -87,11 +90,21 @@ def _summarize(raw: bytes) -> MessageSummary:
         subject=_fit(subject, MAX_SUBJECT),
         message_id=_fit(message_id, MAX_MESSAGE_ID),
         in_reply_to=_fit(in_reply_to, MAX_MESSAGE_ID),
-        thread_id=thread_id(root, in_reply_to, message_id, subject,
-                            b"" if root or in_reply_to or message_id else raw[:_MAX_RAW_FIELD]),
+        thread_keys=thread_keys(
+            references, in_reply_to, message_id, subject,
+            b"" if references or in_reply_to or message_id else raw[:_MAX_RAW_FIELD]),
         has_attachments=has_attachments,
         preview=_fit(preview, MAX_PREVIEW),
     )
+
+
+def _ends(value: bytes) -> bytes:
+    """A long References cut to its start (the root) and its end (the nearest
+    ancestors): what threading keeps (mime.threads.MAX_REFERENCES)."""
+    limit = _RAW_LIMITS[b"references"]
+    if len(value) <= limit:
+        return value
+    return value[:limit // 4] + b" " + value[-(limit - limit // 4):]
 
 
 def _body(raw: bytes, fields: dict[bytes, bytes], body_start: int) -> tuple[bool, str]:

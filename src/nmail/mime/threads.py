@@ -49,23 +49,48 @@ def base_subject(subject: str) -> str:
     return _REPLY_PREFIX.sub("", subject).strip()
 
 
-def thread_id(references: str, in_reply_to: str, message_id: str, subject: str,
-              fallback: bytes) -> str:
-    """16 hex digits naming the conversation root.
+# References kept per message: its first (the conversation's root) and the
+# last ones (the nearest ancestors). A References header of a long thread
+# lists every ancestor (hundreds on mailing lists); the root and the nearest
+# are what join it, and the rest only cost index rows.
+MAX_REFERENCES = 10
+MAX_KEYS = MAX_REFERENCES + 3  # + In-Reply-To, + the message's own id
+KEY_LENGTH = 16  # hex digits of a key (and of a thread id)
 
-    The root is the first message of References, else In-Reply-To, else the
-    message itself (so a reply and its parent agree), else the subject
-    without Re:/Fwd:/회신: prefixes; `fallback` (e.g. the header block) is
-    hashed when there is nothing else, so such messages stay apart.
+
+def message_key(msg_id: str) -> str:
+    """The 16-hex-digit key of a msg-id (what threads are linked by in the index)."""
+    return _digest(("m:" + msg_id[:998]).encode("utf-8", "surrogatepass"))
+
+
+def thread_keys(references: list[str], in_reply_to: str, message_id: str, subject: str,
+                fallback: bytes) -> str:
+    """The keys a message links its conversation by, space separated, oldest first.
+
+    The first key names a new conversation: the root (first of References),
+    else In-Reply-To, else the message itself, so a reply and its parent agree
+    whichever arrives first. The rest are the nearest ancestors (at most
+    MAX_REFERENCES, a long References is cut) and the message's own id; a
+    message citing itself or the same id twice gives it once. The index
+    (mailstore/thread_index) joins every message sharing a key into one
+    conversation, merging two when a message links both. Without any msg-id
+    the subject (Re:/Fwd:/회신: prefixes off) is the one key, else `fallback`
+    (e.g. the header block) hashed, so such messages stay apart.
     """
-    if references or in_reply_to or message_id:
-        key = "m:" + (references or in_reply_to or message_id)
-    else:
-        topic = " ".join(base_subject(subject).casefold().split())
-        if not topic:
-            return _digest(b"h:" + fallback)
-        key = "s:" + topic
-    return _digest(key.encode("utf-8", "surrogatepass"))
+    ids = [i for i in references if i]
+    chain = ids[:1] + ids[1:][-MAX_REFERENCES:] + [in_reply_to, message_id]
+    keys: list[str] = []
+    for msg_id in chain:
+        if msg_id:
+            key = message_key(msg_id)
+            if key not in keys:
+                keys.append(key)
+    if keys:
+        return " ".join(keys)
+    topic = " ".join(base_subject(subject).casefold().split())
+    if not topic:
+        return _digest(b"h:" + fallback)
+    return _digest(("s:" + topic).encode("utf-8", "surrogatepass"))
 
 
 def _digest(data: bytes) -> str:

@@ -23,11 +23,12 @@ from nmail.delivery.srs import load_secret
 from nmail.directory.login import LoginService
 from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
-from nmail.mailstore import folder_reads
+from nmail.mailstore import folder_reads, thread_reads
 from nmail.mailstore.feed import AsyncFeed, AsyncSubscription
 from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, SortKey
 from nmail.mailstore.search import SearchHit, search
+from nmail.mailstore.thread_reads import Conversation
 from nmail.mailstore.uidset import UidSet
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
@@ -255,10 +256,35 @@ class WebFacade:
                 return index_reads.rows_by_uid(conn, folder.id, uids)
         return await self.run(read)
 
+    async def folder_conversations(
+        self, account_id: int, folder_id: int, limit: int, offset: int
+    ) -> tuple[list[FolderInfo], FolderInfo | None, list[Conversation], int]:
+        """The folder tree, the folder (None if not this account's), one page of its
+        conversations (newest activity first) and how many it has."""
+        def read() -> tuple[list[FolderInfo], FolderInfo | None, list[Conversation], int]:
+            tree = self.backends.store.list_folders(account_id)
+            folder = next((f for f in tree if f.id == folder_id), None)
+            if folder is None:
+                return tree, None, [], 0
+            with self.backends.engine.connect() as conn:
+                page = thread_reads.conversation_page(conn, folder.id, offset, limit)
+                total = thread_reads.conversation_count(conn, folder.id)
+            return tree, folder, page, total
+        return await self.run(read)
+
     async def thread(self, folder: FolderInfo, thread_id: str) -> list[MessageRow]:
+        """One conversation's messages in the folder, oldest first."""
         def read() -> list[MessageRow]:
             with self.backends.engine.connect() as conn:
-                return index_reads.thread_rows(conn, folder.id, thread_id)
+                return thread_reads.thread_messages(conn, folder.id, thread_id)
+        return await self.run(read)
+
+    async def thread_uids(self, folder: FolderInfo, uids: list[int]) -> list[int]:
+        """Every UID of the folder in the conversations of `uids` (a conversation row's
+        action applies to all its messages here)."""
+        def read() -> list[int]:
+            with self.backends.engine.connect() as conn:
+                return index_reads.thread_uids(conn, folder.id, uids)
         return await self.run(read)
 
     async def search(self, account_id: int, query: str, folder_id: int | None,
@@ -267,12 +293,6 @@ class WebFacade:
         return await self.run(functools.partial(
             search, self.backends.engine, account_id, query, folder_id=folder_id,
             fields=fields, limit=limit, offset=offset))
-
-    async def thread_counts(self, folder: FolderInfo, thread_ids: list[str]) -> dict[str, int]:
-        def read() -> dict[str, int]:
-            with self.backends.engine.connect() as conn:
-                return index_reads.thread_counts(conn, folder.id, thread_ids)
-        return await self.run(read)
 
     async def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
         return await self.run(self.backends.store.read_message, account_id, folder, uid)

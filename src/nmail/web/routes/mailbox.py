@@ -1,7 +1,10 @@
 """The mailbox screen: folder tree, one page of a folder's list, the reading pane.
 
 GET /               -> the user's INBOX
-GET /mail/{folder}  -> list (?page=N&sort=date|from|subject|size&order=asc|desc)
+GET /mail/{folder}  -> list (?page=N&sort=date|from|subject|size&order=asc|desc), of
+                       messages or, if the user chose so, of conversations
+GET /mail/{folder}/thread/{id} -> one conversation (?pane=1: for the list's pane)
+POST /mail/{folder}/view       -> view=messages|conversations (remembered per user)
 Folder ids in URLs are checked against the logged-in account: another
 user's id is 404, exactly like one that does not exist.
 """
@@ -11,13 +14,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from nmail.mailstore.model import FolderInfo, MessageRow
+from nmail.mailstore.thread_reads import Conversation
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import FolderView, folder_views, label_of
-from nmail.web.i18n import N_plural, ngettext
+from nmail.web.i18n import N_, N_plural, ngettext
 from nmail.web.templating import SEOUL, full_date, human_size, short_date
 
 router = APIRouter()
@@ -92,33 +96,29 @@ async def mailbox_context(user: User, web: Web, current: int,
             "move_targets": [v for v in views if v.id != current]}
 
 
-async def conversations(web: Web, folder: FolderInfo,
-                        views: list[dict[str, object]]) -> list[dict[str, object]]:
-    """Conversation view: one row per thread on the page (its newest), with the count.
+def conversation_view(folder_id: int, c: Conversation, now: float,
+                      zone: ZoneInfo = SEOUL) -> dict[str, object]:
+    """A conversation's row: its newest message, its senders, its counts.
 
-    Only the messages of this page are folded, so a page may show fewer rows;
-    a thread's row opens the whole conversation (GET /mail/{folder}/thread/{id}).
+    A conversation of one message opens as that message; a longer one opens
+    the conversation (GET /mail/{folder}/thread/{id}).
     """
-    counts = await web.thread_counts(folder, [str(v["thread"]) for v in views])
-    seen: set[str] = set()
-    out = []
-    for view in views:
-        thread = str(view["thread"])
-        if thread and thread in seen:
-            continue
-        seen.add(thread)
-        count = counts.get(thread, 1) if thread else 1
-        if count > 1:
-            view = {**view, "thread_count": count,
-                    "href": f"/mail/{folder.id}/thread/{thread}"}
-        out.append(view)
-    return out
+    view = row_view(c.latest, now, zone)
+    view.update(
+        unseen=c.unseen > 0, flagged=c.flagged, attachments=c.has_attachments,
+        from_name=", ".join(c.participants) or view["from_name"], thread_count=c.count,
+    )
+    if c.count > 1:
+        view["href"] = f"/mail/{folder_id}/thread/{c.thread_id}"
+    return view
 
 
 @router.get("/mail/{folder_id}/thread/{thread_id}")
 async def conversation_page(request: Request, folder_id: int, thread_id: str,
-                            user: CurrentUser, web: Web, pages: Pages) -> Response:
-    """Every message of one conversation in this folder, oldest first."""
+                            user: CurrentUser, web: Web, pages: Pages,
+                            pane: int = 0) -> Response:
+    """Every message of one conversation in this folder, oldest first: each a
+    <details> (open: the unread ones and the last) holding the message's pane."""
     tree = await web.folder_tree(user.id)
     folder = next((f for f in tree if f.id == folder_id), None)
     if folder is None or not thread_id or len(thread_id) > 64:
@@ -127,13 +127,27 @@ async def conversation_page(request: Request, folder_id: int, thread_id: str,
     if not rows:
         raise HTTPException(404)
     now = web.backends.clock()
-    context = await mailbox_context(user, web, folder.id, tree)
-    return pages.render(
-        request, "mailbox.html", folder=folder, folder_label=rows[0].subject or label_of(
-            folder.name), rows=[row_view(r, now, pages.zone) for r in rows], page=1,
-        total_pages=1, sort="date", order="asc", page_size=len(rows), threads=True,
-        notice="", offer_reject=[], conversation=True, **context,
-    )
+    items = [{**row_view(r, now, pages.zone),
+              "open": "\\Seen" not in r.flags or i == len(rows) - 1}
+             for i, r in enumerate(rows)]
+    context: dict[str, Any] = {
+        "folder": folder, "folder_label": label_of(folder.name), "thread_id": thread_id,
+        "subject": rows[0].subject, "items": items, "pane": bool(pane),
+        "unseen": sum(1 for r in rows if "\\Seen" not in r.flags),
+    }
+    context.update(await mailbox_context(user, web, folder.id, tree))
+    return pages.render(request, "thread_pane.html" if pane else "thread.html", **context)
+
+
+@router.post("/mail/{folder_id}/view")
+async def choose_view(folder_id: int, user: CurrentUser, web: Web,
+                      view: Annotated[str, Form(max_length=16)] = "") -> Response:
+    """Messages or conversations: remembered for the user (web_prefs.threads)."""
+    folder = await own_folder(web, user, folder_id)
+    if view not in ("messages", "conversations"):
+        raise HTTPException(400, N_("Choose messages or conversations."))
+    await web.update_prefs(user.id, threads=view == "conversations")
+    return RedirectResponse(f"/mail/{folder.id}", status_code=303)
 
 
 @router.get("/mail/{folder_id}")
@@ -145,21 +159,27 @@ async def folder_page(
 ) -> Response:
     size = user.session.page_size
     page = min(max(page, 1), MAX_PAGE)
+    threads = user.session.threads
+    now = web.backends.clock()
     # One trip to the pool: the tree, the folder (if it is ours) and the page.
-    tree, folder, rows = await web.folder_page(user.id, folder_id, sort, order == "desc",
-                                               size, (page - 1) * size)
+    if threads:  # newest activity first, whatever the sort asked
+        tree, folder, found, total = await web.folder_conversations(
+            user.id, folder_id, size, (page - 1) * size)
+        views = [conversation_view(folder_id, c, now, pages.zone) for c in found]
+        sort, order = "date", "desc"
+    else:
+        tree, folder, rows = await web.folder_page(user.id, folder_id, sort, order == "desc",
+                                                   size, (page - 1) * size)
+        views = [row_view(r, now, pages.zone) for r in rows]
+        total = folder.message_count if folder is not None else 0
     if folder is None:
         raise HTTPException(404)
-    now = web.backends.clock()
-    views = [row_view(r, now, pages.zone) for r in rows]
-    if user.session.threads:
-        views = await conversations(web, folder, views)
-    total_pages = max(1, -(-folder.message_count // size))
+    total_pages = max(1, -(-total // size))
     context = await mailbox_context(user, web, folder.id, tree)
     return pages.render(
         request, "mailbox.html", folder=folder, folder_label=label_of(folder.name),
         rows=views, page=page, total_pages=total_pages,
-        sort=sort, order=order, page_size=size, threads=user.session.threads,
+        sort=sort, order=order, page_size=size, threads=threads, total=total,
         notice=notice_text(done, n),
         offer_reject=[a for a in (offer_reject or [])[:10] if "@" in a],
         **context,

@@ -1,11 +1,13 @@
 """Changes to selected messages: read/unread, flag, move, delete, spam, empty.
 
-POST /mail/{folder}/actions  (form: action, uid*, target, toggle_flag)
+POST /mail/{folder}/actions  (form: action, uid*, target, toggle_flag, scope)
 POST /mail/{folder}/empty    (Trash and Spam only)
 A plain form post answers with a redirect back to the list (works without
 JavaScript); a script asking for JSON gets {"changed": n}. UIDs come from
 the form and only ever address the logged-in user's own folder, so someone
-else's UID is simply absent.
+else's UID is simply absent. With `scope=thread` (the conversation list)
+each UID stands for its conversation: the action applies to every message
+of those conversations in this folder, including any that arrived since.
 """
 
 from __future__ import annotations
@@ -40,14 +42,18 @@ async def act(
     uid: Annotated[list[int] | None, Form()] = None,
     target: Annotated[str, Form()] = "",
     toggle_flag: Annotated[int | None, Form()] = None,
+    scope: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     folder = await own_folder(web, user, folder_id)
+    whole = scope == "thread"
     if toggle_flag is not None:
-        rows = await web.rows(folder, [toggle_flag])
+        toggled = await web.thread_uids(folder, [toggle_flag]) if whole else [toggle_flag]
+        rows = await web.rows(folder, toggled)
         if not rows:
             raise HTTPException(404)
-        flagged = "\\Flagged" in rows[0].flags
-        await web.set_flags(user.id, folder.name, [toggle_flag],
+        # A conversation's star: on for all when none has it, else off for all.
+        flagged = any("\\Flagged" in r.flags for r in rows)
+        await web.set_flags(user.id, folder.name, [r.uid for r in rows],
                             remove=frozenset({"\\Flagged"}) if flagged else frozenset(),
                             add=frozenset() if flagged else frozenset({"\\Flagged"}))
         return _answer(request, folder.id, "flag" if not flagged else "unflag", 1)
@@ -56,6 +62,8 @@ async def act(
         raise HTTPException(400, N_("Choose what to do with the selected messages."))
     if not uids:
         raise HTTPException(400, N_("Select one or more messages first."))
+    if whole:
+        uids = await web.thread_uids(folder, uids[:MAX_SELECTED])
     if len(uids) > MAX_SELECTED:
         raise HTTPException(413)
     extra = ""

@@ -59,11 +59,14 @@
     });
   }
 
+  // In the conversation list a row's UID stands for its whole conversation.
+  const scope = () => { const field = form.querySelector('input[name="scope"]'); return field ? { scope: field.value } : {}; };
+
   async function act(action, extra) {
     const uids = selectedUids();
     if (!uids.length) return;
     try {
-      const answer = await nmail.post(`/mail/${folderId}/actions`, Object.assign({ action, uid: uids }, extra || {}));
+      const answer = await nmail.post(`/mail/${folderId}/actions`, Object.assign({ action, uid: uids }, scope(), extra || {}));
       nmail.toast(answer.notice);
       await refresh();
     } catch (error) {
@@ -134,7 +137,7 @@
     const uids = event.dataTransfer.getData("application/x-nmail-uids").split(",").filter(Boolean);
     if (!uids.length) return;
     try {
-      const answer = await nmail.post(`/mail/${folderId}/actions`, { action: "move", uid: uids, target: target.dataset.folderId });
+      const answer = await nmail.post(`/mail/${folderId}/actions`, Object.assign({ action: "move", uid: uids, target: target.dataset.folderId }, scope()));
       nmail.toast(answer.notice);
       await refresh();
     } catch (error) {

@@ -1,0 +1,241 @@
+"""Conversations in the index: thread ids from msg-id links, and the per-folder list.
+
+A message's thread keys (mime.threads.thread_keys: its root, nearest
+ancestors, In-Reply-To and own Message-ID, each hashed to 16 hex digits) are
+looked up in `thread_links`, per account. No key known: the message starts
+a conversation named by its first key (its root), so a reply that arrives
+before its parent names the thread the parent then finds by its own id. One
+conversation known: the message joins it. Several: a message linking two
+threads merges them (the smaller id wins; the others' messages and links are
+renamed, rare and bounded by the account's size). Every key is then linked,
+so later messages find the thread by any id the conversation ever named.
+This is the union of JWZ threading by references without its tree: the
+webmail shows a conversation flat, by date, as Gmail does.
+
+Decisions (docs/ARCHITECTURE.md, "Conversations"): no subject joining of
+messages that carry ids (Gmail also splits a thread whose subject differs;
+"안녕하세요" and "Invoice" would join strangers); a message without any
+msg-id is threaded by its base subject (mime.threads). Threads are per
+account, not per folder, so a copy or a move keeps its thread id (a reply
+in Sent and its parent in INBOX are one thread); the conversation list is
+per folder, as Roundcube's, from `folder_threads`: one row per thread with
+messages in the folder and its newest date, kept by every write that adds
+or removes messages (`refresh`, in the same transaction), so the first page
+of a 100,000-message folder is an index walk, not a GROUP BY of the folder.
+
+Statements are compiled once per dialect and run through a `Run` callable
+(raw driver SQL), so the delivery path, which runs on the driver directly,
+and the SQLAlchemy paths share them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Dialect
+
+from nmail.db.tables import folder_threads, folders, messages, thread_links
+from nmail.mime.threads import KEY_LENGTH
+
+# run(sql, parameters, many) -> every row (many=False) or None (many=True)
+Run = Callable[[str, Any, bool], Any]
+LOOKUP_WIDTH = 64  # keys per lookup statement (padded): one compiled statement
+CHUNK = 500
+
+
+@dataclass(slots=True)
+class Plan:
+    """What resolving a batch decided: each message's thread, links to add, merges."""
+
+    thread_ids: list[str]
+    new_links: dict[str, str] = field(default_factory=dict)  # key -> thread id
+    merged: dict[str, str] = field(default_factory=dict)  # loser -> winner (final)
+
+
+def split_keys(text: str) -> list[str]:
+    """The well-formed keys of a thread_id slot (16 hex digits each), in order."""
+    keys: list[str] = []
+    for key in text.split():
+        if len(key) == KEY_LENGTH and key not in keys and all(c in "0123456789abcdef"
+                                                              for c in key):
+            keys.append(key)
+    return keys
+
+
+def plan(known: dict[str, str], key_lists: list[list[str]]) -> Plan:
+    """Threads for messages in arrival order, given the links already known.
+
+    Pure: `known` (key -> thread id) is updated in place as the messages link.
+    A message without keys gets a thread of its own.
+    """
+    merged: dict[str, str] = {}
+
+    def final(tid: str) -> str:
+        while tid in merged:
+            tid = merged[tid]
+        return tid
+
+    out = Plan([])
+    for keys in key_lists:
+        if not keys:
+            out.thread_ids.append(secrets.token_hex(KEY_LENGTH // 2))
+            continue
+        found = {final(known[k]) for k in keys if k in known}
+        tid = min(found) if found else keys[0]
+        for loser in found - {tid}:
+            merged[loser] = tid
+        for key in keys:
+            if key not in known:
+                out.new_links[key] = tid
+            known[key] = tid
+        out.thread_ids.append(tid)
+    out.thread_ids = [final(t) for t in out.thread_ids]
+    out.new_links = {k: final(t) for k, t in out.new_links.items()}
+    out.merged = {loser: final(loser) for loser in merged}
+    for key, tid in known.items():
+        known[key] = final(tid)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    sql: str
+    keys: tuple[str, ...] | None  # positional order; None: named
+
+    def params(self, values: dict[str, Any]) -> Any:
+        return values if self.keys is None else tuple(values[k] for k in self.keys)
+
+
+def _compile(dialect: Dialect, stmt: Any) -> _Sql:
+    compiled = stmt.compile(dialect=dialect)
+    positional = compiled.positional and compiled.positiontup
+    return _Sql(compiled.string, tuple(positional) if positional else None)
+
+
+def _insert_ignoring(dialect: Dialect) -> Any:
+    """An insert of links that skips keys another node linked meanwhile."""
+    values: dict[str, Any] = {"account_id": bindparam("a"), "link_key": bindparam("k"),
+              "thread_id": bindparam("t")}
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(thread_links).values(values).on_conflict_do_nothing()
+    if dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert(thread_links).values(values).on_conflict_do_nothing()
+    return insert(thread_links).values(values).prefix_with("IGNORE")
+
+
+_account_folders = select(folders.c.id).where(folders.c.account_id == bindparam("a"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    lookup: _Sql
+    link: _Sql
+    clear: _Sql
+    fill: _Sql
+    merge_messages: _Sql
+    merge_links: _Sql
+    merge_folders: _Sql
+    merge_clear: _Sql
+
+
+_cache: dict[tuple[str, str], _Statements] = {}
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    key = (dialect.name, str(dialect.paramstyle))
+    found = _cache.get(key)
+    if found is not None:
+        return found
+    t, m, ft = thread_links.c, messages.c, folder_threads.c
+    same_thread = (ft.folder_id == bindparam("f"), ft.thread_id == bindparam("t"))
+    made = _Statements(
+        lookup=_compile(dialect, select(t.link_key, t.thread_id).where(
+            t.account_id == bindparam("a"),
+            t.link_key.in_([bindparam(f"k{i}") for i in range(LOOKUP_WIDTH)]))),
+        link=_compile(dialect, _insert_ignoring(dialect)),
+        clear=_compile(dialect, delete(folder_threads).where(*same_thread)),
+        fill=_compile(dialect, insert(folder_threads).from_select(
+            ["folder_id", "thread_id", "latest_date"],
+            # ix_messages_thread covers it: a range of the thread's entries.
+            select(m.folder_id, m.thread_id, func.max(m.date)).where(
+                m.folder_id == bindparam("f"), m.thread_id == bindparam("t"))
+            .group_by(m.folder_id, m.thread_id))),
+        merge_messages=_compile(dialect, update(messages).where(
+            m.thread_id == bindparam("l"), m.folder_id.in_(_account_folders))
+            .values(thread_id=bindparam("w"))),
+        merge_links=_compile(dialect, update(thread_links).where(
+            t.account_id == bindparam("a"), t.thread_id == bindparam("l"))
+            .values(thread_id=bindparam("w"))),
+        merge_folders=_compile(dialect, select(ft.folder_id).where(
+            ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders))),
+        merge_clear=_compile(dialect, delete(folder_threads).where(
+            ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders))),
+    )
+    _cache[key] = made
+    return made
+
+
+class ThreadIndex:
+    """Thread ids and the folder conversation list, inside a writer's transaction."""
+
+    def __init__(self, run: Run, dialect: Dialect) -> None:
+        self._run = run
+        self._sql = _statements(dialect)
+
+    @classmethod
+    def on(cls, conn: Connection) -> ThreadIndex:
+        """For the SQLAlchemy write paths (in their transaction)."""
+
+        def run(sql: str, params: Any, many: bool) -> Any:
+            result = conn.exec_driver_sql(sql, params)
+            if many:
+                return None
+            return result.all() if result.returns_rows else []
+
+        return cls(run, conn.dialect)
+
+    def resolve(self, account_id: int, key_texts: list[str]) -> list[str]:
+        """The thread id of each message (its keys as text), linking and merging."""
+        key_lists = [split_keys(text) for text in key_texts]
+        wanted = sorted({k for keys in key_lists for k in keys})
+        known: dict[str, str] = {}
+        sql = self._sql
+        for start in range(0, len(wanted), LOOKUP_WIDTH):
+            chunk = wanted[start:start + LOOKUP_WIDTH]
+            chunk += [chunk[0]] * (LOOKUP_WIDTH - len(chunk))
+            values: dict[str, Any] = {f"k{i}": k for i, k in enumerate(chunk)}
+            values["a"] = account_id
+            for row in self._run(sql.lookup.sql, sql.lookup.params(values), False):
+                known[str(row[0])] = str(row[1])
+        made = plan(known, key_lists)
+        if made.new_links:
+            self._run(sql.link.sql, [sql.link.params({"a": account_id, "k": k, "t": t})
+                                     for k, t in sorted(made.new_links.items())], True)
+        for loser, winner in sorted(made.merged.items()):
+            self._merge(account_id, loser, winner)
+        return made.thread_ids
+
+    def _merge(self, account_id: int, loser: str, winner: str) -> None:
+        sql = self._sql
+        values = {"a": account_id, "l": loser, "w": winner}
+        folder_ids = [int(r[0]) for r in self._run(
+            sql.merge_folders.sql, sql.merge_folders.params(values), False)]
+        self._run(sql.merge_messages.sql, sql.merge_messages.params(values), False)
+        self._run(sql.merge_links.sql, sql.merge_links.params(values), False)
+        self._run(sql.merge_clear.sql, sql.merge_clear.params(values), False)
+        self.refresh((f, winner) for f in folder_ids)
+
+    def refresh(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Make each (folder, thread)'s conversation row match its messages."""
+        todo = sorted(set(pairs))
+        sql = self._sql
+        for start in range(0, len(todo), CHUNK):
+            chunk = [{"f": f, "t": t} for f, t in todo[start:start + CHUNK]]
+            self._run(sql.clear.sql, [sql.clear.params(v) for v in chunk], True)
+            self._run(sql.fill.sql, [sql.fill.params(v) for v in chunk], True)

@@ -1,0 +1,91 @@
+"""The conversation list of a folder: one row per thread, newest first, paged.
+
+A page is a walk of `ix_folder_threads_latest` (folder_threads, kept by every
+write: thread_index.refresh), LIMIT/OFFSET on top, then one query through
+`ix_messages_thread` for the page's threads' messages in this folder (their
+count, unread count, senders and newest message). So the first page of a
+100,000-message folder reads 50 index entries and the page's messages, not
+the folder (bench/mailstore.py "conversations").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from nmail.db.tables import folder_threads, messages
+from nmail.mailstore.folder_reads import ROW_COLUMNS, message_row
+from nmail.mailstore.model import MessageRow
+
+MAX_THREAD_ROWS = 1000  # messages of one conversation read for a page or a thread view
+MAX_PARTICIPANTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One conversation of a folder: its newest message and what the list shows."""
+
+    thread_id: str
+    latest: MessageRow  # the newest message (subject, date, preview of the row)
+    count: int  # messages of the thread in this folder
+    unseen: int
+    flagged: bool
+    has_attachments: bool
+    participants: tuple[str, ...]  # senders' names (or addresses), oldest first, distinct
+    uids: tuple[int, ...]  # the thread's UIDs in this folder (what an action applies to)
+
+
+def conversation_count(conn: Connection, folder_id: int) -> int:
+    """How many conversations have messages in the folder."""
+    return int(conn.execute(select(func.count()).select_from(folder_threads).where(
+        folder_threads.c.folder_id == folder_id)).scalar_one())
+
+
+def conversation_page(conn: Connection, folder_id: int, offset: int,
+                      limit: int) -> list[Conversation]:
+    """One page of the folder's conversations, the most recently active first."""
+    ft = folder_threads.c
+    ids = [str(r[0]) for r in conn.execute(
+        select(ft.thread_id).where(ft.folder_id == folder_id)
+        .order_by(ft.latest_date.desc(), ft.thread_id.desc()).limit(limit).offset(offset))]
+    if not ids:
+        return []
+    # No ORDER BY: with one, SQLite walks ix_messages_folder_date over the whole
+    # folder (measured: 0.7 s at 100,000) instead of ix_messages_thread per thread.
+    rows = conn.execute(
+        select(*ROW_COLUMNS).where(messages.c.folder_id == folder_id,
+                                   messages.c.thread_id.in_(ids))
+    ).all()
+    by_thread: dict[str, list[MessageRow]] = {tid: [] for tid in ids}
+    for r in sorted(rows, key=lambda r: (int(r.date), int(r.uid))):
+        by_thread[str(r.thread_id)].append(message_row(r))
+    return [summarize(tid, found) for tid, found in by_thread.items() if found]
+
+
+def summarize(thread_id: str, rows: list[MessageRow]) -> Conversation:
+    """A conversation from its messages in this folder, oldest first."""
+    names: list[str] = []
+    for row in rows:
+        name = row.from_name or row.from_addr
+        if name and name not in names:
+            names.append(name)
+    return Conversation(
+        thread_id=thread_id, latest=rows[-1], count=len(rows),
+        unseen=sum(1 for r in rows if "\\Seen" not in r.flags),
+        flagged=any("\\Flagged" in r.flags for r in rows),
+        has_attachments=any(r.has_attachments for r in rows),
+        participants=tuple(names[-MAX_PARTICIPANTS:]) if len(names) > MAX_PARTICIPANTS
+        else tuple(names),
+        uids=tuple(r.uid for r in rows),
+    )
+
+
+def thread_messages(conn: Connection, folder_id: int, thread_id: str) -> list[MessageRow]:
+    """Every message of one conversation in this folder, oldest first (at most 1,000)."""
+    rows = conn.execute(
+        select(*ROW_COLUMNS).where(messages.c.folder_id == folder_id,
+                                   messages.c.thread_id == thread_id)
+        .order_by(messages.c.date, messages.c.uid).limit(MAX_THREAD_ROWS)
+    ).all()
+    return [message_row(r) for r in rows]

@@ -1,0 +1,192 @@
+"""Issue 11 in a real browser (Debian's Chromium): conversations.
+
+A thread whose first message is on page 2 of the message list (its answers,
+one of them carrying only In-Reply-To, arrived weeks later) is one row of
+the conversation list; the row opens the conversation in the reading pane
+with the unread messages open; keyboard actions on the row reach every
+message of it. Screenshots of the list and the conversation screen
+(desktop and phone, Korean and English, light and dark) go under
+artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chromium_rig import chromium, screenshot
+from server_rig import PASSWORD, RunningServer
+from support import wait_until
+from web_rig import Browser, deliver, web_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+HOST = "mail.example.com"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SUBJECT = "2027년 예산 회의 일정"
+
+
+def send(server: RunningServer, subject: str, message_id: str, date: str, sender: str,
+         name: str, body: str, extra: str = "") -> None:
+    raw = (f"From: {name} <{sender}>\r\nTo: bob@example.com\r\nSubject: {subject}\r\n"
+           f"Date: {date}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+           f"Content-Type: text/plain; charset=utf-8\r\n{extra}\r\n{body}\r\n")
+    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
+        smtp.sendmail(sender, ["bob@example.com"], raw.encode())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with web_server(tmp_path_factory.mktemp("conversations")) as srv:
+        srv.add_user("bob@example.com")
+        send(srv, SUBJECT, "<budget@corp.example>", "Mon, 02 Nov 2026 09:00:00 +0900",
+             "kim@corp.example", "김과장", "다음 주 화요일 10시에 예산 회의를 하려 합니다.")
+        for i in range(27):
+            deliver(srv, "bob@example.com", f"주간 소식 {i + 1:02d}", "소식입니다.",
+                    sender="news@letters.example", name="Newsletter",
+                    date=f"{3 + i % 25:02d} Nov 2026 08:00:00 +0900")
+        send(srv, f"Re: {SUBJECT}", "<budget-2@corp.example>",
+             "Tue, 01 Dec 2026 10:00:00 +0900", "lee@corp.example", "이대리",
+             "화요일 10시 좋습니다. 회의실은 제가 잡겠습니다.",
+             "In-Reply-To: <budget@corp.example>\r\nReferences: <budget@corp.example>\r\n")
+        send(srv, f"RE: Re: {SUBJECT}", "<budget-3@corp.example>",
+             "Wed, 02 Dec 2026 11:30:00 +0900", "park@corp.example", "박부장",
+             "저도 참석하겠습니다. 자료는 미리 보내 주세요.",
+             "In-Reply-To: <budget-2@corp.example>\r\n")  # no References (Outlook)
+        setup = Browser(srv)
+        setup.login("bob")
+        setup.post("/settings/preferences", {"language": "", "page_size": "25"})
+        setup.close()
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser(server: RunningServer) -> Iterator[Any]:
+    with chromium((f"--host-resolver-rules=MAP {HOST} 127.0.0.1",)) as b:
+        yield b
+
+
+def base(server: RunningServer) -> str:
+    return f"http://{HOST}:{server.port('http')}"
+
+
+def new_page(browser: Any, *, viewport: dict[str, int] = DESKTOP, locale: str = "en-US",
+             scheme: str = "light") -> Any:
+    context = browser.new_context(viewport=viewport, locale=locale, color_scheme=scheme)
+    return context.new_page()
+
+
+def log_in(page: Any, server: RunningServer) -> None:
+    page.goto(f"{base(server)}/login")
+    page.fill("#userid", "bob")
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def choose(page: Any, view: str) -> None:
+    """Click the list's switch (a plain form post) unless that view is shown."""
+    button = page.locator(f".view-switch button[value={view}]")
+    if button.get_attribute("aria-pressed") != "true":
+        with page.expect_navigation():
+            button.click()
+
+
+def test_a_thread_spread_over_pages_is_one_conversation(browser: Any,
+                                                        server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server)
+    choose(page, "messages")
+    subjects = page.locator(".msg-subject").all_inner_texts()
+    assert f"RE: Re: {SUBJECT}" in subjects and SUBJECT not in subjects
+    with page.expect_navigation():
+        page.click("a[rel=next]")
+    assert SUBJECT in page.locator(".msg-subject").all_inner_texts()  # its start: page 2
+    choose(page, "conversations")
+    assert "/mail/" in page.url and "page=" not in page.url
+    rows = page.locator(".message-list .msg")
+    first = rows.nth(0)
+    assert first.locator(".thread-count").inner_text() == "3"
+    assert "김과장, 이대리, 박부장" in first.inner_text()
+    assert page.locator(".msg", has_text="예산 회의").count() == 1
+    assert "28 conversations" in page.inner_text(".list-head")
+    # The row opens the whole conversation in the reading pane, unread ones open.
+    first.locator(".msg-link").click()
+    pane = page.frame_locator("iframe[name=reader]")
+    pane.locator("#thread-subject").wait_for()
+    assert pane.locator("details[data-thread-msg]").count() == 3
+    assert pane.locator("details[data-thread-msg][open]").count() == 3
+    last = pane.frame_locator("iframe.thread-frame >> nth=2")
+    last.locator(".reader-subject").wait_for()
+    assert "자료는 미리" in last.locator(".reader").inner_text()
+    # The frame was fitted to its message (thread.js), not left at its fixed height.
+    wait_until(lambda: pane.locator("iframe.thread-frame >> nth=2").evaluate(
+        "f => f.style.height !== ''"), what="the last frame fitted")
+    page.context.close()
+
+
+def test_keyboard_on_a_conversation_row(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server)
+    choose(page, "conversations")
+    page.keyboard.press("j")
+    row = page.locator(".msg.cursor")
+    assert "예산 회의" in row.inner_text()
+    page.keyboard.press("s")  # the star: every message of the conversation
+    wait_until(lambda: page.locator(".msg.cursor.flagged").count() == 1, what="starred")
+    choose(page, "messages")
+    wait_until(lambda: page.locator(".msg.flagged").count() == 2, what="2 on page 1")
+    with page.expect_navigation():
+        page.click("a[rel=next]")
+    assert page.locator(".msg.flagged", has_text=SUBJECT).count() == 1
+    choose(page, "conversations")
+    page.keyboard.press("j")
+    page.keyboard.press("s")
+    wait_until(lambda: page.locator(".msg.flagged").count() == 0, what="unstarred")
+    page.context.close()
+
+
+SCREENS = ("list", "thread")
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str,
+                     device: str) -> None:
+    page = new_page(browser, viewport=DESKTOP if device == "desktop" else PHONE,
+                    locale="ko-KR" if lang == "ko" else "en-US", scheme=scheme)
+    log_in(page, server)
+    choose(page, "conversations")
+    href = page.locator(".msg-link >> nth=0").get_attribute("href")
+    if device == "desktop":
+        page.click(".msg-link >> nth=0")
+        pane = page.frame_locator("iframe[name=reader]")
+        pane.frame_locator("iframe.thread-frame >> nth=2").locator(".reader-subject").wait_for()
+    shot: Path = screenshot(page, f"conversations-list-{device}-{lang}-{scheme}")
+    assert shot.stat().st_size > 1000
+    page.goto(f"{base(server)}{href}")
+    page.frame_locator("iframe.thread-frame >> nth=2").locator(".reader-subject").wait_for()
+    shot = screenshot(page, f"conversations-thread-{device}-{lang}-{scheme}")
+    assert shot.stat().st_size > 1000
+    page.context.close()
+
+
+def test_delete_a_conversation_from_its_row(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server)
+    choose(page, "conversations")
+    page.locator(".msg", has_text="예산 회의").locator("input[name=uid]").check()
+    with page.expect_navigation():
+        page.click("button[name=action][value=delete]")
+    assert "예산 회의" not in page.inner_text(".message-list")
+    assert "3 messages deleted" in page.inner_text("[role=status]")
+    page.click(".folder[data-folder-name=Trash]")
+    page.wait_for_selector(".msg", state="attached")
+    trash = page.locator(".msg", has_text="예산 회의")
+    assert trash.count() == 1 and trash.locator(".thread-count").inner_text() == "3"
+    page.context.close()

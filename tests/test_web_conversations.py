@@ -1,0 +1,151 @@
+"""Issue 11: the conversation list (a thread over several pages is one row), its
+switch, the conversation screen, and actions on a conversation row (no script)."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server_rig import RunningServer
+from web_rig import Browser, deliver, web_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with web_server(tmp_path) as srv:
+        srv.add_user("bob@example.com")
+        srv.add_user("carol@example.com")
+        yield srv
+
+
+@pytest.fixture
+def bob(server: RunningServer) -> Iterator[Browser]:
+    b = Browser(server)
+    b.login("bob")
+    yield b
+    b.close()
+
+
+def send(server: RunningServer, subject: str, message_id: str, *, day: int,
+         in_reply_to: str = "", references: str = "", sender: str = "kim@remote.example"
+         ) -> None:
+    extra = f"In-Reply-To: {in_reply_to}\r\n" if in_reply_to else ""
+    extra += f"References: {references}\r\n" if references else ""
+    body = (f"From: {sender}\r\nTo: bob@example.com\r\nSubject: {subject}\r\n"
+            f"Date: {day:02d} Nov 2026 09:00:00 +0900\r\n"
+            f"Message-ID: {message_id}\r\n{extra}\r\n{subject} body\r\n")
+    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
+        smtp.sendmail(sender, ["bob@example.com"], body.encode())
+
+
+def spread_thread(server: RunningServer) -> None:
+    """A thread whose start is on page 2 of the message list and whose reply is first."""
+    send(server, "예산 회의", "<root@remote.example>", day=1)
+    for i in range(26):
+        deliver(server, "bob@example.com", f"filler {i:02d}",
+                date=f"{2 + i % 20:02d} Nov 2026 10:00:00 +0900")
+    # Only In-Reply-To, and out of order: the answer to the answer comes first.
+    send(server, "Re: Re: 예산 회의", "<r2@remote.example>", day=28,
+         in_reply_to="<r1@remote.example>", sender="lee@remote.example")
+    send(server, "Re: 예산 회의", "<r1@remote.example>", day=27,
+         references="<root@remote.example>", sender="park@remote.example")
+
+
+def rows(page: str) -> list[str]:
+    return re.findall(r'<li class="msg[^"]*" data-uid="\d+".*?</li>', page, re.S)
+
+
+def test_a_thread_over_two_pages_is_one_conversation(server: RunningServer,
+                                                     bob: Browser) -> None:
+    spread_thread(server)
+    bob.post("/settings/preferences", {"language": "", "page_size": "25"})
+    inbox = bob.get("/").headers["location"]
+    first = bob.get(inbox).text
+    assert "Page 1 of 2" in first and "예산 회의</bdi>" not in first.split("Re: 예산")[0]
+    folder_id = inbox.rsplit("/", 1)[1]
+    switched = bob.post(f"/mail/{folder_id}/view", {"view": "conversations"})
+    assert switched.status_code == 303
+    page = bob.get(inbox).text
+    assert "27 conversations" in page and "Page 1 of 2" in page
+    top = rows(page)[0]
+    assert '<span class="thread-count">3</span>' in top
+    assert "Re: Re: 예산 회의" in top and "unseen" in top
+    assert "kim@remote.example, park@remote.example, lee@remote.example" in top
+    assert "예산 회의" not in "".join(rows(bob.get(inbox + "?page=2").text))
+    # the choice is remembered: a new login still sees conversations
+    again = Browser(server)
+    again.login("bob")
+    assert "27 conversations" in again.get(inbox).text
+    again.close()
+    assert bob.post(f"/mail/{folder_id}/view", {"view": "evil"}).status_code == 400
+    bob.post(f"/mail/{folder_id}/view", {"view": "messages"})
+    assert "29 messages" in bob.get(inbox).text
+
+
+def test_conversation_screen_opens_unread_and_last(server: RunningServer,
+                                                   bob: Browser) -> None:
+    send(server, "안건", "<a@remote.example>", day=1)
+    send(server, "Re: 안건", "<b@remote.example>", day=2, references="<a@remote.example>")
+    send(server, "Re: Re: 안건", "<c@remote.example>", day=3,
+         references="<a@remote.example> <b@remote.example>")
+    inbox = bob.get("/").headers["location"]
+    folder_id = inbox.rsplit("/", 1)[1]
+    bob.post(f"/mail/{folder_id}/view", {"view": "conversations"})
+    link = re.search(r'href="(/mail/\d+/thread/[0-9a-f]+)"', bob.get(inbox).text)
+    assert link is not None
+    screen = bob.get(link.group(1)).text
+    opened = re.findall(r'<details class="thread-msg([^"]*)"\s*(open)?', screen)
+    assert opened == [(" unseen", "open")] * 3  # every message unread: all open
+    bob.post(f"/mail/{folder_id}/actions", {"action": "read", "uid": ["1", "2"]})
+    screen = bob.get(link.group(1)).text
+    opened = re.findall(r'<details class="thread-msg([^"]*)"\s*(open)?', screen)
+    assert opened == [("", ""), ("", ""), (" unseen", "open")]  # read ones folded
+    assert re.search(r'id="thread-subject"[^>]*><bdi>안건</bdi>', screen)  # the first's
+    assert screen.count('<iframe class="thread-frame"') == 3
+    assert "data-folder-tree" in screen
+    in_pane = bob.get(link.group(1) + "?pane=1")
+    assert in_pane.status_code == 200 and "data-folder-tree" not in in_pane.text
+    assert in_pane.text.count('<iframe class="thread-frame"') == 3
+    carol = Browser(server)
+    carol.login("carol")
+    assert carol.get(link.group(1)).status_code == 404
+    carol.close()
+    assert bob.get(inbox + "/thread/0123456789abcdef").status_code == 404
+
+
+def test_actions_on_a_conversation_row_apply_to_all_its_messages(
+    server: RunningServer, bob: Browser
+) -> None:
+    send(server, "안건", "<a@remote.example>", day=1)
+    send(server, "Re: 안건", "<b@remote.example>", day=2, in_reply_to="<a@remote.example>")
+    send(server, "다른 이야기", "<z@remote.example>", day=3)
+    inbox = bob.get("/").headers["location"]
+    folder_id = inbox.rsplit("/", 1)[1]
+    bob.post(f"/mail/{folder_id}/view", {"view": "conversations"})
+    page = bob.get(inbox).text
+    assert 'name="scope" value="thread"' in page
+    thread_row = next(r for r in rows(page) if "Re: 안건" in r)
+    uid = re.search(r'data-uid="(\d+)"', thread_row).group(1)  # type: ignore[union-attr]
+    done = bob.post(f"/mail/{folder_id}/actions",
+                    {"action": "read", "uid": uid, "scope": "thread"})
+    assert done.status_code == 303 and "n=2" in done.headers["location"]
+    bob.post(f"/mail/{folder_id}/view", {"view": "messages"})
+    flat = bob.get(inbox).text
+    assert flat.count('class="msg unseen') == 1  # only the other conversation
+    # the star of a conversation: on for all, then off for all
+    bob.post(f"/mail/{folder_id}/actions", {"toggle_flag": uid, "scope": "thread"})
+    assert bob.get(inbox).text.count('class="msg flagged') == 2
+    bob.post(f"/mail/{folder_id}/actions", {"toggle_flag": uid, "scope": "thread"})
+    assert 'msg flagged' not in bob.get(inbox).text
+    # without scope a UID is one message, as before
+    bob.post(f"/mail/{folder_id}/actions", {"action": "unread", "uid": uid})
+    assert bob.get(inbox).text.count('class="msg unseen') == 2
+    moved = bob.post(f"/mail/{folder_id}/actions",
+                     {"action": "delete", "uid": uid, "scope": "thread"})
+    assert "n=2" in moved.headers["location"]
+    left = bob.get(inbox).text
+    assert "안건" not in left and "다른 이야기" in left
