@@ -88,6 +88,32 @@ class ContactsStore:
             names.update(c.groups)
         return sorted(names, key=str.casefold)
 
+    def group_members(self, account_id: int) -> dict[str, list[tuple[str, str]]]:
+        """Case-folded group name -> its members' (name, address), for sending to a group."""
+        members: dict[str, list[tuple[str, str]]] = {}
+        for c in self.entries(account_id):
+            for group in c.groups:
+                members.setdefault(group.casefold(), []).append((c.name, c.email))
+        return members
+
+    def matching_groups(self, account_id: int, text: str,
+                        limit: int) -> list[tuple[str, int]]:
+        """(group name, member count) of groups whose name contains `text`: completion."""
+        wanted = text.strip().casefold()
+        if not wanted:
+            return []
+        like = "%" + text.strip().replace("\\", "").replace("%", "").replace("_", "")[:60] + "%"
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(contacts.c.groups).where(
+                contacts.c.account_id == account_id,
+                func.lower(contacts.c.groups).like(like.lower()))).all()
+        counts: dict[str, int] = {}
+        for (groups,) in rows:
+            for group in clean_groups(groups):
+                if wanted in group.casefold():
+                    counts[group] = counts.get(group, 0) + 1
+        return sorted(counts.items(), key=lambda item: item[0].casefold())[:limit]
+
     def save(self, account_id: int, contact: Contact) -> int:
         """Insert (id 0) or update; returns the id. ContactError for bad fields."""
         values = {

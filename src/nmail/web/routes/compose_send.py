@@ -3,9 +3,12 @@
 POST /compose/send        multipart form (?_csrf=); action=send (default) or save
 POST /compose/upload      one file (X-CSRF-Token) -> {"id","name","size","type"}; 413 when over
 POST /compose/upload/{id}/delete
-GET  /compose/recipients?q=  -> [{"name","address"}]
+GET  /compose/recipients?q=  -> [{"name","address"}], address-book groups first
+                             as {"name","address": "","group": true,"members": n}
 A refused send re-shows the form with what the user typed, the reason and
-the address it concerns (400); nothing was sent then.
+the address it concerns (400); nothing was sent then. A group's name in
+To/Cc/Bcc is replaced by its members here, at send or save
+(web/recipient_groups.py), so it works without JavaScript too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
 from nmail.web.outbox import Original, Refusal
+from nmail.web.recipient_groups import GroupError, expand, names_groups
 from nmail.web.routes.compose import compose_page, uploads_view
 from nmail.web.routes.message import own_message
 from nmail.web.templating import human_size
@@ -68,6 +72,24 @@ def field_message(error: ComposeError) -> str:
         return _("%(field)s is too long.") % {"field": label}
     return _("%(field)s: this address is not valid: %(detail)s") % {
         "field": label, "detail": text.split(":", 1)[-1].strip()}
+
+
+async def with_groups(state: ComposeState, user: User, web: Web) -> ComposeState:
+    """The form with every address-book group named in To/Cc/Bcc replaced by its members;
+    GroupError when one is not a group with members."""
+    if not any(names_groups(text) for text in (state.to, state.cc, state.bcc)):
+        return state
+    groups = await web.run(web.settings.contacts.group_members, user.id)
+
+    def field(text: str, name: str) -> str:
+        return expand(text, name, groups) if names_groups(text) else text
+    return replace(state, to=field(state.to, "to"), cc=field(state.cc, "cc"),
+                   bcc=field(state.bcc, "bcc"))
+
+
+def group_message(error: GroupError) -> str:
+    return _("“%(name)s” is neither an address nor a group of your address book with members "
+             "(it may have been deleted). Nothing was sent.") % {"name": error.name}
 
 
 def refusal_text(refusal: Refusal) -> str:
@@ -136,6 +158,16 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
     state = _state(form)
     action = _text(form, "action") or "send"
     wants_json = "application/json" in request.headers.get("accept", "")
+    typed = state
+    try:
+        state = await with_groups(state, user, web)
+    except GroupError as error:
+        text = group_message(error)
+        if wants_json:
+            return JSONResponse({"detail": text, "field": error.field}, status_code=400)
+        return await compose_page(request, user, web, pages, mail, typed, status=400,
+                                  error=text, error_field=error.field,
+                                  uploads=await uploads_view(web, mail, user, typed.uploads))
     try:
         files, used, carried = await _files(form, state, user, web, mail)
         attached = []
@@ -154,7 +186,7 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
             text = field_message(error)
         if wants_json:
             return JSONResponse({"detail": text, "field": error.field}, status_code=400)
-        return await compose_page(request, user, web, pages, mail, state, status=400,
+        return await compose_page(request, user, web, pages, mail, typed, status=400,
                                   error=text, error_field=error.field,
                                   uploads=await uploads_view(web, mail, user, state.uploads))
     outbox = mail.outbox
@@ -199,7 +231,7 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
             refusal_text(r) for r in result.refusals)
         if wants_json:
             return JSONResponse({"detail": text}, status_code=400)
-        return await compose_page(request, user, web, pages, mail, state, status=400,
+        return await compose_page(request, user, web, pages, mail, typed, status=400,
                                   error=text, error_field="to",
                                   uploads=await uploads_view(web, mail, user, state.uploads))
     for token in used:
@@ -278,4 +310,9 @@ async def recipients(user: CurrentUser, web: Web, mail: Mail, q: str = "") -> Re
         except Exception:  # completion is a help; a failing address book must not break it
             book = []
     found = await web.run(mail.recipients.matching, user.id, text, book)
-    return JSONResponse([{"name": name, "address": address} for name, address in found])
+    groups = await web.run(web.settings.contacts.matching_groups, user.id, text,
+                           MAX_SUGGESTIONS) if text.strip() else []
+    return JSONResponse(
+        [{"name": name, "address": "", "group": True, "members": count}
+         for name, count in groups]
+        + [{"name": name, "address": address} for name, address in found])

@@ -177,9 +177,11 @@
           const found = await response.json();
           found.forEach((c) => {
             const option = document.createElement("option");
-            const shown = c.name ? `${c.name} <${c.address}>` : c.address;
+            // A group goes in by name; the server puts its members in when sending.
+            const shown = c.group ? c.name : c.name ? `${c.name} <${c.address}>` : c.address;
             option.value = head + shown + ", ";
-            option.label = shown;
+            option.label = c.group
+              ? `${c.name} (${(form.dataset.groupLabel || "{n}").replace("{n}", c.members)})` : shown;
             suggestions.append(option);
           });
         } catch (e) { /* completion is a help only */ }
