@@ -109,7 +109,9 @@ def test_an_attached_message_opens_in_place(server: RunningServer, bob: Account,
     assert "견적서 송부" in inner.text and "김철수" in inner.text
     assert f'src="{outer}/msg/1/body"' in inner.text
     assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in inner.text
-    assert "/compose/reply/" not in inner.text and "trust-sender" not in inner.text
+    assert "trust-sender" not in inner.text and "/compose/forward" not in inner.text
+    assert f'href="/compose/reply{outer[5:]}/msg/1"' in inner.text  # reply to the inner one
+    assert f'href="{outer}/msg/1/print"' in inner.text
     assert f'href="{outer}"' in inner.text  # back to the message it came with
     # The inner body goes through the same sanitizer, frame and CSP.
     frame = browser.get(outer + "/msg/1/body")
@@ -142,12 +144,42 @@ def test_an_attached_message_opens_in_place(server: RunningServer, bob: Account,
     "/msg/0", "/msg/2", "/msg/99", "/msg/abc", "/msg/1.0", "/msg/1.9", "/msg/1.2.0",
     "/msg/-1", "/msg/1..2", "/msg/" + ".".join(["1"] * 9), "/msg/1%2F2", "/msg/\u0661",
     "/msg/1/part/9", "/msg/1/part/-1", "/msg/1/part/99999", "/msg/0/body",
-    "/msg/7/part/0", "/msg/0/source", "/msg/1.1/attachments.zip",
+    "/msg/7/part/0", "/msg/0/source", "/msg/1.1/attachments.zip", "/msg/9/print",
+    "/msg/1.5/print",
 ])
 def test_bad_attached_message_paths_are_404(server: RunningServer, bob: Account,
                                             browser: Browser, path: str) -> None:
     outer = f"/mail/{folder_id(server, bob)}/{store(server, bob, forwarded_as_attachment())}"
     assert browser.get(outer + path).status_code == 404
+
+
+def test_an_attached_message_prints_and_is_replied_to(server: RunningServer, bob: Account,
+                                                      browser: Browser) -> None:
+    uid = store(server, bob, forwarded_as_attachment())
+    outer = f"/mail/{folder_id(server, bob)}/{uid}"
+    printed = browser.get(outer + "/msg/1/print")
+    assert printed.status_code == 200
+    assert "견적서 송부" in printed.text and "inner body" in printed.text
+    assert "<script>parent" not in printed.text and "tracker.example" not in printed.text
+    policy = printed.headers["content-security-policy"]
+    assert "script-src http" in policy and "/static/print.js" in policy
+    assert "tracker.example" in browser.get(outer + "/msg/1/print?images=1").text
+    assert "맨 처음 메일" in browser.get(outer + "/msg/1.2/print").text
+    # A reply answers the inner message: its sender, its subject, its text quoted.
+    form = browser.get(f"/compose/reply{outer[5:]}/msg/1").text
+    assert 'value="Re: 견적서 송부"' in form and "kim@remote.example" in form
+    assert "&gt; inner body" in form
+    assert 'name="original" value=""' in form  # nothing to mark: it is not stored
+    deeper = browser.get(f"/compose/reply-all{outer[5:]}/msg/1.2").text
+    assert 'value="Re: the very first"' in deeper and "carol@remote.example" in deeper
+    for bad in ("/msg/9", "/msg/0", "/msg/1.7", "/msg/x"):
+        assert browser.get(f"/compose/reply{outer[5:]}{bad}").status_code == 404
+    # Sending such a reply marks no stored message.
+    answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "bob@example.com", "subject": "Re: 견적서 송부", "body": "ok", "original": ""})
+    assert answer.status_code == 303
+    row = next(r for r in server.runtime.store.list_messages(bob.id, "INBOX") if r.uid == uid)
+    assert "\\Answered" not in row.flags
 
 
 def test_another_users_attached_message_is_404(server: RunningServer, bob: Account,
@@ -156,6 +188,7 @@ def test_another_users_attached_message_is_404(server: RunningServer, bob: Accou
     server.add_user("eve@example.com")
     eve = Browser(server)
     assert eve.login("eve").status_code == 303
-    for path in ("/msg/1", "/msg/1/body", "/msg/1/part/1", "/msg/1/source"):
+    for path in ("/msg/1", "/msg/1/body", "/msg/1/part/1", "/msg/1/source", "/msg/1/print"):
         assert eve.get(outer + path).status_code == 404
+    assert eve.get(f"/compose/reply{outer[5:]}/msg/1").status_code == 404
     eve.close()

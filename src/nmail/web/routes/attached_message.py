@@ -5,13 +5,16 @@ GET /mail/{folder_id}/{uid}/msg/{path}/body            its HTML body's sandboxed
 GET /mail/{folder_id}/{uid}/msg/{path}/part/{n}        one of its attachments
 GET /mail/{folder_id}/{uid}/msg/{path}/attachments.zip all of them
 GET /mail/{folder_id}/{uid}/msg/{path}/source          its source (?download=1: as .eml)
+GET /mail/{folder_id}/{uid}/msg/{path}/print           its print view (?images=1)
+(Replying to it: /compose/reply/{folder_id}/{uid}/msg/{path}, routes/compose.py.)
 
 `path` is the attachment's part number in the outer message, then (".2")
 in each message inside it (`mime.reading.attached_message`). The inner
 message is shown by the same template, sanitizer, frame and CSP as any
-other: it is just as much the sender's bytes. Flags, replies and the
-"always show images from" list belong to the stored message, so the inner
-view offers none of them. A path that does not lead to an attached message,
+other: it is just as much the sender's bytes. Flags and the "always show
+images from" list belong to the stored message, so the inner view offers
+neither; it can be printed and replied to (the reply goes to the inner
+message's sender and thread, and marks nothing). A path that does not lead to an attached message,
 like another user's folder or message, is 404.
 """
 
@@ -31,14 +34,21 @@ from nmail.web.message_html import frame_csp
 from nmail.web.message_page import frame_content, read_page
 from nmail.web.routes.mailbox import mailbox_context
 from nmail.web.routes.message import own_message
-from nmail.web.routes.message_parts import part_response, source_response, zip_response
+from nmail.web.routes.message_parts import (
+    part_response,
+    print_response,
+    source_response,
+    zip_response,
+)
 
 router = APIRouter()
 PREFIX = "/mail/{folder_id}/{uid}/msg/{path}"
 
 
-async def _inner(web: Web, user: User, folder_id: int, uid: int,
-                 path: str) -> tuple[FolderInfo, bytes]:
+async def attached_bytes(web: Web, user: User, folder_id: int, uid: int,
+                         path: str) -> tuple[FolderInfo, bytes]:
+    """The outer message's folder and the attached message's bytes; 404 unless both exist
+    and are this user's."""
     folder, raw = await own_message(web, user, folder_id, uid)
     inner = await web.run(attached_message, raw, path)
     if inner is None:
@@ -50,7 +60,7 @@ async def _inner(web: Web, user: User, folder_id: int, uid: int,
 async def read_attached(request: Request, folder_id: int, uid: int, path: str,
                         user: CurrentUser, web: Web, pages: Pages, pane: int = 0,
                         images: int = 0) -> Response:
-    folder, inner = await _inner(web, user, folder_id, uid, path)
+    folder, inner = await attached_bytes(web, user, folder_id, uid, path)
     page = await web.run(read_page, inner, current_language())
     context: dict[str, Any] = {
         "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
@@ -67,7 +77,7 @@ async def read_attached(request: Request, folder_id: int, uid: int, path: str,
 @router.get(PREFIX + "/body")
 async def attached_body(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
                         images: int = 0) -> Response:
-    _, inner = await _inner(web, user, folder_id, uid, path)
+    _, inner = await attached_bytes(web, user, folder_id, uid, path)
     document, _blocked = await web.run(frame_content, inner, allow_remote=bool(images),
                                        lang=current_language())
     return HTMLResponse(document, headers={
@@ -80,20 +90,27 @@ async def attached_body(folder_id: int, uid: int, path: str, user: CurrentUser, 
 @router.get(PREFIX + "/part/{number}")
 async def attached_part(folder_id: int, uid: int, path: str, number: int, user: CurrentUser,
                         web: Web, preview: int = 0) -> Response:
-    _, inner = await _inner(web, user, folder_id, uid, path)
+    _, inner = await attached_bytes(web, user, folder_id, uid, path)
     return await part_response(web, inner, number, preview=bool(preview))
 
 
 @router.get(PREFIX + "/attachments.zip")
 async def attached_zip(folder_id: int, uid: int, path: str, user: CurrentUser,
                        web: Web) -> Response:
-    _, inner = await _inner(web, user, folder_id, uid, path)
+    _, inner = await attached_bytes(web, user, folder_id, uid, path)
     return await zip_response(web, inner)
 
 
 @router.get(PREFIX + "/source")
 async def attached_source(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
                           download: int = 0) -> Response:
-    _, inner = await _inner(web, user, folder_id, uid, path)
+    _, inner = await attached_bytes(web, user, folder_id, uid, path)
     return await source_response(web, inner, f"message-{uid}-{path}.eml",
                                  download=bool(download))
+
+
+@router.get(PREFIX + "/print")
+async def attached_print(request: Request, folder_id: int, uid: int, path: str,
+                         user: CurrentUser, web: Web, pages: Pages, images: int = 0) -> Response:
+    _, inner = await attached_bytes(web, user, folder_id, uid, path)
+    return await print_response(request, web, pages, inner, allow_remote=bool(images))

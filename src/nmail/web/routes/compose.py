@@ -3,6 +3,8 @@
 GET /compose                            new (?to= prefills)
 GET /compose/reply/{folder_id}/{uid}    reply          (also /compose?reply=F:U)
 GET /compose/reply-all/{folder_id}/{uid}
+GET /compose/reply/{folder_id}/{uid}/msg/{path}      reply to an attached message
+GET /compose/reply-all/{folder_id}/{uid}/msg/{path}  (marks nothing: it is not stored)
 GET /compose/forward/{folder_id}/{uid}  forward inline
 GET /compose/forward-attached/{folder_id}/{uid}
 GET /compose/draft/{folder_id}/{uid}    edit a draft
@@ -11,6 +13,7 @@ The form posts to /compose/send (see compose_send.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
@@ -31,6 +34,7 @@ from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.download_names import safe_filename
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
+from nmail.web.routes.attached_message import attached_bytes
 from nmail.web.routes.mailbox import mailbox_context
 from nmail.web.routes.message import own_message
 from nmail.web.templating import SEOUL
@@ -117,8 +121,11 @@ async def _own_addresses(web: Web, user: User) -> set[str]:
 
 
 async def _answer(request: Request, folder_id: int, uid: int, user: User, web: Web,
-                  pages: Pages, mail: MailServices, kind: str) -> Response:
-    _folder, raw = await own_message(web, user, folder_id, uid)
+                  pages: Pages, mail: MailServices, kind: str, path: str = "") -> Response:
+    if path:
+        _folder, raw = await attached_bytes(web, user, folder_id, uid, path)
+    else:
+        _folder, raw = await own_message(web, user, folder_id, uid)
     view = await web.run(read_view, raw)
     prefs = await web.prefs(user.id)
     words = wording(view)
@@ -130,6 +137,8 @@ async def _answer(request: Request, folder_id: int, uid: int, user: User, web: W
     else:
         state = forward_state(view, folder_id, uid, attached=kind == "forward-attached",
                               wording=words, signature=prefs.signature)
+    if path:  # the message answered is inside a stored one: no flag to set on either
+        state = replace(state, original="")
     return await compose_page(request, user, web, pages, mail, state)
 
 
@@ -143,6 +152,19 @@ async def reply_form(request: Request, folder_id: int, uid: int, user: CurrentUs
 async def reply_all_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
                          web: Web, pages: Pages, mail: Mail) -> Response:
     return await _answer(request, folder_id, uid, user, web, pages, mail, "reply-all")
+
+
+@router.get("/compose/reply/{folder_id}/{uid}/msg/{path}")
+async def reply_attached_form(request: Request, folder_id: int, uid: int, path: str,
+                              user: CurrentUser, web: Web, pages: Pages, mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply", path)
+
+
+@router.get("/compose/reply-all/{folder_id}/{uid}/msg/{path}")
+async def reply_all_attached_form(request: Request, folder_id: int, uid: int, path: str,
+                                  user: CurrentUser, web: Web, pages: Pages,
+                                  mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply-all", path)
 
 
 @router.get("/compose/forward/{folder_id}/{uid}")

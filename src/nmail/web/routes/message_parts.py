@@ -115,19 +115,25 @@ async def print_view(request: Request, folder_id: int, uid: int, user: CurrentUs
                      pages: Pages, mail: Mail, images: int = 0) -> Response:
     """The message alone, for paper; HTML inline here under a sandboxing CSP of its own."""
     _, raw = await own_message(web, user, folder_id, uid)
-    lang = current_language()
-    page = await web.run(read_page, raw, lang)
     allow = bool(images) or await web.run(mail.image_senders.trusted, user.id,
                                           sender_address(raw))
+    return await print_response(request, web, pages, raw, allow_remote=allow)
+
+
+async def print_response(request: Request, web: Web, pages: Pages, raw: bytes, *,
+                         allow_remote: bool) -> Response:
+    """The print page of a message's bytes (a stored one, or one attached to it)."""
+    lang = current_language()
+    page = await web.run(read_page, raw, lang)
     body = ""
     if page.has_html:
-        document = await web.run(frame_html, raw, allow_remote=allow, lang=lang)
+        document = await web.run(frame_html, raw, allow_remote=allow_remote, lang=lang)
         body = document.split("<body>", 1)[1].rsplit("</body>", 1)[0]
     # The one script allowed is our own print starter, named by its full URL.
     script = str(request.base_url).rstrip("/") + "/static/print.js"
-    policy = frame_csp(allow_remote=allow).replace(
+    policy = frame_csp(allow_remote=allow_remote).replace(
         "style-src 'unsafe-inline'", f"style-src 'unsafe-inline'; script-src {script}"
     ).replace("sandbox allow-popups", "sandbox allow-scripts allow-modals allow-popups")
     return pages.render(request, "message_print.html", headers={
         "Content-Security-Policy": policy, "Cache-Control": "private, no-store",
-    }, msg=page, view=page.view, html_body=body, uid=uid, folder_id=folder_id)
+    }, msg=page, view=page.view, html_body=body)

@@ -4,7 +4,7 @@
 (function () {
   const article = document.querySelector("[data-message]");
   if (!article || !window.nmail) return;
-  const go = (url) => { (window.top || window).location.href = url; };
+  const go = (url) => { if (url) (window.top || window).location.href = url; };
   nmail.keys.on("r", () => go(article.dataset.reply));
   nmail.keys.on("a", () => go(article.dataset.replyAll));
   nmail.keys.on("f", () => go(article.dataset.forward));
