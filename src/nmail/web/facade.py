@@ -337,6 +337,10 @@ class WebFacade:
     async def rename_folder(self, account_id: int, name: str, new_name: str) -> None:
         await self.run(self.backends.store.rename_folder, account_id, name, new_name)
 
+    async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
+        """The mailbox model's subscription (IMAP's LSUB list too); NoSuchFolder if gone."""
+        await self.run(self.backends.store.subscribe, account_id, name, subscribed)
+
     async def delete_folder(self, account_id: int, name: str) -> None:
         """Its messages and subfolders go too (the page asked the user first)."""
         await self.run(functools.partial(self.backends.store.delete_folder, account_id, name,

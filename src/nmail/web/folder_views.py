@@ -37,6 +37,7 @@ class FolderView:
     count: int
     size: int
     special: bool
+    subscribed: bool = True  # shown in the folder tree (the rest fold under "All folders")
 
 
 def label_of(name: str) -> str:
@@ -61,6 +62,6 @@ def folder_views(folders: list[FolderInfo]) -> list[FolderView]:
             icon=SPECIAL[f.name][1] if special else "folder",
             depth=0 if special else f.name.count(FOLDER_SEPARATOR),
             unseen=f.unseen_count, count=f.message_count, size=f.total_size,
-            special=special,
+            special=special, subscribed=f.subscribed,
         ))
     return out

@@ -1,6 +1,10 @@
-"""Folder management: create (nested), rename, delete the user's own folders.
+"""Folder management: create (nested), rename, delete the user's own folders; subscriptions.
 
-GET /folders, POST /folders/create, /folders/{id}/rename, /folders/{id}/delete.
+GET /folders, POST /folders/create, /folders/{id}/rename, /folders/{id}/delete,
+POST /folders/subscriptions (`listed` = every folder id the form showed,
+`shown` = those ticked; only listed folders change, so a folder made in
+another tab meanwhile keeps its state). Subscribed folders make the folder
+tree; the others fold under "All folders" there (the Inbox always shows).
 The special folders (Inbox, Sent, Drafts, Trash, Spam, Archive) cannot be
 renamed or deleted. Names use "/" between levels; the mail store refuses
 what it cannot hold (BadFolderName, FolderExists), shown as a sentence.
@@ -65,6 +69,26 @@ async def create(request: Request, user: CurrentUser, web: Web, pages: Pages,
         await web.create_folder(user.id, leaf)
     except StoreError as exc:
         return await _page(request, user, web, pages, _reason(exc), 400)
+    return RedirectResponse("/folders?saved=1", status_code=303)
+
+
+@router.post("/folders/subscriptions")
+async def subscriptions(request: Request, user: CurrentUser, web: Web, pages: Pages,
+                        listed: Annotated[list[str] | None, Form()] = None,
+                        shown: Annotated[list[str] | None, Form()] = None) -> Response:
+    tree = {f.id: f for f in await web.folder_tree(user.id)}
+    wanted = {int(v) for v in shown or [] if v.isdigit() and len(v) < 19}
+    asked = [int(v) for v in (listed or [])[:10_000] if v.isdigit() and len(v) < 19]
+    if any(folder_id not in tree for folder_id in [*asked, *wanted]):
+        raise HTTPException(404)  # another user's folder, or one deleted meanwhile
+    for folder_id in asked:
+        folder = tree[folder_id]
+        on = folder_id in wanted or folder.name == "INBOX"
+        if folder.subscribed != on:
+            try:
+                await web.set_subscribed(user.id, folder.name, on)
+            except StoreError as exc:
+                return await _page(request, user, web, pages, _reason(exc), 400)
     return RedirectResponse("/folders?saved=1", status_code=303)
 
 
