@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import smtplib
@@ -19,9 +20,10 @@ from nmail.directory import Directory
 from nmail.mailstore.feed import Change, Resync, Subscription, ThreadFeed
 from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.search import search
+from nmail.servers.search_process import NICENESS
 from serve_process import ServeProcess
 from serve_setup import make_data
-from support import free_port
+from support import free_port, wait_until
 
 BODY = ("From: Kim <kim@remote.example>\r\nTo: bob@test.local\r\n"
         "Subject: =?utf-8?B?" + "7ZqM7J2Y66Gd7J2E" + "?=\r\n"  # 회의록을
@@ -110,6 +112,45 @@ def test_a_delivery_reaches_subscribers_and_search(served: tuple[ServeProcess, i
             engine.dispose()
     finally:
         feed.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def test_search_indexing_runs_in_a_low_priority_process_of_its_own(
+    served_workers: tuple[ServeProcess, int],
+) -> None:
+    srv, port = served_workers
+    data = _data(srv)
+    account = _account_id(data)
+
+    def searchers() -> list[int]:
+        found = []
+        for pid in _children(srv.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpriority(os.PRIO_PROCESS, pid) == NICENESS:
+                    found.append(pid)
+        return found
+
+    first = searchers()
+    assert len(first) == 1  # the workers and the index writer keep the normal priority
+    os.kill(first[0], signal.SIGKILL)
+    wait_until(lambda: searchers() not in ([], first), 60, "a new search process")
+    _send(port)
+    engine = make_engine(load_config(data).database_url)
+    try:
+        wait_until(lambda: len(search(engine, account, "quarterly")) == 1, 30,
+                   "the delivery in the search index")
+    finally:
+        engine.dispose()
 
 
 def test_subscribers_resync_after_the_index_writer_restarts(

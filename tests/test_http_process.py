@@ -136,7 +136,7 @@ def test_every_process_raises_its_soft_descriptor_limit(tmp_path: Path) -> None:
     srv = ServeProcess(data, *as_options(ports), workers=2, open_files=(256, 4096))
     try:
         pids = [srv.proc.pid, *descendants(srv.proc.pid)]
-        assert len(pids) == 5  # supervisor, index writer, two workers, the web process
+        assert len(pids) == 6  # supervisor, index writer, two workers, search, the web process
         assert {open_file_limit(pid) for pid in pids} == {(4096, 4096)}
     finally:
         assert srv.stop()[0] == 0

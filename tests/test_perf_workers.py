@@ -97,7 +97,7 @@ def test_workers_share_the_port_and_stop_gracefully(
     data: Path, port: int, served: ServeProcess
 ) -> None:
     tree = children(served.proc.pid)
-    assert len(tree) == 3  # two workers and the index writer
+    assert len(tree) == 4  # two workers, the index writer and the search process
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(lambda _: send(port), range(40)))
     assert index_uids(data) == list(range(1, 41))
@@ -145,9 +145,9 @@ def test_startup_repair_runs_once(data: Path, port: int) -> None:
 def test_dead_processes_are_replaced(data: Path, port: int, served: ServeProcess) -> None:
     send(port)
     before = children(served.proc.pid)
-    for pid in before:  # both workers and the index writer
+    for pid in before:  # both workers, the index writer and the search process
         os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: len(children(served.proc.pid) - before) == 3, 60, "three new processes")
+    wait_until(lambda: len(children(served.proc.pid) - before) == 4, 60, "four new processes")
 
     def delivered() -> bool:
         try:

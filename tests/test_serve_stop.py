@@ -94,7 +94,7 @@ def test_stop_ends_every_process_within_the_deadline(
 ) -> None:
     srv, stalled = busy_server(tmp_path, '"2s"', held)
     children = descendants(srv.proc.pid)
-    assert len(children) == 4  # index writer, two workers, web
+    assert len(children) == 5  # index writer, two workers, search, web
     srv.proc.send_signal(signal.SIGTERM)
     srv.proc.wait(timeout=2 + STOP_MARGIN)
     assert srv.proc.returncode == 0

@@ -184,6 +184,7 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
     from nmail.mailstore.index_service import listen_socket
     from nmail.runtime import Bound, bind_socket, prepare_data
     from nmail.servers.limits import SharedCounts
+    from nmail.servers.search_process import serve_search
     from nmail.servers.smtp_workers import WorkerPool, WorkerStartError
     from nmail.servers.web_process import serve_web
 
@@ -256,11 +257,20 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
                 listeners=bound,
             )
 
+        def search(worker: Any) -> int:
+            set_role("search")
+            for _, sock in sockets:
+                sock.close()
+            index_listener.close()
+            os.close(wake_read)
+            os.close(wake_write)
+            return serve_search(config, worker)
+
         pool = WorkerPool(
             count,
             work,
             service=index_writer,
-            companions=[web] if web_socket is not None else [],
+            companions=[search, web] if web_socket is not None else [search],
             stop_timeout=config.stop_timeout + 5,
         )
         try:
@@ -354,7 +364,6 @@ async def _serve_worker(
                 runtime.wake_queue()
 
             loop.add_reader(pipe, woken)
-            runtime.start_search_indexer()
         worker.ready()
         heap.settle()
         await stop.wait()

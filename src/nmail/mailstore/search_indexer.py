@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 200  # messages per transaction
 MAX_READ = 2 << 20  # bytes of a message file read for its text
+GATHER = 0.25  # seconds a woken follower gathers events before it catches up
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,13 +218,21 @@ class SearchIndexer:
 
 
 class SearchFollower:
-    """A thread that keeps the index caught up: woken by the feed, and every `interval` s."""
+    """A thread that keeps the index caught up: woken by the feed, and every `interval` s.
+
+    After the feed's first event it gathers what comes for `gather` s before
+    catching up: a catch-up woken at every commit indexed a few messages at
+    a time, ~0.55 ms of CPU each, against ~0.28 ms in batches of a hundred
+    or more (the queries, the folder's path and the transaction are paid
+    per batch).
+    """
 
     def __init__(self, indexer: SearchIndexer, feed_address: str, *,
-                 interval: float = 10.0) -> None:
+                 interval: float = 10.0, gather: float = GATHER) -> None:
         self._indexer = indexer
         self._feed = ThreadFeed(feed_address)
         self._interval = interval
+        self._gather = gather
         self._stop = threading.Event()
         self._subscription = self._feed.subscribe_all(wait=0)
         self._thread = threading.Thread(target=self._run, name="nmail-search-index",
@@ -234,27 +243,29 @@ class SearchFollower:
         # Folders the feed named since the last catch-up; None: look at all
         # (at start, after a Resync, every `interval`, or while behind).
         changed: set[int] | None = None
+        budget = BATCH * 5
         while not self._stop.is_set():
             try:
-                busy = self._indexer.catch_up(folder_ids=changed) > 0
+                behind = self._indexer.catch_up(budget, folder_ids=changed) >= budget
             except Exception:
                 log.exception("search indexing failed; trying again later")
-                busy = False
+                behind = False
                 self._stop.wait(self._interval)
             changed = None
-            if busy:
-                continue
+            if behind:
+                continue  # the budget ran out: more is waiting
             event = self._subscription.get(self._interval)
             if event is None:
                 continue  # the interval passed: look at every folder
+            # What else comes meanwhile joins this catch-up.
+            self._stop.wait(self._gather)
             changed = set()
-            while event is not None and changed is not None and not self._stop.is_set():
-                if isinstance(event, Change) and len(changed) < 1000:
+            while event is not None:  # every event that came: one catch-up
+                if changed is not None and isinstance(event, Change) and len(changed) < 1000:
                     changed.add(event.folder_id)
                 else:
                     changed = None  # a Resync, or too many: every folder
-                    break
-                event = self._subscription.get(0)  # one catch-up for all that came
+                event = self._subscription.get(0)
 
     def close(self) -> None:
         """Stop after the batch in progress."""
