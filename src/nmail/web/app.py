@@ -58,6 +58,7 @@ def create_app(context: WebContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = upload_sweeper.start(app.state)  # webmsg: unsent uploads go after a day
+        await web.run(web.warm_up)  # before the first request, not during it
         yield
         sweeper.cancel()
         await web.close_feed()

@@ -207,6 +207,26 @@ class WebFacade:
             log.exception("change feed subscription failed; polling instead")
             return None
 
+    def warm_up(self) -> None:
+        """Run the list and read screens' queries once, on ids no row has, at start.
+
+        SQLAlchemy compiles a statement the first time it runs (and the pool
+        opens its connection): after a restart the first INBOX page cost
+        40-130 ms against 4-11 ms for the next one (bench/webmail.py, a
+        loaded 2-core machine), most of it that. Reads only; a failure here
+        is logged and the requests compile what they need as before.
+        """
+        try:
+            self.sessions.load("warm-up")
+            self.backends.directory.get_account_by_id(0)
+            self.backends.store.list_folders(0)
+            with self.backends.engine.connect() as conn:
+                folder_reads.page(conn, 0, "date", True, 0, 50)
+                folder_reads.location(conn, 0, 1)
+                index_reads.rows_by_uid(conn, 0, [1])
+        except Exception:
+            log.exception("web warm-up failed (the first requests compile their queries)")
+
     async def close_feed(self) -> None:
         if self._feed is not None:
             await self._feed.close()

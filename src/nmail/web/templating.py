@@ -94,7 +94,8 @@ class Templates:
         self.env.globals["row_texts"] = row_texts
         self.env.globals["label_of"] = label_of
         # Compiled now, not by the first user after a restart (~100 ms on this machine).
-        for name in ("base.html", "login.html", "mailbox.html", "error.html"):
+        for name in ("base.html", "login.html", "mailbox.html", "_folders.html", "error.html",
+                     "_message.html", "message.html"):
             self.env.get_template(name)
         self.env.filters["fulldate"] = lambda stamp: full_date(stamp, zone)
 
