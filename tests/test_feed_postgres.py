@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from nmail.db.engine import make_engine
+from nmail.mailstore import feed_postgres
 from nmail.mailstore.feed import Resync, ThreadFeed
 from nmail.mailstore.feed_hub import FeedHub
 from nmail.mailstore.feed_node import open_hub, open_publisher
+from nmail.mailstore.feed_postgres import PostgresRelay
 from nmail.mailstore.feed_wire import Change
 from support import wait_until
 
@@ -32,8 +34,9 @@ class _Node:
         self.hub: FeedHub = hub
         self.feed = ThreadFeed(self.address)
         relay = hub._relay
-        assert relay is not None
-        wait_until(relay.listening.is_set, what="LISTEN")  # type: ignore[attr-defined]
+        assert isinstance(relay, PostgresRelay)
+        self.relay = relay
+        wait_until(relay.listening.is_set, what="LISTEN")
 
     def close(self) -> None:
         self.feed.close()
@@ -43,6 +46,8 @@ class _Node:
 @pytest.fixture
 def nodes(tmp_path: Path, pg_url: str) -> Iterator[tuple[_Node, _Node]]:
     a, b = _Node(tmp_path / "a", pg_url), _Node(tmp_path / "b", pg_url)
+    # b announced itself when it reached the database; a, already listening, heard it.
+    wait_until(lambda: a.relay.resyncs_heard >= 1, what="b's announcement")
     yield a, b
     a.close()
     b.close()
@@ -103,3 +108,57 @@ def test_a_broken_listen_connection_makes_everyone_resync(nodes: tuple[_Node, _N
     finally:
         engine.dispose()
     assert sub.get(10) == Resync(3, {}, "lost")
+
+
+def test_a_hub_that_starts_makes_the_other_nodes_resync(nodes: tuple[_Node, _Node],
+                                                        tmp_path: Path, pg_url: str) -> None:
+    """A writer restarted after a crash is a new hub: what the dead one committed
+    but never announced is not silently lost on the other nodes."""
+    a, _ = nodes
+    sub = a.feed.subscribe(4)
+    _drain(sub, 0.1)
+    restarted = _Node(tmp_path / "restarted", pg_url)
+    try:
+        assert sub.get(10) == Resync(4, {}, "lost")
+        assert restarted.relay.announced.wait(10)
+    finally:
+        restarted.close()
+
+
+def test_changes_the_database_refused_make_the_other_nodes_resync(
+        nodes: tuple[_Node, _Node], tmp_path: Path, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _ = nodes
+    sub = a.feed.subscribe(5)
+    _drain(sub, 0.1)
+    real_connect = feed_postgres._connect
+    refused: list[str] = []
+
+    def refusing(info: str) -> object:
+        if not refused or refused[-1] != "open":
+            refused.append("refused")
+            raise OSError("the database refuses us")
+        return real_connect(info)
+
+    monkeypatch.setattr(feed_postgres, "_connect", refusing)
+    monkeypatch.setattr(feed_postgres, "RETRY_FIRST", 0.01)
+    monkeypatch.setattr(feed_postgres, "RETRY_MAX", 0.05)
+    cli = PostgresRelay(pg_url)
+    try:
+        cli.send([Change(5, 50, "INBOX", 7, "deliver")])
+        wait_until(lambda: cli._owe_resync, what="the sender to give up")
+        assert _drain(sub, 0.2) == []  # the change is lost for now ...
+        refused.append("open")
+        # ... and the next send that gets through (a retry of its own here, no
+        # change needed) tells every other node to resync.
+        assert sub.get(10) == Resync(5, {}, "lost")
+        assert cli.announced.wait(10)
+    finally:
+        cli.close()
+
+
+def test_a_resync_notice_is_not_taken_for_a_change() -> None:
+    from nmail.mailstore.feed_wire import WireError, parse_change
+
+    with pytest.raises(WireError):
+        parse_change(feed_postgres.RESYNC)

@@ -13,6 +13,17 @@ appends to that queue. When the listening connection breaks, notifications
 sent meanwhile are gone: once it listens again the hub tells every
 subscriber to resync (`on_lost`), so the loss is never silent.
 
+The NOTIFY follows the COMMIT, so changes can also be lost on the sending
+side: the committing process dies between the two, or the database refuses
+the NOTIFY after its retries. Both are made loud the same way: a hub's
+relay announces itself with a `resync` notification when it first reaches
+the database (a writer restarted after a crash is a new hub), and a relay
+that gave up on a batch sends one as soon as it can send again; every other
+node tells its subscribers to resync from the MODSEQ they last saw. A
+NOTIFY inside the committing transaction would close the gap entirely but
+puts a round trip into every group commit; a crashed writer is rare and
+is always restarted, so the announcement costs nothing on the hot path.
+
 MariaDB has nothing like it; with MariaDB or SQLite the feed is per node.
 """
 
@@ -32,6 +43,7 @@ from nmail.mailstore.feed_wire import Change, WireError, change_text, parse_chan
 log = logging.getLogger(__name__)
 
 CHANNEL = "nmail_feed"
+RESYNC = "resync"  # the payload's text when the sender may have lost changes
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
 _STOP = object()
@@ -58,9 +70,17 @@ class PostgresRelay:
         origin: str | None = None,
         on_remote: Callable[[list[Change]], None] | None = None,
         on_lost: Callable[[], None] | None = None,
+        announce: bool | None = None,
     ) -> None:
-        """Without `on_remote` it only sends (a CLI process that commits)."""
+        """Without `on_remote` it only sends (a CLI process that commits).
+
+        `announce` (default: when it listens, i.e. a hub) sends a `resync`
+        notification once the database is first reached.
+        """
         self.origin = origin or secrets.token_hex(8)
+        self._owe_resync = on_remote is not None if announce is None else announce
+        self.announced = threading.Event()
+        self.resyncs_heard = 0
         self._info = conninfo(url)
         self._on_remote = on_remote
         self._on_lost = on_lost
@@ -74,6 +94,8 @@ class PostgresRelay:
                                                   name="nmail-feed-listen", daemon=True))
         for thread in self._threads:
             thread.start()
+        if self._owe_resync:
+            self._outgoing.put([])
 
     def send(self, changes: Sequence[Change]) -> None:
         """Queue a NOTIFY of `changes` (returns at once)."""
@@ -94,7 +116,10 @@ class PostgresRelay:
         delay = RETRY_FIRST
         stopping = False
         while not stopping:
-            item = self._outgoing.get()
+            try:  # a resync still owed is retried without waiting for a change
+                item = self._outgoing.get(timeout=RETRY_MAX if self._owe_resync else None)
+            except queue.Empty:
+                item = []
             if item is _STOP:
                 break
             batch: list[Change] = list(item)  # type: ignore[call-overload]
@@ -108,6 +133,8 @@ class PostgresRelay:
                     break
                 batch.extend(more)  # type: ignore[arg-type]
             payloads = [f"{self.origin} {change_text(change)}" for change in batch]
+            if self._owe_resync:
+                payloads.insert(0, f"{self.origin} {RESYNC}")
             for _ in range(3):
                 try:
                     if conn is None:
@@ -117,6 +144,9 @@ class PostgresRelay:
                         (CHANNEL, payloads),
                     )
                     delay = RETRY_FIRST
+                    if self._owe_resync:
+                        self._owe_resync = False
+                        self.announced.set()
                     break
                 except Exception as exc:
                     log.warning("change feed: NOTIFY failed (%s); retrying", exc)
@@ -126,9 +156,11 @@ class PostgresRelay:
                         break
                     delay = min(delay * 2, RETRY_MAX)
             else:
-                # Other nodes' subscribers miss these; they resync when their
-                # own link breaks, which a database that refuses us soon causes.
-                log.error("change feed: %d changes not sent to other nodes", len(batch))
+                # Other nodes' subscribers miss these: the next batch that gets
+                # through starts with a resync notice for them.
+                log.error("change feed: %d changes not sent to other nodes yet; they will be"
+                          " told to resync", len(batch))
+                self._owe_resync = True
         _close(conn)
 
     # -- listening ------------------------------------------------------------------
@@ -164,6 +196,11 @@ class PostgresRelay:
     def _remote(self, payload: str) -> Change | None:
         origin, _, text = payload.partition(" ")
         if origin == self.origin:
+            return None
+        if text == RESYNC:
+            self.resyncs_heard += 1
+            if self._on_lost is not None:
+                self._on_lost()
             return None
         try:
             return parse_change(text)
