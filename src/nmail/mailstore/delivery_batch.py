@@ -87,6 +87,7 @@ _ROW_KEYS = (
     "size", "internal_date",
 ) + SUMMARY_KEYS
 _THREAD_SLOT = SUMMARY_KEYS.index("thread_id")  # carries thread keys until resolved
+_DATE_SLOT = SUMMARY_KEYS.index("date")
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +321,8 @@ def _index(
     for keywords in keyword_maps.values():
         keywords.save()  # before any file carries the new letters
     execute(insert.sql, rows, True)
-    threads.refresh((item.folder_id, thread_of[id(item)]) for item in items)
+    threads.added((item.folder_id, thread_of[id(item)], int(item.columns[_DATE_SLOT]))
+                  for item in items)
     update_params = update_folder.maker(_UPDATE_KEYS)
     execute(
         update_folder.sql,
