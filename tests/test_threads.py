@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select
 
 from nmail.db.engine import make_engine
@@ -263,3 +265,52 @@ def test_migration_joins_existing_rows_by_their_ids(db_url: str) -> None:
         assert linked[message_key("c@x")] == found["a@x"]
     finally:
         engine.dispose()
+
+
+_KEYS = [f"{i:016x}" for i in range(12)]
+
+
+def _partition(ids: list[str]) -> set[frozenset[int]]:
+    groups: dict[str, set[int]] = {}
+    for i, tid in enumerate(ids):
+        groups.setdefault(tid, set()).add(i)
+    return {frozenset(g) for g in groups.values()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_KEYS), min_size=1, max_size=4), max_size=25),
+       st.integers(min_value=1, max_value=25))
+def test_plan_joins_exactly_what_shares_keys_in_any_batching(
+    lists: list[list[str]], batch: int
+) -> None:
+    """Messages sharing a key, directly or through others, are one thread; others
+    are not; and delivering them in batches (links carried over) groups the same."""
+    keys = [list(dict.fromkeys(k)) for k in lists]
+    whole = plan({}, keys).thread_ids
+    parent = list(range(len(keys)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(keys)):
+        for j in range(i):
+            if set(keys[i]) & set(keys[j]):
+                parent[find(i)] = find(j)
+    expected = _partition([str(find(i)) for i in range(len(keys))])
+    assert _partition(whole) == expected
+    known: dict[str, str] = {}
+    batched: list[str] = []
+    for start in range(0, len(keys), batch):
+        made = plan(known, keys[start:start + batch])
+        batched = [made.merged.get(t, t) for t in batched] + made.thread_ids
+    assert _partition(batched) == expected
+
+
+@given(st.binary(max_size=600), st.text(max_size=200))
+def test_any_header_gives_well_formed_keys(raw: bytes, subject: str) -> None:
+    summary = summarize(b"References: " + raw + b"\r\nIn-Reply-To: " + raw[:80] +
+                        b"\r\nSubject: " + subject.encode("utf-8", "replace") + b"\r\n\r\n")
+    keys = summary.thread_keys.split()
+    assert 1 <= len(keys) <= 13 and split_keys(summary.thread_keys) == keys

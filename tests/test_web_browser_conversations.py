@@ -176,6 +176,27 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
     page.context.close()
 
 
+def test_accessibility_of_the_list_and_the_conversation(browser: Any,
+                                                        server: RunningServer) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    page = new_page(browser)
+    log_in(page, server)
+    choose(page, "conversations")
+    href = page.locator(".msg-link >> nth=0").get_attribute("href")
+    problems = []
+    for name in ("list", "thread"):
+        if name == "thread":
+            page.goto(f"{base(server)}{href}")
+        for violation in axe.run(page).response["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                problems.append((name, violation["id"], violation["help"],
+                                 [n["target"] for n in violation["nodes"]][:3]))
+    assert not problems, problems
+    page.context.close()
+
+
 def test_delete_a_conversation_from_its_row(browser: Any, server: RunningServer) -> None:
     page = new_page(browser)
     log_in(page, server)

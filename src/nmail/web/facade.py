@@ -224,6 +224,8 @@ class WebFacade:
                 folder_reads.page(conn, 0, "date", True, 0, 50)
                 folder_reads.location(conn, 0, 1)
                 index_reads.rows_by_uid(conn, 0, [1])
+                thread_reads.conversation_page(conn, 0, 0, 50)
+                thread_reads.conversation_count(conn, 0)
         except Exception:
             log.exception("web warm-up failed (the first requests compile their queries)")
 
