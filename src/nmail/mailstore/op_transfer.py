@@ -68,7 +68,8 @@ def transfer(conn: Connection, op: CopyMessages, host: str,
                 row["modseq"] = row["created_modseq"] = target_modseq
             conn.execute(insert(messages), new_rows)
             # Threads are per account: a copy or a move keeps its thread id.
-            ThreadIndex.on(conn).refresh((op.target_id, str(r["thread_id"])) for r in new_rows)
+            ThreadIndex.on(conn).added((op.target_id, str(r["thread_id"]), int(r["date"]))
+                                       for r in new_rows)
             conn.execute(update(folders).where(folders.c.id == op.target_id).values(
                 next_uid=int(target.next_uid) + len(new_rows),
                 highest_modseq=target_modseq,
