@@ -350,3 +350,32 @@ def test_a_stop_asked_before_the_scheduler_runs_ends_its_run(
             await h.close()
 
     asyncio.run(body())
+
+
+def test_a_queue_stopped_once_runs_again(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """The stop of one run is spent when that run ends: the same queue object run
+    again delivers (bench/outbound.py drains, stops, then runs end to end; the
+    second run used to end at once and the benchmark waited for ever)."""
+
+    async def body() -> None:
+        h = Harness(sqlite_engine, tmp_path)
+        try:
+            setup_mx(h)
+            await h.start_sinks()
+            queue = h.queue = h.make_queue()
+            first = queue.enqueue("alice@nmail.test", ["a@remote.test"], message())
+            task = asyncio.create_task(queue.run())
+            await wait_until(lambda: all_states(h, [first]) == [DELIVERED], what="first")
+            await asyncio.wait_for(queue.stop(), 15)
+            await task
+            assert queue.stopping
+            second = queue.enqueue("alice@nmail.test", ["b@remote.test"], message())
+            task = asyncio.create_task(queue.run())
+            await wait_until(lambda: all_states(h, [second]) == [DELIVERED], what="second")
+            assert not task.done()
+            await asyncio.wait_for(queue.stop(), 15)
+            await task
+        finally:
+            await h.close()
+
+    asyncio.run(body())

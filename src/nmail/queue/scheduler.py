@@ -86,6 +86,11 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._stopped: asyncio.Event | None = None
+        # Which run a stop() is for: the one in progress, or the next one when none
+        # is (runs are counted as they end), so a stop asked before run() began
+        # ends that run, and a run after a stopped one is not ended by its stop.
+        self._runs_ended = 0
+        self._stop_for_run: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight = 0
         self._last_reap = float("-inf")
@@ -151,8 +156,9 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
-        # _stopping is not reset here: a stop() asked before run() began (while the
-        # queue still recovers its spool at start) must end this run, not be forgotten.
+        # A stop() asked before this run began (while the queue still recovers its
+        # spool at start) ends it at once; the stop of an earlier run does not.
+        self._stopping = self._stop_for_run == self._runs_ended
         self._global = asyncio.Semaphore(max(1, self._settings.max_connections))
         self._sessions = SessionCache()
         self._connected_jobs = 0
@@ -172,6 +178,7 @@ class Scheduler:
             graceful = True
         finally:
             await self._wind_down(graceful)
+            self._runs_ended += 1
             self._stopped.set()
             self._passes.abandon()
 
@@ -181,6 +188,7 @@ class Scheduler:
         Before run() has begun this only marks the stop: run() then returns at once.
         """
         self._stopping = True
+        self._stop_for_run = self._runs_ended
         self.wake()
         if self._stopped is not None:
             await self._stopped.wait()
