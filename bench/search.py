@@ -1,6 +1,6 @@
 """Full-text search at 100,000 messages: query latency, and indexing against delivery.
 
-    python bench/search.py [--messages 100000] [--db URL] [--runs 30]
+    python bench/search.py [--messages 100000] [--db URL] [--data DIR] [--runs 30]
 
 Builds one account with N messages (Korean and English text, some EUC-KR,
 some HTML) through the mail store (real files, group commits), then:
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
+import os
 import random
 import statistics
 import tempfile
@@ -95,26 +97,17 @@ def _like_peer(engine: Engine, account_id: int, word: str) -> None:
         ).all()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
-    parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="nmail-bench-search-", dir="/var/tmp"))
-    engine = make_engine(args.db or f"sqlite:///{root / 'index.sqlite3'}")
-    upgrade(engine)
-    store = MailStore(engine, root / "mail", "bench.example.test")
+def _build(engine: Engine, store: MailStore, root: Path, messages_wanted: int) -> int:
+    """Deliver and index the bench mail, print the rates; the number delivered."""
     account = bench_account(engine)
     store.ensure_account(account)
     rng = random.Random(1)
     indexer = SearchIndexer(engine, root / "mail")
-
-    print(f"building {args.messages} messages in {root} ({engine.dialect.name})")
+    print(f"building {messages_wanted} messages in {root} ({engine.dialect.name})")
     delivered = indexed = 0
     deliver_time = index_time = 0.0
-    while delivered < args.messages:
-        chunk = min(5_000, args.messages - delivered)
+    while delivered < messages_wanted:
+        chunk = min(5_000, messages_wanted - delivered)
         items = [NewMessage(account, "Sent" if (delivered + i) % 10 == 0 else "INBOX", b"",
                             _message(rng, delivered + i)) for i in range(chunk)]
         start = time.perf_counter()
@@ -132,13 +125,49 @@ def main() -> None:
     print(f"delivery (store, batches of 100): {deliver_rate:8.0f} msg/s")
     print(f"indexing (follower catch-up):     {index_rate:8.0f} msg/s "
           f"= {index_rate / deliver_rate:.2f}x delivery")
+    (root / "built.json").write_text(json.dumps(
+        {"account": account.id, "messages": delivered, "db": str(engine.url)}))
+    return delivered
 
-    inbox = store.folder(account.id, "INBOX").id
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--db", help="database URL, of an empty database (default: SQLite "
+                                     "in the data directory)")
+    parser.add_argument("--data", help="directory for the mail (default: a new temporary "
+                                       "one); if it holds a set built before with the same "
+                                       "--db, only the searches run again")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    root = (Path(args.data) if args.data
+            else Path(tempfile.mkdtemp(prefix="nmail-bench-search-", dir="/var/tmp")))
+    root.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(args.db or f"sqlite:///{root / 'index.sqlite3'}")
+    upgrade(engine)
+    store = MailStore(engine, root / "mail", "bench.example.test")
+    built = root / "built.json"
+    if built.exists():
+        facts = json.loads(built.read_text())
+        if facts["db"] != str(engine.url):
+            raise SystemExit(f"{root} was built for {facts['db']}, not {engine.url}")
+        account_id, delivered = int(facts["account"]), int(facts["messages"])
+        print(f"searching the {delivered} messages built before in {root}")
+    else:
+        delivered = _build(engine, store, root, args.messages)
+        account_id = int(json.loads(built.read_text())["account"])
+
+    inbox = store.folder(account_id, "INBOX").id
+    sent = store.folder(account_id, "Sent").id
     queries: list[tuple[str, str, dict[str, object]]] = [
         ("rare word", "zanzibar", {}),
+        ("rare word, one folder", "xylophone", {"folder_id": inbox}),
+        ("rare Korean (phrase)", "견적서번호", {}),
         ("common word", "meeting", {}),
+        ("common word, page 3", "meeting", {"offset": 100}),
         ("Korean 2 syllables", "견적", {}),
         ("Korean in a longer word", "회의록", {}),
+        ("Korean, small folder", "회의록", {"folder_id": sent}),
         ("Korean 1 syllable (prefix)", "예", {}),
         ("English prefix", "quart", {}),
         ("address", "user7@partner3.example", {}),
@@ -147,7 +176,8 @@ def main() -> None:
         ("subject only", "deadline", {"fields": {"subject"}}),
         ("no match", "qqqqzzzz", {}),
     ]
-    print(f"\nsearch at {delivered} messages, {args.runs} runs each "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nsearch at {delivered} messages, {args.runs} runs each, load average {load} "
           "(ms; peer = LIKE '%word%' on subject/from/to/preview, no bodies)")
     print(f"{'query':30} {'hits':>5} {'p50':>8} {'p99':>8} {'peer p50':>9} {'ratio':>7}")
     for label, query, options in queries:
@@ -155,12 +185,12 @@ def main() -> None:
         hits = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            hits = search(engine, account.id, query, **options)  # type: ignore[arg-type]
+            hits = search(engine, account_id, query, **options)  # type: ignore[arg-type]
             samples.append(time.perf_counter() - start)
         peer = []
         for _ in range(max(3, args.runs // 10)):
             start = time.perf_counter()
-            _like_peer(engine, account.id, query.split()[0])
+            _like_peer(engine, account_id, query.split()[0])
             peer.append(time.perf_counter() - start)
         p50, p99 = percentiles_ms(samples)
         peer50 = statistics.median(peer) * 1000

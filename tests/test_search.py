@@ -195,24 +195,42 @@ def test_empty_long_and_bad_arguments(box: Box, engine: Engine) -> None:
         box.find("words", offset=-1)
 
 
-def test_the_plan_for_common_words_gives_the_same_results(
-    box: Box, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("plan", [
+    # (PG_WINDOW, PG_FEW, MY_WINDOW, POSTING_COST): small windows send every
+    # query below them; PG_FEW 1 makes PostgreSQL walk on past the GIN index,
+    # MariaDB's posting cost chooses MATCH (0) or the walk (huge).
+    (3, 5_000, 3, 0), (3, 1, 3, 10**9), (1, 1, 1, 0), (2, 3, 2, 10**9),
+])
+def test_every_plan_gives_the_same_results(
+    box: Box, monkeypatch: pytest.MonkeyPatch, plan: tuple[int, int, int, int]
 ) -> None:
-    """PostgreSQL switches plans past search_sql.PG_FEW matches, MariaDB past its
-    window of newest messages (search_mariadb); SQLite has one plan."""
-    from nmail.mailstore import search_mariadb, search_sql
+    """PostgreSQL and MariaDB look at the scope's newest rows first, then below
+    them by their full-text index or by walking on (search_postgres,
+    search_mariadb); SQLite has one plan. Every plan gives the same pages."""
+    from nmail.mailstore import search_mariadb, search_postgres
 
     uids = [box.put(_mail(f"report {i}", f"quarterly 견적서 {i}\r\n".encode()),
                     folder="Sent" if i % 3 == 0 else "INBOX") for i in range(12)]
-    box.put(_mail("other", b"nothing\r\n"))
+    box.put(_mail("other", "nothing 회의록을 meeting\r\n".encode()))
+    for i in range(5):
+        box.put(_mail(f"late {i}", b"filler words\r\n"), folder="INBOX" if i % 2 else "Sent")
     inbox = box.store.folder(box.account.id, "INBOX").id
+    sent = box.store.folder(box.account.id, "Sent").id
     cases: list[tuple[str, dict[str, object]]] = [
         ("quarterly", {}), ("견적", {"limit": 5, "offset": 3}), ("quart", {"folder_id": inbox}),
-        ("report 견적서", {"limit": 4}), ("nothing", {}), ("absent", {}),
+        ("report 견적서", {"limit": 4}), ("nothing", {}), ("absent", {}), ("회의", {}),
+        ("회의록 meet", {"fields": {"body"}}), ("report 1", {"fields": {"subject"}}),
+        ("quarterly 견적서", {"folder_id": sent, "offset": 1, "limit": 2}),
+        ("quarterly", {"folder_id": box.store.folder(box.account.id, "Trash").id}),
+        ("filler", {"limit": 2}), ("words filler", {}),  # some in every window
     ]
     few = [box.find(query, **options) for query, options in cases]
-    monkeypatch.setattr(search_sql, "PG_FEW", 1)
-    monkeypatch.setattr(search_sql, "PG_CHUNK_MAX", 2)
-    monkeypatch.setattr(search_mariadb, "MY_WINDOW", 3)
+    pg_window, pg_few, my_window, posting_cost = plan
+    monkeypatch.setattr(search_postgres, "PG_WINDOW", pg_window)
+    monkeypatch.setattr(search_postgres, "PG_FEW", pg_few)
+    monkeypatch.setattr(search_mariadb, "MY_WINDOW", my_window)
+    monkeypatch.setattr(search_mariadb, "POSTING_COST", posting_cost)
     assert [box.find(query, **options) for query, options in cases] == few
     assert len(few[0]) == len(uids)
+    assert few[6] == few[7] == [("INBOX", 9)]
+    assert few[8] == [("INBOX", 8), ("INBOX", 7), ("INBOX", 1)]  # 11, 10, 1: a prefix

@@ -242,6 +242,9 @@ folder_threads = Table(
 # going with the message. SQLite searches it through the FTS5 table
 # `message_fts` (external content, triggers), PostgreSQL through a GIN index
 # on the tsvector, MariaDB through a FULLTEXT index: made by migration 0005.
+# account_id and folder_id are the message's (a message row never changes
+# folder); PostgreSQL and MariaDB index them with message_id (migration 0013)
+# to walk an account's or folder's newest rows first.
 message_search = Table(
     "message_search",
     metadata,
@@ -257,6 +260,8 @@ message_search = Table(
         Text().with_variant(TSVECTOR(), "postgresql").with_variant(MEDIUMTEXT(), "mysql"),
         nullable=False,
     ),
+    Column("account_id", Integer, nullable=False, server_default="0"),
+    Column("folder_id", Integer, nullable=False, server_default="0"),
 )
 
 # How far the search indexer has read each folder (its HIGHESTMODSEQ then).

@@ -34,7 +34,7 @@ from nmail.mailstore.feed import Change, ThreadFeed
 from nmail.mailstore.mailboxes import mailbox_by_id
 from nmail.mailstore.messagefile import locate
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.search_sql import insert_rows, terms_value
+from nmail.mailstore.search_sql import SearchRow, insert_rows, terms_value
 from nmail.mailstore.search_terms import document_terms
 from nmail.mailstore.writer import write_transaction
 from nmail.mime.fields import read_header_block
@@ -164,7 +164,8 @@ class SearchIndexer:
         finished = len(rows) < limit
         folder_dir = self._folder_dir(conn, folder) if rows else None
         dialect = conn.dialect.name
-        values = [(int(r.id), terms_value(dialect, self._terms(r, folder_dir))) for r in rows]
+        values = [SearchRow(int(r.id), folder.account_id, folder.id,
+                            terms_value(dialect, self._terms(r, folder_dir))) for r in rows]
         # Done up to the folder's modseq, or to just below the last one read
         # (more messages may share it; they come next).
         reached = folder.highest_modseq if finished else int(rows[-1].modseq) - 1

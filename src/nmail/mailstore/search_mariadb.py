@@ -1,17 +1,24 @@
-"""Search on MariaDB: the newest messages by substring first, then the FULLTEXT index.
+"""Search on MariaDB: the scope's newest rows by substring first, MATCH on one rare term after.
 
-InnoDB computes a MATCH's whole result before any ORDER BY or LIMIT, and
-verifies phrases by reading documents: measured at 100,000 messages, a
-common word took 11 s and a common Korean phrase 30 s, for a page of 50.
-But a common word's newest matches are among the newest messages, so those
-are tried first: the account's newest MY_WINDOW messages (1,000: a LOCATE
-over a message's terms costs ~0.2 ms, so a rare word pays ~150 ms before
-MATCH, where a larger window cost a second), each checked in the server
-with LOCATE for the same marked terms (every stored term is
-followed by a space, so " zbmeet" finds a term starting with it, and
-" zb회의 zb의록 " the phrase). If they hold a page, that is the answer;
-otherwise the word is rare among recent mail and MATCH, whose cost follows
-its number of matches, answers.
+InnoDB's FULLTEXT computes a MATCH's whole result before any ORDER BY or
+LIMIT, at ~60-100 µs a posting: measured at 100,000 messages, one common
+term (90% of messages) took 5-7 s, a term in 8% 0.8 s, and a phrase holding
+a common bigram 3.5 s (it re-reads documents to place the phrase), for a
+page of 50. A rare term costs under 20 ms. So MATCH is only given one term
+that looks rare, and everything else is checked with LOCATE(BINARY ...) on
+the stored terms, which have a space at either end (search_sql.terms_value):
+' zbmeet' finds a term starting with it, ' zb회의 zb의록 ' the phrase
+(binary: terms are case-folded already, and the collation's compare cost
+3x more). A check costs ~3-6 µs a row:
+
+1. the scope's newest MY_WINDOW rows, walked newest first through
+   (account_id, message_id) or (folder_id, message_id) (migration 0013),
+   stopping at the page: a common word is done after a few dozen rows;
+2. otherwise each query term is counted in that window (one pass), and the
+   one seen least is given to MATCH, below the window, with the LOCATE
+   checks for the rest, unless its count says MATCH would read more
+   postings than walking on below the window would read rows: then
+   3. the walk goes on below the window to the page.
 """
 
 from __future__ import annotations
@@ -21,65 +28,113 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from nmail.mailstore.search_terms import Word
+from nmail.mailstore.search_terms import MARKS, Word
 
-MY_WINDOW = 1_000
+MY_WINDOW = 1_000  # newest rows of the scope checked before MATCH
+MY_SAMPLE = 250  # newest rows in which each term of a query is counted
+POSTING_COST = 15  # a MATCH posting costs about this many LOCATE-checked rows
 
 
-def _condition(words: Sequence[Word], fields: Sequence[str],
-               params: dict[str, Any]) -> str:
-    """LOCATE tests on ' ' + terms + ' ' for every word in any field."""
+def _needle(params: dict[str, Any], value: str) -> str:
+    name = f"n{len(params)}"
+    params[name] = value
+    return f"LOCATE(BINARY :{name}, terms) > 0"
+
+
+def _condition(words: Sequence[Word], fields: Sequence[str], params: dict[str, Any]) -> str:
+    """LOCATE tests for every word in any of `fields`."""
     groups = []
     for w in words:
-        tests = []
-        for f in fields:
-            marked = w.marked(f)
-            name = f"n{len(params)}"
-            params[name] = " " + marked[0] if w.prefix else " " + " ".join(marked) + " "
-            tests.append(f"LOCATE(:{name}, CONCAT(' ', s.terms, ' ')) > 0")
-        groups.append("(" + " OR ".join(tests) + ")")
+        tests = [_needle(params, " " + w.marked(f)[0] if w.prefix
+                         else " " + " ".join(w.marked(f)) + " ") for f in fields]
+        test = "(" + " OR ".join(tests) + ")"
+        if len(fields) > 1:
+            # Each term unmarked first (the word's in no field without them):
+            # a row without one is turned away by one LOCATE per term rather
+            # than one per field, and a LOCATE that finds stops there.
+            ahead = [_needle(params, t if w.prefix else t + " ") for t in w.terms]
+            test = "(" + " AND ".join([*ahead, test]) + ")"
+        groups.append(test)
     return " AND ".join(groups)
 
 
 def mariadb_find(conn: Connection, account_id: int, words: Sequence[Word],
-                 fields: Sequence[str], expression: str, folder_id: int | None,
-                 limit: int, offset: int) -> list[Any]:
+                 fields: Sequence[str], folder_id: int | None, limit: int,
+                 offset: int) -> list[Any]:
     """(folder_id, folder name, uid, message id) rows, newest arrival first."""
     want = offset + limit
-    scope = ("folder_id = :folder" if folder_id is not None
-             else "folder_id IN (SELECT id FROM folders WHERE account_id = :account)")
-    params: dict[str, Any] = {"account": account_id, "folder": folder_id, "want": want,
-                              "window": MY_WINDOW}
-    condition = _condition(words, fields, params)
-    recent = (
-        "SELECT w.id FROM (SELECT id FROM messages "  # noqa: S608 (fixed fragments)
-        f"WHERE {scope} ORDER BY id DESC LIMIT :window) w "
-        "JOIN message_search s ON s.message_id = w.id "
-        f"WHERE {condition} ORDER BY w.id DESC LIMIT :want"
-    )
-    rows = conn.execute(text(recent), params).all()
-    window_full = _window_full(conn, scope, params)
-    if len(rows) >= want or not window_full:
-        ids = [int(r[0]) for r in rows]
+    if folder_id is not None:
+        owner = conn.execute(text("SELECT account_id FROM folders WHERE id = :folder"),
+                             {"folder": folder_id}).scalar()
+        if owner != account_id:
+            return []
+        # Fixed fragments only; values are parameters.
+        scope = "folder_id = :scope"
+        walk = f"message_search FORCE INDEX (ix_message_search_folder) WHERE {scope}"
+        params: dict[str, Any] = {"scope": folder_id}
     else:
-        ids = [int(r[0]) for r in conn.execute(text(
-            "SELECT s.message_id FROM message_search s JOIN messages m "  # noqa: S608
-            "ON m.id = s.message_id WHERE MATCH (s.terms) AGAINST (:q IN BOOLEAN MODE) "
-            f"AND m.{scope} ORDER BY s.message_id DESC LIMIT :want"
-        ), {**params, "q": expression})]
+        scope = "account_id = :scope"
+        walk = f"message_search FORCE INDEX (ix_message_search_account) WHERE {scope}"
+        params = {"scope": account_id}
+    # Where the window and the sample end (None: the scope is smaller), and the
+    # highest id (standing for the FULLTEXT index's rows, every account's).
+    nth = (f"(SELECT message_id FROM {walk} ORDER BY message_id DESC "  # noqa: S608
+           "LIMIT 1 OFFSET {})")
+    floor, sample_floor, top = conn.execute(text(
+        f"SELECT {nth.format(':window')}, {nth.format(':sample')}, "  # noqa: S608
+        "(SELECT MAX(message_id) FROM message_search)"),
+        {**params, "window": MY_WINDOW - 1, "sample": MY_SAMPLE - 1}).one()
+    params.update(floor=int(floor or 0), want=want, sample_floor=int(sample_floor or 0))
+    condition = _condition(words, fields, params)
+    ids = [int(r[0]) for r in conn.execute(text(
+        f"SELECT message_id FROM {walk} AND message_id >= :floor "  # noqa: S608
+        f"AND {condition} ORDER BY message_id DESC LIMIT :want"), params)]
+    if len(ids) < want and floor is not None:  # the window was full: look below it
+        params["need"] = want - len(ids)
+        if _match_is_cheaper(conn, walk, words, fields, params, len(ids), int(top or 0)):
+            ids += [int(r[0]) for r in conn.execute(text(
+                "SELECT message_id FROM message_search "  # noqa: S608
+                f"WHERE MATCH (terms) AGAINST (:q IN BOOLEAN MODE) AND {scope} "
+                f"AND message_id < :floor AND {condition} ORDER BY message_id DESC LIMIT :need"),
+                params)]
+        else:
+            ids += [int(r[0]) for r in conn.execute(text(
+                f"SELECT message_id FROM {walk} AND message_id < :floor "  # noqa: S608
+                f"AND {condition} ORDER BY message_id DESC LIMIT :need"), params)]
     ids = ids[offset:]
     if not ids:
         return []
     marks = ", ".join(f":i{n}" for n in range(len(ids)))
+    # Messages by key first: left to itself, MariaDB read every message of
+    # the account's folders through (folder_id, uid) (40-90 ms at 100,000).
     return list(conn.execute(text(
-        "SELECT m.folder_id, f.name, m.uid, m.id FROM messages m "  # noqa: S608
-        f"JOIN folders f ON f.id = m.folder_id WHERE m.id IN ({marks}) ORDER BY m.id DESC"
+        "SELECT m.folder_id, f.name, m.uid, m.id FROM messages m FORCE INDEX (PRIMARY) "  # noqa: S608
+        f"STRAIGHT_JOIN folders f ON f.id = m.folder_id WHERE m.id IN ({marks}) "
+        "ORDER BY m.id DESC"
     ), {f"i{n}": value for n, value in enumerate(ids)}).all())
 
 
-def _window_full(conn: Connection, scope: str, params: dict[str, Any]) -> bool:
-    """Whether the account (or folder) has more messages than the window holds."""
-    count = conn.execute(text(
-        f"SELECT COUNT(*) FROM (SELECT id FROM messages WHERE {scope} "  # noqa: S608
-        "LIMIT :beyond) x"), {**params, "beyond": MY_WINDOW + 1}).scalar()
-    return int(count or 0) > MY_WINDOW
+def _match_is_cheaper(conn: Connection, walk: str, words: Sequence[Word],
+                      fields: Sequence[str], params: dict[str, Any], seen: int,
+                      top: int) -> bool:
+    """Whether MATCH on the query's rarest term beats walking on below the window.
+
+    Sets params['q'] to that MATCH. `seen`: the query's matches in the window;
+    `top`: the highest message id.
+    """
+    # Every term of the query, counted in the newest MY_SAMPLE rows (a term
+    # ends at a space unless it is a prefix): the fewest is MATCH's.
+    candidates = [(t, w.prefix) for w in words for t in dict.fromkeys(w.terms)]
+    rate = [seen / MY_WINDOW]
+    if len(candidates) > 1:
+        sums = ", ".join(
+            f"SUM({_needle(params, t if prefix else t + ' ')})" for t, prefix in candidates)
+        row = conn.execute(text(f"SELECT {sums} FROM {walk} "  # noqa: S608
+                                "AND message_id >= :sample_floor"), params).one()
+        rate = [int(c or 0) / MY_SAMPLE for c in row]
+    best = min(range(len(candidates)), key=lambda i: rate[i])
+    term, prefix = candidates[best]
+    params["q"] = "+(" + " ".join(
+        MARKS[f] + term + ("*" if prefix else "") for f in fields) + ")"
+    rows_to_walk = params["need"] * MY_WINDOW / seen if seen else float("inf")
+    return rate[best] * top * POSTING_COST <= rows_to_walk
