@@ -39,6 +39,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def group_members(pgid: int) -> list[int]:
+    """Every live process of process group `pgid` (zombies left out)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
+                found.append(int(entry))
+    return found
+
+
 def cpu_ticks(pid: int) -> int:
     """User + system CPU time so far, in clock ticks (0 once gone)."""
     fields = _stat_fields(pid)

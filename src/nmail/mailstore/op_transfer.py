@@ -9,6 +9,11 @@ before the commit. A crash before the commit leaves the files in the target
 without rows and the source rows without files: start-up repair indexes
 the former (their U= is at or above the target's next UID, so kept) and
 drops the latter, so the message is then in the target alone.
+
+Keywords the target has no letter for yet get one in its `dovecot-keywords`
+first, saved durably before the first rename: repair reads a row-less
+file's keywords back from its letters, and a letter the file does not
+explain would be lost (the order delivery_batch keeps for the same reason).
 """
 
 from __future__ import annotations
@@ -104,6 +109,9 @@ def _files(op: CopyMessages, rows: list[Any], source: Any, target: Any, src_dir:
            done: list[tuple[Path, Path | None]]) -> tuple[CopyResult, list[dict[str, Any]]]:
     src_letters = KeywordLetters.load(src_dir)
     dst_letters = KeywordLetters.load(dst_dir)
+    for text in {r.flags for r in rows}:
+        dst_letters.letters_of(parse_flags(text), add=True)
+    dst_letters.save()  # before any file carries a letter it gives (see above)
     uid = int(target.next_uid)
     pairs: list[tuple[int, int]] = []
     new_rows: list[dict[str, Any]] = []
@@ -134,7 +142,6 @@ def _files(op: CopyMessages, rows: list[Any], source: Any, target: Any, src_dir:
         copied.append(r)
         pairs.append((int(r.uid), uid))
         uid += 1
-    dst_letters.save()
     if not new_rows:
         raise StoreError("none of the messages' files could be found; run nmail dbsync")
     rows[:] = copied  # the caller counts what was copied (a row without a file stays)
