@@ -1,4 +1,4 @@
-"""Migration 0013: index rows made before it get their account and folder, and are found."""
+"""Migration 0014: index rows made before it get their account and folder, and are found."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from nmail.db.tables import accounts, domains, folders, message_search, messages
 from nmail.mailstore.search import search
 
 
-def test_rows_indexed_before_0013_are_filled_in_and_found(db_url: str) -> None:
+def test_rows_indexed_before_0014_are_filled_in_and_found(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        downgrade(engine, "0012")
+        downgrade(engine, "0013")
         with engine.begin() as conn:
             dom = conn.execute(insert(domains).values(name="m.test", created_at=0)
                                ).inserted_primary_key[0]
@@ -28,7 +28,7 @@ def test_rows_indexed_before_0013_are_filled_in_and_found(db_url: str) -> None:
                     folder_id=folder, uid=1, modseq=1, filename=f"m{userid}", size=10,
                     internal_date=0, date=0)).inserted_primary_key[0]
                 ids.append((int(account), int(folder), int(message)))
-            # The terms as 0005 wrote them (MariaDB's without the spaces 0013 adds).
+            # The terms as 0005 wrote them (MariaDB's without the spaces 0014 adds).
             value = ("'zsreport':1 'zb회의':2 'zb의록':3" if engine.dialect.name == "postgresql"
                      else "zsreport zb회의 zb의록")
             for _, _, message in ids:

@@ -243,7 +243,7 @@ folder_threads = Table(
 # `message_fts` (external content, triggers), PostgreSQL through a GIN index
 # on the tsvector, MariaDB through a FULLTEXT index: made by migration 0005.
 # account_id and folder_id are the message's (a message row never changes
-# folder); PostgreSQL and MariaDB index them with message_id (migration 0013)
+# folder); PostgreSQL and MariaDB index them with message_id (migration 0014)
 # to walk an account's or folder's newest rows first.
 message_search = Table(
     "message_search",

@@ -12,7 +12,7 @@ the stored terms, which have a space at either end (search_sql.terms_value):
 3x more). A check costs ~3-6 µs a row:
 
 1. the scope's newest MY_WINDOW rows, walked newest first through
-   (account_id, message_id) or (folder_id, message_id) (migration 0013),
+   (account_id, message_id) or (folder_id, message_id) (migration 0014),
    stopping at the page: a common word is done after a few dozen rows;
 2. otherwise each query term is counted in that window (one pass), and the
    one seen least is given to MATCH, below the window, with the LOCATE

@@ -8,7 +8,7 @@ among the newest messages, and checking one tsvector costs ~2-8 µs (cached
 or read), so the plan is made here, step by step:
 
 1. the scope's newest PG_WINDOW index rows, walked newest first through
-   (account_id, message_id) or (folder_id, message_id) (migration 0013),
+   (account_id, message_id) or (folder_id, message_id) (migration 0014),
    each checked with `@@`, stopping at the page: a common word is done
    after a few dozen rows, a rare one pays the whole window (~4-8 ms);
 2. below the window, the GIN index alone (the planner, left to itself, took

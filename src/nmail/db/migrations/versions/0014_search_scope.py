@@ -1,7 +1,7 @@
 """message_search: each row's account and folder, so a search walks its own newest rows
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 
 A common word's newest matches are among the account's newest messages, so
 PostgreSQL and MariaDB search first walks the account's (or folder's)
@@ -25,8 +25,8 @@ took 79 s. `nmail dbsync` rebuilds the index from the files either way.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
