@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "nmail-pop3.lock"
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 
 
 class MailboxLock:
@@ -92,15 +93,9 @@ class InboxFiles:
             self.close()
             raise
 
-    def open(self, uidl: str) -> int | None:
-        """The file listed for `uidl`, opened; None when it was not there or is gone."""
-        found = self._files.get(uidl)
-        if found is None:
-            return None
-        try:
-            return os.open(found[1], os.O_RDONLY | os.O_CLOEXEC, dir_fd=found[0])
-        except FileNotFoundError:
-            return None  # renamed by a flag change since login, or deleted
+    def where(self, uidl: str) -> tuple[int, str] | None:
+        """(directory descriptor, file name) listed for `uidl`; None when it was not there."""
+        return self._files.get(uidl)
 
     def close(self) -> None:
         for dir_fd in self._dirs:
@@ -124,13 +119,22 @@ class LockedInbox:
         self._lock = lock
         self._files = files
         self.refs = refs
-        self._uidls = {ref.uid: ref.uidl for ref in refs}
+        # Each UID's file, looked up once here: a RETR is then one dict lookup
+        # and one openat(), not two lookups and a call of InboxFiles.
+        self._where: dict[int, tuple[int, str]] = {}
+        for ref in refs:
+            found = files.where(ref.uidl)
+            if found is not None:
+                self._where[ref.uid] = found
 
     def open_message(self, uid: int) -> int | None:
         """A read-only descriptor of message `uid`; None when it is gone."""
-        fd = self._files.open(self._uidls.get(uid, ""))
-        if fd is not None:
-            return fd
+        found = self._where.get(uid)
+        if found is not None:
+            try:
+                return os.open(found[1], _READ_FLAGS, dir_fd=found[0])
+            except FileNotFoundError:
+                pass  # renamed by a flag change since login, or deleted
         # Moved since the listing (a flag change by the webmail): the index knows
         # where (None: expunged meanwhile by the webmail or another tool).
         return self._view.open_message(uid)
@@ -152,6 +156,7 @@ class LockedInbox:
         return True
 
     def release(self) -> None:
+        self._where.clear()  # the descriptors in it are closed now
         self._files.close()
         self._lock.release()
 

@@ -188,7 +188,9 @@ class Pop3Connection(asyncio.Protocol):
                 if isinstance(event, Retrieve):
                     opened = self._retrieve_small(session, event)
                     if opened is None:
-                        continue
+                        if session.pending_input:
+                            continue
+                        break  # the usual RETR: answered, and nothing else was sent
                     self._run(self._retrieve_large(session, event, *opened))
                     break
                 if isinstance(event, Close):

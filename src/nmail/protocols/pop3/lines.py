@@ -71,16 +71,19 @@ class LineReader:
                 return TOO_LONG
             self._compact()
             return None
-        self._pos = end + 1
-        if end + 1 - start > limit:
+        after = end + 1
+        if after - start > limit:
+            self._pos = after
             self._compact()
             return TOO_LONG
-        if end > start and buffer[end - 1] == 0x0D:
-            line = bytes(buffer[start : end - 1])
+        line = bytes(buffer[start : end - 1 if end > start and buffer[end - 1] == 0x0D else end])
+        if after == len(buffer):
+            buffer.clear()  # the usual case: one command read, one handled
+            self._pos = 0
         else:
-            line = bytes(buffer[start:end])
-        if self._pos >= 65536 or self._pos == len(buffer):
-            self._compact()
+            self._pos = after
+            if after >= 65536:
+                self._compact()
         return line
 
     def _compact(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nmail.protocols.pop3 import replies
 from nmail.protocols.pop3.authorization import AuthorizationCommands
-from nmail.protocols.pop3.core import GREETING, State, Wait
+from nmail.protocols.pop3.core import AUTHORIZATION, CLOSED, GREETING, State, Wait
 from nmail.protocols.pop3.events import Close, Event, Update
 from nmail.protocols.pop3.lines import COMMAND_LINE_LIMIT, SASL_LINE_LIMIT, TOO_LONG
 from nmail.protocols.pop3.transaction import TransactionCommands
@@ -43,7 +43,7 @@ class Pop3Session(AuthorizationCommands, TransactionCommands):
             raise RuntimeError(f"the {self._waiting.value} event has not been answered")
         self.more_buffered = False
         handled = 0
-        while self.state is not State.CLOSED:
+        while self.state is not CLOSED:
             if handled >= MAX_AT_ONCE:
                 self.more_buffered = True
                 return None
@@ -70,7 +70,7 @@ class Pop3Session(AuthorizationCommands, TransactionCommands):
         verb, _, argument = text.partition(" ")
         verb = verb.upper()
         handlers = (
-            _AUTHORIZATION if self.state is State.AUTHORIZATION else _TRANSACTION
+            _AUTHORIZATION if self.state is AUTHORIZATION else _TRANSACTION
         )
         handler = handlers.get(verb)
         if handler is not None:

@@ -4,7 +4,7 @@ the results of message transfers and UPDATE."""
 from __future__ import annotations
 
 from nmail.protocols.pop3 import replies
-from nmail.protocols.pop3.core import SessionCore, State, Wait
+from nmail.protocols.pop3.core import WAIT_MESSAGE, SessionCore, State, Wait
 from nmail.protocols.pop3.events import Event, MaildropEntry, Retrieve
 from nmail.protocols.pop3.maildrop import MaildropError
 from nmail.protocols.pop3.transfer import MessageEncoder, stuff_whole
@@ -35,7 +35,7 @@ class TransactionCommands(SessionCore):
     def message_whole(self, data: bytes) -> None:
         """The whole file in one piece: message_begin, message_data, message_end at once."""
         event = self._retrieving
-        if self._waiting is not Wait.MESSAGE or event is None or self._encoder is not None:
+        if self._waiting is not WAIT_MESSAGE or event is None or self._encoder is not None:
             raise RuntimeError("message_whole() without a pending Retrieve")
         if event.lines is not None or self.fix_bare_lf:
             self.message_begin()
@@ -91,8 +91,10 @@ class TransactionCommands(SessionCore):
         if len(parts) != 1:
             self._error(replies.err(f"Syntax: {verb} message-number"))
             return None
+        drop = self._maildrop
+        assert drop is not None
         try:
-            return self._drop().lookup(parts[0])
+            return drop.lookup(parts[0])
         except MaildropError as exc:
             self._error(replies.err(str(exc)))
             return None
@@ -126,7 +128,11 @@ class TransactionCommands(SessionCore):
         found = self._one_message("RETR", argument)
         if found is None:
             return None
-        return self._retrieve(Retrieve(found[0], found[1], None))
+        # _retrieve() inlined: RETR is the command a download repeats.
+        event = self._retrieving = Retrieve(found[0], found[1], None)
+        self._encoder = None
+        self._waiting = WAIT_MESSAGE
+        return event
 
     def _top(self, argument: str) -> Event | None:
         parts = argument.split()
@@ -144,7 +150,7 @@ class TransactionCommands(SessionCore):
     def _retrieve(self, event: Retrieve) -> Retrieve:
         self._retrieving = event
         self._encoder = None
-        self._waiting = Wait.MESSAGE
+        self._waiting = WAIT_MESSAGE
         return event
 
     def _dele(self, argument: str) -> None:
