@@ -374,6 +374,8 @@ web_sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False),
     Column("client_ip", String(64), nullable=False, default=""),
+    # The browser's IANA zone sent with the login form ("" if it sent none).
+    Column("time_zone", String(64), nullable=False, server_default=""),
     Index("ix_web_sessions_account", "account_id"),
     Index("ix_web_sessions_last_seen", "last_seen"),
 )
@@ -388,6 +390,8 @@ web_prefs = Table(
     Column("signature", Text, nullable=False, default=""),
     Column("page_size", Integer, nullable=False, default=50),
     Column("threads", Boolean, nullable=False, default=False),  # conversation view
+    # IANA zone for every date shown; "" = the browser's (then the server's).
+    Column("time_zone", String(64), nullable=False, server_default=""),
 )
 
 # Senders whose remote images a webmail user always wants shown ("always for this

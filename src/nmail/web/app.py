@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -65,7 +64,7 @@ def create_app(context: WebContext) -> FastAPI:
 
     app = FastAPI(title="nmail", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
-    templates = Templates(zone=ZoneInfo(backends.settings.time_zone))
+    templates = Templates()
     app.state.web = web
     app.state.templates = templates
     app.state.backends = backends

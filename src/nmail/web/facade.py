@@ -91,8 +91,9 @@ class WebFacade:
 
     # -- sessions and login ----------------------------------------------------
 
-    async def new_session(self, account_id: int | None, ip: str) -> tuple[str, Session]:
-        return await self.run(self.sessions.create, account_id, ip)
+    async def new_session(self, account_id: int | None, ip: str,
+                          time_zone: str = "") -> tuple[str, Session]:
+        return await self.run(self.sessions.create, account_id, ip, time_zone)
 
     async def load_session(self, token: str) -> tuple[Session | None, Account | None]:
         """The live session of a cookie token and its account, in one trip to the pool."""

@@ -10,7 +10,8 @@ It runs before routing so no route can forget a check:
   programs (Outlook's autodiscover) are exempt;
 - a request body may not be larger than web/body_limit.py allows (a login
   form without a session);
-- the request's language is chosen (user setting, Accept-Language);
+- the request's language is chosen (user setting, Accept-Language), and its
+  time zone (user setting, the browser's from login, the server's);
 - pages get a strict CSP (no inline script, no foreign origin), nosniff,
   no framing by others, and no referrer leaving the site. A route that sets
   its own Content-Security-Policy (message content) keeps it;
@@ -29,7 +30,7 @@ from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
 
-from nmail.web import i18n
+from nmail.web import i18n, time_zone
 from nmail.web.body_limit import body_limit, capped, declared_too_large, refuse_too_large
 from nmail.web.client_address import forwarded_tls, real_client
 from nmail.web.facade import WebFacade
@@ -90,6 +91,8 @@ class Guard:
     def __init__(self, app: ASGIApp, web: WebFacade) -> None:
         self.app = app
         self.web = web
+        self.server_zone = time_zone.zone_or_none(web.backends.settings.time_zone) or (
+            time_zone.current_zone())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,6 +124,9 @@ class Guard:
         state["language"] = language
         state["set_language_cookie"] = asked
         marker = i18n.set_language(language)
+        zone = (time_zone.zone_or_none(session.time_zone) if session and session.time_zone
+                else None) or self.server_zone
+        zone_marker = time_zone.set_zone(zone)
         try:
             logged_in = session is not None and session.account_id is not None
             limit = body_limit(logged_in, self.web.backends.config.smtp.max_message_size)
@@ -141,6 +147,7 @@ class Guard:
             private = not path.startswith("/static/")
             await self.app(scope, receive, self._with_headers(send, asked, private))
         finally:
+            time_zone.reset_zone(zone_marker)
             i18n._current.reset(marker)
 
     async def _check_csrf(self, scope: Scope, receive: Receive, send: Send,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Engine, insert, select, update
 
 from nmail.db.tables import web_prefs
+from nmail.web.time_zone import zone_names, zone_or_none
 
 LANGUAGES = ("ko", "en")
 PAGE_SIZES = (25, 50, 100)
@@ -19,6 +20,7 @@ class Prefs:
     signature: str = ""
     page_size: int = 50
     threads: bool = False
+    time_zone: str = ""  # "" = the browser's (sent at login), then the server's
 
 
 class PrefsStore:
@@ -34,7 +36,8 @@ class PrefsStore:
             ).first()
         if row is None:
             return Prefs()
-        return Prefs(row.language, row.signature, int(row.page_size), bool(row.threads))
+        return Prefs(row.language, row.signature, int(row.page_size), bool(row.threads),
+                     row.time_zone or "")
 
     def update(self, account_id: int, **changes: object) -> Prefs:
         """Change some fields; ValueError when a value is not allowed."""
@@ -45,9 +48,13 @@ class PrefsStore:
             raise ValueError("page_size")
         if len(prefs.signature) > MAX_SIGNATURE:
             raise ValueError("signature")
+        if prefs.time_zone and (prefs.time_zone not in zone_names()
+                                or zone_or_none(prefs.time_zone) is None):
+            raise ValueError("time_zone")
         values = {
             "language": prefs.language, "signature": prefs.signature,
             "page_size": prefs.page_size, "threads": prefs.threads,
+            "time_zone": prefs.time_zone,
         }
         with self._engine.begin() as conn:
             done = conn.execute(

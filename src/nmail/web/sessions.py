@@ -44,6 +44,9 @@ class Session:
     language: str = ""
     page_size: int = 50
     threads: bool = False
+    # The user's zone setting, else the browser's from the login form ("": the server's).
+    time_zone: str = ""
+    browser_zone: str = ""  # the browser's alone (the settings page names it)
 
 
 class SessionStore:
@@ -57,19 +60,23 @@ class SessionStore:
         self._max = longest
         self._swept_at = float("-inf")
 
-    def create(self, account_id: int | None, client_ip: str) -> tuple[str, Session]:
-        """A new session; returns the cookie token and the row."""
+    def create(self, account_id: int | None, client_ip: str,
+               time_zone: str = "") -> tuple[str, Session]:
+        """A new session; returns the cookie token and the row. `time_zone`: the
+        browser's, already checked (web/time_zone.py)."""
         token = secrets.token_urlsafe(32)
         now = int(self._clock())
         if now - self._swept_at >= SWEEP_EVERY:
             self._swept_at = now
             self.sweep()
-        session = Session(token_hash(token), account_id, secrets.token_urlsafe(32), now, now)
+        session = Session(token_hash(token), account_id, secrets.token_urlsafe(32), now, now,
+                          time_zone=time_zone[:64], browser_zone=time_zone[:64])
         with self._engine.begin() as conn:
             conn.execute(
                 insert(web_sessions).values(
                     id=session.id, account_id=account_id, csrf=session.csrf,
                     created_at=now, last_seen=now, client_ip=client_ip[:64],
+                    time_zone=time_zone[:64],
                 )
             )
         return token, session
@@ -82,7 +89,7 @@ class SessionStore:
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(web_sessions, web_prefs.c.language, web_prefs.c.page_size,
-                       web_prefs.c.threads)
+                       web_prefs.c.threads, web_prefs.c.time_zone.label("chosen_zone"))
                 .select_from(web_sessions.outerjoin(
                     web_prefs, web_prefs.c.account_id == web_sessions.c.account_id))
                 .where(web_sessions.c.id == key)
@@ -96,7 +103,8 @@ class SessionStore:
             return None
         session = Session(key, row.account_id, row.csrf, int(row.created_at),
                           int(row.last_seen), row.language or "", int(row.page_size or 50),
-                          bool(row.threads))
+                          bool(row.threads), row.chosen_zone or row.time_zone or "",
+                          row.time_zone or "")
         if now - session.last_seen >= TOUCH_EVERY:
             with self._engine.begin() as conn:
                 conn.execute(

@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse
 from nmail.web import i18n
 from nmail.web.folder_views import label_of
 from nmail.web.list_rows import rows_html
+from nmail.web.time_zone import current_zone
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -51,8 +52,11 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def short_date(stamp: int, now: float, zone: ZoneInfo = SEOUL) -> str:
-    """Today: 14:05; this year: 3월 4일 / Mar 4; older: 2023.03.04 / 2023-03-04."""
+def short_date(stamp: int, now: float, zone: ZoneInfo | None = None) -> str:
+    """Today: 14:05; this year: 3월 4일 / Mar 4; older: 2023.03.04 / 2023-03-04.
+
+    In `zone`, or the request's (web/time_zone.py)."""
+    zone = zone or current_zone()
     when = datetime.fromtimestamp(stamp, zone)
     today = datetime.fromtimestamp(now, zone)
     korean = i18n.current_language() == "ko"
@@ -63,8 +67,8 @@ def short_date(stamp: int, now: float, zone: ZoneInfo = SEOUL) -> str:
     return when.strftime("%Y.%m.%d" if korean else "%Y-%m-%d")
 
 
-def full_date(stamp: int, zone: ZoneInfo = SEOUL) -> str:
-    return datetime.fromtimestamp(stamp, zone).strftime("%Y-%m-%d %H:%M")
+def full_date(stamp: int, zone: ZoneInfo | None = None) -> str:
+    return datetime.fromtimestamp(stamp, zone or current_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 def row_texts() -> dict[str, str]:
@@ -105,8 +109,7 @@ def kept_gettext(limit: int = 4096) -> Callable[..., str]:
 
 
 class Templates:
-    def __init__(self, directory: Path = TEMPLATE_DIR, zone: ZoneInfo = SEOUL) -> None:
-        self.zone = zone
+    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
         self.env = Environment(
             loader=FileSystemLoader(str(directory)),
             autoescape=select_autoescape(["html", "xml"]),
@@ -133,7 +136,12 @@ class Templates:
         for name in ("base.html", "login.html", "mailbox.html", "_folders.html", "error.html",
                      "_message.html", "message.html"):
             self.env.get_template(name)
-        self.env.filters["fulldate"] = lambda stamp: full_date(stamp, zone)
+        self.env.filters["fulldate"] = full_date
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """This request's time zone (the user's, the browser's or the server's)."""
+        return current_zone()
 
     def render(self, request: Request, name: str, status: int = 200,
                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:

@@ -27,7 +27,8 @@ class WebSettings:
     session_max: int = 7 * 86400
     # "auto": Secure cookies when the request came over TLS (or a trusted proxy said so).
     secure_cookies: str = "auto"
-    # Dates in lists and headers are shown in this zone (IANA name).
+    # Dates are shown in this zone (IANA name) to users who chose none and whose
+    # browser sent none at login (web/time_zone.py).
     time_zone: str = "Asia/Seoul"
 
 

@@ -37,13 +37,14 @@ from nmail.web.mail_services import Mail, MailServices
 from nmail.web.routes.attached_message import attached_bytes
 from nmail.web.routes.mailbox import mailbox_context
 from nmail.web.routes.message import own_message
-from nmail.web.templating import SEOUL
+from nmail.web.time_zone import current_zone
 
 router = APIRouter()
 
 
 def wording(view: MessageView) -> Wording:
-    when = datetime.fromtimestamp(view.date, SEOUL).strftime("%Y-%m-%d %H:%M") if view.date else ""
+    when = (datetime.fromtimestamp(view.date, current_zone()).strftime("%Y-%m-%d %H:%M")
+            if view.date else "")
     name = (view.sender[0][0] or view.sender[0][1]) if view.sender else _("(unknown sender)")
     wrote = (_("On %(date)s, %(name)s wrote:") % {"date": when, "name": name} if when
              else _("%(name)s wrote:") % {"name": name})

@@ -24,6 +24,7 @@ from nmail.web.i18n import N_
 from nmail.web.i18n import gettext as _
 from nmail.web.login_tokens import COOKIE as LOGIN_COOKIE
 from nmail.web.login_tokens import well_formed
+from nmail.web.time_zone import zone_or_none
 
 router = APIRouter()
 
@@ -84,6 +85,7 @@ async def login(
     userid: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
+    timezone: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     ip = client_ip(request)
     domain = await web.run(_host_domain, request, web)
@@ -96,7 +98,10 @@ async def login(
     old = request.scope["state"].get("session")
     if old is not None:
         await web.end_session(old.id)
-    token, session = await web.new_session(outcome.account.id, ip)
+    # The browser's zone (filled in by nmail.js, like Roundcube's _timezone); a name
+    # zoneinfo does not know is dropped: the server's zone is used then.
+    zone = timezone.strip() if zone_or_none(timezone.strip()) is not None else ""
+    token, session = await web.new_session(outcome.account.id, ip, zone)
     request.scope["state"]["session"] = session
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(response, request, token)

@@ -20,7 +20,7 @@ from nmail.directory.mail_rules import MAX_FORWARDS, Vacation
 from nmail.web.deps import CurrentUser, Pages, Web
 from nmail.web.i18n import gettext as _
 from nmail.web.routes.settings import saved, settings_page
-from nmail.web.templating import SEOUL
+from nmail.web.time_zone import current_zone
 
 router = APIRouter()
 def _pattern(text: str) -> str:
@@ -95,7 +95,7 @@ async def save_forwarding(request: Request, user: CurrentUser, web: Web, pages: 
 
 
 def _day(stamp: int) -> str:
-    return datetime.fromtimestamp(stamp, SEOUL).date().isoformat() if stamp else ""
+    return datetime.fromtimestamp(stamp, current_zone()).date().isoformat() if stamp else ""
 
 
 @router.get("/settings/vacation")
@@ -120,7 +120,7 @@ async def save_vacation(
     if until:
         try:
             day = date.fromisoformat(until)
-            stamp = int(datetime.combine(day, time(23, 59, 59), SEOUL).timestamp())
+            stamp = int(datetime.combine(day, time(23, 59, 59), current_zone()).timestamp())
         except ValueError:
             error = _("The end date is not a date.")
     vacation = Vacation(" ".join(subject.split()), body.replace("\r\n", "\n"), days, stamp)

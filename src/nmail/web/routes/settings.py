@@ -18,7 +18,8 @@ from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.facade import MAX_LOGIN_DELAY
 from nmail.web.i18n import LANGUAGES
 from nmail.web.i18n import gettext as _
-from nmail.web.prefs import MAX_SIGNATURE, PAGE_SIZES
+from nmail.web.prefs import MAX_SIGNATURE, PAGE_SIZES, Prefs
+from nmail.web.time_zone import current_zone, zone_names
 
 router = APIRouter()
 
@@ -95,9 +96,8 @@ async def change_password(
 async def preferences_form(request: Request, user: CurrentUser, web: Web,
                            pages: Pages) -> Response:
     prefs = await web.prefs(user.id)
-    return settings_page(request, pages, user, "preferences", prefs=prefs,
-                         page_sizes=PAGE_SIZES, languages=LANGUAGES, error="",
-                         max_signature=MAX_SIGNATURE)
+    return settings_page(request, pages, user, "preferences", error="",
+                         **_preference_fields(prefs, user))
 
 
 @router.post("/settings/preferences")
@@ -107,14 +107,23 @@ async def save_preferences(
     page_size: Annotated[int, Form()] = 50,
     threads: Annotated[str, Form(max_length=5)] = "",
     signature: Annotated[str, Form(max_length=MAX_SIGNATURE + 100)] = "",
+    time_zone: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     try:
         await web.update_prefs(user.id, language=language, page_size=page_size,
-                               threads=threads == "on", signature=signature.replace("\r\n", "\n"))
-    except ValueError:
+                               threads=threads == "on", signature=signature.replace("\r\n", "\n"),
+                               time_zone=time_zone.strip())
+    except ValueError as exc:
         prefs = await web.prefs(user.id)
-        return settings_page(request, pages, user, "preferences", 400, prefs=prefs,
-                             page_sizes=PAGE_SIZES, languages=LANGUAGES,
-                             max_signature=MAX_SIGNATURE,
-                             error=_("Something in the form is missing or wrong."))
+        error = (_("“%(zone)s” is not a time zone this server knows. Choose one from the list.")
+                 % {"zone": time_zone.strip()[:64]} if str(exc) == "time_zone"
+                 else _("Something in the form is missing or wrong."))
+        return settings_page(request, pages, user, "preferences", 400,
+                             **_preference_fields(prefs, user), error=error)
     return saved("preferences")
+
+
+def _preference_fields(prefs: Prefs, user: User) -> dict[str, Any]:
+    return {"prefs": prefs, "page_sizes": PAGE_SIZES, "languages": LANGUAGES,
+            "max_signature": MAX_SIGNATURE, "zones": zone_names(),
+            "browser_zone": user.session.browser_zone, "zone_now": current_zone().key}

@@ -9,6 +9,12 @@
   const nmail = {};
   window.nmail = nmail;
 
+  // The login form sends the browser's time zone (dates are shown in it unless the
+  // user chose another in the settings).
+  document.querySelectorAll("input[data-browser-zone]").forEach((input) => {
+    try { input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* none */ }
+  });
+
   nmail.csrf = function () {
     const meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.content : "";
