@@ -1,0 +1,217 @@
+"""The webmail's later screens in Debian's Chromium: groups, subscriptions, time zone, admin.
+
+Also screenshots of every main screen (login, list, read, compose, settings,
+search results, admin overview) on a desktop (1280x800) and a phone
+(390x844), Korean and English, light and dark, under artifacts/screenshots/
+(polish-*.png), and axe-core on the screens added since the first checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chromium_rig import chromium, screenshot
+from nmail.mailstore.search_indexer import SearchIndexer
+from server_rig import PASSWORD, RunningServer
+from support import wait_until
+from web_rig import deliver, web_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+HOST = "mail.example.com"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with web_server(tmp_path_factory.mktemp("polish")) as srv:
+        bob = srv.add_user("bob@example.com", admin=True, quota=50_000_000)
+        srv.add_user("carol@example.com", quota=10_000)
+        srv.add_user("dave@example.com")
+        srv.add_user("eve@other.org")
+        mail = [("김과장 <kim@corp.example>", "3분기 회의록을 보냅니다",
+                 "안녕하세요.\n\n3분기 회의록을 첨부합니다. 검토 부탁드립니다.\n\n김과장 드림"),
+                ("Amazon <ship@amazon.example>", "Your order has shipped", "Track it."),
+                ("이대리 <lee@corp.example>", "견적서 검토 부탁드립니다", "견적서 확인 바랍니다."),
+                ("GitHub <noreply@github.example>", "[nmail] Pull request #42 merged into main",
+                 "Merged."),
+                ("박부장 <park@corp.example>", "주간 보고", "이번 주 보고입니다.")]
+        dates = [None, "Thu, 03 Dec 2026 10:00:00 +0900", "Mon, 02 Nov 2026 08:30:00 +0900",
+                 "Fri, 14 Mar 2025 17:20:00 +0900", None]
+        for (who, subject, body), date in zip(mail, dates, strict=True):
+            name, _, addr = who.partition(" <")
+            deliver(srv, "bob@example.com", subject, body, sender=addr.rstrip(">"), name=name,
+                    date=date)
+        deliver(srv, "carol@example.com", "big", "x" * 9000)  # carol nearly full
+        srv.runtime.store.create_folder(bob.id, "거래처")
+        srv.runtime.store.create_folder(bob.id, "Old projects")
+        srv.runtime.store.subscribe(bob.id, "Old projects", False)
+        SearchIndexer(srv.runtime.engine, srv.config.mail_dir).catch_up()
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser(server: RunningServer) -> Iterator[Any]:
+    with chromium((f"--host-resolver-rules=MAP {HOST} 127.0.0.1",)) as b:
+        yield b
+
+
+def base(server: RunningServer) -> str:
+    return f"http://{HOST}:{server.port('http')}"
+
+
+def new_page(browser: Any, *, viewport: dict[str, int] = DESKTOP, locale: str = "en-US",
+             scheme: str = "light", zone: str = "Asia/Seoul") -> Any:
+    context = browser.new_context(viewport=viewport, locale=locale, color_scheme=scheme,
+                                  timezone_id=zone)
+    return context.new_page()
+
+
+def log_in(page: Any, server: RunningServer, userid: str = "bob") -> None:
+    page.goto(f"{base(server)}/login")
+    page.fill("#userid", userid)
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def first_message(page: Any) -> str:
+    """The read URL of the list's first message."""
+    link = page.locator(".msg-link").first.get_attribute("href")
+    assert link
+    return str(link).split("?")[0]
+
+
+def test_browser_time_zone_reaches_the_page(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser, zone="America/New_York")
+    log_in(page, server)
+    page.goto(base(server) + first_message(page).rsplit("/", 1)[0])
+    titles = page.eval_on_selector_all(".message-list time", "els => els.map(e => e.title)")
+    assert "2026-12-02 20:00" in titles  # 10:00 in Seoul is 20:00 the day before there
+    page.goto(f"{base(server)}/settings/preferences")
+    assert "America/New_York" in page.inner_text("#time_zone option >> nth=0")
+    page.context.close()
+
+
+def test_group_completion_and_send(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server)
+    for name, email in (("이브", "eve@other.org"), ("Dave", "dave@example.com")):
+        page.goto(f"{base(server)}/contacts/new")
+        page.fill("#c-name", name)
+        page.fill("#c-email", email)
+        page.fill("#c-groups", "개발팀")
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+    page.goto(f"{base(server)}/compose")
+    page.fill("#compose-to", "개발")
+    wait_until(lambda: page.locator("#recipient-suggestions option").count() > 0, 15.0)
+    option = page.locator("#recipient-suggestions option").first
+    assert option.get_attribute("value") == "개발팀, "
+    assert "2" in (option.get_attribute("label") or "")
+    page.fill("#compose-to", "개발팀, ")
+    page.fill("#compose-subject", "팀 공지")
+    page.fill("#compose-body", "모두 보세요")
+    with page.expect_navigation():
+        page.click('button[value="send"]')
+    assert "/mail/" in page.url, page.inner_text("main")
+    for address in ("eve@other.org", "dave@example.com"):
+        account = server.directory.get_account(address)
+        assert account is not None
+        subjects = [r.subject for r in server.runtime.store.list_messages(account.id, "INBOX")]
+        assert "팀 공지" in subjects
+    # A group that does not exist: the form comes back with the reason, nothing sent.
+    page.goto(f"{base(server)}/compose")
+    page.fill("#compose-to", "없는그룹")
+    page.fill("#compose-subject", "x")
+    with page.expect_navigation():
+        page.click('button[value="send"]')
+    assert "없는그룹" in page.inner_text("#compose-error")
+    page.context.close()
+
+
+def test_unsubscribed_folders_fold_away(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server)
+    tree = page.locator("[data-folder-tree]")
+    assert tree.locator("[data-folder-name='거래처']").count() == 1
+    assert tree.locator("[data-folder-name='Old projects']").count() == 0
+    hidden = page.locator(".more-folders [data-folder-name='Old projects']")
+    assert not hidden.is_visible()
+    page.click(".more-folders > summary")
+    assert hidden.is_visible()
+    page.context.close()
+
+
+def test_admin_entry_and_overview(browser: Any, server: RunningServer) -> None:
+    page = new_page(browser)
+    log_in(page, server)
+    with page.expect_navigation():
+        page.click(".topnav a[href='/admin']")
+    assert page.locator("main h1").inner_text() == "Administration"
+    assert "example.com" in page.inner_text("main") and "other.org" not in page.inner_text("main")
+    with page.expect_navigation():
+        page.click("main a[href='/admin/domains/example.com']")
+    assert "carol@example.com" in page.inner_text("main")
+    assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+    page.context.close()
+
+
+def test_accessibility_of_later_screens(browser: Any, server: RunningServer) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    problems = []
+    for scheme in ("light", "dark"):
+        page = new_page(browser, scheme=scheme)
+        log_in(page, server)
+        read = first_message(page)
+        for name, path in (("read", read), ("compose", "/compose"), ("folders", "/folders"),
+                           ("preferences", "/settings/preferences"), ("admin", "/admin"),
+                           ("admin-domain", "/admin/domains/example.com")):
+            page.goto(base(server) + path)
+            results = axe.run(page)
+            for violation in results.response["violations"]:
+                if violation["impact"] in ("serious", "critical"):
+                    problems.append((scheme, name, violation["id"], violation["help"],
+                                     [n["target"] for n in violation["nodes"]][:3]))
+        page.context.close()
+    assert not problems, problems
+
+
+SCREENS = ("login", "list", "read", "compose", "settings", "search", "admin")
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str,
+                     device: str) -> None:
+    viewport = DESKTOP if device == "desktop" else PHONE
+    page = new_page(browser, viewport=viewport, locale="ko-KR" if lang == "ko" else "en-US",
+                    scheme=scheme)
+    shots: list[Path] = []
+    page.goto(f"{base(server)}/login")
+    shots.append(screenshot(page, f"polish-login-{device}-{lang}-{scheme}"))
+    log_in(page, server)
+    read = first_message(page)
+    paths = {"list": page.url, "read": base(server) + read,
+             "compose": f"{base(server)}/compose",
+             "settings": f"{base(server)}/settings/preferences",
+             "search": f"{base(server)}/search?q=%EA%B2%AC%EC%A0%81",
+             "admin": f"{base(server)}/admin/domains/example.com"}
+    for name in SCREENS[1:]:
+        page.goto(paths[name])
+        if name == "list" and device == "desktop":
+            page.click(".msg-link >> nth=0")
+            page.frame_locator("iframe[name=reader]").locator(".reader-subject").wait_for()
+        # Nothing sideways on any screen.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], (name, width)
+        shots.append(screenshot(page, f"polish-{name}-{device}-{lang}-{scheme}"))
+    assert all(p.stat().st_size > 1000 for p in shots)
+    page.context.close()
