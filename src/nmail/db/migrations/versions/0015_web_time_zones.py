@@ -1,7 +1,7 @@
 """webmail time zones: web_prefs.time_zone (chosen), web_sessions.time_zone (the browser's)
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 
 Dates were shown in one server-wide zone ([web] time_zone). Now a user may
 choose one; "" follows the browser, whose zone the login form sends (as
@@ -11,8 +11,8 @@ Roundcube's _timezone) and the session keeps. Both empty: the server's.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
