@@ -15,12 +15,25 @@ from typing import Any
 import pytest
 
 from chromium_rig import chromium, screenshot
+from nmail.mailstore.model import NewMessage
 from nmail.mailstore.search_indexer import SearchIndexer
 from server_rig import PASSWORD, RunningServer
 from support import wait_until
 from web_rig import deliver, web_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SEEDED: dict[str, int] = {}
+FORWARDED = (
+    "From: Dave <dave@example.com>\r\nSubject: Fwd: 견적서 송부\r\n"
+    "Date: Fri, 04 Dec 2026 09:00:00 +0900\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+    "--out\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n아래 메일 참고하세요.\r\n"
+    "--out\r\nContent-Type: message/rfc822\r\n"
+    "Content-Disposition: attachment; filename=quote.eml\r\n\r\n"
+    "From: 김철수 <kim@remote.example>\r\nTo: dave@example.com\r\n"
+    "Subject: 견적서 송부\r\nDate: Thu, 03 Dec 2026 15:30:00 +0900\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    "견적서를 보내 드립니다. 확인 부탁드립니다.\r\n\r\n--out--\r\n").encode()
 HOST = "mail.example.com"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -50,6 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         srv.runtime.store.create_folder(bob.id, "거래처")
         srv.runtime.store.create_folder(bob.id, "Old projects")
         srv.runtime.store.subscribe(bob.id, "Old projects", False)
+        [stored] = srv.runtime.store.store([NewMessage(bob, "INBOX", b"", FORWARDED)])
+        SEEDED["forwarded"] = stored.uid
         SearchIndexer(srv.runtime.engine, srv.config.mail_dir).catch_up()
         yield srv
 
@@ -183,7 +198,8 @@ def test_accessibility_of_later_screens(browser: Any, server: RunningServer) -> 
     assert not problems, problems
 
 
-SCREENS = ("login", "list", "read", "compose", "settings", "search", "admin")
+SCREENS = ("login", "list", "read", "compose", "settings", "search", "admin", "admin-domain",
+           "folders", "attached")
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -199,11 +215,15 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
     shots.append(screenshot(page, f"polish-login-{device}-{lang}-{scheme}"))
     log_in(page, server)
     read = first_message(page)
+    attached = read.rsplit("/", 1)[0] + f"/{SEEDED['forwarded']}/msg/1"
     paths = {"list": page.url, "read": base(server) + read,
              "compose": f"{base(server)}/compose",
              "settings": f"{base(server)}/settings/preferences",
              "search": f"{base(server)}/search?q=%EA%B2%AC%EC%A0%81",
-             "admin": f"{base(server)}/admin/domains/example.com"}
+             "admin": f"{base(server)}/admin",
+             "admin-domain": f"{base(server)}/admin/domains/example.com",
+             "folders": f"{base(server)}/folders",
+             "attached": base(server) + attached}
     for name in SCREENS[1:]:
         page.goto(paths[name])
         if name == "list" and device == "desktop":
