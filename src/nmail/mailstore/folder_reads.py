@@ -8,10 +8,11 @@ the row id (arrival order), the same way in both directions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from nmail.db.tables import folders, message_tombstones, messages
 from nmail.mailstore.model import ChangeSet, MessageRef, MessageRow, NoSuchFolder, SortKey
@@ -35,28 +36,50 @@ _SORT_COLUMNS = {
 
 
 def message_row(r: Any) -> MessageRow:
+    """A MessageRow from a result row of exactly ROW_COLUMNS, in that order.
+
+    Unpacked by position: by name (`r.uid`...) it cost ~7 µs a row here, a
+    third of a 50-row page's SQL work; by position ~2.
+    """
+    (uid, modseq, size, flags, internal_date, date, from_name, from_addr, to_addrs, cc_addrs,
+     subject, message_id, in_reply_to, thread_id, has_attachments, preview) = r
     return MessageRow(
-        uid=int(r.uid), modseq=int(r.modseq), size=int(r.size), flags=parse_flags(r.flags),
-        internal_date=int(r.internal_date), date=int(r.date), from_name=r.from_name,
-        from_addr=r.from_addr, to_addrs=r.to_addrs, cc_addrs=r.cc_addrs,
-        subject=r.subject, message_id=r.message_id, in_reply_to=r.in_reply_to,
-        thread_id=r.thread_id, has_attachments=bool(r.has_attachments), preview=r.preview,
+        uid=int(uid), modseq=int(modseq), size=int(size), flags=parse_flags(flags),
+        internal_date=int(internal_date), date=int(date), from_name=from_name,
+        from_addr=from_addr, to_addrs=to_addrs, cc_addrs=cc_addrs, subject=subject,
+        message_id=message_id, in_reply_to=in_reply_to, thread_id=thread_id,
+        has_attachments=bool(has_attachments), preview=preview,
     )
+
+
+def _order(sort: SortKey, descending: bool) -> tuple[Any, Any]:
+    key = _SORT_COLUMNS[sort]
+    return (key.desc(), messages.c.id.desc()) if descending else (key.asc(), messages.c.id.asc())
 
 
 def page_query(folder_id: int, sort: SortKey, descending: bool, offset: int,
                limit: int) -> Select[Any]:
     """The page query: one walk of the sort's index."""
-    key = _SORT_COLUMNS[sort]
-    order = (key.desc(), messages.c.id.desc()) if descending else (key.asc(), messages.c.id.asc())
     return (select(*ROW_COLUMNS).where(messages.c.folder_id == folder_id)
-            .order_by(*order).limit(limit).offset(offset))
+            .order_by(*_order(sort, descending)).limit(limit).offset(offset))
+
+
+@functools.cache
+def _page_statement(sort: SortKey, descending: bool) -> Select[Any]:
+    """page_query with the folder, limit and offset as parameters, built once per
+    order: building and keying the statement anew for each page cost more than
+    SQLite's own work (a 50-row page's execute 360-570 µs of CPU here, 200 with
+    the statement kept)."""
+    return (select(*ROW_COLUMNS).where(messages.c.folder_id == bindparam("folder_id"))
+            .order_by(*_order(sort, descending))
+            .limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 def page(conn: Connection, folder_id: int, sort: SortKey, descending: bool, offset: int,
          limit: int) -> list[MessageRow]:
     """One page of the folder in `sort` order."""
-    rows = conn.execute(page_query(folder_id, sort, descending, offset, limit)).all()
+    rows = conn.execute(_page_statement(sort, descending),
+                        {"folder_id": folder_id, "limit": limit, "offset": offset}).all()
     return [message_row(r) for r in rows]
 
 
