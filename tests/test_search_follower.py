@@ -64,3 +64,25 @@ def test_another_account_and_folders_are_indexed_too(
     store.store([NewMessage(other, "Sent", trace(), message("quarterly numbers"))])
     assert _found(engine, other, "quarterly", [1])
     assert _found(engine, account, "quarterly", [])
+
+
+def test_steady_commits_are_indexed_within_the_longest_wait(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # A pause the commits never make (an hour): only `longest` ends the wait.
+    address = f"\0nmail-feed-test-{secrets.token_hex(8)}"
+    hub = FeedHub(address)
+    store = MailStore(engine, tmp_path / "mail", HOST, on_commit=hub.publish)
+    follower = SearchFollower(SearchIndexer(engine, tmp_path / "mail"), address,
+                              interval=3600, quiet=3600, longest=0.5)
+    try:
+        account = make_account(engine)
+        store.ensure_account(account)
+        store.store([NewMessage(account, "INBOX", trace(), message("견적서 steady"))])
+        assert _found(engine, account, "steady", [1])  # perhaps by the catch-up at start
+        store.store([NewMessage(account, "INBOX", trace(), message("견적서 steady again"))])
+        assert _found(engine, account, "steady", [2, 1])  # only by the event and the cap
+    finally:
+        follower.close()
+        store.close()
+        hub.close()

@@ -12,13 +12,13 @@ index writer spend, and inbound throughput fell from 2.16-2.47x Postfix to
 So `nmail serve` with workers (or the web process) forks it into a
 companion process the supervisor keeps like a worker, niced by NICENESS:
 while the machine is busy with deliveries the kernel gives the delivery
-path the CPU first, and the follower takes what is left, in larger (so
-cheaper) batches, and catches up when the load eases. Its work is never
-part of a `250`. The cost is the search index's lag during a burst that
-saturates the machine (a few seconds after a 5,000-message burst on two
-cores); the price of a lower priority still is that a machine saturated
-for long would leave search far behind, which niceness 10 (a tenth of the
-share of a normal process, not Unix's idle 19) keeps bounded.
+path the CPU first, and the follower takes what is left. It also waits
+for a pause in the commits (SearchFollower) and so indexes a burst after
+it, in large (so cheaper) batches. Its work is never part of a `250`. The
+cost is the search index's lag: a burst is searchable a moment after it
+ends, steady traffic within seconds. A lower priority still would let a
+machine saturated for long leave search far behind; niceness 10 (a tenth
+of the share of a normal process, not Unix's idle 19) keeps that bounded.
 
 With `--workers 1` and no web listener, `nmail serve` is one process and
 the follower stays a thread in it (runtime.start_search_indexer).
