@@ -14,7 +14,12 @@ from nmail.db.tables import accounts, domains, folder_threads, folders, messages
 from nmail.directory.model import Account
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.mailstore.thread_index import plan, split_keys
-from nmail.mailstore.thread_reads import conversation_count, conversation_page, thread_messages
+from nmail.mailstore.thread_reads import (
+    account_thread_messages,
+    conversation_count,
+    conversation_page,
+    thread_messages,
+)
 from nmail.mailstore.uidset import UidSet
 from nmail.mime.summary import summarize
 from nmail.mime.threads import MAX_REFERENCES, message_key, thread_keys
@@ -180,6 +185,12 @@ def test_move_keeps_the_thread_and_each_folder_lists_its_part(
     with engine.connect() as conn:
         uids = [r.uid for r in thread_messages(conn, inbox, threads_of(engine)["안건"])]
     assert uids == [1, 2, 4]
+    view.move(UidSet.of([2]), "Trash")  # Trash is not gathered into a conversation
+    with engine.connect() as conn:
+        gathered = [(f, r.subject) for f, r in account_thread_messages(
+            conn, alice.id, threads_of(engine)["안건"])]
+    assert gathered == [(inbox, "안건"), (archive, "안건"), (archive, "Re: Re: 안건"),
+                        (inbox, "Re: 3")]
 
 
 def test_expunge_updates_or_drops_the_conversation(

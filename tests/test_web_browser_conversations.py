@@ -57,6 +57,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
              "Wed, 02 Dec 2026 11:30:00 +0900", "park@corp.example", "박부장",
              "저도 참석하겠습니다. 자료는 미리 보내 주세요.",
              "In-Reply-To: <budget-2@corp.example>\r\n")  # no References (Outlook)
+        # Bob's own answer, in Sent (as the webmail or an IMAP client keeps it).
+        bob = srv.directory.get_account("bob@example.com")
+        assert bob is not None
+        srv.runtime.store.append(bob, "Sent", (
+            f"From: Bob <bob@example.com>\r\nTo: kim@corp.example\r\nSubject: Re: {SUBJECT}\r\n"
+            "Date: Tue, 03 Nov 2026 08:10:00 +0900\r\nMessage-ID: <bob-1@example.com>\r\n"
+            "In-Reply-To: <budget@corp.example>\r\nReferences: <budget@corp.example>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            "네, 참석하겠습니다.\r\n").encode(), flags=["\\Seen"])
         setup = Browser(srv)
         setup.login("bob")
         setup.post("/settings/preferences", {"language": "", "page_size": "25"})
@@ -118,13 +127,16 @@ def test_a_thread_spread_over_pages_is_one_conversation(browser: Any,
     first.locator(".msg-link").click()
     pane = page.frame_locator("iframe[name=reader]")
     pane.locator("#thread-subject").wait_for()
-    assert pane.locator("details[data-thread-msg]").count() == 3
+    # Bob's answer from Sent sits in its place, folded (read), marked with its folder.
+    assert pane.locator("details[data-thread-msg]").count() == 4
     assert pane.locator("details[data-thread-msg][open]").count() == 3
-    last = pane.frame_locator("iframe.thread-frame >> nth=2")
+    assert pane.locator("details[data-thread-msg] >> nth=1").locator(".folder-chip"
+                                                                     ).inner_text() == "Sent"
+    last = pane.frame_locator("iframe.thread-frame >> nth=3")
     last.locator(".reader-subject").wait_for()
     assert "자료는 미리" in last.locator(".reader").inner_text()
     # The frame was fitted to its message (thread.js), not left at its fixed height.
-    wait_until(lambda: pane.locator("iframe.thread-frame >> nth=2").evaluate(
+    wait_until(lambda: pane.locator("iframe.thread-frame >> nth=3").evaluate(
         "f => f.style.height !== ''"), what="the last frame fitted")
     page.context.close()
 
@@ -166,11 +178,11 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
     if device == "desktop":
         page.click(".msg-link >> nth=0")
         pane = page.frame_locator("iframe[name=reader]")
-        pane.frame_locator("iframe.thread-frame >> nth=2").locator(".reader-subject").wait_for()
+        pane.frame_locator("iframe.thread-frame >> nth=3").locator(".reader-subject").wait_for()
     shot: Path = screenshot(page, f"conversations-list-{device}-{lang}-{scheme}")
     assert shot.stat().st_size > 1000
     page.goto(f"{base(server)}{href}")
-    page.frame_locator("iframe.thread-frame >> nth=2").locator(".reader-subject").wait_for()
+    page.frame_locator("iframe.thread-frame >> nth=3").locator(".reader-subject").wait_for()
     shot = screenshot(page, f"conversations-thread-{device}-{lang}-{scheme}")
     assert shot.stat().st_size > 1000
     page.context.close()

@@ -149,3 +149,33 @@ def test_actions_on_a_conversation_row_apply_to_all_its_messages(
     assert "n=2" in moved.headers["location"]
     left = bob.get(inbox).text
     assert "안건" not in left and "다른 이야기" in left
+
+
+def test_the_conversation_shows_your_replies_from_sent(server: RunningServer,
+                                                       bob: Browser) -> None:
+    send(server, "안건", "<a@remote.example>", day=1)
+    send(server, "Re: 안건", "<c@remote.example>", day=3, references="<a@remote.example> "
+         "<mine@example.com>", sender="lee@remote.example")
+    account = server.directory.get_account("bob@example.com")
+    assert account is not None
+    reply = (b"From: Bob <bob@example.com>\r\nTo: kim@remote.example\r\nSubject: Re: \xec\x95\x88"
+             b"\xea\xb1\xb4\r\nDate: 02 Nov 2026 09:00:00 +0900\r\nMessage-ID: <mine@example.com>"
+             b"\r\nIn-Reply-To: <a@remote.example>\r\n\r\nmy answer\r\n")
+    server.runtime.store.append(account, "Sent", reply, flags=["\\Seen"])
+    inbox = bob.get("/").headers["location"]
+    folder_id = inbox.rsplit("/", 1)[1]
+    bob.post(f"/mail/{folder_id}/view", {"view": "conversations"})
+    page = bob.get(inbox).text
+    assert "2 conversations" not in page and "1 conversation" in page
+    link = re.search(r'href="(/mail/\d+/thread/[0-9a-f]+)"', page)
+    assert link is not None
+    screen = bob.get(link.group(1)).text
+    assert screen.count("data-thread-msg") == 3
+    assert "2 messages · 1 in other folders" in screen
+    sent_id = re.search(r'data-folder-id="(\d+)" data-folder-name="Sent"', screen)
+    assert sent_id is not None
+    frames = re.findall(r'<iframe class="thread-frame" src="/mail/(\d+)/', screen)
+    assert frames == [folder_id, sent_id.group(1), folder_id]  # by date
+    assert '<span class="folder-chip">Sent</span>' in screen
+    # actions still mean this folder: the hidden UID is the newest of the INBOX
+    assert re.search(r'name="uid" value="2"', screen)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from nmail.db.tables import folder_threads, messages
+from nmail.db.tables import folder_threads, folders, messages
 from nmail.mailstore.folder_reads import ROW_COLUMNS, message_row
 from nmail.mailstore.model import MessageRow
 from nmail.mailstore.names import SEEN_BIT, SYSTEM_BITS
@@ -96,3 +96,24 @@ def thread_messages(conn: Connection, folder_id: int, thread_id: str) -> list[Me
         .order_by(messages.c.date, messages.c.uid).limit(MAX_THREAD_ROWS)
     ).all()
     return [message_row(r) for r in rows]
+
+
+# Folders whose messages a conversation screen does not gather from elsewhere.
+_NOT_GATHERED = ("\\Trash", "\\Junk", "\\Drafts")
+
+
+def account_thread_messages(conn: Connection, account_id: int, thread_id: str
+                            ) -> list[tuple[int, MessageRow]]:
+    """(folder id, message) of one conversation in every folder of the account but
+    Trash, Spam and Drafts, oldest first (at most 1,000): what the conversation
+    screen shows around a folder's part, as Gmail shows your replies from Sent."""
+    m, f = messages.c, folders.c
+    gathered = select(f.id).where(f.account_id == account_id,
+                                  f.role.is_(None) | f.role.not_in(_NOT_GATHERED))
+    rows = conn.execute(
+        select(m.folder_id, *ROW_COLUMNS).where(m.folder_id.in_(gathered),
+                                                m.thread_id == thread_id)
+        .limit(MAX_THREAD_ROWS)
+    ).all()
+    ordered = sorted(rows, key=lambda r: (int(r.date), int(r.folder_id), int(r.uid)))
+    return [(int(r.folder_id), message_row(r)) for r in ordered]

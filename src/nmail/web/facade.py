@@ -295,11 +295,21 @@ class WebFacade:
             return tree, folder, page, total
         return await self.run(read)
 
-    async def thread(self, folder: FolderInfo, thread_id: str) -> list[MessageRow]:
-        """One conversation's messages in the folder, oldest first."""
-        def read() -> list[MessageRow]:
+    async def thread(self, account_id: int, folder: FolderInfo, thread_id: str
+                     ) -> list[tuple[int, MessageRow]]:
+        """One conversation, oldest first, as (folder id, message): its messages in
+        `folder`, and around them those in the account's other folders but Trash,
+        Spam and Drafts (your replies in Sent). Empty when `folder` has none."""
+        def read() -> list[tuple[int, MessageRow]]:
             with self.backends.engine.connect() as conn:
-                return thread_reads.thread_messages(conn, folder.id, thread_id)
+                own = thread_reads.thread_messages(conn, folder.id, thread_id)
+                if not own:
+                    return []
+                found = [(folder.id, row) for row in own] + [
+                    (fid, row) for fid, row in thread_reads.account_thread_messages(
+                        conn, account_id, thread_id) if fid != folder.id]
+            return sorted(found, key=lambda item: (item[1].date, item[0] != folder.id,
+                                                   item[1].uid))
         return await self.run(read)
 
     async def thread_uids(self, folder: FolderInfo, uids: list[int]) -> list[int]:

@@ -117,23 +117,29 @@ def conversation_view(folder_id: int, c: Conversation, now: float,
 async def conversation_page(request: Request, folder_id: int, thread_id: str,
                             user: CurrentUser, web: Web, pages: Pages,
                             pane: int = 0) -> Response:
-    """Every message of one conversation in this folder, oldest first: each a
-    <details> (open: the unread ones and the last) holding the message's pane."""
+    """Every message of one conversation, oldest first: this folder's, and the
+    account's others but Trash/Spam/Drafts (your replies in Sent) marked with
+    their folder; each a <details> (open: the unread ones and the last) holding
+    the message's pane. Its actions apply to this folder's messages."""
     tree = await web.folder_tree(user.id)
     folder = next((f for f in tree if f.id == folder_id), None)
     if folder is None or not thread_id or len(thread_id) > 64:
         raise HTTPException(404)
-    rows = await web.thread(folder, thread_id)
-    if not rows:
+    found = await web.thread(user.id, folder, thread_id)
+    if not found:
         raise HTTPException(404)
     now = web.backends.clock()
-    items = [{**row_view(r, now, pages.zone),
-              "open": "\\Seen" not in r.flags or i == len(rows) - 1}
-             for i, r in enumerate(rows)]
+    labels = {f.id: label_of(f.name) for f in tree}
+    items = [{**row_view(r, now, pages.zone), "folder_id": fid,
+              "elsewhere": labels.get(fid, "") if fid != folder.id else "",
+              "open": "\\Seen" not in r.flags or i == len(found) - 1}
+             for i, (fid, r) in enumerate(found)]
+    own = [r for fid, r in found if fid == folder.id]
     context: dict[str, Any] = {
         "folder": folder, "folder_label": label_of(folder.name), "thread_id": thread_id,
-        "subject": rows[0].subject, "items": items, "pane": bool(pane),
-        "unseen": sum(1 for r in rows if "\\Seen" not in r.flags),
+        "subject": found[0][1].subject, "items": items, "pane": bool(pane),
+        "anchor": own[-1].uid, "own_count": len(own),
+        "unseen": sum(1 for r in own if "\\Seen" not in r.flags),
     }
     context.update(await mailbox_context(user, web, folder.id, tree))
     return pages.render(request, "thread_pane.html" if pane else "thread.html", **context)
