@@ -111,9 +111,10 @@ def account_thread_messages(conn: Connection, account_id: int, thread_id: str
     gathered = select(f.id).where(f.account_id == account_id,
                                   f.role.is_(None) | f.role.not_in(_NOT_GATHERED))
     rows = conn.execute(
-        select(m.folder_id, *ROW_COLUMNS).where(m.folder_id.in_(gathered),
+        select(*ROW_COLUMNS, m.folder_id).where(m.folder_id.in_(gathered),
                                                 m.thread_id == thread_id)
         .limit(MAX_THREAD_ROWS)
     ).all()
     ordered = sorted(rows, key=lambda r: (int(r.date), int(r.folder_id), int(r.uid)))
-    return [(int(r.folder_id), message_row(r)) for r in ordered]
+    width = len(ROW_COLUMNS)  # message_row unpacks exactly ROW_COLUMNS, by position
+    return [(int(r.folder_id), message_row(tuple(r)[:width])) for r in ordered]
