@@ -143,3 +143,82 @@ def test_write_transaction_holds_the_sqlite_write_lock(sqlite_engine: Engine) ->
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+# -- the flusher lane and grouped operations ------------------------------------------
+
+
+class HeldFlush:
+    """A flush function for the flusher thread that holds or fails chosen items."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[list[str]] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, items: list[Any]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.calls.append(list(items))
+        if "slow" in items:
+            self.entered.set()
+            assert self.release.wait(30)
+        if "unflushable" in items:
+            raise OSError(5, "Input/output error")
+
+
+def test_an_operation_is_not_queued_behind_a_delivery_whose_files_are_flushing(
+    sqlite_engine: Engine,
+) -> None:
+    rec, flush = Recorder(), HeldFlush()
+    writer = IndexWriter(sqlite_engine, rec, flush=flush)
+    try:
+        delivery = writer.deliver(["slow"])
+        assert flush.entered.wait(30)
+        # The delivery's files are being flushed: the writer itself is free.
+        assert writer.operate(lambda conn, after: ("flagged", ()), key="f") == "flagged"
+        assert not delivery.done()
+        assert rec.batches == []
+        flush.release.set()
+        assert delivery.result(30) == ["done:slow"]
+        assert flush.threads == {"nmail-index-writer-flush"}
+        assert rec.thread_names == {"nmail-index-writer"}
+    finally:
+        flush.release.set()
+        writer.close()
+
+
+def test_a_failed_flush_fails_only_its_own_delivery(sqlite_engine: Engine) -> None:
+    rec, flush = Recorder(), HeldFlush()
+    writer = IndexWriter(sqlite_engine, rec, flush=flush)
+    try:
+        blocker = writer.deliver(["slow"])
+        assert flush.entered.wait(30)
+        # These wait for the flusher together, so they are flushed as one group.
+        futures = [writer.deliver(["a"]), writer.deliver(["unflushable"]), writer.deliver(["c"])]
+        flush.release.set()
+        assert blocker.result(30) == ["done:slow"]
+        assert futures[0].result(30) == ["done:a"]
+        with pytest.raises(StoreError, match="flush"):
+            futures[1].result(30)
+        assert futures[2].result(30) == ["done:c"]
+        assert ["unflushable"] not in rec.batches  # never indexed: not durable
+        assert ["a", "unflushable", "c"] in flush.calls
+    finally:
+        flush.release.set()
+        writer.close()
+
+
+def test_close_waits_for_deliveries_still_flushing(sqlite_engine: Engine) -> None:
+    rec, flush = Recorder(), HeldFlush()
+    writer = IndexWriter(sqlite_engine, rec, flush=flush)
+    pending = writer.deliver(["slow"])
+    assert flush.entered.wait(30)
+    closer = threading.Thread(target=writer.close)
+    closer.start()
+    flush.release.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert pending.result(30) == ["done:slow"]
+    with pytest.raises(StoreError):
+        writer.deliver(["late"])

@@ -165,6 +165,12 @@ class Piggyback:
     devices: set[int] = field(default_factory=set)
 
 
+def flush_files(items: list[PreparedMessage]) -> None:
+    """Make the items' files in tmp/ durable (the index writer's flusher thread
+    calls this before their batch; OSError if the flush failed)."""
+    sync_batch(files=[i.tmp_path for i in items])
+
+
 def deliver_batch(
     conn: Connection,
     items: list[PreparedMessage],

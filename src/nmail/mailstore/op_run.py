@@ -2,24 +2,27 @@
 
 Both writers use this: the index writer process (index_service) for the
 workers of `nmail serve`, and a MailStore's own writer thread in one-process
-mode and the CLI. Each operation is its own transaction, in the writer's one
-order with the deliveries; the commit hook hears of it right after COMMIT.
-Work that may follow the answer (a flag change's file renames) is handed
-back in `after`: the writer runs it once it has replied.
+mode and the CLI. An operation opens its transaction with write_transaction,
+in the writer's one order with the deliveries; the commit hook hears of it
+right after COMMIT. The writer thread may commit flag changes and
+subscriptions that wait together in one transaction, a savepoint each
+(`group_key`; writer.IndexWriter). Work that may follow the answer (a flag
+change's file renames) is handed back in `after`: the writer runs it once
+it has replied.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from nmail.mailstore import op_expunge, op_flags, op_folders, op_transfer
-from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
+from nmail.mailstore.commit_hook import FolderChange
 from nmail.mailstore.folder_names import check_name
 from nmail.mailstore.folder_rows import create_empty_folders
 from nmail.mailstore.model import StoreError
@@ -38,6 +41,25 @@ from nmail.mailstore.operations import (
 )
 
 _HOST = host_token(socket.gethostname())
+
+
+def group_key(op: Operation) -> Hashable | None:
+    """The key under which the writer may commit `op` together with others
+    (IndexWriter.operate), or None when it must have a transaction alone.
+
+    Only operations that change rows alone group: a failed group runs each
+    again on its own, which is safe for them. Copy, move, expunge and folder
+    changes rename, link or unlink files before their COMMIT and undo that
+    when it fails; in a group a later failure would find them done. Two flag
+    changes of one folder never share a group: each moves the folder's
+    names mark over the renames of the changes before it, which the writer
+    makes after their commit (flag_names.py).
+    """
+    if isinstance(op, StoreFlags):
+        return ("flags", op.folder_id)
+    if isinstance(op, Subscribe):
+        return ("subscribe", op.account_id, op.name)
+    return None
 
 
 def run_operation(conn: Connection, op: Operation, *, now: float | None = None,
@@ -78,11 +100,3 @@ def _default_folders(conn: Connection, op: CreateDefaultFolders,
             if attempt == 2:  # another node keeps creating them: give up clearly
                 raise StoreError("could not create the folders") from None
     raise AssertionError("unreachable")
-
-
-def run_and_report(conn: Connection, op: Operation, hook: CommitHook | None,
-                   after: list[Callable[[], None]] | None = None) -> Any:
-    """run_operation, then the hook; returns the result."""
-    result, changes = run_operation(conn, op, after=after)
-    report(hook, changes)
-    return result

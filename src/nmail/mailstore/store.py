@@ -24,7 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from nmail.db.tables import folders
 from nmail.directory.model import Account
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
-from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage, deliver_batch
+from nmail.mailstore.delivery_batch import (
+    FolderGone,
+    PreparedMessage,
+    deliver_batch,
+    flush_files,
+)
 from nmail.mailstore.first_model_calls import FirstModelCalls, guarded
 from nmail.mailstore.folder_catalog import FolderCatalog
 from nmail.mailstore.folder_sync import FolderTarget
@@ -47,7 +52,7 @@ from nmail.mailstore.model import (
 )
 from nmail.mailstore.names import host_token
 from nmail.mailstore.op_rows import quota_check
-from nmail.mailstore.op_run import run_and_report
+from nmail.mailstore.op_run import group_key, run_operation
 from nmail.mailstore.operations import CreateDefaultFolders, Operation
 from nmail.mailstore.preparing import (
     Checked,
@@ -102,6 +107,10 @@ def _mailbox(account: Account) -> Mailbox:
     return Mailbox(account.id, account.domain, account.userid)
 
 
+def _flushed(_item: PreparedMessage) -> bool:
+    return True
+
+
 class _NotKnown(Exception):
     """A folder's location is not in memory (submit() does no database reads)."""
 
@@ -123,7 +132,8 @@ class MailStore(FirstModelCalls):
         self._host = host_token(hostname)
         self._clock = clock
         self._on_commit = on_commit
-        self._writer = IndexWriter(engine, self._deliver_local)
+        self._writer = IndexWriter(engine, self._deliver_local, flush=flush_files,
+                                   on_commit=on_commit)
         self._catalog = FolderCatalog(engine, self._mail_dir, self.run_operation,
                                       keep_tombstones=int(tombstone_days * 86400))
         self._remote = index_client
@@ -327,8 +337,8 @@ class MailStore(FirstModelCalls):
             if not self._remote.can_wait():
                 raise StoreError("a mail store change on the event loop would never return")
             return self._remote.submit_op(op).result()
-        return self._writer.call_then(
-            lambda conn, after: run_and_report(conn, op, self._on_commit, after))
+        return self._writer.operate(lambda conn, after: run_operation(conn, op, after=after),
+                                    key=group_key(op))
 
     def names_settled(self) -> None:
         """Wait until the file renames of the flag changes answered so far are made
@@ -341,8 +351,9 @@ class MailStore(FirstModelCalls):
         self._writer.call(lambda conn: None)
 
     def _deliver_local(self, conn: Connection, items: list[PreparedMessage]) -> list[Any]:
+        # The writer's flusher made the files durable (flush_files) before this.
         changes: list[FolderChange] = []
-        stored = deliver_batch(conn, items, changes=changes)
+        stored = deliver_batch(conn, items, flushed=_flushed, changes=changes)
         report(self._on_commit, changes)
         return stored
 
