@@ -163,3 +163,28 @@ def test_a_rename_that_failed_is_finished_by_the_next_change(
     store.create_folder(alice.id, "Barrier2")
     assert _letters(inbox) == {1: ("cur", "S"), 2: ("cur", "F")}
     assert _marks(engine, view.folder_id) == (second.highest_modseq, first.highest_modseq)
+
+
+def test_a_new_folder_starts_with_names_following_and_keeps_another_tools_keyword(
+    store: MailStore, alice: Account, engine: Engine, mail_root: Path
+) -> None:
+    store.ensure_account(alice)
+    created = store.create_folder(alice.id, "Work")
+    assert _marks(engine, created.id) == (created.highest_modseq, created.highest_modseq)
+    for info in store.list_folders(alice.id):  # the default folders too
+        assert _marks(engine, info.id)[1] == info.highest_modseq
+    store.append(alice, "Work", new(alice).content, flags=["\\Seen"])
+    before = store.open_folder(alice.id, "Work").info.highest_modseq
+    # Another tool (Dovecot) gives the message a keyword: a letter and its line.
+    work = folder_dir(mail_root, alice, "Work")
+    (work / "dovecot-keywords").write_text("0 $Forwarded\n")
+    (name,) = os.listdir(work / "cur")
+    os.rename(work / "cur" / name, work / "cur" / name.replace(":2,S", ":2,Sa"))
+    store.dbsync([alice])
+    view = store.open_folder(alice.id, "Work")
+    (row,) = view.summaries(UidSet.of([1]))
+    assert row.flags == frozenset({"\\Seen", "$Forwarded"})
+    changes = view.changes_since(before)
+    assert [(uid, flags) for uid, _, flags in changes.changed] == [
+        (1, frozenset({"\\Seen", "$Forwarded"}))]
+    assert os.listdir(work / "cur") == [name.replace(":2,S", ":2,Sa")]

@@ -7,8 +7,11 @@ needs the committed state, not the names. The Maildir stays the truth in a
 defined way, through `folders.names_modseq`:
 
 - every row with `modseq <= names_modseq` has a file whose name carries its
-  index flags; above the mark a rename may still be pending, and there the
-  index's flags win over the file name's;
+  index flags; above the mark a rename may still be pending for rows a flag
+  change touched (`modseq > created_modseq`), and there the index's flags
+  win over the file name's (rows no flag change touched got their names at
+  their own commit: a different name there is another tool's change);
+- a new folder starts with the mark at its HIGHESTMODSEQ (nothing pending);
 - a flag change advances the mark, in its own transaction, to the folder's
   HIGHESTMODSEQ before it (the renames of earlier changes were done by this
   writer before it took the next job), unless this process failed some of
@@ -95,17 +98,21 @@ def follow_index(conn: Connection, folder_id: int, directory: Path, mark: int) -
     rows = conn.execute(
         select(messages.c.filename, messages.c.in_new, messages.c.flags)
         .where(messages.c.folder_id == folder_id, messages.c.modseq > mark,
+               messages.c.modseq > messages.c.created_modseq,
                messages.c.in_new.is_(False))
     ).all()
-    # A flag change always leaves its rows in cur/; rows still in new/ are
-    # deliveries, whose names were right at their commit.
+    # A flag change always leaves its rows in cur/ with a MODSEQ above the one
+    # that made them; rows still in new/ (deliveries) and rows no change has
+    # touched since (appends, copies, moves, dbsync's) got their names at
+    # their commit, so a different name is another tool's doing, which
+    # dbsync reads like any other (the index must not undo it).
     for filename, _, flags_text in rows:
         name = str(filename)
         flags = parse_flags(str(flags_text))
         want = directory / "cur" / disk_name(name, letters.letters_of(flags), False)
         if want.exists():
             continue
-        found = locate(directory, name, False, str(flags_text))
+        found = locate(directory, name, False, str(flags_text), letters)
         if found is None:
             continue  # gone: the repair that follows drops the row
         os.rename(found, want)

@@ -42,7 +42,8 @@ def create_empty_folders(
             states[name] = state
             rows.append({
                 "account_id": account_id, "name": name, "uidvalidity": state.uidvalidity,
-                "next_uid": state.next_uid, "highest_modseq": 1, "message_count": 0,
+                "next_uid": state.next_uid, "highest_modseq": 1, "names_modseq": 1,
+                "message_count": 0,
                 "total_size": 0, "unseen_count": 0, "subscribed": True,
                 "role": DEFAULT_ROLES.get(name),
             })

@@ -164,7 +164,7 @@ class _Apply:
             folder_id = int(conn.execute(
                 insert(folders).values(
                     account_id=target.account_id, name=target.name, uidvalidity=uidvalidity,
-                    next_uid=1, highest_modseq=1, message_count=0, total_size=0,
+                    next_uid=1, highest_modseq=1, names_modseq=1, message_count=0, total_size=0,
                     unseen_count=0, subscribed=True, role=DEFAULT_ROLES.get(target.name),
                 )
             ).inserted_primary_key[0])  # type: ignore[index]

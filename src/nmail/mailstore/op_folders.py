@@ -98,7 +98,7 @@ def _make_folders(conn: Connection, op: CreateFolder, names: list[str],
         next_uid = state.next_uid if state else 1
         row_id = int(conn.execute(insert(folders).values(
             account_id=op.account_id, name=name, uidvalidity=validity,
-            next_uid=next_uid, highest_modseq=1, message_count=0, unseen_count=0,
+            next_uid=next_uid, highest_modseq=1, names_modseq=1, message_count=0, unseen_count=0,
             total_size=0, subscribed=True,
             role=(op.role or None) if name == op.name else None,
         )).inserted_primary_key[0])  # type: ignore[index]

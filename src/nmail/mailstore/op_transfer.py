@@ -130,7 +130,7 @@ def _files(op: CopyMessages, rows: list[Any], source: Any, target: Any, src_dir:
         try:
             _place(src, dst, op.move)
         except FileNotFoundError:
-            found = locate(src_dir, r.filename, bool(r.in_new), r.flags)
+            found = locate(src_dir, r.filename, bool(r.in_new), r.flags, src_letters)
             if found is None:
                 continue  # its file is gone: dbsync drops the row
             src = str(found)
