@@ -36,6 +36,7 @@ class Service:
         self.listener = listen_socket(self.address)
         self.stop = threading.Event()
         self.heard: list[FolderChange] = []
+        self.commits: list[list[FolderChange]] = []
         self.hook_thread: set[str] = set()
         self.thread = threading.Thread(
             target=serve_index_writer, args=(engine, self.listener),
@@ -45,6 +46,7 @@ class Service:
     def _hook(self, changes: Sequence[FolderChange]) -> None:
         self.hook_thread.add(threading.current_thread().name)
         self.heard.extend(changes)
+        self.commits.append(list(changes))
         if any(c.folder == "Explode" for c in changes):
             raise RuntimeError("a hook that fails must not undo the commit")
 
@@ -170,5 +172,47 @@ def test_a_garbled_operation_drops_only_that_connection(
     try:
         store.ensure_account(alice)
         assert store.create_folder(alice.id, "Still/Works").name == "Still/Works"
+    finally:
+        store.close()
+
+
+def test_flag_changes_read_together_share_a_commit_and_a_refused_one_rolls_back_alone(
+    engine: Engine, tmp_path: Path, service: Service
+) -> None:
+    alice, bob = make_account(engine), make_account(engine, userid="bob")
+    store = MailStore(engine, tmp_path / "mail", HOST, index_client=RemoteIndex(service.address))
+    try:
+        store.ensure_account(alice)
+        store.store([new(alice, subject=f"m{i}") for i in range(2)])
+        store.store([new(alice, "Archive", subject="a")])
+        inbox, archive = (store.open_folder(alice.id, name) for name in ("INBOX", "Archive"))
+        drafts = store.open_folder(alice.id, "Drafts")
+        m = inbox.maildir
+        ops = [
+            StoreFlags(alice.id, m, inbox.folder_id, ((1, 1),), "add", ("\\Seen",), 0),
+            StoreFlags(bob.id, m, drafts.folder_id, ((1, 1),), "add", ("\\Seen",), 0),
+            StoreFlags(alice.id, m, archive.folder_id, ((1, 1),), "add", ("\\Flagged",), 0),
+            StoreFlags(alice.id, m, inbox.folder_id, ((2, 2),), "add", ("\\Seen",), 0),
+        ]
+        service.commits.clear()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(service.address)
+            # One write: the writer reads the four requests together.
+            sock.sendall(b"".join(index_wire.frame(encode_operation(op)) for op in ops))
+            buffer, replies = bytearray(), []
+            while len(replies) < 4:
+                chunk = sock.recv(65536)
+                assert chunk
+                buffer += chunk
+                replies.extend(index_wire.read_frames(buffer, lambda value: value))
+        assert [r[0] for r in replies] == ["ok", "refused", "ok", "ok"]
+        assert replies[1][1] == "NoSuchFolder"
+        # The first, second and third in one commit (the refused one without a
+        # trace), INBOX's second change in a commit of its own after it.
+        assert [[(c.folder, c.kind) for c in commit] for commit in service.commits] == [
+            [("INBOX", "flags"), ("Archive", "flags")], [("INBOX", "flags")]]
+        assert inbox.refresh().unseen_count == 0
+        assert inbox.info.highest_modseq == service.commits[1][0].highest_modseq
+        assert archive.summaries(archive.uid_set("1"))[0].flags == frozenset({"\\Flagged"})
     finally:
         store.close()

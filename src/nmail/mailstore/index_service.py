@@ -18,13 +18,14 @@ anything it can anyway; that check is what makes marshal acceptable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import select
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +41,9 @@ from nmail.mailstore.delivery_batch import (
 )
 from nmail.mailstore.index_wire import decode_request, encode_stored, frame, peer_uid, read_frames
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.op_run import run_operation
+from nmail.mailstore.op_run import group_key, run_operation
 from nmail.mailstore.operations import Operation, encode_result
-from nmail.mailstore.writer import run_after
+from nmail.mailstore.writer import commit_group, run_after
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,8 @@ class _Commit:
                 self._send(replies)
                 replies = []
                 run_after(self._after)
-            if len(group) == 1 and not isinstance(group[0][1], list):
-                replies.append((group[0][0], self._operation(group[0][1])))
+            if not isinstance(group[0][1], list):
+                replies.extend(self._operations(group))
                 continue
             deliveries = [(client, batch) for client, batch in group
                           if isinstance(batch, list)]
@@ -233,6 +234,33 @@ class _Commit:
                 start += len(batch)
         self._send(replies)
         run_after(self._after)
+
+    def _operations(self, group: list[Request]) -> list[tuple[_Client, object]]:
+        """Operations in one transaction, a savepoint each (writer.commit_group);
+        if it fails as a whole, each alone. Their replies."""
+        ops = [(client, op) for client, op in group if not isinstance(op, list)]
+        if len(ops) == 1:
+            return [(ops[0][0], self._operation(ops[0][1]))]
+        afters: list[list[Callable[[], None]]] = [[] for _ in ops]
+        try:
+            outcomes = commit_group(self.conn, [
+                (functools.partial(_run, op), after) for (_, op), after in zip(ops, afters,
+                                                                            strict=True)])
+        except Exception as exc:
+            log.warning("index writer: a group of %d mailbox changes failed (%s); one by one",
+                        len(ops), exc)
+            self.conn = _fresh(self.conn, self._engine)
+            return [(client, self._operation(op)) for client, op in ops]
+        report(self._on_commit, [c for outcome in outcomes if not isinstance(outcome, StoreError)
+                                 for c in outcome[1]])
+        replies: list[tuple[_Client, object]] = []
+        for (client, _), outcome, after in zip(ops, outcomes, afters, strict=True):
+            if isinstance(outcome, StoreError):
+                replies.append((client, ("refused", type(outcome).__name__, str(outcome))))
+            else:
+                replies.append((client, ("ok", encode_result(outcome[0]))))
+                self._after.extend(after)
+        return replies
 
     def _operation(self, op: Operation) -> object:
         """Run one operation in its own transaction; its reply."""
@@ -305,20 +333,37 @@ class _Commit:
                 self._clients.pop(fd, None)
 
 
+def _run(op: Operation, conn: Connection,
+         after: list[Callable[[], None]]) -> tuple[Any, list[FolderChange]]:
+    return run_operation(conn, op, after=after)
+
+
 def _groups(requests: list[Request]) -> list[list[Request]]:
     """The requests in order: runs of deliveries of at most MAX_BATCH_ITEMS (a request
-    stays whole) share a commit; an operation is a group of its own."""
+    stays whole) share a commit; so do runs of operations with group keys, none
+    twice (op_run.group_key); any other operation is a group of its own."""
     groups: list[list[Request]] = [[]]
     count = 0
+    keys: set[Hashable] = set()
     for request in requests:
         batch = request[1]
         if not isinstance(batch, list):
-            if groups[-1]:
-                groups.append([])
+            key = group_key(batch)
+            current = groups[-1]
+            if key is None or key in keys or not current or isinstance(current[0][1], list):
+                if current:
+                    groups.append([])
+                keys = set()
             groups[-1].append(request)
-            groups.append([])
+            if key is None:
+                groups.append([])
+            else:
+                keys.add(key)
             count = 0
             continue
+        if groups[-1] and not isinstance(groups[-1][0][1], list):
+            groups.append([])
+            keys = set()
         if count + len(batch) > MAX_BATCH_ITEMS and groups[-1]:
             groups.append([])
             count = 0

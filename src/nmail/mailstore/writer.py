@@ -58,7 +58,7 @@ def write_transaction(conn: Connection) -> Iterator[None]:
     writer's transaction and savepoint hold the operation.
     """
     if conn.info.get(GROUP):
-        # Inside the writer's group commit (IndexWriter._run_operations): the
+        # Inside the writer's group commit (commit_group): the
         # transaction and this operation's savepoint are the writer's.
         yield
         return
@@ -428,43 +428,26 @@ class IndexWriter:
             for job in live:
                 self._call(job)
             return
-        outcomes: list[tuple[_CallJob, Any, BaseException | None]] = []
+        operations: list[tuple[OperationFn, list[After]]] = []
+        for job in live:
+            assert job.op is not None
+            operations.append((job.op, job.after))
         try:
-            conn = self._connection()
-            with write_transaction(conn):
-                conn.info[GROUP] = True
-                try:
-                    for job in live:
-                        assert job.op is not None
-                        savepoint = conn.begin_nested()
-                        try:
-                            outcome = job.op(conn, job.after)
-                        except StoreError as exc:
-                            # Refused: only its own changes go (a broken rollback
-                            # fails the whole group instead).
-                            job.after.clear()
-                            savepoint.rollback()
-                            outcomes.append((job, None, exc))
-                        else:
-                            savepoint.commit()
-                            outcomes.append((job, outcome, None))
-                finally:
-                    conn.info.pop(GROUP, None)
+            outcomes = commit_group(self._connection(), operations)
         except BaseException as exc:
             self._drop_connection()
             log.warning("a group of %d mailbox changes failed (%s); one by one", len(live), exc)
             for job in live:
-                job.after.clear()
                 self._call(job)
             return
-        report(self._on_commit, [c for _, outcome, error in outcomes if error is None
+        report(self._on_commit, [c for outcome in outcomes if not isinstance(outcome, StoreError)
                                  for c in outcome[1]])
-        for job, outcome, error in outcomes:
-            if error is None:
-                job.future.set_result(outcome[0])
+        for job, outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, StoreError):
+                job.future.set_exception(outcome)
             else:
-                job.future.set_exception(error)
-        for job, _, _ in outcomes:
+                job.future.set_result(outcome[0])
+        for job in live:
             run_after(job.after)
 
     def _run_deliveries(self, group: list[_DeliveryJob]) -> None:
@@ -498,6 +481,43 @@ class IndexWriter:
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
+
+
+def commit_group(
+    conn: Connection, operations: Sequence[tuple[OperationFn, list[After]]]
+) -> list[tuple[Any, Sequence[FolderChange]] | StoreError]:
+    """Run the operations in one transaction, a savepoint each, and COMMIT.
+
+    Each gives its outcome: (result, changes), or the StoreError that
+    refused it (its savepoint rolled back, its `after` emptied). Anything
+    else, a failed COMMIT included, rolls the whole group back and raises,
+    with every `after` emptied: the caller then runs each on its own.
+    """
+    outcomes: list[tuple[Any, Sequence[FolderChange]] | StoreError] = []
+    try:
+        with write_transaction(conn):
+            conn.info[GROUP] = True
+            try:
+                for op, after in operations:
+                    savepoint = conn.begin_nested()
+                    try:
+                        outcome = op(conn, after)
+                    except StoreError as exc:
+                        # Refused: only its own changes go (a rollback that
+                        # fails fails the whole group instead).
+                        after.clear()
+                        savepoint.rollback()
+                        outcomes.append(exc)
+                    else:
+                        savepoint.commit()
+                        outcomes.append(outcome)
+            finally:
+                conn.info.pop(GROUP, None)
+    except BaseException:
+        for _, after in operations:
+            after.clear()
+        raise
+    return outcomes
 
 
 def _flush_failed(job: _DeliveryJob, exc: BaseException) -> None:
