@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -71,9 +71,11 @@ class PlannedRename(NamedTuple):
     dst: str  # entry name in cur/
 
 
-def advance_mark(conn: Connection, folder: Any, directory: Path) -> None:
+def advance_mark(conn: Connection, folder: Any, directory: Path,
+                 write: Callable[[int], object] | None = None) -> None:
     """In a flag change's transaction: the mark moves up to the folder's
-    HIGHESTMODSEQ before the change, after finishing what this process left."""
+    HIGHESTMODSEQ before the change, after finishing what this process left.
+    `write(mark)` stores it (default: an UPDATE of the folder row)."""
     folder_id = int(folder.id)
     old = int(folder.highest_modseq)
     if int(folder.names_modseq) >= old:
@@ -84,7 +86,10 @@ def advance_mark(conn: Connection, folder: Any, directory: Path) -> None:
         follow_index(conn, folder_id, directory, int(folder.names_modseq))
         with _unfinished_lock:
             _unfinished.discard(folder_id)
-    conn.execute(update(folders).where(folders.c.id == folder_id).values(names_modseq=old))
+    if write is not None:
+        write(old)
+    else:
+        conn.execute(update(folders).where(folders.c.id == folder_id).values(names_modseq=old))
 
 
 def follow_index(conn: Connection, folder_id: int, directory: Path, mark: int) -> int:

@@ -19,16 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from nmail.db.tables import folders, messages
 from nmail.mailstore.commit_hook import FolderChange
 from nmail.mailstore.delivery_batch import Statement, compile_statement
 from nmail.mailstore.flag_names import PlannedRename, advance_mark, rename_all
 from nmail.mailstore.keywords import KeywordLetters
-from nmail.mailstore.model import BadFlag, FlagChange
+from nmail.mailstore.model import BadFlag, FlagChange, NoSuchFolder
 from nmail.mailstore.names import SEEN_BIT, flag_bits, format_flags, parse_flags
-from nmail.mailstore.op_rows import folder_path, lock_folder, rows_in_ranges, uid_in_ranges
+from nmail.mailstore.op_rows import FOLDER_COLUMNS, folder_path, rows_in_ranges, uid_in_ranges
 from nmail.mailstore.operations import StoreFlags
 from nmail.mailstore.writer import write_transaction
 
@@ -40,17 +40,55 @@ _update_row = (
         in_new=bindparam("b_in_new"), modseq=bindparam("b_modseq"))
 )
 _ROW_KEYS = ("b_flags", "b_bits", "b_in_new", "b_modseq", "b_id")  # an update's values
-_compiled: dict[tuple[str, str], Statement] = {}
+# The statements of a small flag change (one message marked read: the common
+# case), compiled once per dialect and run through the driver: building and
+# caching SQLAlchemy statements cost about as much as SQLite's own work here.
+_HOT: dict[str, Any] = {
+    "row": _update_row,
+    "lock": select(*FOLDER_COLUMNS).where(folders.c.id == bindparam("b_id")).with_for_update(),
+    "range": select(*_COLUMNS).where(
+        messages.c.folder_id == bindparam("b_folder"), messages.c.uid >= bindparam("b_low"),
+        messages.c.uid <= bindparam("b_high")).order_by(messages.c.uid),
+    "mark": update(folders).where(folders.c.id == bindparam("b_id")).values(
+        names_modseq=bindparam("b_mark")),
+    "folder": update(folders).where(folders.c.id == bindparam("b_id")).values(
+        highest_modseq=bindparam("b_modseq"),
+        unseen_count=folders.c.unseen_count + bindparam("b_delta")),
+}
+_compiled: dict[tuple[str, str, str], Statement] = {}
 _SET_RANGES = 50  # at most this many UID ranges ...
-_SET_TEXTS = 8  # ... and old flag texts for the set-based UPDATEs
+_SET_TEXTS = 8  # ... and old flag texts for the set-based UPDATEs ...
+_SET_ROWS = 32  # ... on more rows than this
 
 
-def _row_statement(conn: Connection) -> Statement:
-    key = (conn.dialect.name, conn.dialect.paramstyle)
+def _statement(conn: Connection, name: str) -> Statement:
+    key = (conn.dialect.name, conn.dialect.paramstyle, name)
     found = _compiled.get(key)
     if found is None:
-        found = _compiled[key] = compile_statement(conn, _update_row)
+        found = _compiled[key] = compile_statement(conn, _HOT[name])
     return found
+
+
+def _run(conn: Connection, name: str, **values: Any) -> Any:
+    """Run hot statement `name` with its parameters (b_ names) through the driver."""
+    statement = _statement(conn, name)
+    return conn.exec_driver_sql(statement.sql,
+                                statement.maker(tuple(values))(tuple(values.values())))
+
+
+def _lock_folder(conn: Connection, account_id: int, folder_id: int) -> Any:
+    """op_rows.lock_folder through the driver."""
+    row = _run(conn, "lock", b_id=folder_id).first()
+    if row is None or int(row.account_id) != account_id:
+        raise NoSuchFolder(f"folder {folder_id} no longer exists")
+    return row
+
+
+def _rows(conn: Connection, op: StoreFlags) -> list[Any]:
+    if len(op.ranges) == 1:
+        low, high = op.ranges[0]
+        return list(_run(conn, "range", b_folder=op.folder_id, b_low=low, b_high=high).all())
+    return rows_in_ranges(conn, op.folder_id, op.ranges, _COLUMNS)
 
 
 def store_flags(
@@ -64,7 +102,7 @@ def store_flags(
     wanted = frozenset(op.flags)
     planned: list[PlannedRename] = []
     with write_transaction(conn):
-        folder = lock_folder(conn, op.account_id, op.folder_id)
+        folder = _lock_folder(conn, op.account_id, op.folder_id)
         directory = folder_path(op.maildir, str(folder.name))
         modseq = int(folder.highest_modseq) + 1
         letters = KeywordLetters.load(directory)
@@ -74,8 +112,7 @@ def store_flags(
         unseen_delta = 0
         # Most messages share a handful of flag texts: work each out once.
         outcomes: dict[str, _Outcome | None] = {}
-        for row_id, uid, row_modseq, filename, in_new, text in rows_in_ranges(
-                conn, op.folder_id, op.ranges, _COLUMNS):
+        for row_id, uid, row_modseq, filename, in_new, text in _rows(conn, op):
             if text in outcomes:
                 outcome = outcomes[text]
             else:
@@ -94,9 +131,10 @@ def store_flags(
             changed.append((uid, modseq))
         if not updates:
             return FlagChange(int(folder.highest_modseq), (), tuple(modified)), []
-        advance_mark(conn, folder, directory)
+        advance_mark(conn, folder, directory,
+                     lambda mark: _run(conn, "mark", b_id=op.folder_id, b_mark=mark))
         changing = [o for o in outcomes.values() if o is not None]
-        if _by_flag_text(conn, op, len(changing)):
+        if len(updates) > _SET_ROWS and _by_flag_text(conn, op, len(changing)):
             # A few set-based UPDATEs (one per old flag text) instead of one per
             # row: SQLite spent most of a 10,000-message change on those.
             for o in changing:
@@ -108,13 +146,10 @@ def store_flags(
         else:
             # Through the driver: SQLAlchemy's per-row parameter work cost more
             # than SQLite's own on 10,000 rows.
-            statement = _row_statement(conn)
+            statement = _statement(conn, "row")
             make = statement.maker(_ROW_KEYS)
             conn.exec_driver_sql(statement.sql, [make(u) for u in updates])
-        conn.execute(
-            update(folders).where(folders.c.id == op.folder_id).values(
-                highest_modseq=modseq, unseen_count=folders.c.unseen_count + unseen_delta)
-        )
+        _run(conn, "folder", b_id=op.folder_id, b_modseq=modseq, b_delta=unseen_delta)
         letters.save()
     if planned:
         def renames() -> None:

@@ -21,7 +21,7 @@ from nmail.mailstore.folder_names import disk_name
 from nmail.mailstore.model import NoSuchFolder, QuotaExceeded, StoreError
 
 RANGES_PER_QUERY = 200
-_FOLDER = (
+FOLDER_COLUMNS = (  # what lock_folder reads
     folders.c.id, folders.c.account_id, folders.c.name, folders.c.uidvalidity,
     folders.c.next_uid, folders.c.highest_modseq, folders.c.names_modseq,
     folders.c.message_count,
@@ -32,7 +32,7 @@ _FOLDER = (
 def lock_folder(conn: Connection, account_id: int, folder_id: int) -> Any:
     """The folder's row, locked; NoSuchFolder unless it exists and is the account's."""
     row = conn.execute(
-        select(*_FOLDER).where(folders.c.id == folder_id).with_for_update()
+        select(*FOLDER_COLUMNS).where(folders.c.id == folder_id).with_for_update()
     ).first()
     if row is None or int(row.account_id) != account_id:
         raise NoSuchFolder(f"folder {folder_id} no longer exists")
