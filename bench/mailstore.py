@@ -21,6 +21,15 @@ measures with the mail store's API in this process (its writer thread, as
 - commit -> event: from the writer's commit hook to a ThreadFeed
   subscriber's get() (p50/p99 of 300 flag changes), when the feed exists.
 
+Where one \\Seen change's time goes under the delivery load (measured,
+docs/ARCHITECTURE.md "Flag changes"): alone ~0.2-0.3 ms (its statements
+run through the driver); the deliveries' file flushes are on the writer's
+flusher thread, so a change waits only when it meets a delivery's
+transaction: its rows, renames, the `new/` directory fsync and COMMIT,
+which hold SQLite's one write lock (the fsync must precede the COMMIT).
+That wait is the p90, and it grows with the disk's fsync time: 1-15 ms
+on the shared machine these figures came from.
+
 Prints figures next to the issue's targets; never asserts a time.
 """
 
