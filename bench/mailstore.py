@@ -28,7 +28,8 @@ flusher thread, so a change waits only when it meets a delivery's
 transaction: its rows, renames, the `new/` directory fsync and COMMIT,
 which hold SQLite's one write lock (the fsync must precede the COMMIT).
 That wait is the p90, and it grows with the disk's fsync time: 1-15 ms
-on the shared machine these figures came from.
+on the shared machine these figures came from; once deliveries keep the
+writer in such transactions more than half the time, it is the median too.
 
 Prints figures next to the issue's targets; never asserts a time.
 """
