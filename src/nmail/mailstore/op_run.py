@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nmail.mailstore import op_expunge, op_flags, op_folders, op_transfer
 from nmail.mailstore.commit_hook import FolderChange
@@ -96,7 +96,18 @@ def _default_folders(conn: Connection, op: CreateDefaultFolders,
         try:
             create_empty_folders(conn, op.account_id, wanted, now)
             return None, []
-        except IntegrityError:
+        except DBAPIError as exc:
+            # Another writer created them meanwhile (a duplicate), or InnoDB chose
+            # this one of several inserting the same rows as a deadlock's victim.
+            if not (isinstance(exc, IntegrityError) or _deadlock(exc)):
+                raise
             if attempt == 2:  # another node keeps creating them: give up clearly
                 raise StoreError("could not create the folders") from None
     raise AssertionError("unreachable")
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """MariaDB/MySQL error 1213 or PostgreSQL's SQLSTATE 40P01."""
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    return code == 1213 or getattr(orig, "sqlstate", None) == "40P01"
