@@ -192,3 +192,17 @@ def test_another_users_attached_message_is_404(server: RunningServer, bob: Accou
         assert eve.get(outer + path).status_code == 404
     assert eve.get(f"/compose/reply{outer[5:]}/msg/1").status_code == 404
     eve.close()
+
+
+def test_a_message_without_a_date_shows_when_it_arrived(server: RunningServer, bob: Account,
+                                                        browser: Browser) -> None:
+    uid = store(server, bob, b"From: a@remote.example\r\nSubject: undated\r\n\r\nhello\r\n")
+    page = browser.get(f"/mail/{folder_id(server, bob)}/{uid}")
+    assert page.status_code == 200
+    assert "<dt>Date</dt>" in page.text
+    assert '<time datetime="' in page.text and '+00:00"' in page.text
+    # A readable Date: header is what is shown, as before.
+    dated = store(server, bob, b"From: a@remote.example\r\nSubject: dated\r\n"
+                               b"Date: Mon, 7 Dec 2026 09:00:00 +0000\r\n\r\nhello\r\n")
+    shown = browser.get(f"/mail/{folder_id(server, bob)}/{dated}").text
+    assert '<time datetime="2026-12-07T09:00:00+00:00">' in shown

@@ -8,7 +8,7 @@ the same ownership check as the platform's (the account's folder list).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nmail.mailstore.model import FolderInfo
@@ -41,4 +41,7 @@ def open_message(backends: Any, account_id: int, folder_id: int, uid: int,
     raw = backends.store.read_message(account_id, folder.name, uid)
     if raw is None:
         return None
-    return OpenedMessage(folder, rows[0].flags, read_page(raw, lang))
+    page = read_page(raw, lang)
+    if not page.view.date:  # no Date: header, or one nobody can read: when it arrived
+        page = replace(page, view=replace(page.view, date=rows[0].internal_date))
+    return OpenedMessage(folder, rows[0].flags, page)

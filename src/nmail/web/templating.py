@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,6 +69,11 @@ def short_date(stamp: int, now: float, zone: ZoneInfo | None = None) -> str:
 
 def full_date(stamp: int, zone: ZoneInfo | None = None) -> str:
     return datetime.fromtimestamp(stamp, zone or current_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def iso_date(stamp: int) -> str:
+    """A `<time datetime>` value: ISO 8601 in UTC."""
+    return datetime.fromtimestamp(stamp, UTC).isoformat()
 
 
 def row_texts() -> dict[str, str]:
@@ -137,6 +142,7 @@ class Templates:
                      "_message.html", "message.html"):
             self.env.get_template(name)
         self.env.filters["fulldate"] = full_date
+        self.env.filters["isodate"] = iso_date
 
     @property
     def zone(self) -> ZoneInfo:
