@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
-from nmail.db.tables import folders, messages
+from nmail.db.tables import folders, messages, search_folders
 from nmail.mailstore.layout import disk_folder_names, folder_dir, read_uid_state
 from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
 from nmail.mailstore.names import SEEN_BIT, parse_disk_name
@@ -91,6 +91,17 @@ def folder_marks(engine: Engine) -> dict[tuple[int, str], FolderMark]:
         rows = conn.execute(select(folders.c.account_id, folders.c.name, folders.c.uidvalidity,
                                    folders.c.next_uid, folders.c.highest_modseq)).all()
     return {(int(r[0]), str(r[1])): FolderMark(int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+
+def search_caught_up(engine: Engine) -> bool:
+    """Whether the search follower has read every folder up to its HIGHESTMODSEQ."""
+    indexed = func.coalesce(search_folders.c.indexed_modseq, -1)
+    with engine.connect() as conn:
+        behind = conn.execute(
+            select(func.count()).select_from(folders.outerjoin(
+                search_folders, search_folders.c.folder_id == folders.c.id))
+            .where(indexed < folders.c.highest_modseq)).scalar_one()
+    return int(behind) == 0
 
 
 def index_snapshot(engine: Engine) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:

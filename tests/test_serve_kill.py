@@ -11,8 +11,10 @@ message that got 250 is in exactly one folder once, no answered expunge
 came back, the index says what the files say (counts, UIDs, UIDNEXT,
 HIGHESTMODSEQ never lower than at the crash, UIDVALIDITY never changed, a
 UID never naming another message), and `nmail dbsync ALL` finds nothing to
-fix: it reports nothing added, removed or renumbered and leaves every row
-as it was. On each database the suite was asked for.
+fix: it reports nothing added, removed or renumbered, leaves every row as
+it was, and (once the search follower caught up) indexes nothing: no
+message is missing from the search index. On each database the suite was
+asked for.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete
 
-from mail_truth import Truth, folder_marks, index_snapshot
+from mail_truth import Truth, folder_marks, index_snapshot, search_caught_up
 from nmail.datadir import initialize
 from nmail.db.tables import login_failures
 from nmail.directory import Directory
@@ -94,11 +96,15 @@ def until_kill(ledger: Ledger, kind: str, rng: random.Random) -> None:
 
 def dbsync_finds_nothing(data: Path, engine: Engine) -> None:
     """`nmail dbsync ALL` reports nothing added, removed or renumbered and leaves
-    every folder and message row as it was (a flag it corrected would show there)."""
+    every folder and message row as it was (a flag it corrected would show there);
+    once the search follower has caught up, nothing is missing from the search
+    index either, nor indexed for another message."""
+    wait_until(lambda: search_caught_up(engine), 60, "the search follower caught up")
     before = index_snapshot(engine)
     out = nmail(data, "dbsync", "ALL")
     assert re.search(r"dbsync: \d+ accounts, 0 added, 0 removed, \d+ kept, 0 renumbered",
                      out), out
+    assert "search index: 0 messages indexed\n" in out, out
     assert index_snapshot(engine) == before, "dbsync changed rows"
 
 

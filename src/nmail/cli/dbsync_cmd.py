@@ -2,7 +2,10 @@
 
 The seed's `mail_box_dbsync.php ALL`, for when the webmail does not show
 mail that POP3 clients can still fetch. UIDs are kept where the files carry
-them, so IMAP clients do not download everything again.
+them, so IMAP clients do not download everything again. The search index
+is then mended, not rebuilt (SearchIndexer.refresh): only messages missing
+from it, or indexed for another message, are read again, unless
+`--rebuild-search` asks for every one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.mailstore.feed_node import open_publisher
 from nmail.mailstore.model import SyncReport
-from nmail.mailstore.search_indexer import SearchIndexer
+from nmail.mailstore.search_indexer import SearchIndexer, SearchRefresh
 from nmail.mailstore.store import MailStore, StoreError
 
 
@@ -31,6 +34,10 @@ def register(commands: Any) -> None:
         "add missing messages, drop messages whose file is gone, keep known UIDs.",
     )
     p.add_argument("target", metavar="ALL|ADDRESS", help="ALL, or one account's address")
+    p.add_argument(
+        "--rebuild-search", action="store_true",
+        help="make the accounts' search index again from every message file (by default only"
+        " messages missing from it, or indexed for another message, are indexed)")
     p.set_defaults(handler=run)
 
 
@@ -60,17 +67,21 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
                 progress.update(task, completed=done, total=total)
 
             report = store.dbsync(accounts, progress=advance)
-            indexed = SearchIndexer(ctx.engine, ctx.config.mail_dir).rebuild(
-                None if args.target.upper() == "ALL" else [a.id for a in accounts])
+            indexer = SearchIndexer(ctx.engine, ctx.config.mail_dir)
+            scope = None if args.target.upper() == "ALL" else [a.id for a in accounts]
+            mended = (SearchRefresh(indexer.rebuild(scope), 0) if args.rebuild_search
+                      else indexer.refresh(scope))
     except StoreError as exc:
         ctx.fail(str(exc))
     except SQLAlchemyError as exc:
-        ctx.fail(f"could not rebuild the search index: {exc}")
+        ctx.fail(f"could not update the search index: {exc}")
     finally:
         store.close()
         feed.close()
     print_report(ctx, report, show_all=len(accounts) == 1)
-    ctx.out.print(f"search index: {indexed} messages indexed")
+    ctx.out.print(f"search index: {mended.indexed} messages indexed"
+                  + (f" ({mended.stale} had a row made for another message)"
+                     if mended.stale else ""))
     for line in report.errors:
         ctx.err.print(f"nmail: warning: skipped {line}")
     return 1 if report.errors else 0

@@ -15,6 +15,15 @@ folder's modseq and its messages commit together, so nothing committed
 below a HIGHESTMODSEQ can appear later; a flag change raises a message's
 modseq but finds its row present, and costs nothing more. Expunged
 messages leave the index with their rows (foreign key, search_sql).
+
+`nmail dbsync` mends rather than rebuilds (`refresh`): it indexes every
+message of its accounts that has no index row, whatever the folders' marks
+say, after dropping the rows that were made for another message (their
+account or folder is not the message's: on SQLite a message id can be
+handed out again after the newest message is expunged). That costs index
+reads; a rebuild read and parsed every message file again, minutes for a
+large mailbox, on every run. `rebuild` stays for when every row is wrong
+(`nmail dbsync --rebuild-search`, after an upgrade that makes terms anew).
 """
 
 from __future__ import annotations
@@ -50,6 +59,14 @@ BATCH = 200  # messages per transaction
 MAX_READ = 2 << 20  # bytes of a message file read for its text
 QUIET = 0.25  # seconds without a commit before the follower catches up
 LONGEST = 5.0  # seconds it waits at most for such a pause
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRefresh:
+    """What `refresh` did."""
+
+    indexed: int  # messages that had no index row (or a stale one) and have one now
+    stale: int  # rows dropped because they were made for another message
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +169,50 @@ class SearchIndexer:
             total += count
         return total
 
+    def refresh(self, account_ids: Sequence[int] | None = None) -> SearchRefresh:
+        """Mend the index of these accounts (None: all): rows made for another
+        message dropped, every message without a row indexed, the folders'
+        marks brought up to their HIGHESTMODSEQ."""
+        indexed = 0
+        with self._engine.connect() as conn:
+            stale = self._drop_stale(conn, account_ids)
+            chosen = select(folders.c.id, folders.c.account_id, folders.c.name,
+                            folders.c.highest_modseq)
+            if account_ids is not None:
+                chosen = chosen.where(folders.c.account_id.in_(list(account_ids)))
+            targets = [_Folder(int(r[0]), int(r[1]), str(r[2]), int(r[3]), 0)
+                       for r in conn.execute(chosen.order_by(folders.c.id))]
+            conn.rollback()
+            for folder in targets:
+                # From the folder's first message: only those without a row are read.
+                cursor: tuple[int, int] | None = (0, 0)
+                while cursor is not None:
+                    count, cursor = self._folder_batch(conn, folder, cursor, BATCH)
+                    indexed += count
+        return SearchRefresh(indexed, stale)
+
+    def _drop_stale(self, conn: Connection, account_ids: Sequence[int] | None) -> int:
+        ms = message_search.c
+        query = (
+            select(ms.message_id)
+            .join(messages, messages.c.id == ms.message_id)
+            .join(folders, folders.c.id == messages.c.folder_id)
+            .where(or_(ms.folder_id != messages.c.folder_id,
+                       ms.account_id != folders.c.account_id))
+        )
+        if account_ids is not None:
+            query = query.where(or_(folders.c.account_id.in_(list(account_ids)),
+                                    ms.account_id.in_(list(account_ids))))
+        stale = [int(r[0]) for r in conn.execute(query)]
+        conn.rollback()
+        for start in range(0, len(stale), 500):
+            with write_transaction(conn):
+                conn.execute(delete(message_search).where(
+                    ms.message_id.in_(stale[start:start + 500])))
+        if stale:
+            log.warning("search index: %d rows were made for another message", len(stale))
+        return len(stale)
+
     def _behind(self, conn: Connection, folder_ids: Set[int] | None) -> list[_Folder]:
         indexed = func.coalesce(search_folders.c.indexed_modseq, -1)
         query = (
@@ -196,9 +257,11 @@ class SearchIndexer:
         # Done up to the folder's modseq, or to just below the last one read
         # (more messages may share it; they come next).
         reached = folder.highest_modseq if finished else int(rows[-1].modseq) - 1
+        read = {int(r.id): str(r.filename) for r in rows}
         try:
             with write_transaction(conn):
-                insert_rows(conn, values)
+                same = _still_the_same(conn, folder.id, read)
+                insert_rows(conn, [v for v in values if v.message_id in same])
                 self._advance(conn, folder.id, reached)
         except IntegrityError:
             # A message expunged meanwhile (its row gone): the next round reads
@@ -239,6 +302,20 @@ class SearchIndexer:
             "subject": row.subject,
             "body": body,
         })
+
+
+def _still_the_same(conn: Connection, folder_id: int, read: dict[int, str]) -> set[int]:
+    """Of the messages read (id -> file name), those whose row is still the one read.
+
+    Under the write lock, just before their index rows go in: a message
+    expunged while its terms were made must not leave them on a message
+    delivered meanwhile that took its id (SQLite hands out the id of an
+    expunged newest message again), which its words would then find and
+    which would never be indexed for its own. A file name is one message's.
+    """
+    found = conn.execute(select(messages.c.id, messages.c.filename).where(
+        messages.c.id.in_(list(read)), messages.c.folder_id == folder_id))
+    return {int(i) for i, name in found if read.get(int(i)) == name}
 
 
 class SearchFollower:
