@@ -12,6 +12,7 @@ import io
 import re
 import smtplib
 import socket
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,3 +285,75 @@ def test_pre_login_sessions_of_cookieless_visitors_do_not_pile_up(tmp_path: Path
         assert sessions.load(kept) is not None
     finally:
         engine.dispose()
+
+
+BIG = "9" * 25  # past BIGINT: no row of any table has this id
+
+
+def test_ids_no_row_can_have_are_refused_not_a_crash(tmp_path: Path, db_url: str) -> None:
+    # Found open: an id past BIGINT in a path or a form went to SQL and came back as
+    # OverflowError (SQLite) or out-of-range (PostgreSQL): 500, traceback, connection cut.
+    # So did a UID past 2^32-1, a 5000-digit move target, and a NUL PostgreSQL refuses.
+    with web_server(tmp_path, db_url) as srv:
+        srv.add_user("bob@example.com")
+        bob = Browser(srv)
+        try:
+            bob.login("bob")
+            inbox = bob.get("/").headers["location"]
+            for path in (f"/contacts/{BIG}", f"/compose/reply/{BIG}/1", f"/mail/{BIG}",
+                         f"{inbox}/{BIG}", f"{inbox}/1/part/{BIG}", f"/mail/{BIG}/thread/x",
+                         f"/compose/draft/{inbox.rsplit('/', 1)[1]}/{BIG}"):
+                answer = bob.get(path)
+                assert answer.status_code == 404, path
+                assert answer.headers["x-frame-options"] == "SAMEORIGIN"  # still our headers
+            assert bob.post(f"/mail/{BIG}/view", {"view": "messages"}).status_code == 404
+            for path, fields in (
+                (f"{inbox}/actions", {"action": "read", "uid": BIG}),
+                (f"{inbox}/actions", {"action": "read", "toggle_flag": BIG}),
+                (f"{inbox}/actions", {"action": "move", "uid": "1", "target": "9" * 5000}),
+                (f"{inbox}/actions", {"action": "move", "uid": "1", "target": BIG}),
+                ("/contacts/save", {"id": BIG, "name": "x", "email": "x@example.com"}),
+                ("/contacts/delete", {"id": BIG}),
+                ("/contacts/save", {"name": "a\x00b", "email": "x@example.com"}),
+                ("/folders/create", {"name": "a\x00b"}),
+            ):
+                answer = bob.post(path, fields)
+                assert answer.status_code in (303, 400, 404), (path, fields, answer.status_code)
+            for query in ("a\x00b", "%", "_%_", "a " * 300):
+                assert bob.get("/search", params={"q": query}).status_code == 200, query
+            assert bob.get(inbox).status_code == 200  # and the server is still there
+        finally:
+            bob.close()
+
+
+def test_event_streams_of_one_account_are_bounded(server: RunningServer) -> None:
+    # Found open: one logged-in script held 40 /events streams (each a feed
+    # subscription and a SELECT every 2 s) and nothing said no.
+    from nmail.web.routes.events import MAX_STREAMS
+
+    server.add_user("eve@example.com")
+    bob, eve = Browser(server), Browser(server)
+    held: list[Any] = []
+    try:
+        bob.login("bob")
+        eve.login("eve")
+
+        def open_stream(who: Browser) -> httpx.Response:
+            stream = who.client.stream("GET", "/events", timeout=10)
+            answer = stream.__enter__()
+            held.append(stream)
+            return answer
+
+        assert all(open_stream(bob).status_code == 200 for _ in range(MAX_STREAMS))
+        assert open_stream(bob).status_code == 429
+        assert open_stream(eve).status_code == 200  # another account is not starved
+        held.pop(0).__exit__(None, None, None)  # a tab closes: its place comes back
+        deadline = time.monotonic() + 10
+        while (answer := open_stream(bob)).status_code != 200:
+            assert time.monotonic() < deadline, answer.status_code
+            held.pop().__exit__(None, None, None)
+    finally:
+        for stream in held:
+            stream.__exit__(None, None, None)
+        bob.close()
+        eve.close()

@@ -17,9 +17,11 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from nmail.mailstore.model import BadUidSet
 from nmail.web import autoconfig, i18n, upload_sweeper
 from nmail.web.backends import backends_from_context
 from nmail.web.context import WebContext
@@ -108,6 +110,16 @@ def create_app(context: WebContext) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_form(request: Request, exc: RequestValidationError) -> Response:
         return error_page(request, 422, None)
+
+    # A value from the request the store cannot hold (a form's id past BIGINT, a UID
+    # past 2^32-1, a NUL PostgreSQL refuses): the request is wrong, not the server.
+    async def unrepresentable(request: Request, exc: Exception) -> Response:
+        logging.getLogger(__name__).warning("web request refused: %s: %s", request.url.path,
+                                            type(exc).__name__)
+        return error_page(request, 400, None)
+
+    for kind in (OverflowError, DataError, BadUidSet):
+        app.add_exception_handler(kind, unrepresentable)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:

@@ -78,6 +78,7 @@ class WebFacade:
                                         clock=backends.clock)
         self.settings = SettingsFacade(backends, self.run)
         self._feed: AsyncFeed | None = None
+        self.streams: dict[int, int] = {}  # account id -> open /events streams (routes/events.py)
         self._ensured: set[int] = set()
 
     def close(self) -> None:

@@ -10,6 +10,10 @@ It runs before routing so no route can forget a check:
   programs (Outlook's autodiscover) are exempt;
 - a request body may not be larger than web/body_limit.py allows (a login
   form without a session);
+- a path with a number no row can have (past a signed 64-bit id: every id
+  column is at most BIGINT) is 404 here, like an id that is not the user's:
+  passed on, it reached SQL and came back as OverflowError (SQLite) or an
+  out-of-range error (PostgreSQL), a 500 with a traceback for any visitor;
 - the request's language is chosen (user setting, Accept-Language), and its
   time zone (user setting, the browser's from login, the server's);
 - pages get a strict CSP (no inline script, no foreign origin), nosniff,
@@ -48,6 +52,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_EXEMPT = ("/autodiscover/", "/Autodiscover/")
 NO_SESSION = ("/static/", "/healthz", "/.well-known/", "/mail/config-v1.1.xml")
 MAX_FORM = 1024 * 1024
+MAX_ID = 2**63 - 1  # BIGINT, the widest id column
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -78,9 +83,15 @@ def cookies(scope: Scope) -> dict[str, str]:
     return {key: morsel.value for key, morsel in cookie.items()}
 
 
-async def _forbidden(send: Send, text: str) -> None:
+def impossible_id(path: str) -> bool:
+    """A path segment that is a number past every id column (so no row's id)."""
+    return any(part.isascii() and part.isdigit() and (len(part) > 19 or int(part) > MAX_ID)
+               for part in path.split("/"))
+
+
+async def _forbidden(send: Send, text: str, status: int = 403) -> None:
     body = text.encode("utf-8")
-    await send({"type": "http.response.start", "status": 403, "headers": [
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
     ]})
@@ -145,6 +156,11 @@ class Guard:
                     return
                 receive = checked
             private = not path.startswith("/static/")
+            if impossible_id(path):
+                await _forbidden(self._with_headers(send, "", private), i18n.gettext(
+                    "There is nothing here. The message or folder may have been moved or "
+                    "deleted."), 404)
+                return
             await self.app(scope, receive, self._with_headers(send, asked, private))
         finally:
             time_zone.reset_zone(zone_marker)

@@ -6,14 +6,21 @@ on the change feed (mailstore/feed.py) and then compares the account's
 folder MODSEQs (one small indexed SELECT): it speaks only when one moved.
 It also looks every POLL seconds, so a lost feed event or a node without a
 hub only delays the news.
+
+An account holds at most MAX_STREAMS streams at once; one more is 429 (the
+browser's EventSource then stops retrying: that tab refreshes by hand). Each
+stream costs a feed subscription and a small SELECT every POLL seconds, and
+nothing else bounded them: one logged-in script held 40 and counting (red
+team). A browser opens one per tab, and HTTP/1.1 browsers six per host.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import StreamingResponse
 
 from nmail.mailstore.feed import AsyncSubscription
@@ -23,10 +30,34 @@ router = APIRouter()
 POLL = 2.0
 KEEPALIVE = 25.0
 MAX_STREAM = 3600.0  # the browser reconnects by itself; a session revoked meanwhile ends it
+MAX_STREAMS = 8  # per account
+
+
+class _CountedStream(StreamingResponse):
+    """A stream that gives its place back however it ends (sent, cut, never started)."""
+
+    def __init__(self, content: AsyncIterator[str], counts: dict[int, int], account_id: int,
+                 **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._counts = counts
+        self._account_id = account_id
+        counts[account_id] = counts.get(account_id, 0) + 1
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            left = self._counts.get(self._account_id, 1) - 1
+            if left > 0:
+                self._counts[self._account_id] = left
+            else:
+                self._counts.pop(self._account_id, None)
 
 
 @router.get("/events")
 async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResponse:
+    if web.streams.get(user.id, 0) >= MAX_STREAMS:
+        raise HTTPException(429)
     async def stream() -> AsyncIterator[str]:
         subscription = await web.subscribe(user.id)
         try:
@@ -65,5 +96,5 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
             }
             yield f"event: folders\ndata: {json.dumps(payload)}\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+    return _CountedStream(stream(), web.streams, user.id, media_type="text/event-stream",
+                          headers={"cache-control": "no-store", "x-accel-buffering": "no"})

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from nmail.mailstore.uidset import MAX_UID
 from nmail.web.deps import CurrentUser, Web
 from nmail.web.i18n import N_
 from nmail.web.routes.mailbox import notice_text, own_folder
@@ -47,6 +48,8 @@ async def act(
     folder = await own_folder(web, user, folder_id)
     whole = scope == "thread"
     if toggle_flag is not None:
+        if not 0 < toggle_flag <= MAX_UID:
+            raise HTTPException(404)
         toggled = await web.thread_uids(folder, [toggle_flag]) if whole else [toggle_flag]
         rows = await web.rows(folder, toggled)
         if not rows:
@@ -57,7 +60,7 @@ async def act(
                             remove=frozenset({"\\Flagged"}) if flagged else frozenset(),
                             add=frozenset() if flagged else frozenset({"\\Flagged"}))
         return _answer(request, folder.id, "flag" if not flagged else "unflag", 1)
-    uids = sorted(set(uid or []))
+    uids = sorted({u for u in uid or [] if 0 < u <= MAX_UID})  # no other UID can exist
     if action not in ACTIONS:
         raise HTTPException(400, N_("Choose what to do with the selected messages."))
     if not uids:
@@ -75,7 +78,7 @@ async def act(
                             remove=frozenset() if adding else frozenset({flag}))
         changed = len(uids)
     elif action == "move":
-        if not target.isdigit():
+        if not (target.isascii() and target.isdigit() and len(target) < 19):
             raise HTTPException(400, N_("Choose a folder to move to."))
         destination = await own_folder(web, user, int(target))
         if destination.id == folder.id:
