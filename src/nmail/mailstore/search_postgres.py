@@ -30,63 +30,55 @@ PG_WINDOW = 1_000  # newest index rows of the scope checked before the GIN index
 PG_FEW = 5_000  # matches fetched from the GIN index at most
 
 
+# Each row's message and folder, looked up by key (LATERAL: a nested loop,
+# whatever the planner guesses for the rows before it).
+_ROW = ("CROSS JOIN LATERAL (SELECT m.folder_id, f.name, m.uid, m.id FROM messages m "
+        "JOIN folders f ON f.id = m.folder_id WHERE m.id = {}.message_id "
+        "AND f.account_id = :account) x")
+
+
 def pg_find(conn: Connection, account_id: int, expression: str, folder_id: int | None,
             limit: int, offset: int) -> list[Any]:
     """(folder_id, folder name, uid, message id) rows, newest arrival first."""
-    want = offset + limit
-    if folder_id is not None:
-        owner = conn.execute(text("SELECT account_id FROM folders WHERE id = :folder"),
-                             {"folder": folder_id}).scalar()
-        if owner != account_id:
-            return []
-        # Fixed fragments only; values are parameters.
-        scope = "folder_id = :scope"
-        params: dict[str, Any] = {"scope": folder_id}
-    else:
-        scope = "account_id = :scope"
-        params = {"scope": account_id}
-    params.update(q=expression, window=PG_WINDOW, want=want)
-    ids = [int(r[0]) for r in conn.execute(text(
-        "SELECT message_id FROM (SELECT message_id, terms FROM message_search "  # noqa: S608
-        f"WHERE {scope} ORDER BY message_id DESC LIMIT :window) w "
-        "WHERE terms @@ CAST(:q AS tsquery) ORDER BY message_id DESC LIMIT :want"), params)]
-    if len(ids) < want:
-        floor = conn.execute(text(
-            f"SELECT message_id FROM message_search WHERE {scope} "  # noqa: S608
-            "ORDER BY message_id DESC OFFSET :skip LIMIT 1"),
-            {**params, "skip": PG_WINDOW - 1}).scalar()
-        if floor is not None:  # more rows than the window: look below it
-            ids += _below(conn, scope, {**params, "floor": int(floor), "need": want - len(ids)},
-                          account_id, folder_id)
-    ids = ids[offset:]
-    if not ids:
-        return []
-    return list(conn.execute(text(
-        "SELECT m.folder_id, f.name, m.uid, m.id FROM messages m "
-        "JOIN folders f ON f.id = m.folder_id WHERE m.id = ANY(:ids) ORDER BY m.id DESC"
-    ), {"ids": ids}).all())
-
-
-def _below(conn: Connection, scope: str, params: dict[str, Any], account_id: int,
-           folder_id: int | None) -> list[int]:
-    """Up to params['need'] matches of the scope below params['floor'], newest first."""
-    floor = params["floor"]
-    # Only the GIN index may answer (no scan, no index walk), for this
-    # transaction only; scope and floor are applied to what it gives.
-    conn.execute(text("SELECT set_config('enable_seqscan', 'off', true), "
-                      "set_config('enable_indexscan', 'off', true)"))
-    hits = conn.execute(text(
-        "SELECT message_id, account_id, folder_id FROM message_search "
-        "WHERE terms @@ CAST(:q AS tsquery) LIMIT :few"), {**params, "few": PG_FEW + 1}).all()
-    if len(hits) <= PG_FEW:
-        found = sorted((int(r[0]) for r in hits
-                        if int(r[0]) < floor and int(r[1]) == account_id
-                        and (folder_id is None or int(r[2]) == folder_id)), reverse=True)
-        return found[:params["need"]]
+    # Fixed fragments only; values are parameters. Each step is one statement
+    # (on a loaded machine every round trip waits for a time slice).
+    scope = "account_id = :scope" if folder_id is None else "folder_id = :scope"
+    params: dict[str, Any] = {"scope": account_id if folder_id is None else folder_id,
+                              "account": account_id, "q": expression,
+                              "window": PG_WINDOW, "want": offset + limit}
+    rows = list(conn.execute(text(
+        "SELECT x.* FROM (SELECT message_id, terms FROM message_search "  # noqa: S608
+        f"WHERE {scope} ORDER BY message_id DESC LIMIT :window) w {_ROW.format('w')} "
+        "WHERE w.terms @@ CAST(:q AS tsquery) ORDER BY w.message_id DESC LIMIT :want"),
+        params).all())
+    if len(rows) == params["want"]:
+        return rows[offset:]
+    # Where the window ends (None: it held the whole scope); and from here on
+    # only the GIN index may answer (no scan, no index walk), for this
+    # transaction only.
+    floor = conn.execute(text(
+        f"SELECT (SELECT message_id FROM message_search WHERE {scope} "  # noqa: S608
+        "ORDER BY message_id DESC OFFSET :skip LIMIT 1), "
+        "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"),
+        {**params, "skip": PG_WINDOW - 1}).scalar()
+    if floor is None:
+        return rows[offset:]
+    params.update(floor=int(floor), want=params["want"] - len(rows), few=PG_FEW + 1)
+    # Up to PG_FEW matches of any account from the GIN index; those of the
+    # scope below the window, and how many it gave (the last row).
+    found = conn.execute(text(
+        "WITH g AS MATERIALIZED (SELECT message_id, account_id, folder_id "  # noqa: S608
+        "FROM message_search WHERE terms @@ CAST(:q AS tsquery) LIMIT :few) "
+        f"(SELECT x.*, 0 FROM g {_ROW.format('g')} WHERE g.{scope} AND g.message_id < :floor "
+        "ORDER BY g.message_id DESC LIMIT :want) "
+        "UNION ALL SELECT NULL, NULL, NULL, NULL, count(*) FROM g"), params).all()
+    if int(found[-1][4]) <= PG_FEW:
+        return [*rows, *(r[:4] for r in found[:-1])][offset:]
     # Common somewhere: walk the scope's rows below the window, newest first.
     conn.execute(text("SELECT set_config('enable_indexscan', 'on', true), "
                       "set_config('enable_bitmapscan', 'off', true)"))
-    return [int(r[0]) for r in conn.execute(text(
-        f"SELECT message_id FROM message_search WHERE {scope} "  # noqa: S608
-        "AND message_id < :floor AND terms @@ CAST(:q AS tsquery) "
-        "ORDER BY message_id DESC LIMIT :need"), params)]
+    rows += conn.execute(text(
+        f"SELECT x.* FROM message_search s {_ROW.format('s')} "  # noqa: S608
+        f"WHERE s.{scope} AND s.message_id < :floor AND s.terms @@ CAST(:q AS tsquery) "
+        "ORDER BY s.message_id DESC LIMIT :want"), params).all()
+    return rows[offset:]
