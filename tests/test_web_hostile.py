@@ -357,3 +357,4 @@ def test_event_streams_of_one_account_are_bounded(server: RunningServer) -> None
             stream.__exit__(None, None, None)
         bob.close()
         eve.close()
+

@@ -4,8 +4,9 @@ delivery rules and the address book."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
+from nmail.db.tables import web_sessions
 from nmail.directory import Directory
 from nmail.directory.mail_rules import MailRulesStore, RuleAccounts, Vacation
 from nmail.directory.passwords import fast_hashing
@@ -55,6 +56,28 @@ def test_sessions_expire_and_revoke(engine: Engine) -> None:
     assert sessions.sweep() >= 1
     assert sessions.load(anonymous) is None
 
+
+
+def test_one_account_keeps_a_bounded_number_of_sessions(engine: Engine) -> None:
+    # Found open (red team): every good login added a row (the throttle counts only
+    # failures), so one script with one password grew the table until idle expiry.
+    from nmail.web.sessions import MAX_PER_ACCOUNT
+
+    clock = Clock()
+    bob, eve = make_account(engine, clock), make_account(engine, clock, "eve")
+    sessions = SessionStore(engine, clock, idle=3600, longest=86400)
+    eves, _ = sessions.create(eve, "192.0.2.9")
+    tokens = []
+    for _ in range(MAX_PER_ACCOUNT + 5):
+        clock.now += 1
+        tokens.append(sessions.create(bob, "192.0.2.1")[0])
+    with engine.connect() as conn:
+        kept = conn.execute(select(func.count()).select_from(web_sessions)
+                            .where(web_sessions.c.account_id == bob)).scalar_one()
+    assert kept == MAX_PER_ACCOUNT
+    assert all(sessions.load(t) is None for t in tokens[:5])  # the least recently used
+    assert all(sessions.load(t) is not None for t in tokens[5:])
+    assert sessions.load(eves) is not None  # another account's are not touched
 
 def test_prefs_and_language_read_with_the_session(engine: Engine) -> None:
     clock = Clock()

@@ -10,7 +10,10 @@ no account are what older versions made before login, still honoured and
 swept. `last_seen` is written at most once a minute per session, so reading
 a page costs one primary-key SELECT. Expired rows are also swept by
 `create`, at most once every SWEEP_EVERY seconds: rows never presented again
-would otherwise pile up for ever.
+would otherwise pile up for ever. An account keeps at most
+MAX_PER_ACCOUNT sessions: a login past that ends the least recently used
+ones, since a script with one good password could otherwise add a row per
+login (no throttle counts successes) until idle expiry caught up.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from nmail.db.tables import web_prefs, web_sessions
 TOUCH_EVERY = 60
 SWEEP_EVERY = 60
 ANONYMOUS_IDLE = 3600
+MAX_PER_ACCOUNT = 50  # browsers and devices of one person, with room to spare
 
 
 def token_hash(token: str) -> str:
@@ -89,6 +93,15 @@ class SessionStore:
                     time_zone=time_zone[:64],
                 )
             )
+            if account_id is not None:
+                # Two statements: MariaDB refuses LIMIT inside an IN subquery.
+                surplus = conn.execute(
+                    select(web_sessions.c.id).where(web_sessions.c.account_id == account_id)
+                    .order_by(web_sessions.c.last_seen.desc(), web_sessions.c.created_at.desc())
+                    .offset(MAX_PER_ACCOUNT)).scalars().all()
+                surplus = [key for key in surplus if key != session.id]
+                if surplus:
+                    conn.execute(delete(web_sessions).where(web_sessions.c.id.in_(surplus)))
         return token, session
 
     def load(self, token: str) -> Session | None:
