@@ -104,6 +104,26 @@ def test_repair_removes_only_stale_tmp_files(
     assert entries(tmp) == ["in-progress"]
 
 
+def test_repair_removes_state_files_a_kill_left_half_made(
+    store: MailStore, alice: Account, mail_root: Path
+) -> None:
+    # nmail-uidvalidity and dovecot-keywords are replaced through a .tmp beside
+    # them; a kill -9 between writing and renaming left it there for good.
+    store.ensure_account(alice)
+    inbox = folder_dir(mail_root, alice, "INBOX")
+    old = [inbox / "nmail-uidvalidity.4242.140000.tmp", inbox / "dovecot-keywords.4242.tmp"]
+    fresh = inbox / "nmail-uidvalidity.4343.140000.tmp"  # another process's, being written
+    for path in (*old, fresh):
+        path.write_bytes(b"1 ")
+    two_hours_ago = time.time() - 7200
+    for path in old:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    before = read_uid_state(inbox)
+    assert store.repair().tmp_removed == 2
+    assert [p.exists() for p in (*old, fresh)] == [False, False, True]
+    assert read_uid_state(inbox) == before
+
+
 def test_repair_rebuilds_folders_whose_rows_are_lost(
     store: MailStore, alice: Account, engine: Engine, mail_root: Path
 ) -> None:

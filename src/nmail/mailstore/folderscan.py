@@ -14,6 +14,11 @@ from nmail.mailstore.names import DiskName, parse_disk_name
 log = logging.getLogger(__name__)
 
 STALE_TMP_SECONDS = 36 * 3600  # the Maildir convention for leftovers in tmp/
+# `nmail-uidvalidity` and `dovecot-keywords` are replaced through a
+# `<name>.<pid>[.<thread>].tmp` beside them, renamed milliseconds after it is
+# written: one an hour old is what a kill -9 in between left.
+STATE_FILES = ("nmail-uidvalidity.", "dovecot-keywords.")
+STALE_STATE_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +63,9 @@ def scan_messages(folder_dir: Path) -> dict[str, DiskFile]:
 
 
 def remove_stale_tmp(folder_dir: Path, now: float) -> int:
-    """Delete tmp/ files a crash left behind (never acknowledged); returns how many."""
-    removed = 0
+    """Delete tmp/ files a crash left behind (never acknowledged), and the
+    half-made state files beside them; returns how many."""
+    removed = _remove_stale_state(folder_dir, now)
     try:
         with os.scandir(folder_dir / "tmp") as entries:
             for entry in entries:
@@ -67,6 +73,26 @@ def remove_stale_tmp(folder_dir: Path, now: float) -> int:
                     if not entry.is_file(follow_symlinks=False):
                         continue
                     if entry.stat(follow_symlinks=False).st_mtime < now - STALE_TMP_SECONDS:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return removed
+
+
+def _remove_stale_state(folder_dir: Path, now: float) -> int:
+    removed = 0
+    try:
+        with os.scandir(folder_dir) as entries:
+            for entry in entries:
+                if not (entry.name.endswith(".tmp") and entry.name.startswith(STATE_FILES)):
+                    continue
+                try:
+                    if (entry.is_file(follow_symlinks=False)
+                            and entry.stat(follow_symlinks=False).st_mtime
+                            < now - STALE_STATE_SECONDS):
                         os.unlink(entry.path)
                         removed += 1
                 except FileNotFoundError:
