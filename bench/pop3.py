@@ -105,6 +105,7 @@ def serve_nmail(base: Path) -> None:
     """Run nmail's POP3 server on 127.0.0.1:<free port> until stdin closes."""
     from nmail.db.engine import make_engine
     from nmail.directory import Directory, LoginThrottle
+    from nmail.directory.cache import DirectoryCache
     from nmail.directory.login import LoginService
     from nmail.directory.passwords import fast_hashing
     from nmail.mailstore.store import MailStore
@@ -115,7 +116,10 @@ def serve_nmail(base: Path) -> None:
         engine = make_engine(f"sqlite:///{base / 'index.sqlite3'}")
         store = MailStore(engine, base / "mail", "bench.local")
         directory = Directory(engine, passwords=fast_hashing())
-        backend = StoreBackend(LoginService(directory, LoginThrottle()), store, base / "mail")
+        lookups = DirectoryCache(directory)
+        backend = StoreBackend(
+            LoginService(directory, LoginThrottle()), store, base / "mail", lookups
+        )
         server = Pop3Server(backend, Pop3Settings())
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -126,6 +130,7 @@ def serve_nmail(base: Path) -> None:
         print(f"PORT {server.port}", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         await server.stop()
+        lookups.close()
         store.close()
         engine.dispose()
 

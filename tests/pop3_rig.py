@@ -16,10 +16,12 @@ from sqlalchemy import Engine
 
 from nmail.certs import generate_self_signed, server_context
 from nmail.directory import Account, Directory, LoginThrottle
+from nmail.directory.cache import DirectoryCache
 from nmail.directory.login import LoginService
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.servers.pop3 import Pop3Server, Pop3Settings, StoreBackend
+from nmail.servers.pop3_backend import ACCOUNT_CHECK_INTERVAL
 from support import FakeClock, LoopThread
 
 PASSWORD = "Correct-horse-42"
@@ -41,6 +43,7 @@ class Pop3Rig:
         self.mail_dir = tmp_path / "mail"
         self.store = MailStore(engine, self.mail_dir, "mail.example.com")
         self.store.ensure_account(self.account)
+        self.lookups = DirectoryCache(self.directory)
         self.clock = FakeClock()
         self.throttle = LoginThrottle(clock=self.clock, max_failures=3, lockout=600.0)
         self.sleeps: list[float] = []
@@ -76,10 +79,13 @@ class Pop3Rig:
 
     def start(
         self, settings: Pop3Settings = LOOPBACK_ONLY, *, tls: bool = False,
-        store: MailStore | None = None,
+        store: MailStore | None = None, check_interval: float = ACCOUNT_CHECK_INTERVAL,
     ) -> Pop3Server:
         login = LoginService(self.directory, self.throttle)
-        backend = StoreBackend(login, store or self.store, self.mail_dir)
+        backend = StoreBackend(
+            login, store or self.store, self.mail_dir, self.lookups,
+            check_interval=check_interval,
+        )
 
         async def record_sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
@@ -127,4 +133,5 @@ class Pop3Rig:
         for server in list(self.servers):
             self.stop(server)
         self.loop.close()
+        self.lookups.close()
         self.store.close()

@@ -22,10 +22,13 @@ def nmail(data: Path, *args: str) -> str:
     return done.stdout
 
 
-def make_data(tmp_path: Path, *users: str) -> Path:
-    """An initialized data directory (every [listen] entry off) with `users` (user@domain)."""
+def make_data(tmp_path: Path, *users: str, database_url: str | None = None) -> Path:
+    """An initialized data directory (every [listen] entry off) with `users` (user@domain),
+    on `database_url` when given (else SQLite in the data directory)."""
     data = tmp_path / "data"
-    nmail(data, "init", "--hostname", "mail.example.com", "--postmaster-password", PASSWORD)
+    database = ["--database-url", database_url] if database_url else []
+    nmail(data, "init", "--hostname", "mail.example.com", "--postmaster-password", PASSWORD,
+          *database)
     cfg = data / "nmail.toml"
     cfg.write_text(re.sub(r'(?m)^(\w+) = "0\.0\.0\.0"$', r'\1 = "off"', cfg.read_text()))
     domains: set[str] = set()

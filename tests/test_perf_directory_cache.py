@@ -17,6 +17,7 @@ from nmail.delivery.log import DeliveryLog
 from nmail.directory import Directory, InvalidName
 from nmail.directory.cache import DirectoryCache, NotCached
 from nmail.directory.generation import GenerationReader
+from nmail.directory.model import Standing
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore
 
@@ -223,3 +224,46 @@ def test_sender_addresses_follow_changes(
         intake.close()
         store.close()
         log.close()
+
+
+def test_refresh_with_a_max_age_reads_at_most_that_often(
+    directory: Directory, other: Directory
+) -> None:
+    now = [100.0]
+    c = DirectoryCache(directory, clock=lambda: now[0])
+    try:
+        assert c.generation_within(0.5) is None
+        c.refresh(0.5)
+        first = c.generation
+        assert first is not None and c.generation_within(0.5) is not None
+        other.set_login_enabled("bob@example.com", False)
+        now[0] += 0.25
+        c.refresh(0.5)  # read 0.25 s ago: not read again
+        assert c.generation == first
+        now[0] += 0.25
+        c.refresh(0.5)
+        assert c.generation != first
+        changed = c.generation
+        other.set_login_enabled("bob@example.com", True)
+        c.refresh()  # no max age: always read
+        assert c.generation != changed
+    finally:
+        c.close()
+
+
+def test_standing_of_a_logged_in_account(cache: DirectoryCache, other: Directory) -> None:
+    bob = other.get_account("bob@example.com")
+    assert bob is not None
+    cache.refresh()
+    assert cache.standing("bob@example.com", bob.id) is Standing.ACTIVE
+    other.set_login_enabled("bob@example.com", False)
+    cache.refresh()
+    assert cache.standing("bob@example.com", bob.id) is Standing.LOGIN_DISABLED
+    other.delete_account("bob@example.com")
+    cache.refresh()
+    assert cache.standing("bob@example.com", bob.id) is Standing.DELETED
+    other.add_account("example.com", "New Bob", "bob", PW)
+    cache.refresh()
+    assert cache.standing("bob@example.com", bob.id) is Standing.REPLACED
+    assert cache.standing("bob@example.com") is Standing.ACTIVE  # no id: any account of it
+    assert cache.standing("not an address") is Standing.DELETED

@@ -10,6 +10,7 @@ from nmail.protocols.pop3 import (
     MaildropEntry,
     Pop3Session,
     Retrieve,
+    Revocation,
     State,
     Update,
 )
@@ -129,6 +130,40 @@ def test_update_failure_reports_sys_temp() -> None:
     assert s.state is State.UPDATE
     s.update_finished(False)
     assert s.data_to_send().endswith(b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n")
+
+
+def logged_in_with_a_deletion() -> Pop3Session:
+    s = Pop3Session(plaintext_allowed=True)
+    s.receive_data(b"USER a@b.c\r\nPASS x\r\n")
+    assert isinstance(s.next_event(), Authenticate)
+    s.login_accepted(ENTRIES)
+    s.receive_data(b"DELE 1\r\n")
+    assert s.next_event() is None
+    s.data_to_send()
+    return s
+
+
+def test_a_revoked_login_closes_without_update() -> None:
+    s = logged_in_with_a_deletion()
+    s.receive_data(b"QUIT\r\n")  # buffered, never run
+    s.login_revoked(Revocation.DELETED)
+    assert s.data_to_send() == b"-ERR [AUTH] This account was deleted, closing\r\n"
+    assert s.state is State.CLOSED
+    assert isinstance(s.next_event(), Close)  # no Update: the DELE is never committed
+
+
+def test_a_login_revoked_at_update_commits_nothing() -> None:
+    s = logged_in_with_a_deletion()
+    s.receive_data(b"QUIT\r\n")
+    assert isinstance(s.next_event(), Update)
+    s.login_revoked(Revocation.LOGIN_DISABLED)  # instead of update_finished()
+    assert s.data_to_send() == b"-ERR [AUTH] Logins to this account were disabled, closing\r\n"
+    assert isinstance(s.next_event(), Close)
+
+
+def test_login_revoked_needs_a_login() -> None:
+    with pytest.raises(RuntimeError):
+        Pop3Session().login_revoked(Revocation.REPLACED)
 
 
 def test_quit_in_authorization_closes_without_update() -> None:

@@ -27,8 +27,8 @@ from nmail.delivery.submission import check_authors, plan_outbound
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
 from nmail.directory import Directory
 from nmail.directory.cache import DirectoryCache, NotCached
-from nmail.directory.errors import DirectoryError, InvalidName
-from nmail.directory.model import Account, Resolution
+from nmail.directory.errors import DirectoryError
+from nmail.directory.model import Account, Resolution, Standing
 from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.policy import limits, loops, recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
@@ -178,14 +178,8 @@ class Intake:
     def _may_still_send(self, login: str, account_id: int | None, *, cached_only: bool) -> bool:
         """The authenticated account still exists (the same one: not deleted and
         created again) and may log in."""
-        try:
-            resolution = self.lookups.resolve(login, cached_only=cached_only)
-        except InvalidName:
-            return False
-        return any(
-            a.address == login and a.login_enabled and account_id in (None, a.id)
-            for a in resolution.accounts
-        )
+        standing = self.lookups.standing(login, account_id, cached_only=cached_only)
+        return standing is Standing.ACTIVE
 
     # -- RCPT TO ---------------------------------------------------------
 

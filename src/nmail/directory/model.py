@@ -75,6 +75,15 @@ class AuthStatus(Enum):
     LOGIN_DISABLED = "login disabled"  # right password, but the admin disabled logins
 
 
+class Standing(Enum):
+    """Whether a logged-in session's account may go on (asked again after login)."""
+
+    ACTIVE = "active"
+    LOGIN_DISABLED = "login disabled"
+    DELETED = "deleted"
+    REPLACED = "deleted and created again"  # same address, another account id
+
+
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     """The outcome of a login; `account` is set only when the password was right."""

@@ -206,7 +206,7 @@ class Pop3Server:
 async def start_pop3_server(runtime: Runtime, name: str, sock: socket.socket) -> Pop3Server:
     """Start the `pop3` or `pop3s` listener on `sock` with the runtime's parts."""
     config = runtime.config
-    backend = StoreBackend(runtime.login, runtime.store, config.mail_dir)
+    backend = StoreBackend(runtime.login, runtime.store, config.mail_dir, runtime.intake.lookups)
     settings = Pop3Settings(
         implicit_tls=name == "pop3s",
         default_domain=config.pop3.default_domain,

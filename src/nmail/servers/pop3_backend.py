@@ -1,9 +1,17 @@
 """What the POP3 server needs from the core, and the real thing over the core.
 
 `Pop3Backend` is the contract (log in, lock and list the INBOX, open a
-message, UPDATE); `StoreBackend` implements it with the shared login
-service (directory.login) and the MailStore, so a listener is wired with
-one line.
+message, UPDATE, is the account still there); `StoreBackend` implements it
+with the shared login service (directory.login), the directory cache and
+the MailStore, so a listener is wired with one line.
+
+A session asks at every command whether its account changed since the
+login (issue 9 item 7: `user disable --login`, `user del`, or deleted and
+created again). The answer comes from the directory cache's generation,
+re-read at most every ACCOUNT_CHECK_INTERVAL (on SQLite a local read on the
+event loop; on a server database in a thread), so a change is noticed at
+the first command at most that long after it, and a command costs one clock
+read and a comparison. Only a moved generation looks the account up again.
 """
 
 from __future__ import annotations
@@ -15,13 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from nmail.directory import Account
+from nmail.directory.cache import DirectoryCache
 from nmail.directory.login import LoginService, LoginStatus
+from nmail.directory.model import Standing
 from nmail.mailstore.maildrop import LockedInbox, lock_inbox
 from nmail.protocols.pop3 import LoginFailure, MaildropEntry
 
 if TYPE_CHECKING:
     from nmail.mailstore.store import MailStore
 
+# How old the directory generation may be when a command is checked against it
+# (seconds): the longest a session goes on after its account changed.
+ACCOUNT_CHECK_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,17 @@ class Pop3Backend(Protocol):
     async def open_maildrop(self, account: Account) -> Maildrop | None:
         """Lock and list the account's INBOX; None when another session holds it."""
 
+    def known_generation(self) -> int | None:
+        """The directory generation, at most ACCOUNT_CHECK_INTERVAL old; None when it
+        is older and cannot be read without waiting (then ask `standing`).
+
+        Called for every command of a logged-in session: it must not block."""
+
+    async def standing(self, account: Account, *, exact: bool = False) -> tuple[int, Standing]:
+        """The account as the directory has it now, with the generation of that answer.
+
+        exact: read the generation now, however recent the last read (before UPDATE)."""
+
 
 class StoreMaildrop:
     """A Maildrop over a LockedInbox of the MailStore."""
@@ -93,10 +117,22 @@ _FAILURES = {
 class StoreBackend:
     """Pop3Backend over the login service and the MailStore."""
 
-    def __init__(self, login: LoginService, store: MailStore, mail_dir: Path) -> None:
+    def __init__(
+        self,
+        login: LoginService,
+        store: MailStore,
+        mail_dir: Path,
+        lookups: DirectoryCache,
+        *,
+        check_interval: float = ACCOUNT_CHECK_INTERVAL,
+    ) -> None:
+        """lookups: the process's directory cache (the intake's: SMTP and POP3 share it)."""
         self._login = login
         self._store = store
         self._mail_dir = mail_dir
+        self._lookups = lookups
+        self._local = lookups.local
+        self._interval = check_interval
 
     async def authenticate(
         self, login: str, password: str, client_ip: str, domain_hint: str | None = None
@@ -115,3 +151,22 @@ class StoreBackend:
     def _open_maildrop(self, account: Account) -> Maildrop | None:
         inbox = lock_inbox(self._store, self._mail_dir, account)
         return None if inbox is None else StoreMaildrop(inbox)
+
+    def known_generation(self) -> int | None:
+        # Called for every command of a logged-in session: the quick answer first.
+        generation = self._lookups.generation_within(self._interval)
+        if generation is None and self._local:
+            self._lookups.refresh()  # a local file read, at most once an interval
+            generation = self._lookups.generation
+        return generation
+
+    async def standing(self, account: Account, *, exact: bool = False) -> tuple[int, Standing]:
+        return await asyncio.to_thread(self._standing, account, exact)
+
+    def _standing(self, account: Account, exact: bool) -> tuple[int, Standing]:
+        lookups = self._lookups
+        lookups.refresh(0.0 if exact else self._interval)
+        # The generation before the lookup: a change landing during it is seen next time.
+        generation = lookups.generation
+        standing = lookups.standing(account.address, account.id)
+        return generation if generation is not None else -1, standing

@@ -4,8 +4,15 @@ Commands are run straight from `data_received` as long as they need no
 waiting, RETR of a small message included (one open, one read, one close):
 a client sending one command at a time gets its answer without a task
 switch. A step that must wait (a login, UPDATE, the TLS handshake, a large
-message under flow control) runs as a task; meanwhile input is only
-buffered, and the session resumes when the task ends.
+message under flow control, looking the account up again) runs as a task;
+meanwhile input is only buffered, and the session resumes when the task ends.
+
+Once logged in, the commands that arrive are first checked against the
+directory generation (Pop3Backend.known_generation, a memory read): when it
+moved since the login, the account is looked up again, and a session whose
+account was disabled for login, deleted or replaced ends with an -ERR that
+says so, without UPDATE. UPDATE itself looks again first, so no deletion is
+committed for an account that is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from nmail.directory import Account
+from nmail.directory.model import Standing
 from nmail.protocols.pop3 import (
     Authenticate,
     Close,
@@ -25,9 +34,11 @@ from nmail.protocols.pop3 import (
     LoginFailure,
     Pop3Session,
     Retrieve,
+    Revocation,
     StartTls,
     Update,
 )
+from nmail.protocols.pop3.core import TRANSACTION
 from nmail.servers import tls_upgrade
 from nmail.servers.pop3_backend import Maildrop
 
@@ -47,6 +58,11 @@ MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the soc
 # from the last whole command, moved on only by what the bytes since pay for
 # at this rate, so a client trickling a byte now and then is not "active".
 MIN_INPUT_RATE = 500
+_REVOCATIONS = {
+    Standing.LOGIN_DISABLED: Revocation.LOGIN_DISABLED,
+    Standing.DELETED: Revocation.DELETED,
+    Standing.REPLACED: Revocation.REPLACED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +71,10 @@ class Pop3Settings:
     default_domain: str | None = None  # a bare user id logs in as user@default_domain
     plaintext_auth_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     idle_timeout: float = 600.0  # RFC 1939: at least 10 minutes
-    # A session ends after this however busy (no UPDATE): a login lives no longer
-    # than this after `user disable --login`, `user del` or a password change,
-    # and a NOOP now and then cannot hold the maildrop lock for ever (item 7).
+    # A session ends after this however busy (no UPDATE): a NOOP now and then
+    # cannot hold the maildrop lock for ever, and a login lives no longer than
+    # this after a password change (item 7; a disabled, deleted or replaced
+    # account ends its sessions at their next command).
     max_session_time: float = 3600.0
     handshake_timeout: float = 30.0
     max_errors: int = 10
@@ -70,11 +87,14 @@ class Pop3Connection(asyncio.Protocol):
 
     def __init__(self, server: Pop3Server) -> None:
         self._server = server
+        self._backend = server.backend
         self._settings = server.settings
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.session: Pop3Session | None = None
         self._maildrop: Maildrop | None = None
+        self._account: Account | None = None  # set at login
+        self._generation = -1  # the directory generation the account was last checked at
         self._ip = ""
         self.busy: asyncio.Task[None] | None = None  # the step being awaited, if any
         self._closed = False  # connection_lost has run
@@ -173,6 +193,10 @@ class Pop3Connection(asyncio.Protocol):
         or the client stops reading."""
         session = self.session
         if session is None or self._closed or self._aborting:
+            return
+        if session.state is TRANSACTION and self._backend.known_generation() != self._generation:
+            # The directory changed (any account): is this one still there?
+            self._run(self._recheck(session))
             return
         try:
             while not self._paused:
@@ -322,15 +346,38 @@ class Pop3Connection(asyncio.Protocol):
             else:
                 self.abort()
         elif isinstance(event, Update):
-            assert self._maildrop is not None
+            assert self._maildrop is not None and self._account is not None
+            if event.deleted or event.retrieved:
+                # Exact, not from a generation up to an interval old: nothing is
+                # removed or marked for an account that is gone.
+                _, standing = await self._backend.standing(self._account, exact=True)
+                if standing is not Standing.ACTIVE:
+                    self._revoke(session, self._account, standing)
+                    return
             ok = await self._maildrop.commit(
                 [e.uid for e in event.deleted], [e.uid for e in event.retrieved]
             )
             session.update_finished(ok)
 
+    async def _recheck(self, session: Pop3Session) -> None:
+        account = self._account
+        assert account is not None
+        self._generation, standing = await self._backend.standing(account)
+        if standing is not Standing.ACTIVE:
+            self._revoke(session, account, standing)
+
+    def _revoke(self, session: Pop3Session, account: Account, standing: Standing) -> None:
+        log.info(
+            "POP3 session of %s from %s ended: account %s", account.address, self._ip,
+            standing.value,
+        )
+        session.login_revoked(_REVOCATIONS[standing])
+
     async def _login(self, session: Pop3Session, event: Authenticate) -> None:
         login = event.username
         backend = self._server.backend
+        # Read before the login: a change after this is seen at the first command.
+        before = backend.known_generation()
         outcome = await backend.authenticate(
             login, event.password, self._ip, self._settings.default_domain or None
         )
@@ -354,6 +401,8 @@ class Pop3Connection(asyncio.Protocol):
             maildrop.release()  # the client left while we were looking
             return
         self._maildrop = maildrop
+        self._account = outcome.account
+        self._generation = -1 if before is None else before
         log.info(
             "POP3 login %s from %s (%s)", outcome.account.address, self._ip, event.mechanism
         )

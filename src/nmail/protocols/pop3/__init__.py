@@ -7,6 +7,7 @@ from nmail.protocols.pop3.events import (
     LoginFailure,
     MaildropEntry,
     Retrieve,
+    Revocation,
     StartTls,
     Update,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "MessageEncoder",
     "Pop3Session",
     "Retrieve",
+    "Revocation",
     "StartTls",
     "State",
     "Update",

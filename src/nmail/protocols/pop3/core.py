@@ -35,6 +35,7 @@ class Wait(enum.Enum):
 # goes through EnumType.__getattr__ on CPython 3.11 (70-190 ns a read, several
 # reads a command: 8% of the instructions of a RETR in Python, by callgrind).
 AUTHORIZATION: Final = State.AUTHORIZATION
+TRANSACTION: Final = State.TRANSACTION
 CLOSED: Final = State.CLOSED
 WAIT_MESSAGE: Final = Wait.MESSAGE
 WAIT_TLS: Final = Wait.TLS

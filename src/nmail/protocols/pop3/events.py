@@ -31,6 +31,14 @@ class LoginFailure(enum.Enum):
     TEMPORARY = "temporary"  # server-side trouble (database down...)
 
 
+class Revocation(enum.Enum):
+    """Why a logged-in session ends: its account changed after the login."""
+
+    LOGIN_DISABLED = "login-disabled"
+    DELETED = "deleted"
+    REPLACED = "replaced"  # deleted and created again: another account
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticate:
     """Check these credentials, then lock and open the maildrop.

@@ -5,13 +5,35 @@ from __future__ import annotations
 
 from nmail.protocols.pop3 import replies
 from nmail.protocols.pop3.core import WAIT_MESSAGE, SessionCore, State, Wait
-from nmail.protocols.pop3.events import Event, MaildropEntry, Retrieve
+from nmail.protocols.pop3.events import Event, MaildropEntry, Retrieve, Revocation
 from nmail.protocols.pop3.maildrop import MaildropError
 from nmail.protocols.pop3.transfer import MessageEncoder, stuff_whole
+
+_REVOKED = {
+    Revocation.LOGIN_DISABLED: replies.err("Logins to this account were disabled, closing", "AUTH"),
+    Revocation.DELETED: replies.err("This account was deleted, closing", "AUTH"),
+    Revocation.REPLACED: replies.err(
+        "This account was deleted and created again, closing", "AUTH"
+    ),
+}
 
 
 class TransactionCommands(SessionCore):
     """Working on the maildrop once logged in."""
+
+    def login_revoked(self, why: Revocation) -> None:
+        """The account changed since the login: say why and close, committing nothing.
+
+        Between commands, or instead of `update_finished` when the server found
+        the account gone before removing anything.
+        """
+        if self.state is not State.TRANSACTION and self._waiting is not Wait.UPDATE:
+            raise RuntimeError("login_revoked() outside TRANSACTION or UPDATE")
+        if self._waiting not in (None, Wait.UPDATE):
+            raise RuntimeError(f"the {self._waiting.value} event has not been answered")
+        self._waiting = None
+        self._send(_REVOKED[why])
+        self.state = State.CLOSED
 
     def message_missing(self) -> None:
         """The message file is gone (deleted meanwhile by the webmail)."""
