@@ -19,6 +19,7 @@ some HTML) through the mail store (real files, group commits), then:
 the searches (a separate database: it adds an account named bench).
 
 Measured 2026-12-06, 100,000 messages, 30 runs, 2 shared cores (ms):
+SQLite at load 7-12: p50 0.14-13, p99 at most 30; indexing 1.47x delivery.
 PostgreSQL at load 7-12 (two runs): p50 0.7-24, p99 at most 35 and 62
 (common word 0.7-2.2 p50; before the newest-first walk, at load 10-11: 85
 p50, 213 p99). MariaDB at load 9-11 (two runs): p50 1.3-30, p99 at most 25
