@@ -358,3 +358,46 @@ def test_event_streams_of_one_account_are_bounded(server: RunningServer) -> None
         bob.close()
         eve.close()
 
+
+
+def _guarded(answer: httpx.Response, path: str) -> None:
+    h = answer.headers
+    policy = h.get("content-security-policy", "")
+    assert "frame-ancestors 'self'" in policy, path  # no clickjacking by another site
+    assert "script-src" not in policy or "'unsafe-inline'" not in policy.split(
+        "script-src", 1)[1].split(";", 1)[0], path
+    assert h.get("x-frame-options") == "SAMEORIGIN", path
+    assert h.get("x-content-type-options") == "nosniff", path
+    assert h.get("referrer-policy") in ("same-origin", "no-referrer"), path  # mail links
+    if not path.startswith("/static/"):
+        assert "no-store" in h.get("cache-control", ""), path
+
+
+def test_every_answer_carries_the_security_headers(server: RunningServer,
+                                                   browser: Browser) -> None:
+    # Every GET route without a parameter (enumerated from the app, so a new one is
+    # checked too), message routes, errors, JSON, redirects and static files.
+    from nmail.web.routes import ROUTERS
+
+    browser.login("bob")
+    plain = sorted({r.path for router in ROUTERS for r in router.routes  # type: ignore[attr-defined]
+                    if "GET" in getattr(r, "methods", set()) and "{" not in r.path})
+    assert "/search" in plain and "/settings/account" in plain
+    plain.remove("/events")  # a stream: its headers are read below, not its end
+    with browser.client.stream("GET", "/events") as events:
+        _guarded(events, "/events")
+    _send_raw(server, b"From: m@remote.example\r\nSubject: s\r\nContent-Type: text/html\r\n\r\n"
+              b"<p>x</p>\r\n")
+    message = _first_message(browser)
+    others = [message, message + "/body", message + "/source", message + "/print",
+              "/mail/1/999999", "/nothing-here", "/mail/x", "/static/nmail.css", "/"]
+    for path in plain + others:
+        _guarded(browser.get(path), path)
+    _guarded(browser.client.get("/compose/recipients?q=a"), "json")
+    _guarded(browser.post("/folders/create", {"name": "x"}, csrf=False), "403")
+    stranger = Browser(server)
+    try:
+        _guarded(stranger.get("/settings"), "login redirect")
+        _guarded(stranger.get("/login"), "/login")
+    finally:
+        stranger.close()

@@ -18,7 +18,8 @@ It runs before routing so no route can forget a check:
   time zone (user setting, the browser's from login, the server's);
 - pages get a strict CSP (no inline script, no foreign origin), nosniff,
   no framing by others, and no referrer leaving the site. A route that sets
-  its own Content-Security-Policy (message content) keeps it;
+  its own Content-Security-Policy (message content) keeps it, with
+  `frame-ancestors 'self'` added when it has none;
 - nothing but /static/ may be stored by a browser or a proxy (`Cache-Control:
   no-store` unless the route says otherwise): a page of someone's mail must
   not come back from a shared cache or the back button after logout.
@@ -138,26 +139,27 @@ class Guard:
         zone = (time_zone.zone_or_none(session.time_zone) if session and session.time_zone
                 else None) or self.server_zone
         zone_marker = time_zone.set_zone(zone)
+        private = not path.startswith("/static/")
+        refusing = self._with_headers(send, "", private)  # the guard's own answers too
         try:
             logged_in = session is not None and session.account_id is not None
             limit = body_limit(logged_in, self.web.backends.config.smtp.max_message_size)
             if declared_too_large(_header(scope, b"content-length"), limit):
-                await refuse_too_large(send, i18n.gettext("That is too large."))
+                await refuse_too_large(refusing, i18n.gettext("That is too large."))
                 return
             receive = capped(receive, limit)
             if scope["method"] in UNSAFE and not path.startswith(CSRF_EXEMPT):
                 try:
-                    checked = await self._check_csrf(scope, receive, send, session,
+                    checked = await self._check_csrf(scope, receive, refusing, session,
                                                      jar.get(LOGIN_COOKIE, ""))
                 except HTTPException:  # the form passed the body limit while read here
-                    await refuse_too_large(send, i18n.gettext("That is too large."))
+                    await refuse_too_large(refusing, i18n.gettext("That is too large."))
                     return
                 if checked is None:
                     return
                 receive = checked
-            private = not path.startswith("/static/")
             if impossible_id(path):
-                await _forbidden(self._with_headers(send, "", private), i18n.gettext(
+                await _forbidden(refusing, i18n.gettext(
                     "There is nothing here. The message or folder may have been moved or "
                     "deleted."), 404)
                 return
@@ -215,6 +217,10 @@ class Guard:
                 names = {k.lower() for k, _ in headers}
                 if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", CSP.encode()))
+                else:  # a route's own policy (downloads, source) is not framed by others either
+                    headers = [(k, v + b"; frame-ancestors 'self'")
+                               if k.lower() == b"content-security-policy"
+                               and b"frame-ancestors" not in v else (k, v) for k, v in headers]
                 if b"x-frame-options" not in names:
                     headers.append((b"x-frame-options", b"SAMEORIGIN"))
                 if b"x-content-type-options" not in names:
