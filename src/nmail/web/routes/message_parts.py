@@ -28,6 +28,7 @@ from nmail.web.routes.message import own_message
 router = APIRouter()
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 MAX_PART = 1000
+_BASE = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 
 
 @router.get("/mail/{folder_id}/{uid}/part/{number}")
@@ -129,8 +130,11 @@ async def print_response(request: Request, web: Web, pages: Pages, raw: bytes, *
     if page.has_html:
         document = await web.run(frame_html, raw, allow_remote=allow_remote, lang=lang)
         body = document.split("<body>", 1)[1].rsplit("</body>", 1)[0]
-    # The one script allowed is our own print starter, named by its full URL.
-    script = str(request.base_url).rstrip("/") + "/static/print.js"
+    # The one script allowed is our own print starter, named by its full URL. The URL
+    # comes from the Host header: anything but a host name and port would write
+    # directives into the policy (`Host: x; sandbox allow-same-origin`), so none then.
+    base = str(request.base_url).rstrip("/")
+    script = base + "/static/print.js" if _BASE.fullmatch(base) else "'none'"
     policy = frame_csp(allow_remote=allow_remote).replace(
         "style-src 'unsafe-inline'", f"style-src 'unsafe-inline'; script-src {script}"
     ).replace("sandbox allow-popups", "sandbox allow-scripts allow-modals allow-popups")
