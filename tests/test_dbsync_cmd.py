@@ -85,6 +85,26 @@ def test_dbsync_one_address(cli: Cli) -> None:
     assert _inbox_count(cli, ann) == 0
 
 
+def test_dbsync_says_which_flags_it_took_from_the_file_names(cli: Cli) -> None:
+    ann, _ben = _accounts(cli)
+    _deliver(cli, ann, ["one", "two"])
+    maildir = cli.data_dir / "mail" / "example.com" / "ann" / "Maildir"
+    # Another tool (a mail client over Dovecot, say) read one message and flagged it.
+    first = sorted((maildir / "new").iterdir())[0]
+    first.rename(maildir / "cur" / (first.name + ":2,FS"))
+    out = cli.ok("dbsync", "ann@example.com")
+    assert "dbsync: 1 account, 0 added, 0 removed, 2 kept, 0 renumbered, 1 flags corrected" in out
+    again = cli.ok("dbsync", "ALL")
+    assert "0 renumbered, 0 flags corrected" in again
+    engine = cli.engine()
+    store = MailStore(engine, cli.data_dir / "mail", "mail.example.com")
+    try:
+        assert store.folder(ann.id, "INBOX").unseen_count == 1
+    finally:
+        store.close()
+        engine.dispose()
+
+
 def test_dbsync_refuses_unknown_targets(cli: Cli) -> None:
     _accounts(cli)
     assert cli.refused("dbsync", "nobody@example.com") == (

@@ -92,18 +92,19 @@ def print_report(ctx: CliContext, report: SyncReport, *, show_all: bool) -> None
     rows = [
         a for a in report.accounts
         if show_all or a.counts.added or a.counts.removed or a.counts.renumbered
-        or a.folders_created
+        or a.counts.flags or a.folders_created
     ]
     if rows:
-        table = Table("account", "added", "removed", "kept", "renumbered", "new folders")
+        table = Table("account", "added", "removed", "kept", "renumbered", "flags corrected",
+                      "new folders")
         for a in rows:
             c = a.counts
             table.add_row(a.address, str(c.added), str(c.removed), str(c.kept),
-                          str(c.renumbered), ", ".join(a.folders_created))
+                          str(c.renumbered), str(c.flags), ", ".join(a.folders_created))
         ctx.out.print(table)
     t = report.total
     n = len(report.accounts)
     ctx.out.print(
         f"dbsync: {n} account{'' if n == 1 else 's'}, {t.added} added, {t.removed} removed, "
-        f"{t.kept} kept, {t.renumbered} renumbered"
+        f"{t.kept} kept, {t.renumbered} renumbered, {t.flags} flags corrected"
     )

@@ -250,7 +250,8 @@ class _Apply:
         if state is None or state.uidvalidity != uidvalidity or state.next_uid < top + 1:
             write_uid_state(target.path, UidState(uidvalidity, top + 1))
         added = len(new_rows)
-        return counts + SyncCounts(added=added, removed=len(gone), renumbered=renumbered)
+        return counts + SyncCounts(added=added, removed=len(gone), renumbered=renumbered,
+                                   flags=len(flag_updates))
 
     def _assign(
         self, rowless: list[DiskFile], claimed: set[int], floor: int, next_uid: int,

@@ -197,6 +197,7 @@ class SyncCounts:
     removed: int = 0  # rows dropped because their file is gone
     kept: int = 0  # rows whose file is still there (UID unchanged)
     renumbered: int = 0  # files that carried a UID and had to get another one
+    flags: int = 0  # rows whose flags were taken from their file's name
 
     def __add__(self, other: SyncCounts) -> SyncCounts:
         return SyncCounts(
@@ -204,6 +205,7 @@ class SyncCounts:
             self.removed + other.removed,
             self.kept + other.kept,
             self.renumbered + other.renumbered,
+            self.flags + other.flags,
         )
 
 
