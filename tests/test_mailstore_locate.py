@@ -57,3 +57,26 @@ def test_a_message_with_keywords_is_found_without_reading_the_directory(
     assert len(scans.calls) == 1
     assert view.read(2) is not None and store.open_folder(alice.id, "INBOX").copy(
         view.uid_set("2"), "Archive").pairs == ((2, 1),)
+
+
+def test_a_new_message_another_reader_moved_to_cur_is_found_without_a_scan(
+    engine: Engine, store: MailStore, alice: Account, mail_root: Path, scans: ScanSpy
+) -> None:
+    """Dovecot, Courier or a client on the Maildir moves new/X to cur/X:2, on first look."""
+    store.ensure_account(alice)
+    store.store([new(alice, subject=f"m{i}") for i in range(3)])
+    view = store.open_folder(alice.id, "INBOX")
+    inbox = folder_dir(mail_root, alice, "INBOX")
+    for uid in (1, 2):
+        path = view.message_path(uid)
+        assert path is not None and path.parent.name == "new"
+        os.rename(path, inbox / "cur" / (path.name + ":2,"))
+    assert view.read(1) is not None
+    found = view.message_path(2)
+    assert found is not None and found.parent.name == "cur" and found.name.endswith(":2,")
+    assert scans.calls == []
+    # A reader that also set \\Seen (name:2,S) is one it could not guess: the scan finds it.
+    path = view.message_path(3)
+    assert path is not None
+    os.rename(path, inbox / "cur" / (path.name + ":2,S"))
+    assert view.message_path(3) is not None and scans.calls == [path.name]
