@@ -9,10 +9,7 @@ meanwhile input is only buffered, and the session resumes when the task ends.
 
 Once logged in, the commands that arrive are first checked against the
 directory generation (Pop3Backend.known_generation, a memory read): when it
-moved since the login, the account is looked up again, and a session whose
-account was disabled for login, deleted or replaced ends with an -ERR that
-says so, without UPDATE. UPDATE itself looks again first, so no deletion is
-committed for an account that is gone.
+moved since the login, the account is looked up again (servers/pop3_account).
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from nmail.directory import Account
-from nmail.directory.model import Standing
 from nmail.protocols.pop3 import (
     Authenticate,
     Close,
@@ -34,12 +30,11 @@ from nmail.protocols.pop3 import (
     LoginFailure,
     Pop3Session,
     Retrieve,
-    Revocation,
     StartTls,
     Update,
 )
 from nmail.protocols.pop3.core import TRANSACTION
-from nmail.servers import tls_upgrade
+from nmail.servers import pop3_account, tls_upgrade
 from nmail.servers.pop3_backend import Maildrop
 
 if TYPE_CHECKING:
@@ -58,11 +53,6 @@ MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the soc
 # from the last whole command, moved on only by what the bytes since pay for
 # at this rate, so a client trickling a byte now and then is not "active".
 MIN_INPUT_RATE = 500
-_REVOCATIONS = {
-    Standing.LOGIN_DISABLED: Revocation.LOGIN_DISABLED,
-    Standing.DELETED: Revocation.DELETED,
-    Standing.REPLACED: Revocation.REPLACED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +186,8 @@ class Pop3Connection(asyncio.Protocol):
             return
         if session.state is TRANSACTION and self._backend.known_generation() != self._generation:
             # The directory changed (any account): is this one still there?
-            self._run(self._recheck(session))
+            assert self._account is not None
+            self._run(self._recheck(session, self._account))
             return
         try:
             while not self._paused:
@@ -347,31 +338,17 @@ class Pop3Connection(asyncio.Protocol):
                 self.abort()
         elif isinstance(event, Update):
             assert self._maildrop is not None and self._account is not None
-            if event.deleted or event.retrieved:
-                # Exact, not from a generation up to an interval old: nothing is
-                # removed or marked for an account that is gone.
-                _, standing = await self._backend.standing(self._account, exact=True)
-                if standing is not Standing.ACTIVE:
-                    self._revoke(session, self._account, standing)
-                    return
+            if (event.deleted or event.retrieved) and not await pop3_account.may_update(
+                self._backend, session, self._account, self._ip
+            ):
+                return  # the account is gone: nothing removed or marked
             ok = await self._maildrop.commit(
                 [e.uid for e in event.deleted], [e.uid for e in event.retrieved]
             )
             session.update_finished(ok)
 
-    async def _recheck(self, session: Pop3Session) -> None:
-        account = self._account
-        assert account is not None
-        self._generation, standing = await self._backend.standing(account)
-        if standing is not Standing.ACTIVE:
-            self._revoke(session, account, standing)
-
-    def _revoke(self, session: Pop3Session, account: Account, standing: Standing) -> None:
-        log.info(
-            "POP3 session of %s from %s ended: account %s", account.address, self._ip,
-            standing.value,
-        )
-        session.login_revoked(_REVOCATIONS[standing])
+    async def _recheck(self, session: Pop3Session, account: Account) -> None:
+        self._generation = await pop3_account.recheck(self._backend, session, account, self._ip)
 
     async def _login(self, session: Pop3Session, event: Authenticate) -> None:
         login = event.username
