@@ -419,3 +419,24 @@ def test_a_forged_host_writes_nothing_into_the_print_policy(server: RunningServe
     assert forged.status_code == 200
     policy = forged.headers["content-security-policy"]
     assert "x;" not in policy and "script-src 'none'" in policy, policy
+
+
+def test_an_event_stream_ends_with_its_session(server: RunningServer) -> None:
+    """Found open: a logged-out tab's /events stream lived on for up to an hour."""
+    bob = Browser(server)
+    try:
+        bob.login("bob")
+        with bob.client.stream("GET", "/events", timeout=10) as events:
+            assert events.status_code == 200
+            lines = events.iter_lines()
+            assert next(lines).startswith("retry:")
+            assert bob.post("/logout").status_code == 303
+            deadline = time.monotonic() + 10
+            seen = []
+            for line in lines:  # ends within a poll, not at the next change or in an hour
+                seen.append(line)
+                if line == "event: logout" or time.monotonic() > deadline:
+                    break
+            assert "event: logout" in seen, seen
+    finally:
+        bob.close()

@@ -12,13 +12,19 @@ browser's EventSource then stops retrying: that tab refreshes by hand). Each
 stream costs a feed subscription and a small SELECT every POLL seconds, and
 nothing else bounded them: one logged-in script held 40 and counting (red
 team). A browser opens one per tab, and HTTP/1.1 browsers six per host.
+
+A stream ends with `event: logout` when its session does: at once when this
+process ended it (logout, "sign out other sessions"), else at the next
+look at the session row (every SESSION_CHECK seconds, and before any news).
+Before, a logged-out tab's stream lived on for up to MAX_STREAM.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import StreamingResponse
@@ -27,10 +33,12 @@ from nmail.mailstore.feed import AsyncSubscription
 from nmail.web.deps import CurrentUser, Web
 
 router = APIRouter()
+T = TypeVar("T")
 POLL = 2.0
 KEEPALIVE = 25.0
 MAX_STREAM = 3600.0  # the browser reconnects by itself; a session revoked meanwhile ends it
 MAX_STREAMS = 8  # per account
+SESSION_CHECK = 10.0  # a session ended by another process (or node) stops its streams this late
 
 
 class _CountedStream(StreamingResponse):
@@ -54,29 +62,55 @@ class _CountedStream(StreamingResponse):
                 self._counts.pop(self._account_id, None)
 
 
+async def _first(waiting: Awaitable[T], ended: asyncio.Event) -> T | None:
+    """What `waiting` gives, or None as soon as `ended` is set."""
+    task = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(ended.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+        return None
+    return task.result()
+
+
 @router.get("/events")
 async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResponse:
     if web.streams.get(user.id, 0) >= MAX_STREAMS:
         raise HTTPException(429)
     async def stream() -> AsyncIterator[str]:
         subscription = await web.subscribe(user.id)
+        ended = web.watch_session(user.session.id, user.id)
         try:
-            async for chunk in changes(subscription):
+            async for chunk in changes(subscription, ended):
                 yield chunk
         finally:
+            web.unwatch_session(user.session.id, ended)
             if subscription is not None:
                 subscription.close()
 
-    async def changes(subscription: AsyncSubscription | None) -> AsyncIterator[str]:
+    async def changes(subscription: AsyncSubscription | None,
+                      ended: asyncio.Event) -> AsyncIterator[str]:
         yield "retry: 3000\n\n"
         last = await web.folder_state(user.id)
         quiet = 0.0
         lived = 0.0
+        unchecked = 0.0
         while lived < MAX_STREAM:
             if await request.is_disconnected():
                 return
-            changed = await web.wait_for_change(user.id, last, POLL, subscription)
+            changed = await _first(web.wait_for_change(user.id, last, POLL, subscription),
+                                   ended)
             lived += POLL
+            unchecked += POLL
+            if ended.is_set() or (unchecked >= SESSION_CHECK and await web.load_session_by_id(
+                    user.session.id) is None):
+                yield "event: logout\ndata: {}\n\n"
+                return
+            if unchecked >= SESSION_CHECK:
+                unchecked = 0.0
             if changed is None:
                 quiet += POLL
                 if quiet >= KEEPALIVE:
