@@ -290,6 +290,25 @@ def test_message_expunged_by_webmail_meanwhile(rig: Pop3Rig) -> None:
     assert [r.uid for r in rig.store.refs(rig.account.id, "INBOX")] == [uids[1]]
 
 
+def test_a_message_read_ahead_and_then_expunged_or_flagged(rig: Pop3Rig) -> None:
+    """RETR 1 reads message 2 ahead: expunged by the webmail meanwhile, RETR 2 is
+    still refused; flagged (its file renamed), RETR 2 still sends it."""
+    third = b"Subject: third\r\n\r\nthree\r\n"
+    uids = rig.deliver(FIRST, SECOND, third, FIRST)
+    server = rig.start()
+    client = rig.login(server)
+    client.retr(1)
+    rig.store.expunge(rig.account.id, "INBOX", [uids[1]])
+    with pytest.raises(poplib.error_proto, match="message 2 no longer exists"):
+        client.retr(2)
+    client.retr(3)
+    rig.store.set_flags(rig.account.id, "INBOX", [uids[3]], add=frozenset({"\\Seen"}))
+    rig.store.names_settled()
+    _resp, lines, _ = client.retr(4)
+    assert unstuffed(lines) == file_of(rig, uids[3])
+    assert client.quit().startswith(b"+OK")
+
+
 def test_bad_input_over_the_wire(rig: Pop3Rig) -> None:
     rig.deliver(FIRST)
     server = rig.start()

@@ -139,6 +139,11 @@ class LockedInbox:
         # where (None: expunged meanwhile by the webmail or another tool).
         return self._view.open_message(uid)
 
+    def has_file(self, uid: int) -> bool:
+        """Whether message `uid`'s file is still under its listed name."""
+        found = self._where.get(uid)
+        return found is not None and os.access(found[1], os.F_OK, dir_fd=found[0])
+
     def finish(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """Mark `retrieved` seen and expunge `deleted`; False if the deletion failed."""
         if retrieved:

@@ -59,6 +59,10 @@ class Maildrop(Protocol):
         slower than opening a local file. A bare descriptor, not a file object:
         at thousands of RETRs a second the object costs more than the reads."""
 
+    def has_file(self, uid: int) -> bool:
+        """Whether the message's file is still where the listing found it (one
+        faccessat; False also when a flag change renamed it)."""
+
     async def commit(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """UPDATE: remove `deleted`, mark `retrieved` as seen; False when removal failed."""
 
@@ -98,6 +102,7 @@ class StoreMaildrop:
         ]
         # Called for every RETR: the inbox's own method, without a frame of ours.
         self.open_message: Callable[[int], int | None] = inbox.open_message
+        self.has_file: Callable[[int], bool] = inbox.has_file
 
     async def commit(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         return await asyncio.to_thread(self._inbox.finish, deleted, retrieved)
