@@ -32,7 +32,7 @@ from nmail.web.routes import message_parts
 from nmail.web.sessions import ANONYMOUS_IDLE, SWEEP_EVERY, SessionStore
 from nmail.web.uploads import STAGED_MESSAGES
 from server_rig import RunningServer
-from web_rig import Browser, web_server
+from web_rig import Browser, deliver, web_server
 
 
 @pytest.fixture
@@ -440,3 +440,36 @@ def test_an_event_stream_ends_with_its_session(server: RunningServer) -> None:
             assert "event: logout" in seen, seen
     finally:
         bob.close()
+
+
+def test_a_link_cannot_make_the_list_say_or_offer_things(server: RunningServer) -> None:
+    """Found open: `/mail/F?done=empty&n=500` said "500 messages deleted for good" and
+    `offer_reject=boss@...` offered to refuse any sender, for a link from anyone."""
+    deliver(server, "bob@example.com", "cheap pills", sender="pills@spam.example")
+    bob, other = Browser(server), Browser(server)
+    try:
+        bob.login("bob")
+        other.login("bob")  # the same user's other session (another browser)
+        inbox = re.search(r'data-folder-id="(\d+)" data-folder-name="INBOX"',
+                          bob.get("/folders").text)
+        assert inbox is not None
+        base = f"/mail/{inbox.group(1)}"
+        folder = re.search(r'name="uid" value="(\d+)"', bob.get(base).text)
+        assert folder is not None
+        forged = bob.get(base, params={"done": "empty", "n": "500",
+                                       "offer_reject": "boss@example.com"})
+        assert forged.status_code == 200
+        assert "500" not in forged.text and "boss@example.com" not in forged.text
+        assert "Add to reject list" not in forged.text
+        # The server's own redirect after an action says it, in that session only.
+        answer = bob.post(base + "/actions", {"action": "spam", "uid": folder.group(1)})
+        assert answer.status_code == 303
+        told = bob.get(answer.headers["location"]).text
+        assert "Add to reject list" in told and "pills@spam.example" in told
+        replayed = other.get(answer.headers["location"]).text
+        assert "Add to reject list" not in replayed and "pills@spam.example" not in replayed
+        tampered = answer.headers["location"].replace("n=1", "n=500")
+        assert "500" not in bob.get(tampered).text
+    finally:
+        bob.close()
+        other.close()

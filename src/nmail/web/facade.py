@@ -70,8 +70,9 @@ class WebFacade:
                                      backends.settings.session_max)
         self._prefs = PrefsStore(backends.engine)
         # The login form's token (no session row before login: web/login_tokens.py).
-        self.login_tokens = LoginTokens(load_secret(backends.config.data_dir, SECRET_FILE),
-                                        backends.clock)
+        web_key = load_secret(backends.config.data_dir, SECRET_FILE)
+        self.login_tokens = LoginTokens(web_key, backends.clock)
+        self.notice_key = web_key  # the list's notices after an action (web/notices.py)
         self._login_service = LoginService(backends.directory, backends.throttle)
         self._accounts = AccountService(backends.directory, StoreMailboxes(backends.store),
                                         backends.config.mail_dir, login=self._login_service,

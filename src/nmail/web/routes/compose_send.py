@@ -27,6 +27,7 @@ from nmail.web.compose_form import ComposeState, outgoing, parse_original
 from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
+from nmail.web.notices import notice_query
 from nmail.web.outbox import Original, Refusal
 from nmail.web.recipient_groups import GroupError, expand, names_groups
 from nmail.web.routes.compose import compose_page, uploads_view
@@ -243,7 +244,8 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
     if found is not None:
         return RedirectResponse(f"/mail/{found[0]}/{found[1]}?sent=1", status_code=303)
     inbox = await web.folder_named(user.id, "INBOX")
-    return RedirectResponse(f"/mail/{inbox.id}?done=sent&n=1", status_code=303)
+    query = notice_query(web.notice_key, user.session.id, "sent", 1)
+    return RedirectResponse(f"/mail/{inbox.id}{query}", status_code=303)
 
 
 @router.post("/compose/upload")

@@ -22,6 +22,7 @@ from nmail.mailstore.thread_reads import Conversation
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import FolderView, folder_views, label_of
 from nmail.web.i18n import N_, N_plural, ngettext
+from nmail.web.notices import genuine
 from nmail.web.templating import SEOUL, full_date, human_size, short_date
 
 router = APIRouter()
@@ -162,7 +163,11 @@ async def folder_page(
     page: int = 1, sort: Literal["date", "from", "subject", "size"] = "date",
     order: Literal["asc", "desc"] = "desc", done: str = "", n: int = 0,
     offer_reject: Annotated[list[str] | None, Query(max_length=320)] = None,
+    ok: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
+    senders = (offer_reject or [])[:10]
+    if not genuine(web.notice_key, user.session.id, done, n, senders, ok):
+        done, senders = "", []  # a link made elsewhere: no notice, no offer
     size = user.session.page_size
     page = min(max(page, 1), MAX_PAGE)
     threads = user.session.threads
@@ -187,6 +192,6 @@ async def folder_page(
         rows=views, page=page, total_pages=total_pages,
         sort=sort, order=order, page_size=size, threads=threads, total=total,
         notice=notice_text(done, n),
-        offer_reject=[a for a in (offer_reject or [])[:10] if "@" in a],
+        offer_reject=[a for a in senders if "@" in a],
         **context,
     )

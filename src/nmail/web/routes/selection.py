@@ -12,15 +12,16 @@ of those conversations in this folder, including any that arrived since.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from nmail.mailstore.uidset import MAX_UID
-from nmail.web.deps import CurrentUser, Web
+from nmail.web.deps import CurrentUser, User, Web
 from nmail.web.i18n import N_
+from nmail.web.notices import notice_query
 from nmail.web.routes.mailbox import notice_text, own_folder
 
 router = APIRouter()
@@ -28,11 +29,11 @@ ACTIONS = ("read", "unread", "flag", "unflag", "move", "delete", "spam", "notspa
 MAX_SELECTED = 5000
 
 
-def _answer(request: Request, folder_id: int, done: str, changed: int,
-            extra: str = "") -> Response:
+def _answer(request: Request, web: Web, user: User, folder_id: int, done: str, changed: int,
+            senders: Sequence[str] = ()) -> Response:
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"changed": changed, "notice": notice_text(done, changed)})
-    query = f"?done={done}&n={changed}" + extra
+    query = notice_query(web.notice_key, user.session.id, done, changed, senders)
     return RedirectResponse(f"/mail/{folder_id}{query}", status_code=303)
 
 
@@ -59,7 +60,7 @@ async def act(
         await web.set_flags(user.id, folder.name, [r.uid for r in rows],
                             remove=frozenset({"\\Flagged"}) if flagged else frozenset(),
                             add=frozenset() if flagged else frozenset({"\\Flagged"}))
-        return _answer(request, folder.id, "flag" if not flagged else "unflag", 1)
+        return _answer(request, web, user, folder.id, "flag" if not flagged else "unflag", 1)
     uids = sorted({u for u in uid or [] if 0 < u <= MAX_UID})  # no other UID can exist
     if action not in ACTIONS:
         raise HTTPException(400, N_("Choose what to do with the selected messages."))
@@ -69,7 +70,7 @@ async def act(
         uids = await web.thread_uids(folder, uids[:MAX_SELECTED])
     if len(uids) > MAX_SELECTED:
         raise HTTPException(413)
-    extra = ""
+    senders: list[str] = []
     if action in ("read", "unread", "flag", "unflag"):
         flag = "\\Seen" if action in ("read", "unread") else "\\Flagged"
         adding = action in ("read", "flag")
@@ -90,11 +91,9 @@ async def act(
         rows = await web.rows(folder, uids)
         senders = sorted({r.from_addr.lower() for r in rows if "@" in r.from_addr})[:10]
         changed = await web.move(user.account, folder.name, uids, "Spam")
-        if senders:
-            extra = "&" + "&".join(f"offer_reject={quote(s)}" for s in senders)
     else:  # notspam
         changed = await web.move(user.account, folder.name, uids, "INBOX")
-    return _answer(request, folder.id, action, changed, extra)
+    return _answer(request, web, user, folder.id, action, changed, senders)
 
 
 @router.post("/mail/{folder_id}/empty")
@@ -103,4 +102,4 @@ async def empty(request: Request, folder_id: int, user: CurrentUser, web: Web) -
     if folder.name not in ("Trash", "Spam"):
         raise HTTPException(400, N_("Only Trash and Spam can be emptied."))
     changed = await web.empty(user.id, folder.name)
-    return _answer(request, folder.id, "empty", changed)
+    return _answer(request, web, user, folder.id, "empty", changed)
