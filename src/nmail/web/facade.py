@@ -32,6 +32,7 @@ from nmail.mailstore.thread_reads import Conversation
 from nmail.mailstore.uidset import UidSet
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
+from nmail.web.event_streams import OpenStreams
 from nmail.web.login_tokens import SECRET_FILE, LoginTokens
 from nmail.web.prefs import Prefs, PrefsStore
 from nmail.web.sessions import Session, SessionStore
@@ -79,10 +80,7 @@ class WebFacade:
                                         clock=backends.clock)
         self.settings = SettingsFacade(backends, self.run)
         self._feed: AsyncFeed | None = None
-        self.streams: dict[int, int] = {}  # account id -> open /events streams (routes/events.py)
-        # session id -> (account id, one Event per open /events stream): set when the
-        # session ends here, so its streams stop at once (routes/events.py).
-        self._stream_ends: dict[str, tuple[int, set[asyncio.Event]]] = {}
+        self.streams = OpenStreams()  # this process's /events streams (routes/events.py)
         self._ensured: set[int] = set()
 
     def close(self) -> None:
@@ -111,26 +109,7 @@ class WebFacade:
 
     async def end_session(self, session_id: str) -> None:
         await self.run(self.sessions.delete, session_id)
-        self._end_streams(lambda sid, _account: sid == session_id)
-
-    def watch_session(self, session_id: str, account_id: int) -> asyncio.Event:
-        """An Event set when this process ends the session (logout, revocation)."""
-        ended = asyncio.Event()
-        self._stream_ends.setdefault(session_id, (account_id, set()))[1].add(ended)
-        return ended
-
-    def unwatch_session(self, session_id: str, ended: asyncio.Event) -> None:
-        entry = self._stream_ends.get(session_id)
-        if entry is not None:
-            entry[1].discard(ended)
-            if not entry[1]:
-                del self._stream_ends[session_id]
-
-    def _end_streams(self, which: Callable[[str, int], bool]) -> None:
-        for session_id, (account_id, events) in list(self._stream_ends.items()):
-            if which(session_id, account_id):
-                for ended in events:
-                    ended.set()
+        self.streams.end_session(session_id)
 
     async def login(self, name: str, password: str, ip: str,
                     domain: str | None) -> LoginOutcome:
@@ -175,7 +154,7 @@ class WebFacade:
 
     async def revoke_other_sessions(self, account_id: int, keep: str) -> int:
         count = await self.run(self.sessions.delete_account_sessions, account_id, keep)
-        self._end_streams(lambda sid, account: account == account_id and sid != keep)
+        self.streams.end_account(account_id, keep)
         return count
 
     async def load_session_by_id(self, session_id: str) -> bool | None:

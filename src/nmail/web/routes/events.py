@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
@@ -44,22 +44,16 @@ SESSION_CHECK = 10.0  # a session ended by another process (or node) stops its s
 class _CountedStream(StreamingResponse):
     """A stream that gives its place back however it ends (sent, cut, never started)."""
 
-    def __init__(self, content: AsyncIterator[str], counts: dict[int, int], account_id: int,
+    def __init__(self, content: AsyncIterator[str], on_end: Callable[[], None],
                  **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
-        self._counts = counts
-        self._account_id = account_id
-        counts[account_id] = counts.get(account_id, 0) + 1
+        self._on_end = on_end
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            left = self._counts.get(self._account_id, 1) - 1
-            if left > 0:
-                self._counts[self._account_id] = left
-            else:
-                self._counts.pop(self._account_id, None)
+            self._on_end()
 
 
 async def _first(waiting: Awaitable[T], ended: asyncio.Event) -> T | None:
@@ -78,21 +72,19 @@ async def _first(waiting: Awaitable[T], ended: asyncio.Event) -> T | None:
 
 @router.get("/events")
 async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResponse:
-    if web.streams.get(user.id, 0) >= MAX_STREAMS:
+    if web.streams.count(user.id) >= MAX_STREAMS:
         raise HTTPException(429)
+    ended = web.streams.open(user.id, user.session.id)
     async def stream() -> AsyncIterator[str]:
         subscription = await web.subscribe(user.id)
-        ended = web.watch_session(user.session.id, user.id)
         try:
-            async for chunk in changes(subscription, ended):
+            async for chunk in changes(subscription):
                 yield chunk
         finally:
-            web.unwatch_session(user.session.id, ended)
             if subscription is not None:
                 subscription.close()
 
-    async def changes(subscription: AsyncSubscription | None,
-                      ended: asyncio.Event) -> AsyncIterator[str]:
+    async def changes(subscription: AsyncSubscription | None) -> AsyncIterator[str]:
         yield "retry: 3000\n\n"
         last = await web.folder_state(user.id)
         quiet = 0.0
@@ -105,12 +97,13 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
                                    ended)
             lived += POLL
             unchecked += POLL
-            if ended.is_set() or (unchecked >= SESSION_CHECK and await web.load_session_by_id(
-                    user.session.id) is None):
+            if changed is not None or unchecked >= SESSION_CHECK:  # before any news, too
+                unchecked = 0.0
+                if not ended.is_set() and await web.load_session_by_id(user.session.id) is None:
+                    ended.set()
+            if ended.is_set():
                 yield "event: logout\ndata: {}\n\n"
                 return
-            if unchecked >= SESSION_CHECK:
-                unchecked = 0.0
             if changed is None:
                 quiet += POLL
                 if quiet >= KEEPALIVE:
@@ -119,9 +112,6 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
                 continue
             last = changed
             quiet = 0.0
-            if await web.load_session_by_id(user.session.id) is None:
-                yield "event: logout\ndata: {}\n\n"
-                return
             tree = await web.folder_tree(user.id)
             payload = {
                 "folders": {str(f.id): {"unseen": f.unseen_count, "count": f.message_count}
@@ -130,5 +120,6 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
             }
             yield f"event: folders\ndata: {json.dumps(payload)}\n\n"
 
-    return _CountedStream(stream(), web.streams, user.id, media_type="text/event-stream",
+    return _CountedStream(stream(), lambda: web.streams.close(user.id, user.session.id, ended),
+                          media_type="text/event-stream",
                           headers={"cache-control": "no-store", "x-accel-buffering": "no"})
