@@ -7,6 +7,17 @@ renames the folder's directory and each of its subfolders'; a delete first
 moves the directories into `Maildir/nmail-deleted-<n>` (no leading dot: no
 Maildir tool takes it for a folder) and removes that after the commit.
 Parents are made as needed (IMAP CREATE and RENAME do).
+
+Crash ordering (what start-up repair relies on, mailstore/folder_undo.py):
+directories renamed or moved aside -> Maildir flushed -> rows changed ->
+COMMIT -> moved-aside tree removed. Killed before the COMMIT, the rows are
+still under the old names, and repair puts each directory back under its
+row's name (matched by UIDVALIDITY): the change did not happen, and no
+message of a folder whose delete was never answered is lost. Killed after
+it, the rows say the change happened and repair only removes the leftover
+tree. A create makes its directory, then its row: killed before the COMMIT,
+repair indexes the empty directory as a folder (a create that was not
+answered may have happened).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from nmail.durable import fsync_dir
 from nmail.mailstore.commit_hook import FolderChange
 from nmail.mailstore.folder_names import INBOX, check_name, is_within, parent_of
 from nmail.mailstore.folder_sync import new_uidvalidity
+from nmail.mailstore.folder_undo import DELETED_PREFIX
 from nmail.mailstore.folderscan import scan_messages
 from nmail.mailstore.layout import UidState, make_dirs_at, read_uid_state, write_uid_state
 from nmail.mailstore.model import (
@@ -41,7 +53,6 @@ from nmail.mailstore.writer import write_transaction
 
 log = logging.getLogger(__name__)
 _trash_counter = itertools.count()
-DELETED_PREFIX = "nmail-deleted-"  # what a delete moves aside until its commit
 
 
 def _account_folders(conn: Connection, account_id: int) -> dict[str, Any]:

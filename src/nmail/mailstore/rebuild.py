@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from nmail.db.tables import folders
 from nmail.mailstore import flag_names, folder_sync
 from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
+from nmail.mailstore.folder_undo import finish_deletes, undo_uncommitted
 from nmail.mailstore.folderscan import remove_stale_tmp
 from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
 from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
@@ -25,7 +24,6 @@ from nmail.mailstore.model import (
     SyncCounts,
     SyncReport,
 )
-from nmail.mailstore.op_folders import DELETED_PREFIX
 from nmail.mailstore.writer import IndexWriter, write_transaction
 
 log = logging.getLogger(__name__)
@@ -98,11 +96,14 @@ class Rebuilder:
         for box in mailboxes:
             try:
                 maildir = box.maildir(self._mail_dir)
-                names = disk_folder_names(maildir)
-                if not names:
+                if not maildir.is_dir():
                     continue
                 with self._engine.connect() as conn:
                     index = folder_sync.load_account_index(conn, box.account_id)
+                # A folder rename or delete that did not commit is put back first
+                # (folder_undo): its rows say where its directories belong.
+                undo_uncommitted(maildir, index)
+                names = disk_folder_names(maildir)
                 for name in names:
                     target = FolderTarget(box.account_id, name,
                                           box.folder_dir(self._mail_dir, name))
@@ -112,12 +113,11 @@ class Rebuilder:
                     added += counts.added
                     removed += counts.removed
                     renumbered += counts.renumbered
-                # A folder rename or delete cut short by a crash: rows whose
-                # directory is gone go (as dbsync does), and half-deleted
-                # directories are finished off.
+                # Rows whose directory is gone (another tool removed it) go, as
+                # dbsync does; committed deletes' moved-aside trees are removed.
                 for name in sorted(set(index) - set(names)):
                     removed += self._drop_folder(box.account_id, name)
-                _finish_deletes(maildir)
+                finish_deletes(maildir)
             except (StoreError, OSError) as exc:
                 # One broken mailbox must not keep the server from starting.
                 log.error("start-up repair skipped %s: %s", box.address, exc)
@@ -174,13 +174,6 @@ class Rebuilder:
 
     def _drop_folder(self, account_id: int, name: str) -> int:
         return self._writer.call(lambda conn: _drop_folder(conn, account_id, name))
-
-
-def _finish_deletes(maildir: Path) -> None:
-    """Remove what a folder delete moved aside before a crash (op_folders)."""
-    for entry in os.listdir(maildir):
-        if entry.startswith(DELETED_PREFIX):
-            shutil.rmtree(maildir / entry, ignore_errors=True)
 
 
 def _drop_folder(conn: Connection, account_id: int, name: str) -> int:
