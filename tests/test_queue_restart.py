@@ -379,3 +379,38 @@ def test_a_queue_stopped_once_runs_again(sqlite_engine: Engine, tmp_path: Path) 
             await h.close()
 
     asyncio.run(body())
+
+
+def test_leftovers_of_a_kill_are_removed_not_set_aside(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """Killed between a delivery's COMMIT and the body's unlink, or between a body's
+    write and its rename: recovery removes both, and sets nothing aside later."""
+    from nmail.queue.recovery import recover
+
+    h = Harness(sqlite_engine, tmp_path)
+    try:
+        queue = h.make_queue()
+        done = queue.enqueue("alice@nmail.test", ["a@remote.test"], message())
+        busy = queue.enqueue("alice@nmail.test", ["b@remote.test"], message())
+        with sqlite_engine.begin() as conn:
+            conn.execute(queue_recipients.update()
+                         .where(queue_recipients.c.message_id == done)
+                         .values(state=DELIVERED))
+        spool = tmp_path / "queue"
+        stale, young = spool / ".0123456789abcdef01.tmp", spool / ".0123456789abcdef02.tmp"
+        stale.write_bytes(b"never published")
+        young.write_bytes(b"being written")
+        os.utime(stale, (time.time() - 3600, time.time() - 3600))
+        report = recover(queue.spool, queue.store)
+        assert sorted(report.removed) == sorted([done, stale.name])
+        assert (report.rebuilt, report.moved) == ([], [])
+        assert not (spool / f"{done}.eml").exists() and not stale.exists()
+        assert (spool / f"{busy}.eml").exists() and young.exists()
+        assert queue.show(done).recipients[0].state == DELIVERED
+        # Days later, once the sweep purged its rows, nothing is left to set aside.
+        later = recover(queue.spool, queue.store, now=time.time() + 7 * 86400,
+                        give_up_after=5 * 86400)
+        assert later.moved == [] and list((spool / "corrupt").iterdir()) == []
+    finally:
+        h.dns.stop()

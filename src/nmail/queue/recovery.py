@@ -7,7 +7,18 @@ is delivered as if nothing happened; one without (written before the
 envelope line existed, or damaged) is moved to `corrupt/` for the admin.
 
 A body younger than `rebuild_age` is left alone: its rows may be a
-transaction in flight in another process. The scheduler calls this at
+transaction in flight in another process.
+
+Two leftovers of a kill -9 are removed here too (tests/test_serve_kill_queue.py
+kills the whole server while it delivers). The crash ordering relied on:
+enqueue writes `.<id>.tmp`, flushes, renames it to `<id>.eml`, flushes the
+directory, commits the rows, answers 250; a delivery commits `delivered`
+(recorder.py, bookkeeping.py), then unlinks the body. So a `.tmp` file
+older than `rebuild_age` belongs to a message never acknowledged, and a
+body whose rows are all finished (delivered or failed) was killed between
+that COMMIT and its unlink: nothing needs it. Such a body used to stay until
+the hourly sweep purged its rows days later and this module then moved it
+to `corrupt/` as a body without rows, a false alarm for the admin. The scheduler calls this at
 start and then every few minutes, so a body orphaned by a crash leaves
 within minutes of the restart, not at the next one.
 """
@@ -21,6 +32,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from nmail.queue import envelope_line
+from nmail.queue.entry_queries import chunks
 from nmail.queue.rows import MessageInfo, NewRecipient
 from nmail.queue.spool import Spool, UnreadableBody
 from nmail.queue.store import QueueStore
@@ -40,6 +52,7 @@ ORPHAN_AGE = 3600.0
 class RecoveryReport:
     rebuilt: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # finished bodies, stale temporaries
 
 
 def recover(
@@ -59,11 +72,18 @@ def recover(
     message whose body outlived its rows than one lost in a crash.
     """
     report = RecoveryReport()
+    wall = time.time() if now is None else now
+    report.removed += spool.remove_stale_temporaries(min(rebuild_age, orphan_age), wall)
     stored = spool.stored_ids()
     if not stored:
         return report
     known = store.known_ids(stored)
-    wall = time.time() if now is None else now
+    for chunk in chunks(sorted(known), 500):
+        for queue_id in store.finished(chunk):
+            spool.remove(queue_id)
+            report.removed.append(queue_id)
+            log.info("queue: body %s of a finished message removed (a crash came "
+                     "between its last delivery's commit and the removal)", queue_id)
     due = int(wall) if next_attempt is None else next_attempt
     for queue_id in stored:
         if queue_id in known:

@@ -126,6 +126,21 @@ class Spool:
             if p.name.endswith(SUFFIX) and p.is_file()
         ]
 
+    def remove_stale_temporaries(self, older_than: float, now: float) -> list[str]:
+        """Remove bodies written and never published (a crash before their rows and
+        their 250: nothing was acknowledged) older than `older_than` seconds."""
+        removed = []
+        for path in self.directory.iterdir():
+            if not (path.name.startswith(".") and path.name.endswith(".tmp")):
+                continue
+            try:
+                if now - path.stat().st_mtime >= older_than:
+                    path.unlink()
+                    removed.append(path.name)
+            except OSError:
+                continue  # published or removed meanwhile
+        return removed
+
     def age(self, queue_id: str, now: float) -> float:
         try:
             return now - self.path(queue_id).stat().st_mtime
