@@ -218,6 +218,8 @@ def test_kill_9_while_the_queue_delivers(tmp_path: Path, db_url: str, engine: En
                 base.kill_everything(srv)
                 senders.join()
             assert not outbound.errors, outbound.errors[:5]
+            # The sink has read all the dead server sent once its sessions ended.
+            wait_until(lambda: sink.active == 0, 30, "the sink's sessions ended")
             with outbound.cond:
                 took = {key for key, n in outbound.received.items() if n}
             pending, problems = unfinished_at_kill(engine, data / "queue")
