@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from nmail.db.tables import folders, messages, search_folders
+from nmail.mailstore.folder_names import name_from_disk
 from nmail.mailstore.layout import disk_folder_names, folder_dir, read_uid_state
 from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
 from nmail.mailstore.names import SEEN_BIT, parse_disk_name
@@ -174,8 +175,12 @@ class Truth:
             if key in present:
                 out.append(f"{who}: expunged {key[1]} came back")
         out += _moves_and_flags(who, disk, rows, promises)
-        out += [f"{who}: {entry} left behind" for entry in sorted(os.listdir(maildir))
-                if entry.startswith("nmail-deleted-")]
+        folder_entries = {folder_dir(maildir, name).name for name in disk_folder_names(maildir)}
+        for entry in sorted(os.listdir(maildir)):
+            if entry.startswith("nmail-deleted-"):
+                out.append(f"{who}: {entry} left behind")
+            elif name_from_disk(entry) is not None and entry not in folder_entries:
+                out.append(f"{who}: {entry} is a folder directory without cur/ and new/")
         on_disk = {(m.folder, m.filename, m.uid) for m in disk}
         indexed = {(str(r.name), str(r.filename), int(r.uid)) for r in rows}
         for item in sorted(on_disk - indexed, key=str):
