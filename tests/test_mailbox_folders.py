@@ -183,22 +183,46 @@ def test_a_stale_view_cannot_touch_a_deleted_folder(store: MailStore, alice: Acc
         view.refresh()
 
 
-def test_repair_finishes_a_rename_or_delete_cut_short(
+def test_repair_undoes_a_rename_or_delete_cut_short_before_its_commit(
     store: MailStore, alice: Account, mail_root: Path
 ) -> None:
+    """The rows say the change did not commit: its directories go back (folder_undo;
+    tests/test_mailbox_folder_crash.py kills a real process at each point)."""
     store.ensure_account(alice)
     store.create_folder(alice.id, "Before")
     store.create_folder(alice.id, "Doomed")
-    store.store([new(alice, "Before", subject="kept"), new(alice, "Doomed")])
+    store.store([new(alice, "Before", subject="kept"), new(alice, "Doomed", subject="safe")])
     before = store.folder(alice.id, "Before")
     box = maildir(mail_root, alice)
     # A crash after the directories were renamed / moved aside, before COMMIT.
     os.rename(box / ".Before", box / ".After")
-    os.rename(box / ".Doomed", box / "nmail-deleted-1-0")
+    (box / "nmail-deleted-1-0").mkdir()
+    os.rename(box / ".Doomed", box / "nmail-deleted-1-0" / ".Doomed")
+    report = store.repair()
+    assert (report.added, report.removed) == (0, 0)
+    names = {f.name for f in store.list_folders(alice.id)}
+    assert {"Before", "Doomed"} <= names and "After" not in names
+    kept = store.open_folder(alice.id, "Before")
+    assert kept.info.uidvalidity == before.uidvalidity
+    assert [r.subject for r in kept.summaries(kept.uid_set("1:*"))] == ["kept"]
+    doomed = store.open_folder(alice.id, "Doomed")
+    assert [r.subject for r in doomed.summaries(doomed.uid_set("1:*"))] == ["safe"]
+    assert not (box / "nmail-deleted-1-0").exists()
+
+
+def test_repair_takes_a_directory_renamed_by_another_tool_as_it_is(
+    store: MailStore, alice: Account, mail_root: Path
+) -> None:
+    """A directory renamed outside nmail with no nmail-uidvalidity of a missing row is
+    indexed under its new name, and the row whose directory went is dropped."""
+    store.ensure_account(alice)
+    store.create_folder(alice.id, "Before")
+    store.store([new(alice, "Before", subject="kept")])
+    box = maildir(mail_root, alice)
+    os.rename(box / ".Before", box / ".After")
+    (box / ".After" / "nmail-uidvalidity").unlink()
     store.repair()
     names = {f.name for f in store.list_folders(alice.id)}
-    assert "After" in names and not names & {"Before", "Doomed"}
+    assert "After" in names and "Before" not in names
     after = store.open_folder(alice.id, "After")
-    assert after.info.uidvalidity == before.uidvalidity
     assert [r.subject for r in after.summaries(after.uid_set("1:*"))] == ["kept"]
-    assert not (box / "nmail-deleted-1-0").exists()
