@@ -15,6 +15,7 @@ from typing import ClassVar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nmail.message_source import SpooledMessage
 from nmail.protocols.smtp.data import DataReader
 from nmail.protocols.smtp.replies import TEXT_LINE_TOO_LONG, Reply
 from nmail.servers.data_spool import spill_factory
@@ -35,9 +36,10 @@ class ListSpill:
         assert self.pieces is not None
         self.pieces.append(content)
 
-    def read_back(self) -> bytes:
+    def finish(self) -> bytes:
         assert self.pieces is not None
-        return b"".join(self.pieces)
+        content, self.pieces = b"".join(self.pieces), None  # handed on: let go here
+        return content
 
     def discard(self) -> None:
         self.pieces = None
@@ -137,7 +139,13 @@ def test_the_file_spill_leaves_no_file(tmp_path: Path) -> None:
     spill = make()
     spill.write(b"one\r\n")
     spill.write(b"two\r\n")
-    assert spill.read_back() == b"one\r\ntwo\r\n"
     assert list((tmp_path / "spool").iterdir()) == []  # nameless
-    spill.discard()
-    spill.discard()  # twice is harmless
+    message = spill.finish()  # the file is the message's now
+    spill.discard()  # harmless after finish
+    assert isinstance(message, SpooledMessage) and len(message) == 10
+    assert message.head() == b"one\r\ntwo\r\n"
+    assert b"".join(message.prefixed(b"P: 1\r\n").chunks(chunk=3)) == b"P: 1\r\none\r\ntwo\r\n"
+    message.close()
+    spare = make()
+    spare.discard()
+    spare.discard()  # twice is harmless

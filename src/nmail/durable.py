@@ -17,7 +17,10 @@ import ctypes.util
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from nmail.message_source import SpooledMessage
 
 # From this many objects on, one syncfs beats an fsync each.
 SYNCFS_THRESHOLD = 3
@@ -57,22 +60,31 @@ def fsync_file(path: str | Path) -> None:
 
 
 def write_file(
-    path: str | Path, chunks: Iterable[bytes], mtime: int | None = None, *, sync: bool = True
+    path: str | Path,
+    chunks: Iterable[bytes | SpooledMessage],
+    mtime: int | None = None,
+    *,
+    sync: bool = True,
 ) -> None:
     """Create `path` (must not exist) with `chunks`; fsync unless the caller
-    will make it durable later with `sync_batch`. On error nothing is left."""
+    will make it durable later with `sync_batch`. On error nothing is left.
+
+    A SpooledMessage among the chunks (a large message, message_source.py)
+    is copied from its spool file by the kernel, never read whole."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         # One writev for all the chunks (trace headers + message) in the usual
         # case of a complete write; the loop finishes a short one.
-        views = [memoryview(chunk) for chunk in chunks if chunk]
-        while views:
-            written = os.writev(fd, views)
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if views and written:
-                views[0] = views[0][written:]
+        views: list[memoryview] = []
+        for chunk in chunks:
+            if isinstance(chunk, bytes):
+                if chunk:
+                    views.append(memoryview(chunk))
+                continue
+            _writev_all(fd, views)
+            views = []
+            chunk.copy_to(fd)
+        _writev_all(fd, views)
         if mtime is not None:
             os.utime(fd, (mtime, mtime))
         if sync:
@@ -83,6 +95,16 @@ def write_file(
             os.unlink(path)
         raise
     os.close(fd)
+
+
+def _writev_all(fd: int, views: list[memoryview]) -> None:
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def sync_batch(

@@ -5,6 +5,14 @@ class. It is synchronous; asyncio servers call it through an executor.
 Decisions come from `policy` (pure functions); this class gathers the facts
 they need (directory lookups, quota usage) and carries out the result
 (store locally, queue remotely, log).
+
+The content is a MessageSource (nmail/message_source.py): `bytes`, or for
+a message past 1 MiB its spool file. Header readers (hop count, authors,
+forwarding rules, vacation, the signing domain) get `message_head`; the
+Maildir copies and the queue's body are written from the source itself,
+so a large message is never held whole here. The order is unchanged:
+every copy is written and flushed before the 2xx; the caller closes a
+spooled source only after accept() has returned.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from nmail.directory.cache import DirectoryCache, NotCached
 from nmail.directory.errors import DirectoryError
 from nmail.directory.model import Account, Resolution, Standing
 from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
+from nmail.message_source import MessageSource, message_head, with_prefix
 from nmail.policy import limits, loops, recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
 
@@ -290,16 +299,17 @@ class Intake:
 
     # -- end of DATA -----------------------------------------------------
 
-    def accept(self, envelope: Envelope, content: bytes) -> Decision:
+    def accept(self, envelope: Envelope, content: MessageSource) -> Decision:
         """Store for local mailboxes and queue for remote ones; 250 only when durable."""
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return job
-        job, replies = self._apply_rules(envelope, content, job)
+        head = message_head(content)
+        job, replies = self._apply_rules(envelope, head, content, job)
         plan = None
         if job.remote:
             assert self.queue is not None
-            plan = plan_outbound(self.lookups, self.srs, envelope, content, job.notify)
+            plan = plan_outbound(self.lookups, self.srs, envelope, head, job.notify)
             # Checked before anything is stored: an envelope the queue would
             # refuse must not leave local copies behind (a retry would
             # store another each time).
@@ -322,7 +332,7 @@ class Intake:
                 self.queue.enqueue(
                     plan.sender,
                     job.remote,
-                    job.received + content,
+                    with_prefix(job.received, content),
                     client=envelope.client,
                     dsn_envid=envelope.dsn_envid,
                     dsn_ret=plan.ret,
@@ -335,7 +345,7 @@ class Intake:
                 self._withdraw(job, stored)
             return self._failed(job, exc)
         done = self._done(job)
-        self._send_replies(replies, envelope.sender, content)
+        self._send_replies(replies, envelope.sender, head)
         return done
 
     def _withdraw(self, job: _Acceptance, stored: list[Any]) -> None:
@@ -352,12 +362,12 @@ class Intake:
                               job.msg_id, message.uidl)
 
     def _apply_rules(
-        self, envelope: Envelope, content: bytes, job: _Acceptance
+        self, envelope: Envelope, head: bytes, content: MessageSource, job: _Acceptance
     ) -> tuple[_Acceptance, list[tuple[Account, Any]]]:
         """Forwarding (remote recipients added, copies dropped) and vacation replies due."""
         if not job.local:
             return job, []
-        outcome = self.rules.apply(envelope.sender, content, job.local)
+        outcome = self.rules.apply(envelope.sender, head, job.local)
         if not outcome.forwards and len(outcome.keep) == len(job.local):
             return job, outcome.replies
         kept_ids = {a.id for a in outcome.keep}
@@ -393,12 +403,12 @@ class Intake:
         return job, outcome.replies
 
     def _send_replies(
-        self, replies: list[tuple[Account, Any]], sender: str, content: bytes
+        self, replies: list[tuple[Account, Any]], sender: str, head: bytes
     ) -> None:
         """Vacation replies, from the null sender, through this same way in."""
         for account, vacation in replies:
             try:
-                reply = self.rules.vacation_message(account, vacation, sender, content,
+                reply = self.rules.vacation_message(account, vacation, sender, head,
                                                     self.hostname)
                 self.lookups.refresh()
                 target = self.lookups.resolve(sender)
@@ -411,7 +421,9 @@ class Intake:
             except Exception:
                 log.exception("vacation reply of %s to %s failed", account.address, sender)
 
-    def accept_now(self, envelope: Envelope, content: bytes) -> PendingAcceptance | None:
+    def accept_now(
+        self, envelope: Envelope, content: MessageSource
+    ) -> PendingAcceptance | None:
         """accept() without blocking the caller, for event loops.
 
         Only the message files are written here. Once `stored` is done (it
@@ -422,9 +434,10 @@ class Intake:
         not delivered to yet, a folder that vanished): nothing was stored,
         call accept() in a worker thread.
         """
-        if envelope.client.auth_user is not None or any(
+        if not isinstance(content, bytes) or envelope.client.auth_user is not None or any(
             r.remote or any(a.quota_bytes for a in r.accounts) for r in envelope.recipients
         ):
+            # A spooled message is copied in a worker thread, never on the loop.
             # The From: check and quota usage read the database: a worker thread's job.
             return None
         job = self._begin(envelope, content)
@@ -440,14 +453,15 @@ class Intake:
             return None
         return PendingAcceptance(self, job, stored, None)
 
-    def _begin(self, envelope: Envelope, content: bytes) -> _Acceptance | Decision:
+    def _begin(self, envelope: Envelope, content: MessageSource) -> _Acceptance | Decision:
         """The checks at end of data, then what to store and queue (or the refusal)."""
         size = len(content)
+        head = message_head(content)
         decision = limits.check_size(size, self.settings.max_message_size)
         if decision.accepted:
-            decision = loops.check_hops(loops.count_received(content), self.settings.max_hops)
+            decision = loops.check_hops(loops.count_received(head), self.settings.max_hops)
         if decision.accepted and envelope.client.auth_user is not None:
-            decision = check_authors(self.lookups, envelope.client.auth_user, content)
+            decision = check_authors(self.lookups, envelope.client.auth_user, head)
         now = self.clock()
         msg_id = new_message_id(now)
         all_rcpts = [r.address for r in envelope.recipients]

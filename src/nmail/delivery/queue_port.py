@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from nmail.delivery.envelope import ClientInfo
+from nmail.message_source import MessageSource
 
 
 class Queue(Protocol):
@@ -19,7 +20,7 @@ class Queue(Protocol):
         self,
         sender: str,
         recipients: Sequence[str],
-        content: bytes,
+        content: MessageSource,
         *,
         client: ClientInfo | None = None,
         dsn_envid: str | None = None,

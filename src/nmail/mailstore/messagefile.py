@@ -18,10 +18,11 @@ from pathlib import Path
 from nmail.durable import write_file
 from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.names import disk_name, flags_to_letters, parse_flags
+from nmail.message_source import MessageSource
 
 
 def write_durably(
-    path: str | Path, chunks: tuple[bytes, ...], mtime: int, *, sync: bool = True
+    path: str | Path, chunks: tuple[MessageSource, ...], mtime: int, *, sync: bool = True
 ) -> None:
     """Create `path` (must not exist) with `chunks` and mtime (Maildir readers and
     our dbsync take the arrival time from it); fsync unless `sync` is False."""

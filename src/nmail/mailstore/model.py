@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from nmail.directory.model import Account
+from nmail.message_source import MessageSource
 
 # Every account's folders, made with the mailbox; all but INBOX carry a role.
 FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Spam", "Archive")
@@ -79,7 +80,9 @@ class NewMessage:
     account: Account
     folder: str  # "INBOX" ...
     prefix: bytes  # trace headers to prepend (CRLF-terminated lines), may be b""
-    content: bytes  # message bytes as received, CRLF line ends
+    # Message bytes as received, CRLF line ends: a large one in its spool
+    # file (nmail/message_source.py), copied from there, never read whole.
+    content: MessageSource
     flags: frozenset[str] = frozenset()  # \Seen \Answered \Flagged \Deleted \Draft, keywords
     internal_date: int | None = None  # default: now
 

@@ -3,6 +3,12 @@
 The files are written, not flushed: the index writer flushes a whole batch
 at once (group commit). Until the batch commits, a file exists only in
 tmp/; a delivery that does not happen removes its files again.
+
+A large message (a SpooledMessage, nmail/message_source.py) is copied from
+its spool file by the kernel and summarized from its outline (mime/outline.py:
+the first 256 KiB, then only MIME delimiter lines and part headers), so a
+delivery holds about a megabyte of it whatever its size. Its file in tmp/
+is flushed by the batch like any other: the order of a delivery is unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from nmail.mailstore.messagefile import write_durably
 from nmail.mailstore.model import NewMessage, StoredMessage, StoreError
 from nmail.mailstore.names import flags_to_letters, format_flags, new_base
 from nmail.mailstore.names import normalize_flags as _normalize_flags
+from nmail.mime.outline import outline
 
 _MAX_TIME = 2**62
 _NO_FLAGS: frozenset[str] = frozenset()
@@ -65,7 +72,11 @@ def prepare_all(
 def _prepare(item: NewMessage, folder_id: int, path: Path, flags: frozenset[str],
              flags_text: str, host: str, now: float) -> PreparedMessage:
     internal = int(item.internal_date) if item.internal_date is not None else int(now)
-    columns = summary_values(summarize(item.content), internal)
+    content = item.content
+    if isinstance(content, bytes):
+        columns = summary_values(summarize(content), internal)
+    else:
+        columns = summary_values(summarize(outline(content.chunks())), internal)
     base = new_base(host, now)
     folder = str(path)
     tmp = folder + "/tmp/" + base  # noqa: S108 (the Maildir's tmp/)

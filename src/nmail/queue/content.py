@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from email.utils import getaddresses
 
+from nmail.message_source import MessageSource
 from nmail.queue.errors import QueueInputError
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -72,6 +73,16 @@ def normalize_line_endings(content: bytes) -> bytes:
     if not out.endswith(b"\r\n"):
         out += b"\r\n"
     return out
+
+
+def wire_ready(content: MessageSource) -> MessageSource:
+    """The body to queue: CRLF only, ending in CRLF.
+
+    A spooled message is that already: it came by DATA, which refuses any
+    bare CR or LF and ends every message with CRLF (protocols/smtp/data.py);
+    its trace header is ours. Sending checks the line endings again anyway.
+    """
+    return normalize_line_endings(content) if isinstance(content, bytes) else content
 
 
 def header_block(content: bytes) -> bytes:

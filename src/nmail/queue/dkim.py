@@ -20,6 +20,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import dkim_keys, domains
+from nmail.message_source import MessageSource, SpooledMessage, message_head
+from nmail.queue.dkim_stream import relaxed_body_hash, sign_hashed
 
 KEY_BITS = 2048
 # The headers we sign when present (RFC 6376 section 5.4.1's advice).
@@ -62,13 +64,19 @@ def public_record(pem: bytes) -> str:
     return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode("ascii")
 
 
-def sign(message: bytes, domain: str, selector: str, pem: bytes) -> bytes:
-    """The DKIM-Signature header (ending in CRLF) to prepend to `message`."""
-    present = _present_headers(message)
+def sign(message: MessageSource, domain: str, selector: str, pem: bytes) -> bytes:
+    """The DKIM-Signature header (ending in CRLF) to prepend to `message`.
+
+    A spooled (large) message is signed from its header block and a body
+    hash computed piece by piece (queue/dkim_stream.py), never read whole.
+    """
+    present = _present_headers(message_head(message))
     include = [h for h in SIGNED_HEADERS if h in present]
     if "from" not in include:
         raise DkimError("message has no From header")
     include.append("from")  # over-sign: a second From would break the signature
+    if not isinstance(message, bytes):
+        return _sign_spooled(message, domain, selector, pem, include)
     try:
         header: bytes = dkimpy.sign(
             message,
@@ -82,6 +90,20 @@ def sign(message: bytes, domain: str, selector: str, pem: bytes) -> bytes:
     except dkimpy.DKIMException as exc:
         raise DkimError(f"cannot sign for {domain}: {exc}") from None
     return header
+
+
+def _sign_spooled(
+    message: SpooledMessage, domain: str, selector: str, pem: bytes, include: list[str]
+) -> bytes:
+    head = message.head()
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        raise DkimError(f"the header block is longer than {len(head) // 1024} KiB")
+    body_hash = relaxed_body_hash(message.chunks(end + 4))
+    try:
+        return sign_hashed(head[: end + 4], body_hash, domain, selector, pem, include)
+    except dkimpy.DKIMException as exc:
+        raise DkimError(f"cannot sign for {domain}: {exc}") from None
 
 
 def _present_headers(message: bytes) -> set[str]:

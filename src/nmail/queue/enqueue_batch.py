@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmail.durable import sync_batch
+from nmail.message_source import MessageSource
 from nmail.queue import envelope_line
 from nmail.queue.rows import MessageInfo, NewRecipient
 from nmail.queue.spool import Spool
@@ -53,7 +54,7 @@ class EnqueueBatcher:
 
     def commit(
         self, message: MessageInfo, recipients: Sequence[NewRecipient], next_attempt: int,
-        body: bytes,
+        body: MessageSource,
     ) -> None:
         """Store `body` and the rows durably, or raise having stored nothing."""
         # The envelope rides in the body's own flush: rows lost with the

@@ -24,6 +24,7 @@ from nmail.bounce.outbound_log import RefusalLog
 from nmail.config import Config
 from nmail.dns.resolver import MailResolver
 from nmail.durable import fsync_dir
+from nmail.message_source import MessageSource, message_head, with_prefix
 from nmail.queue import content as wire
 from nmail.queue.bookkeeping import Bookkeeper
 from nmail.queue.dkim import DkimError, DkimKeys, sign
@@ -173,7 +174,7 @@ class OutboundQueue:
         self,
         sender: str,
         recipients: Sequence[str],
-        content: bytes,
+        content: MessageSource,
         *,
         client: ClientInfo | None = None,
         dsn_envid: str | None = None,
@@ -197,11 +198,13 @@ class OutboundQueue:
         )
         auth_user = client.auth_user if client is not None else None
         client_ip = client.ip if client is not None else None
-        body = wire.normalize_line_endings(content)
+        # A large message stays in its spool file: it is signed by a
+        # streaming body hash and copied into the queue by the kernel.
+        body = wire.wire_ready(content)
         if is_bounce:
-            sign_domain = wire.from_domain(body)
+            sign_domain = wire.from_domain(message_head(body))
         if sign_domain:
-            body = self._dkim_sign(sign_domain, body) + body
+            body = with_prefix(self._dkim_sign(sign_domain, body), body)
         queue_id = new_queue_id()
         now = self._clock()
         message = MessageInfo(
@@ -265,7 +268,7 @@ class OutboundQueue:
             wire.check_text(client.ip, "client address", 64)
         return rows
 
-    def _dkim_sign(self, domain: str, body: bytes) -> bytes:
+    def _dkim_sign(self, domain: str, body: MessageSource) -> bytes:
         """The DKIM-Signature header for hosted `domain` (key made if missing), or b""."""
         if self._dkim is None or not self._is_local(domain):
             return b""

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from nmail.durable import fsync_dir, write_file
+from nmail.message_source import MessageSource
 from nmail.queue import envelope_line
 
 SUFFIX = ".eml"
@@ -48,7 +49,9 @@ class Spool:
     def path(self, queue_id: str) -> Path:
         return self.directory / f"{queue_id}{SUFFIX}"
 
-    def write_unflushed(self, queue_id: str, content: bytes, envelope: bytes = b"") -> Path:
+    def write_unflushed(
+        self, queue_id: str, content: MessageSource, envelope: bytes = b""
+    ) -> Path:
         """Write envelope line + body under the temporary name, unflushed (see enqueue_batch)."""
         tmp = self.temporary_path(queue_id)
         write_file(tmp, (envelope, content), sync=False)

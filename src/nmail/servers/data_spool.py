@@ -8,7 +8,9 @@ unnamed temporary file in the data directory's `spool/` (O_TMPFILE where
 the kernel has it), so nothing is left behind by a crash and nothing needs
 cleaning up. It is written from the event loop: page-cache writes of whole
 lines, never flushed to disk (the message is not acknowledged from it;
-delivery makes its own durable copy).
+delivery makes its own durable copy). At the end of DATA the file becomes
+a SpooledMessage (nmail/message_source.py) that delivery copies from; the
+session closes it once the backend has answered.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from nmail.message_source import SpooledMessage
+
 
 class FileSpill:
     """A BodySpill in an unnamed file under `directory`."""
@@ -24,16 +28,19 @@ class FileSpill:
     def __init__(self, directory: Path) -> None:
         # Closed by discard(), or with the object: it outlives any `with` here.
         self._file: IO[bytes] | None = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
+        self._size = 0
 
     def write(self, content: bytes) -> None:
         assert self._file is not None, "spill used after discard"
         self._file.write(content)
+        self._size += len(content)
 
-    def read_back(self) -> bytes:
-        assert self._file is not None, "spill used after discard"
-        self._file.flush()
-        self._file.seek(0)
-        return self._file.read()
+    def finish(self) -> SpooledMessage:
+        """The message, left in the file (which is the SpooledMessage's to close now)."""
+        file, self._file = self._file, None
+        assert file is not None, "spill used after discard"
+        file.flush()  # into the page cache, where pread and copy_file_range see it
+        return SpooledMessage(file, self._size)
 
     def discard(self) -> None:
         file, self._file = self._file, None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.directory.model import Resolution
+from nmail.message_source import SpooledMessage
 from nmail.policy.decision import Decision
 from nmail.protocols.smtp import (
     AuthCredentials,
@@ -173,13 +174,18 @@ class Answers:
             dsn_orcpt=tuple(p.orcpt for _, p in accepted),
         )
         decision = None
+        content = event.content
         inline = self._setup.inline
         if inline is not None:
-            started = answer_now(self._ip, inline.accept_now, envelope, event.content)
+            started = answer_now(self._ip, inline.accept_now, envelope, content)
             if started is not None:
                 decision = await wait_decision(self._loop, self._ip, started)
         if decision is None:
-            decision = await self._call(self._setup.backend.accept, envelope, event.content)
+            decision = await self._call(self._setup.backend.accept, envelope, content)
+        if isinstance(content, SpooledMessage):
+            # The backend is done with it (every copy written). Cancelled
+            # before this, the file goes with the backend thread's reference.
+            content.close()
         self._resolutions = []
         if self._lost():
             return

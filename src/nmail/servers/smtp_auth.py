@@ -16,6 +16,7 @@ from typing import Protocol
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.directory.login import LoginService, LoginStatus
 from nmail.directory.model import Resolution
+from nmail.message_source import MessageSource
 from nmail.policy.decision import Decision
 from nmail.servers.smtp_answers import AUTH_UNAVAILABLE
 from nmail.servers.smtp_backend import AuthOutcome, PendingDecision
@@ -35,7 +36,7 @@ class MailIntake(Protocol):
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
     ) -> tuple[Decision, Resolution | None]: ...
 
-    def accept(self, envelope: Envelope, content: bytes) -> Decision: ...
+    def accept(self, envelope: Envelope, content: MessageSource) -> Decision: ...
 
 
 def auth_outcome(login: LoginService, username: str, password: str, client_ip: str) -> AuthOutcome:
@@ -94,10 +95,10 @@ class IntakeBackend:
     ) -> tuple[Decision, Resolution | None]:
         return self.intake.check_recipient(client, sender, address, size_hint)
 
-    def accept(self, envelope: Envelope, content: bytes) -> Decision:
+    def accept(self, envelope: Envelope, content: MessageSource) -> Decision:
         return self.intake.accept(envelope, content)
 
-    def accept_now(self, envelope: Envelope, content: bytes) -> PendingDecision | None:
+    def accept_now(self, envelope: Envelope, content: MessageSource) -> PendingDecision | None:
         if self._accept_now is None:
             return None
         return self._accept_now(envelope, content)

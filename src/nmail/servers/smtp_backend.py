@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.directory.model import Resolution
+from nmail.message_source import MessageSource
 from nmail.policy.decision import Decision
 
 
@@ -49,7 +50,7 @@ class SmtpBackend(Protocol):
         """RCPT TO: the decision and, when accepted, what the address resolves to."""
         ...
 
-    def accept(self, envelope: Envelope, content: bytes) -> Decision:
+    def accept(self, envelope: Envelope, content: MessageSource) -> Decision:
         """End of DATA: a 2xx only once the message is durable (fsync'd)."""
         ...
 
@@ -76,7 +77,7 @@ class InlineChecks(Protocol):
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
     ) -> tuple[Decision, Resolution | None] | None: ...
 
-    def accept_now(self, envelope: Envelope, content: bytes) -> PendingDecision | None:
+    def accept_now(self, envelope: Envelope, content: MessageSource) -> PendingDecision | None:
         """Start accept() without blocking."""
         ...
 

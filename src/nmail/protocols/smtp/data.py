@@ -8,8 +8,9 @@ bare CR or LF makes the whole message refused once the real end arrives.
 A message larger than `spill_at` does not stay in memory while it arrives
 (issue 9, item 2: 50 MiB per connection, held by any client that stops
 mid-DATA): whole lines past that size are checked, unstuffed and handed to
-a `BodySpill` (the server's is a nameless file), and read back once the
-message is complete. The cut is always after a CRLF, so every piece starts
+a `BodySpill` (the server's is a nameless file); the complete message is
+then the spill's `finish()`, a `MessageSource` that stays in its file
+(nmail/message_source.py). The cut is always after a CRLF, so every piece starts
 a line: the checks, the unstuffing and the terminator search (a piece may
 end just before "." CRLF) work on each piece as on the whole.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from nmail.message_source import MessageSource
 from nmail.protocols.smtp.replies import (
     BARE_LINE_ENDING,
     MESSAGE_TOO_BIG,
@@ -105,8 +107,8 @@ class BodySpill(Protocol):
 
     def write(self, content: bytes) -> None: ...
 
-    def read_back(self) -> bytes:
-        """Everything written, in order."""
+    def finish(self) -> MessageSource:
+        """Everything written, in order; the spill is the result's now."""
         ...
 
     def discard(self) -> None:
@@ -147,7 +149,7 @@ class DataReader:
             self._spill.discard()
             self._spill = None
 
-    def scan(self, buf: bytearray) -> bytes | Reply | None:
+    def scan(self, buf: bytearray) -> MessageSource | Reply | None:
         """Take one message off the front of buf: its content, its refusal, or None (need more).
 
         Content the client sends past the size limit is dropped from buf as it
@@ -215,9 +217,10 @@ class DataReader:
             self._spill.write(content)
         return True
 
-    def _finish(self, raw: bytes) -> bytes | Reply:
+    def _finish(self, raw: bytes) -> MessageSource | Reply:
         """The message is complete: `raw` is what followed the spilled part."""
         spill, self._spill = self._spill, None
+        handed = False
         try:
             if spill is None and not (self._spilled or self._long):
                 return finish_message(raw, self.max_size, self._oversized)
@@ -233,8 +236,10 @@ class DataReader:
                 return MESSAGE_TOO_BIG
             if spill is None:
                 return tail
-            spill.write(tail)  # so the whole message is read back as one object
-            return spill.read_back()
+            spill.write(tail)  # so the whole message is in the spill
+            content = spill.finish()
+            handed = True
+            return content
         finally:
-            if spill is not None:
+            if spill is not None and not handed:
                 spill.discard()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from nmail.message_source import MessageSource
 from nmail.protocols.smtp.replies import Reply
 
 
@@ -75,10 +76,13 @@ class Data(Event):
 
 @dataclass(frozen=True, slots=True)
 class MessageData(Event):
-    """The message content of one DATA, CRLF line endings, dot-unstuffed."""
+    """The message content of one DATA, CRLF line endings, dot-unstuffed.
+
+    A message past the spill threshold is a SpooledMessage: the server
+    closes it once answered (nmail/message_source.py)."""
 
     needs_decision: ClassVar[bool] = True
-    content: bytes = field(repr=False)
+    content: MessageSource = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
