@@ -31,6 +31,7 @@ from nmail.db.engine import make_engine
 from nmail.db.tables import accounts, folders, messages
 from nmail.queue import envelope_line
 from nmail.queue.dkim import DkimKeys, public_record
+from nmail.servers.data_spool import FileSpill
 from proc_tree import rss_bytes
 from serve_process import ServeProcess
 from serve_setup import PASSWORD, as_options, listen_specs, make_data, nmail, set_option, smtp_reply
@@ -319,6 +320,26 @@ def failing_copies(where: str) -> Callable[..., int]:
         return real(src, dst, count, *args)  # type: ignore[arg-type]
 
     return copy
+
+
+def test_a_full_spool_disk_gives_452_and_the_session_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_data_dir(tmp_path)
+    with RunningServer(data, listeners=("smtp",)) as srv:
+        srv.add_user(BOB)
+        message = big_message(3, "a@outside.example", "spool")
+
+        def full(self: FileSpill, content: bytes) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(FileSpill, "write", full)
+        reply = send(srv.port("smtp"), "a@outside.example", [BOB], message)
+        assert reply.startswith(b"452 4.3.1"), reply
+        assert maildir_files(data, BOB) == [] and not stray_files(data)
+        monkeypatch.undo()
+        assert send(srv.port("smtp"), "a@outside.example", [BOB], message).startswith(b"250")
+        check_delivered(data, BOB, message, "a@outside.example")
 
 
 @pytest.mark.parametrize("where", ["/Maildir/", "/queue/"])

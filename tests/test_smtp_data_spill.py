@@ -149,3 +149,24 @@ def test_the_file_spill_leaves_no_file(tmp_path: Path) -> None:
     spare = make()
     spare.discard()
     spare.discard()  # twice is harmless
+
+
+class FullDiskSpill(ListSpill):
+    """A spill whose disk fills up after the first piece."""
+
+    def write(self, content: bytes) -> None:
+        if self.pieces:
+            raise OSError(28, "No space left on device")
+        super().write(content)
+
+
+def test_a_full_spool_disk_refuses_the_message_with_452_and_stays_in_step() -> None:
+    ListSpill.made = []
+    reader = DataReader(50 << 20, FullDiskSpill, SPILL_AT)
+    buf = bytearray((b"v" * 98 + b"\r\n") * 200)
+    assert reader.scan(buf) is None
+    buf += b"last line\r\n.\r\nQUIT\r\n"
+    refusal = reader.scan(buf)
+    assert isinstance(refusal, Reply) and refusal.code == 452
+    assert buf == bytearray(b"QUIT\r\n")
+    assert all(spill.pieces is None for spill in ListSpill.made)

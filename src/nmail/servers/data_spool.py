@@ -15,6 +15,7 @@ session closes it once the backend has answered.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -37,15 +38,16 @@ class FileSpill:
 
     def finish(self) -> SpooledMessage:
         """The message, left in the file (which is the SpooledMessage's to close now)."""
+        assert self._file is not None, "spill used after discard"
+        self._file.flush()  # into the page cache, where pread and copy_file_range see it
         file, self._file = self._file, None
-        assert file is not None, "spill used after discard"
-        file.flush()  # into the page cache, where pread and copy_file_range see it
         return SpooledMessage(file, self._size)
 
     def discard(self) -> None:
         file, self._file = self._file, None
         if file is not None:
-            file.close()
+            with contextlib.suppress(OSError):  # a full disk: unflushed bytes just go
+                file.close()
 
 
 def spill_factory(directory: Path) -> FileSpillFactory:

@@ -24,6 +24,7 @@ from nmail.message_source import MessageSource
 from nmail.protocols.smtp.replies import (
     BARE_LINE_ENDING,
     MESSAGE_TOO_BIG,
+    NO_ROOM,
     TEXT_LINE_TOO_LONG,
     Reply,
 )
@@ -103,7 +104,11 @@ def finish_message(raw: bytes, max_size: int, oversized: bool) -> bytes | Reply:
 
 
 class BodySpill(Protocol):
-    """Where a large message's content waits (the I/O is the server's)."""
+    """Where a large message's content waits (the I/O is the server's).
+
+    Making one, write() and finish() may raise OSError (a full disk): the
+    message is then read to its end and refused with 452 4.3.1.
+    """
 
     def write(self, content: bytes) -> None: ...
 
@@ -142,6 +147,7 @@ class DataReader:
         # What the spilled pieces showed (refused once the message is complete).
         self._bare = False
         self._long = False
+        self._no_room = False  # the spill failed (OSError): 452 at the end
 
     def discard(self) -> None:
         """The message will not be finished: let go of what was spilled."""
@@ -208,13 +214,17 @@ class DataReader:
             self._oversized = True
             self.discard()
             return True
-        if self._bare or self._long:  # refused at the end anyway: keep nothing
+        if self._bare or self._long or self._no_room:  # refused at the end: keep nothing
             self.discard()
         else:
-            if self._spill is None:
-                assert self._make_spill is not None
-                self._spill = self._make_spill()
-            self._spill.write(content)
+            try:
+                if self._spill is None:
+                    assert self._make_spill is not None
+                    self._spill = self._make_spill()
+                self._spill.write(content)
+            except OSError:
+                self._no_room = True
+                self.discard()
         return True
 
     def _finish(self, raw: bytes) -> MessageSource | Reply:
@@ -234,10 +244,15 @@ class DataReader:
             tail = unstuff(raw)
             if self._spilled + len(tail) > self.max_size:
                 return MESSAGE_TOO_BIG
+            if self._no_room:
+                return NO_ROOM
             if spill is None:
                 return tail
-            spill.write(tail)  # so the whole message is in the spill
-            content = spill.finish()
+            try:
+                spill.write(tail)  # so the whole message is in the spill
+                content = spill.finish()
+            except OSError:
+                return NO_ROOM
             handed = True
             return content
         finally:

@@ -92,6 +92,7 @@ SESSION_TOO_LONG = reply(421, "4.4.2", "Session time limit reached, closing conn
 TOO_MANY_CONNECTIONS = reply(421, "4.7.0", "Too many connections from your address, try later")
 SERVER_BUSY = reply(421, "4.3.2", "Too many connections, try again later")
 LOCAL_ERROR = reply(451, "4.3.0", "Temporary local error")
+NO_ROOM = reply(452, "4.3.1", "Insufficient system storage, try again later")
 
 # The wire form of every reply above, computed once. Looked up by identity:
 # these objects live as long as the module, so no other reply can share an id.
