@@ -276,6 +276,8 @@ def test_bad_large_messages_leave_nothing(tmp_path: Path) -> None:
     dns = silent_dns()
     data, ports, srv = serve(tmp_path, dns, max_message_size=str(8 * MIB))
     nmail(data, "user", "quota", DAN, "3M")
+    nmail(data, "alias", "add", "team@test.local", CAROL, FRIEND)
+    nmail(data, "relay", "add", "192.0.2.0/24")
     port = ports["smtp"]
     try:
         good = big_message(3, "a@outside.example", "fine")
@@ -304,6 +306,19 @@ def test_bad_large_messages_leave_nothing(tmp_path: Path) -> None:
             assert kept[0].read_bytes().endswith(good)
         assert send(port, "a@outside.example", [BOB], good).startswith(b"250")
         check_delivered(data, BOB, good, "a@outside.example")
+
+        # An alias to a mailbox and an outside address: stored, and forwarded
+        # unsigned with an SRS sender (loopback is no relay network here).
+        forwarded = big_message(3, "a@outside.example", "alias")
+        assert send(port, "a@outside.example", ["team@test.local"], forwarded).startswith(b"250")
+        check_delivered(data, CAROL, forwarded, "a@outside.example")
+        (path,) = (data / "queue").glob("*.eml")
+        line, body = envelope_line.split(path.read_bytes())
+        assert line is not None
+        info, _ = envelope_line.decode(line, path.stem, len(body))
+        assert info.sender.upper().startswith("SRS0=")
+        assert body.startswith(b"Received: from big.test") and body.endswith(forwarded)
+        assert b"DKIM-Signature" not in body[:4096]
         assert not stray_files(data)
     finally:
         assert srv.stop()[0] == 0
