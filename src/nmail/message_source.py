@@ -84,9 +84,10 @@ class SpooledMessage:
         _write_all(fd, self.prefix)
         source = self._file.fileno()
         offset = 0
-        while offset < self.size:
+        kernel_copy = getattr(os, "copy_file_range", None)  # Linux only
+        while kernel_copy is not None and offset < self.size:
             try:
-                copied = os.copy_file_range(source, fd, self.size - offset, offset)
+                copied = kernel_copy(source, fd, self.size - offset, offset)
             except OSError as exc:
                 if exc.errno not in _NO_KERNEL_COPY:
                     raise
