@@ -171,7 +171,7 @@ def test_the_conversation_shows_your_replies_from_sent(server: RunningServer,
     assert link is not None
     screen = bob.get(link.group(1)).text
     assert screen.count("data-thread-msg") == 3
-    assert "2 messages · 1 in other folders" in screen
+    assert "2 messages · 1 in another folder" in screen  # one: singular
     sent_id = re.search(r'data-folder-id="(\d+)" data-folder-name="Sent"', screen)
     assert sent_id is not None
     frames = re.findall(r'<iframe class="thread-frame" src="/mail/(\d+)/', screen)
@@ -179,3 +179,11 @@ def test_the_conversation_shows_your_replies_from_sent(server: RunningServer,
     assert '<span class="folder-chip">Sent</span>' in screen
     # actions still mean this folder: the hidden UID is the newest of the INBOX
     assert re.search(r'name="uid" value="2"', screen)
+    # A second answer elsewhere: plural in English; Korean counts both alike.
+    server.runtime.store.append(account, "Sent", reply.replace(b"<mine@", b"<mine2@"),
+                                flags=["\\Seen"])
+    assert "2 messages · 2 in other folders" in bob.get(link.group(1)).text
+    korean = Browser(server, language="ko")
+    korean.login("bob")
+    assert "메일 2통 · 다른 편지함에 2통" in korean.get(link.group(1)).text
+    korean.close()
