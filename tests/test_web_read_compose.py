@@ -238,6 +238,40 @@ def test_header_injection_and_bad_addresses_reshow_the_form(server: RunningServe
     assert server.runtime.store.list_messages(carol.id, "INBOX") == []
 
 
+def test_recipient_fields_take_names_in_any_script(server: RunningServer, bob: Account,
+                                                   browser: Browser) -> None:
+    """To/Cc/Bcc are plain text fields (a phone's e-mail keyboard cannot type 영업팀 or
+    김철수); what was typed is checked on the server, and nothing goes out when it is bad."""
+    carol = server.add_user("carol@example.com")
+    form = browser.get("/compose").text
+    for name in ("to", "cc", "bcc"):
+        field = re.search(rf'<input id="compose-{name}"[^>]*>', form, re.S)
+        assert field is not None
+        tag = field.group(0)
+        assert 'type="text"' in tag and "inputmode" not in tag and 'type="email"' not in tag
+        for attribute in ('autocomplete="off"', 'autocapitalize="off"', 'autocorrect="off"',
+                          'spellcheck="false"'):
+            assert attribute in tag, (name, attribute)
+    for fields, said in (
+            ({"to": "김철수"}, "“김철수” is neither an address nor a group"),
+            ({"to": "carol@example.com", "cc": "영업팀"}, "“영업팀” is neither"),
+            ({"to": "홍길동 <hong@", "bcc": ""}, "To: this address is not valid"),
+            ({"to": "carol@example.com", "bcc": "carol@example.com, 이름 없는"},
+             "“이름 없는” is neither")):
+        answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}",
+                                     data={**fields, "subject": "s", "body": "b"})
+        assert answer.status_code == 400, fields
+        assert said in answer.text, (fields, answer.text[:3000])
+        # The form comes back with what was typed, still a text field.
+        assert "inputmode" not in answer.text
+    assert server.runtime.store.list_messages(carol.id, "INBOX") == []
+    # A display name in Hangul before the address goes through.
+    sent = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "캐롤 <carol@example.com>", "subject": "s", "body": "b"})
+    assert sent.status_code == 303
+    assert len(server.runtime.store.list_messages(carol.id, "INBOX")) == 1
+
+
 def test_upload_limit_and_staged_attachment(server: RunningServer, bob: Account,
                                             browser: Browser) -> None:
     carol = server.add_user("carol@example.com")
