@@ -31,15 +31,15 @@ def bob(server: RunningServer) -> Iterator[Browser]:
 
 
 def send(server: RunningServer, subject: str, message_id: str, *, day: int,
-         in_reply_to: str = "", references: str = "", sender: str = "kim@remote.example"
-         ) -> None:
+         in_reply_to: str = "", references: str = "", sender: str = "kim@remote.example",
+         to: str = "bob@example.com") -> None:
     extra = f"In-Reply-To: {in_reply_to}\r\n" if in_reply_to else ""
     extra += f"References: {references}\r\n" if references else ""
-    body = (f"From: {sender}\r\nTo: bob@example.com\r\nSubject: {subject}\r\n"
+    body = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
             f"Date: {day:02d} Nov 2026 09:00:00 +0900\r\n"
             f"Message-ID: {message_id}\r\n{extra}\r\n{subject} body\r\n")
     with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
-        smtp.sendmail(sender, ["bob@example.com"], body.encode())
+        smtp.sendmail(sender, [to], body.encode())
 
 
 def spread_thread(server: RunningServer) -> None:
@@ -115,6 +115,88 @@ def test_conversation_screen_opens_unread_and_last(server: RunningServer,
     assert carol.get(link.group(1)).status_code == 404
     carol.close()
     assert bob.get(inbox + "/thread/0123456789abcdef").status_code == 404
+
+
+def thread_links_of(page: str) -> list[str]:
+    return re.findall(r'href="(/mail/\d+/thread/[0-9a-f]+)"', page)
+
+
+def test_a_merged_conversations_old_address_leads_to_it(tmp_path: Path, db_url: str) -> None:
+    """Two conversations, then a message naming both: they merge (the smaller id wins,
+    mailstore/thread_index.py) and the loser's URL, in a bookmark or an open tab, leads
+    to the merged conversation instead of a 404. Only within the account: anyone else
+    gets the 404 an unknown id gets. On every database (the old id is read from
+    thread_links, whose collation differs)."""
+    with web_server(tmp_path, db_url) as server:
+        server.add_user("bob@example.com")
+        server.add_user("carol@example.com")
+        bob = Browser(server)
+        bob.login("bob")
+        merged_conversation_redirects(server, bob)
+        bob.close()
+
+
+def merged_conversation_redirects(server: RunningServer, bob: Browser) -> None:
+    send(server, "견적", "<quote@remote.example>", day=1)
+    send(server, "Re: 견적", "<quote-2@remote.example>", day=2,
+         references="<quote@remote.example>")
+    send(server, "일정", "<plan@remote.example>", day=3)
+    send(server, "Re: 일정", "<plan-2@remote.example>", day=4, in_reply_to="<plan@remote.example>")
+    inbox = bob.get("/").headers["location"]
+    folder_id = inbox.rsplit("/", 1)[1]
+    bob.post(f"/mail/{folder_id}/view", {"view": "conversations"})
+    before = thread_links_of(bob.get(inbox).text)
+    assert len(before) == 2
+    send(server, "Re: 견적, 일정", "<both@remote.example>", day=5, sender="lee@remote.example",
+         references="<quote@remote.example> <plan@remote.example>")
+    after = thread_links_of(bob.get(inbox).text)
+    assert len(after) == 1 and after[0] in before  # one conversation, one of the two ids
+    merged = after[0]
+    assert bob.get(merged).text.count("data-thread-msg") == 5
+    old = next(link for link in before if link != merged)
+    moved = bob.get(old)
+    assert moved.status_code == 307 and moved.headers["location"] == merged
+    in_pane = bob.get(old + "?pane=1")
+    assert in_pane.status_code == 307 and in_pane.headers["location"] == merged + "?pane=1"
+    assert bob.get(merged + "?pane=1").text.count("data-thread-msg") == 5
+    # Bad inputs: the old id under a folder without the conversation, malformed ids, an
+    # id nobody has. All 404.
+    sent = re.search(r'data-folder-id="(\d+)" data-folder-name="Sent"', bob.get(inbox).text)
+    assert sent is not None
+    old_id = old.rsplit("/", 1)[1]
+    for path in (f"/mail/{sent.group(1)}/thread/{old_id}", f"{inbox}/thread/{old_id[:-1]}",
+                 f"{inbox}/thread/{old_id}0", f"{inbox}/thread/{old_id.upper()}",
+                 f"{inbox}/thread/0123456789abcdef", f"{inbox}/thread/{'a' * 65}",
+                 f"{inbox}/thread/{old_id}%20", f"{inbox}/thread/%00{old_id[1:]}"):
+        assert bob.get(path).status_code == 404, path
+    # Another account, of this domain or another: the old id is a 404 under their own
+    # folder (no sign that it means something to someone) and under bob's.
+    server.add_user("dave@other.example")
+    for who in ("carol", "dave@other.example"):
+        other = Browser(server)
+        assert other.login(who).status_code == 303
+        own = other.get("/").headers["location"]
+        other.post(f"{own}/view", {"view": "conversations"})
+        answer = other.get(f"{own}/thread/{old_id}")
+        assert answer.status_code == 404
+        nothing = other.get(f"{own}/thread/0123456789abcdef")
+        assert answer.text == nothing.text  # the same page as an id nobody has
+        for path in (old, merged, old + "?pane=1"):
+            assert other.get(path).status_code == 404
+        other.close()
+    # Even when another account has merged conversations of its own with these very
+    # message ids (the same mail sent to both), bob's old id still means bob's only.
+    for mid, refs in (("<quote@remote.example>", ""), ("<plan@remote.example>", ""),
+                      ("<both@remote.example>", "<quote@remote.example> <plan@remote.example>")):
+        send(server, "복사", mid, day=6, to="carol@example.com", references=refs)
+    carol = Browser(server)
+    carol.login("carol")
+    carol_inbox = carol.get("/").headers["location"]
+    assert carol.get(old).status_code == 404 and carol.get(merged).status_code == 404
+    mine = carol.get(f"{carol_inbox}/thread/{old_id}")
+    assert mine.status_code == 307
+    assert mine.headers["location"].startswith(carol_inbox + "/thread/")
+    carol.close()
 
 
 def test_actions_on_a_conversation_row_apply_to_all_its_messages(

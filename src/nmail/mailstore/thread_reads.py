@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from nmail.db.tables import folder_threads, folders, messages
+from nmail.db.tables import folder_threads, folders, messages, thread_links
 from nmail.mailstore.folder_reads import ROW_COLUMNS, message_row
 from nmail.mailstore.model import MessageRow
 from nmail.mailstore.names import SEEN_BIT, SYSTEM_BITS
+from nmail.mime.threads import KEY_LENGTH
 
 FLAGGED_BIT = SYSTEM_BITS["\\Flagged"]
 MAX_THREAD_ROWS = 1000  # messages of one conversation read for a page or a thread view
@@ -118,3 +119,23 @@ def account_thread_messages(conn: Connection, account_id: int, thread_id: str
     ordered = sorted(rows, key=lambda r: (int(r.date), int(r.folder_id), int(r.uid)))
     width = len(ROW_COLUMNS)  # message_row unpacks exactly ROW_COLUMNS, by position
     return [(int(r.folder_id), message_row(tuple(r)[:width])) for r in ordered]
+
+
+def merged_thread_id(conn: Connection, account_id: int, thread_id: str) -> str | None:
+    """The conversation an old thread id of this account now belongs to, or None.
+
+    A thread is named by a key it links (its root's, thread_index.plan), and a
+    merge renames the loser's links to the winner (thread_index._merge), so the
+    loser's name still finds, in `thread_links`, the conversation it went into:
+    one primary-key read, nothing kept for the purpose. Only this account's
+    links are read: another account's id finds nothing here, as it finds no
+    messages.
+    """
+    # A key's form exactly (16 lower-case hex digits): MariaDB's collation would find
+    # a key by its upper-case spelling or with a trailing space too.
+    if len(thread_id) != KEY_LENGTH or thread_id.strip("0123456789abcdef"):
+        return None
+    t = thread_links.c
+    found = conn.execute(select(t.thread_id).where(
+        t.account_id == account_id, t.link_key == thread_id)).scalar_one_or_none()
+    return str(found) if found is not None and str(found) != thread_id else None

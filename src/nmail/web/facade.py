@@ -302,20 +302,31 @@ class WebFacade:
         return await self.run(read)
 
     async def thread(self, account_id: int, folder: FolderInfo, thread_id: str
-                     ) -> list[tuple[int, MessageRow]]:
+                     ) -> tuple[str, list[tuple[int, MessageRow]]]:
         """One conversation, oldest first, as (folder id, message): its messages in
         `folder`, and around them those in the account's other folders but Trash,
-        Spam and Drafts (your replies in Sent). Empty when `folder` has none."""
-        def read() -> list[tuple[int, MessageRow]]:
+        Spam and Drafts (your replies in Sent). Empty when `folder` has none.
+
+        Returned with the conversation's current id: when `thread_id` has no
+        messages here because it was merged into another conversation
+        (thread_reads.merged_thread_id, this account's links only), that one's."""
+        def read() -> tuple[str, list[tuple[int, MessageRow]]]:
             with self.backends.engine.connect() as conn:
-                own = thread_reads.thread_messages(conn, folder.id, thread_id)
+                current = thread_id
+                own = thread_reads.thread_messages(conn, folder.id, current)
                 if not own:
-                    return []
+                    merged = thread_reads.merged_thread_id(conn, account_id, thread_id)
+                    if merged is None:
+                        return thread_id, []
+                    current = merged
+                    own = thread_reads.thread_messages(conn, folder.id, current)
+                    if not own:
+                        return thread_id, []
                 found = [(folder.id, row) for row in own] + [
                     (fid, row) for fid, row in thread_reads.account_thread_messages(
-                        conn, account_id, thread_id) if fid != folder.id]
-            return sorted(found, key=lambda item: (item[1].date, item[0] != folder.id,
-                                                   item[1].uid))
+                        conn, account_id, current) if fid != folder.id]
+            return current, sorted(found, key=lambda item: (item[1].date,
+                                                            item[0] != folder.id, item[1].uid))
         return await self.run(read)
 
     async def thread_uids(self, folder: FolderInfo, uids: list[int]) -> list[int]:

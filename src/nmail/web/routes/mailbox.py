@@ -3,7 +3,8 @@
 GET /               -> the user's INBOX
 GET /mail/{folder}  -> list (?page=N&sort=date|from|subject|size&order=asc|desc), of
                        messages or, if the user chose so, of conversations
-GET /mail/{folder}/thread/{id} -> one conversation (?pane=1: for the list's pane)
+GET /mail/{folder}/thread/{id} -> one conversation (?pane=1: for the list's pane); the id
+                       of a conversation since merged into another redirects to that one
 POST /mail/{folder}/view       -> view=messages|conversations (remembered per user)
 Folder ids in URLs are checked against the logged-in account: another
 user's id is 404, exactly like one that does not exist.
@@ -124,11 +125,15 @@ async def conversation_page(request: Request, folder_id: int, thread_id: str,
     the message's pane. Its actions apply to this folder's messages."""
     tree = await web.folder_tree(user.id)
     folder = next((f for f in tree if f.id == folder_id), None)
-    if folder is None or not thread_id or len(thread_id) > 64:
+    # Not printable (a NUL): no thread is named so, and PostgreSQL would refuse the query.
+    if folder is None or not thread_id or len(thread_id) > 64 or not thread_id.isprintable():
         raise HTTPException(404)
-    found = await web.thread(user.id, folder, thread_id)
+    current, found = await web.thread(user.id, folder, thread_id)
     if not found:
         raise HTTPException(404)
+    if current != thread_id:  # merged since the link was made: its conversation's URL
+        return RedirectResponse(f"/mail/{folder.id}/thread/{current}"
+                                f"{'?pane=1' if pane else ''}", status_code=307)
     now = web.backends.clock()
     labels = {f.id: label_of(f.name) for f in tree}
     items = [{**row_view(r, now, pages.zone), "folder_id": fid,
