@@ -32,8 +32,12 @@ FORWARDED = (
     "Content-Disposition: attachment; filename=quote.eml\r\n\r\n"
     "From: 김철수 <kim@remote.example>\r\nTo: dave@example.com\r\n"
     "Subject: 견적서 송부\r\nDate: Thu, 03 Dec 2026 15:30:00 +0900\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    "견적서를 보내 드립니다. 확인 부탁드립니다.\r\n\r\n--out--\r\n").encode()
+    "Content-Type: multipart/mixed; boundary=in\r\n\r\n"
+    "--in\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    "견적서를 보내 드립니다. 확인 부탁드립니다.\r\n"
+    "--in\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+    "Content-Disposition: attachment; filename*=UTF-8''%EA%B2%AC%EC%A0%81%EC%84%9C_2026.pdf"
+    "\r\n\r\nJVBERi0xLjQKJSVFT0YK\r\n--in--\r\n\r\n--out--\r\n").encode()
 HOST = "mail.example.com"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -176,6 +180,43 @@ def test_admin_entry_and_overview(browser: Any, server: RunningServer) -> None:
     page.context.close()
 
 
+def test_forward_an_attached_message(browser: Any, server: RunningServer) -> None:
+    """The attached message's toolbar forwards it (button and f key) with its attachment
+    carried, and its More menu forwards it as an attachment, as for a stored message."""
+    page = new_page(browser)
+    log_in(page, server)
+    attached = first_message(page).rsplit("/", 1)[0] + f"/{SEEDED['forwarded']}/msg/1"
+    page.goto(base(server) + attached)
+    toolbar = page.locator(".reader-toolbar")
+    with page.expect_navigation():
+        toolbar.get_by_role("link", name="Forward", exact=True).click()
+    assert page.input_value("#compose-subject") == "Fwd: 견적서 송부"
+    assert "견적서를 보내 드립니다" in page.input_value("textarea[name=body]")
+    chip = page.locator("input[name=carry_part]")
+    assert chip.count() == 1 and chip.is_checked()
+    assert "견적서_2026.pdf" in page.inner_text(".attachment-chips")
+    page.goto(base(server) + attached)
+    page.locator(".reader").wait_for()
+    with page.expect_navigation():
+        page.keyboard.press("f")
+    assert page.input_value("#compose-subject") == "Fwd: 견적서 송부"
+    page.goto(base(server) + attached)
+    page.click(".more-menu summary")
+    with page.expect_navigation():
+        page.click("text=Forward as attachment")
+    assert page.input_value("input[name=attach_message]").endswith("/msg/1")
+    assert page.locator("text=The original message is attached.").count() == 1
+    page.fill("#compose-to", "dave@example.com")
+    with page.expect_navigation():
+        page.click("button[name=action][value=send]")
+    dave = server.directory.get_account("dave@example.com")
+    assert dave is not None
+    wait_until(lambda: any(r.subject == "Fwd: 견적서 송부"
+                           for r in server.runtime.store.list_messages(dave.id, "INBOX")),
+               what="the forward delivered")
+    page.context.close()
+
+
 def test_accessibility_light_and_dark(browser: Any, server: RunningServer) -> None:
     """axe on every main screen, in both colour schemes (the first checks ran light only)."""
     from axe_playwright_python.sync_playwright import Axe
@@ -190,7 +231,11 @@ def test_accessibility_light_and_dark(browser: Any, server: RunningServer) -> No
         problems.extend(_axe(axe, page, scheme, "list"))
         read = first_message(page)
         attached = read.rsplit("/", 1)[0] + f"/{SEEDED['forwarded']}/msg/1"
+        forward = "/compose/forward/" + attached[len("/mail/"):]
         for name, path in (("read", read), ("attached", attached), ("compose", "/compose"),
+                           ("attached-forward", forward),
+                           ("attached-forward-attached", forward.replace("/forward/",
+                                                                         "/forward-attached/")),
                            ("search", "/search?q=%EA%B2%AC%EC%A0%81"),
                            ("contacts", "/contacts"), ("settings", "/settings/account"),
                            ("folders", "/folders"), ("preferences", "/settings/preferences"),
@@ -209,7 +254,7 @@ def _axe(axe: Any, page: Any, scheme: str, name: str) -> list[tuple[object, ...]
 
 
 SCREENS = ("login", "list", "read", "compose", "settings", "search", "admin", "admin-domain",
-           "folders", "attached")
+           "folders", "attached", "attached-forward")
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -233,7 +278,8 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
              "admin": f"{base(server)}/admin",
              "admin-domain": f"{base(server)}/admin/domains/example.com",
              "folders": f"{base(server)}/folders",
-             "attached": base(server) + attached}
+             "attached": base(server) + attached,
+             "attached-forward": base(server) + "/compose/forward/" + attached[len("/mail/"):]}
     for name in SCREENS[1:]:
         page.goto(paths[name])
         if name == "list" and device == "desktop":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nmail.directory.model import Account
+from nmail.mime.reading import part_content, read_view
 from nmail.web.message_html import MAX_START_TAGS
 from server_rig import RunningServer
 from test_web_read_compose import folder_id, store
@@ -109,8 +111,11 @@ def test_an_attached_message_opens_in_place(server: RunningServer, bob: Account,
     assert "견적서 송부" in inner.text and "김철수" in inner.text
     assert f'src="{outer}/msg/1/body"' in inner.text
     assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in inner.text
-    assert "trust-sender" not in inner.text and "/compose/forward" not in inner.text
+    assert "trust-sender" not in inner.text
     assert f'href="/compose/reply{outer[5:]}/msg/1"' in inner.text  # reply to the inner one
+    assert f'href="/compose/forward{outer[5:]}/msg/1"' in inner.text  # forward it, both ways
+    assert f'href="/compose/forward-attached{outer[5:]}/msg/1"' in inner.text
+    assert f'data-forward="/compose/forward{outer[5:]}/msg/1"' in inner.text  # the f key
     assert f'href="{outer}/msg/1/print"' in inner.text
     assert f'href="{outer}"' in inner.text  # back to the message it came with
     # The inner body goes through the same sanitizer, frame and CSP.
@@ -180,6 +185,135 @@ def test_an_attached_message_prints_and_is_replied_to(server: RunningServer, bob
     assert answer.status_code == 303
     row = next(r for r in server.runtime.store.list_messages(bob.id, "INBOX") if r.uid == uid)
     assert "\\Answered" not in row.flags
+
+
+def sent_to(server: RunningServer, account: Account) -> list[bytes]:
+    store_ = server.runtime.store
+    return [store_.read_message(account.id, "INBOX", r.uid) or b""
+            for r in store_.list_messages(account.id, "INBOX")]
+
+
+def test_an_attached_message_is_forwarded_with_its_attachments(
+        server: RunningServer, bob: Account, browser: Browser) -> None:
+    """Forward, inline and as an attachment, of a message opened inside another: what goes
+    out is the inner message (its subject, its text, its own attachments carried), and
+    the stored outer message is marked nothing (as a reply to it)."""
+    carol = server.add_user("carol@example.com")
+    uid = store(server, bob, forwarded_as_attachment())
+    inbox = folder_id(server, bob)
+    ref = f"{inbox}/{uid}/msg/1"
+    form = browser.get(f"/compose/forward/{ref}")
+    assert form.status_code == 200
+    assert 'value="Fwd: 견적서 송부"' in form.text and "Forwarded message" in form.text
+    assert "inner body" in form.text and "kim@remote.example" in form.text
+    assert "<h1>Forward</h1>" in form.text  # though no stored message is marked
+    assert "<h1>Reply</h1>" in browser.get(f"/compose/reply/{ref}").text
+    assert f'name="carry_from" value="{ref}"' in form.text
+    assert 'name="original" value=""' in form.text  # nothing stored to mark
+    assert 'name="attach_message" value=""' in form.text
+    carried = re.findall(r'name="carry_part" value="(\d+)" checked>\s*<bdi>([^<]*)</bdi>',
+                         form.text)
+    names = [name for _, name in carried]
+    assert "q.txt" in names and len(carried) == 2, carried  # the file and the message in it
+    sent = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "Fwd: 견적서 송부", "body": "see below",
+        "carry_from": ref, "carry_part": [n for n, _ in carried], "original": ""})
+    assert sent.status_code == 303, sent.text[:2000]
+    first = sent_to(server, carol)[0]
+    got = read_view(first)
+    assert got.subject == "Fwd: 견적서 송부" and "see below" in got.text
+    files = {a.filename: a for a in got.attachments}
+    assert "q.txt" in files
+    data = part_content(first, files["q.txt"].number)
+    assert data is not None and data[1] == b"quote bytes"
+    assert any(a.content_type == "message/rfc822" for a in got.attachments)
+    # As an attachment: the inner message's own bytes, attached whole.
+    form = browser.get(f"/compose/forward-attached/{ref}")
+    assert form.status_code == 200 and 'value="Fwd: 견적서 송부"' in form.text
+    assert f'name="attach_message" value="{ref}"' in form.text
+    assert "The original message is attached." in form.text
+    sent = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "Fwd: 견적서 송부", "body": "attached",
+        "attach_message": ref, "original": ""})
+    assert sent.status_code == 303
+    raw = next(m for m in sent_to(server, carol) if "attached" in read_view(m).text)
+    view = read_view(raw)
+    inner = [a for a in view.attachments if a.content_type == "message/rfc822"]
+    assert len(inner) == 1
+    found = part_content(raw, inner[0].number)
+    assert found is not None and b"cXVvdGUgYnl0ZXM=" in found[1]
+    assert found[1].startswith(b"From: =?utf-8?b?6rmA7LKg7IiY?=")
+    # Saved as a draft first, the carried files move into the draft.
+    saved = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "Fwd: 견적서 송부", "body": "later",
+        "carry_from": ref, "carry_part": [n for n, _ in carried], "action": "save"},
+        headers={"Accept": "application/json"})
+    assert saved.status_code == 200 and len(saved.json()["carry_parts"]) == 2
+    draft = server.runtime.store.read_message(bob.id, "Drafts", saved.json()["draft"]) or b""
+    assert "q.txt" in [a.filename for a in read_view(draft).attachments]
+    # A message two levels down forwards too.
+    deeper = browser.get(f"/compose/forward/{inbox}/{uid}/msg/1.2")
+    assert deeper.status_code == 200 and 'value="Fwd: the very first"' in deeper.text
+    assert "맨 처음 메일" in deeper.text
+    # The stored message it all came from is marked neither forwarded nor answered.
+    row = next(r for r in server.runtime.store.list_messages(bob.id, "INBOX") if r.uid == uid)
+    assert "$Forwarded" not in row.flags and "\\Answered" not in row.flags
+
+
+def test_forged_references_to_attached_messages(server: RunningServer, bob: Account,
+                                                browser: Browser) -> None:
+    """Bad paths and other people's messages: the forms are 404; a send naming them (a
+    forged hidden field, or a message deleted since) comes back with the reason, sends
+    nothing, and the re-shown form no longer names it."""
+    carol = server.add_user("carol@example.com")
+    eve = server.add_user("eve@other.example")
+    uid = store(server, bob, forwarded_as_attachment())
+    inbox = folder_id(server, bob)
+    eves = store(server, eve, forwarded_as_attachment())
+    eve_inbox = folder_id(server, eve)
+    for kind in ("forward", "forward-attached"):
+        for bad in ("/msg/9", "/msg/0", "/msg/1.7", "/msg/x", "/msg/1.1", "/msg/1..2",
+                    "/msg/" + ".".join(["1"] * 9)):
+            assert browser.get(f"/compose/{kind}/{inbox}/{uid}{bad}").status_code == 404, bad
+        assert browser.get(f"/compose/{kind}/{eve_inbox}/{eves}/msg/1").status_code == 404
+        assert browser.get(f"/compose/{kind}/{inbox}/{uid + 7}/msg/1").status_code == 404
+    browser.get("/compose")
+    for fields in (
+            {"carry_from": f"{inbox}/{uid}/msg/9", "carry_part": "1"},
+            {"carry_from": f"{inbox}/{uid}/msg/1.1", "carry_part": "1"},
+            {"carry_from": f"{eve_inbox}/{eves}/msg/1", "carry_part": "1"},
+            {"carry_from": f"{eve_inbox}/{eves}", "carry_part": "1"},
+            {"attach_message": f"{eve_inbox}/{eves}/msg/1"},
+            {"attach_message": f"{inbox}/{uid}/msg/2"},
+            {"attach_message": f"{inbox}/{uid + 7}/msg/1"},
+            {"attach_message": f"{inbox}/{uid}/msg/1/../1"},
+            {"attach_message": f"{inbox}/{uid}/msg/"},
+            {"attach_message": "../../etc/passwd"}):
+        answer = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+            "to": "carol@example.com", "subject": "s", "body": "my words", "kind": "forward",
+            **fields})
+        assert answer.status_code == 400, (fields, answer.status_code)
+        assert "<h1>Forward</h1>" in answer.text  # still the forward it was
+        assert "is no longer there" in answer.text and "Nothing was sent" in answer.text
+        assert "my words" in answer.text  # what was typed is kept
+        name = next(iter(fields))
+        assert f'name="{name}" value=""' in answer.text, fields  # and the reference dropped
+    assert sent_to(server, carol) == []
+    # A carried part number the message does not have is left out, not an error.
+    sent = browser.client.post(f"/compose/send?_csrf={browser.csrf}", data={
+        "to": "carol@example.com", "subject": "s", "body": "b",
+        "carry_from": f"{inbox}/{uid}/msg/1", "carry_part": ["99", "-1", "x"]})
+    assert sent.status_code == 303
+    assert read_view(sent_to(server, carol)[0]).attachments == []
+    # In Korean the reason reads in Korean.
+    korean = Browser(server, language="ko")
+    korean.login("bob")
+    korean.get("/compose")
+    answer = korean.client.post(f"/compose/send?_csrf={korean.csrf}", data={
+        "to": "carol@example.com", "subject": "s", "body": "b",
+        "attach_message": f"{eve_inbox}/{eves}"})
+    assert answer.status_code == 400 and "원래 메일이 더 이상 없어" in answer.text
+    korean.close()
 
 
 def test_another_users_attached_message_is_404(server: RunningServer, bob: Account,

@@ -51,12 +51,18 @@ class ComposeState:
     in_reply_to: str = ""
     references: str = ""  # space separated message ids
     original: str = ""  # "<folder id>/<uid>/<mark>": the message to mark after sending
-    attach_message: str = ""  # "<folder id>/<uid>": forwarded as an attachment
-    carry_from: str = ""  # "<folder id>/<uid>": a message whose attachments go along
+    # A message reference (MessageRef): "<folder id>/<uid>", or "<folder id>/<uid>/msg/<path>"
+    # for a message attached inside that one (the path of its read URL).
+    attach_message: str = ""  # forwarded as an attachment
+    carry_from: str = ""  # a message whose attachments go along
     carry_parts: tuple[int, ...] = ()  # which of its parts (forward inline, a draft's own)
     draft: str = ""  # the Drafts uid this form replaces when saved or sent
     uploads: tuple[str, ...] = field(default_factory=tuple)  # tokens of staged attachments
     rich: bool = False
+    # What the form is for, for its heading: "reply", "forward" or "" (new, draft). Kept
+    # apart from `original`, which is empty when what is answered is not stored (an
+    # attached message) and so marks nothing.
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +102,23 @@ def reply_state(view: MessageView, folder_id: int, uid: int, own: set[str], *, t
         to=shown(to), cc=shown(cc), subject=reply_subject(view.subject),
         body=with_signature(quoted_text(view, wording.wrote), signature),
         in_reply_to=view.message_id, references=" ".join(thread_references(view)),
-        original=f"{folder_id}/{uid}/answered",
+        original=f"{folder_id}/{uid}/answered", kind="reply",
     )
 
 
 def forward_state(view: MessageView, folder_id: int, uid: int, *, attached: bool,
-                  wording: Wording, signature: str) -> ComposeState:
+                  wording: Wording, signature: str, path: str = "") -> ComposeState:
+    """A forward of the stored message `uid`, or (`path`) of a message attached inside it,
+    which is not stored and so is marked $Forwarded nowhere."""
     body = "" if attached else forwarded_text(view, wording.forwarded, wording.labels)
+    ref = str(MessageRef(folder_id, uid, path))
     return ComposeState(
         subject=forward_subject(view.subject), body=with_signature(body, signature),
         references=" ".join(thread_references(view)),
-        original=f"{folder_id}/{uid}/forwarded",
-        attach_message=f"{folder_id}/{uid}" if attached else "",
-        carry_from="" if attached else f"{folder_id}/{uid}",
-        carry_parts=() if attached else _own_attachments(view),
+        original="" if path else f"{folder_id}/{uid}/forwarded",
+        attach_message=ref if attached else "",
+        carry_from="" if attached else ref,
+        carry_parts=() if attached else _own_attachments(view), kind="forward",
     )
 
 
@@ -151,6 +160,33 @@ def outgoing(state: ComposeState, sender: Address, *, html: str = "",
 
 def _own_attachments(view: MessageView) -> tuple[int, ...]:
     return tuple(a.number for a in view.attachments if not a.inline)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message the form names: a stored one, or (`path`, "2" or "2.1") one attached
+    inside it. Parsed from what the browser posts, so nothing here is trusted: the
+    folder and uid are then looked up under the user's account and the path by
+    mime.reading.attached_message, which bounds it."""
+
+    folder_id: int
+    uid: int
+    path: str = ""
+
+    def __str__(self) -> str:
+        stored = f"{self.folder_id}/{self.uid}"
+        return f"{stored}/msg/{self.path}" if self.path else stored
+
+
+_MESSAGE_REF = re.compile(r"([0-9]{1,18})/([0-9]{1,18})(?:/msg/([0-9][0-9.]{0,39}))?")
+
+
+def parse_message_ref(value: str) -> MessageRef | None:
+    """The reference in a hidden field, None when absent or malformed."""
+    found = _MESSAGE_REF.fullmatch(value)
+    if found is None:
+        return None
+    return MessageRef(int(found.group(1)), int(found.group(2)), found.group(3) or "")
 
 
 def parse_original(value: str) -> tuple[int, int, str] | None:

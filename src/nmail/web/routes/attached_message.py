@@ -6,16 +6,19 @@ GET /mail/{folder_id}/{uid}/msg/{path}/part/{n}        one of its attachments
 GET /mail/{folder_id}/{uid}/msg/{path}/attachments.zip all of them
 GET /mail/{folder_id}/{uid}/msg/{path}/source          its source (?download=1: as .eml)
 GET /mail/{folder_id}/{uid}/msg/{path}/print           its print view (?images=1)
-(Replying to it: /compose/reply/{folder_id}/{uid}/msg/{path}, routes/compose.py.)
+(Replying to it and forwarding it: /compose/{reply,reply-all,forward,forward-attached}/
+{folder_id}/{uid}/msg/{path}, routes/compose.py.)
 
 `path` is the attachment's part number in the outer message, then (".2")
 in each message inside it (`mime.reading.attached_message`). The inner
 message is shown by the same template, sanitizer, frame and CSP as any
 other: it is just as much the sender's bytes. Flags and the "always show
 images from" list belong to the stored message, so the inner view offers
-neither; it can be printed and replied to (the reply goes to the inner
-message's sender and thread, and marks nothing). A path that does not lead to an attached message,
-like another user's folder or message, is 404.
+neither; it can be printed, replied to and forwarded (inline with its own
+attachments carried, or whole as message/rfc822), like a stored one: the
+answer goes to the inner message's sender and thread, and marks nothing.
+A path that does not lead to an attached message, like another user's
+folder or message, is 404.
 """
 
 from __future__ import annotations

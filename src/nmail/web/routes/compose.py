@@ -7,6 +7,8 @@ GET /compose/reply/{folder_id}/{uid}/msg/{path}      reply to an attached messag
 GET /compose/reply-all/{folder_id}/{uid}/msg/{path}  (marks nothing: it is not stored)
 GET /compose/forward/{folder_id}/{uid}  forward inline
 GET /compose/forward-attached/{folder_id}/{uid}
+GET /compose/forward/{folder_id}/{uid}/msg/{path}           forward an attached message,
+GET /compose/forward-attached/{folder_id}/{uid}/msg/{path}  inline or as an attachment
 GET /compose/draft/{folder_id}/{uid}    edit a draft
 The form posts to /compose/send (see compose_send.py).
 """
@@ -23,10 +25,11 @@ from nmail.mime.composing import parse_recipients
 from nmail.mime.reading import MessageView, read_view
 from nmail.web.compose_form import (
     ComposeState,
+    MessageRef,
     Wording,
     draft_state,
     forward_state,
-    parse_original,
+    parse_message_ref,
     reply_state,
     with_signature,
 )
@@ -66,13 +69,27 @@ async def uploads_view(web: Web, mail: MailServices, user: User,
     return shown
 
 
+async def referenced_message(web: Web, user: User, ref: MessageRef | None) -> bytes | None:
+    """The bytes of the message a form names (stored, or attached inside a stored one);
+    None when there is none, it is not this user's, or it has gone since the form was
+    drawn (deleted in another tab): the form then says so instead of failing."""
+    if ref is None:
+        return None
+    try:
+        if ref.path:
+            _folder, raw = await attached_bytes(web, user, ref.folder_id, ref.uid, ref.path)
+        else:
+            _folder, raw = await own_message(web, user, ref.folder_id, ref.uid)
+    except HTTPException:
+        return None
+    return raw
+
+
 async def carried_view(web: Web, user: User, state: ComposeState) -> list[dict[str, object]]:
     """The attachments a forward or a draft brings along, for the form's list."""
-    found = parse_original(state.carry_from)
-    if found is None or not state.carry_parts:
+    if not state.carry_parts:
         return []
-    folder = await web.folder(user.id, found[0])
-    raw = await web.read_message(user.id, folder.name, found[1]) if folder else None
+    raw = await referenced_message(web, user, parse_message_ref(state.carry_from))
     if raw is None:
         return []
     view = await web.run(read_view, raw)
@@ -137,7 +154,7 @@ async def _answer(request: Request, folder_id: int, uid: int, user: User, web: W
         state = draft_state(view, folder_id, uid)
     else:
         state = forward_state(view, folder_id, uid, attached=kind == "forward-attached",
-                              wording=words, signature=prefs.signature)
+                              wording=words, signature=prefs.signature, path=path)
     if path:  # the message answered is inside a stored one: no flag to set on either
         state = replace(state, original="")
     return await compose_page(request, user, web, pages, mail, state)
@@ -178,6 +195,21 @@ async def forward_form(request: Request, folder_id: int, uid: int, user: Current
 async def forward_attached_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
                                 web: Web, pages: Pages, mail: Mail) -> Response:
     return await _answer(request, folder_id, uid, user, web, pages, mail, "forward-attached")
+
+
+@router.get("/compose/forward/{folder_id}/{uid}/msg/{path}")
+async def forward_attached_message_form(request: Request, folder_id: int, uid: int, path: str,
+                                        user: CurrentUser, web: Web, pages: Pages,
+                                        mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward", path)
+
+
+@router.get("/compose/forward-attached/{folder_id}/{uid}/msg/{path}")
+async def forward_attached_message_as_attachment_form(
+        request: Request, folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
+        pages: Pages, mail: Mail) -> Response:
+    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward-attached",
+                         path)
 
 
 @router.get("/compose/draft/{folder_id}/{uid}")

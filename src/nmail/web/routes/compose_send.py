@@ -23,15 +23,14 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from nmail.mailstore.model import StoreError
 from nmail.mime.composing import ComposeError, OutgoingFile
 from nmail.mime.reading import part_contents, read_view
-from nmail.web.compose_form import ComposeState, outgoing, parse_original
+from nmail.web.compose_form import ComposeState, outgoing, parse_message_ref, parse_original
 from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
 from nmail.web.notices import notice_query
 from nmail.web.outbox import Original, Refusal
 from nmail.web.recipient_groups import GroupError, expand, names_groups
-from nmail.web.routes.compose import compose_page, uploads_view
-from nmail.web.routes.message import own_message
+from nmail.web.routes.compose import compose_page, referenced_message, uploads_view
 from nmail.web.templating import human_size
 from nmail.web.uploads import STAGED_MESSAGES, UploadQuotaFull, UploadTooLarge
 
@@ -57,6 +56,7 @@ def _state(form: FormData) -> ComposeState:
         carry_from=_text(form, "carry_from"), carry_parts=parts, draft=_text(form, "draft"),
         uploads=tuple(v for v in form.getlist("upload") if isinstance(v, str))[:MAX_FILES],
         rich=_text(form, "rich") == "1",
+        kind=kind if (kind := _text(form, "kind")) in ("reply", "forward") else "",
     )
 
 
@@ -110,11 +110,16 @@ def refusal_text(refusal: Refusal) -> str:
     return f"{said % {'address': address}} ({detail})".strip()
 
 
-async def _message_bytes(web: Web, user: User, reference: str) -> bytes | None:
-    found = parse_original(reference)
-    if found is None:
-        return None
-    _folder, raw = await own_message(web, user, found[0], found[1])
+GONE = "gone"  # a ComposeError's text: the message a hidden field names is not there
+
+
+async def _message_bytes(web: Web, user: User, state: ComposeState, name: str) -> bytes:
+    """The message the hidden field `name` (attach_message, carry_from) names;
+    ComposeError(name, GONE) when it is no message of this user's (forged, or deleted
+    or moved since the form was drawn)."""
+    raw = await referenced_message(web, user, parse_message_ref(getattr(state, name)))
+    if raw is None:
+        raise ComposeError(name, GONE)
     return raw
 
 
@@ -137,10 +142,10 @@ async def _files(form: FormData, state: ComposeState, user: User, web: Web,
                                       "application/octet-stream", data))
     carried = 0
     if state.carry_from and state.carry_parts:
-        raw = await _message_bytes(web, user, state.carry_from)
+        raw = await _message_bytes(web, user, state, "carry_from")
         wanted = state.carry_parts[:MAX_FILES]
         # One pass over the original for all of its parts, not one pass each.
-        parts = await web.run(part_contents, raw, set(wanted)) if raw else {}
+        parts = await web.run(part_contents, raw, set(wanted))
         for number in wanted:
             found = parts.get(number)
             if found is not None:
@@ -173,9 +178,7 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
         files, used, carried = await _files(form, state, user, web, mail)
         attached = []
         if state.attach_message:
-            raw = await _message_bytes(web, user, state.attach_message)
-            if raw is not None:
-                attached.append(raw)
+            attached.append(await _message_bytes(web, user, state, "attach_message"))
         message = outgoing(state, (user.account.display_name, user.address),
                            html=_text(form, "html"), files=tuple(files), attached=tuple(attached),
                            require_recipient=action == "send")
@@ -183,6 +186,13 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
         if error.field == "attachment" and str(error) == "too large":
             text = _("The attachments are larger than the limit of %(limit)s.") % {
                 "limit": human_size(mail.attachment_limit)}
+        elif str(error) == GONE:
+            # The form comes back without it, so a second send goes without it.
+            text = _("The message this one forwards or takes attachments from is no longer "
+                     "there (deleted or moved?), so it was left out. Nothing was sent: send "
+                     "again without it, or forward it again from where it is now.")
+            typed = (replace(typed, attach_message="") if error.field == "attach_message"
+                     else replace(typed, carry_from="", carry_parts=()))
         else:
             text = field_message(error)
         if wants_json:
