@@ -162,6 +162,55 @@ def test_keyboard_on_a_conversation_row(browser: Any, server: RunningServer) -> 
     page.context.close()
 
 
+LAYOUT = """() => {
+  const box = s => { const e = document.querySelector(s); return e && e.getBoundingClientRect(); };
+  const mid = b => b.top + b.height / 2;
+  const buttons = [...document.querySelectorAll('.view-switch .button')].map(
+      b => b.getBoundingClientRect());
+  const order = box('.list-options .sort') || box('.sort-current');
+  const sw = box('.view-switch'), h1 = box('.list-head h1'), count = box('.list-count');
+  return {
+    buttons: buttons.map(b => Math.round(b.height)),
+    buttonsLevel: Math.abs(mid(buttons[0]) - mid(buttons[1])),
+    orderLevel: Math.abs(mid(order) - mid(sw)),
+    orderRight: Math.round(order.left - sw.right),
+    headLevel: Math.abs(h1.bottom - count.bottom),
+    head: Math.round(box('.list-head').height),
+    options: Math.round(box('.list-options').height),
+    wide: document.documentElement.scrollWidth,
+  };
+}"""
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_view_switch_and_order_fit_one_line(browser: Any, server: RunningServer, lang: str,
+                                                device: str) -> None:
+    """The switch, in the head, wrapped onto two lines in the English desktop list pane;
+    in a row of its own with the order as a menu, head and row are one line each."""
+    viewport = DESKTOP if device == "desktop" else PHONE
+    page = new_page(browser, viewport=viewport, locale="ko-KR" if lang == "ko" else "en-US")
+    log_in(page, server)
+    for view in ("messages", "conversations"):
+        choose(page, view)
+        found = page.evaluate(LAYOUT)
+        assert found["buttons"] == [30, 30], found  # no label on two lines
+        assert found["buttonsLevel"] < 1 and found["orderLevel"] < 2, found  # one line
+        assert found["orderRight"] >= 24, found  # with room between, nothing cramped
+        assert found["headLevel"] < 4 and found["head"] < 60, found
+        assert found["options"] < 50 and found["wide"] <= viewport["width"], found
+    # The order menu works without script: a <details> of links.
+    choose(page, "messages")
+    page.click(".sort-current")
+    with page.expect_navigation():
+        page.click(".sort-panel a[href*='sort=subject']")
+    assert "sort=subject" in page.url
+    shown = " ".join(page.locator(".sort-current").inner_text().split())
+    assert shown.startswith("정렬: 제목" if lang == "ko" else "Sort: Subject"), shown
+    page.context.close()
+
+
+SCREENS = ("list", "thread")
 SCREENS = ("list", "thread")
 
 
