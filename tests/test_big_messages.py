@@ -26,6 +26,8 @@ import dkim
 import pytest
 from sqlalchemy import select
 
+from fixtures_dns import DnsServer
+from fixtures_smtp_sink import SmtpSink
 from nmail.config import load_config
 from nmail.db.engine import make_engine
 from nmail.db.tables import accounts, folders, messages
@@ -36,7 +38,7 @@ from proc_tree import rss_bytes
 from serve_process import ServeProcess
 from serve_setup import PASSWORD, as_options, listen_specs, make_data, nmail, set_option, smtp_reply
 from server_rig import RunningServer, make_data_dir
-from support import wait_until
+from support import LoopThread, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -380,3 +382,61 @@ def test_a_full_disk_gives_451_and_loses_nothing(
         check_delivered(data, BOB, message, "a@outside.example")
         assert queued_bodies(data)[FRIEND].endswith(message)
         assert not stray_files(data)
+
+
+def test_large_queued_messages_leave_from_their_files(tmp_path: Path) -> None:
+    """Three 24 MiB messages relayed at once to an outside MX (a sink) arrive exact,
+    and the one process that took them in and sent them out grows by a quarter
+    of their size at most (each used to be read whole and copied to be sent)."""
+    dns = DnsServer().start()
+    dns.mx("remote.example", (10, "mx.remote.example"))
+    dns.add("mx.remote.example", "A", "127.0.0.2")
+    loop = LoopThread()
+    sink = SmtpSink("127.0.0.2", free_port("127.0.0.2"), name="mx.remote.example")
+    loop.run(sink.start())
+    data = make_data(tmp_path, BOB)
+    set_option(data, "dns", "nameservers", f'["{dns.address}"]')
+    set_option(data, "queue", "remote_port", str(sink.port))
+    ports = listen_specs("smtp")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        pid = srv.proc.pid
+        for size in (1, 2):  # warm-up: both ways of sending, once
+            warm = big_message(size, "w@outside.example", f"warm{size}")
+            assert send(ports["smtp"], "w@outside.example", [FRIEND], warm).startswith(b"250")
+        wait_until(lambda: len(sink.received) == 2, 120, "the warm-up messages sent")
+        wait_until(lambda: not list((data / "queue").glob("*.eml")), 60, "warm-up bodies gone")
+        sent = [big_message(24, f"{tag}@outside.example", tag) for tag in ("q1", "q2", "q3")]
+        ready = threading.Barrier(len(sent) + 1, timeout=120)
+        go = threading.Barrier(len(sent) + 1, timeout=120)
+        replies: dict[int, bytes] = {}
+
+        def run(i: int) -> None:
+            replies[i] = send(ports["smtp"], f"q{i + 1}@outside.example",
+                              [f"to{i}@remote.example"], sent[i],
+                              before_data=lambda: (ready.wait(), go.wait()))
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sent))]
+        for thread in threads:
+            thread.start()
+        ready.wait()
+        before = rss_bytes(pid)
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        go.wait()
+        for thread in threads:
+            thread.join()
+        assert all(reply.startswith(b"250") for reply in replies.values()), replies
+        wait_until(lambda: len(sink.received) == 5, 300, "the large messages sent")
+        growth = peak_bytes(pid) - before
+        total = sum(len(message) for message in sent)
+        assert growth < total // 4, f"peak grew {growth // MIB} MiB for {total // MIB} MiB"
+        got = {item.rcpts[0]: item.data for item in sink.received[2:]}
+        for i, message in enumerate(sent):
+            data_sent = got[f"to{i}@remote.example"]
+            assert data_sent.startswith(b"Received: from big.test") and data_sent.endswith(message)
+        wait_until(lambda: not list((data / "queue").glob("*.eml")), 60, "bodies removed")
+    finally:
+        assert srv.stop()[0] == 0
+        loop.run(sink.stop())
+        loop.close()
+        dns.stop()

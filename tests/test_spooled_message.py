@@ -25,6 +25,8 @@ from nmail.durable import write_file
 from nmail.message_source import SpooledMessage, message_head, with_prefix
 from nmail.mime.outline import outline
 from nmail.mime.summary import summarize
+from nmail.protocols.smtp.client import END_OF_DATA, wire_body
+from nmail.queue.body_file import open_body, wire_piece
 from nmail.queue.dkim import generate_key, public_record, sign
 from nmail.queue.dkim_stream import relaxed_body_hash
 
@@ -146,3 +148,29 @@ def test_without_a_kernel_copy_it_copies_in_pieces(
         assert (tmp_path / "m").read_bytes() == message
     finally:
         source.close()
+
+
+wire_line = st.one_of(
+    st.just(b"."), st.just(b".."), st.just(b""), st.just(b".x"),
+    st.binary(max_size=30).map(lambda b: b.replace(b"\r", b"r").replace(b"\n", b"n")),
+)
+wire_end = st.sampled_from([b"\r\n"] * 8 + [b"\n", b"\r", b""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(wire_line, wire_end), max_size=60), st.integers(1, 64),
+       st.booleans())
+def test_a_queued_body_sent_in_pieces_is_what_wire_body_sends(
+    lines: list[tuple[bytes, bytes]], piece: int, with_envelope: bool
+) -> None:
+    body = b"".join(text + end for text, end in lines)
+    envelope = b"#nmail-envelope {}\r\n" if with_envelope else b""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "q.eml"
+        path.write_bytes(envelope + body)
+        queued = open_body(path, len(body))
+        assert queued.isascii() == body.isascii() and len(queued) == len(body)
+        sent = b"".join(wire_piece(p) for p in queued.pieces(piece)) + END_OF_DATA
+        assert sent == wire_body(body)
+        with pytest.raises(ValueError, match="bytes"):
+            open_body(path, len(body) + 1)

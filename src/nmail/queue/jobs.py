@@ -24,7 +24,9 @@ from nmail.queue.store import Claim, MessageInfo, QueueStore, RecipientInfo
 MAX_MESSAGES_PER_JOB = 50  # messages one connection carries before it is closed
 MAX_JOB_BYTES = 32 * 1024 * 1024
 
-Meta = dict[int, tuple[MessageInfo, tuple[RecipientInfo, ...], bytes]]
+# The body for notices: None for one sent from its file (read again only if
+# a notice needs it, as bookkeeping does for any body it was not given).
+Meta = dict[int, tuple[MessageInfo, tuple[RecipientInfo, ...], bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ def prepare_job(
         if not rows:
             continue
         try:
-            body = spool.read(item.message.id, item.message.size)
+            body = spool.read_for_sending(item.message.id, item.message.size)
         except UnreadableBody as exc:
             books.set_aside(item.message, str(exc))
             job.open_ids.difference_update(row.id for row in rows)
@@ -118,5 +120,5 @@ def prepare_job(
                 tags=tuple(row.id for row in chunk),
             )
             outgoing.append(out)
-            meta[id(out)] = (item.message, chunk, body)
+            meta[id(out)] = (item.message, chunk, body if isinstance(body, bytes) else None)
     return outgoing, meta

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nmail.queue.body_file import QueuedBody
+
 DELIVERED = "delivered"
 TEMPORARY = "temporary"
 PERMANENT = "permanent"
@@ -30,7 +32,7 @@ class Outgoing:
     queue_id: str
     sender: str
     recipients: tuple[str, ...]
-    body: bytes
+    body: bytes | QueuedBody  # a large one stays in its file (queue/body_file.py)
     notify: tuple[str | None, ...] = ()
     orcpt: tuple[str | None, ...] = ()
     envid: str | None = None

@@ -17,11 +17,13 @@ already, so the DKIM signature covers exactly the bytes sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Sequence
 
 from nmail.protocols.smtp import client as cmd
 from nmail.protocols.smtp.client import NO_EXTENSIONS, Extensions, ServerReply, parse_ehlo
+from nmail.queue.body_file import QueuedBody, wire_piece
 from nmail.queue.outcomes import (
     PERMANENT,
     HostUnusable,
@@ -158,7 +160,7 @@ class RemoteSession:
         return [o for o in outcomes if o is not None]
 
     async def _transaction(
-        self, body: bytes, mail: bytes, rcpts: Sequence[tuple[int, bytes]],
+        self, body: bytes | QueuedBody, mail: bytes, rcpts: Sequence[tuple[int, bytes]],
         outcomes: list[Outcome | None], dsn: bool,
     ) -> None:
         """MAIL, RCPTs, DATA and the body; fills `outcomes` (None = not decided yet)."""
@@ -209,7 +211,10 @@ class RemoteSession:
         reply = await answer(cmd.DATA)
         if reply.code == 354:
             self._body_sent = True
-            link.write(cmd.wire_body(body), 1)
+            if isinstance(body, bytes):
+                link.write(cmd.wire_body(body), 1)
+            else:
+                await _send_pieces(link, body)
             await link.drain(DATA_TIMEOUT)
             reply = await link.reply(DATA_TIMEOUT)
             done = outcome_for(reply.code, reply.text, host, remote_dsn=dsn and reply.ok)
@@ -299,6 +304,22 @@ async def _quit(link: SmtpLink) -> None:
         except LinkError:
             pass
     link.close()
+
+
+async def _send_pieces(link: SmtpLink, body: QueuedBody) -> None:
+    """A large body from its file: each piece read in a thread, written once the
+    link has room for it, then the terminator (which owes the reply)."""
+    pieces = body.pieces()
+    try:
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            link.write(wire_piece(piece), 0)
+            await link.drain(DATA_TIMEOUT)
+    except OSError as exc:
+        raise LinkError(f"queued body unreadable: {exc}") from None
+    finally:
+        with contextlib.suppress(ValueError):  # cancelled while a thread reads: GC closes it
+            pieces.close()
+    link.write(cmd.END_OF_DATA, 1)
 
 
 def _fill(outcomes: list[Outcome | None], outcome: Outcome | None) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from nmail.durable import fsync_dir, write_file
 from nmail.message_source import MessageSource
 from nmail.queue import envelope_line
+from nmail.queue.body_file import LARGE, QueuedBody, open_body
 
 SUFFIX = ".eml"
 CORRUPT_DIR = "corrupt"
@@ -79,6 +80,18 @@ class Spool:
                 f" {expected_size} expected"
             )
         return data
+
+    def read_for_sending(self, queue_id: str, expected_size: int) -> bytes | QueuedBody:
+        """The body, or past body_file.LARGE a QueuedBody that sends it from its file
+        in pieces; UnreadableBody as read()."""
+        if expected_size <= LARGE:
+            return self.read(queue_id, expected_size)
+        try:
+            return open_body(self.path(queue_id), expected_size)
+        except OSError as exc:
+            raise UnreadableBody(f"body file {self.path(queue_id).name}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UnreadableBody(str(exc)) from None
 
     def read_envelope(self, queue_id: str) -> tuple[bytes | None, int]:
         """(the envelope line or None, the message's size) of a stored body."""
