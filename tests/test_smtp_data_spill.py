@@ -87,7 +87,10 @@ def test_a_spilled_message_reads_as_one_kept_in_memory(
     chunks = [body[a:b] for a, b in itertools.pairwise(bounds) if b > a]
     expected, rest, _ = run(DataReader(max_size), chunks)
     ListSpill.made = []
-    got, got_rest, largest = run(DataReader(max_size, ListSpill, SPILL_AT), chunks)
+    reader = DataReader(max_size, ListSpill, SPILL_AT)
+    got, got_rest, largest = run(reader, chunks)
+    if got is None:
+        reader.discard()  # unfinished: the session lets it go when it ends
     if isinstance(expected, Reply):
         assert isinstance(got, Reply)
     else:
