@@ -199,6 +199,14 @@ def test_the_view_switch_and_order_fit_one_line(browser: Any, server: RunningSer
         assert found["orderRight"] >= 24, found  # with room between, nothing cramped
         assert found["headLevel"] < 4 and found["head"] < 60, found
         assert found["options"] < 50 and found["wide"] <= viewport["width"], found
+    # Every order's words fit the row too ("Sort: Smallest first" is the widest).
+    choose(page, "messages")
+    for key in ("date", "from", "subject", "size"):
+        for order in ("asc", "desc"):
+            page.goto(page.url.split("?")[0] + f"?sort={key}&order={order}")
+            found = page.evaluate(LAYOUT)
+            assert found["orderLevel"] < 2 and found["orderRight"] >= 24, (key, order, found)
+            assert found["options"] < 50 and found["wide"] <= viewport["width"], found
     # The order menu works without script: a <details> of links.
     choose(page, "messages")
     page.click(".sort-current")
@@ -207,6 +215,43 @@ def test_the_view_switch_and_order_fit_one_line(browser: Any, server: RunningSer
     assert "sort=subject" in page.url
     shown = " ".join(page.locator(".sort-current").inner_text().split())
     assert shown.startswith("정렬: 제목" if lang == "ko" else "Sort: Subject"), shown
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_sort_menu_says_each_direction(browser: Any, server: RunningServer, lang: str,
+                                       scheme: str, device: str) -> None:
+    """From sorted A→Z (ㄱ→ㅎ) with the menu open: its links say what they show, the
+    current key reversed; screenshot; axe has nothing serious with the menu open."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = new_page(browser, viewport=DESKTOP if device == "desktop" else PHONE,
+                    locale="ko-KR" if lang == "ko" else "en-US", scheme=scheme)
+    log_in(page, server)
+    choose(page, "messages")
+    page.click(".sort-current")
+    with page.expect_navigation():
+        page.click(".sort-panel a[href*='sort=from']")
+    assert "order=asc" in page.url
+    names = [" ".join(t.split()) for t in page.locator(".msg-from bdi").all_inner_texts()]
+    assert names[0] == "Newsletter" and names == sorted(names, key=str.casefold), names
+    page.click(".sort-current")
+    with page.expect_navigation():
+        page.click(".sort-panel a[href*='sort=from']")  # the toggle: Z→A
+    names = [" ".join(t.split()) for t in page.locator(".msg-from bdi").all_inner_texts()]
+    assert names[:3] == ["이대리", "박부장", "김과장"], names  # ㅎ→ㄱ, Hangul after Latin
+    page.go_back()
+    page.click(".sort-current")
+    links = [" ".join(t.split()) for t in page.locator(".sort-panel a").all_inner_texts()]
+    assert links == (["최신순", "보낸사람 ㅎ→ㄱ", "제목 ㄱ→ㅎ", "큰 메일부터"] if lang == "ko"
+                     else ["Newest first", "From Z→A", "Subject A→Z", "Largest first"]), links
+    assert screenshot(page, f"sort-menu-{device}-{lang}-{scheme}").stat().st_size > 1000
+    serious = [(v["id"], [n["target"] for n in v["nodes"]][:3])
+               for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert not serious, serious
     page.context.close()
 
 

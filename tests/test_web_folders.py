@@ -101,8 +101,83 @@ def test_sorting_and_paging(server: RunningServer, bob: Browser) -> None:
     assert "msg 00" in second
     by_subject = bob.get(inbox + "?sort=subject&order=asc").text
     assert by_subject.index("msg 00") < by_subject.index("msg 01")
-    assert bob.get(inbox + "?sort=evil").status_code == 422
+    assert bob.get(inbox + "?sort=evil").status_code == 400
     assert bob.get(inbox + "?page=-5").status_code == 200
+
+
+SENDERS = ("하늘", "apple", "김철수", "Zed", "박영희", "가나")  # in the order they arrive
+
+
+def shown_order(html: str) -> list[str]:
+    rows = html[html.index("data-message-list"):]
+    return sorted(SENDERS, key=lambda name: rows.index(f">{name}<"))
+
+
+def sort_label(html: str) -> str:
+    found = re.search(r'<summary class="sort-current">(.*?)</summary>', html, re.S)
+    assert found is not None
+    return " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split())
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_each_sort_key_starts_its_natural_way(tmp_path: Path, db_url: str, lang: str) -> None:
+    """Date and Size start newest/largest first, From and Subject A→Z (Hangul ㄱ→ㅎ,
+    after Latin, case aside) in the index's own order; choosing the key again reverses
+    it; the menu's labels say the direction; bad keys and orders are 400. On every
+    database: the order is the sort index's, under each one's collation."""
+    with web_server(tmp_path, db_url) as server:
+        server.add_user("bob@example.com")
+        natural_orders(server, lang)
+
+
+def natural_orders(server: RunningServer, lang: str) -> None:
+    for i, name in enumerate(SENDERS):
+        deliver(server, "bob@example.com", f"{name} 보고서", body="x" * (100 * (i + 1)),
+                sender=f"s{i}@remote.example", name=name,
+                date=f"Mon, 0{i + 1} Dec 2026 10:00:00 +0900")
+    b = Browser(server, language="ko-KR,ko;q=0.9" if lang == "ko" else "en-US")
+    b.login("bob")
+    inbox = b.get("/").headers["location"]
+    a_to_z = ["apple", "Zed", "가나", "김철수", "박영희", "하늘"]
+    newest = list(reversed(SENDERS))
+    expected = {
+        "date": (newest, "정렬: 최신순", "Sort: Newest first"),
+        "size": (newest, "정렬: 큰 메일부터", "Sort: Largest first"),
+        "from": (a_to_z, "정렬: 보낸사람 ㄱ→ㅎ", "Sort: From A→Z"),
+        "subject": (a_to_z, "정렬: 제목 ㄱ→ㅎ", "Sort: Subject A→Z"),
+    }
+    reverse = {"date": ("정렬: 오래된순", "Sort: Oldest first"),
+               "size": ("정렬: 작은 메일부터", "Sort: Smallest first"),
+               "from": ("정렬: 보낸사람 ㅎ→ㄱ", "Sort: From Z→A"),
+               "subject": ("정렬: 제목 ㅎ→ㄱ", "Sort: Subject Z→A")}
+    default = b.get(inbox).text
+    assert shown_order(default) == newest
+    for key, (order, ko, en) in expected.items():
+        # Another key's menu links to this key in its natural order.
+        other = b.get(f"{inbox}?sort={'size' if key == 'date' else 'date'}").text
+        links = dict(re.findall(r'<a href="\?sort=(\w+)&amp;order=(\w+)" class="sort-link"',
+                                other))
+        page = b.get(f"{inbox}?sort={key}&order={links[key]}").text
+        assert b.get(f"{inbox}?sort={key}").text.count(">") == page.count(">")  # same page
+        assert shown_order(page) == order, key
+        assert sort_label(page) == (ko if lang == "ko" else en)
+        # The current key's link reverses it, and says so.
+        toggle = re.search(rf'<a href="\?sort={key}&amp;order=(\w+)" class="sort-link">([^<]+)',
+                           page)
+        assert toggle is not None
+        again = b.get(f"{inbox}?sort={key}&order={toggle.group(1)}").text
+        assert shown_order(again) == list(reversed(order)), key
+        assert sort_label(again) == reverse[key][0 if lang == "ko" else 1]
+        assert toggle.group(2) in sort_label(again)
+    for bad in ("evil", "date desc", "from;DROP TABLE messages", "subject' OR '1'='1",
+                "arrival", "", "x" * 5000, "%00"):
+        answer = b.get(inbox, params={"sort": bad})
+        assert answer.status_code == 400, bad
+        assert ("정렬" in answer.text) if lang == "ko" else ("order" in answer.text)
+    for bad in ("up", "DESC", "asc;", "x" * 5000):
+        assert b.get(inbox, params={"sort": "from", "order": bad}).status_code == 400, bad
+    assert shown_order(b.get(inbox).text) == newest  # nothing changed
+    b.close()
 
 
 def test_conversation_view(server: RunningServer, bob: Browser) -> None:

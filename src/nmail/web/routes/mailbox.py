@@ -2,7 +2,9 @@
 
 GET /               -> the user's INBOX
 GET /mail/{folder}  -> list (?page=N&sort=date|from|subject|size&order=asc|desc), of
-                       messages or, if the user chose so, of conversations
+                       messages or, if the user chose so, of conversations; without an
+                       order a key sorts its natural way (NATURAL_ORDER): date and size
+                       newest/largest first, From and Subject A→Z (ㄱ→ㅎ)
 GET /mail/{folder}/thread/{id} -> one conversation (?pane=1: for the list's pane); the id
                        of a conversation since merged into another redirects to that one
 POST /mail/{folder}/view       -> view=messages|conversations (remembered per user)
@@ -12,17 +14,17 @@ user's id is 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from nmail.mailstore.model import FolderInfo, MessageRow
+from nmail.mailstore.model import FolderInfo, MessageRow, SortKey
 from nmail.mailstore.thread_reads import Conversation
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import FolderView, folder_views, label_of
-from nmail.web.i18n import N_, N_plural, ngettext
+from nmail.web.i18n import N_, N_plural, gettext, ngettext
 from nmail.web.notices import genuine
 from nmail.web.templating import SEOUL, full_date, human_size, short_date
 
@@ -41,6 +43,32 @@ _NOTICES = {
                         "%(num)d messages moved to the Inbox."),
     "empty": N_plural("%(num)d message deleted for good.", "%(num)d messages deleted for good."),
 }
+
+
+# A new sort key starts the way a reader expects it; choosing it again reverses it. Before,
+# every key started descending, so From and Subject listed Z→A first. Text keys are
+# ascending in the index's own order (messages.from_sort/subject_sort, case-folded, walked
+# on their index): code point order on SQLite and PostgreSQL's C collation, and also under
+# a ko_KR/en_US collation and MariaDB's utf8mb4_general_ci, Hangul syllables come in
+# dictionary order (ㄱ→ㅎ: Unicode lays them out by initial, vowel, final), after Latin.
+NATURAL_ORDER: dict[str, str] = {"date": "desc", "from": "asc", "subject": "asc", "size": "desc"}
+_SORT_LABELS = {
+    ("date", "desc"): N_("Newest first"), ("date", "asc"): N_("Oldest first"),
+    ("from", "asc"): N_("From A→Z"), ("from", "desc"): N_("From Z→A"),
+    ("subject", "asc"): N_("Subject A→Z"), ("subject", "desc"): N_("Subject Z→A"),
+    ("size", "desc"): N_("Largest first"), ("size", "asc"): N_("Smallest first"),
+}
+
+
+def sort_menu(sort: str, order: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """(the current order's label, the menu's links as (key, order, label)): each key
+    in its natural order, the current key reversed (the toggle), each link named by
+    what it shows."""
+    links = []
+    for key, natural in NATURAL_ORDER.items():
+        to = ("asc" if order == "desc" else "desc") if key == sort else natural
+        links.append((key, to, gettext(_SORT_LABELS[key, to])))
+    return gettext(_SORT_LABELS[sort, order]), links
 
 
 def notice_text(done: str, count: int) -> str:
@@ -165,11 +193,14 @@ async def choose_view(folder_id: int, user: CurrentUser, web: Web,
 @router.get("/mail/{folder_id}")
 async def folder_page(
     request: Request, folder_id: int, user: CurrentUser, web: Web, pages: Pages,
-    page: int = 1, sort: Literal["date", "from", "subject", "size"] = "date",
-    order: Literal["asc", "desc"] = "desc", done: str = "", n: int = 0,
+    page: int = 1, sort: str = "date",
+    order: str = "", done: str = "", n: int = 0,
     offer_reject: Annotated[list[str] | None, Query(max_length=320)] = None,
     ok: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
+    if sort not in NATURAL_ORDER or order not in ("", "asc", "desc"):
+        raise HTTPException(400, N_("There is no such order for the list."))
+    order = order or NATURAL_ORDER[sort]
     senders = (offer_reject or [])[:10]
     if not genuine(web.notice_key, user.session.id, done, n, senders, ok):
         done, senders = "", []  # a link made elsewhere: no notice, no offer
@@ -184,7 +215,8 @@ async def folder_page(
         views = [conversation_view(folder_id, c, now, pages.zone) for c in found]
         sort, order = "date", "desc"
     else:
-        tree, folder, rows = await web.folder_page(user.id, folder_id, sort, order == "desc",
+        tree, folder, rows = await web.folder_page(user.id, folder_id, cast(SortKey, sort),
+                                                   order == "desc",
                                                    size, (page - 1) * size)
         views = [row_view(r, now, pages.zone) for r in rows]
         total = folder.message_count if folder is not None else 0
@@ -195,7 +227,8 @@ async def folder_page(
     return pages.render(
         request, "mailbox.html", folder=folder, folder_label=label_of(folder.name),
         rows=views, page=page, total_pages=total_pages,
-        sort=sort, order=order, page_size=size, threads=threads, total=total,
+        sort=sort, order=order, sort_menu=sort_menu(sort, order), page_size=size,
+        threads=threads, total=total,
         notice=notice_text(done, n),
         offer_reject=[a for a in senders if "@" in a],
         **context,
