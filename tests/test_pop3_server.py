@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from nmail.mailstore.store import MailStore
-from nmail.servers.pop3 import READ_CHUNK, Pop3Server, Pop3Settings
+from nmail.servers.pop3 import PIECE, Pop3Server, Pop3Settings
 from pop3_rig import Pop3Rig
 from support import LOOPS, wait_until
 
@@ -131,19 +131,19 @@ def big_message() -> bytes:
             body.extend(b"x" * 98 + b"\r\n")
         body.extend(b"z" * (offset - len(body) - 2) + b"\r\n")
 
-    fill_to(READ_CHUNK)
+    fill_to(PIECE)
     body.extend(b".dot at the first boundary\r\n")
-    fill_to(2 * READ_CHUNK)
+    fill_to(2 * PIECE)
     body.extend(b"..two dots at the second\r\n")
-    fill_to(3 * READ_CHUNK + 1)  # the CR is the chunk's last byte, the LF the next one's first
+    fill_to(3 * PIECE + 1)  # the CR is the chunk's last byte, the LF the next one's first
     body.extend(b".last line\r\n")
     return bytes(body)
 
 
 def test_large_message_with_dots_on_chunk_boundaries(rig: Pop3Rig) -> None:
     message = big_message()
-    assert message[READ_CHUNK : READ_CHUNK + 1] == b"."
-    assert message[3 * READ_CHUNK - 1 : 3 * READ_CHUNK + 1] == b"\r\n"
+    assert message[PIECE : PIECE + 1] == b"."
+    assert message[3 * PIECE - 1 : 3 * PIECE + 1] == b"\r\n"
     (uid,) = rig.deliver(message)
     sock, stream = raw_session(rig.start(), b"RETR 1\r\n")
     with sock:
@@ -163,6 +163,29 @@ def test_top(rig: Pop3Rig) -> None:
     assert lines[-2:] == [b"line 1", b"line 2"]
     with pytest.raises(poplib.error_proto, match=r"No such message 2"):
         client.top(2, 0)
+
+
+def test_one_command_at_a_time_exact_bytes_with_dots_and_top_0(rig: Pop3Rig) -> None:
+    """Each answer waited for, as poplib does (so RETR n reads n+1 ahead): the
+    message read ahead goes out dot-stuffed exactly; TOP 0 and a RETR of the
+    message read ahead for it are exact too."""
+    dotted = b"Subject: dots\r\n\r\n.\r\n..\r\n.starts with a dot\r\nend.\r\n"
+    uids = rig.deliver(SECOND, dotted, FIRST)
+    sock, stream = raw_session(rig.start(), b"")
+    with sock:
+        for command, uid, top in ((b"RETR 1", 0, False), (b"RETR 2", 1, False),
+                                  (b"TOP 3 0", 2, True), (b"RETR 3", 2, False)):
+            sock.sendall(command + b"\r\n")
+            data = file_of(rig, uids[uid])
+            if top:
+                assert stream.readline() == b"+OK Top of message follows\r\n"
+                data = data[: data.index(b"\r\n\r\n") + 4]
+            else:
+                assert stream.readline() == f"+OK {len(data)} octets\r\n".encode()
+            expected = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+            assert stream.read(len(expected)) == expected, command
+        sock.sendall(b"NOOP\r\n")
+        assert stream.readline() == b"+OK\r\n"
 
 
 def test_uidl_is_the_maildir_unique_name_and_survives_restart_and_dbsync(

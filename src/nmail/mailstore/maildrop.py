@@ -2,11 +2,18 @@ r"""An INBOX held for one mail client session (a POP3 maildrop), on a FolderView
 
 `lock_inbox` takes the mailbox's session lock, opens the INBOX's FolderView,
 lists it as the index has it, and maps each message to its file from one
-directory listing; `LockedInbox` then opens messages, applies the session's
+directory listing; `LockedInbox` then reads messages, applies the session's
 end through the view (\Seen on what was retrieved, DELE = expunge, both
 committed by the index writer like every change), and lets go. The UIDL is
 the message's permanent name. The protocol side (servers/pop3_backend)
 never touches a path.
+
+Reading is here, once, for RETR and TOP alike (`LockedInbox.read`): one
+open, one read of just over the size the index knows, one close; a file
+that turns out longer comes back open, with its first piece, for the
+caller to stream. `read_ahead` is the same read done early, kept for the
+next `read` of that message if its file is still there then. A session
+holds at most one piece (PIECE) of a message at a time.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "nmail-pop3.lock"
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+# The most of a message file read at once (and held by a session): a file
+# this long or longer is streamed piece by piece by the caller of read().
+PIECE = 256 * 1024
+# The largest message read ahead (see LockedInbox.read_ahead).
+READ_AHEAD_MAX = 64 * 1024
 
 
 class MailboxLock:
@@ -122,27 +134,83 @@ class LockedInbox:
         # Each UID's file, looked up once here: a RETR is then one dict lookup
         # and one openat(), not two lookups and a call of InboxFiles.
         self._where: dict[int, tuple[int, str]] = {}
+        self._ahead: tuple[int, bytes] | None = None  # (uid, whole file) read early
         for ref in refs:
             found = files.where(ref.uidl)
             if found is not None:
                 self._where[ref.uid] = found
 
-    def open_message(self, uid: int) -> int | None:
-        """A read-only descriptor of message `uid`; None when it is gone."""
-        found = self._where.get(uid)
-        if found is not None:
-            try:
-                return os.open(found[1], _READ_FLAGS, dir_fd=found[0])
-            except FileNotFoundError:
-                pass  # renamed by a flag change since login, or deleted
-        # Moved since the listing (a flag change by the webmail): the index knows
-        # where (None: expunged meanwhile by the webmail or another tool).
-        return self._view.open_message(uid)
-
     def has_file(self, uid: int) -> bool:
         """Whether message `uid`'s file is still under its listed name."""
         found = self._where.get(uid)
         return found is not None and os.access(found[1], os.F_OK, dir_fd=found[0])
+
+    def read(self, uid: int, size: int) -> bytes | tuple[int, bytes] | None:
+        """Message `uid` of `size` octets (the index's word): its bytes when one
+        read got the whole file; (descriptor, first piece) when more follows
+        (the caller reads on and closes it); None when it is gone or unreadable.
+
+        The read asks for size + 1 octets, not PIECE: a 256 KiB buffer alone
+        cost ~12 us a call, and a file grown since is still noticed (the read
+        fills up). A short read of a regular file is its end (local disk or NFS).
+        """
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            # Read early, and the file still there (not expunged by the webmail
+            # meanwhile; renamed by a flag change, it is simply read again).
+            if ahead[0] == uid and self.has_file(uid):
+                return ahead[1]
+        try:
+            return self._read(uid, size)
+        except OSError as exc:
+            log.error("cannot read message uid %d of account %d: %s", uid, self._account_id, exc)
+            return None
+
+    def read_ahead(self, uid: int, size: int) -> None:
+        """Read message `uid` now, for the read(uid) that is likely to come next.
+
+        A client fetching one message at a time (poplib, most mail programs)
+        then has the next one sent without an open and a read between its
+        command and the answer: +3-7% messages/s with poplib, A/B on an idle
+        2-core machine. Only messages under READ_AHEAD_MAX, only one at a time.
+        """
+        self._ahead = None
+        if size >= READ_AHEAD_MAX:
+            return
+        try:
+            found = self._read(uid, size)
+        except OSError:
+            return  # read() tries again, and reports
+        if type(found) is bytes:
+            self._ahead = (uid, found)
+        elif found is not None:
+            os.close(found[0])  # longer than the index says: read() streams it
+
+    def _read(self, uid: int, size: int) -> bytes | tuple[int, bytes] | None:
+        found = self._where.get(uid)
+        fd: int | None = None
+        if found is not None:
+            try:  # noqa: SIM105 (suppress() costs a context manager per RETR)
+                fd = os.open(found[1], _READ_FLAGS, dir_fd=found[0])
+            except FileNotFoundError:
+                pass  # renamed by a flag change since login, or deleted
+        if fd is None:
+            # Moved since the listing (a flag change by the webmail): the index
+            # knows where (None: expunged meanwhile by the webmail or a tool).
+            fd = self._view.open_message(uid)
+            if fd is None:
+                return None
+        want = size + 1 if size < PIECE else PIECE
+        try:
+            data = os.read(fd, want)
+        except BaseException:
+            os.close(fd)
+            raise
+        if len(data) < want:
+            os.close(fd)
+            return data
+        return fd, data
 
     def finish(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """Mark `retrieved` seen and expunge `deleted`; False if the deletion failed."""
@@ -161,6 +229,7 @@ class LockedInbox:
         return True
 
     def release(self) -> None:
+        self._ahead = None
         self._where.clear()  # the descriptors in it are closed now
         self._files.close()
         self._lock.release()

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from nmail.mailstore.maildrop import LOCK_FILE, MailboxLock
+from nmail.mailstore.maildrop import LOCK_FILE, PIECE, MailboxLock
 from nmail.servers.limits import ConnectionLimits, RefusalLog
 from nmail.servers.pop3_backend import (
     LoginOutcome,
@@ -25,7 +25,7 @@ from nmail.servers.pop3_backend import (
     StoreBackend,
     StoreMaildrop,
 )
-from nmail.servers.pop3_connection import READ_CHUNK, Pop3Connection, Pop3Settings
+from nmail.servers.pop3_connection import Pop3Connection, Pop3Settings
 from nmail.servers.tls_gate import TlsGate
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCK_FILE",
-    "READ_CHUNK",
+    "PIECE",
     "LoginOutcome",
     "MailboxLock",
     "Maildrop",

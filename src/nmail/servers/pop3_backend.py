@@ -51,17 +51,17 @@ class Maildrop(Protocol):
 
     entries: Sequence[MaildropEntry]
 
-    def open_message(self, uid: int) -> int | None:
-        """A file descriptor of the message file opened for reading (the caller
-        closes it), or None when it is gone.
+    def read(self, uid: int, size: int) -> bytes | tuple[int, bytes] | None:
+        """The message file of `uid` (`size` octets as listed): its bytes when one
+        read got it all; (descriptor, first piece) when more follows, for the
+        caller to read on in pieces and close; None when it is gone.
 
-        Called in the event loop for every RETR: it must not wait on anything
-        slower than opening a local file. A bare descriptor, not a file object:
-        at thousands of RETRs a second the object costs more than the reads."""
+        Called in the event loop for every RETR and TOP: it must not wait on
+        anything slower than reading a local file."""
 
-    def has_file(self, uid: int) -> bool:
-        """Whether the message's file is still where the listing found it (one
-        faccessat; False also when a flag change renamed it)."""
+    def read_ahead(self, uid: int, size: int) -> None:
+        """Read a small message early; the next read(uid) gets it if its file is
+        still there then (one faccessat; an expunge meanwhile is not missed)."""
 
     async def commit(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """UPDATE: remove `deleted`, mark `retrieved` as seen; False when removal failed."""
@@ -100,9 +100,9 @@ class StoreMaildrop:
         self.entries: Sequence[MaildropEntry] = [
             MaildropEntry(r.uid, r.size, r.uidl) for r in inbox.refs
         ]
-        # Called for every RETR: the inbox's own method, without a frame of ours.
-        self.open_message: Callable[[int], int | None] = inbox.open_message
-        self.has_file: Callable[[int], bool] = inbox.has_file
+        # Called for every RETR: the inbox's own methods, without a frame of ours.
+        self.read: Callable[[int, int], bytes | tuple[int, bytes] | None] = inbox.read
+        self.read_ahead: Callable[[int, int], None] = inbox.read_ahead
 
     async def commit(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         return await asyncio.to_thread(self._inbox.finish, deleted, retrieved)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from nmail.directory import Account
+from nmail.mailstore.maildrop import PIECE
 from nmail.protocols.pop3 import (
     Authenticate,
     Close,
@@ -42,13 +43,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 256 * 1024  # message file reads; a shorter file is sent without a task
 # Write out once this much output is waiting. Small: a client pipelining RETRs
 # starts reading the first answers while the next are prepared; measured on
 # two cores (bench/pop3.py), 16 KiB gave ~20% more messages/s than 256 KiB at
-# the same CPU per message. A large message still goes out a 256 KiB read at once.
+# the same CPU per message. A large message still goes out a PIECE at once.
 FLUSH_AT = 16 * 1024
-READ_AHEAD_MAX = 64 * 1024  # the largest message read before it is asked for
 MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the socket
 # Bytes/s of client input that keep a session from going idle: idleness counts
 # from the last whole command, moved on only by what the bytes since pay for
@@ -73,6 +72,10 @@ class Pop3Settings:
     max_connections_per_ip: int = 20  # from one address (IPv6 /64); loopback unlimited
 
 
+def _no_maildrop(uid: int, size: int) -> bytes | tuple[int, bytes] | None:
+    raise RuntimeError("RETR before login")
+
+
 class Pop3Connection(asyncio.Protocol):
     """asyncio protocol driving one Pop3Session."""
 
@@ -84,9 +87,9 @@ class Pop3Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session: Pop3Session | None = None
         self._maildrop: Maildrop | None = None
+        self._read = _no_maildrop  # maildrop.read once logged in
         self._account: Account | None = None  # set at login
         self._generation = -1  # the directory generation the account was last checked at
-        self._ahead: tuple[int, bytes] | None = None  # (number, file) read ahead
         self._ip = ""
         self.busy: asyncio.Task[None] | None = None  # the step being awaited, if any
         self._closed = False  # connection_lost has run
@@ -202,18 +205,25 @@ class Pop3Connection(asyncio.Protocol):
                         # connections had their turn.
                         self._loop.call_soon(self._resume)
                     break
-                if isinstance(event, Retrieve):
-                    opened = self._retrieve_small(session, event)
-                    if opened is None:
-                        if session.pending_input:
-                            continue
-                        # The usual RETR: answered, and nothing else was sent. The
-                        # answer goes out first, then the next message is read.
-                        self._flush()
-                        if event.lines is None and not self._paused:
-                            self._read_ahead(event.number)
+                if event.__class__ is Retrieve:
+                    entry = event.entry
+                    found = self._read(entry.uid, entry.size)
+                    if found.__class__ is bytes:
+                        session.message_whole(found)
+                    elif found is None:
+                        session.message_missing()
+                    else:
+                        self._run(self._retrieve_large(session, event, *found))
                         break
-                    self._run(self._retrieve_large(session, event, *opened))
+                    if session.pending_output >= FLUSH_AT:
+                        self._flush()
+                    if session.pending_input:
+                        continue
+                    # The usual RETR: answered, and nothing else was sent. The
+                    # answer goes out first, then the next message is read.
+                    self._flush()
+                    if event.lines is None and not self._paused:
+                        self._read_next(event.number)
                     break
                 if isinstance(event, Close):
                     self._flush()
@@ -282,88 +292,30 @@ class Pop3Connection(asyncio.Protocol):
 
     # -- steps ------------------------------------------------------------------------
 
-    def _read_ahead(self, number: int) -> None:
-        """Read message number+1 while the client reads our answer to RETR number.
-
-        A client fetching one message at a time (poplib, most mail programs)
-        then gets the next without an open and a read between its command and
-        our answer: measured on an idle 2-core machine, 6-7% more messages a
-        second with poplib. Small messages only; used only if its file is
-        still there when asked for (see _retrieve_small).
-        """
+    def _read_next(self, number: int) -> None:
+        """After RETR `number`, read the next message while the client reads the
+        answer (LockedInbox.read_ahead: only small ones, used only if still there)."""
         assert self._maildrop is not None
         entries = self._maildrop.entries
-        if number >= len(entries) or entries[number].size >= READ_AHEAD_MAX:
-            return
-        entry = entries[number]
-        try:
-            fd = self._maildrop.open_message(entry.uid)
-            if fd is None:
-                return
-            try:
-                data = os.read(fd, entry.size + 1)
-            finally:
-                os.close(fd)
-        except OSError:
-            return  # the RETR, if it comes, reads it again and reports
-        if len(data) <= entry.size:
-            self._ahead = (number + 1, data)
-
-    def _retrieve_small(self, session: Pop3Session, event: Retrieve) -> tuple[int, bytes] | None:
-        """Answer RETR/TOP at once when the file fits one read; else (fd, first chunk)."""
-        assert self._maildrop is not None
-        ahead, self._ahead = self._ahead, None
-        if (
-            ahead is not None
-            and ahead[0] == event.number
-            and event.lines is None
-            and self._maildrop.has_file(event.entry.uid)
-        ):
-            # Read ahead, and the file is still there (not expunged by the webmail).
-            session.message_whole(ahead[1])
-            if session.pending_output >= FLUSH_AT:
-                self._flush()
-            return None
-        fd: int | None = None
-        try:
-            fd = self._maildrop.open_message(event.entry.uid)
-            if fd is None:
-                session.message_missing()
-                return None
-            # The index knows the size: a read of just over it (not READ_CHUNK,
-            # whose 256 KiB buffer alone cost ~12 us per call) gets a whole
-            # file, and a file grown since is still noticed (a full read).
-            want = min(event.entry.size + 1, READ_CHUNK)
-            chunk = os.read(fd, want)
-        except OSError as exc:
-            log.error("POP3 cannot read message uid %d: %s", event.entry.uid, exc)
-            if fd is not None:
-                os.close(fd)
-            session.message_missing()
-            return None
-        if len(chunk) == want:
-            return fd, chunk
-        # A short read of a regular file is its end (Linux, local disk or NFS).
-        os.close(fd)
-        session.message_whole(chunk)
-        if session.pending_output >= FLUSH_AT:
-            self._flush()
-        return None
+        if number < len(entries):
+            entry = entries[number]
+            self._maildrop.read_ahead(entry.uid, entry.size)
 
     async def _retrieve_large(
-        self, session: Pop3Session, event: Retrieve, fd: int, chunk: bytes
+        self, session: Pop3Session, event: Retrieve, fd: int, piece: bytes
     ) -> None:
-        """Stream a large file, waiting whenever the client falls behind."""
+        """Stream a large file a PIECE at a time, waiting whenever the client falls behind."""
         try:
             session.message_begin()
             # Past "+OK" a failure can only be reported by closing (see _await).
-            while chunk and session.message_data(chunk):
+            while piece and session.message_data(piece):
                 if session.pending_output >= FLUSH_AT:
                     self._flush()
                     await self._drain()
                     if self._closed:
                         return  # the client left: no point reading the rest
-                chunk = os.read(fd, READ_CHUNK)
+                piece = b""  # hold one piece at a time, not two across the read
+                piece = os.read(fd, PIECE)
         finally:
             os.close(fd)
         session.message_end()
@@ -424,6 +376,7 @@ class Pop3Connection(asyncio.Protocol):
             maildrop.release()  # the client left while we were looking
             return
         self._maildrop = maildrop
+        self._read = maildrop.read
         self._account = outcome.account
         self._generation = -1 if before is None else before
         log.info(
