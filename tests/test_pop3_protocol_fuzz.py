@@ -89,3 +89,66 @@ def test_random_input(pieces: list[bytes], refuse: bool, tls: bool) -> None:
     _check_replies(b"".join(output))
     if refuse:
         assert session.state in (State.AUTHORIZATION, State.CLOSED)
+
+
+class _ReferenceLines:
+    """The plain line reader LineReader replaced (a bytearray, find, copy out):
+    what it hands out, for any chunking, is the specification."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.skipping = False
+
+    def lines(self, data: bytes, limit: int) -> list[bytes | None]:
+        self.buffer += data
+        out: list[bytes | None] = []  # None: TOO_LONG
+        while True:
+            if self.skipping:
+                end = self.buffer.find(b"\n")
+                if end < 0:
+                    self.buffer.clear()
+                    return out
+                del self.buffer[: end + 1]
+                self.skipping = False
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                if len(self.buffer) >= limit:
+                    self.buffer.clear()
+                    self.skipping = True
+                    out.append(None)
+                return out
+            line = bytes(self.buffer[:end])
+            del self.buffer[: end + 1]
+            if len(line) + 1 > limit:
+                out.append(None)
+            else:
+                out.append(line[:-1] if line.endswith(b"\r") else line)
+
+
+_line_bytes = st.lists(
+    st.one_of(
+        st.sampled_from([b"RETR 1\r\n", b"NOOP\n", b"\r\n", b"\n", b"\r", b"x" * 20, b"\r\r\n"]),
+        st.binary(max_size=40),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_line_bytes, st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+       st.sampled_from([8, 16, 255]))
+def test_line_reader_hands_out_what_the_reference_does(
+    data: bytes, cuts: list[int], limit: int
+) -> None:
+    from nmail.protocols.pop3.lines import TOO_LONG, LineReader
+
+    reader, reference = LineReader(), _ReferenceLines()
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        chunk = data[start:end]
+        reader.feed(chunk)
+        got: list[bytes | None] = []
+        while (line := reader.next_line(limit)) is not None:
+            got.append(None if line is TOO_LONG else bytes(line))  # type: ignore[arg-type]
+        assert got == reference.lines(chunk, limit)
+        assert reader.pending == len(reference.buffer)

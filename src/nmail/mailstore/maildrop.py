@@ -161,11 +161,31 @@ class LockedInbox:
             # meanwhile; renamed by a flag change, it is simply read again).
             if ahead[0] == uid and self.has_file(uid):
                 return ahead[1]
+        found = self._where.get(uid)
+        fd: int | None = None
         try:
-            return self._read(uid, size)
+            if found is not None:
+                try:  # noqa: SIM105 (suppress() costs a context manager per RETR)
+                    fd = os.open(found[1], _READ_FLAGS, dir_fd=found[0])
+                except FileNotFoundError:
+                    pass  # renamed by a flag change since login, or deleted
+            if fd is None:
+                # Moved since the listing (a flag change by the webmail): the index
+                # knows where (None: expunged meanwhile by the webmail or a tool).
+                fd = self._view.open_message(uid)
+                if fd is None:
+                    return None
+            want = size + 1 if size < PIECE else PIECE
+            data = os.read(fd, want)
         except OSError as exc:
             log.error("cannot read message uid %d of account %d: %s", uid, self._account_id, exc)
+            if fd is not None:
+                os.close(fd)
             return None
+        if len(data) < want:
+            os.close(fd)
+            return data
+        return fd, data
 
     def read_ahead(self, uid: int, size: int) -> None:
         """Read message `uid` now, for the read(uid) that is likely to come next.
@@ -178,39 +198,11 @@ class LockedInbox:
         self._ahead = None
         if size >= READ_AHEAD_MAX:
             return
-        try:
-            found = self._read(uid, size)
-        except OSError:
-            return  # read() tries again, and reports
+        found = self.read(uid, size)  # a failure is logged; the RETR tries again
         if type(found) is bytes:
             self._ahead = (uid, found)
         elif found is not None:
             os.close(found[0])  # longer than the index says: read() streams it
-
-    def _read(self, uid: int, size: int) -> bytes | tuple[int, bytes] | None:
-        found = self._where.get(uid)
-        fd: int | None = None
-        if found is not None:
-            try:  # noqa: SIM105 (suppress() costs a context manager per RETR)
-                fd = os.open(found[1], _READ_FLAGS, dir_fd=found[0])
-            except FileNotFoundError:
-                pass  # renamed by a flag change since login, or deleted
-        if fd is None:
-            # Moved since the listing (a flag change by the webmail): the index
-            # knows where (None: expunged meanwhile by the webmail or a tool).
-            fd = self._view.open_message(uid)
-            if fd is None:
-                return None
-        want = size + 1 if size < PIECE else PIECE
-        try:
-            data = os.read(fd, want)
-        except BaseException:
-            os.close(fd)
-            raise
-        if len(data) < want:
-            os.close(fd)
-            return data
-        return fd, data
 
     def finish(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """Mark `retrieved` seen and expunge `deleted`; False if the deletion failed."""

@@ -25,7 +25,8 @@ from nmail.servers.pop3_backend import (
     StoreBackend,
     StoreMaildrop,
 )
-from nmail.servers.pop3_connection import Pop3Connection, Pop3Settings
+from nmail.servers.pop3_connection import Pop3Connection
+from nmail.servers.pop3_settings import Pop3Settings
 from nmail.servers.tls_gate import TlsGate
 
 if TYPE_CHECKING:

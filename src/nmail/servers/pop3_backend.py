@@ -59,9 +59,10 @@ class Maildrop(Protocol):
         Called in the event loop for every RETR and TOP: it must not wait on
         anything slower than reading a local file."""
 
-    def read_ahead(self, uid: int, size: int) -> None:
-        """Read a small message early; the next read(uid) gets it if its file is
-        still there then (one faccessat; an expunge meanwhile is not missed)."""
+    def read_after(self, number: int) -> None:
+        """RETR `number` was answered: read message number + 1 early if small,
+        while the client reads the answer; read() gets it if its file is still
+        there then (one faccessat: an expunge meanwhile is not missed)."""
 
     async def commit(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         """UPDATE: remove `deleted`, mark `retrieved` as seen; False when removal failed."""
@@ -102,7 +103,11 @@ class StoreMaildrop:
         ]
         # Called for every RETR: the inbox's own methods, without a frame of ours.
         self.read: Callable[[int, int], bytes | tuple[int, bytes] | None] = inbox.read
-        self.read_ahead: Callable[[int, int], None] = inbox.read_ahead
+
+    def read_after(self, number: int) -> None:
+        if number < len(self.entries):
+            entry = self.entries[number]
+            self._inbox.read_ahead(entry.uid, entry.size)
 
     async def commit(self, deleted: Sequence[int], retrieved: Sequence[int]) -> bool:
         return await asyncio.to_thread(self._inbox.finish, deleted, retrieved)

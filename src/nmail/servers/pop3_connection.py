@@ -19,7 +19,6 @@ import logging
 import os
 import ssl
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from nmail.directory import Account
@@ -28,7 +27,6 @@ from nmail.protocols.pop3 import (
     Authenticate,
     Close,
     Event,
-    LoginFailure,
     Pop3Session,
     Retrieve,
     StartTls,
@@ -53,23 +51,6 @@ MAX_BUFFERED = 1024 * 1024  # unread client input before we stop reading the soc
 # from the last whole command, moved on only by what the bytes since pay for
 # at this rate, so a client trickling a byte now and then is not "active".
 MIN_INPUT_RATE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Pop3Settings:
-    implicit_tls: bool = False  # pop3s: TLS from the first byte
-    default_domain: str | None = None  # a bare user id logs in as user@default_domain
-    plaintext_auth_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    idle_timeout: float = 600.0  # RFC 1939: at least 10 minutes
-    # A session ends after this however busy (no UPDATE): a NOOP now and then
-    # cannot hold the maildrop lock for ever, and a login lives no longer than
-    # this after a password change (item 7; a disabled, deleted or replaced
-    # account ends its sessions at their next command).
-    max_session_time: float = 3600.0
-    handshake_timeout: float = 30.0
-    max_errors: int = 10
-    max_connections: int = 1000  # open sessions on this listener
-    max_connections_per_ip: int = 20  # from one address (IPv6 /64); loopback unlimited
 
 
 def _no_maildrop(uid: int, size: int) -> bytes | tuple[int, bytes] | None:
@@ -223,7 +204,8 @@ class Pop3Connection(asyncio.Protocol):
                     # answer goes out first, then the next message is read.
                     self._flush()
                     if event.lines is None and not self._paused:
-                        self._read_next(event.number)
+                        assert self._maildrop is not None
+                        self._maildrop.read_after(event.number)
                     break
                 if isinstance(event, Close):
                     self._flush()
@@ -292,15 +274,6 @@ class Pop3Connection(asyncio.Protocol):
 
     # -- steps ------------------------------------------------------------------------
 
-    def _read_next(self, number: int) -> None:
-        """After RETR `number`, read the next message while the client reads the
-        answer (LockedInbox.read_ahead: only small ones, used only if still there)."""
-        assert self._maildrop is not None
-        entries = self._maildrop.entries
-        if number < len(entries):
-            entry = entries[number]
-            self._maildrop.read_ahead(entry.uid, entry.size)
-
     async def _retrieve_large(
         self, session: Pop3Session, event: Retrieve, fd: int, piece: bytes
     ) -> None:
@@ -336,52 +309,25 @@ class Pop3Connection(asyncio.Protocol):
                 self.abort()
         elif isinstance(event, Update):
             assert self._maildrop is not None and self._account is not None
-            if (event.deleted or event.retrieved) and not await pop3_account.may_update(
-                self._backend, session, self._account, self._ip
-            ):
-                return  # the account is gone: nothing removed or marked
-            ok = await self._maildrop.commit(
-                [e.uid for e in event.deleted], [e.uid for e in event.retrieved]
+            await pop3_account.update(
+                self._backend, session, self._maildrop, self._account, event, self._ip
             )
-            session.update_finished(ok)
 
     async def _recheck(self, session: Pop3Session, account: Account) -> None:
         self._generation = await pop3_account.recheck(self._backend, session, account, self._ip)
 
     async def _login(self, session: Pop3Session, event: Authenticate) -> None:
-        login = event.username
-        backend = self._server.backend
-        # Read before the login: a change after this is seen at the first command.
-        before = backend.known_generation()
-        outcome = await backend.authenticate(
-            login, event.password, self._ip, self._settings.default_domain or None
-        )
-        if outcome.account is None:
-            failure = outcome.failure or LoginFailure.BAD_CREDENTIALS
-            log.info("POP3 login refused for %r from %s: %s", login, self._ip, failure.value)
-            if outcome.delay > 0:
-                await self._server.login_delay(outcome.delay)
-            session.login_refused(failure)
-            return
-        try:
-            maildrop = await backend.open_maildrop(outcome.account)
-        except Exception:
-            log.exception("POP3 maildrop of %s cannot be opened", login)
-            session.login_refused(LoginFailure.TEMPORARY)
-            return
-        if maildrop is None:
-            session.login_refused(LoginFailure.IN_USE)
+        logged_in = await pop3_account.log_in(self._server, session, event, self._ip)
+        if logged_in is None:
             return
         if self._closed:
-            maildrop.release()  # the client left while we were looking
+            logged_in.maildrop.release()  # the client left while we were looking
             return
-        self._maildrop = maildrop
+        self._maildrop = maildrop = logged_in.maildrop
         self._read = maildrop.read
-        self._account = outcome.account
-        self._generation = -1 if before is None else before
-        log.info(
-            "POP3 login %s from %s (%s)", outcome.account.address, self._ip, event.mechanism
-        )
+        self._account = logged_in.account
+        self._generation = logged_in.generation
+        log.info("POP3 login %s from %s (%s)", self._account.address, self._ip, event.mechanism)
         session.login_accepted(maildrop.entries)
 
     async def _start_tls(self, context: ssl.SSLContext) -> bool:

@@ -64,7 +64,9 @@ class SessionCore:
         self.errors = 0
         self._lines = LineReader()
         self._out: list[bytes] = [GREETING]
-        self._out_size = len(GREETING)
+        # Octets waiting in data_to_send(); an attribute, not a property: read
+        # after every RETR, and a property's call cost more than the read.
+        self.pending_output = len(GREETING)
         self._waiting: Wait | None = None
         # next_event() returned None with complete commands still buffered.
         self.more_buffered = False
@@ -87,20 +89,15 @@ class SessionCore:
             return b""
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
-        self._out_size = 0
+        self.pending_output = 0
         return data
 
     def output_pieces(self) -> list[bytes]:
         """data_to_send() unjoined: the pieces in order, for a vectored write."""
         out = self._out
         self._out = []
-        self._out_size = 0
+        self.pending_output = 0
         return out
-
-    @property
-    def pending_output(self) -> int:
-        """Octets waiting in data_to_send()."""
-        return self._out_size
 
     @property
     def pending_input(self) -> int:
@@ -114,7 +111,7 @@ class SessionCore:
 
     def _send(self, data: bytes) -> None:
         self._out.append(data)
-        self._out_size += len(data)
+        self.pending_output += len(data)
 
     def _error(self, reply: bytes) -> None:
         """Send a -ERR; after too many, say so and close."""

@@ -27,66 +27,83 @@ class LineReader:
     A line ends at LF (a preceding CR is removed). A line over the limit is
     reported once as TOO_LONG and everything up to its LF is dropped, so a
     client cannot make the server buffer without bound.
+
+    Each chunk received is split into lines at once (one bytes.split), and
+    the lines are handed out from that list: measured with callgrind, finding
+    and copying out each line of a bytearray (find() parses its arguments on
+    every call, the slice and bytes() copy twice) cost ~1.5k instructions
+    more per command than taking it from the list.
     """
 
-    __slots__ = ("_buffer", "_pos", "_skipping")
+    __slots__ = ("_lines", "_next", "_rest", "_skipping", "pending")
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._pos = 0
-        self._skipping = False
+        self._lines: list[bytes] = []  # complete lines, with their CR if any
+        self._next = 0  # index of the next line to hand out
+        self._rest: bytes | bytearray = b""  # the incomplete last line
+        # How many buffered bytes are not yet handed out (an attribute: read
+        # after every RETR, where a property's call cost more than the read).
+        self.pending = 0
+        self._skipping = False  # dropping a too long line up to its LF
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the client."""
-        self._buffer += data
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            data = data[end + 1 :]
+            self._skipping = False
+        self.pending += len(data)
+        lines = data.split(b"\n")
+        rest = self._rest
+        if len(lines) == 1:
+            # No line end: all of it goes on the incomplete line, appended in
+            # place (bytes + bytes at every chunk would copy it over and over).
+            if not rest:
+                self._rest = data
+            elif type(rest) is bytes:
+                self._rest = bytearray(rest) + data
+            else:
+                rest += data
+            return
+        if rest:
+            lines[0] = bytes(rest) + lines[0]
+        self._rest = lines.pop()
+        if self._next < len(self._lines):
+            self._lines += lines  # rare: new lines behind old ones not yet handled
+        else:
+            self._lines = lines
+            self._next = 0
 
     def discard(self) -> None:
         """Forget everything buffered (STLS: nothing sent in plaintext may survive)."""
-        self._buffer.clear()
-        self._pos = 0
+        self._lines = []
+        self._next = 0
+        self._rest = b""
+        self.pending = 0
         self._skipping = False
-
-    @property
-    def pending(self) -> int:
-        """How many buffered bytes are not yet handed out."""
-        return len(self._buffer) - self._pos
 
     def next_line(self, limit: int = COMMAND_LINE_LIMIT) -> bytes | LineTooLong | None:
         """The next complete line, TOO_LONG, or None when more data is needed."""
-        buffer = self._buffer
-        if self._skipping:
-            end = buffer.find(b"\n", self._pos)
-            if end < 0:
-                self.discard()
-                self._skipping = True
-                return None
-            self._pos = end + 1
-            self._skipping = False
-        start = self._pos
-        end = buffer.find(b"\n", start)
-        if end < 0:
-            if len(buffer) - start >= limit:
-                self.discard()
-                self._skipping = True
+        index = self._next
+        lines = self._lines
+        if index < len(lines):
+            line = lines[index]
+            self._next = index + 1
+            size = len(line)
+            self.pending -= size + 1
+            if size >= limit:  # with its LF, over the limit
                 return TOO_LONG
-            self._compact()
-            return None
-        after = end + 1
-        if after - start > limit:
-            self._pos = after
-            self._compact()
+            if size and line[-1] == 0x0D:
+                return line[:-1]
+            return line
+        if index:
+            self._lines = []
+            self._next = 0
+        if len(self._rest) >= limit:
+            self.pending -= len(self._rest)
+            self._rest = b""
+            self._skipping = True
             return TOO_LONG
-        line = bytes(buffer[start : end - 1 if end > start and buffer[end - 1] == 0x0D else end])
-        if after == len(buffer):
-            buffer.clear()  # the usual case: one command read, one handled
-            self._pos = 0
-        else:
-            self._pos = after
-            if after >= 65536:
-                self._compact()
-        return line
-
-    def _compact(self) -> None:
-        if self._pos:
-            del self._buffer[: self._pos]
-            self._pos = 0
+        return None

@@ -7,7 +7,7 @@ from nmail.protocols.pop3 import replies
 from nmail.protocols.pop3.core import WAIT_MESSAGE, SessionCore, State, Wait
 from nmail.protocols.pop3.events import Event, MaildropEntry, Retrieve, Revocation
 from nmail.protocols.pop3.maildrop import MaildropError
-from nmail.protocols.pop3.transfer import MessageEncoder, stuff_whole
+from nmail.protocols.pop3.transfer import LEADING_DOT, MessageEncoder
 
 _REVOKED = {
     Revocation.LOGIN_DISABLED: replies.err("Logins to this account were disabled, closing", "AUTH"),
@@ -64,11 +64,18 @@ class TransactionCommands(SessionCore):
             self.message_data(data)
             self.message_end()
             return
-        # The hot path of a mail download: _send() and friends inlined.
+        # The hot path of a mail download: _send() and stuff_whole() inlined
+        # (each call cost ~2% of a RETR's instructions).
         head = b"+OK %d octets\r\n" % event.entry.size
-        body, tail = stuff_whole(data)
-        self._out += (head, body, tail)
-        self._out_size += len(head) + len(body) + len(tail)
+        if data[:1] == b".":
+            data = b"." + data
+        data = LEADING_DOT.sub(b"\n..", data)
+        if not data or data[-1] == 0x0A:
+            tail = b".\r\n"
+        else:
+            tail = b"\n.\r\n" if data[-1] == 0x0D else b"\r\n.\r\n"
+        self._out += (head, data, tail)
+        self.pending_output += len(head) + len(data) + len(tail)
         assert self._maildrop is not None
         self._maildrop.retrieved(event.number)
         self._retrieving = None
@@ -109,14 +116,16 @@ class TransactionCommands(SessionCore):
         self.state = State.CLOSED
 
     def _one_message(self, verb: str, argument: str) -> tuple[int, MaildropEntry] | None:
-        parts = argument.split()
-        if len(parts) != 1:
-            self._error(replies.err(f"Syntax: {verb} message-number"))
-            return None
+        if not argument.isdigit():  # "RETR 12", the usual form, needs no split
+            parts = argument.split()
+            if len(parts) != 1:
+                self._error(replies.err(f"Syntax: {verb} message-number"))
+                return None
+            argument = parts[0]
         drop = self._maildrop
         assert drop is not None
         try:
-            return drop.lookup(parts[0])
+            return drop.lookup(argument)
         except MaildropError as exc:
             self._error(replies.err(str(exc)))
             return None
@@ -124,27 +133,32 @@ class TransactionCommands(SessionCore):
     def _stat(self, argument: str) -> None:
         if self._no_arguments("STAT", argument):
             drop = self._drop()
-            self._send(replies.ok(f"{drop.count} {drop.size}"))
+            self._send(b"+OK %d %d\r\n" % (drop.count, drop.size))
 
+    # LIST and UIDL lines start with the message number, so never with a dot:
+    # nothing to stuff, and the lines are formatted as bytes in one go
+    # (replies.multiline's f-string, dot check and encode per line cost ~4.7k
+    # instructions a line, by callgrind).
     def _list(self, argument: str) -> None:
         drop = self._drop()
-        if argument.strip():
+        if argument and not argument.isspace():
             found = self._one_message("LIST", argument)
             if found:
-                self._send(replies.ok(f"{found[0]} {found[1].size}"))
+                self._send(b"+OK %d %d\r\n" % (found[0], found[1].size))
             return
-        lines = [f"{n} {e.size}" for n, e in drop.live()]
-        self._send(replies.multiline(f"{drop.count} messages ({drop.size} octets)", lines))
+        head = b"+OK %d messages (%d octets)\r\n" % (drop.count, drop.size)
+        lines = [b"%d %d\r\n" % (n, e.size) for n, e in drop.live()]
+        self._send(b"".join((head, *lines, b".\r\n")))
 
     def _uidl(self, argument: str) -> None:
         drop = self._drop()
-        if argument.strip():
+        if argument and not argument.isspace():
             found = self._one_message("UIDL", argument)
             if found:
-                self._send(replies.ok(f"{found[0]} {found[1].uidl}"))
+                self._send(f"+OK {found[0]} {found[1].uidl}\r\n".encode())
             return
-        lines = [f"{n} {e.uidl}" for n, e in drop.live()]
-        self._send(replies.multiline("Unique-ID listing follows", lines))
+        lines = "".join([f"{n} {e.uidl}\r\n" for n, e in drop.live()])
+        self._send(f"+OK Unique-ID listing follows\r\n{lines}.\r\n".encode())
 
     def _retr(self, argument: str) -> Event | None:
         found = self._one_message("RETR", argument)
@@ -179,11 +193,11 @@ class TransactionCommands(SessionCore):
         found = self._one_message("DELE", argument)
         if found:
             self._drop().delete(found[0])
-            self._send(replies.ok(f"message {found[0]} deleted"))
+            self._send(b"+OK message %d deleted\r\n" % found[0])
 
     def _noop(self, argument: str) -> None:
-        if self._no_arguments("NOOP", argument):
-            self._send(replies.ok())
+        if not argument or self._no_arguments("NOOP", argument):
+            self._send(b"+OK\r\n")
 
     def _rset(self, argument: str) -> None:
         if self._no_arguments("RSET", argument):

@@ -13,7 +13,7 @@ import re
 
 # re's literal search outruns bytes.replace(b"\n.", ...) two to three times on
 # mail text (CPython 3.11), and this runs over every byte sent.
-_LEADING_DOT = re.compile(rb"\n\.")
+LEADING_DOT = re.compile(rb"\n\.")
 
 
 def encode_whole(data: bytes) -> bytes:
@@ -31,7 +31,7 @@ def stuff_whole(data: bytes) -> tuple[bytes, bytes]:
     """
     if data[:1] == b".":
         data = b"." + data
-    data = _LEADING_DOT.sub(b"\n..", data)
+    data = LEADING_DOT.sub(b"\n..", data)
     if not data or data[-1] == 0x0A:
         return data, b".\r\n"
     if data[-1] == 0x0D:
@@ -124,7 +124,7 @@ class MessageEncoder:
             return data
         if self._at_line_start and data[0] == 0x2E:
             data = b"." + data
-        data = _LEADING_DOT.sub(b"\n..", data)
+        data = LEADING_DOT.sub(b"\n..", data)
         last = data[-1]
         self._at_line_start = last == 0x0A
         self._ended_cr = last == 0x0D
