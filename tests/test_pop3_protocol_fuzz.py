@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from nmail.protocols.pop3 import (
     State,
     Update,
 )
+from nmail.protocols.pop3.lines import TOO_LONG, LineReader
 from pop3_driver import ENTRIES, MESSAGES, plain
 
 _verbs = st.sampled_from([
@@ -140,11 +142,9 @@ _line_bytes = st.lists(
 def test_line_reader_hands_out_what_the_reference_does(
     data: bytes, cuts: list[int], limit: int
 ) -> None:
-    from nmail.protocols.pop3.lines import TOO_LONG, LineReader
-
     reader, reference = LineReader(), _ReferenceLines()
     bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         chunk = data[start:end]
         reader.feed(chunk)
         got: list[bytes | None] = []

@@ -1,7 +1,8 @@
 """One POP3 client connection: the socket, its Pop3Session, and the backend calls.
 
 Commands are run straight from `data_received` as long as they need no
-waiting, RETR of a small message included (one open, one read, one close):
+waiting, RETR of a small message included (the maildrop's one open, one
+read, one close; mailstore/maildrop.py):
 a client sending one command at a time gets its answer without a task
 switch. A step that must wait (a login, UPDATE, the TLS handshake, a large
 message under flow control, looking the account up again) runs as a task;
@@ -178,14 +179,13 @@ class Pop3Connection(asyncio.Protocol):
         try:
             while not self._paused:
                 event = session.next_event()
-                if event is not None:
-                    self._last_progress = self._loop.time()  # a whole command
                 if event is None:
                     if session.more_buffered:
                         # A slice of a long pipeline is done: the rest after other
                         # connections had their turn.
                         self._loop.call_soon(self._resume)
                     break
+                self._last_progress = self._loop.time()  # a whole command
                 if event.__class__ is Retrieve:
                     entry = event.entry
                     found = self._read(entry.uid, entry.size)
