@@ -379,3 +379,56 @@ def test_rich_text_mode_sends_formatted_mail(browser: Any, server: RunningServer
     assert "<b>굵게</b>" in view.html
     assert view.text.replace("\n", "").strip() == "plain 굵게"
     page.context.close()
+
+
+def faces_of(page: Any, selector: str) -> list[str]:
+    """The font faces Chromium drew an element's text with (PostScript names)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cdp.detach()
+    return [f["postScriptName"] for f in fonts]
+
+
+def test_hangul_in_a_bold_attachment_name_is_bold(browser: Any, server: RunningServer,
+                                                  bob: Account) -> None:
+    """"견적서_2026.pdf" at weight 550 drew its Latin part in DejaVuSans-Bold and its
+    Hangul in NanumGothic Regular (fontconfig's nearest face to 550); the stylesheet's
+    "nmail Hangul" faces make both bold. Screenshots in both languages and schemes,
+    desktop and phone; axe on each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    name = "견적서_2026.pdf"
+    raw = (b"From: =?utf-8?b?" + base64.b64encode("김과장".encode()) + b"?= <kim@remote.example>"
+           b"\r\nSubject: =?utf-8?b?" + base64.b64encode("견적서 보내 드립니다".encode()) + b"?="
+           b"\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "첨부한 견적서를 확인해 주세요.".encode() + b"\r\n"
+           b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+           b"Content-Disposition: attachment; filename*=UTF-8''"
+           + "".join(f"%{b:02X}" for b in name.encode()).encode() + b"\r\n\r\n"
+           + base64.b64encode(b"%PDF-1.4\n%%EOF\n") + b"\r\n--b--\r\n")
+    url = put(server, bob, raw)
+    axe = Axe()
+    problems: list[str] = []
+    for lang in ("ko", "en"):
+        for dark in (False, True):
+            for phone in (False, True):
+                page = new_page(browser, server, lang=lang, dark=dark, phone=phone)
+                page.goto(base_url(server) + url)
+                page.wait_for_selector(".attachment-name")
+                assert page.inner_text(".attachment-name").strip() == name
+                faces = faces_of(page, ".attachment-name")
+                assert faces and all("bold" in f.lower() for f in faces), faces
+                tag = f"{lang}-{'phone' if phone else 'desktop'}-{'dark' if dark else 'light'}"
+                screenshot(page, f"attachment-name-{tag}")
+                for violation in axe.run(page).response["violations"]:
+                    if violation["impact"] in ("serious", "critical"):
+                        problems.append(f"{tag}: {violation['id']} "
+                                        f"{[n['target'] for n in violation['nodes']]}")
+                page.context.close()
+    assert problems == [], "\n".join(problems)
+
