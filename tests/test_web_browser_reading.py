@@ -432,3 +432,50 @@ def test_hangul_in_a_bold_attachment_name_is_bold(browser: Any, server: RunningS
                 page.context.close()
     assert problems == [], "\n".join(problems)
 
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_autosave_after_the_forwarded_message_went(browser: Any, server: RunningServer,
+                                                   bob: Account, lang: str) -> None:
+    """The original of an inline forward is deleted while the form is open: the first
+    autosave drops it (its attachments' checkboxes too), says so once in the user's
+    language and saves the draft at once; later autosaves go through normally."""
+    url = put(server, bob, b"From: kim@remote.example\r\nSubject: quote\r\n"
+                           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                           b"Content-Type: text/plain\r\n\r\nsee\r\n--b\r\n"
+                           b"Content-Type: application/pdf\r\nContent-Disposition: attachment;"
+                           b" filename=q.pdf\r\n\r\n%PDF\r\n--b--\r\n")
+    page = new_page(browser, server, lang=lang)
+    answers: list[int] = []
+    page.on("response", lambda r: answers.append(r.status) if "/compose/send" in r.url else None)
+    page.clock.install()
+    page.goto(base_url(server) + "/compose/forward" + url.removeprefix("/mail"))
+    assert page.locator('input[name="carry_part"]').count() == 1
+    page.fill("#compose-to", "carol@example.com")
+    page.fill("#compose-body", "first words")
+    store = server.runtime.store
+    uid = int(url.rsplit("/", 1)[1])
+    store.set_flags(bob.id, "INBOX", [uid], add=frozenset({"\\Deleted"}))
+    assert store.expunge(bob.id, "INBOX", [uid]) == 1
+    page.clock.run_for(31_000)
+    wait_until(lambda: page.input_value("[data-draft-uid]") != "", what="draft saved")
+    reason = "빼고 임시 저장합니다" if lang == "ko" else "left out of the draft"
+    assert reason in page.inner_text("#compose-error")
+    assert page.input_value('input[name="carry_from"]') != f"{url.split('/')[2]}/{uid}"
+    assert page.locator('input[name="carry_part"]').count() == 0
+    assert answers == [400, 200], answers
+    from axe_playwright_python.sync_playwright import Axe
+
+    serious = [(v["id"], [n["target"] for n in v["nodes"]][:3])
+               for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert not serious, serious
+    screenshot(page, f"autosave-dropped-{lang}")
+    first = page.input_value("[data-draft-uid]")
+    page.fill("#compose-body", "second words")
+    page.clock.run_for(31_000)
+    wait_until(lambda: page.input_value("[data-draft-uid]") != first, what="saved again")
+    assert answers == [400, 200, 200], answers
+    assert page.locator("#compose-error").count() == 1
+    [draft] = store.list_messages(bob.id, "Drafts")
+    assert "second words" in read_view(store.read_message(bob.id, "Drafts", draft.uid) or b"").text
+    page.context.close()

@@ -340,3 +340,60 @@ def test_a_message_without_a_date_shows_when_it_arrived(server: RunningServer, b
                                b"Date: Mon, 7 Dec 2026 09:00:00 +0000\r\n\r\nhello\r\n")
     shown = browser.get(f"/mail/{folder_id(server, bob)}/{dated}").text
     assert '<time datetime="2026-12-07T09:00:00+00:00">' in shown
+
+
+def test_autosave_drops_a_reference_that_has_gone(tmp_path: Path, db_url: str) -> None:
+    """An autosave (JSON) whose forwarded message was deleted since: 400 once with
+    `dropped` naming the field and the reason in the user's language (the script then
+    leaves it out and saves again); the save without it is a draft. Before, the answer
+    did not say which, the script kept the reference and failed every 30 seconds."""
+    with web_server(tmp_path, db_url) as server:
+        bob = server.add_user("bob@example.com")
+        mails = server.runtime.store
+        raw = (b"From: kim@remote.example\r\nSubject: quote\r\n"
+               b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               b"Content-Type: text/plain\r\n\r\nsee\r\n--b\r\nContent-Type: application/pdf"
+               b"\r\nContent-Disposition: attachment; filename=q.pdf\r\n\r\n%PDF\r\n--b--\r\n")
+        inbox = folder_id(server, bob)
+        for lang, expected in (("ko", "빼고 임시 저장합니다"), ("en", "left out of the draft")):
+            b = Browser(server, language=lang)
+            b.login("bob")
+            uid = store(server, bob, raw)
+            inline = b.get(f"/compose/forward/{inbox}/{uid}").text
+            carry_from = re.search(r'name="carry_from" value="([^"]+)"', inline)
+            parts = re.findall(r'name="carry_part" value="(\d+)"', inline)
+            assert carry_from is not None and parts
+            attached = b.get(f"/compose/forward-attached/{inbox}/{uid}").text
+            attach = re.search(r'name="attach_message" value="([^"]+)"', attached)
+            assert attach is not None
+            mails.set_flags(bob.id, "INBOX", [uid], add=frozenset({"\\Deleted"}))
+            assert mails.expunge(bob.id, "INBOX", [uid]) == 1
+            for field, fields in (
+                    ("carry_from", {"carry_from": carry_from.group(1), "carry_part": parts}),
+                    ("attach_message", {"attach_message": attach.group(1)})):
+                form = {"to": "carol@example.com", "subject": "Fwd: quote", "body": "my words",
+                        "kind": "forward", "action": "save", **fields}
+                answer = b.client.post("/compose/send", data=form, headers={
+                    "Accept": "application/json", "X-CSRF-Token": b.csrf})
+                assert answer.status_code == 400
+                assert answer.json()["dropped"] == field
+                assert expected in answer.json()["detail"]
+                for name in fields:
+                    form.pop(name)
+                saved = b.client.post("/compose/send", data=form, headers={
+                    "Accept": "application/json", "X-CSRF-Token": b.csrf})
+                assert saved.status_code == 200, saved.text
+                draft = mails.read_message(bob.id, "Drafts", saved.json()["draft"]) or b""
+                assert "my words" in read_view(draft).text
+            # Bad input: a forged reference is dropped the same way, a bad part number is
+            # left out, and a sending (not saving) request keeps its old answer.
+            forged = b.client.post("/compose/send", data={
+                "to": "x@remote.example", "action": "save", "carry_from": "../../etc",
+                "carry_part": ["1", "x", "-1"]},
+                headers={"Accept": "application/json", "X-CSRF-Token": b.csrf})
+            assert forged.status_code == 400 and forged.json()["dropped"] == "carry_from"
+            sending = b.client.post("/compose/send", data={
+                "to": "x@remote.example", "attach_message": "1/2/msg/9"},
+                headers={"Accept": "application/json", "X-CSRF-Token": b.csrf})
+            assert sending.status_code == 400 and "dropped" not in sending.json()
+            b.close()

@@ -195,6 +195,14 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
                      else replace(typed, carry_from="", carry_parts=()))
         else:
             text = field_message(error)
+        if wants_json and str(error) == GONE and action == "save":
+            # Autosave: the script drops the reference as the re-shown form does, says
+            # this once and saves again at once; before, it kept the reference and failed
+            # every 30 seconds, saving nothing.
+            text = _("The message this draft forwards or takes attachments from is no longer "
+                     "there (deleted or moved?), so it was left out of the draft.")
+            return JSONResponse({"detail": text, "field": error.field,
+                                 "dropped": error.field}, status_code=400)
         if wants_json:
             return JSONResponse({"detail": text, "field": error.field}, status_code=400)
         return await compose_page(request, user, web, pages, mail, typed, status=400,

@@ -195,6 +195,7 @@
   form.addEventListener("input", () => { dirty = true; });
   async function saveDraft() {
     if (!dirty || saving || pending) return;
+    let again = false;
     saving = true;
     dirty = false;
     syncRich();
@@ -220,6 +221,13 @@
           boxes.forEach((box, i) => { if (i < answer.carry_parts.length) box.value = answer.carry_parts[i]; });
         }
         say(`${form.dataset.saved} ${new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`);
+      } else if (answer.dropped) {
+        // The forwarded message has gone: leave it out as the re-shown form does after
+        // Save, say so once, and save again now (it failed every 30 s before).
+        dropReference(answer.dropped);
+        showProblem(answer.detail);
+        dirty = true;
+        again = true;
       } else {
         dirty = true;
       }
@@ -228,6 +236,29 @@
     } finally {
       saving = false;
     }
+    if (again) saveDraft();
+  }
+  function dropReference(field) {
+    if (field !== "attach_message" && field !== "carry_from") return;
+    const input = form.querySelector(`input[name="${field}"]`);
+    if (input) input.value = "";
+    if (field === "attach_message") {
+      const note = form.querySelector("[data-attached-note]");
+      if (note) note.remove();
+    } else {
+      form.querySelectorAll('input[name="carry_part"]').forEach((box) => box.closest("li").remove());
+    }
+  }
+  function showProblem(text) {
+    let alert = form.querySelector("#compose-error");
+    if (!alert) {
+      alert = document.createElement("div");
+      alert.className = "alert alert-error";
+      alert.id = "compose-error";
+      alert.setAttribute("role", "alert");
+      form.querySelector(".compose-head").after(alert);
+    }
+    alert.textContent = text;
   }
   setInterval(saveDraft, 30000);
 
