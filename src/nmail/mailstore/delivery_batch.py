@@ -81,9 +81,10 @@ _lock_folder = (
     .where(folders.c.id == bindparam("b_id"))
     .with_for_update()
 )
-# A row's values in this order: the delivery's own, then PreparedMessage.columns.
+# A row's values in this order: the delivery's own, then PreparedMessage.columns
+# (the table's order: on SQLite the row is the statement's parameters as it is).
 _ROW_KEYS = (
-    "folder_id", "uid", "modseq", "created_modseq", "filename", "in_new", "flags", "sysflags",
+    "folder_id", "uid", "modseq", "filename", "in_new", "flags", "sysflags", "created_modseq",
     "size", "internal_date",
 ) + SUMMARY_KEYS
 _THREAD_SLOT = SUMMARY_KEYS.index("thread_id")  # carries thread keys until resolved
@@ -117,23 +118,34 @@ class _Statement:
         return lambda values: tuple([values[i] for i in indexes])
 
 
-_compiled: dict[tuple[str, str], tuple[_Statement, _Statement, _Statement]] = {}
+class _Hot(NamedTuple):
+    """A delivery statement and the function from its values (in a fixed order)
+    to its parameters, made once per dialect."""
+
+    sql: str
+    make: Callable[[tuple[Any, ...]], Any]
 
 
-def _statements(conn: Connection) -> tuple[_Statement, _Statement, _Statement]:
+_compiled: dict[tuple[str, str], tuple[_Hot, _Hot, _Hot]] = {}
+
+
+def _statements(conn: Connection) -> tuple[_Hot, _Hot, _Hot]:
+    """The folder lock (b_id,), the row insert (_ROW_KEYS) and the folder update
+    (_UPDATE_KEYS), compiled for the connection's dialect."""
     dialect = conn.dialect
     key = (dialect.name, dialect.paramstyle)
     found = _compiled.get(key)
     if found is None:
         made = []
-        for stmt, columns in (
-            (_lock_folder, None),
-            (messages.insert(), list(_ROW_KEYS)),
-            (_update_folder, None),
+        for stmt, columns, order in (
+            (_lock_folder, None, ("b_id",)),
+            (messages.insert(), list(_ROW_KEYS), _ROW_KEYS),
+            (_update_folder, None, _UPDATE_KEYS),
         ):
             compiled = stmt.compile(dialect=dialect, column_keys=columns)
             positional = compiled.positional and compiled.positiontup
-            made.append(_Statement(compiled.string, tuple(positional) if positional else None))
+            statement = _Statement(compiled.string, tuple(positional) if positional else None)
+            made.append(_Hot(statement.sql, statement.maker(order)))
         found = _compiled[key] = (made[0], made[1], made[2])
     return found
 
@@ -269,17 +281,16 @@ def _transaction(conn: Connection) -> Iterator[Execute]:
 
 def _index(
     execute: Execute,
-    statements: tuple[_Statement, _Statement, _Statement],
+    statements: tuple[_Hot, _Hot, _Hot],
     items: list[PreparedMessage],
     dialect: Dialect,
 ) -> tuple[list[StoredMessage], list[tuple[str, str, str]], list[FolderChange]]:
     """Rows in, UIDs out; the renames to make: (tmp path, final path, its directory)."""
     lock, insert, update_folder = statements
-    lock_params = lock.maker(("b_id",))
     state: dict[int, list[int]] = {}
     touched: list[FolderChange] = []
     for fid in sorted({item.folder_id for item in items}):
-        found = execute(lock.sql, lock_params((fid,)), False)
+        found = execute(lock.sql, lock.make((fid,)), False)
         if not found:
             raise FolderGone(f"folder {fid} no longer exists")
         locked = found[0]
@@ -287,14 +298,15 @@ def _index(
         state[fid] = [int(locked[0]), int(locked[1]) + 1, 0, 0, 0]
         touched.append(FolderChange(int(locked[2]), fid, str(locked[3]), state[fid][1],
                                     "deliver"))
-    row_params = insert.maker(_ROW_KEYS)
+    make_row = insert.make
     threads = ThreadIndex(execute, dialect)
-    thread_of = _resolve_threads(threads, items)
+    thread_ids = _resolve_threads(threads, items)
     keyword_maps: dict[str, KeywordLetters] = {}
     rows: list[Any] = []
     stored: list[StoredMessage] = []
     moves: list[tuple[str, str, str]] = []
-    for item in items:
+    latest: list[tuple[int, str, int]] = []
+    for item, thread_id in zip(items, thread_ids, strict=True):
         folder_id = item.folder_id
         size = item.size
         st = state[folder_id]
@@ -302,50 +314,55 @@ def _index(
         st[0] = uid + 1
         st[2] += 1
         st[3] += size
-        bits = flag_bits(parse_flags(item.flags_text)) if item.flags_text else 0
+        flags_text = item.flags_text
+        bits = flag_bits(parse_flags(flags_text)) if flags_text else 0
         if not bits & SEEN_BIT:
             st[4] += 1
         filename = final_filename(item.base, uid, size)
-        # Plain strings: folder_dir is a normalized path (str of a Path).
-        directory = item.folder_dir + ("/new" if item.in_new else "/cur")
         letters = item.letters
-        if item.flags_text and len(letters) < len(item.flags_text.split()):
+        if flags_text and len(letters) < len(flags_text.split()):
             # Keywords (an append's $Forwarded, a label): their letters come from the
             # folder's dovecot-keywords, which only this writer changes.
             keywords = keyword_maps.get(item.folder_dir)
             if keywords is None:
                 keywords = keyword_maps[item.folder_dir] = KeywordLetters.load(
                     Path(item.folder_dir))
-            letters = keywords.letters_of(parse_flags(item.flags_text), add=True)
+            letters = keywords.letters_of(parse_flags(flags_text), add=True)
+        # Plain strings: folder_dir is a normalized path (str of a Path).
+        directory = item.folder_dir + ("/new" if item.in_new else "/cur")
         path = directory + "/" + disk_name(filename, letters, item.in_new)
-        rows.append(row_params((folder_id, uid, st[1], st[1], filename, item.in_new,
-                                item.flags_text, bits, size, item.internal_date)
-                               + item.columns[:_THREAD_SLOT] + (thread_of[id(item)],)
-                               + item.columns[_THREAD_SLOT + 1:]))
+        columns = item.columns
+        rows.append(make_row((folder_id, uid, st[1], filename, item.in_new, flags_text, bits,
+                              st[1], size, item.internal_date, *columns[:_THREAD_SLOT],
+                              thread_id, *columns[_THREAD_SLOT + 1:])))
+        latest.append((folder_id, thread_id, int(columns[_DATE_SLOT])))
         stored.append(StoredMessage(item.account_id, folder_id, uid, size, item.base, path))
         moves.append((item.tmp_path, path, directory))
     for keywords in keyword_maps.values():
         keywords.save()  # before any file carries the new letters
     execute(insert.sql, rows, True)
-    threads.added((item.folder_id, thread_of[id(item)], int(item.columns[_DATE_SLOT]))
-                  for item in items)
-    update_params = update_folder.maker(_UPDATE_KEYS)
+    threads.added(latest)
+    make_update = update_folder.make
     execute(
         update_folder.sql,
-        [update_params((st[0], st[1], st[2], st[4], st[3], fid)) for fid, st in state.items()],
+        [make_update((st[0], st[1], st[2], st[4], st[3], fid)) for fid, st in state.items()],
         True,
     )
     return stored, moves, touched
 
 
-def _resolve_threads(threads: ThreadIndex, items: list[PreparedMessage]) -> dict[int, str]:
-    """Each item's thread id (by id(item)), from the thread keys it carries."""
+def _resolve_threads(threads: ThreadIndex, items: list[PreparedMessage]) -> list[str]:
+    """Each item's thread id, from the thread keys it carries."""
+    accounts = {item.account_id for item in items}
+    if len(accounts) == 1:
+        return threads.resolve(items[0].account_id,
+                               [str(item.columns[_THREAD_SLOT]) for item in items])
     out: dict[int, str] = {}
-    for account_id in sorted({item.account_id for item in items}):
+    for account_id in sorted(accounts):
         mine = [item for item in items if item.account_id == account_id]
         tids = threads.resolve(account_id, [str(item.columns[_THREAD_SLOT]) for item in mine])
         out.update(zip(map(id, mine), tids, strict=True))
-    return out
+    return [out[id(item)] for item in items]
 
 
 def _unchanged(values: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -45,7 +45,8 @@ from nmail.mime.threads import KEY_LENGTH
 
 # run(sql, parameters, many) -> every row (many=False) or None (many=True)
 Run = Callable[[str, Any, bool], Any]
-LOOKUP_WIDTH = 64  # keys per lookup statement (padded): one compiled statement
+LOOKUP_WIDTH = 64  # keys per lookup statement at most
+LOOKUP_WIDTHS = (1, 2, 4, 8, 16, 32, LOOKUP_WIDTH)  # the compiled widths (padded up to one)
 CHUNK = 500
 
 
@@ -58,12 +59,14 @@ class Plan:
     merged: dict[str, str] = field(default_factory=dict)  # loser -> winner (final)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def split_keys(text: str) -> list[str]:
     """The well-formed keys of a thread_id slot (16 hex digits each), in order."""
     keys: list[str] = []
     for key in text.split():
-        if len(key) == KEY_LENGTH and key not in keys and all(c in "0123456789abcdef"
-                                                              for c in key):
+        if len(key) == KEY_LENGTH and key not in keys and _HEX_DIGITS.issuperset(key):
             keys.append(key)
     return keys
 
@@ -105,17 +108,27 @@ def plan(known: dict[str, str], key_lists: list[list[str]]) -> Plan:
 
 @dataclass(frozen=True, slots=True)
 class _Sql:
+    """A statement compiled once per dialect; `make` turns values given in the
+    order named at compile time into the driver's parameters (on SQLite the
+    values themselves: no dict per row)."""
+
     sql: str
-    keys: tuple[str, ...] | None  # positional order; None: named
-
-    def params(self, values: dict[str, Any]) -> Any:
-        return values if self.keys is None else tuple(values[k] for k in self.keys)
+    make: Callable[[tuple[Any, ...]], Any]
 
 
-def _compile(dialect: Dialect, stmt: Any) -> _Sql:
+def _compile(dialect: Dialect, stmt: Any, order: tuple[str, ...]) -> _Sql:
     compiled = stmt.compile(dialect=dialect)
     positional = compiled.positional and compiled.positiontup
-    return _Sql(compiled.string, tuple(positional) if positional else None)
+    if not positional:
+        return _Sql(compiled.string, lambda values: dict(zip(order, values, strict=True)))
+    if tuple(positional) == order:
+        return _Sql(compiled.string, _same)
+    indexes = [order.index(key) for key in positional]
+    return _Sql(compiled.string, lambda values: tuple([values[i] for i in indexes]))
+
+
+def _same(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return values
 
 
 def _insert_ignoring(dialect: Dialect) -> Any:
@@ -158,18 +171,26 @@ _account_folders = select(folders.c.id).where(folders.c.account_id == bindparam(
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    lookup: _Sql
-    link: _Sql
-    raise_latest: _Sql
-    clear: _Sql
-    fill: _Sql
-    merge_messages: _Sql
+    lookups: dict[int, _Sql]  # by width (LOOKUP_WIDTHS): (a, k0, k1...)
+    link: _Sql  # (a, k, t)
+    raise_latest: _Sql  # (f, t, d)
+    clear: _Sql  # (f, t)
+    fill: _Sql  # (f, t)
+    merge_messages: _Sql  # (a, l, w), and the three below
     merge_links: _Sql
     merge_folders: _Sql
     merge_clear: _Sql
 
 
 _cache: dict[tuple[str, str], _Statements] = {}
+
+
+def _lookup(dialect: Dialect, width: int) -> _Sql:
+    t = thread_links.c
+    names = tuple(f"k{i}" for i in range(width))
+    return _compile(dialect, select(t.link_key, t.thread_id).where(
+        t.account_id == bindparam("a"), t.link_key.in_([bindparam(k) for k in names])),
+        ("a", *names))
 
 
 def _statements(dialect: Dialect) -> _Statements:
@@ -179,29 +200,28 @@ def _statements(dialect: Dialect) -> _Statements:
         return found
     t, m, ft = thread_links.c, messages.c, folder_threads.c
     same_thread = (ft.folder_id == bindparam("f"), ft.thread_id == bindparam("t"))
+    merge = ("a", "l", "w")
     made = _Statements(
-        lookup=_compile(dialect, select(t.link_key, t.thread_id).where(
-            t.account_id == bindparam("a"),
-            t.link_key.in_([bindparam(f"k{i}") for i in range(LOOKUP_WIDTH)]))),
-        link=_compile(dialect, _insert_ignoring(dialect)),
-        raise_latest=_compile(dialect, _upsert_latest(dialect)),
-        clear=_compile(dialect, delete(folder_threads).where(*same_thread)),
+        lookups={width: _lookup(dialect, width) for width in LOOKUP_WIDTHS},
+        link=_compile(dialect, _insert_ignoring(dialect), ("a", "k", "t")),
+        raise_latest=_compile(dialect, _upsert_latest(dialect), ("f", "t", "d")),
+        clear=_compile(dialect, delete(folder_threads).where(*same_thread), ("f", "t")),
         fill=_compile(dialect, insert(folder_threads).from_select(
             ["folder_id", "thread_id", "latest_date"],
             # ix_messages_thread covers it: a range of the thread's entries.
             select(m.folder_id, m.thread_id, func.max(m.date)).where(
                 m.folder_id == bindparam("f"), m.thread_id == bindparam("t"))
-            .group_by(m.folder_id, m.thread_id))),
+            .group_by(m.folder_id, m.thread_id)), ("f", "t")),
         merge_messages=_compile(dialect, update(messages).where(
             m.thread_id == bindparam("l"), m.folder_id.in_(_account_folders))
-            .values(thread_id=bindparam("w"))),
+            .values(thread_id=bindparam("w")), merge),
         merge_links=_compile(dialect, update(thread_links).where(
             t.account_id == bindparam("a"), t.thread_id == bindparam("l"))
-            .values(thread_id=bindparam("w"))),
+            .values(thread_id=bindparam("w")), merge),
         merge_folders=_compile(dialect, select(ft.folder_id).where(
-            ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders))),
+            ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders)), merge),
         merge_clear=_compile(dialect, delete(folder_threads).where(
-            ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders))),
+            ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders)), merge),
     )
     _cache[key] = made
     return made
@@ -231,30 +251,35 @@ class ThreadIndex:
         key_lists = [split_keys(text) for text in key_texts]
         wanted = sorted({k for keys in key_lists for k in keys})
         known: dict[str, str] = {}
-        sql = self._sql
+        lookups = self._sql.lookups
+        run = self._run
         for start in range(0, len(wanted), LOOKUP_WIDTH):
             chunk = wanted[start:start + LOOKUP_WIDTH]
-            chunk += [chunk[0]] * (LOOKUP_WIDTH - len(chunk))
-            values: dict[str, Any] = {f"k{i}": k for i, k in enumerate(chunk)}
-            values["a"] = account_id
-            for row in self._run(sql.lookup.sql, sql.lookup.params(values), False):
-                known[str(row[0])] = str(row[1])
+            # The narrowest statement that holds the chunk, padded with its first key:
+            # a few compiled statements, and no 64 values to bind for one message.
+            width = next(w for w in LOOKUP_WIDTHS if w >= len(chunk))
+            lookup = lookups[width]
+            values = (account_id, *chunk, *[chunk[0]] * (width - len(chunk)))
+            for row in run(lookup.sql, lookup.make(values), False):
+                known[row[0]] = row[1]
         made = plan(known, key_lists)
         if made.new_links:
-            self._run(sql.link.sql, [sql.link.params({"a": account_id, "k": k, "t": t})
-                                     for k, t in sorted(made.new_links.items())], True)
+            link = self._sql.link
+            make = link.make
+            run(link.sql, [make((account_id, k, t)) for k, t in sorted(made.new_links.items())],
+                True)
         for loser, winner in sorted(made.merged.items()):
             self._merge(account_id, loser, winner)
         return made.thread_ids
 
     def _merge(self, account_id: int, loser: str, winner: str) -> None:
         sql = self._sql
-        values = {"a": account_id, "l": loser, "w": winner}
+        values = (account_id, loser, winner)
         folder_ids = [int(r[0]) for r in self._run(
-            sql.merge_folders.sql, sql.merge_folders.params(values), False)]
-        self._run(sql.merge_messages.sql, sql.merge_messages.params(values), False)
-        self._run(sql.merge_links.sql, sql.merge_links.params(values), False)
-        self._run(sql.merge_clear.sql, sql.merge_clear.params(values), False)
+            sql.merge_folders.sql, sql.merge_folders.make(values), False)]
+        self._run(sql.merge_messages.sql, sql.merge_messages.make(values), False)
+        self._run(sql.merge_links.sql, sql.merge_links.make(values), False)
+        self._run(sql.merge_clear.sql, sql.merge_clear.make(values), False)
         self.refresh((f, winner) for f in folder_ids)
 
     def added(self, rows: Iterable[tuple[int, str, int]]) -> None:
@@ -271,14 +296,14 @@ class ThreadIndex:
         if not newest:
             return
         sql = self._sql.raise_latest
-        self._run(sql.sql, [sql.params({"f": f, "t": t, "d": d})
-                            for (f, t), d in sorted(newest.items())], True)
+        make = sql.make
+        self._run(sql.sql, [make((f, t, d)) for (f, t), d in sorted(newest.items())], True)
 
     def refresh(self, pairs: Iterable[tuple[int, str]]) -> None:
         """Make each (folder, thread)'s conversation row match its messages."""
         todo = sorted(set(pairs))
         sql = self._sql
         for start in range(0, len(todo), CHUNK):
-            chunk = [{"f": f, "t": t} for f, t in todo[start:start + CHUNK]]
-            self._run(sql.clear.sql, [sql.clear.params(v) for v in chunk], True)
-            self._run(sql.fill.sql, [sql.fill.params(v) for v in chunk], True)
+            chunk = todo[start:start + CHUNK]
+            self._run(sql.clear.sql, [sql.clear.make(v) for v in chunk], True)
+            self._run(sql.fill.sql, [sql.fill.make(v) for v in chunk], True)
