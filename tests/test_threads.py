@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from nmail.db.migrate import downgrade, upgrade
 from nmail.db.tables import accounts, domains, folder_threads, folders, messages, thread_links
 from nmail.directory.model import Account
 from nmail.mailstore.store import MailStore, NewMessage
-from nmail.mailstore.thread_index import plan, split_keys
+from nmail.mailstore.thread_index import ThreadIndex, new_thread_prefix, plan, split_keys
 from nmail.mailstore.thread_reads import (
     account_thread_messages,
     conversation_count,
@@ -110,6 +111,15 @@ def test_plan_reply_before_parent_merge_and_keyless() -> None:
     assert lone[0] != lone[1] and len(lone[0]) == 16
 
 
+def test_plan_names_new_threads_after_the_prefix() -> None:
+    a, b = "a" * 16, "b" * 16
+    made = plan({"b" * 16: "old"}, [[a], [b], []], prefix="6954a1c0")
+    assert made.thread_ids[0] == "6954a1c0" + a and made.thread_ids[1] == "old"
+    assert made.thread_ids[2].startswith("6954a1c0") and len(made.thread_ids[2]) == 24
+    assert new_thread_prefix(0) == "00000000" and new_thread_prefix(1765069200.7) == "6934d190"
+    assert new_thread_prefix(-5) == "00000000" and new_thread_prefix(2.0**40) == "ffffffff"
+
+
 # -- the index (every database) -------------------------------------------------------
 
 
@@ -142,6 +152,29 @@ def test_a_message_naming_two_threads_merges_them(
     # a later reply to either side finds the merged thread
     deliver(store, alice, mail("n@x", "Re: second", day=6, in_reply_to="b@x"))
     assert listed(engine, inbox) == [("Re: second", 5, 5)]
+
+
+def test_new_threads_are_named_by_time_and_the_older_wins_a_merge(
+    store: MailStore, alice: Account, engine: Engine
+) -> None:
+    store.ensure_account(alice)
+    before = int(time.time())
+    deliver(store, alice, mail("a@x", "first", day=1))
+    after = int(time.time())
+    tid = threads_of(engine)["first"]
+    assert len(tid) == 24 and before <= int(tid[:8], 16) <= after
+    assert tid[8:] == message_key("a@x")
+    # Two threads begun at different times, then a message naming both: the
+    # older thread's id stays, whatever the keys' own order.
+    late, early = "0" * 16, "f" * 16
+    with engine.begin() as conn:
+        older = ThreadIndex.on(conn, clock=lambda: 1000).resolve(alice.id, [early])[0]
+        newer = ThreadIndex.on(conn, clock=lambda: 2000).resolve(alice.id, [late])[0]
+        joined = ThreadIndex.on(conn, clock=lambda: 3000).resolve(alice.id, [f"{late} {early}"])
+        links = dict(conn.execute(select(thread_links.c.link_key, thread_links.c.thread_id)
+                                  .where(thread_links.c.account_id == alice.id)).all())
+    assert older == "000003e8" + early and newer == "000007d0" + late
+    assert joined == [older] and links[late] == links[early] == older
 
 
 def test_missing_and_duplicate_message_ids(

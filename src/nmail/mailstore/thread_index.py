@@ -3,12 +3,15 @@
 A message's thread keys (mime.threads.thread_keys: its root, nearest
 ancestors, In-Reply-To and own Message-ID, each hashed to 16 hex digits) are
 looked up in `thread_links`, per account. No key known: the message starts
-a conversation named by its first key (its root), so a reply that arrives
-before its parent names the thread the parent then finds by its own id. One
+a conversation named by the second it began (8 hex digits) and its first
+key (its root); every key is linked to it, so a reply that arrives before
+its parent starts the thread the parent then finds by its own id. One
 conversation known: the message joins it. Several: a message linking two
-threads merges them (the smaller id wins; the others' messages and links are
-renamed, rare and bounded by the account's size). Every key is then linked,
-so later messages find the thread by any id the conversation ever named.
+threads merges them (the smaller id, the older thread, wins; the others'
+messages and links are renamed, rare and bounded by the account's size).
+Every key is then linked, so later messages find the thread by any id the
+conversation ever named. (Ids made before the time prefix, by migration
+0013 and until this change, are the root's key alone: any id is opaque.)
 This is the union of JWZ threading by references without its tree: the
 webmail shows a conversation flat, by date, as Gmail does.
 
@@ -25,14 +28,28 @@ from the thread's messages; deliveries `added`: one upsert raising the
 date, as rows only came), so the first page
 of a 100,000-message folder is an index walk, not a GROUP BY of the folder.
 
+Why the time prefix: three indexes are keyed by thread id, and with ids
+that are hashes every new conversation put its entries at a random place
+in each, one page apiece: a group commit of 8 new conversations wrote 63
+WAL pages, 40 of them for the conversation tables, and each page costs the
+index writer a checksum, two write(2)s and later a checkpoint copy (the
+writer is the process every `250` waits for). With ids that grow, a new
+conversation's entries land at the end of its folder's (or account's)
+range: 44 pages for the same commit. A reply still lands where its thread
+is, and `thread_links`' key (a hash of a msg-id) stays random: one page a
+message, the price of finding a thread by any id it named.
+
 Statements are compiled once per dialect and run through a `Run` callable
 (raw driver SQL), so the delivery path, which runs on the driver directly,
-and the SQLAlchemy paths share them.
+and the SQLAlchemy paths share them. The lookup binds only the keys it
+holds (widths 1-64, padded to the next power of two): padded to 64 for
+every batch it cost 15% of the writer's instructions per message.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +79,12 @@ class Plan:
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
+def new_thread_prefix(now: float) -> str:
+    """What starts the ids of threads begun at `now`: its seconds, 8 hex digits
+    (ids that grow with time: see the module's text)."""
+    return f"{max(0, min(int(now), 0xFFFFFFFF)):08x}"
+
+
 def split_keys(text: str) -> list[str]:
     """The well-formed keys of a thread_id slot (16 hex digits each), in order."""
     keys: list[str] = []
@@ -71,11 +94,12 @@ def split_keys(text: str) -> list[str]:
     return keys
 
 
-def plan(known: dict[str, str], key_lists: list[list[str]]) -> Plan:
+def plan(known: dict[str, str], key_lists: list[list[str]], prefix: str = "") -> Plan:
     """Threads for messages in arrival order, given the links already known.
 
     Pure: `known` (key -> thread id) is updated in place as the messages link.
-    A message without keys gets a thread of its own.
+    A new thread is named `prefix` + its first key; a message without keys
+    gets a thread of its own (`prefix` + random digits).
     """
     merged: dict[str, str] = {}
 
@@ -87,10 +111,10 @@ def plan(known: dict[str, str], key_lists: list[list[str]]) -> Plan:
     out = Plan([])
     for keys in key_lists:
         if not keys:
-            out.thread_ids.append(secrets.token_hex(KEY_LENGTH // 2))
+            out.thread_ids.append(prefix + secrets.token_hex(KEY_LENGTH // 2))
             continue
         found = {final(known[k]) for k in keys if k in known}
-        tid = min(found) if found else keys[0]
+        tid = min(found) if found else prefix + keys[0]
         for loser in found - {tid}:
             merged[loser] = tid
         for key in keys:
@@ -230,12 +254,14 @@ def _statements(dialect: Dialect) -> _Statements:
 class ThreadIndex:
     """Thread ids and the folder conversation list, inside a writer's transaction."""
 
-    def __init__(self, run: Run, dialect: Dialect) -> None:
+    def __init__(self, run: Run, dialect: Dialect, clock: Callable[[], float] = time.time
+                 ) -> None:
         self._run = run
         self._sql = _statements(dialect)
+        self._clock = clock
 
     @classmethod
-    def on(cls, conn: Connection) -> ThreadIndex:
+    def on(cls, conn: Connection, clock: Callable[[], float] = time.time) -> ThreadIndex:
         """For the SQLAlchemy write paths (in their transaction)."""
 
         def run(sql: str, params: Any, many: bool) -> Any:
@@ -244,7 +270,7 @@ class ThreadIndex:
                 return None
             return result.all() if result.returns_rows else []
 
-        return cls(run, conn.dialect)
+        return cls(run, conn.dialect, clock)
 
     def resolve(self, account_id: int, key_texts: list[str]) -> list[str]:
         """The thread id of each message (its keys as text), linking and merging."""
@@ -262,7 +288,7 @@ class ThreadIndex:
             values = (account_id, *chunk, *[chunk[0]] * (width - len(chunk)))
             for row in run(lookup.sql, lookup.make(values), False):
                 known[row[0]] = row[1]
-        made = plan(known, key_lists)
+        made = plan(known, key_lists, new_thread_prefix(self._clock()))
         if made.new_links:
             link = self._sql.link
             make = link.make
