@@ -2,12 +2,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from databases import sqlite_url
 from nmail.db.engine import make_engine
 from nmail.db.migrate import downgrade, upgrade
-from nmail.db.tables import accounts, domains, folders, messages, metadata, web_sessions
+from nmail.db.tables import (
+    accounts,
+    domains,
+    folder_threads,
+    folders,
+    messages,
+    metadata,
+    thread_links,
+    web_sessions,
+)
 
 
 def test_migrations_create_every_table(engine: Engine) -> None:
@@ -89,5 +100,45 @@ def test_sqlite_ids_are_never_reused_and_the_rebuild_keeps_every_row(tmp_path: P
             sql = conn.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE name = 'accounts'").scalar()
             assert "AUTOINCREMENT" not in str(sql)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_thread_tables_lose_their_rowid_and_keep_every_row(tmp_path: Path) -> None:
+    """0016 rebuilds thread_links and folder_threads WITHOUT ROWID; rows, keys and
+    the cascade from their parents stay."""
+    engine = make_engine(sqlite_url(tmp_path))
+
+    def table_sql(conn: Connection, name: str) -> str:
+        return str(conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (name,)).scalar())
+
+    try:
+        upgrade(engine, "0015")
+        with engine.begin() as conn:
+            dom = int(conn.execute(insert(domains).values(
+                name="test.local", created_at=0)).inserted_primary_key[0])
+            acc = _add_account(conn, dom, "a")
+            folder = _add_folder(conn, acc, "INBOX")
+            conn.execute(insert(thread_links), [
+                {"account_id": acc, "link_key": f"{i:016x}", "thread_id": "t1"}
+                for i in range(3)])
+            conn.execute(insert(folder_threads).values(
+                folder_id=folder, thread_id="t1", latest_date=5))
+        upgrade(engine)
+        with engine.begin() as conn:
+            for table in ("thread_links", "folder_threads"):
+                assert "WITHOUT ROWID" in table_sql(conn, table), table
+            assert conn.scalar(select(func.count()).select_from(thread_links)) == 3
+            assert conn.execute(select(folder_threads)).all() == [(folder, "t1", 5)]
+            with pytest.raises(IntegrityError), conn.begin_nested():  # the key still holds
+                conn.execute(insert(thread_links).values(
+                    account_id=acc, link_key=f"{0:016x}", thread_id="t2"))
+            conn.execute(delete(accounts).where(accounts.c.id == acc))
+            assert conn.scalar(select(func.count()).select_from(thread_links)) == 0
+            assert conn.scalar(select(func.count()).select_from(folder_threads)) == 0
+        downgrade(engine, "0015")
+        with engine.connect() as conn:
+            assert "WITHOUT ROWID" not in table_sql(conn, "thread_links")
     finally:
         engine.dispose()

@@ -222,6 +222,7 @@ thread_links = Table(
     Column("link_key", String(16), primary_key=True),
     Column("thread_id", String(64), nullable=False),
     Index("ix_thread_links_thread", "account_id", "thread_id"),
+    sqlite_with_rowid=False,  # one b-tree, not a rowid table and its key's index (0016)
 )
 
 # One row per conversation with messages in a folder and its newest message's
@@ -236,6 +237,7 @@ folder_threads = Table(
     Column("thread_id", String(64), primary_key=True),
     Column("latest_date", BigInteger, nullable=False),
     Index("ix_folder_threads_latest", "folder_id", "latest_date", "thread_id"),
+    sqlite_with_rowid=False,  # (0016)
 )
 
 # Full-text search (mailstore/search*.py): a message's search terms, its row

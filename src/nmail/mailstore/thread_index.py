@@ -38,6 +38,10 @@ conversation's entries land at the end of its folder's (or account's)
 range: 44 pages for the same commit. A reply still lands where its thread
 is, and `thread_links`' key (a hash of a msg-id) stays random: one page a
 message, the price of finding a thread by any id it named.
+On SQLite both tables are WITHOUT ROWID (migration 0016): read and written
+by their primary key only, a rowid table kept each row twice (the table and
+its key's index), two b-tree inserts per new conversation where one does:
+1.3% fewer instructions and one page less per commit of 8.
 
 Statements are compiled once per dialect and run through a `Run` callable
 (raw driver SQL), so the delivery path, which runs on the driver directly,
