@@ -384,11 +384,60 @@ def test_idle_session_is_closed_without_update(rig: Pop3Rig) -> None:
     assert len(rig.store.refs(rig.account.id, "INBOX")) == 1
 
 
-def test_a_trickle_of_bytes_does_not_keep_a_session_alive(rig: Pop3Rig) -> None:
+@pytest.mark.parametrize("command", [b"NOOP", b"STAT", b"LIST", b"UIDL 1", b"RSET"])
+def test_commands_answered_in_the_session_keep_it_alive(rig: Pop3Rig, command: bytes) -> None:
+    """RFC 1939 section 3: any command resets the autologout timer, those the
+    session answers by itself (no event for the server) included."""
+    rig.deliver(FIRST)
+    timeout = 0.6
+    server = rig.start(Pop3Settings(idle_timeout=timeout))
+    sock, stream = raw_session(server, b"")
+    with sock, stream:
+        # A command every timeout/6 (pacing, not waiting) for four timeouts' worth.
+        end = time.monotonic() + 4 * timeout
+        answered = 0
+        while time.monotonic() < end:
+            sock.sendall(command + b"\r\n")
+            line = stream.readline()
+            assert line.startswith(b"+OK"), (answered, line)
+            if command == b"LIST":
+                while stream.readline() != b".\r\n":
+                    pass
+            answered += 1
+            time.sleep(timeout / 6)
+        sock.sendall(b"QUIT\r\n")
+        assert stream.readline().startswith(b"+OK")
+    assert answered >= 4
+    wait_until(lambda: server.connection_count == 0)
+
+
+def test_idle_after_commands_answered_in_the_session_is_still_closed(rig: Pop3Rig) -> None:
+    rig.deliver(FIRST)
+    server = rig.start(Pop3Settings(idle_timeout=0.2))
+    sock, stream = raw_session(server, b"NOOP\r\nSTAT\r\nDELE 1\r\n")
+    with sock, stream:
+        assert stream.readline() == b"+OK\r\n"
+        assert stream.readline().startswith(b"+OK 1 ")
+        assert stream.readline() == b"+OK message 1 deleted\r\n"
+        assert stream.readline() == b""  # the server hung up on the silent client
+    wait_until(lambda: server.connection_count == 0)
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 1  # no UPDATE
+
+
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_a_trickle_of_bytes_does_not_keep_a_session_alive(rig: Pop3Rig, logged_in: bool) -> None:
     """Issue 9 item 7: a byte now and then is not activity; whole commands are."""
     server = rig.start(Pop3Settings(idle_timeout=1.0))
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.recv(512)
+        if logged_in:
+            # Answered NOOPs, then a command that never ends (NOOP's answer
+            # resets idleness; a byte of an unfinished line does not).
+            stream = sock.makefile("rb")
+            sock.sendall(b"USER bob@example.com\r\nPASS Correct-horse-42\r\nNOOP\r\n")
+            for _ in range(3):
+                assert stream.readline().startswith(b"+OK")
+            stream.close()
         sock.settimeout(0.1)
         closed = False
         for _ in range(300):  # a byte every 0.1 s would last 30 s

@@ -8,6 +8,12 @@ switch. A step that must wait (a login, UPDATE, the TLS handshake, a large
 message under flow control, looking the account up again) runs as a task;
 meanwhile input is only buffered, and the session resumes when the task ends.
 
+Idleness counts from our last reply: every command received gets one, so
+a client sending only NOOP (or STAT, LIST...) is not idle, while bytes that
+end no command move the point only by what they pay for at MIN_INPUT_RATE.
+The reply is the signal (pending output when the session needs more input)
+rather than a count kept per command: no work is added to a command.
+
 Once logged in, the commands that arrive are first checked against the
 directory generation (Pop3Backend.known_generation, a memory read): when it
 moved since the login, the account is looked up again (servers/pop3_account).
@@ -180,6 +186,12 @@ class Pop3Connection(asyncio.Protocol):
             while not self._paused:
                 event = session.next_event()
                 if event is None:
+                    if session.pending_output:
+                        # Commands answered inside the session (NOOP, STAT, LIST,
+                        # UIDL, DELE, RSET, an error) were whole commands too: RFC
+                        # 1939 section 3, any command resets the autologout timer.
+                        # One attribute read a pump; the clock only when answered.
+                        self._last_progress = self._loop.time()
                     if session.more_buffered:
                         # A slice of a long pipeline is done: the rest after other
                         # connections had their turn.
