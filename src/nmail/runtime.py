@@ -25,6 +25,7 @@ from nmail.delivery.log import DeliveryLog
 from nmail.delivery.srs import SrsError, SrsRewriter, is_srs, load_secret
 from nmail.directory import Directory
 from nmail.directory.login import LoginService
+from nmail.directory.login_gate import PasswordGate
 from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
@@ -162,8 +163,11 @@ class Runtime:
             if throttle is not None
             else LoginThrottle(clock=clock, records=SqlRecords(self.engine))
         )
+        # The process's one gate on password checks (64 MiB of Argon2 each):
+        # every login service of this process shares it (directory/login_gate.py).
+        self.login_gate = PasswordGate()
         # The one login service of every door (SMTP AUTH, POP3, IMAP, webmail).
-        self.login = LoginService(self.directory, self.throttle)
+        self.login = LoginService(self.directory, self.throttle, gate=self.login_gate)
         # The one account service (accounts with their mailboxes) of every door.
         self.accounts = AccountService(
             self.directory, StoreMailboxes(self.store), config.mail_dir,
@@ -343,6 +347,7 @@ class Runtime:
             engine=self.engine,
             index_address=index_address or self._index_address,
             feed=self.feed,
+            login_gate=self.login_gate,
         )
 
     def note_listeners(self, bound: list[Bound]) -> None:

@@ -15,6 +15,13 @@ tried. A failure carries `delay`: the caller holds the answer back that long
 (asleep on its event loop, not in this thread), which is what slows a
 guesser on one connection. Everything here blocks (SQL, Argon2): asyncio
 callers run `login` in a thread.
+
+The password check itself goes through the process's `PasswordGate`
+(directory/login_gate.py): at most one Argon2 check per CPU at once (64 MiB
+each), a few more waiting, the rest answered BUSY at once. The attempt is
+counted before the gate, so a busy answer counts like a wrong password
+(the throttle and lockouts are exactly as without the gate; a locked-out
+attempt never takes a place).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from nmail.directory.login_gate import PasswordGate
 from nmail.directory.model import Account, AuthResult, AuthStatus
 from nmail.directory.throttle import LoginThrottle
 
@@ -36,6 +44,7 @@ class LoginStatus(Enum):
     DISABLED = "login disabled"  # said only to someone who gave the right password
     LOCKED_OUT = "locked out"  # too many failures: refused without checking the password
     TEMPORARY = "temporary failure"  # the directory could not be asked
+    BUSY = "busy"  # too many password checks at once in this process: try again soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +78,18 @@ class LoginService:
     """Logins for every door: canonical name, throttle, password, hash upgrade."""
 
     def __init__(
-        self, directory: LoginDirectory, throttle: LoginThrottle, *, max_delay: float = 16.0
+        self,
+        directory: LoginDirectory,
+        throttle: LoginThrottle,
+        *,
+        max_delay: float = 16.0,
+        gate: PasswordGate | None = None,
     ) -> None:
+        """gate: the process's one PasswordGate (every LoginService of a process
+        must share it); None: a gate of this service's own, sized to the CPUs."""
         self._directory = directory
         self._throttle = throttle
+        self._gate = gate if gate is not None else PasswordGate()
         # A lockout that just began is answered after this, not slept through.
         self._max_delay = max_delay
 
@@ -102,11 +119,16 @@ class LoginService:
         if attempt.locked:
             # Refused untested: a locked-out guesser learns nothing.
             return LoginResult(LoginStatus.LOCKED_OUT, canonical)
+        if not self._gate.enter():
+            # Counted, not checked: like a wrong password to the throttle.
+            return LoginResult(LoginStatus.BUSY, canonical)
         try:
             result = self._directory.authenticate(canonical, password)
         except Exception:
             log.exception("login check for %r failed", canonical)
             return LoginResult(LoginStatus.TEMPORARY, canonical)
+        finally:
+            self._gate.leave()
         right_password = result.status is AuthStatus.LOGIN_DISABLED or (
             result.status is AuthStatus.OK and result.account is not None
         )

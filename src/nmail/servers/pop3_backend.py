@@ -121,6 +121,7 @@ _FAILURES = {
     LoginStatus.DISABLED: LoginFailure.DISABLED,
     LoginStatus.LOCKED_OUT: LoginFailure.LOCKED_OUT,
     LoginStatus.TEMPORARY: LoginFailure.TEMPORARY,
+    LoginStatus.BUSY: LoginFailure.BUSY,
 }
 
 

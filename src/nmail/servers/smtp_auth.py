@@ -25,6 +25,8 @@ log = logging.getLogger("nmail.smtp")
 
 LOCKED_OUT = Decision(454, "4.7.0", "Too many failed logins, try again later")
 LOGIN_DISABLED = Decision(535, "5.7.8", "Account disabled")
+# Too many password checks at once in this process (directory/login_gate.py).
+LOGIN_BUSY = Decision(454, "4.7.0", "Too many logins at once, try again in a moment")
 
 
 class MailIntake(Protocol):
@@ -52,6 +54,7 @@ def auth_outcome(login: LoginService, username: str, password: str, client_ip: s
     refusal = {
         LoginStatus.LOCKED_OUT: LOCKED_OUT,
         LoginStatus.DISABLED: LOGIN_DISABLED,
+        LoginStatus.BUSY: LOGIN_BUSY,
     }.get(result.status, AUTH_UNAVAILABLE)
     return AuthOutcome(False, reply=refusal)
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from nmail.config import Config
 from nmail.delivery.intake import Intake
 from nmail.directory import Directory
+from nmail.directory.login_gate import PasswordGate
 from nmail.directory.throttle import LoginThrottle
 from nmail.mailstore.store import MailStore
 from nmail.web.context import WebContext
@@ -37,6 +38,7 @@ class WebBackends:
     executor: Executor | None = None
     clock: Callable[[], float] = time.time
     intake: Intake | None = None  # sending; None in a web app that only reads
+    login_gate: PasswordGate | None = None  # the process's (None: the login service's own)
 
 
 def backends_from_context(context: WebContext) -> WebBackends:
@@ -50,4 +52,5 @@ def backends_from_context(context: WebContext) -> WebBackends:
         endpoints=context.client_endpoints,
         executor=context.executor,
         intake=context.intake,
+        login_gate=context.login_gate,
     )

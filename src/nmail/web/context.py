@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from nmail.config import Config
     from nmail.delivery.intake import Intake
     from nmail.directory import Directory
+    from nmail.directory.login_gate import PasswordGate
     from nmail.directory.throttle import LoginThrottle
     from nmail.mailstore.feed import AsyncFeed
     from nmail.mailstore.store import MailStore
@@ -48,3 +49,6 @@ class WebContext:
     # The node's change feed (mailstore/feed.py): subscribe per account for new
     # mail, flags and moves; the hub runs beside the index writer.
     feed: AsyncFeed | None = None
+    # The process's password gate (directory/login_gate.py), shared with its
+    # other login services; None: the web's login service makes its own.
+    login_gate: PasswordGate | None = None

@@ -50,6 +50,7 @@ class LoginStatus(Enum):
     LOCKED = "locked"
     DISABLED = "disabled"
     FAILED = "failed"  # the directory did not answer
+    BUSY = "busy"  # too many password checks at once: 503, try again in a moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,10 @@ class WebFacade:
         web_key = load_secret(backends.config.data_dir, SECRET_FILE)
         self.login_tokens = LoginTokens(web_key, backends.clock)
         self.notice_key = web_key  # the list's notices after an action (web/notices.py)
-        self._login_service = LoginService(backends.directory, backends.throttle)
+        # The process's one password gate (directory/login_gate.py), shared with
+        # any other login service of this process.
+        self._login_service = LoginService(backends.directory, backends.throttle,
+                                           gate=backends.login_gate)
         self._accounts = AccountService(backends.directory, StoreMailboxes(backends.store),
                                         backends.config.mail_dir, login=self._login_service,
                                         clock=backends.clock)
@@ -134,6 +138,7 @@ class WebFacade:
             ServiceStatus.LOCKED_OUT: LoginStatus.LOCKED,
             ServiceStatus.DISABLED: LoginStatus.DISABLED,
             ServiceStatus.TEMPORARY: LoginStatus.FAILED,
+            ServiceStatus.BUSY: LoginStatus.BUSY,
         }.get(result.status, LoginStatus.BAD)
         return LoginOutcome(status, delay=min(result.delay, MAX_LOGIN_DELAY))
 

@@ -29,6 +29,7 @@ _REFUSALS = {
         "Too many failed logins, try again later", "SYS/TEMP"
     ),
     LoginFailure.TEMPORARY: replies.err("Temporary server error, try again later", "SYS/TEMP"),
+    LoginFailure.BUSY: replies.err("Too many logins at once, try again in a moment", "SYS/TEMP"),
 }
 _SASL_REFUSALS = {
     SaslFailure.CANCELLED: replies.err("Authentication cancelled"),

@@ -29,6 +29,7 @@ class LoginFailure(enum.Enum):
     IN_USE = "in-use"
     LOCKED_OUT = "locked-out"  # too many failed logins: temporary
     TEMPORARY = "temporary"  # server-side trouble (database down...)
+    BUSY = "busy"  # too many password checks at once: try again in a moment
 
 
 class Revocation(enum.Enum):

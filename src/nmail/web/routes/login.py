@@ -33,7 +33,10 @@ _MESSAGES = {
     LoginStatus.LOCKED: N_("Too many failed logins. Try again in 15 minutes."),
     LoginStatus.DISABLED: N_("This account may not log in. Ask your administrator."),
     LoginStatus.FAILED: N_("The server could not check your login. Try again in a moment."),
+    LoginStatus.BUSY: N_("The server is checking too many logins at once. "
+                         "Try again in a moment."),
 }
+BUSY_RETRY_AFTER = "5"  # seconds, for a 503 when too many password checks run at once
 
 
 def _safe_next(target: str | None) -> str:
@@ -93,8 +96,13 @@ async def login(
     if outcome.status is not LoginStatus.OK or outcome.account is None:
         if outcome.delay:
             await asyncio.sleep(outcome.delay)
-        return await _login_page(request, web, pages, error=_(_MESSAGES[outcome.status]),
-                                 login=userid, status=401, next_url=_safe_next(next))
+        busy = outcome.status is LoginStatus.BUSY
+        page = await _login_page(request, web, pages, error=_(_MESSAGES[outcome.status]),
+                                 login=userid, status=503 if busy else 401,
+                                 next_url=_safe_next(next))
+        if busy:
+            page.headers["retry-after"] = BUSY_RETRY_AFTER
+        return page
     old = request.scope["state"].get("session")
     if old is not None:
         await web.end_session(old.id)
