@@ -334,3 +334,22 @@ def test_password_change_guesses_meet_the_login_throttle(tmp_path: Path) -> None
         assert srv.directory.authenticate("bob@example.com", "Correct-horse-9").ok
         thief.close()
     engine.dispose()
+
+
+def test_a_login_past_the_password_gate_is_503_with_retry_after(server: RunningServer) -> None:
+    """The web process's login shares the process's password gate (directory/login_gate.py)."""
+    gate = server.runtime.login_gate
+    gate.waiting = 0  # no line: past the checks running, refused at once
+    for _ in range(gate.checks):
+        assert gate.enter()
+    b = Browser(server)
+    try:
+        answer = b.login("bob@example.com")
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "5"
+        assert "too many logins at once" in answer.text
+    finally:
+        for _ in range(gate.checks):
+            gate.leave()
+    assert b.login("bob@example.com").status_code == 303
+    b.close()
