@@ -21,7 +21,12 @@ from nmail.directory.model import Account
 from nmail.mailstore import index_wire
 from nmail.mailstore.delivery_batch import deliver_batch
 from nmail.mailstore.index_client import LoopRemoteIndex, RemoteIndex
-from nmail.mailstore.index_service import listen_socket, serve_index_writer
+from nmail.mailstore.index_service import (
+    WAL_AUTOCHECKPOINT,
+    listen_socket,
+    serve_index_writer,
+    writer_connection,
+)
 from nmail.mailstore.store import MailStore, StoreError
 from support import LoopThread
 from test_mailstore_support import HOST, entries, folder_dir, make_account, message_rows, new
@@ -405,3 +410,15 @@ def test_a_batch_of_files_is_flushed_with_or_without_syncfs(
     else:
         assert sorted(p.name for p in flushed) == sorted(s.uidl for s in stored)
         assert all(p.parent == inbox / "tmp" for p in flushed)
+
+
+def test_the_writer_connection_checkpoints_late_and_compiles_first(engine: Engine) -> None:
+    conn = writer_connection(engine)
+    try:
+        assert not conn.in_transaction()  # the first batch opens its own
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == (
+                WAL_AUTOCHECKPOINT)
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        conn.close()
