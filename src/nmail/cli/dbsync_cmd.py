@@ -6,6 +6,14 @@ them, so IMAP clients do not download everything again. The search index
 is then mended, not rebuilt (SearchIndexer.refresh): only messages missing
 from it, or indexed for another message, are read again, unless
 `--rebuild-search` asks for every one.
+
+Before it compares files and rows, each account's folder renames and deletes
+that a crash cut short before their COMMIT are put back (the same step as
+`nmail serve`'s start-up repair: mailstore/folder_undo.py), and the report
+names them: run offline right after a crash, dbsync used to drop the rows of
+a delete the user was never answered for. It runs under the account's folder
+lock, which a running server's folder change holds until its COMMIT, so
+beside `nmail serve` it waits for that change rather than undoing it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from nmail.cli.context import CliContext
+from nmail.cli.outside_text import one_line
 from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.mailstore.feed_node import open_publisher
@@ -92,7 +101,7 @@ def print_report(ctx: CliContext, report: SyncReport, *, show_all: bool) -> None
     rows = [
         a for a in report.accounts
         if show_all or a.counts.added or a.counts.removed or a.counts.renumbered
-        or a.counts.flags or a.folders_created
+        or a.counts.flags or a.folders_created or a.folders_restored
     ]
     if rows:
         table = Table("account", "added", "removed", "kept", "renumbered", "flags corrected",
@@ -102,6 +111,11 @@ def print_report(ctx: CliContext, report: SyncReport, *, show_all: bool) -> None
             table.add_row(a.address, str(c.added), str(c.removed), str(c.kept),
                           str(c.renumbered), str(c.flags), ", ".join(a.folders_created))
         ctx.out.print(table)
+    for a in report.accounts:
+        if a.folders_restored:
+            names = ", ".join(one_line(name) for name in a.folders_restored)
+            ctx.out.print(f"{one_line(a.address)}: put back folder(s) a crash left renamed or "
+                          f"deleted before the change was committed: {names}")
     t = report.total
     n = len(report.accounts)
     ctx.out.print(

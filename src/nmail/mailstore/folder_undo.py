@@ -27,32 +27,62 @@ lost, half the subtree under each name), and a moved-aside tree was removed
 with its rows, so a delete that never committed (the user was never told)
 took some or all of the folder's messages (found by tests/test_serve_kill.py's
 folder round; tests/test_mailbox_folder_crash.py kills a process at each
-point). Only start-up repair does this: while a server runs, a directory
-moved aside belongs to an operation in flight.
+point).
+
+Start-up repair and `nmail dbsync` both run it, through `settle` (one entry
+point, Rebuilder._settle_folder_changes): dbsync run offline right after a
+crash, as admins of the PHP suite run `mail_box_dbsync ALL` after trouble,
+used to take the disk as the truth and drop the rows of a delete that never
+committed. `settle` runs under the account's folder rows' lock, the one every
+folder change holds from before its first directory move to its COMMIT
+(op_folders._account_folders: FOR UPDATE in id order, BEGIN IMMEDIATE on
+SQLite), so a directory it finds out of place belongs to a change that died,
+not to one a running server (or another node) is making: dbsync beside
+`nmail serve` waits for that change's COMMIT instead of undoing it. The
+moved-aside trees are named under the lock and removed after it (a delete
+in flight makes a new `nmail-deleted-<pid>-<n>`, never one of these).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from sqlalchemy import Connection, select
+
+from nmail.db.tables import folders
 from nmail.durable import fsync_dir
 from nmail.mailstore.folder_names import INBOX, name_from_disk
-from nmail.mailstore.folder_sync import FolderIndex
 from nmail.mailstore.layout import disk_folder_names, folder_dir, read_uid_state
+from nmail.mailstore.writer import write_transaction
 
-log = logging.getLogger(__name__)
 DELETED_PREFIX = "nmail-deleted-"  # what a delete moves aside until its commit
 
 
-def undo_uncommitted(maildir: Path, index: Mapping[str, FolderIndex]) -> list[str]:
-    """Put back the directories of folder renames and deletes that did not commit;
-    the folder names restored."""
+def settle(conn: Connection, account_id: int, maildir: Path) -> tuple[list[str], list[Path]]:
+    """Under the account's folder rows' lock: undo the folder changes that did not
+    commit (`undo_uncommitted`); the names put back and the trees committed deletes
+    left, for `finish_deletes` to remove once the lock is released."""
+    with write_transaction(conn):
+        rows = conn.execute(
+            select(folders.c.name, folders.c.uidvalidity)
+            .where(folders.c.account_id == account_id)
+            .order_by(folders.c.id).with_for_update()  # op_folders' order: no deadlock
+        ).all()
+        restored = undo_uncommitted(maildir, {r.name: int(r.uidvalidity) for r in rows})
+        leftovers = [maildir / entry for entry in sorted(os.listdir(maildir))
+                     if entry.startswith(DELETED_PREFIX)]
+    return restored, leftovers
+
+
+def undo_uncommitted(maildir: Path, index: Mapping[str, int]) -> list[str]:
+    """Put back the directories of folder renames and deletes that did not commit
+    (`index`: each folder row's name and UIDVALIDITY, read under the account's
+    folder lock); the folder names restored."""
     on_disk = set(disk_folder_names(maildir))
-    missing = {f.uidvalidity: name for name, f in index.items()
+    missing = {uidvalidity: name for name, uidvalidity in index.items()
                if name != INBOX and name not in on_disk}
     if not missing:
         return []
@@ -79,13 +109,10 @@ def undo_uncommitted(maildir: Path, index: Mapping[str, FolderIndex]) -> list[st
         restored.append(name)
     if restored:
         fsync_dir(maildir)  # durable before finish_deletes removes what is left
-        log.warning("%s: folder change(s) not committed before a crash undone: %s",
-                    maildir, ", ".join(sorted(restored)))
     return restored
 
 
-def finish_deletes(maildir: Path) -> None:
-    """Remove what committed folder deletes moved aside (undo_uncommitted first)."""
-    for entry in os.listdir(maildir):
-        if entry.startswith(DELETED_PREFIX):
-            shutil.rmtree(maildir / entry, ignore_errors=True)
+def finish_deletes(leftovers: Iterable[Path]) -> None:
+    """Remove what committed folder deletes moved aside (as `settle` named them)."""
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)

@@ -218,6 +218,8 @@ class AccountSync:
     address: str
     counts: SyncCounts
     folders_created: tuple[str, ...] = ()  # folder rows made for directories found on disk
+    # folders a rename or delete killed before its COMMIT had moved: put back
+    folders_restored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

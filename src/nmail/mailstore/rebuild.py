@@ -10,9 +10,8 @@ from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import folders
-from nmail.mailstore import flag_names, folder_sync
+from nmail.mailstore import flag_names, folder_sync, folder_undo
 from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
-from nmail.mailstore.folder_undo import finish_deletes, undo_uncommitted
 from nmail.mailstore.folderscan import remove_stale_tmp
 from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
 from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
@@ -98,11 +97,12 @@ class Rebuilder:
                 maildir = box.maildir(self._mail_dir)
                 if not maildir.is_dir():
                     continue
+                restored = self._settle_folder_changes(box, maildir)
+                if restored:
+                    log.warning("%s: folder change(s) not committed before a crash undone: %s",
+                                box.address, ", ".join(sorted(restored)))
                 with self._engine.connect() as conn:
                     index = folder_sync.load_account_index(conn, box.account_id)
-                # A folder rename or delete that did not commit is put back first
-                # (folder_undo): its rows say where its directories belong.
-                undo_uncommitted(maildir, index)
                 names = disk_folder_names(maildir)
                 for name in names:
                     target = FolderTarget(box.account_id, name,
@@ -114,10 +114,9 @@ class Rebuilder:
                     removed += counts.removed
                     renumbered += counts.renumbered
                 # Rows whose directory is gone (another tool removed it) go, as
-                # dbsync does; committed deletes' moved-aside trees are removed.
+                # dbsync does.
                 for name in sorted(set(index) - set(names)):
                     removed += self._drop_folder(box.account_id, name)
-                finish_deletes(maildir)
             except (StoreError, OSError) as exc:
                 # One broken mailbox must not keep the server from starting.
                 log.error("start-up repair skipped %s: %s", box.address, exc)
@@ -153,8 +152,25 @@ class Rebuilder:
                 progress(done, len(mailboxes))
         return SyncReport(tuple(results), total, tuple(errors))
 
+    def _settle_folder_changes(self, box: Mailbox, maildir: Path) -> tuple[str, ...]:
+        """First step of repair and dbsync for an account: folder renames and deletes
+        a crash cut short before their COMMIT are put back under their rows' names,
+        committed deletes' moved-aside trees removed (folder_undo); the names put back.
+
+        Under the account's folder lock, so a change a running server is making
+        is waited for, not undone."""
+        if not maildir.is_dir():
+            return ()
+        restored, leftovers = self._writer.call(
+            lambda conn: folder_undo.settle(conn, box.account_id, maildir))
+        folder_undo.finish_deletes(leftovers)
+        return tuple(restored)
+
     def _sync_account(self, box: Mailbox) -> AccountSync:
         maildir = box.maildir(self._mail_dir)
+        # Before the default folders are made: one of them may be what a crash
+        # left renamed away.
+        restored = self._settle_folder_changes(box, maildir)
         make_folder_dirs(maildir, FOLDERS)
         on_disk = disk_folder_names(maildir)
         with self._engine.connect() as conn:
@@ -170,7 +186,7 @@ class Rebuilder:
             # A folder row whose directory is gone: its messages are gone with it.
             counts += SyncCounts(removed=self._drop_folder(box.account_id, name))
         created = tuple(name for name in on_disk if name not in indexed)
-        return AccountSync(box.account_id, box.address, counts, created)
+        return AccountSync(box.account_id, box.address, counts, created, restored)
 
     def _drop_folder(self, account_id: int, name: str) -> int:
         return self._writer.call(lambda conn: _drop_folder(conn, account_id, name))
