@@ -12,19 +12,33 @@ a delete that was never answered lost the folder's messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
+from cli_admin_support import write_config
 from nmail.db.tables import folders
 from nmail.directory.model import Account
+from nmail.mailstore.layout import disk_folder_names
 from nmail.mailstore.store import MailStore
 from nmail.mailstore.uidset import UidSet
-from test_mailstore_support import HOST, alice, mail_root, maildir, new, store
+from nmail.mailstore.writer import write_transaction
+from test_mailstore_support import (
+    HOST,
+    alice,
+    folder_dir,
+    mail_root,
+    maildir,
+    new,
+    store,
+)
 
 __all__ = ["alice", "mail_root", "store"]  # fixtures
 
@@ -159,3 +173,164 @@ def test_a_stray_directory_with_another_folders_uidvalidity_is_left_alone(
     after = _state(store, engine, alice)
     assert {k: v for k, v in after.items() if k != "Copied"} == before
     assert "Copied" in after
+
+
+# -- `nmail dbsync` run offline right after the crash (no `nmail serve` start between)
+
+
+def _nmail_dbsync(
+    engine: Engine, mail_root: Path, *target: str
+) -> subprocess.CompletedProcess[str]:
+    """The real command, as an admin runs it: its data directory is mail_root's parent
+    (the config's mail directory is `<data>/mail`)."""
+    data = mail_root.parent
+    write_config(data, engine.url.render_as_string(hide_password=False))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200",
+           "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "nmail", "--data", str(data), "dbsync", *target],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _rows_without_directory(mail_root: Path, account: Account) -> set[str]:
+    return set(TREE) - set(disk_folder_names(maildir(mail_root, account)))
+
+
+def _disk(mail_root: Path) -> list[tuple[str, ...]]:
+    """Every path under the mail root (to prove a refused command touched nothing)."""
+    return sorted((str(p.relative_to(mail_root)),) for p in mail_root.rglob("*"))
+
+
+@pytest.mark.parametrize("action", ["delete", "rename"])
+@pytest.mark.parametrize("point", ["first", "flush"])
+def test_dbsync_right_after_the_crash_undoes_a_change_that_did_not_commit(
+    store: MailStore, alice: Account, engine: Engine, mail_root: Path, action: str,
+    point: str,
+) -> None:
+    _populated(store, alice)
+    before = _state(store, engine, alice)
+    _run_child(engine, mail_root, alice, action, point)
+    moved = _rows_without_directory(mail_root, alice)
+    assert moved  # the crash left rows whose directories were moved
+
+    ran = _nmail_dbsync(engine, mail_root, "ALL")
+    assert (ran.returncode, ran.stderr) == (0, ""), ran.stderr
+    assert "alice@example.test: put back folder(s) a crash left renamed or deleted" in ran.stdout
+    assert all(name in ran.stdout for name in moved), ran.stdout
+    assert "0 added, 0 removed, 9 kept, 0 renumbered" in ran.stdout
+    after = _state(store, engine, alice)
+    assert {k: v for k, v in after.items() if k != "고객"} == before
+    made = after.get("고객")
+    assert made is None or made[1:] == (None, [])  # type: ignore[index]
+    assert _leftovers(mail_root, alice) == []
+
+    again = _nmail_dbsync(engine, mail_root, "alice@example.test")
+    assert again.returncode == 0 and "put back" not in again.stdout
+    assert "0 added, 0 removed, 9 kept, 0 renumbered" in again.stdout
+    assert store.repair().removed == 0 and _state(store, engine, alice) == after
+
+
+def test_dbsync_right_after_a_committed_delete_does_not_bring_it_back(
+    store: MailStore, alice: Account, engine: Engine, mail_root: Path
+) -> None:
+    _populated(store, alice)
+    before = _state(store, engine, alice)
+    _run_child(engine, mail_root, alice, "delete", "commit")
+    assert _leftovers(mail_root, alice)
+
+    ran = _nmail_dbsync(engine, mail_root, "ALL")
+    assert (ran.returncode, ran.stderr) == (0, ""), ran.stderr
+    assert "put back" not in ran.stdout
+    assert "0 added, 0 removed, 0 kept, 0 renumbered" in ran.stdout  # INBOX was empty
+    assert _state(store, engine, alice) == {k: v for k, v in before.items() if k not in TREE}
+    assert _leftovers(mail_root, alice) == []
+
+
+def test_dbsync_of_an_unknown_address_after_a_crash_changes_nothing(
+    store: MailStore, alice: Account, engine: Engine, mail_root: Path
+) -> None:
+    _populated(store, alice)
+    before = _state(store, engine, alice)
+    _run_child(engine, mail_root, alice, "delete", "flush")
+    disk = _disk(mail_root)
+    with engine.connect() as conn:
+        rows = sorted(conn.execute(select(folders.c.name, folders.c.uidvalidity)).all())
+
+    for target in ("nobody@example.test", "not an address"):
+        ran = _nmail_dbsync(engine, mail_root, target)
+        assert ran.returncode == 1
+        assert ran.stderr.strip().splitlines() == [f"nmail: error: no such account: {target}"]
+        assert ran.stdout == ""
+    assert _disk(mail_root) == disk
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(folders.c.name, folders.c.uidvalidity)).all()) == rows
+
+    # The account's own address then puts the folder back.
+    ran = _nmail_dbsync(engine, mail_root, "Alice@Example.TEST")
+    assert ran.returncode == 0 and "put back" in ran.stdout
+    assert _state(store, engine, alice) == before
+
+
+def _waits_for_a_lock(engine: Engine, child: subprocess.Popen[str]) -> bool:
+    """Whether `child` (or on a server, some session of this test's database) is
+    waiting for a lock now."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":  # the writers' flock on <database>.writer-lock
+        waiting = Path("/proc/locks").read_text(encoding="ascii").splitlines()
+        return any("->" in line and line.split("->", 1)[1].split()[3] == str(child.pid)
+                   for line in waiting)
+    if dialect == "postgresql":
+        query = ("SELECT count(*) FROM pg_stat_activity"
+                 " WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    else:
+        query = ("SELECT count(*) FROM information_schema.innodb_trx t"
+                 " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
+                 " WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()")
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql(query).scalar())
+
+
+def test_dbsync_beside_a_folder_change_in_flight_waits_for_its_commit(
+    store: MailStore, alice: Account, engine: Engine, mail_root: Path
+) -> None:
+    """A running server's delete between its directory moves and its COMMIT holds
+    the account's folder lock: dbsync waits for it instead of putting it back."""
+    _populated(store, alice)
+    before = _state(store, engine, alice)
+    box = maildir(mail_root, alice)
+    trash = box / "nmail-deleted-999999-0"
+    child: subprocess.Popen[str] | None = None
+    try:
+        with engine.connect() as conn, write_transaction(conn):
+            rows = dict(conn.execute(
+                select(folders.c.name, folders.c.id).where(folders.c.account_id == alice.id)
+                .order_by(folders.c.id).with_for_update()).all())
+            trash.mkdir()
+            for name in sorted(TREE, reverse=True):  # as op_folders.delete_folder does
+                src = folder_dir(mail_root, alice, name)
+                os.rename(src, trash / src.name)
+            data = mail_root.parent
+            write_config(data, engine.url.render_as_string(hide_password=False))
+            child = subprocess.Popen(
+                [sys.executable, "-m", "nmail", "--data", str(data), "dbsync", "ALL"],
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                     "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not _waits_for_a_lock(engine, child):
+                assert child.poll() is None, child.communicate()
+                assert time.monotonic() < deadline, "dbsync never waited for the lock"
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=0.05)  # the pause between looks; exits are caught above
+            conn.execute(delete(folders).where(folders.c.id.in_([rows[n] for n in TREE])))
+        shutil.rmtree(trash, ignore_errors=True)  # what the delete does after its COMMIT
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+    assert (child.returncode, err) == (0, ""), err
+    assert "put back" not in out
+    assert _state(store, engine, alice) == {k: v for k, v in before.items() if k not in TREE}
+    assert _rows_without_directory(mail_root, alice) == set(TREE)  # no directory came back
+    assert _leftovers(mail_root, alice) == []
