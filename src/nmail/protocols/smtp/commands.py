@@ -14,6 +14,7 @@ from nmail.protocols.sasl import (
     SaslStep,
 )
 from nmail.protocols.smtp import replies as r
+from nmail.protocols.smtp import state as st
 from nmail.protocols.smtp.addresses import parse_helo_domain, parse_mailbox, split_path
 from nmail.protocols.smtp.data import DataReader
 from nmail.protocols.smtp.events import (
@@ -37,7 +38,6 @@ from nmail.protocols.smtp.events import (
 from nmail.protocols.smtp.params import parse_mail_params, parse_rcpt_params
 from nmail.protocols.smtp.replies import CommandError, Reply, reply
 from nmail.protocols.smtp.session import SmtpSession
-from nmail.protocols.smtp.state import SmtpState
 
 NEED_EHLO = reply(503, "5.5.1", "Send EHLO/HELO first")
 # HTTP request lines (as Postfix's smtpd_forbidden_commands): the session ends.
@@ -75,7 +75,7 @@ class SmtpCommands(SmtpSession):
                 # attacks): end it at once rather than answer every header line.
                 self._send(r.NOT_A_PROXY)
                 self._emit(ProtocolError(r.NOT_A_PROXY, closes=True))
-                self._state = SmtpState.CLOSED
+                self._state = st.CLOSED
                 self._buf.clear()
                 return
             self._error(r.UNKNOWN_COMMAND)
@@ -97,7 +97,7 @@ class SmtpCommands(SmtpSession):
         self._reset_transaction()
         self._helo = domain
         self._esmtp = esmtp
-        self._state = SmtpState.READY
+        self._state = st.READY
         options = self.options
         if not esmtp:
             self._out.append(_helo_wire(options.hostname))
@@ -109,10 +109,10 @@ class SmtpCommands(SmtpSession):
         self._emit(Ehlo(domain))
 
     def _cmd_mail(self, arg: str) -> None:
-        if self._state is SmtpState.CONNECTED:
+        if self._state is st.CONNECTED:
             self._error(NEED_EHLO)
             return
-        if self._state is not SmtpState.READY:
+        if self._state is not st.READY:
             self._error(reply(503, "5.5.1", "Sender already specified"))
             return
         if self.options.auth_required and self._auth_identity is None:
@@ -134,10 +134,10 @@ class SmtpCommands(SmtpSession):
         self._emit(MailFrom(address, params))
 
     def _cmd_rcpt(self, arg: str) -> None:
-        if self._state is SmtpState.CONNECTED:
+        if self._state is st.CONNECTED:
             self._error(NEED_EHLO)
             return
-        if self._state is SmtpState.READY:
+        if self._state is st.READY:
             self._error(reply(503, "5.5.1", "Need MAIL before RCPT"))
             return
         if arg[:3].upper() != "TO:":
@@ -161,19 +161,19 @@ class SmtpCommands(SmtpSession):
         self._emit(RcptTo(address, params))
 
     def _cmd_data(self, arg: str) -> None:
-        if self._state is SmtpState.CONNECTED:
+        if self._state is st.CONNECTED:
             self._error(NEED_EHLO)
-        elif self._state is SmtpState.READY:
+        elif self._state is st.READY:
             self._error(reply(503, "5.5.1", "Need MAIL before DATA"))
-        elif self._state is SmtpState.MAIL and self._rcpt_attempts:
+        elif self._state is st.MAIL and self._rcpt_attempts:
             # RFC 2920 3.1: DATA pipelined after RCPTs that were all refused.
             self._error(reply(554, "5.5.1", "No valid recipients"), counts=False)
-        elif self._state is SmtpState.MAIL:
+        elif self._state is st.MAIL:
             self._error(reply(503, "5.5.1", "Need RCPT before DATA"))
         elif arg:
             self._error(reply(501, "5.5.4", "Syntax: DATA takes no argument"))
         else:
-            self._state = SmtpState.DATA
+            self._state = st.DATA
             self._data = DataReader(
                 self.options.max_message_size, self._make_spill, self.options.spill_at
             )
@@ -185,8 +185,8 @@ class SmtpCommands(SmtpSession):
             self._error(reply(501, "5.5.4", "Syntax: RSET takes no argument"))
             return
         self._reset_transaction()
-        if self._state is not SmtpState.CONNECTED:
-            self._state = SmtpState.READY
+        if self._state is not st.CONNECTED:
+            self._state = st.READY
         self._send(r.OK)
         self._emit(Rset())
 
@@ -196,7 +196,7 @@ class SmtpCommands(SmtpSession):
 
     def _cmd_quit(self, arg: str) -> None:
         self._send(r.BYE)
-        self._state = SmtpState.CLOSED
+        self._state = st.CLOSED
         self._buf.clear()
         self._emit(Quit())
 
@@ -222,9 +222,9 @@ class SmtpCommands(SmtpSession):
             self._error(reply(503, "5.5.1", "TLS already active"))
         elif not self.options.starttls_available:
             self._error(reply(502, "5.5.1", "STARTTLS not available"))
-        elif self._state is SmtpState.CONNECTED:
+        elif self._state is st.CONNECTED:
             self._error(NEED_EHLO)
-        elif self._state is not SmtpState.READY:
+        elif self._state is not st.READY:
             self._error(reply(503, "5.5.1", "STARTTLS not permitted during a mail transaction"))
         else:
             self._send(r.READY_FOR_TLS)
@@ -235,19 +235,19 @@ class SmtpCommands(SmtpSession):
             self._helo = None
             self._esmtp = False
             self._auth_identity = None
-            self._state = SmtpState.TLS_HANDSHAKE
+            self._state = st.TLS_HANDSHAKE
             self._emit(StartTls())
 
     def _cmd_auth(self, arg: str) -> None:
         mechanism, _, initial = arg.strip().partition(" ")
         mechanism = mechanism.upper()
-        if self._state is SmtpState.CONNECTED:
+        if self._state is st.CONNECTED:
             self._error(NEED_EHLO)
         elif not self.options.auth_available:
             self._error(reply(502, "5.5.1", "AUTH not available"))
         elif self._auth_identity is not None:
             self._error(reply(503, "5.5.1", "Already authenticated"))
-        elif self._state is not SmtpState.READY:
+        elif self._state is not st.READY:
             self._error(reply(503, "5.5.1", "AUTH not permitted during a mail transaction"))
         elif not self.auth_offered:
             self._error(r.AUTH_NEEDS_TLS)
@@ -268,7 +268,7 @@ class SmtpCommands(SmtpSession):
 
     def _sasl_step(self, step: SaslStep) -> None:
         if isinstance(step, Challenge):
-            self._state = SmtpState.AUTH
+            self._state = st.AUTH
             self._send(reply(334, None, step.text))
             return
         mechanism = self._sasl.mechanism if self._sasl else ""

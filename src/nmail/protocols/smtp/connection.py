@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from nmail.policy.decision import ACCEPT, Decision
 from nmail.protocols.smtp import replies as r
+from nmail.protocols.smtp import state as st
 from nmail.protocols.smtp.commands import SmtpCommands
 from nmail.protocols.smtp.events import (
     AuthCredentials,
@@ -24,7 +25,6 @@ from nmail.protocols.smtp.events import (
 from nmail.protocols.smtp.options import MAX_COMMAND_LINE, MAX_SASL_LINE
 from nmail.protocols.smtp.replies import Reply, reply_from_decision
 from nmail.protocols.smtp.session import SmtpUsageError
-from nmail.protocols.smtp.state import SmtpState
 
 
 class SmtpConnection(SmtpCommands):
@@ -38,7 +38,7 @@ class SmtpConnection(SmtpCommands):
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes received from the client."""
-        if self._state in (SmtpState.CLOSED, SmtpState.TLS_HANDSHAKE):
+        if self._state in (st.CLOSED, st.TLS_HANDSHAKE):
             return  # after 220 to STARTTLS the bytes belong to TLS, never to us
         self._buf += data
 
@@ -63,9 +63,9 @@ class SmtpConnection(SmtpCommands):
                 if event.needs_decision:
                     self._awaiting = event
                 return event
-            if self._state in (SmtpState.CLOSED, SmtpState.TLS_HANDSHAKE):
+            if self._state in (st.CLOSED, st.TLS_HANDSHAKE):
                 return None
-            if self._state is SmtpState.DATA:
+            if self._state is st.DATA:
                 self._scan_data()
                 if not self._events:
                     return None
@@ -87,7 +87,7 @@ class SmtpConnection(SmtpCommands):
         self._reset_transaction()
         self._sender = event.address
         self._mail_params = event.params
-        self._state = SmtpState.MAIL
+        self._state = st.MAIL
         self._send(rep)
 
     def accept_rcpt(self, decision: Decision | None = None) -> None:
@@ -96,7 +96,7 @@ class SmtpConnection(SmtpCommands):
         event = self._answering(RcptTo)
         assert isinstance(event, RcptTo)
         self._recipients.append((event.address, event.params))
-        self._state = SmtpState.RCPT
+        self._state = st.RCPT
         self._send(rep)
 
     def accept_message(self, decision: Decision | None = None) -> None:
@@ -154,11 +154,11 @@ class SmtpConnection(SmtpCommands):
 
     def tls_started(self) -> None:
         """The TLS handshake after STARTTLS succeeded: start over, before EHLO."""
-        if self._state is not SmtpState.TLS_HANDSHAKE:
+        if self._state is not st.TLS_HANDSHAKE:
             raise SmtpUsageError("tls_started() without STARTTLS")
         self._tls_active = True
         self._buf.clear()
-        self._state = SmtpState.CONNECTED
+        self._state = st.CONNECTED
 
     # -- reading ----------------------------------------------------------------
 
@@ -175,7 +175,7 @@ class SmtpConnection(SmtpCommands):
                 return None
             del buf[: end + 1]
             self._discarding_line = False
-        limit = MAX_SASL_LINE if self._state is SmtpState.AUTH else MAX_COMMAND_LINE
+        limit = MAX_SASL_LINE if self._state is st.AUTH else MAX_COMMAND_LINE
         end = buf.find(b"\n", 0, limit)
         if end < 0:
             if len(buf) < limit:
@@ -200,7 +200,7 @@ class SmtpConnection(SmtpCommands):
             self._end_sasl()
             self._error(r.SYNTAX_ERROR)
             return
-        if self._state is SmtpState.AUTH:
+        if self._state is st.AUTH:
             self._sasl_line(text)
         else:
             self._dispatch(text)

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from nmail.policy.decision import Decision
 from nmail.protocols.sasl import SaslExchange
 from nmail.protocols.smtp import replies as r
+from nmail.protocols.smtp import state as st
 from nmail.protocols.smtp.data import BodySpill, DataReader
 from nmail.protocols.smtp.events import Event, MailParams, ProtocolError, RcptParams
 from nmail.protocols.smtp.options import SmtpOptions
 from nmail.protocols.smtp.replies import Reply, reply, reply_from_decision
 from nmail.protocols.smtp.state import SmtpState
 
-_TRANSACTION = (SmtpState.MAIL, SmtpState.RCPT, SmtpState.DATA)
+_TRANSACTION = (st.MAIL, st.RCPT, st.DATA)
 NO_MAIL_PARAMS = MailParams()  # outside a transaction (frozen: one serves every session)
 
 
@@ -44,7 +45,7 @@ class SmtpSession:
         (protocols.smtp.data); without it a message stays in memory."""
         self.options = options
         self._make_spill = spill
-        self._state = SmtpState.CONNECTED
+        self._state = st.CONNECTED
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._events: deque[Event] = deque()
@@ -101,7 +102,7 @@ class SmtpSession:
 
     @property
     def closed(self) -> bool:
-        return self._state is SmtpState.CLOSED
+        return self._state is st.CLOSED
 
     @property
     def awaiting_decision(self) -> Event | None:
@@ -112,7 +113,7 @@ class SmtpSession:
         """A transaction, SASL exchange or decision is in progress (not idle)."""
         return (
             self._state in _TRANSACTION
-            or self._state is SmtpState.AUTH
+            or self._state is st.AUTH
             or self._awaiting is not None
         )
 
@@ -159,13 +160,13 @@ class SmtpSession:
 
     def terminate(self, final: Reply) -> None:
         """Send a last reply (421 shutting down, idle timeout) and close."""
-        if self._state is SmtpState.CLOSED:
+        if self._state is st.CLOSED:
             return
         self._awaiting = None
         self._events.clear()
         self._buf.clear()
         self._send(final)
-        self._state = SmtpState.CLOSED
+        self._state = st.CLOSED
 
     def _send(self, rep: Reply) -> None:
         wire = r.CONSTANT_WIRE.get(id(rep))
@@ -184,7 +185,7 @@ class SmtpSession:
         if self._bad_commands >= self.options.max_bad_commands:
             self._send(r.TOO_MANY_ERRORS)
             self._emit(ProtocolError(r.TOO_MANY_ERRORS, closes=True))
-            self._state = SmtpState.CLOSED
+            self._state = st.CLOSED
             self._buf.clear()
 
     def _reset_transaction(self) -> None:
@@ -198,12 +199,12 @@ class SmtpSession:
 
     def _end_transaction(self) -> None:
         self._reset_transaction()
-        self._state = SmtpState.READY
+        self._state = st.READY
 
     def _end_sasl(self) -> None:
         self._sasl = None
-        if self._state is SmtpState.AUTH:
-            self._state = SmtpState.READY
+        if self._state is st.AUTH:
+            self._state = st.READY
 
     def _accept_reply(self, decision: Decision | None, default: Reply) -> Reply:
         if decision is None:
