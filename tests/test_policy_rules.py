@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nmail.policy import limits, loops, recipients, rejects, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
@@ -189,6 +191,25 @@ def test_count_received_case_folding_and_layout() -> None:
     assert loops.count_received(b"\r\nReceived: only body\r\n") == 0
     assert loops.count_received(b"") == 0
     assert loops.count_received(received(2)) == 2  # no body at all
+
+
+def test_header_section_ends_at_the_first_blank_line_of_either_kind() -> None:
+    assert loops.header_section(b"A: 1\r\n\r\nB: 2\n\nC: 3\r\n") == b"A: 1"
+    assert loops.header_section(b"A: 1\n\nB: 2\r\n\r\nC: 3\r\n") == b"A: 1"
+    assert loops.header_section(b"A: 1\r\nB: 2\n\nC: 3") == b"A: 1\r\nB: 2"
+    assert loops.header_section(b"A: 1\n\r\nB: 2") == b"A: 1\n\r\nB: 2"  # no blank line
+
+
+@given(st.lists(st.sampled_from([b"Received: x", b"A: b", b"\r\n", b"\n", b"\r", b" "]),
+                max_size=30))
+def test_header_section_is_everything_before_the_first_blank_line(pieces: list[bytes]) -> None:
+    content = b"".join(pieces)
+    if content.startswith((b"\r\n", b"\n")):
+        expected = b""
+    else:
+        ends = [i for i in (content.find(b"\r\n\r\n"), content.find(b"\n\n")) if i >= 0]
+        expected = content[: min(ends)] if ends else content
+    assert loops.header_section(content) == expected
 
 
 def test_loop_detection_end_to_end() -> None:

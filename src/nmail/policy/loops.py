@@ -16,8 +16,14 @@ def header_section(content: bytes) -> bytes:
     """The header block of a message: everything before the first empty line."""
     if content.startswith((b"\r\n", b"\n")):
         return b""
-    ends = [i for i in (content.find(b"\r\n\r\n"), content.find(b"\n\n")) if i >= 0]
-    return content[: min(ends)] if ends else content
+    crlf = content.find(b"\r\n\r\n")
+    # A bare "\n\n" counts only before the CRLF one: without the bound, a CRLF
+    # message (nearly all) had its whole body searched, a third of this
+    # check's cost on 10 KB messages (callgrind).
+    lf = content.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(content))
+    if lf >= 0:
+        return content[:lf]
+    return content[:crlf] if crlf >= 0 else content
 
 
 def count_received(content: bytes) -> int:
