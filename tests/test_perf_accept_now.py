@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import smtplib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.intake import Intake
 from nmail.delivery.log import DeliveryLog
 from nmail.directory import Directory
+from nmail.directory.mail_rules import MailRulesStore
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore
 from nmail.policy.decision import Decision
@@ -144,6 +146,25 @@ def test_a_failed_commit_is_a_temporary_failure(parts: Parts, engine: Engine) ->
     assert row_count(engine) == 0
     assert list((inbox(parts) / "tmp").iterdir()) == []
     assert "\tdeferred\t451" in next(parts.logs.glob("delivery-*.log")).read_text()
+
+
+def test_rules_are_those_of_the_generation_read_at_rcpt(parts: Parts, engine: Engine) -> None:
+    if not parts.intake.lookups.local:
+        pytest.skip("on a database server the loop answers from a snapshot of the rules")
+    bob = parts.directory.resolve("bob@example.com").accounts[0]
+    parts.store.ensure_account(bob)
+    parts.intake.lookups.refresh()  # as the RCPT of the message does
+    # Set after that RCPT (it moves the directory generation): the message in
+    # transaction takes bob's rules as they were when its recipient was looked
+    # up, without reading the generation once more.
+    rules = MailRulesStore(engine, time.time)
+    rules.set_forwarding(bob.id, ("carol@remote.example",), keep_copy=True)
+    before = finish(parts, envelope(parts, "bob@example.com"))
+    assert before is not None and before.code == 250
+    # The next message's RCPT sees the change: forwarding is the blocking path's.
+    parts.intake.lookups.refresh()
+    assert parts.intake.accept_now(envelope(parts, "bob@example.com"), BODY) is None
+    assert row_count(engine) == 1
 
 
 def test_smtp_delivery_survives_a_maildir_removed_between_messages(tmp_path: Path) -> None:

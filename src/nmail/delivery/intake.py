@@ -443,7 +443,9 @@ class Intake:
         job = self._begin(envelope, content)
         if isinstance(job, Decision):
             return PendingAcceptance(self, None, _done_future(), job)
-        if job.local and self.rules.may_apply_now(job.local) is not False:
+        # The rules as of the generation read at this message's RCPT (rules.py).
+        generation = self.lookups.generation
+        if job.local and self.rules.may_apply_now(job.local, generation) is not False:
             return None  # forwarding or a vacation reply (or unsure): the blocking path
         try:
             stored = self.store.submit(job.items)

@@ -143,8 +143,10 @@ class RuleAccounts:
     def local(self) -> bool:
         return self._reader.local
 
-    def ids(self) -> frozenset[int]:
-        generation = self._reader.read()
+    def ids(self, generation: int | None = None) -> frozenset[int]:
+        """The accounts with rules as of `generation` (None: the current one, read now)."""
+        if generation is None:
+            generation = self._reader.read()
         if generation != self._generation:
             ids = self._store.rule_accounts()
             with self._lock:
