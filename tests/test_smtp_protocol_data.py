@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nmail.protocols.smtp import MailFrom, MessageData, SmtpOptions, SmtpState
 from nmail.protocols.smtp.data import (
@@ -10,9 +12,10 @@ from nmail.protocols.smtp.data import (
     finish_message,
     has_bare_line_ending,
     has_long_line,
+    line_problem,
     unstuff,
 )
-from nmail.protocols.smtp.replies import Reply
+from nmail.protocols.smtp.replies import BARE_LINE_ENDING, TEXT_LINE_TOO_LONG, Reply
 from smtp_rig import Driver, final_lines
 
 START = "EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@test.local>\r\nDATA\r\n"
@@ -193,3 +196,31 @@ def test_pure_helpers() -> None:
     assert unstuff(b".a\r\n..b\r\nc.\r\n") == b"a\r\n.b\r\nc.\r\n"
     assert isinstance(finish_message(b"x" * 11, 10, False), Reply)
     assert finish_message(b"", 10, False) == b""
+
+
+def reference_line_problem(raw: bytes) -> Reply | None:
+    if has_bare_line_ending(raw):
+        return BARE_LINE_ENDING
+    return TEXT_LINE_TOO_LONG if has_long_line(raw) else None
+
+
+PIECES = [b"\r\n", b"\r", b"\n", b"a", b".", b"x" * 997, b"x" * 998, b"x" * 999, b"\r\r\n"]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=40))
+def test_line_problem_is_the_counting_checks(pieces: list[bytes]) -> None:
+    # Short content is split at CRLF; longer content is counted and walked.
+    raw = b"".join(pieces)
+    assert line_problem(raw) == reference_line_problem(raw)
+
+
+def test_line_problem_on_both_sides_of_the_split_limit() -> None:
+    line = b"y" * 70 + b"\r\n"
+    for size in (64 * 1024 - 100, 64 * 1024 + 100):
+        body = line * (size // len(line))
+        assert line_problem(body) is None
+        assert line_problem(body + b"z\n") == BARE_LINE_ENDING
+        assert line_problem(b"q\r" + body) == BARE_LINE_ENDING
+        assert line_problem(body + b"x" * 999 + b"\r\n") == TEXT_LINE_TOO_LONG
+        assert line_problem(body + b"x" * 998 + b"\r\n") is None
+        assert line_problem(b"x" * 999 + b"\n" + body) == BARE_LINE_ENDING  # bare comes first
