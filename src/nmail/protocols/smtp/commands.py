@@ -40,6 +40,11 @@ from nmail.protocols.smtp.replies import CommandError, Reply, reply
 from nmail.protocols.smtp.session import SmtpSession
 
 NEED_EHLO = reply(503, "5.5.1", "Send EHLO/HELO first")
+# The events without fields: one of each serves every session (frozen).
+_DATA = Data()
+_RSET = Rset()
+_NOOP = Noop()
+_QUIT = Quit()
 # HTTP request lines (as Postfix's smtpd_forbidden_commands): the session ends.
 FORBIDDEN = frozenset({"GET", "POST", "PUT", "HEAD", "CONNECT", "OPTIONS"})
 
@@ -178,7 +183,7 @@ class SmtpCommands(SmtpSession):
                 self.options.max_message_size, self._make_spill, self.options.spill_at
             )
             self._send(r.START_DATA)
-            self._emit(Data())
+            self._emit(_DATA)
 
     def _cmd_rset(self, arg: str) -> None:
         if arg:
@@ -188,17 +193,17 @@ class SmtpCommands(SmtpSession):
         if self._state is not st.CONNECTED:
             self._state = st.READY
         self._send(r.OK)
-        self._emit(Rset())
+        self._emit(_RSET)
 
     def _cmd_noop(self, arg: str) -> None:
         self._send(r.OK)
-        self._emit(Noop())
+        self._emit(_NOOP)
 
     def _cmd_quit(self, arg: str) -> None:
         self._send(r.BYE)
         self._state = st.CLOSED
         self._buf.clear()
-        self._emit(Quit())
+        self._emit(_QUIT)
 
     def _cmd_vrfy(self, arg: str) -> None:
         if not arg.strip():

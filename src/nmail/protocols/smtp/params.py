@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from nmail.protocols.smtp.events import MailParams, RcptParams
+from nmail.protocols.smtp.events import NO_MAIL_PARAMS, NO_RCPT_PARAMS, MailParams, RcptParams
 from nmail.protocols.smtp.replies import CommandError, reply
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
@@ -62,6 +62,8 @@ def split_params(text: str, *, esmtp: bool, utf8_values: bool) -> list[tuple[str
 
 def parse_mail_params(text: str, *, esmtp: bool) -> MailParams:
     """Parse the parameters after MAIL FROM:<...>."""
+    if not text:
+        return NO_MAIL_PARAMS
     items = split_params(text, esmtp=esmtp, utf8_values=False)
     size: int | None = None
     body: str | None = None
@@ -105,6 +107,8 @@ def parse_mail_params(text: str, *, esmtp: bool) -> MailParams:
 
 def parse_rcpt_params(text: str, *, esmtp: bool, utf8: bool) -> RcptParams:
     """Parse the parameters after RCPT TO:<...>."""
+    if not text:
+        return NO_RCPT_PARAMS
     items = split_params(text, esmtp=esmtp, utf8_values=utf8)
     notify: tuple[str, ...] | None = None
     orcpt: str | None = None

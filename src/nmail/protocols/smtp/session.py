@@ -11,13 +11,18 @@ from nmail.protocols.sasl import SaslExchange
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp import state as st
 from nmail.protocols.smtp.data import BodySpill, DataReader
-from nmail.protocols.smtp.events import Event, MailParams, ProtocolError, RcptParams
+from nmail.protocols.smtp.events import (
+    NO_MAIL_PARAMS,
+    Event,
+    MailParams,
+    ProtocolError,
+    RcptParams,
+)
 from nmail.protocols.smtp.options import SmtpOptions
 from nmail.protocols.smtp.replies import Reply, reply, reply_from_decision
 from nmail.protocols.smtp.state import SmtpState
 
 _TRANSACTION = (st.MAIL, st.RCPT, st.DATA)
-NO_MAIL_PARAMS = MailParams()  # outside a transaction (frozen: one serves every session)
 
 
 @functools.lru_cache(maxsize=64)
