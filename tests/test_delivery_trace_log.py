@@ -78,3 +78,14 @@ def test_log_lines_go_to_the_file_of_their_day(tmp_path: Path) -> None:
     assert len(second) == 1
     fields = second[0].split("\t")
     assert fields[0] == f"{after:%Y-%m-%dT%H:%M:%SZ}" and len(fields) == 7
+
+
+def test_log_fields_keep_plain_text_and_write_out_controls(tmp_path: Path) -> None:
+    log = DeliveryLog(tmp_path, clock=lambda: 86_400.0 * 20_000)
+    log.write("id1", "ü@예시.example", "x\x1by@example.com", 10, "", "550 \u202eevil\x7f")
+    log.close()
+    line = next(tmp_path.glob("delivery-*.log")).read_text().rstrip("\n")
+    fields = line.split("\t")
+    assert fields[1:] == [
+        "id1", "ü@예시.example", "x\\x1by@example.com", "10", "-", "550 \\u202eevil\\x7f",
+    ]
