@@ -10,7 +10,13 @@ import pytest
 
 from nmail.delivery.envelope import ClientInfo
 from nmail.delivery.log import DeliveryLog
-from nmail.delivery.trace import new_message_id, received_header, rfc5322_date
+from nmail.delivery.trace import (
+    delivered_to,
+    new_message_id,
+    received_header,
+    return_path,
+    rfc5322_date,
+)
 
 
 def reference_date(when: float) -> str:
@@ -36,6 +42,14 @@ def test_received_header_carries_the_date_and_no_line_breaks_from_the_client() -
     header = received_header(client, "mx.example", "abc", "bob@example.com", 1_700_000_000.5)
     assert header.endswith(f"; {reference_date(1_700_000_000)}\r\n".encode())
     assert b"\r\nX-Injected" not in header
+    assert b"from evil  X-Injected: 1 ([192.0.2.1])" in header
+    # Non-ASCII and DEL go the long way; plain text is kept as it is.
+    client = ClientInfo(ip="192.0.2.1", helo="예시.example\x7f\n", protocol="ESMTP")
+    header = received_header(client, "mx.example", "abc", "b\tob@example.com", 1_700_000_000.5)
+    assert b"from \xec\x98\x88\xec\x8b\x9c.example   ([192.0.2.1])" in header
+    assert b"for <b ob@example.com>" in header
+    assert return_path("a\r\n@x") == b"Return-Path: <a  @x>\r\n"
+    assert delivered_to("b@example.com") == b"Delivered-To: b@example.com\r\n"
 
 
 def test_message_ids_are_unique_and_sortable_by_time() -> None:
