@@ -1,6 +1,6 @@
 """The password gate (directory/login_gate.py): at most `checks` at once, `waiting`
 in line first come first served, the rest refused at once; refusals logged
-once per interval; the login service answers BUSY, counted by the throttle."""
+once per interval; the login service answers BUSY, not counted by the throttle."""
 
 from __future__ import annotations
 
@@ -94,21 +94,46 @@ class Directory:
         return AuthResult(AuthStatus.BAD_CREDENTIALS)
 
 
-def test_a_busy_login_is_counted_not_checked() -> None:
+def test_a_busy_login_is_neither_checked_nor_counted() -> None:
+    """A flood that fills the gate must not lock out a user whose client keeps
+    retrying: an unchecked attempt is taken back on the address and the
+    account; checked wrong passwords still count and lock as before."""
     gate = PasswordGate(1, 0)
     directory = Directory()
     throttle = LoginThrottle(FakeClock(), first_delay=0, max_failures=3)
     service = LoginService(directory, throttle, gate=gate)
     assert gate.enter()  # every check place taken
     try:
-        for _ in range(3):
+        for _ in range(10):
             assert service.login("bob@example.com", "guess", "192.0.2.1").status is LoginStatus.BUSY
-        # Counted like wrong passwords: the throttle locks as it would have.
-        assert service.login("bob@example.com", "guess", "192.0.2.1").status is (
-            LoginStatus.LOCKED_OUT)
     finally:
         gate.leave()
     assert directory.checked == 0
+    # Checked wrong passwords count as ever: the third locks.
+    for _ in range(3):
+        assert service.login("bob@example.com", "guess", "192.0.2.1").status is (
+            LoginStatus.BAD_CREDENTIALS)
+    assert service.login("bob@example.com", "guess", "192.0.2.1").status is LoginStatus.LOCKED_OUT
+    assert directory.checked == 3 and gate.running == 0
+
+
+def test_a_busy_attempt_that_started_a_lockout_leaves_it_one_short() -> None:
+    gate = PasswordGate(1, 0)
+    directory = Directory()
+    throttle = LoginThrottle(FakeClock(), first_delay=0, max_failures=3)
+    service = LoginService(directory, throttle, gate=gate)
+    for _ in range(2):
+        assert service.login("ann@example.com", "guess", "192.0.2.9").status is (
+            LoginStatus.BAD_CREDENTIALS)
+    assert gate.enter()
+    try:
+        # The third count starts the lockout, but this attempt is never checked.
+        assert service.login("ann@example.com", "guess", "192.0.2.9").status is LoginStatus.BUSY
+    finally:
+        gate.leave()
+    assert not throttle.check("192.0.2.9", "ann@example.com").locked
+    # One short of the limit: the next checked wrong password locks.
     assert service.login("ann@example.com", "guess", "192.0.2.9").status is (
         LoginStatus.BAD_CREDENTIALS)
-    assert directory.checked == 1 and gate.running == 0
+    assert service.login("ann@example.com", "guess", "192.0.2.9").status is LoginStatus.LOCKED_OUT
+    assert directory.checked == 3

@@ -19,9 +19,10 @@ callers run `login` in a thread.
 The password check itself goes through the process's `PasswordGate`
 (directory/login_gate.py): at most one Argon2 check per CPU at once (64 MiB
 each), a few more waiting, the rest answered BUSY at once. The attempt is
-counted before the gate, so a busy answer counts like a wrong password
-(the throttle and lockouts are exactly as without the gate; a locked-out
-attempt never takes a place).
+counted before the gate (a locked-out attempt never takes a place) and
+taken back when the gate answers busy (`LoginThrottle.untried`): an
+unchecked attempt taught nothing, and counting it let a flood of other
+people's guesses lock out a real user whose client kept retrying.
 """
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ class LoginService:
             # Refused untested: a locked-out guesser learns nothing.
             return LoginResult(LoginStatus.LOCKED_OUT, canonical)
         if not self._gate.enter():
-            # Counted, not checked: like a wrong password to the throttle.
+            # Not checked: the count is taken back (see the module text).
+            try:
+                self._throttle.untried(client_ip, canonical, attempt)
+            except Exception:
+                log.exception("login throttle could not take back a busy attempt")
             return LoginResult(LoginStatus.BUSY, canonical)
         try:
             result = self._directory.authenticate(canonical, password)

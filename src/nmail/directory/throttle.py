@@ -261,6 +261,23 @@ class LoginThrottle:
                     key, functools.partial(_forget, now=now, lift_lockout=key in started), now
                 )
 
+    def untried(self, ip: str, account: str | None, attempt: ThrottleVerdict) -> None:
+        """Take back the count of an attempt that was never checked (the password
+        gate was full): it taught its sender nothing, so it must not bring a
+        lockout nearer, on the address or on the account. Only a lockout this
+        attempt's own count started is lifted (it stands one short of the limit
+        again); every other count and lockout stands."""
+        if not attempt.counted:
+            return
+        now = self._clock()
+        with self._lock:
+            for key in _keys(ip, account):
+                refund = functools.partial(
+                    self._refund, now=now, at=attempt.counted_at,
+                    lift_lockout=key in attempt.lockouts_started,
+                )
+                self._records.update(key, refund, now)
+
     def _refund(
         self, record: Record | None, *, now: float, at: float, lift_lockout: bool
     ) -> Record | None:
