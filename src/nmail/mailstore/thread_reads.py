@@ -124,18 +124,22 @@ def account_thread_messages(conn: Connection, account_id: int, thread_id: str
 def merged_thread_id(conn: Connection, account_id: int, thread_id: str) -> str | None:
     """The conversation an old thread id of this account now belongs to, or None.
 
-    A thread is named by a key it links (its root's, thread_index.plan), and a
+    A thread is named by a key it links (its root's, after the second it began:
+    thread_index.plan), and a
     merge renames the loser's links to the winner (thread_index._merge), so the
     loser's name still finds, in `thread_links`, the conversation it went into:
     one primary-key read, nothing kept for the purpose. Only this account's
     links are read: another account's id finds nothing here, as it finds no
     messages.
     """
-    # A key's form exactly (16 lower-case hex digits): MariaDB's collation would find
-    # a key by its upper-case spelling or with a trailing space too.
-    if len(thread_id) != KEY_LENGTH or thread_id.strip("0123456789abcdef"):
+    # An id's forms exactly, lower-case hex: the root's key alone (16 digits, ids made
+    # before the time prefix) or the second it began and the root's key (8 + 16;
+    # thread_index.new_thread_prefix). MariaDB's collation would find a key by its
+    # upper-case spelling or with a trailing space too.
+    if len(thread_id) not in (KEY_LENGTH, KEY_LENGTH + 8) or thread_id.strip(
+            "0123456789abcdef"):
         return None
     t = thread_links.c
     found = conn.execute(select(t.thread_id).where(
-        t.account_id == account_id, t.link_key == thread_id)).scalar_one_or_none()
+        t.account_id == account_id, t.link_key == thread_id[-KEY_LENGTH:])).scalar_one_or_none()
     return str(found) if found is not None and str(found) != thread_id else None
