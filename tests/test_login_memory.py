@@ -13,14 +13,13 @@ temporary failure; the right password works afterwards.
 
 from __future__ import annotations
 
-import base64
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from line_client import Line, plain
 from nmail.directory.login_gate import PasswordGate
 from serve_process import ServeProcess
 from serve_setup import PASSWORD, as_options, listen_specs, make_data
@@ -35,38 +34,6 @@ SMTP_BUSY = b"454 4.7.0 Too many logins at once, try again in a moment"
 POP3_BUSY = b"-ERR [SYS/TEMP] Too many logins at once, try again in a moment"
 
 
-def plain(user: str, password: str) -> str:
-    return base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
-
-
-class Line:
-    def __init__(self, port: int, source: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120,
-                                             source_address=(source, 0))
-        self.buffer = b""
-
-    def read(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
-
-    def reply(self) -> bytes:
-        line = self.read()
-        while line[3:4] == b"-":
-            line = self.read()
-        return line
-
-    def send(self, text: str) -> None:
-        self.sock.sendall(text.encode() + b"\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def rss(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -75,7 +42,7 @@ def rss(pid: int, field: str) -> int:
 
 
 def smtp_ready(port: int, source: str) -> Line:
-    client = Line(port, source)
+    client = Line(port, source, timeout=120)
     assert client.reply().startswith(b"220")
     client.send("EHLO flood")
     assert client.reply().startswith(b"250")
@@ -83,7 +50,7 @@ def smtp_ready(port: int, source: str) -> Line:
 
 
 def pop3_ready(port: int, source: str) -> Line:
-    client = Line(port, source)
+    client = Line(port, source, timeout=120)
     assert client.read().startswith(b"+OK")
     return client
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from line_client import Line, plain
 from nmail.config import load_config
 from nmail.db.engine import make_engine
 from nmail.directory import Directory
@@ -28,56 +28,6 @@ from nmail.directory.throttle_store import SqlRecords
 from server_rig import PASSWORD, RunningServer, make_data_dir
 
 HOLD = 0.5  # no reply may arrive this soon after a wrong password (the delay is 1 s)
-
-
-def plain(user: str, password: str) -> str:
-    return base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
-
-
-class Line:
-    """A raw client socket that reads CRLF lines."""
-
-    def __init__(self, port: int, source: str = "127.0.0.1") -> None:
-        # Another loopback source address is another client to the throttle.
-        self.sock = socket.create_connection(
-            ("127.0.0.1", port), timeout=30, source_address=(source, 0)
-        )
-        self.buffer = b""
-
-    def read(self, timeout: float = 30.0) -> bytes:
-        self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
-
-    def reply(self) -> bytes:
-        """One SMTP reply (the last line of a multi-line one)."""
-        line = self.read()
-        while line[3:4] == b"-":
-            line = self.read()
-        return line
-
-    def send(self, text: str) -> None:
-        self.sock.sendall(text.encode() + b"\r\n")
-
-    def silent_for(self, seconds: float) -> bool:
-        """Whether nothing arrives for `seconds`."""
-        if self.buffer:
-            return False
-        self.sock.settimeout(seconds)
-        try:
-            chunk = self.sock.recv(4096)
-        except TimeoutError:
-            return True
-        self.buffer += chunk
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def smtp_session(port: int, source: str = "127.0.0.1") -> Line:
