@@ -7,7 +7,8 @@ import ssl
 from pathlib import Path
 from types import TracebackType
 
-from nmail.config import Config, Listen, load_config
+from nmail.config import Config, load_config
+from nmail.config_listen import Listen
 from nmail.datadir import initialize
 from nmail.directory import Directory
 from nmail.directory.model import Account

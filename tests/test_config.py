@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from nmail import config as cfg
-from nmail.config import ConfigError, Listen, listeners_from, load_config, parse_listen
+from nmail import config_listen
+from nmail.config import ConfigError, load_config
+from nmail.config_listen import Listen, listeners_from, parse_listen
 from nmail.config_template import render_default_config
 
 
@@ -145,10 +147,10 @@ def test_listeners_defaults_by_privilege_and_overrides(
     config = load_config(
         write(tmp_path, '[listen]\nsmtp = "0.0.0.0"\npop3 = "off"\nhttp = "127.0.0.1:8081"\n')
     )
-    monkeypatch.setattr(cfg.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(config_listen.os, "geteuid", lambda: 1000)
     chosen = listeners_from(config, [])
     assert chosen == [Listen("smtp", "0.0.0.0", 2525), Listen("http", "127.0.0.1", 8081)]
-    monkeypatch.setattr(cfg.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(config_listen.os, "geteuid", lambda: 0)
     chosen = listeners_from(config, [Listen("pop3", "127.0.0.1", 1110)])
     assert chosen == [
         Listen("smtp", "0.0.0.0", 25),

@@ -17,7 +17,8 @@ from typing import Any
 
 from nmail.accounts import AccountService, StoreMailboxes
 from nmail.certs import CertificateError, Certificates
-from nmail.config import IMPLEMENTED_LISTENERS, Config, Listen
+from nmail.config import Config
+from nmail.config_listen import IMPLEMENTED_LISTENERS, Listen
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.delivery.intake import Intake

@@ -28,14 +28,8 @@ from typing import TYPE_CHECKING, Any
 from nmail.cli.context import CliContext, CliError
 from nmail.cli.init_cmd import report
 from nmail.cli.serve_log import configure_serve_logging, set_role
-from nmail.config import (
-    IMPLEMENTED_LISTENERS,
-    Config,
-    Listen,
-    listeners_from,
-    load_config,
-    parse_listen,
-)
+from nmail.config import Config, load_config
+from nmail.config_listen import IMPLEMENTED_LISTENERS, Listen, listeners_from, parse_listen
 from nmail.datadir import initialize, is_initialized
 from nmail.permissions import PRIVATE_UMASK, tighten
 from nmail.servers import heap
