@@ -1,24 +1,28 @@
 """Writing: the compose form for a new message, a reply, a forward, a draft.
 
 GET /compose                            new (?to= prefills)
-GET /compose/reply/{folder_id}/{uid}    reply          (also /compose?reply=F:U)
-GET /compose/reply-all/{folder_id}/{uid}
-GET /compose/reply/{folder_id}/{uid}/msg/{path}      reply to an attached message
-GET /compose/reply-all/{folder_id}/{uid}/msg/{path}  (marks nothing: it is not stored)
-GET /compose/forward/{folder_id}/{uid}  forward inline
-GET /compose/forward-attached/{folder_id}/{uid}
-GET /compose/forward/{folder_id}/{uid}/msg/{path}           forward an attached message,
-GET /compose/forward-attached/{folder_id}/{uid}/msg/{path}  inline or as an attachment
+GET /compose/{kind}/{folder_id}/{uid}             answer a stored message
+GET /compose/{kind}/{folder_id}/{uid}/msg/{path}  answer a message attached inside it
+    kind: reply, reply-all, forward (inline), forward-attached (as message/rfc822);
+    also /compose?reply=F:U (reply_all=, forward=), the list's shortcut, which redirects.
+    An answer to an attached message marks nothing: it is not stored.
 GET /compose/draft/{folder_id}/{uid}    edit a draft
 The form posts to /compose/send (see compose_send.py).
+
+The eight answer URLs were eight routes, alike but for the kind: one handler now
+serves them, the kind checked by a path convertor (`AnswerKind`), so a kind it does
+not know matches no route and stays 404 (a checked parameter would have made it 422,
+and a GET of /compose/upload/{token}/delete a 422 instead of a 405).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import RedirectResponse, Response
 
 from nmail.mime.composing import parse_recipients
@@ -42,6 +46,22 @@ from nmail.web.routes.mailbox import mailbox_context
 from nmail.web.routes.message import own_message
 from nmail.web.time_zone import current_zone
 
+ANSWERS = ("reply", "reply-all", "forward", "forward-attached")
+
+
+class AnswerKind(Convertor[str]):
+    """A path segment that is one of ANSWERS, exactly; anything else matches no route."""
+
+    regex = "|".join(re.escape(kind) for kind in sorted(ANSWERS, key=len, reverse=True))
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("answer", AnswerKind())  # before the routes below compile their paths
 router = APIRouter()
 
 
@@ -140,6 +160,8 @@ async def _own_addresses(web: Web, user: User) -> set[str]:
 
 async def _answer(request: Request, folder_id: int, uid: int, user: User, web: Web,
                   pages: Pages, mail: MailServices, kind: str, path: str = "") -> Response:
+    if kind not in ANSWERS and not (kind == "draft" and not path):
+        raise HTTPException(404)  # the routes let no other through; nor does this
     if path:
         _folder, raw = await attached_bytes(web, user, folder_id, uid, path)
     else:
@@ -160,56 +182,13 @@ async def _answer(request: Request, folder_id: int, uid: int, user: User, web: W
     return await compose_page(request, user, web, pages, mail, state)
 
 
-@router.get("/compose/reply/{folder_id}/{uid}")
-async def reply_form(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
-                     pages: Pages, mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply")
-
-
-@router.get("/compose/reply-all/{folder_id}/{uid}")
-async def reply_all_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
-                         web: Web, pages: Pages, mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply-all")
-
-
-@router.get("/compose/reply/{folder_id}/{uid}/msg/{path}")
-async def reply_attached_form(request: Request, folder_id: int, uid: int, path: str,
-                              user: CurrentUser, web: Web, pages: Pages, mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply", path)
-
-
-@router.get("/compose/reply-all/{folder_id}/{uid}/msg/{path}")
-async def reply_all_attached_form(request: Request, folder_id: int, uid: int, path: str,
-                                  user: CurrentUser, web: Web, pages: Pages,
-                                  mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "reply-all", path)
-
-
-@router.get("/compose/forward/{folder_id}/{uid}")
-async def forward_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
-                       web: Web, pages: Pages, mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward")
-
-
-@router.get("/compose/forward-attached/{folder_id}/{uid}")
-async def forward_attached_form(request: Request, folder_id: int, uid: int, user: CurrentUser,
-                                web: Web, pages: Pages, mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward-attached")
-
-
-@router.get("/compose/forward/{folder_id}/{uid}/msg/{path}")
-async def forward_attached_message_form(request: Request, folder_id: int, uid: int, path: str,
-                                        user: CurrentUser, web: Web, pages: Pages,
-                                        mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward", path)
-
-
-@router.get("/compose/forward-attached/{folder_id}/{uid}/msg/{path}")
-async def forward_attached_message_as_attachment_form(
-        request: Request, folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
-        pages: Pages, mail: Mail) -> Response:
-    return await _answer(request, folder_id, uid, user, web, pages, mail, "forward-attached",
-                         path)
+@router.get("/compose/{kind:answer}/{folder_id}/{uid}")
+@router.get("/compose/{kind:answer}/{folder_id}/{uid}/msg/{path}")
+async def answer_form(request: Request, kind: str, folder_id: int, uid: int, user: CurrentUser,
+                      web: Web, pages: Pages, mail: Mail, path: str = "") -> Response:
+    """Every kind of answer, to a stored message or to one attached inside it: the kind is
+    checked by the path (`AnswerKind`), so an unknown one is 404 as before, not a 422."""
+    return await _answer(request, folder_id, uid, user, web, pages, mail, kind, path)
 
 
 @router.get("/compose/draft/{folder_id}/{uid}")
