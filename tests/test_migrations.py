@@ -17,8 +17,8 @@ from nmail.db.tables import (
     messages,
     metadata,
     thread_links,
-    web_sessions,
 )
+from nmail.db.web_tables import web_sessions
 
 
 def test_migrations_create_every_table(engine: Engine) -> None:

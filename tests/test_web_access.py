@@ -111,7 +111,7 @@ def test_a_flood_of_cookieless_login_gets_writes_no_session_row(server: RunningS
                                                                 browser: Browser) -> None:
     from sqlalchemy import func, select
 
-    from nmail.db.tables import web_sessions
+    from nmail.db.web_tables import web_sessions
 
     def rows() -> int:
         with server.runtime.engine.connect() as conn:

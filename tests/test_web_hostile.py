@@ -22,7 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from nmail.db.tables import accounts, web_sessions
+from nmail.db.tables import accounts
+from nmail.db.web_tables import web_sessions
 from nmail.mime import reading
 from nmail.mime.reading import read_view
 from nmail.web.body_limit import HEADROOM

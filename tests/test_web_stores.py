@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, func, select
 
-from nmail.db.tables import web_sessions
+from nmail.db.web_tables import web_sessions
 from nmail.directory import Directory
 from nmail.directory.mail_rules import MailRulesStore, RuleAccounts, Vacation
 from nmail.directory.passwords import fast_hashing

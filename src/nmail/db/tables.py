@@ -8,6 +8,10 @@ hands a deleted row's id to the next insert, and a session, cache or link
 that still holds the old id would then act on the new owner's row.
 PostgreSQL sequences and MariaDB AUTO_INCREMENT never go back (MariaDB
 10.2.4+ keeps the counter across restarts).
+
+The web app's own tables (sessions, preferences, the address book) are in
+web_tables.py; both modules define their tables on the one `metadata`
+(metadata.py).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -29,14 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+# The whole schema's MetaData (Alembic's target, the tests' truncation):
+# importing it from here also registers the web app's tables (web_tables.py).
+import nmail.db.web_tables  # noqa: F401
+from nmail.db.metadata import metadata as metadata
 
 domains = Table(
     "domains",
@@ -364,49 +363,6 @@ dkim_keys = Table(
     UniqueConstraint("domain_id", "selector"),
 )
 
-# Webmail sessions (web/sessions.py). The cookie carries a random token; only
-# its SHA-256 is stored, so a leaked table does not log anyone in. A row is
-# the whole session: deleting it (logout, password change, admin) revokes it.
-web_sessions = Table(
-    "web_sessions",
-    metadata,
-    Column("id", String(64), primary_key=True),  # sha256 hex of the cookie token
-    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
-    Column("csrf", String(64), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("last_seen", BigInteger, nullable=False),
-    Column("client_ip", String(64), nullable=False, default=""),
-    # The browser's IANA zone sent with the login form ("" if it sent none).
-    Column("time_zone", String(64), nullable=False, server_default=""),
-    Index("ix_web_sessions_account", "account_id"),
-    Index("ix_web_sessions_last_seen", "last_seen"),
-)
-
-# Per-account webmail preferences that only the web app reads.
-web_prefs = Table(
-    "web_prefs",
-    metadata,
-    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
-           primary_key=True, autoincrement=False),
-    Column("language", String(8), nullable=False, default=""),  # "" = from the browser
-    Column("signature", Text, nullable=False, default=""),
-    Column("page_size", Integer, nullable=False, default=50),
-    Column("threads", Boolean, nullable=False, default=False),  # conversation view
-    # IANA zone for every date shown; "" = the browser's (then the server's).
-    Column("time_zone", String(64), nullable=False, server_default=""),
-)
-
-# Senders whose remote images a webmail user always wants shown ("always for this
-# sender"); the address is stored lower case.
-web_image_senders = Table(
-    "web_image_senders",
-    metadata,
-    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
-           primary_key=True),
-    Column("address", String(320), primary_key=True),
-    Column("created_at", BigInteger, nullable=False),
-)
-
 # A user's own delivery rules (directory/mail_rules.py), applied by delivery:
 # forward to other addresses (keeping a copy or not) and a vacation reply.
 mail_rules = Table(
@@ -431,20 +387,4 @@ vacation_replies = Table(
            primary_key=True, autoincrement=False),
     Column("sender", String(320), primary_key=True),
     Column("sent_at", BigInteger, nullable=False),
-)
-
-# The webmail's address book; `groups` is a comma-separated list of group names.
-contacts = Table(
-    "contacts",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(200), nullable=False, default=""),
-    Column("email", String(320), nullable=False),
-    Column("phone", String(64), nullable=False, default=""),
-    Column("company", String(200), nullable=False, default=""),
-    Column("groups", String(400), nullable=False, default=""),
-    Column("note", Text, nullable=False, default=""),
-    Column("created_at", BigInteger, nullable=False),
-    Index("ix_contacts_account_email", "account_id", "email"),
 )

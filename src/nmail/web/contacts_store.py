@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 
-from nmail.db.tables import contacts
+from nmail.db.web_tables import contacts
 
 MAX_CONTACTS = 5000
 MAX_IMPORT = 1024 * 1024

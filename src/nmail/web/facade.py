@@ -167,7 +167,7 @@ class WebFacade:
         def read() -> bool | None:
             from sqlalchemy import select
 
-            from nmail.db.tables import web_sessions
+            from nmail.db.web_tables import web_sessions
             with self.backends.engine.connect() as conn:
                 row = conn.execute(select(web_sessions.c.id)
                                    .where(web_sessions.c.id == session_id)).first()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from nmail.db.tables import web_image_senders
+from nmail.db.web_tables import web_image_senders
 
 MAX_PER_ACCOUNT = 5000
 

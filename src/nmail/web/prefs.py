@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, insert, select, update
 
-from nmail.db.tables import web_prefs
+from nmail.db.web_tables import web_prefs
 from nmail.web.time_zone import zone_names, zone_or_none
 
 LANGUAGES = ("ko", "en")

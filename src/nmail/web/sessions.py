@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
 
-from nmail.db.tables import web_prefs, web_sessions
+from nmail.db.web_tables import web_prefs, web_sessions
 
 TOUCH_EVERY = 60
 SWEEP_EVERY = 60
