@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from fixtures_outbound import Harness, SmtpSink, message, self_signed_context, wait_until
 from nmail.config import RelayHost
+from nmail.queue.outbound import OutboundQueue
 from nmail.queue.routing import Nexthop, parse_transport
 from nmail.queue.store import DELIVERED, FAILED, QUEUED
 
@@ -229,13 +230,18 @@ def test_dsn_parameters_passed_to_a_dsn_capable_server(
     run(sqlite_engine, tmp_path, body)
 
 
+async def without_dsn(h: Harness) -> OutboundQueue:
+    """The queue, sending remote.test's mail to a sink that offers no DSN."""
+    h.dns.mx("remote.test", (10, "mx1.remote.test"))
+    h.dns.add("mx1.remote.test", "A", "127.0.0.2")
+    await h.start_sinks()
+    h.sinks[0].offer_dsn = False
+    return await h.start()
+
+
 def test_success_notice_when_remote_has_no_dsn(sqlite_engine: Engine, tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
-        h.dns.mx("remote.test", (10, "mx1.remote.test"))
-        h.dns.add("mx1.remote.test", "A", "127.0.0.2")
-        await h.start_sinks()
-        h.sinks[0].offer_dsn = False
-        queue = await h.start()
+        queue = await without_dsn(h)
         qid = queue.enqueue("alice@nmail.test", ["bob@remote.test", "carol@remote.test"],
                             message(), notify=["SUCCESS", "NEVER"])
         await wait_until(lambda: len(h.bounces) == 1, what="relayed notice")
@@ -247,5 +253,22 @@ def test_success_notice_when_remote_has_no_dsn(sqlite_engine: Engine, tmp_path: 
         got = h.sinks[0].received[0]
         assert not any(p.startswith(("RET=", "ENVID=")) for p in got.mail_params)
         assert got.rcpt_params == [[], []]
+
+    run(sqlite_engine, tmp_path, body)
+
+
+def test_a_large_messages_relayed_notice_quotes_its_headers(sqlite_engine: Engine,
+                                                           tmp_path: Path) -> None:
+    """A body past 1 MiB is sent from its file and was not in memory: its "relayed"
+    notice quoted nothing at all; it quotes the header section read from the file."""
+    async def body(h: Harness) -> None:
+        queue = await without_dsn(h)
+        large = message(subject="large one", body="y" * 76 + "\r\n") + (
+            b"z" * 998 + b"\r\n") * 2000
+        queue.enqueue("alice@nmail.test", ["bob@remote.test"], large, notify=["SUCCESS"])
+        await wait_until(lambda: len(h.bounces) == 1, what="relayed notice")
+        data, _rcpt = h.bounces[0]
+        assert b"Action: relayed" in data and b"Content-Type: text/rfc822-headers" in data
+        assert b"Subject: large one\r\n" in data and b"zzzz" not in data
 
     run(sqlite_engine, tmp_path, body)

@@ -4,7 +4,7 @@
 Korean and English naming each recipient, the remote host and its exact
 reply; a message/delivery-status part; and the original headers
 (text/rfc822-headers), or the whole original when the sender asked for
-RET=FULL.
+RET=FULL (of a large one, its beginning: queue/notice_original.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import base64
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
 
 from nmail.bounce import texts
@@ -45,6 +45,8 @@ class DsnFacts:
     original: bytes  # the original message (CRLF)
     envid: str | None = None
     ret: str | None = None  # HDRS | FULL
+    # RET=FULL of a large message: `original` is its beginning only, this the whole's size
+    original_size: int | None = None
 
 
 def build_dsn(
@@ -65,10 +67,7 @@ def build_dsn(
     # Everything that reaches a header line is cleaned: remote replies and
     # host names must not be able to add fields or lines of their own.
     reporting_mta = _ascii(reporting_mta)
-    facts = DsnFacts(
-        _ascii(facts.queue_id), facts.sender, facts.arrival, facts.original,
-        facts.envid, facts.ret,
-    )
+    facts = replace(facts, queue_id=_ascii(facts.queue_id))
     reports = [_clean(rep) for rep in reports]
     subject = texts.SUBJECTS[action].format(id=facts.queue_id, domain=reporting_mta)
     full = (facts.ret or "").upper() == "FULL"
@@ -134,7 +133,12 @@ def _human_text(
         if rep.diagnostic:
             template = texts.REASON if action == "failed" else texts.LAST_REPLY
             lines.append(template.format(reason=rep.diagnostic))
-    lines.append(texts.ATTACHED_MESSAGE if full else texts.ATTACHED_HEADERS)
+    whole = facts.original_size or 0
+    if full and whole > len(facts.original):
+        lines.append(texts.ATTACHED_BEGINNING.format(
+            quoted=_mib(len(facts.original)), size=_mib(whole)))
+    else:
+        lines.append(texts.ATTACHED_MESSAGE if full else texts.ATTACHED_HEADERS)
     return "\n".join(lines)
 
 
@@ -234,6 +238,10 @@ def _fold(line: str, width: int = 76) -> str:
             current = f"{current} {word}" if current else word
     out.append(current)
     return "\r\n ".join(out)
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def _date(when: float) -> str:

@@ -60,6 +60,10 @@ ATTACHED_MESSAGE = (
     "원본 메일을 첨부합니다.\n"
     "Your original message is attached.\n"
 )
+ATTACHED_BEGINNING = (
+    "원본 메일({size})이 커서 앞부분({quoted})만 첨부합니다.\n"
+    "Your original message ({size}) is large: only its beginning ({quoted}) is attached.\n"
+)
 
 SUBJECTS = {
     "failed": "Error sending message [{id}] from [{domain}]",

@@ -15,10 +15,12 @@ from nmail.bounce import texts
 from nmail.bounce.dsn import RecipientReport
 from nmail.bounce.outbound_log import Refusal, RefusalLog, refusal, worth_recording
 from nmail.config import QueueSettings
+from nmail.queue import notice_original
 from nmail.queue.backoff import expired, next_attempt_at
+from nmail.queue.notice_original import Quoted
 from nmail.queue.notices import Notifier, wants
 from nmail.queue.outcomes import DELIVERED, PERMANENT, Outcome
-from nmail.queue.spool import Spool, UnreadableBody
+from nmail.queue.spool import Spool
 from nmail.queue.store import MessageInfo, QueueStore, RecipientInfo
 
 log = logging.getLogger("nmail.queue")
@@ -89,20 +91,23 @@ class Bookkeeper:
                 )
         for (host, reply), ids in done.items():
             self._store.mark_delivered(ids, host, reply)
+        quoted: list[Quoted] = []  # read once, when a notice first needs it
+
+        def original() -> Quoted:
+            if not quoted:
+                quoted.append(self._quote(message, body))
+            return quoted[0]
+
         if failed:
-            if body is None:
-                body = self._read_quietly(message)
-            self._notifier.send(message, rows, [f[2] for f in failed], body or b"", now)
+            self._notifier.send(message, rows, [f[2] for f in failed], original(), now)
             for row, outcome, report in failed:
                 self._store.mark_failed([row.id], outcome.remote_host, report.diagnostic or "")
         for (host, reply), schedule in retry.items():
             self._store.mark_retry(schedule, token, host, reply)
         if delayed and self._warning_due(message, now) and self._store.take_warning(message.id):
-            if body is None:
-                body = self._read_quietly(message)
-            self._notifier.send(message, rows, delayed, body or b"", now)
+            self._notifier.send(message, rows, delayed, original(), now)
         if relayed:
-            self._notifier.send(message, rows, relayed, body or b"", now)
+            self._notifier.send(message, rows, relayed, original(), now)
         self._record_refusals(refused)
         self.finish_if_done(message.id)
 
@@ -154,7 +159,6 @@ class Bookkeeper:
         if not self._notifier.can_deliver_now(message):
             return False
         now = self._clock()
-        body = self._read_quietly(message)
         reports = [
             RecipientReport(
                 row.address, "failed", "5.0.0",
@@ -163,7 +167,7 @@ class Bookkeeper:
             )
             for row in rows
         ]
-        self._notifier.send(message, rows, reports, body, now)
+        self._notifier.send(message, rows, reports, self._quote(message, None), now)
         self._store.mark_failed([row.id for row in rows], None, texts.ADMIN_BOUNCE)
         self.finish_if_done(message.id)
         return True
@@ -174,14 +178,18 @@ class Bookkeeper:
             return False
         return now - message.created_at >= after
 
-    def _read_quietly(self, message: MessageInfo) -> bytes:
-        try:
-            return self._spool.read(message.id)
-        except UnreadableBody:
+    def _quote(self, message: MessageInfo, body: bytes | None) -> Quoted:
+        """What a notice quotes of the message: from `body` when it was read to be sent,
+        else from its file (or the one set aside in corrupt/), reading only that part."""
+        full = (message.dsn_ret or "").upper() == "FULL"
+        if body is not None:
+            return notice_original.from_bytes(body, full)
+        for path in (self._spool.path(message.id), self._spool.corrupt_path(message.id)):
             try:
-                return self._spool.read_corrupt(message.id)
+                return notice_original.from_file(path, full)
             except OSError:
-                return b""
+                continue
+        return Quoted(b"", 0, full)
 
 
 def _refusal(

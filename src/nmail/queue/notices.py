@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from nmail.bounce.dsn import DsnFacts, RecipientReport, build_dsn
 from nmail.queue.content import address_domain
+from nmail.queue.notice_original import Quoted
 from nmail.queue.store import MessageInfo, RecipientInfo
 
 log = logging.getLogger("nmail.queue")
@@ -60,10 +61,11 @@ class Notifier:
         message: MessageInfo,
         recipients: Sequence[RecipientInfo],
         reports: Sequence[RecipientReport],
-        original: bytes,
+        original: Quoted,
         now: float,
     ) -> bool:
-        """Send one notice about `reports`; True if sent, False if dropped (and logged)."""
+        """Send one notice about `reports`, quoting `original` (notice_original.py);
+        True if sent, False if dropped (and logged)."""
         event = {"failed": "FAILURE", "delayed": "DELAY"}.get(reports[0].action, "SUCCESS")
         notify_by_addr = {rc.address: rc.notify for rc in recipients}
         chosen = [rep for rep in reports if wants(notify_by_addr.get(rep.recipient), event)]
@@ -78,7 +80,8 @@ class Notifier:
             return False
         facts = DsnFacts(
             queue_id=message.id, sender=message.sender, arrival=float(message.created_at),
-            original=original, envid=message.dsn_envid, ret=message.dsn_ret,
+            original=original.data, envid=message.dsn_envid, ret=message.dsn_ret,
+            original_size=original.size if original.cut else None,
         )
         try:
             dsn = build_dsn(facts, chosen, reporting_mta=self._hostname, now=now)

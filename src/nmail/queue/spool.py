@@ -102,10 +102,6 @@ class Spool:
         line, body = envelope_line.split(data)
         return line, len(body)
 
-    def read_corrupt(self, queue_id: str) -> bytes:
-        """The message of a body set aside in corrupt/ (OSError if gone)."""
-        return envelope_line.split(self.corrupt_path(queue_id).read_bytes())[1]
-
     def remove(self, queue_id: str) -> None:
         with contextlib.suppress(OSError):
             self.path(queue_id).unlink(missing_ok=True)
