@@ -1,11 +1,12 @@
 """The delivery loop: claim due recipients, group them, deliver, record.
 
-One asyncio task runs `Scheduler.run()`. Each pass leases due recipients
-(state delivering, lease_until in the future), routes their domains,
-groups them by destination so one connection carries every message and
-recipient for the same servers, and starts one task per connection,
-bounded per destination and in total. Database and file work runs in
-worker threads; the loop only waits.
+One asyncio task runs `Scheduler.run()`. Each pass does the periodic
+sweeps that are due (queue/chores.py), leases due recipients (state
+delivering, lease_until in the future), routes their domains and groups
+them by destination (queue/claim_routes.py) so one connection carries
+every message and recipient for the same servers, and starts one task per
+connection, bounded per destination and in total. Database and file work
+runs in worker threads; the loop only waits.
 
 Time comes from an injectable clock and the loop can be woken from any
 thread, so tests move time forward instead of sleeping. To see that
@@ -23,17 +24,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from nmail.config import QueueSettings
-from nmail.dns.errors import DnsLookupError
 from nmail.dns.resolver import MailResolver
 from nmail.queue.bookkeeping import Bookkeeper
+from nmail.queue.chores import Chores
+from nmail.queue.claim_routes import route_claim
 from nmail.queue.jobs import Job, plan_jobs, prepare_job
 from nmail.queue.notices import wants
-from nmail.queue.outcomes import DELIVERED, PERMANENT, TEMPORARY, Outcome, Outgoing
+from nmail.queue.outcomes import DELIVERED, Outcome, Outgoing
 from nmail.queue.quiet import QuietPasses, SchedulerStopped
 from nmail.queue.recorder import DeliveryRecorder
-from nmail.queue.recovery import recover
 from nmail.queue.route_delivery import deliver_over_route
-from nmail.queue.routing import Route, Router
+from nmail.queue.routing import Router
 from nmail.queue.session_cache import SessionCache
 from nmail.queue.smtp_client import TlsContexts
 from nmail.queue.spool import Spool
@@ -44,9 +45,6 @@ log = logging.getLogger("nmail.queue")
 CLAIM_BATCH = 500  # recipients leased per pass
 MAX_INFLIGHT = 2000  # recipients leased and not yet recorded, per node
 POLL_SECONDS = 10.0  # real seconds between looks at the database when idle
-REAP_EVERY = 15  # clock seconds between sweeps for expired leases
-PURGE_EVERY = 3600  # clock seconds between removals of long-finished messages
-RECOVER_EVERY = 300  # clock seconds between looks for bodies that lost their rows
 STOP_GRACE = 30.0  # real seconds a stop waits for connections in progress
 
 
@@ -93,9 +91,7 @@ class Scheduler:
         self._stop_for_run: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight = 0
-        self._last_reap = float("-inf")
-        self._last_purge = float("-inf")
-        self._last_recover = float("-inf")
+        self._chores = Chores(store, spool, settings, self.process_bounces)
         self._global: asyncio.Semaphore | None = None
         self._sessions = SessionCache()  # idle connections for the next job (run() renews it)
         self._connected_jobs = 0  # jobs holding or opening a connection
@@ -163,7 +159,7 @@ class Scheduler:
         self._sessions = SessionCache()
         self._connected_jobs = 0
         self._tls = await asyncio.to_thread(TlsContexts)
-        self._last_recover = self._clock()  # OutboundQueue.run recovered just now
+        self._chores.recovered(self._clock())  # OutboundQueue.run recovered just now
         released = await asyncio.to_thread(self._store.release_node, self._node_id)
         if released:
             log.info("queue: %d recipient(s) from this node's last run are queued again", released)
@@ -208,24 +204,7 @@ class Scheduler:
 
     async def _look(self) -> bool:
         now = self._clock()
-        if now - self._last_reap >= REAP_EVERY:
-            self._last_reap = now
-            reaped = await asyncio.to_thread(self._store.reap_expired, int(now))
-            if reaped:
-                log.warning("queue: %d recipient(s) with an expired lease are queued again", reaped)
-            await asyncio.to_thread(self.process_bounces)
-        if now - self._last_recover >= RECOVER_EVERY:
-            self._last_recover = now
-            await asyncio.to_thread(
-                recover, self._spool, self._store, next_attempt=int(now),
-                give_up_after=self._settings.give_up_after,
-            )
-        if now - self._last_purge >= PURGE_EVERY:
-            self._last_purge = now
-            cutoff = int(now) - self._settings.keep_finished
-            purged = await asyncio.to_thread(self._store.purge_finished, cutoff)
-            if purged:
-                log.info("queue: forgot %d message(s) finished before the keep period", purged)
+        await self._chores.run_due(now)  # expired leases, the admin's bounces, recovery, purge
         room = min(CLAIM_BATCH, MAX_INFLIGHT - self._inflight)
         if room <= 0:
             return False
@@ -273,32 +252,10 @@ class Scheduler:
     # -- grouping -------------------------------------------------------------
 
     async def _dispatch(self, claim: Claim) -> None:
-        by_domain: dict[str, list[RecipientInfo]] = {}
-        for row in claim.recipients:
-            by_domain.setdefault(row.domain, []).append(row)
-        domains = sorted(by_domain)
-        routes = await asyncio.gather(
-            *(self._router.route(d) for d in domains), return_exceptions=True
-        )
-        groups: dict[tuple[object, ...], tuple[Route, dict[str, list[RecipientInfo]]]] = {}
-        unroutable: list[tuple[RecipientInfo, Outcome]] = []
-        for domain, route in zip(domains, routes, strict=True):
-            if isinstance(route, DnsLookupError):
-                kind = PERMANENT if route.permanent else TEMPORARY
-                outcome = Outcome(kind, f"{route.status} {route}", route.status, None)
-                unroutable += [(row, outcome) for row in by_domain[domain]]
-                continue
-            if isinstance(route, BaseException):
-                log.error("queue: routing %s failed: %r", domain, route)
-                outcome = Outcome(TEMPORARY, f"4.4.3 routing error: {route}", "4.4.3", None)
-                unroutable += [(row, outcome) for row in by_domain[domain]]
-                continue
-            _, messages = groups.setdefault(route.destination, (route, {}))
-            for row in by_domain[domain]:
-                messages.setdefault(row.message_id, []).append(row)
+        groups, unroutable = await route_claim(self._router, claim)
         if unroutable:
             self._spawn(self._settle_unroutable(claim, unroutable), len(unroutable))
-        for route, messages in groups.values():
+        for route, messages in groups:
             for job in plan_jobs(route, claim, messages, self._settings, self._clock()):
                 self._spawn(self._run_job(job), len(job.open_ids))
 
