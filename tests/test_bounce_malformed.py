@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nmail.bounce import catalogue
+from nmail.bounce import catalogue, categories
 from nmail.bounce.analysis import BounceAnalysis, analyze
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,7 +51,7 @@ def test_truncated_anywhere(name: str) -> None:
         result = checked(raw[:cut])
         if result is not None and cut >= len(raw) * 0.9 and result.recipients:
             # Most of the bounce is there: the guess is right or "unknown".
-            assert result.category in (EXPECTED[name]["category"], catalogue.UNKNOWN)
+            assert result.category in (EXPECTED[name]["category"], categories.UNKNOWN)
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if "boundary=" in
@@ -65,7 +65,7 @@ def test_boundaries_that_do_not_match(name: str) -> None:
     result = checked(broken)
     # The whole body is read as text: the same answer, or "unknown".
     assert result is not None
-    assert result.category in (EXPECTED[name]["category"], catalogue.UNKNOWN)
+    assert result.category in (EXPECTED[name]["category"], categories.UNKNOWN)
     # No closing delimiter at all: parts run to the end.
     checked(raw.replace(b"--" + boundary + b"--", b"", 1))
 
@@ -85,7 +85,7 @@ def test_8bit_text_in_any_charset_and_any_label(charset: str, label: bytes) -> N
     assert result is not None
     if charset in ("cp949", "euc-kr", "utf-8") and label != b"; charset=nonsense":
         assert [r.address for r in result.recipients] == ["sleep@hanmail.net"]
-        assert result.category == catalogue.MAILBOX_FULL
+        assert result.category == categories.MAILBOX_FULL
 
 
 def test_raw_8bit_headers_and_undecodable_bytes() -> None:
@@ -94,7 +94,7 @@ def test_raw_8bit_headers_and_undecodable_bytes() -> None:
            b"<u@example.com>: host mx.example.com[192.0.2.1] said: 550 5.1.1 \xff\xfe\x80 "
            b"User unknown\r\n")
     result = checked(raw)
-    assert result is not None and result.category == catalogue.NO_SUCH_USER
+    assert result is not None and result.category == categories.NO_SUCH_USER
 
 
 def test_a_report_without_its_delivery_status_part() -> None:
@@ -104,11 +104,11 @@ def test_a_report_without_its_delivery_status_part() -> None:
            b"\r\n--b--\r\n")
     result = checked(raw)
     assert result is not None and result.source == "text"
-    assert result.category == catalogue.MAILBOX_FULL
+    assert result.category == categories.MAILBOX_FULL
     empty = DAEMON_HEAD + (b'Content-Type: multipart/report; report-type=delivery-status; '
                            b'boundary="b"\r\n\r\n--b--\r\n')
     nothing = checked(empty)
-    assert nothing is not None and nothing.category == catalogue.UNKNOWN
+    assert nothing is not None and nothing.category == categories.UNKNOWN
 
 
 def test_a_delivery_status_part_that_is_garbage() -> None:
@@ -127,7 +127,7 @@ def test_ten_megabytes_of_text() -> None:
            b"size exceeds fixed limit\r\n\r\n" + line * (10 * 1024 * 1024 // len(line)))
     assert len(raw) > 10 * 1024 * 1024
     result = checked(raw)
-    assert result is not None and result.category == catalogue.TOO_BIG
+    assert result is not None and result.category == categories.TOO_BIG
     no_newlines = DAEMON_HEAD + b"\r\n" + b"x@y.z " * (2 * 1024 * 1024)
     checked(no_newlines)
     one_header = b"Subject: " + b"a" * (10 * 1024 * 1024) + b"\r\n\r\nbody"

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from cli_admin_support import Cli, write_config
 from fixtures_outbound import Harness, message, wait_until
-from nmail.bounce import catalogue
+from nmail.bounce import categories
 from nmail.bounce.analysis import analyze
 from nmail.bounce.outbound_log import RefusalLog, refusal
 from nmail.db.engine import make_engine
@@ -31,20 +31,20 @@ pytestmark = pytest.mark.timeout(90)
 
 # One SMTP reply per category, as the sink sends it at RCPT.
 REPLIES = {
-    catalogue.NO_SUCH_USER: "550 5.1.1 No such user",
-    catalogue.DISABLED: "550 5.1.1 Inactive mbox",
-    catalogue.MAILBOX_FULL: "552 Requested mail action aborted: exceeded storage allocation",
-    catalogue.REJECT_LIST: "550 You are registered as spammer (by user's reject list)",
-    catalogue.RELAY_DENIED: "554 Relay operation rejected",
-    catalogue.IP_BLOCKED: "421 4.3.1 You send too many messages.",
-    catalogue.RBL: "553 5.3.0 ... Rejected - see http://www.mail-abuse.org/rbl/",
-    catalogue.SPAM: "553 Blocked for spam",
-    catalogue.VIRUS: "550 Virus in your mail!!!",
-    catalogue.ATTACHMENT: "552 5.7.0 Illegal Attachment 36si248323nzk+I9:I15",
-    catalogue.LOOP: "554 Message blocked by mail loop check",
-    catalogue.TOO_BIG: "552 Message exceeds fixed maximum message size",
-    catalogue.UNKNOWN: "554 5.0.0 Go away",
-    catalogue.TEMPORARY: "451 4.7.1 Greylisting in action, please come back later",
+    categories.NO_SUCH_USER: "550 5.1.1 No such user",
+    categories.DISABLED: "550 5.1.1 Inactive mbox",
+    categories.MAILBOX_FULL: "552 Requested mail action aborted: exceeded storage allocation",
+    categories.REJECT_LIST: "550 You are registered as spammer (by user's reject list)",
+    categories.RELAY_DENIED: "554 Relay operation rejected",
+    categories.IP_BLOCKED: "421 4.3.1 You send too many messages.",
+    categories.RBL: "553 5.3.0 ... Rejected - see http://www.mail-abuse.org/rbl/",
+    categories.SPAM: "553 Blocked for spam",
+    categories.VIRUS: "550 Virus in your mail!!!",
+    categories.ATTACHMENT: "552 5.7.0 Illegal Attachment 36si248323nzk+I9:I15",
+    categories.LOOP: "554 Message blocked by mail loop check",
+    categories.TOO_BIG: "552 Message exceeds fixed maximum message size",
+    categories.UNKNOWN: "554 5.0.0 Go away",
+    categories.TEMPORARY: "451 4.7.1 Greylisting in action, please come back later",
 }
 
 
@@ -100,11 +100,11 @@ def test_each_category_reply_is_counted_in_the_report(engine: Engine, tmp_path: 
         await h.settled()
         first = counts(h.engine)
         # One greylisting reply is normal: not recorded yet. Everything else is.
-        assert (domain_of(catalogue.TEMPORARY), catalogue.TEMPORARY) not in first
-        assert first[(domain_of(catalogue.IP_BLOCKED), catalogue.IP_BLOCKED)] == sent[
-            catalogue.IP_BLOCKED]
-        temporary = [ids[(catalogue.TEMPORARY, n)] for n in range(sent[catalogue.TEMPORARY])]
-        blocked = [ids[(catalogue.IP_BLOCKED, n)] for n in range(sent[catalogue.IP_BLOCKED])]
+        assert (domain_of(categories.TEMPORARY), categories.TEMPORARY) not in first
+        assert first[(domain_of(categories.IP_BLOCKED), categories.IP_BLOCKED)] == sent[
+            categories.IP_BLOCKED]
+        temporary = [ids[(categories.TEMPORARY, n)] for n in range(sent[categories.TEMPORARY])]
+        blocked = [ids[(categories.IP_BLOCKED, n)] for n in range(sent[categories.IP_BLOCKED])]
         assert all(state(qid) == QUEUED for qid in temporary + blocked)
 
         h.advance(61)
@@ -113,7 +113,7 @@ def test_each_category_reply_is_counted_in_the_report(engine: Engine, tmp_path: 
         await h.settled()
         # Permanent refusals bounced: their DSNs read back as the same category.
         await wait_until(lambda: len(h.bounces) == sum(
-            n for c, n in sent.items() if c not in (catalogue.TEMPORARY, catalogue.IP_BLOCKED)
+            n for c, n in sent.items() if c not in (categories.TEMPORARY, categories.IP_BLOCKED)
         ), what="bounces")
         for data, rcpt in h.bounces:
             assert rcpt == "alice@nmail.test"
@@ -128,11 +128,11 @@ def test_each_category_reply_is_counted_in_the_report(engine: Engine, tmp_path: 
     report = counts(engine)
     assert report == {(domain_of(c), c): n for c, n in sent.items()}
     lines = {line.category: line for line in RefusalLog(engine).report(0)}
-    assert lines[catalogue.IP_BLOCKED].refusals == 2 * sent[catalogue.IP_BLOCKED]
-    assert lines[catalogue.IP_BLOCKED].permanent == 0
-    assert lines[catalogue.SPAM].permanent == sent[catalogue.SPAM]
-    assert lines[catalogue.LOOP].last_reply == REPLIES[catalogue.LOOP]
-    assert lines[catalogue.LOOP].last_host == f"mx.{domain_of(catalogue.LOOP)}"
+    assert lines[categories.IP_BLOCKED].refusals == 2 * sent[categories.IP_BLOCKED]
+    assert lines[categories.IP_BLOCKED].permanent == 0
+    assert lines[categories.SPAM].permanent == sent[categories.SPAM]
+    assert lines[categories.LOOP].last_reply == REPLIES[categories.LOOP]
+    assert lines[categories.LOOP].last_host == f"mx.{domain_of(categories.LOOP)}"
 
 
 def test_the_report_command_in_text_and_json(
@@ -168,7 +168,7 @@ def test_the_report_command_in_text_and_json(
     data = json.loads(cli.ok("bounce", "report", "--days", "7", "--json"))
     by_domain = {line["domain"]: line for line in data["lines"]}
     assert by_domain["naver.com"]["messages"] == 37
-    assert by_domain["naver.com"]["category"] == catalogue.IP_BLOCKED
+    assert by_domain["naver.com"]["category"] == categories.IP_BLOCKED
     assert by_domain["old.example"]["messages"] == 1
     assert data["lines"][0]["domain"] == "naver.com"  # the most messages first
     korean = cli.ok("bounce", "report", "--lang", "ko")

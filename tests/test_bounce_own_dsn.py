@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nmail.bounce import catalogue, texts
+from nmail.bounce import categories, texts
 from nmail.bounce.analysis import analyze
 from nmail.bounce.dsn import DsnFacts, RecipientReport, build_dsn
 
@@ -24,8 +24,8 @@ def test_two_recipients_two_causes() -> None:
     result = analyze(build_dsn(FACTS, reports, reporting_mta="mail.nmail.test"))
     assert result is not None and result.source == "dsn" and result.server == "nmail"
     assert [(r.address, r.category, r.code, r.status, r.remote_host) for r in result.recipients] \
-        == [("a@naver.com", catalogue.IP_BLOCKED, 550, "5.7.1", "mx1.naver.com"),
-            ("b@example.net", catalogue.MAILBOX_FULL, 552, "5.2.2", "mx.example.net")]
+        == [("a@naver.com", categories.IP_BLOCKED, 550, "5.7.1", "mx1.naver.com"),
+            ("b@example.net", categories.MAILBOX_FULL, 552, "5.2.2", "mx.example.net")]
     assert result.reporting_mta == "mail.nmail.test"
     assert result.original_subject == "회의" and result.original_message_id == "orig.1@nmail.test"
     assert result.date == 1796521339
@@ -39,7 +39,7 @@ def test_a_delay_warning_is_a_delay_not_a_failure() -> None:
     assert result is not None and result.delayed
     rcpt = result.recipients[0]
     assert rcpt.action == "delayed" and not rcpt.permanent
-    assert rcpt.category == catalogue.IP_BLOCKED
+    assert rcpt.category == categories.IP_BLOCKED
 
 
 def test_expiry_and_connection_failures_are_temporary_failures() -> None:
@@ -48,7 +48,7 @@ def test_expiry_and_connection_failures_are_temporary_failures() -> None:
         report = RecipientReport("b@example.net", "failed", "4.4.7", reply, None, 1796521339.0)
         result = analyze(build_dsn(FACTS, [report], reporting_mta="mail.nmail.test"))
         assert result is not None
-        assert result.category == catalogue.TEMPORARY
+        assert result.category == categories.TEMPORARY
         assert result.recipients[0].action == "failed"
 
 
@@ -59,5 +59,5 @@ def test_full_return_and_a_utf8_recipient() -> None:
     result = analyze(build_dsn(facts, [report], reporting_mta="mail.nmail.test"))
     assert result is not None
     assert result.recipients[0].address == "홍길동@example.kr"
-    assert result.category == catalogue.NO_SUCH_USER
+    assert result.category == categories.NO_SUCH_USER
     assert result.original_message_id == "orig.1@nmail.test"

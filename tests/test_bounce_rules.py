@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nmail.bounce import catalogue
+from nmail.bounce import catalogue, categories
 from nmail.bounce.replies import reply_codes
 from nmail.bounce.rules import RULES, classify, compile_rules
 
@@ -25,29 +25,29 @@ def test_every_catalogue_example_is_classified_into_its_category(category: str, 
 def test_every_category_is_written_in_both_languages() -> None:
     ids = [c.id for c in catalogue.CATEGORIES]
     assert len(ids) == len(set(ids)) == 14
-    assert ids[-1] == catalogue.UNKNOWN
+    assert ids[-1] == categories.UNKNOWN
     for entry in catalogue.CATEGORIES:
         for lang in ("ko", "en"):
             assert entry.title(lang) and entry.explanation(lang) and entry.remedy(lang)
         assert any("\uac00" <= ch <= "\ud7a3" for ch in entry.explanation_ko)
-        assert entry.id == catalogue.UNKNOWN or len(entry.examples) >= 3
+        assert entry.id == categories.UNKNOWN or len(entry.examples) >= 3
 
 
 def test_an_unknown_id_reads_as_the_unknown_category() -> None:
-    assert catalogue.category("no-such-category").id == catalogue.UNKNOWN
-    assert catalogue.category(catalogue.SPAM).title("en") == "Rejected as spam"
+    assert catalogue.category("no-such-category").id == categories.UNKNOWN
+    assert catalogue.category(categories.SPAM).title("en") == "Rejected as spam"
 
 
 def test_a_rule_for_a_category_that_does_not_exist_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown category"):
-        compile_rules(((catalogue.SPAM, "", "spam"), ("spamm", "", "x")))
+        compile_rules(((categories.SPAM, "", "spam"), ("spamm", "", "x")))
 
 
 def test_a_new_wording_is_one_line_in_the_table() -> None:
     reply = "550 5.7.1 Kindly go away"
-    assert _category_of(reply) == catalogue.UNKNOWN
-    extended = compile_rules(((catalogue.SPAM, "", r"kindly go away"), *RULES))
-    assert classify(550, "5.7.1", reply, extended) == catalogue.SPAM
+    assert _category_of(reply) == categories.UNKNOWN
+    extended = compile_rules(((categories.SPAM, "", r"kindly go away"), *RULES))
+    assert classify(550, "5.7.1", reply, extended) == categories.SPAM
 
 
 @pytest.mark.parametrize(
@@ -74,48 +74,48 @@ def test_reply_codes_are_found_where_servers_put_them(
 @pytest.mark.parametrize(
     ("code", "status", "text", "category"),
     [
-        (550, "5.1.1", "", catalogue.NO_SUCH_USER),  # the status alone
-        (452, "4.2.2", "", catalogue.MAILBOX_FULL),
-        (552, "5.3.4", "", catalogue.TOO_BIG),
-        (554, "5.4.6", "", catalogue.LOOP),
-        (450, "4.1.1", "", catalogue.TEMPORARY),  # "no such user", but only for now
-        (450, "", "Mailbox unavailable", catalogue.TEMPORARY),
-        (550, "5.7.1", "", catalogue.UNKNOWN),
+        (550, "5.1.1", "", categories.NO_SUCH_USER),  # the status alone
+        (452, "4.2.2", "", categories.MAILBOX_FULL),
+        (552, "5.3.4", "", categories.TOO_BIG),
+        (554, "5.4.6", "", categories.LOOP),
+        (450, "4.1.1", "", categories.TEMPORARY),  # "no such user", but only for now
+        (450, "", "Mailbox unavailable", categories.TEMPORARY),
+        (550, "5.7.1", "", categories.UNKNOWN),
         (550, "5.1.1", "<u@d.test>: Recipient address rejected: User unknown in relay "
-         "recipient table", catalogue.NO_SUCH_USER),
+         "recipient table", categories.NO_SUCH_USER),
         (553, "5.1.8", "<kim@nmail.test>: Sender address rejected: Domain not found",
-         catalogue.UNKNOWN),
+         categories.UNKNOWN),
         (552, "5.2.2", "<u@d.test>: Recipient address rejected: Quota exceeded",
-         catalogue.MAILBOX_FULL),
+         categories.MAILBOX_FULL),
         (421, "4.7.28", "Our system has detected an unusual rate of unsolicited mail "
-         "originating from your IP address", catalogue.IP_BLOCKED),
+         "originating from your IP address", categories.IP_BLOCKED),
         (550, "5.7.1", "Our system has detected that this message is likely unsolicited mail",
-         catalogue.SPAM),
+         categories.SPAM),
         (550, "5.7.26", "This message does not have authentication information or fails to "
-         "pass authentication checks (SPF or DKIM)", catalogue.SPAM),
+         "pass authentication checks (SPF or DKIM)", categories.SPAM),
         (553, "5.7.2", "[TSS09] All messages from 192.0.2.1 will be permanently deferred",
-         catalogue.IP_BLOCKED),
-        (550, "5.7.606", "Access denied, banned sending IP [192.0.2.1]", catalogue.RBL),
+         categories.IP_BLOCKED),
+        (550, "5.7.606", "Access denied, banned sending IP [192.0.2.1]", categories.RBL),
         (550, "5.7.1", "Unfortunately, messages from [192.0.2.1] weren't sent. Please contact "
          "your Internet service provider since part of their network is on our block list",
-         catalogue.RBL),
+         categories.RBL),
         (421, "", "Too many concurrent SMTP connections from this IP address; please try "
-         "again later", catalogue.IP_BLOCKED),
+         "again later", categories.IP_BLOCKED),
         (554, "5.7.1", "Your access to this mail system has been rejected due to the sending "
-         "MTA's poor reputation", catalogue.IP_BLOCKED),
+         "MTA's poor reputation", categories.IP_BLOCKED),
         (550, "5.1.1", "<u@d.test>: Recipient address rejected: User unknown in virtual "
-         "mailbox table", catalogue.NO_SUCH_USER),
-        (550, "", "Recipient address rejected: Access denied", catalogue.UNKNOWN),
+         "mailbox table", categories.NO_SUCH_USER),
+        (550, "", "Recipient address rejected: Access denied", categories.UNKNOWN),
         # Naver's replies carry a four-letter reason code.
         (421, "4.4.5", "CCRT 192.0.2.1: Connection refused. Server is busy(RT)",
-         catalogue.IP_BLOCKED),
-        (421, "4.4.1", "CHIC 192.0.2.1: Network is busy.", catalogue.TEMPORARY),
-        (550, "5.1.1", "RUSR 192.0.2.1: No such user: <u@naver.com>", catalogue.NO_SUCH_USER),
-        (451, "", "Relay Server Not Ready.", catalogue.TEMPORARY),
-        (452, "4.4.5", "Insufficient disk space; try again later", catalogue.TEMPORARY),
-        (None, "", "", catalogue.UNKNOWN),
+         categories.IP_BLOCKED),
+        (421, "4.4.1", "CHIC 192.0.2.1: Network is busy.", categories.TEMPORARY),
+        (550, "5.1.1", "RUSR 192.0.2.1: No such user: <u@naver.com>", categories.NO_SUCH_USER),
+        (451, "", "Relay Server Not Ready.", categories.TEMPORARY),
+        (452, "4.4.5", "Insufficient disk space; try again later", categories.TEMPORARY),
+        (None, "", "", categories.UNKNOWN),
         (None, "4.4.7", "The maximum number of delivery attempts has been reached. "
-         "Last error: 452 4.2.2 Mailbox full", catalogue.MAILBOX_FULL),
+         "Last error: 452 4.2.2 Mailbox full", categories.MAILBOX_FULL),
     ],
 )
 def test_codes_and_words_together(

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from nmail.bounce import catalogue
+from nmail.bounce.categories import UNKNOWN
 from nmail.bounce.message_view import MessageView, read_message
 from nmail.bounce.replies import reply_codes, status_class
 from nmail.bounce.rules import classify
@@ -126,7 +126,7 @@ class BounceAnalysis:
     @property
     def category(self) -> str:
         """The first recipient's category; "unknown" when none was found."""
-        return self.recipients[0].category if self.recipients else catalogue.UNKNOWN
+        return self.recipients[0].category if self.recipients else UNKNOWN
 
     @property
     def delayed(self) -> bool:

@@ -6,51 +6,29 @@ This is that list as data, written for nmail: the webmail shows one entry
 in the panel above a bounce and all of them on its help page, and
 `nmail bounce report` names them. The example replies include every one
 the seed quoted. The order is the help page's order; `UNKNOWN` is last.
+The ids and the record type are in categories.py: the classifier
+(rules.py, analysis.py) names categories by id and never needs the words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-TEMPORARY = "temporary"
-NO_SUCH_USER = "no_such_user"
-DISABLED = "disabled"
-MAILBOX_FULL = "mailbox_full"
-REJECT_LIST = "reject_list"
-RELAY_DENIED = "relay_denied"
-IP_BLOCKED = "ip_blocked"
-RBL = "rbl"
-SPAM = "spam"
-VIRUS = "virus"
-ATTACHMENT = "attachment"
-LOOP = "loop"
-TOO_BIG = "too_big"
-UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Category:
-    """One cause of returned mail, as the webmail and the report show it."""
-
-    id: str
-    title_ko: str
-    title_en: str
-    explanation_ko: str
-    explanation_en: str
-    remedy_ko: str
-    remedy_en: str
-    examples: tuple[str, ...]  # remote replies that fall in this category
-
-    def title(self, lang: str) -> str:
-        """The title in `lang` ("ko" or anything else for English)."""
-        return self.title_ko if lang == "ko" else self.title_en
-
-    def explanation(self, lang: str) -> str:
-        return self.explanation_ko if lang == "ko" else self.explanation_en
-
-    def remedy(self, lang: str) -> str:
-        return self.remedy_ko if lang == "ko" else self.remedy_en
-
+from nmail.bounce.categories import (
+    ATTACHMENT,
+    DISABLED,
+    IP_BLOCKED,
+    LOOP,
+    MAILBOX_FULL,
+    NO_SUCH_USER,
+    RBL,
+    REJECT_LIST,
+    RELAY_DENIED,
+    SPAM,
+    TEMPORARY,
+    TOO_BIG,
+    UNKNOWN,
+    VIRUS,
+    Category,
+)
 
 CATEGORIES: tuple[Category, ...] = (
     Category(

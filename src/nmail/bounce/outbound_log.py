@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, case, delete, func, insert, select
 
 from nmail.bounce import catalogue
+from nmail.bounce.categories import TEMPORARY
 from nmail.bounce.replies import reply_codes
 from nmail.bounce.rules import classify
 from nmail.db.tables import bounce_events
@@ -68,7 +69,7 @@ def refusal(
 
 def worth_recording(item: Refusal, attempt: int) -> bool:
     """Permanent, final or telling refusals; a bare temporary one from the second attempt."""
-    return item.permanent or item.category != catalogue.TEMPORARY or attempt >= 2
+    return item.permanent or item.category != TEMPORARY or attempt >= 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from nmail.bounce import catalogue as c
+from nmail.bounce import categories as c
+from nmail.bounce.catalogue import category_ids
 from nmail.bounce.replies import status_class
 
 _PERMANENT = "[5?]"  # not known to be temporary
@@ -108,7 +109,7 @@ class Rule:
 
 def compile_rules(table: tuple[tuple[str, str, str], ...]) -> tuple[Rule, ...]:
     """The table as compiled rules; an unknown category is a programming error."""
-    known = set(c.category_ids())
+    known = set(category_ids())
     rules = []
     for category, condition, pattern in table:
         if category not in known:

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from nmail.bounce import catalogue
 from nmail.bounce.analysis import BounceAnalysis, analyze
+from nmail.bounce.categories import UNKNOWN
 from nmail.bounce.outbound_log import RefusalLog, ReportLine
 from nmail.cli.context import CliContext, print_error
 from nmail.cli.outside_text import escape_json_text
@@ -133,7 +134,7 @@ def _print_analysis(ctx: CliContext, name: str, result: BounceAnalysis, lang: st
         message_id = f"<{result.original_message_id}>" if result.original_message_id else ""
         ctx.out.print(Text(f"  original:  {result.original_subject} {message_id}".rstrip()))
     if not result.recipients:
-        entry = catalogue.category(catalogue.UNKNOWN)
+        entry = catalogue.category(UNKNOWN)
         ctx.out.print(Text(f"  no failed recipient found: {entry.title(lang)}"))
         ctx.out.print(Text("  " + result.text[:500].replace("\n", "\n  ")))
     for rcpt in result.recipients:
