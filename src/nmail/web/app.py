@@ -62,7 +62,7 @@ def create_app(context: WebContext) -> FastAPI:
         await web.run(web.warm_up)  # before the first request, not during it
         yield
         sweeper.cancel()
-        await web.close_feed()
+        await web.changes.close()
 
     app = FastAPI(title="nmail", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)

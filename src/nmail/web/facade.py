@@ -24,14 +24,13 @@ from nmail.directory.login import LoginService
 from nmail.directory.login import LoginStatus as ServiceStatus
 from nmail.directory.model import Account
 from nmail.mailstore import folder_reads, thread_reads
-from nmail.mailstore.feed import AsyncFeed, AsyncSubscription
-from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.model import FOLDERS, FolderInfo, MessageRow, SortKey
 from nmail.mailstore.search import SearchHit, search
 from nmail.mailstore.thread_reads import Conversation
 from nmail.mailstore.uidset import UidSet
 from nmail.web import index_reads
 from nmail.web.backends import WebBackends
+from nmail.web.change_watch import ChangeWatch
 from nmail.web.event_streams import OpenStreams
 from nmail.web.login_tokens import SECRET_FILE, LoginTokens
 from nmail.web.prefs import Prefs, PrefsStore
@@ -83,7 +82,7 @@ class WebFacade:
                                         backends.config.mail_dir, login=self._login_service,
                                         clock=backends.clock)
         self.settings = SettingsFacade(backends, self.run)
-        self._feed: AsyncFeed | None = None
+        self.changes = ChangeWatch(backends, self.run)  # what /events waits on
         self.streams = OpenStreams()  # this process's /events streams (routes/events.py)
         self._ensured: set[int] = set()
 
@@ -179,45 +178,7 @@ class WebFacade:
         """(name, address) from the address book for recipient completion (webmsg)."""
         return await self.run(self.settings.contacts.matching, account_id, text, limit)
 
-    # -- change notification ---------------------------------------------------
-
-    async def folder_state(self, account_id: int) -> dict[int, int]:
-        """folder id -> highest MODSEQ: what "nothing changed" is compared with."""
-        def read() -> dict[int, int]:
-            from sqlalchemy import select
-
-            from nmail.db.tables import folders
-            with self.backends.engine.connect() as conn:
-                rows = conn.execute(select(folders.c.id, folders.c.highest_modseq)
-                                    .where(folders.c.account_id == account_id)).all()
-            return {int(r.id): int(r.highest_modseq) for r in rows}
-        return await self.run(read)
-
-    async def wait_for_change(self, account_id: int, last: dict[int, int], wait: float,
-                              subscription: AsyncSubscription | None) -> dict[int, int] | None:
-        """The new folder state once it differs from `last`, or None after `wait` seconds.
-
-        Wakes at once on a change-feed event; the MODSEQ comparison after it
-        (and after every quiet `wait`) is the truth, so a lost or repeated
-        event, or no feed hub at all (a test's in-process server), changes
-        nothing but the delay.
-        """
-        if subscription is not None:
-            await subscription.get(wait)
-        else:
-            await asyncio.sleep(wait)
-        now = await self.folder_state(account_id)
-        return now if now != last else None
-
-    async def subscribe(self, account_id: int) -> AsyncSubscription | None:
-        """A change-feed subscription for the account (None if the feed cannot be used)."""
-        try:
-            if self._feed is None:
-                self._feed = AsyncFeed(feed_address(self.backends.config.data_dir))
-            return await self._feed.subscribe(account_id, wait=0)
-        except Exception:
-            log.exception("change feed subscription failed; polling instead")
-            return None
+    # -- start-up --------------------------------------------------------------
 
     def warm_up(self) -> None:
         """Run the list and read screens' queries once, on ids no row has, at start.
@@ -240,11 +201,6 @@ class WebFacade:
                 thread_reads.conversation_count(conn, 0)
         except Exception:
             log.exception("web warm-up failed (the first requests compile their queries)")
-
-    async def close_feed(self) -> None:
-        if self._feed is not None:
-            await self._feed.close()
-            self._feed = None
 
     # -- preferences ---------------------------------------------------------
 

@@ -76,7 +76,7 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
         raise HTTPException(429)
     ended = web.streams.open(user.id, user.session.id)
     async def stream() -> AsyncIterator[str]:
-        subscription = await web.subscribe(user.id)
+        subscription = await web.changes.subscribe(user.id)
         try:
             async for chunk in changes(subscription):
                 yield chunk
@@ -86,15 +86,15 @@ async def events(request: Request, user: CurrentUser, web: Web) -> StreamingResp
 
     async def changes(subscription: AsyncSubscription | None) -> AsyncIterator[str]:
         yield "retry: 3000\n\n"
-        last = await web.folder_state(user.id)
+        last = await web.changes.folder_state(user.id)
         quiet = 0.0
         lived = 0.0
         unchecked = 0.0
         while lived < MAX_STREAM:
             if await request.is_disconnected():
                 return
-            changed = await _first(web.wait_for_change(user.id, last, POLL, subscription),
-                                   ended)
+            changed = await _first(
+                web.changes.wait_for_change(user.id, last, POLL, subscription), ended)
             lived += POLL
             unchecked += POLL
             if changed is not None or unchecked >= SESSION_CHECK:  # before any news, too
