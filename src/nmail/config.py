@@ -18,7 +18,7 @@ from nmail.config_http import HttpSettings, http_settings
 from nmail.config_listen import listen_section
 from nmail.config_sessions import SessionTiming, session_timing
 from nmail.config_values import ConfigError as ConfigError  # callers import it from here
-from nmail.config_values import duration, file_path, number, section
+from nmail.config_values import duration_key, file_path, section, whole_key
 
 CONFIG_NAME = "nmail.toml"
 
@@ -165,6 +165,7 @@ def load_config(data_dir: Path) -> Config:
 
 
 _SMTP = SmtpSettings()
+_QUEUE = QueueSettings()
 _POP3 = Pop3Config()
 
 
@@ -217,35 +218,23 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     listeners = listen_section(raw)
     smtp_raw = section(raw, "smtp")
     smtp = SmtpSettings(
-        max_message_size=number(
-            smtp_raw.get("max_message_size", _SMTP.max_message_size), "[smtp] max_message_size", 1
-        ),
-        max_recipients=number(
-            smtp_raw.get("max_recipients", _SMTP.max_recipients), "[smtp] max_recipients", 1
-        ),
-        max_hops=number(smtp_raw.get("max_hops", _SMTP.max_hops), "[smtp] max_hops", 1),
-        max_bad_commands=number(
-            smtp_raw.get("max_bad_commands", _SMTP.max_bad_commands), "[smtp] max_bad_commands", 1
-        ),
-        max_connections=number(
-            smtp_raw.get("max_connections", _SMTP.max_connections), "[smtp] max_connections", 1
-        ),
-        max_connections_per_ip=number(
-            smtp_raw.get("max_connections_per_ip", _SMTP.max_connections_per_ip),
-            "[smtp] max_connections_per_ip",
-            1,
+        max_message_size=whole_key(smtp_raw, "smtp", "max_message_size", _SMTP.max_message_size),
+        max_recipients=whole_key(smtp_raw, "smtp", "max_recipients", _SMTP.max_recipients),
+        max_hops=whole_key(smtp_raw, "smtp", "max_hops", _SMTP.max_hops),
+        max_bad_commands=whole_key(smtp_raw, "smtp", "max_bad_commands", _SMTP.max_bad_commands),
+        max_connections=whole_key(smtp_raw, "smtp", "max_connections", _SMTP.max_connections),
+        max_connections_per_ip=whole_key(
+            smtp_raw, "smtp", "max_connections_per_ip", _SMTP.max_connections_per_ip
         ),
         plaintext_auth_networks=tuple(
             smtp_raw.get("plaintext_auth_networks", _SMTP.plaintext_auth_networks)
         ),
         banner=str(smtp_raw.get("banner", _SMTP.banner)),
-        rcpt_error_soft_limit=number(
-            smtp_raw.get("rcpt_error_soft_limit", _SMTP.rcpt_error_soft_limit),
-            "[smtp] rcpt_error_soft_limit", 1,
+        rcpt_error_soft_limit=whole_key(
+            smtp_raw, "smtp", "rcpt_error_soft_limit", _SMTP.rcpt_error_soft_limit
         ),
-        rcpt_error_hard_limit=number(
-            smtp_raw.get("rcpt_error_hard_limit", _SMTP.rcpt_error_hard_limit),
-            "[smtp] rcpt_error_hard_limit", 1,
+        rcpt_error_hard_limit=whole_key(
+            smtp_raw, "smtp", "rcpt_error_hard_limit", _SMTP.rcpt_error_hard_limit
         ),
         rcpt_error_delay=_seconds(
             smtp_raw.get("rcpt_error_delay", _SMTP.rcpt_error_delay), "[smtp] rcpt_error_delay"
@@ -265,20 +254,20 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     )
     q = section(raw, "queue")
     queue = QueueSettings(
-        first_retry=duration(q.get("first_retry", 300), "[queue] first_retry"),
-        max_retry=duration(q.get("max_retry", 4 * 3600), "[queue] max_retry"),
-        give_up_after=duration(q.get("give_up_after", 5 * 86400), "[queue] give_up_after"),
-        delay_warning_after=duration(
-            q.get("delay_warning_after", 4 * 3600), "[queue] delay_warning_after"
+        first_retry=duration_key(q, "queue", "first_retry", _QUEUE.first_retry),
+        max_retry=duration_key(q, "queue", "max_retry", _QUEUE.max_retry),
+        give_up_after=duration_key(q, "queue", "give_up_after", _QUEUE.give_up_after),
+        delay_warning_after=duration_key(
+            q, "queue", "delay_warning_after", _QUEUE.delay_warning_after
         ),
-        max_connections=number(q.get("max_connections", 50), "[queue] max_connections", 1),
-        max_connections_per_domain=number(
-            q.get("max_connections_per_domain", 5), "[queue] max_connections_per_domain", 1
+        max_connections=whole_key(q, "queue", "max_connections", _QUEUE.max_connections),
+        max_connections_per_domain=whole_key(
+            q, "queue", "max_connections_per_domain", _QUEUE.max_connections_per_domain
         ),
-        lease_seconds=duration(q.get("lease_seconds", 300), "[queue] lease_seconds"),
-        remote_port=number(q.get("remote_port", 25), "[queue] remote_port", 1, 65535),
+        lease_seconds=duration_key(q, "queue", "lease_seconds", _QUEUE.lease_seconds),
+        remote_port=whole_key(q, "queue", "remote_port", _QUEUE.remote_port, high=65535),
         tls_verify=tuple(str(name).lower() for name in q.get("tls_verify", ())),
-        keep_finished=duration(q.get("keep_finished", 7 * 86400), "[queue] keep_finished"),
+        keep_finished=duration_key(q, "queue", "keep_finished", _QUEUE.keep_finished),
     )
     dkim = section(raw, "dkim")
     dns_raw = section(raw, "dns")
@@ -287,7 +276,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     if relay_raw.get("host"):
         relay = RelayHost(
             host=str(relay_raw["host"]),
-            port=number(relay_raw.get("port", 587), "[relay] port", 1, 65535),
+            port=whole_key(relay_raw, "relay", "port", 587, high=65535),
             user=relay_raw.get("user"),
             password=relay_raw.get("password"),
             tls=str(relay_raw.get("tls", "starttls")),
@@ -307,13 +296,9 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
     pop3_default = pop3_raw.get("default_domain")
     pop3 = Pop3Config(
         default_domain=str(pop3_default).lower() if pop3_default else None,
-        max_connections=number(
-            pop3_raw.get("max_connections", _POP3.max_connections), "[pop3] max_connections", 1
-        ),
-        max_connections_per_ip=number(
-            pop3_raw.get("max_connections_per_ip", _POP3.max_connections_per_ip),
-            "[pop3] max_connections_per_ip",
-            1,
+        max_connections=whole_key(pop3_raw, "pop3", "max_connections", _POP3.max_connections),
+        max_connections_per_ip=whole_key(
+            pop3_raw, "pop3", "max_connections_per_ip", _POP3.max_connections_per_ip
         ),
     )
     return Config(
@@ -328,7 +313,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         pop3=pop3,
         http=http_settings(raw),
         smtp_timing=session_timing(raw),
-        stop_timeout=duration(server.get("stop_timeout", 30), "[server] stop_timeout"),
+        stop_timeout=duration_key(server, "server", "stop_timeout", 30),
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,
         transport=transport,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nmail.config_values import ConfigError, duration, number, section
+from nmail.config_values import ConfigError, duration, section, whole_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +42,9 @@ def http_settings(raw: dict[str, Any]) -> HttpSettings:
         if key not in known:
             raise ConfigError(f"[http] {key}: unknown key")
     return HttpSettings(
-        max_connections=number(
-            given.get("max_connections", _DEFAULT.max_connections), "[http] max_connections", 1
-        ),
-        max_connections_per_ip=number(
-            given.get("max_connections_per_ip", _DEFAULT.max_connections_per_ip),
-            "[http] max_connections_per_ip",
-            1,
+        max_connections=whole_key(given, "http", "max_connections", _DEFAULT.max_connections),
+        max_connections_per_ip=whole_key(
+            given, "http", "max_connections_per_ip", _DEFAULT.max_connections_per_ip
         ),
         header_timeout=_positive(
             given.get("header_timeout", _DEFAULT.header_timeout), "[http] header_timeout"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nmail.config_values import ConfigError, duration, number, section
+from nmail.config_values import ConfigError, duration_key, section, whole_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +36,10 @@ def session_timing(raw: dict[str, Any]) -> SessionTiming:
     """Read the timing keys of `[smtp]`; ConfigError names a wrong one."""
     smtp = section(raw, "smtp")
     timing = SessionTiming(
-        idle_timeout=duration(
-            smtp.get("idle_timeout", _DEFAULT.idle_timeout), "[smtp] idle_timeout"
-        ),
-        min_data_rate=number(
-            smtp.get("min_data_rate", _DEFAULT.min_data_rate), "[smtp] min_data_rate", 1
-        ),
-        max_session_time=duration(
-            smtp.get("max_session_time", _DEFAULT.max_session_time), "[smtp] max_session_time"
-        ),
+        idle_timeout=duration_key(smtp, "smtp", "idle_timeout", _DEFAULT.idle_timeout),
+        min_data_rate=whole_key(smtp, "smtp", "min_data_rate", _DEFAULT.min_data_rate),
+        max_session_time=duration_key(smtp, "smtp", "max_session_time",
+                                      _DEFAULT.max_session_time),
     )
     for key in ("idle_timeout", "max_session_time"):
         if getattr(timing, key) < 1:

@@ -43,6 +43,17 @@ def number(value: Any, key: str, low: int = 0, high: int = 2**62) -> int:
     return number
 
 
+def whole_key(table: dict[str, Any], name: str, key: str, default: int, *, low: int = 1,
+              high: int = 2**62) -> int:
+    """`[name] key` of its section's table: a whole number in [low, high], else `default`."""
+    return number(table.get(key, default), f"[{name}] {key}", low, high)
+
+
+def duration_key(table: dict[str, Any], name: str, key: str, default: int) -> int:
+    """`[name] key` of its section's table: a duration (see `duration`), else `default`."""
+    return duration(table.get(key, default), f"[{name}] {key}")
+
+
 def section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, dict):
