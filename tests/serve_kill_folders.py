@@ -20,7 +20,6 @@ what must have happened whole or not at all.
 from __future__ import annotations
 
 import random
-import smtplib
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -34,7 +33,8 @@ from nmail.db.tables import messages
 from nmail.mailstore.index_client import RemoteIndex
 from nmail.mailstore.store import MailStore
 from nmail.mailstore.uidset import UidSet
-from serve_kill_load import Key, Ledger, _act, _folder_ids, _login, message
+from serve_kill_load import Key, Ledger, _act, _folder_ids, _login, send_mail
+from serve_kill_rig import ClientThreads
 
 COPY_FOLDERS = ("Copies", "복사본/받은편지")
 SPECIAL = frozenset({"INBOX", "Sent", "Drafts", "Trash", "Spam", "Archive", *COPY_FOLDERS})
@@ -78,7 +78,8 @@ class FolderLoad:
                  mail_dir: Path, host: str, supervisor: int, folder_user: str,
                  copy_user: tuple[str, int], ledger: Ledger, changes: Changes,
                  seed: int) -> None:
-        self._stopping = threading.Event()
+        self._clients = ClientThreads(ledger.fail, "a folder load thread")
+        self._stopping = self._clients.stopping
         self._engine = engine
         self._ledger = ledger
         self._changes = changes
@@ -88,43 +89,21 @@ class FolderLoad:
         self._store = MailStore(engine, mail_dir, host,
                                 index_client=RemoteIndex(index_address(supervisor)))
         jobs: list[Callable[[], None]] = [
-            lambda: self._smtp(random.Random(seed * 7 + 1), smtp,
-                               [folder_user, copy_user[0]], f"{seed}.f"),
+            lambda: send_mail(smtp, ledger, self._stopping, random.Random(seed * 7 + 1),
+                              f"{seed}.f", lambda _: [folder_user, copy_user[0]]),
             lambda: self._folders(random.Random(seed * 7 + 2), folder_user),
             lambda: self._copies(random.Random(seed * 7 + 3), *copy_user),
         ]
-        self._threads = [threading.Thread(target=self._guarded, args=(job,), daemon=True)
-                         for job in jobs]
-        for thread in self._threads:
-            thread.start()
+        self._clients.start(jobs)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._clients.stop()
         with self._ledger.cond:
             self._ledger.cond.notify_all()  # the copier may be waiting for mail
 
     def join(self) -> None:
-        for thread in self._threads:
-            thread.join(60)
-            assert not thread.is_alive(), "a folder load thread did not end"
+        self._clients.join()
         self._store.close()
-
-    def _guarded(self, job: Callable[[], None]) -> None:
-        try:
-            job()
-        except Exception as exc:  # the kill, or a real failure
-            if not self._stopping.is_set():
-                self._ledger.fail(f"{type(exc).__name__}: {exc}")
-
-    def _smtp(self, rng: random.Random, port: int, to: list[str], tag: str) -> None:
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-            n = 0
-            while not self._stopping.is_set():
-                n += 1
-                mid = f"<{tag}.{n}@kill.test>"
-                refused = client.sendmail("sender@remote.example", to, message(mid, to, rng))
-                assert refused == {}, refused
-                self._ledger.note("deliver", {(address, mid) for address in to}, acked=True)
 
     # -- folders over the webmail ----------------------------------------------
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 
 from mail_truth import Promises
 from nmail.db.tables import accounts, domains, folders, messages
+from serve_kill_rig import ClientThreads
 
 Key = tuple[str, str]  # (account address, Message-ID)
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -128,53 +129,31 @@ class Load:
 
     def __init__(self, doors: Doors, engine: Engine, ledger: Ledger, seed: int,
                  senders: int = 2) -> None:
-        self._stopping = threading.Event()
+        self._clients = ClientThreads(ledger.fail, "a load thread")
+        self._stopping = self._clients.stopping
         self._doors = doors
         self._engine = engine
         self._ledger = ledger
         recipients = [*doors.web_users, doors.pop3_user]
         jobs: list[Callable[[], None]] = [
-            lambda n=n: self._smtp(random.Random(seed * 100 + n), recipients, f"{seed}.{n}")
+            lambda n=n: send_mail(doors.smtp, ledger, self._stopping,
+                                  random.Random(seed * 100 + n), f"{seed}.{n}",
+                                  lambda rng: rng.sample(recipients, rng.choice((1, 1, 2))))
             for n in range(senders)
         ]
         jobs += [lambda u=u, n=n: self._web(random.Random(seed * 100 + 50 + n), u)
                  for n, u in enumerate(doors.web_users)]
         jobs.append(lambda: self._pop3(random.Random(seed * 100 + 99), doors.pop3_user))
-        self._threads = [threading.Thread(target=self._guarded, args=(job,), daemon=True)
-                         for job in jobs]
-        for thread in self._threads:
-            thread.start()
+        self._clients.start(jobs)
 
     def stop(self) -> None:
         """From now on a failure is the kill's doing, not an error."""
-        self._stopping.set()
+        self._clients.stop()
 
     def join(self) -> None:
-        for thread in self._threads:
-            thread.join(60)
-            assert not thread.is_alive(), "a load thread did not end"
+        self._clients.join()
 
-    def _guarded(self, job: Callable[[], None]) -> None:
-        try:
-            job()
-        except Exception as exc:  # the server went away (killed), or a real failure
-            if not self._stopping.is_set():
-                self._ledger.fail(f"{type(exc).__name__}: {exc}")
-
-    # -- SMTP: deliveries ------------------------------------------------------
-
-    def _smtp(self, rng: random.Random, recipients: list[str], tag: str) -> None:
-        with smtplib.SMTP("127.0.0.1", self._doors.smtp, timeout=30) as client:
-            n = 0
-            while not self._stopping.is_set():
-                n += 1
-                mid = f"<{tag}.{n}@kill.test>"
-                to = rng.sample(recipients, rng.choice((1, 1, 2)))
-                refused = client.sendmail("sender@remote.example", to, message(mid, to, rng))
-                assert refused == {}, refused
-                self._ledger.note("deliver", {(address, mid) for address in to}, acked=True)
-
-    # -- the webmail: moves, Trash, flags, reading, expunges ---------------------
+    # -- the webmail: moves, Trash, flags, reading, expunges (SMTP: send_mail) ----
 
     def _web(self, rng: random.Random, address: str) -> None:
         web = httpx.Client(base_url=f"http://127.0.0.1:{self._doors.http}",
@@ -244,6 +223,21 @@ class Load:
             self._ledger.ask(keys, expunging=True)
             pop.quit()
             self._ledger.note("expunge", keys, gone=True)
+
+
+def send_mail(port: int, ledger: Ledger, stopping: threading.Event, rng: random.Random,
+              tag: str, recipients: Callable[[random.Random], list[str]]) -> None:
+    """An SMTP client sending numbered messages to `recipients(rng)` until `stopping`;
+    each 250 is noted as a delivery."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        n = 0
+        while not stopping.is_set():
+            n += 1
+            mid = f"<{tag}.{n}@kill.test>"
+            to = recipients(rng)
+            refused = client.sendmail("sender@remote.example", to, message(mid, to, rng))
+            assert refused == {}, refused
+            ledger.note("deliver", {(address, mid) for address in to}, acked=True)
 
 
 def _login(web: httpx.Client, address: str, password: str) -> str:

@@ -19,28 +19,24 @@ asked for.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import re
-import signal
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 
 from mail_truth import Truth, folder_marks, index_snapshot, search_caught_up
 from nmail.datadir import initialize
-from nmail.db.tables import login_failures
 from nmail.directory import Directory
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore
-from proc_tree import alive, descendants, group_members
 from serve_kill_load import KINDS, Doors, Ledger, Load
-from serve_process import ServeProcess
-from serve_setup import PASSWORD, as_options, listen_specs, nmail
+from serve_kill_rig import KilledServe
+from serve_setup import PASSWORD, listen_specs, nmail
 from support import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -69,19 +65,6 @@ def make_data(tmp_path: Path, db_url: str, engine: Engine) -> Path:
     finally:
         store.close()
     return data
-
-
-def kill_everything(srv: ServeProcess) -> None:
-    """SIGKILL to every process of the tree at once, and wait until none is left."""
-    group = srv.proc.pid  # it leads its own process group (ServeProcess with a log)
-    pids = {group, *descendants(group), *group_members(group)}
-    os.killpg(group, signal.SIGKILL)
-    for pid in pids:  # any that left the group
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    srv.close()
-    wait_until(lambda: not any(alive(p) for p in pids) and not group_members(group), 30,
-               "every process of the tree gone")
 
 
 def until_kill(ledger: Ledger, kind: str, rng: random.Random) -> None:
@@ -118,9 +101,8 @@ def test_kill_9_of_the_whole_server_under_load(
     ledger = Ledger()
     truth = Truth(data / "mail")
     rng = random.Random(20261206)
-    srv = ServeProcess(data, *as_options(ports), workers=2, log=log)
     timings: list[tuple[float, ...]] = []  # per round: load, restart, checks (s)
-    try:
+    with KilledServe(data, ports, log, engine) as server:
         for round_number in range(ROUNDS):
             started = time.monotonic()
             load = Load(doors, engine, ledger, seed=round_number)
@@ -128,26 +110,16 @@ def test_kill_9_of_the_whole_server_under_load(
                 until_kill(ledger, KINDS[round_number % len(KINDS)], rng)
             finally:
                 load.stop()
-                kill_everything(srv)
+                server.kill()
                 load.join()
             assert not ledger.errors, ledger.errors[:5]
             killed = time.monotonic()
-            # A login the kill cut short stays counted as a failure (the throttle
-            # counts before it checks the password: directory/throttle.py); round
-            # after round that delays and then locks out 127.0.0.1. Lifted as
-            # `nmail lockout clear --all` would.
-            with engine.begin() as conn:
-                conn.execute(delete(login_failures))
             marks = folder_marks(engine)  # what clients may have seen: never lower later
-            srv = ServeProcess(data, *as_options(ports), workers=2, log=log)
+            server.restart()
             restarted = time.monotonic()
             problems = truth.problems(engine, ledger.promises(), marks)
             assert not problems, f"round {round_number}: " + "\n".join(problems[:20])
             dbsync_finds_nothing(data, engine)
             timings.append(tuple(round(b - a, 1) for a, b in (
                 (started, killed), (killed, restarted), (restarted, time.monotonic()))))
-    finally:
-        if srv.proc.poll() is None:
-            status, _ = srv.stop()
-    assert status == 0, srv.stderr_text[-2000:]
     print("rounds (load, restart, checks s):", timings, "answered:", dict(ledger.counts))

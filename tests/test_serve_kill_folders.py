@@ -27,19 +27,19 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
 import test_serve_kill as base
 from mail_truth import Truth, disk_messages, folder_marks
-from nmail.db.tables import folders, login_failures
+from nmail.db.tables import folders
 from nmail.directory import Directory
 from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
 from nmail.mailstore.store import MailStore
 from serve_kill_folders import COPY_FOLDERS, Changes, FolderLoad
 from serve_kill_load import Doors, Ledger, Load
-from serve_process import ServeProcess
-from serve_setup import PASSWORD, as_options, listen_specs
+from serve_kill_rig import KilledServe
+from serve_setup import PASSWORD, listen_specs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -147,14 +147,12 @@ def test_kill_9_under_folder_changes_and_copies(
     changes = Changes()
     truth = Truth(data / "mail", copy_folders=frozenset(COPY_FOLDERS))
     rng = random.Random(20261207)
-    srv = ServeProcess(data, *as_options(ports), workers=2, log=log)
-    status: int | None = None
-    try:
+    with KilledServe(data, ports, log, engine) as server:
         for round_number in range(ROUNDS):
             load = Load(doors, engine, ledger, seed=round_number, senders=1)
             folders = FolderLoad(
                 smtp=ports["smtp"], http=ports["http"], password=PASSWORD, engine=engine,
-                mail_dir=data / "mail", host=base.HOST, supervisor=srv.proc.pid,
+                mail_dir=data / "mail", host=base.HOST, supervisor=server.pid,
                 folder_user=FOLDER_USER, copy_user=(COPY_USER, copy_account), ledger=ledger,
                 changes=changes, seed=round_number)
             try:
@@ -162,21 +160,15 @@ def test_kill_9_under_folder_changes_and_copies(
             finally:
                 load.stop()
                 folders.stop()
-                base.kill_everything(srv)
+                server.kill()
                 load.join()
                 folders.join()
             assert not ledger.errors, ledger.errors[:5]
-            with engine.begin() as conn:  # as in test_serve_kill
-                conn.execute(delete(login_failures))
             marks = folder_marks(engine)
-            srv = ServeProcess(data, *as_options(ports), workers=2, log=log)
+            server.restart()
             problems = truth.problems(engine, ledger.promises(), marks)
             problems += folder_problems(engine, truth, changes)
             problems += copy_problems(engine, truth, changes)
             assert not problems, f"round {round_number}: " + "\n".join(problems[:20])
             base.dbsync_finds_nothing(data, engine)
-    finally:
-        if srv.proc.poll() is None:
-            status, _ = srv.stop()
-    assert status == 0, srv.stderr_text[-2000:]
     print("answered:", dict(ledger.counts))

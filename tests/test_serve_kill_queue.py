@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
 import test_serve_kill as base
 from fixtures_smtp_sink import Received, SmtpSink
-from nmail.db.tables import login_failures, queue_recipients
+from nmail.db.tables import queue_recipients
 from nmail.queue import envelope_line
 from serve_kill_load import message
-from serve_process import ServeProcess
-from serve_setup import as_options, listen_specs, set_option
+from serve_kill_rig import ClientThreads, KilledServe
+from serve_setup import listen_specs, set_option
 from support import LoopThread, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -61,6 +61,11 @@ class Outbound:
     errors: list[str] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
+    def fail(self, text: str) -> None:
+        with self.cond:
+            self.errors.append(text)
+            self.cond.notify_all()
+
     def wait_for(self, kind: str, more: int, deadline: float) -> None:
         with self.cond:
             goal = self.counts[kind] + more
@@ -80,43 +85,33 @@ class Senders:
     """SMTP clients queueing mail for remote.example until stopped."""
 
     def __init__(self, port: int, outbound: Outbound, seed: int, count: int = 2) -> None:
-        self._stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._send, daemon=True,
-                                          args=(port, outbound, random.Random(seed * 10 + n),
-                                                f"{seed}.{n}"))
-                         for n in range(count)]
-        for thread in self._threads:
-            thread.start()
+        self._clients = ClientThreads(outbound.fail, "a sender")
+        self._stopping = self._clients.stopping
+        self._clients.start([
+            lambda n=n: self._send(port, outbound, random.Random(seed * 10 + n), f"{seed}.{n}")
+            for n in range(count)])
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._clients.stop()
 
     def join(self) -> None:
-        for thread in self._threads:
-            thread.join(60)
-            assert not thread.is_alive(), "a sender did not end"
+        self._clients.join()
 
     def _send(self, port: int, outbound: Outbound, rng: random.Random, tag: str) -> None:
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-                n = 0
-                while not self._stopping.is_set():
-                    n += 1
-                    mid = f"<q{tag}.{n}@kill.test>"
-                    to = rng.sample(REMOTE, rng.choice((1, 1, 2, 3)))
-                    content = message(mid, to, rng)
-                    with outbound.cond:
-                        outbound.bodies[mid] = content
-                    refused = client.sendmail("someone@elsewhere.example", to, content)
-                    assert refused == {}, refused
-                    with outbound.cond:
-                        outbound.acked |= {(mid, rcpt) for rcpt in to}
-                        outbound.counts["queued"] += 1
-                        outbound.cond.notify_all()
-        except Exception as exc:  # the kill, or a real failure
-            if not self._stopping.is_set():
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            n = 0
+            while not self._stopping.is_set():
+                n += 1
+                mid = f"<q{tag}.{n}@kill.test>"
+                to = rng.sample(REMOTE, rng.choice((1, 1, 2, 3)))
+                content = message(mid, to, rng)
                 with outbound.cond:
-                    outbound.errors.append(f"{type(exc).__name__}: {exc}")
+                    outbound.bodies[mid] = content
+                refused = client.sendmail("someone@elsewhere.example", to, content)
+                assert refused == {}, refused
+                with outbound.cond:
+                    outbound.acked |= {(mid, rcpt) for rcpt in to}
+                    outbound.counts["queued"] += 1
                     outbound.cond.notify_all()
 
 
@@ -203,42 +198,37 @@ def test_kill_9_while_the_queue_delivers(tmp_path: Path, db_url: str, engine: En
     set_option(data, "transport", '"remote.example"', f'"smtp:[127.0.0.1]:{sink.port}"')
     ports = listen_specs("smtp")
     log = tmp_path / "serve.log"
-    srv = ServeProcess(data, *as_options(ports), workers=2, log=log)
-    status: int | None = None
     allowed: set[Key] = set()
     report = []
     try:
-        for round_number in range(ROUNDS):
-            senders = Senders(ports["smtp"], outbound, round_number)
-            try:
-                outbound.wait_for("queued", rng.randint(10, 40), 120)
-                outbound.wait_for(MOMENTS[round_number % len(MOMENTS)], 1, 60)
-            finally:
-                senders.stop()
-                base.kill_everything(srv)
-                senders.join()
-            assert not outbound.errors, outbound.errors[:5]
-            # The sink has read all the dead server sent once its sessions ended.
-            wait_until(lambda: sink.active == 0, 30, "the sink's sessions ended")
-            with outbound.cond:
-                took = {key for key, n in outbound.received.items() if n}
-            pending, problems = unfinished_at_kill(engine, data / "queue")
-            assert not problems, problems[:10]
-            allowed |= pending & took
-            with engine.begin() as conn:
-                conn.execute(delete(login_failures))
-            srv = ServeProcess(data, *as_options(ports), workers=2, log=log)
-            wait_until(lambda: queue_settled(engine, data / "queue", outbound), 120,
-                       "every queued recipient at the sink, every row delivered, no "
-                       "finished message's body left")
-            problems, duplicates, orphans = queue_problems(engine, data, outbound, sink, allowed)
-            assert not problems, f"round {round_number}: " + "\n".join(problems[:20])
-            report.append((len(outbound.acked), duplicates, orphans))
+        with KilledServe(data, ports, log, engine) as server:
+            for round_number in range(ROUNDS):
+                senders = Senders(ports["smtp"], outbound, round_number)
+                try:
+                    outbound.wait_for("queued", rng.randint(10, 40), 120)
+                    outbound.wait_for(MOMENTS[round_number % len(MOMENTS)], 1, 60)
+                finally:
+                    senders.stop()
+                    server.kill()
+                    senders.join()
+                assert not outbound.errors, outbound.errors[:5]
+                # The sink has read all the dead server sent once its sessions ended.
+                wait_until(lambda: sink.active == 0, 30, "the sink's sessions ended")
+                with outbound.cond:
+                    took = {key for key, n in outbound.received.items() if n}
+                pending, problems = unfinished_at_kill(engine, data / "queue")
+                assert not problems, problems[:10]
+                allowed |= pending & took
+                server.restart()
+                wait_until(lambda: queue_settled(engine, data / "queue", outbound), 120,
+                           "every queued recipient at the sink, every row delivered, no "
+                           "finished message's body left")
+                problems, duplicates, orphans = queue_problems(engine, data, outbound, sink,
+                                                               allowed)
+                assert not problems, f"round {round_number}: " + "\n".join(problems[:20])
+                report.append((len(outbound.acked), duplicates, orphans))
     finally:
-        if srv.proc.poll() is None:
-            status, _ = srv.stop()
         loop.run(sink.stop())
         loop.close()
-    assert status == 0, srv.stderr_text[-2000:]
     print("per round (recipients queued, duplicates after the sink took them, bodies "
           "without rows):", report)
