@@ -1,6 +1,6 @@
 """The webmail's later screens in Debian's Chromium: groups, subscriptions, time zone, admin.
 
-Also screenshots of every main screen (login, list, read, compose, settings,
+Also screenshots of every main screen (login, list, read, compose, reply, forward, settings,
 search results, admin overview) on a desktop (1280x800) and a phone
 (390x844), Korean and English, light and dark, under artifacts/screenshots/
 (polish-*.png), and axe-core on the screens added since the first checks.
@@ -253,8 +253,20 @@ def _axe(axe: Any, page: Any, scheme: str, name: str) -> list[tuple[object, ...]
             for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
-SCREENS = ("login", "list", "read", "compose", "settings", "search", "admin", "admin-domain",
-           "folders", "attached", "attached-forward")
+def compose_columns(page: Any, viewport: dict[str, int]) -> None:
+    """From, To and Subject start in one column whatever the language's longest label
+    ("받는 사람" and "Subject" were wider than the phone's column), and the To field
+    keeps most of the width (on a phone Cc/Bcc beside it left an address half shown)."""
+    lefts = page.evaluate("""() => ['.compose-from', '#compose-to', '#compose-subject']
+        .map(s => Math.round(document.querySelector(s).getBoundingClientRect().left))""")
+    assert max(lefts) - min(lefts) <= 1, lefts
+    to, fields = page.evaluate("""() => ['#compose-to', '.compose-fields']
+        .map(s => document.querySelector(s).offsetWidth)""")
+    assert to >= fields * 0.6 and fields <= viewport["width"], (to, fields)
+
+
+SCREENS = ("login", "list", "read", "compose", "reply", "forward", "settings", "search",
+           "admin", "admin-domain", "folders", "attached", "attached-forward")
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -273,6 +285,8 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
     attached = read.rsplit("/", 1)[0] + f"/{SEEDED['forwarded']}/msg/1"
     paths = {"list": page.url, "read": base(server) + read,
              "compose": f"{base(server)}/compose",
+             "reply": f"{base(server)}/compose/reply/{read[len('/mail/'):]}",
+             "forward": f"{base(server)}/compose/forward/{read[len('/mail/'):]}",
              "settings": f"{base(server)}/settings/preferences",
              "search": f"{base(server)}/search?q=%EA%B2%AC%EC%A0%81",
              "admin": f"{base(server)}/admin",
@@ -288,6 +302,8 @@ def test_screenshots(browser: Any, server: RunningServer, lang: str, scheme: str
         # Nothing sideways on any screen.
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"], (name, width)
+        if name in ("reply", "forward"):
+            compose_columns(page, viewport)
         shots.append(screenshot(page, f"polish-{name}-{device}-{lang}-{scheme}"))
     assert all(p.stat().st_size > 1000 for p in shots)
     page.context.close()
