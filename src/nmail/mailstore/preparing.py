@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage
-from nmail.mailstore.indexrow import summarize, summary_values
+from nmail.mailstore.indexrow import index_values
 from nmail.mailstore.messagefile import write_durably
 from nmail.mailstore.model import NewMessage, StoredMessage, StoreError
 from nmail.mailstore.names import flags_to_letters, format_flags, new_base
@@ -74,9 +74,9 @@ def _prepare(item: NewMessage, folder_id: int, path: Path, flags: frozenset[str]
     internal = int(item.internal_date) if item.internal_date is not None else int(now)
     content = item.content
     if isinstance(content, bytes):
-        columns = summary_values(summarize(content), internal)
+        columns = index_values(content, internal)
     else:
-        columns = summary_values(summarize(outline(content.chunks())), internal)
+        columns = index_values(outline(content.chunks()), internal)
     base = new_base(host, now)
     folder = str(path)
     tmp = folder + "/tmp/" + base  # noqa: S108 (the Maildir's tmp/)

@@ -16,6 +16,10 @@ MAX_HEADER_BYTES = 64 * 1024  # fields past this point of a header block are not
 # empty or a stray continuation. Possessive quantifiers, as nothing here needs
 # to backtrack: a little faster, and this runs on every header line.
 _LINE = re.compile(rb"^(?:([!-9;-~]++)[ \t]*+:[ \t]*+(.*+(?:\n[ \t].*+)*+)|(.*+))", re.MULTILINE)
+# A line `_fields_if_regular` refuses: neither a field, a continuation, nor white
+# space, found after its "\n" (a literal start is searched for at C speed: a
+# third of the instructions of "^" with re.MULTILINE).
+_IRREGULAR = re.compile(rb"\n(?![!-9;-~]++[ \t]*+:|[ \t]|[ \t\r\x0b\x0c]*+(?:\n|\Z))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +111,35 @@ def _read_irregular(
     if current is not None:
         fields[current] = b"\n".join(pieces)
     return HeaderBlock(fields, body_start)
+
+
+def field_pattern(wanted: frozenset[bytes]) -> re.Pattern[bytes]:
+    """The lines of the `wanted` fields, for `read_usual_block`: (name, raw value)."""
+    names = b"|".join(re.escape(name) for name in sorted(wanted, key=len, reverse=True))
+    return re.compile(rb"\n(" + names + rb")[ \t]*+:[ \t]*+(.*+(?:\n[ \t].*+)*+)", re.IGNORECASE)
+
+
+def read_usual_block(
+    raw: bytes, pattern: re.Pattern[bytes]
+) -> tuple[dict[bytes, bytes], int] | None:
+    """`read_header_block(raw, wanted)` for the usual message, in two regex scans; else None.
+
+    The usual message: CRLF lines, a blank line within MAX_HEADER_BYTES, every
+    header line a field or a continuation, no mbox "From " line. `pattern` is
+    `field_pattern(wanted)`. Only the wanted fields cost Python work, where
+    read_header_block's loop handles every line (Received:, DKIM-Signature:...).
+    """
+    if raw.startswith((b"From ", b"\n", b"\r\n")):
+        return None
+    crlf = raw.find(b"\n\r\n", 0, MAX_HEADER_BYTES)
+    if crlf < 0 or raw.find(b"\n\n", 0, crlf + 1) >= 0:
+        return None
+    block = b"\n" + raw[:crlf + 1]  # every line after a "\n", for the patterns
+    if _IRREGULAR.search(block) is not None:
+        return None
+    fields: dict[bytes, bytes] = {}
+    for name, value in pattern.findall(block):
+        name = name.lower()
+        if name not in fields:
+            fields[name] = value.rstrip(b"\r\t ")
+    return fields, crlf + 3

@@ -18,6 +18,11 @@ _FIRST_READ = 1024  # bytes of a plain body read first (HTML: 16 times more)
 _MAX_READ = 64 * 1024  # never read more than this of a plain body for a preview (HTML: 4x)
 _FIRST_WINDOW = PREVIEW_CHARS + 56  # characters collapsed first: enough for most texts
 
+_ENCODINGS = frozenset({"base64", "quoted-printable"})  # what transfer_decode undoes
+# Labels decode_bytes reads ASCII bytes under as ASCII ("": none): not UTF-7,
+# ISO-2022 or UTF-16/32 (see charsets._SEVEN_BIT, _WIDE).
+_ASCII_READ = frozenset({"", "us-ascii", "ascii", "utf-8", "utf8", "iso-8859-1", "latin1",
+                         "windows-1252", "cp1252", "euc-kr", "ks_c_5601-1987", "cp949"})
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(sorted(set(range(256)) - set(_BASE64_ALPHABET)))  # for bytes.translate
 _SKIPPED_ELEMENT = re.compile(r"<!--|<(script|style|head|title|noscript|template|xml)\b", re.I)
@@ -38,6 +43,24 @@ _NOT_SHOWN = re.compile(
 def body_preview(raw: bytes, start: int, end: int, *, is_html: bool, charset: str,
                  transfer_encoding: str) -> str:
     """Up to PREVIEW_CHARS characters of the body `raw[start:end]`, whitespace collapsed."""
+    if not is_html and transfer_encoding not in _ENCODINGS and charset.lower() in _ASCII_READ:
+        # The usual plain text, in a few operations: the first read below, whose
+        # bytes decode_bytes reads as ASCII when they all are (and hold no ESC,
+        # which may start ISO-2022-KR), and which ends the loop when it gives
+        # enough text or is the whole body.
+        stop = min(end, start + _FIRST_READ)
+        data = raw[start:stop]
+        if data.isascii() and b"\x1b" not in data:
+            preview = _collapse(data.decode("ascii"))
+            if len(preview) >= PREVIEW_CHARS or stop == end:
+                return _cut(preview)
+    return _read_preview(raw, start, end, is_html=is_html, charset=charset,
+                         transfer_encoding=transfer_encoding)
+
+
+def _read_preview(raw: bytes, start: int, end: int, *, is_html: bool, charset: str,
+                  transfer_encoding: str) -> str:
+    """body_preview for any body: reads grow until they give enough text."""
     budget = _FIRST_READ * (16 if is_html else 1)
     while True:
         stop = min(end, start + budget)
