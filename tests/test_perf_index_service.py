@@ -27,6 +27,7 @@ from nmail.mailstore.index_service import (
     serve_index_writer,
     writer_connection,
 )
+from nmail.mailstore.loop_future import LoopFuture
 from nmail.mailstore.store import MailStore, StoreError
 from support import LoopThread
 from test_mailstore_support import HOST, entries, folder_dir, make_account, message_rows, new
@@ -251,7 +252,7 @@ def test_the_event_loop_client_sends_and_is_answered_on_the_loop(
 
     async def submitted(store: MailStore, subject: str) -> int:
         pending = store.submit([new(alice, subject=subject)])
-        assert pending is not None
+        assert isinstance(pending, LoopFuture)  # made and completed on the loop: no lock
         return (await asyncio.wrap_future(pending))[0].uid
 
     first = MailStore(engine, root, HOST, index_client=loop.run(client()))

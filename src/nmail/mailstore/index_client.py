@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage
 from nmail.mailstore.index_wire import decode_stored, encode_items, frame, read_frames, same_user
+from nmail.mailstore.loop_future import LoopFuture
 from nmail.mailstore.model import STORE_ERRORS, StoredMessage, StoreError, StoreUnavailable
 from nmail.mailstore.operations import Operation, decode_result, encode_operation
 
@@ -228,25 +229,37 @@ class LoopRemoteIndex:
         self._closed = False
 
     def submit(self, items: list[PreparedMessage]) -> Pending:
-        """Send `items` (one all-or-nothing group); the Future gives their StoredMessages."""
-        future: Pending = Future()
-        self._request(frame(encode_items(items)), (future, decode_stored))
+        """Send `items` (one all-or-nothing group); the Future gives their StoredMessages.
+
+        Called on the loop's thread, the Future is a LoopFuture (loop_future.py):
+        made, completed and read there only, without a lock.
+        """
+        data = frame(encode_items(items))
+        if threading.get_ident() == self._thread:
+            future: Pending = LoopFuture()
+            self._send(data, (future, decode_stored))
+        else:
+            future = Future()
+            self._hand_over(data, (future, decode_stored))
         return future
 
     def submit_op(self, op: Operation) -> Future[Any]:
-        """Send one operation; the Future gives its result."""
-        future: Future[Any] = Future()
-        self._request(frame(encode_operation(op)), (future, decode_result))
+        """Send one operation; the Future gives its result (a LoopFuture on the loop's thread)."""
+        data = frame(encode_operation(op))
+        if threading.get_ident() == self._thread:
+            future: Future[Any] = LoopFuture()
+            self._send(data, (future, decode_result))
+        else:
+            future = Future()
+            self._hand_over(data, (future, decode_result))
         return future
 
-    def _request(self, data: bytes, waiting: Waiting) -> None:
-        if threading.get_ident() == self._thread:
-            self._send(data, waiting)
-        else:
-            try:
-                self._loop.call_soon_threadsafe(self._send, data, waiting)
-            except RuntimeError:  # the loop is closed
-                waiting[0].set_exception(StoreError("mail store is closed"))
+    def _hand_over(self, data: bytes, waiting: Waiting) -> None:
+        """From another thread: the request goes out on the loop's."""
+        try:
+            self._loop.call_soon_threadsafe(self._send, data, waiting)
+        except RuntimeError:  # the loop is closed
+            waiting[0].set_exception(StoreError("mail store is closed"))
 
     def can_wait(self) -> bool:
         # The answers are read by the loop: blocking it on one would wait forever.
