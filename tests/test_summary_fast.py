@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import test_mime_fuzz as fuzz
 from nmail.mailstore import indexrow
-from nmail.mime import preview, summary
+from nmail.mime import preview, summary, threads
 from nmail.mime.fields import read_header_block, read_usual_block
 
 DIFF = settings(max_examples=400, deadline=None,
@@ -219,3 +219,28 @@ def test_the_usual_messages_take_the_quick_path() -> None:
 def test_unusual_blocks_take_the_full_path(raw: bytes) -> None:
     assert quick(raw) is None
     assert_same(raw)
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.lists(st.text(max_size=8), max_size=3))
+@example("id@host", "Re: x", [])
+@example("id@host", "", [""])
+def test_a_first_messages_key_is_its_own_ids(message_id: str, subject: str,
+                                            references: list[str]) -> None:
+    """thread_keys' one-step case gives what its general steps give."""
+    got = threads.thread_keys(references, "", message_id, subject, b"fallback")
+    ids = [i for i in references if i]
+    chain = ids[:1] + ids[1:][-threads.MAX_REFERENCES:] + ["", message_id]
+    keys = list(dict.fromkeys(threads.message_key(i) for i in chain if i))
+    assert got == (" ".join(keys) if keys else threads.thread_keys(
+        references, "", "", subject, b"fallback"))
+
+
+def test_cached_address_readings_are_the_readings() -> None:
+    """From:/To: values are read once; a second message with them gets the same fields."""
+    raw = (b"From: =?euc-kr?B?sKGzqg==?= <kim@example.co.kr>\r\nTo: a@b, \"C, D\" <c@d>\r\n"
+           b"\r\nbody\r\n")
+    first, second = quick(raw), quick(raw)
+    assert first == second == full(raw)
+    assert isinstance(first, tuple) and first[1] == "가나" and first[3] == 'a@b, "C, D" <c@d>'
+    long_to = b"To: " + b", ".join(b"user%d@example.org" % n for n in range(40)) + b"\r\n"
+    assert_same(long_to + b"\r\nbody\r\n")  # past the cached length: read each time

@@ -104,6 +104,8 @@ def summary_values(summary: MessageSummary, internal_date: int) -> tuple[Any, ..
 
 # The limits of from_name .. thread_id (SUMMARY_KEYS[1:9]), then of preview.
 _TEXT_LIMITS = (*(_LIMITS[key] for key in SUMMARY_KEYS[1:9]), _LIMITS["preview"])
+(_FROM_NAME, _FROM_ADDR, _TO_ADDRS, _CC_ADDRS, _SUBJECT, _MESSAGE_ID, _IN_REPLY_TO, _THREAD_ID,
+ _PREVIEW) = _TEXT_LIMITS
 
 
 def _values(fields: tuple[Any, ...], internal_date: int) -> tuple[Any, ...]:
@@ -115,16 +117,26 @@ def _values(fields: tuple[Any, ...], internal_date: int) -> tuple[Any, ...]:
              preview)
     joined = "".join(texts)
     if joined.isascii() and "\x00" not in joined:
-        # Nothing for _text to mend (the usual case): cutting to the limits is all.
-        fitted = [text[:limit] for text, limit in zip(texts, _TEXT_LIMITS, strict=True)]
-    else:
-        fitted = [_text(text, limit) for text, limit in zip(texts, _TEXT_LIMITS, strict=True)]
+        # Nothing for _text to mend (the usual case): cutting to the limits is all,
+        # and ASCII casefolds to ASCII.
+        return (int(date), from_name[:_FROM_NAME], from_addr[:_FROM_ADDR], to_addrs[:_TO_ADDRS],
+                cc_addrs[:_CC_ADDRS], subject[:_SUBJECT], message_id[:_MESSAGE_ID],
+                in_reply_to[:_IN_REPLY_TO], keys[:_THREAD_ID], bool(has_attachments),
+                preview[:_PREVIEW], _base_subject(subject)[:SORT_KEY_LENGTH],
+                (from_name.strip() or from_addr.strip()).casefold()[:SORT_KEY_LENGTH])
+    fitted = [_text(text, limit) for text, limit in zip(texts, _TEXT_LIMITS, strict=True)]
     return (int(date), *fitted[:8], bool(has_attachments), fitted[8],
             *sort_keys(subject, from_name, from_addr))
 
 
 def sort_keys(subject: str, from_name: str, from_addr: str) -> tuple[str, str]:
     """(subject_sort, from_sort): case-folded, reply/forward prefixes and [tags] off."""
+    sender = (from_name.strip() or from_addr.strip()).casefold()
+    return _text(_base_subject(subject), SORT_KEY_LENGTH), _text(sender, SORT_KEY_LENGTH)
+
+
+def _base_subject(subject: str) -> str:
+    """The subject case-folded, reply/forward prefixes and [tags] off."""
     base = subject.strip().casefold()
     while True:
         before = base
@@ -135,6 +147,4 @@ def sort_keys(subject: str, from_name: str, from_addr: str) -> tuple[str, str]:
         if base.startswith("[") and "]" in base:
             base = base[base.index("]") + 1:].lstrip()
         if base == before:
-            break
-    sender = (from_name.strip() or from_addr.strip()).casefold()
-    return _text(base, SORT_KEY_LENGTH), _text(sender, SORT_KEY_LENGTH)
+            return base

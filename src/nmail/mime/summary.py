@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -123,12 +124,8 @@ def _quick(raw: bytes) -> tuple[int, str, str, str, str, str, str, str, str, boo
         return None
     fields, body_start = read
     get = fields.get
-    from_name, from_addr = "", ""
     raw_value = get(b"from")
-    if raw_value:
-        senders = parse_addresses(raw_value[:4096])
-        if senders:
-            from_name, from_addr = senders[0]
+    from_name, from_addr = _sender(raw_value[:4096]) if raw_value else ("", "")
     raw_value = get(b"subject")
     subject = decode_header_value(raw_value[:16384]) if raw_value else ""
     raw_value = get(b"message-id")
@@ -147,10 +144,10 @@ def _quick(raw: bytes) -> tuple[int, str, str, str, str, str, str, str, str, boo
     raw_value = get(b"date")
     return (
         parse_date(raw_value) if raw_value else 0,
-        _fit(from_name, MAX_NAME),
-        _fit(from_addr, MAX_ADDRESS),
-        _address_list(get(b"to")),
-        _address_list(get(b"cc")),
+        from_name,
+        from_addr,
+        _addresses(get(b"to")),
+        _addresses(get(b"cc")),
         _fit(subject, MAX_SUBJECT),
         _fit(message_id, MAX_MESSAGE_ID),
         _fit(in_reply_to, MAX_MESSAGE_ID),
@@ -159,6 +156,30 @@ def _quick(raw: bytes) -> tuple[int, str, str, str, str, str, str, str, str, boo
         has_attachments,
         _fit(preview, MAX_PREVIEW),
     )
+
+
+def _sender(raw: bytes) -> tuple[str, str]:
+    """(name, address) of a From: value's first mailbox, fitted; short values cached."""
+    return _short_sender(raw) if len(raw) <= _CACHED else _read_sender(raw)
+
+
+def _read_sender(raw: bytes) -> tuple[str, str]:
+    senders = parse_addresses(raw)
+    from_name, from_addr = senders[0] if senders else ("", "")
+    return _fit(from_name, MAX_NAME), _fit(from_addr, MAX_ADDRESS)
+
+
+def _addresses(raw: bytes | None) -> str:
+    """`_address_list(raw)`; short values cached."""
+    if not raw:
+        return ""
+    return _short_address_list(raw) if len(raw) <= _CACHED else _address_list(raw)
+
+
+# The same From: and To: values come again and again (a mailbox's own address,
+# a regular sender): their reading, ~16k instructions, is kept for the next message.
+_CACHED = 256  # bytes of a value at most, so that the caches stay small
+_short_sender = functools.lru_cache(maxsize=1024)(_read_sender)
 
 
 def _ends(value: bytes) -> bytes:
@@ -209,6 +230,9 @@ def _address_list(raw: bytes | None) -> str:
         cut = shown.rfind(", ", 0, MAX_ADDRESS_LIST + 1)
         shown = shown[:cut] if cut > 0 else shown[:MAX_ADDRESS_LIST]
     return _fit(shown, MAX_ADDRESS_LIST)
+
+
+_short_address_list = functools.lru_cache(maxsize=1024)(_address_list)
 
 
 def _fit(text: str, limit: int) -> str:

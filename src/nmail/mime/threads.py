@@ -77,6 +77,8 @@ def thread_keys(references: list[str], in_reply_to: str, message_id: str, subjec
     the subject (Re:/Fwd:/회신: prefixes off) is the one key, else `fallback`
     (e.g. the header block) hashed, so such messages stay apart.
     """
+    if not references and not in_reply_to and message_id:
+        return message_key(message_id)  # a first message: the usual case, in one step
     ids = [i for i in references if i]
     chain = ids[:1] + ids[1:][-MAX_REFERENCES:] + [in_reply_to, message_id]
     keys: list[str] = []
