@@ -82,7 +82,10 @@ def test_dbsync_one_address(cli: Cli) -> None:
     out = cli.ok("dbsync", "Ann@Example.COM")
     assert "ann@example.com" in out
     assert "dbsync: 1 account, 0 added, 1 removed, 0 kept, 0 renumbered" in out
+    # The message was its conversation's last: its links went with its row.
+    assert "conversations: the links of 1 with no message left dropped" in out
     assert _inbox_count(cli, ann) == 0
+    assert "conversations:" not in cli.ok("dbsync", "ALL")  # nothing left to drop
 
 
 def test_dbsync_says_which_flags_it_took_from_the_file_names(cli: Cli) -> None:

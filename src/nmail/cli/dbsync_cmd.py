@@ -122,3 +122,5 @@ def print_report(ctx: CliContext, report: SyncReport, *, show_all: bool) -> None
         f"dbsync: {n} account{'' if n == 1 else 's'}, {t.added} added, {t.removed} removed, "
         f"{t.kept} kept, {t.renumbered} renumbered, {t.flags} flags corrected"
     )
+    if t.forgotten:
+        ctx.out.print(f"conversations: the links of {t.forgotten} with no message left dropped")

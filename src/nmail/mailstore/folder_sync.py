@@ -52,6 +52,7 @@ from nmail.mailstore.names import (
     parse_flags,
 )
 from nmail.mailstore.thread_index import ThreadIndex
+from nmail.mailstore.thread_sweep import forget_gone
 from nmail.mailstore.writer import write_transaction
 
 
@@ -226,6 +227,7 @@ class _Apply:
             conn.execute(messages.insert(), new_rows)
         threads.refresh((folder_id, tid)
                         for tid in gone_threads | {str(r["thread_id"]) for r in new_rows})
+        forgotten = forget_gone(conn, target.account_id, gone_threads)  # emptied conversations
         changed = bool(gone or flag_updates or new_rows)
         top = max([next_uid - 1, *claimed, *(r["uid"] for r in new_rows)])
         # Repair and dbsync may count: they set the counters every other write keeps.
@@ -251,7 +253,7 @@ class _Apply:
             write_uid_state(target.path, UidState(uidvalidity, top + 1))
         added = len(new_rows)
         return counts + SyncCounts(added=added, removed=len(gone), renumbered=renumbered,
-                                   flags=len(flag_updates))
+                                   flags=len(flag_updates), forgotten=forgotten)
 
     def _assign(
         self, rowless: list[DiskFile], claimed: set[int], floor: int, next_uid: int,

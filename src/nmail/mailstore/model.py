@@ -201,6 +201,8 @@ class SyncCounts:
     kept: int = 0  # rows whose file is still there (UID unchanged)
     renumbered: int = 0  # files that carried a UID and had to get another one
     flags: int = 0  # rows whose flags were taken from their file's name
+    # conversations with no message left whose links were dropped (thread_sweep)
+    forgotten: int = 0
 
     def __add__(self, other: SyncCounts) -> SyncCounts:
         return SyncCounts(
@@ -209,6 +211,7 @@ class SyncCounts:
             self.kept + other.kept,
             self.renumbered + other.renumbered,
             self.flags + other.flags,
+            self.forgotten + other.forgotten,
         )
 
 

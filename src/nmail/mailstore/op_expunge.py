@@ -26,6 +26,7 @@ from nmail.mailstore.names import SEEN_BIT
 from nmail.mailstore.op_rows import folder_path, lock_folder, rows_in_ranges
 from nmail.mailstore.operations import ExpungeMessages
 from nmail.mailstore.thread_index import ThreadIndex
+from nmail.mailstore.thread_sweep import forget_gone
 from nmail.mailstore.writer import write_transaction
 
 _COLUMNS = (messages.c.id, messages.c.uid, messages.c.filename, messages.c.in_new,
@@ -46,6 +47,8 @@ def expunge(conn: Connection, op: ExpungeMessages,
         unlink_files(directory, rows)
         modseq = int(folder.highest_modseq) + 1
         remove_rows(conn, op.folder_id, rows, modseq, now)
+        # A conversation whose last message this was: its links go too (thread_sweep).
+        forget_gone(conn, op.account_id, (str(r.thread_id) for r in rows))
         prune_tombstones(conn, op.folder_id, int(now) - op.keep_tombstones, now)
         conn.execute(
             update(folders).where(folders.c.id == op.folder_id).values(

@@ -49,6 +49,7 @@ from nmail.mailstore.model import (
 )
 from nmail.mailstore.op_rows import folder_path
 from nmail.mailstore.operations import CreateFolder, DeleteFolder, RenameFolder, Subscribe
+from nmail.mailstore.thread_sweep import forget_gone, threads_in_folders
 from nmail.mailstore.writer import write_transaction
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,9 @@ def delete_folder(conn: Connection, op: DeleteFolder) -> tuple[None, list[Folder
                     done.append((dst, src))
             fsync_dir(Path(op.maildir))
             ids = [int(existing[n].id) for n in going]
+            threads = threads_in_folders(conn, ids)
             conn.execute(delete(folders).where(folders.c.id.in_(ids)))
+            forget_gone(conn, op.account_id, threads)  # conversations they alone held
     except BaseException:
         for dst, src in reversed(done):
             try:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import folders
-from nmail.mailstore import flag_names, folder_sync, folder_undo
+from nmail.mailstore import flag_names, folder_sync, folder_undo, thread_sweep
 from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
 from nmail.mailstore.folderscan import remove_stale_tmp
 from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
@@ -185,11 +186,28 @@ class Rebuilder:
         for name in sorted(set(indexed) - set(on_disk)):
             # A folder row whose directory is gone: its messages are gone with it.
             counts += SyncCounts(removed=self._drop_folder(box.account_id, name))
+        counts += SyncCounts(forgotten=self._sweep_links(box.account_id))
         created = tuple(name for name in on_disk if name not in indexed)
         return AccountSync(box.account_id, box.address, counts, created, restored)
 
     def _drop_folder(self, account_id: int, name: str) -> int:
         return self._writer.call(lambda conn: _drop_folder(conn, account_id, name))
+
+    def _sweep_links(self, account_id: int) -> int:
+        """Drop the links of the account's conversations with no message left (what
+        versions before thread_sweep left behind), one writer transaction per step."""
+        after: str | None = ""
+        forgotten = 0
+        while after is not None:
+            after, dropped = self._writer.call(partial(_sweep_step, account_id=account_id,
+                                                       after=after))
+            forgotten += dropped
+        return forgotten
+
+
+def _sweep_step(conn: Connection, account_id: int, after: str) -> tuple[str | None, int]:
+    with write_transaction(conn):
+        return thread_sweep.sweep_account(conn, account_id, after)
 
 
 def _drop_folder(conn: Connection, account_id: int, name: str) -> int:
@@ -201,5 +219,7 @@ def _drop_folder(conn: Connection, account_id: int, name: str) -> int:
         ).first()
         if row is None:
             return 0
+        threads = thread_sweep.threads_in_folders(conn, [int(row.id)])
         conn.execute(delete(folders).where(folders.c.id == row.id))
+        thread_sweep.forget_gone(conn, account_id, threads)
         return int(row.message_count)
