@@ -67,7 +67,8 @@ def old_values(fields: tuple[Any, ...], internal_date: int) -> tuple[Any, ...]:
         ("cc_addrs", "cc_addrs"), ("subject", "subject"), ("message_id", "message_id"),
         ("in_reply_to", "in_reply_to"), ("thread_keys", "thread_id"))),
         bool(s.has_attachments), indexrow._text(s.preview, limits["preview"]),
-        *old_sort_keys(s.subject, s.from_name, s.from_addr))
+        *old_sort_keys(s.subject, s.from_name, s.from_addr),
+        True)  # dot_lines: not said, so "may" (POP3 stuffs)
 
 
 def assert_same(raw: bytes) -> None:

@@ -194,6 +194,9 @@ messages = Table(
     # Sort keys short enough for an index on MariaDB (indexrow.sort_keys).
     Column("subject_sort", String(100), nullable=False, default="", server_default=""),
     Column("from_sort", String(100), nullable=False, default="", server_default=""),
+    # Whether a line of the file starts with "." (POP3 must dot-stuff it when it
+    # sends the file); NULL for rows from before (taken as true: stuffed).
+    Column("dot_lines", Boolean, nullable=True),
     UniqueConstraint("folder_id", "uid"),
     Index("ix_messages_folder_date", "folder_id", "date"),
     # One index per sort of a folder page (id breaks ties), changes since a MODSEQ,

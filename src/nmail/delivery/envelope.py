@@ -35,3 +35,6 @@ class Envelope:
     dsn_ret: str | None = None
     dsn_notify: tuple[str | None, ...] = ()
     dsn_orcpt: tuple[str | None, ...] = ()
+    # Whether a line of the content starts with "." when the door knows (SMTP's
+    # DATA, smtp MessageData.dot_lines); None: the store looks if it must.
+    dot_lines: bool | None = None

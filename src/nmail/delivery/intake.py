@@ -485,6 +485,7 @@ class Intake:
                 prefix=trace + delivered_to(account.address) + received,
                 content=content,
                 internal_date=int(now),
+                dot_lines=envelope.dot_lines,
             )
             for account in local
         ]

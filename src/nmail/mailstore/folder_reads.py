@@ -117,11 +117,14 @@ def uids(conn: Connection, folder_id: int) -> list[int]:
 
 def refs(conn: Connection, folder_id: int) -> list[MessageRef]:
     rows = conn.execute(
-        select(messages.c.uid, messages.c.size, messages.c.filename, messages.c.flags)
+        select(messages.c.uid, messages.c.size, messages.c.filename, messages.c.flags,
+               messages.c.dot_lines)
         .where(messages.c.folder_id == folder_id).order_by(messages.c.uid)
     ).all()
-    return [MessageRef(int(uid), int(size), uidl_of(filename), parse_flags(flags))
-            for uid, size, filename, flags in rows]
+    # dot_lines NULL (a row from before it was kept): not known, so stuffed.
+    return [MessageRef(int(uid), int(size), uidl_of(filename), parse_flags(flags),
+                       dots is None or bool(dots))
+            for uid, size, filename, flags, dots in rows]
 
 
 def location(conn: Connection, folder_id: int, uid: int) -> tuple[str, bool, str] | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nmail.mailstore.indexrow import summarize, summary_columns
+from nmail.mailstore.indexrow import has_dot_line, summarize, summary_columns
 from nmail.mailstore.names import DiskName, parse_disk_name
 
 log = logging.getLogger(__name__)
@@ -120,4 +120,5 @@ def read_facts(path: Path) -> FileFacts | None:
     needs_crlf = has_bare_lf(data)
     if needs_crlf:
         data = to_crlf(data)
-    return FileFacts(len(data), needs_crlf, mtime, summary_columns(summarize(data), mtime))
+    columns = summary_columns(summarize(data), mtime, has_dot_line(data))
+    return FileFacts(len(data), needs_crlf, mtime, columns)

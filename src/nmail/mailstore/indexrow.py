@@ -41,15 +41,20 @@ def summarize(data: bytes) -> MessageSummary:
         )
 
 
-def index_values(data: bytes, internal_date: int) -> tuple[Any, ...]:
-    """`summary_values(summarize(data), internal_date)`, without the MessageSummary
-    (a frozen dataclass of 11 fields costs ~10k instructions to build)."""
+def has_dot_line(data: bytes) -> bool:
+    """Whether a line of `data` starts with "." (after LF, CRLF or not: what POP3 stuffs)."""
+    return data[:1] == b"." or data.find(b"\n.") >= 0
+
+
+def index_values(data: bytes, internal_date: int, dot_lines: bool = True) -> tuple[Any, ...]:
+    """`summary_values(summarize(data), internal_date, dot_lines)`, without the
+    MessageSummary (a frozen dataclass of 11 fields costs ~10k instructions to build)."""
     try:
         fields = summary_fields(data)
     except Exception:
         log.warning("could not summarize a message of %d bytes", len(data), exc_info=True)
         fields = (0, "", "", "", "", "", "", "", "", False, "")
-    return _values(fields, internal_date)
+    return _values(fields, internal_date, dot_lines)
 
 
 def _text(value: str, limit: int) -> str:
@@ -79,6 +84,7 @@ SUMMARY_KEYS = (
     "preview",
     "subject_sort",
     "from_sort",
+    "dot_lines",
 )
 SORT_KEY_LENGTH = 100  # messages.subject_sort, from_sort
 # Reply and forward prefixes that sorting by subject skips (RFC 5256's base
@@ -86,20 +92,27 @@ SORT_KEY_LENGTH = 100  # messages.subject_sort, from_sort
 _PREFIXES = ("re:", "fw:", "fwd:", "aw:", "sv:", "답장:", "회신:", "전달:")
 
 
-def summary_columns(summary: MessageSummary, internal_date: int) -> dict[str, Any]:
+def summary_columns(
+    summary: MessageSummary, internal_date: int, dot_lines: bool = True
+) -> dict[str, Any]:
     """The summary's columns, fitted to the schema; `date` falls back to arrival time."""
-    return dict(zip(SUMMARY_KEYS, summary_values(summary, internal_date), strict=True))
+    return dict(zip(SUMMARY_KEYS, summary_values(summary, internal_date, dot_lines),
+                    strict=True))
 
 
-def summary_values(summary: MessageSummary, internal_date: int) -> tuple[Any, ...]:
+def summary_values(
+    summary: MessageSummary, internal_date: int, dot_lines: bool = True
+) -> tuple[Any, ...]:
     """summary_columns' values in SUMMARY_KEYS order (what a delivery carries).
 
     Exactly int, str and bool: the index writer's wire takes nothing else.
+    dot_lines: whether a line of the file starts with "." (has_dot_line);
+    True when not known, so POP3 stuffs it.
     """
     return _values((summary.date, summary.from_name, summary.from_addr, summary.to_addrs,
                     summary.cc_addrs, summary.subject, summary.message_id, summary.in_reply_to,
                     summary.thread_keys, summary.has_attachments, summary.preview),
-                   internal_date)
+                   internal_date, dot_lines)
 
 
 # The limits of from_name .. thread_id (SUMMARY_KEYS[1:9]), then of preview.
@@ -108,7 +121,7 @@ _TEXT_LIMITS = (*(_LIMITS[key] for key in SUMMARY_KEYS[1:9]), _LIMITS["preview"]
  _PREVIEW) = _TEXT_LIMITS
 
 
-def _values(fields: tuple[Any, ...], internal_date: int) -> tuple[Any, ...]:
+def _values(fields: tuple[Any, ...], internal_date: int, dot_lines: bool) -> tuple[Any, ...]:
     """summary_values of MessageSummary fields given as a tuple, in their order."""
     (date, from_name, from_addr, to_addrs, cc_addrs, subject, message_id, in_reply_to,
      keys, has_attachments, preview) = fields
@@ -126,7 +139,7 @@ def _values(fields: tuple[Any, ...], internal_date: int) -> tuple[Any, ...]:
                 (from_name.strip() or from_addr.strip()).casefold()[:SORT_KEY_LENGTH])
     fitted = [_text(text, limit) for text, limit in zip(texts, _TEXT_LIMITS, strict=True)]
     return (int(date), *fitted[:8], bool(has_attachments), fitted[8],
-            *sort_keys(subject, from_name, from_addr))
+            *sort_keys(subject, from_name, from_addr), bool(dot_lines))
 
 
 def sort_keys(subject: str, from_name: str, from_addr: str) -> tuple[str, str]:

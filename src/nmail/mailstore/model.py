@@ -85,6 +85,9 @@ class NewMessage:
     content: MessageSource
     flags: frozenset[str] = frozenset()  # \Seen \Answered \Flagged \Deleted \Draft, keywords
     internal_date: int | None = None  # default: now
+    # Whether a line of `content` starts with "." when the caller knows (SMTP's
+    # DATA saw every line start); None: the store looks (indexrow.has_dot_line).
+    dot_lines: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,8 @@ class MessageRef:
     size: int
     uidl: str
     flags: frozenset[str]
+    # A line of the file starts with "." (POP3 stuffs it); True when not known.
+    dot_lines: bool = True
 
 
 @dataclass(frozen=True, slots=True)

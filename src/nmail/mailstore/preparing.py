@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from nmail.mailstore.delivery_batch import FolderGone, PreparedMessage
-from nmail.mailstore.indexrow import index_values
+from nmail.mailstore.indexrow import has_dot_line, index_values
 from nmail.mailstore.messagefile import write_durably
 from nmail.mailstore.model import NewMessage, StoredMessage, StoreError
 from nmail.mailstore.names import flags_to_letters, format_flags, new_base
@@ -73,10 +73,21 @@ def _prepare(item: NewMessage, folder_id: int, path: Path, flags: frozenset[str]
              flags_text: str, host: str, now: float) -> PreparedMessage:
     internal = int(item.internal_date) if item.internal_date is not None else int(now)
     content = item.content
+    # Whether a line of the file starts with "." (messages.dot_lines, for POP3).
+    # The trace headers are nmail's own lines, yet a few hundred bytes are cheap
+    # to look at (inline: a call costs more than the find); the content only
+    # when the caller did not say (SMTP does).
+    prefix = item.prefix
+    dots = item.dot_lines
+    if dots is None:
+        # A large message stays in its spool, not read for this: POP3 stuffs it.
+        dots = has_dot_line(content) if isinstance(content, bytes) else True
+    if not dots and prefix:
+        dots = prefix[:1] == b"." or prefix.find(b"\n.") >= 0
     if isinstance(content, bytes):
-        columns = index_values(content, internal)
+        columns = index_values(content, internal, dots)
     else:
-        columns = index_values(outline(content.chunks()), internal)
+        columns = index_values(outline(content.chunks()), internal, dots)
     base = new_base(host, now)
     folder = str(path)
     tmp = folder + "/tmp/" + base  # noqa: S108 (the Maildir's tmp/)

@@ -99,7 +99,7 @@ class StoreMaildrop:
     def __init__(self, inbox: LockedInbox) -> None:
         self._inbox = inbox
         self.entries: Sequence[MaildropEntry] = [
-            MaildropEntry(r.uid, r.size, r.uidl) for r in inbox.refs
+            MaildropEntry(r.uid, r.size, r.uidl, r.dot_lines) for r in inbox.refs
         ]
         # Called for every RETR: the inbox's own methods, without a frame of ours.
         self.read: Callable[[int, int], bytes | tuple[int, bytes] | None] = inbox.read

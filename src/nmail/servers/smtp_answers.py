@@ -172,6 +172,7 @@ class Answers:
             dsn_ret=params.ret,
             dsn_notify=tuple(",".join(p.notify) if p.notify else None for _, p in accepted),
             dsn_orcpt=tuple(p.orcpt for _, p in accepted),
+            dot_lines=event.dot_lines,
         )
         decision = None
         content = event.content

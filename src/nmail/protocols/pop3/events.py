@@ -19,6 +19,9 @@ class MaildropEntry:
     uid: int
     size: int
     uidl: str
+    # Whether a line of the message starts with "." (to be stuffed); True when
+    # not known. Trusted only for a file of exactly `size` octets.
+    dot_lines: bool = True
 
 
 class LoginFailure(enum.Enum):

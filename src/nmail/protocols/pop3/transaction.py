@@ -66,10 +66,14 @@ class TransactionCommands(SessionCore):
             return
         # The hot path of a mail download: _send() and stuff_whole() inlined
         # (a Python call is a few hundred instructions, by callgrind).
-        head = b"+OK %d octets\r\n" % event.entry.size
-        if data[:1] == b".":
-            data = b"." + data
-        data = LEADING_DOT.sub(b"\n..", data)
+        entry = event.entry
+        head = b"+OK %d octets\r\n" % entry.size
+        if entry.dot_lines or len(data) != entry.size:
+            # Known to need it, not known, or not the file the index described:
+            # the scan (~17k instructions for 3 KB) that most messages skip.
+            if data[:1] == b".":
+                data = b"." + data
+            data = LEADING_DOT.sub(b"\n..", data)
         if not data or data[-1] == 0x0A:
             tail = b".\r\n"
         else:

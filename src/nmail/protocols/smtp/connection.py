@@ -214,7 +214,7 @@ class SmtpConnection(SmtpCommands):
             self._end_transaction()
             self._error(result, counts=False)
             return
-        self._emit(MessageData(result))
+        self._emit(MessageData(result, self._data.dot_lines))
 
 
 # What answer() calls to accept each kind of pending event.

@@ -106,7 +106,11 @@ def unstuffed_length(raw: bytes | bytearray, end: int) -> int:
 
 
 def unstuff(raw: bytes) -> bytes:
-    """Remove the leading dot of every line that starts with one (RFC 5321 4.5.2)."""
+    """Remove the leading dot of every line that starts with one (RFC 5321 4.5.2).
+
+    `raw` itself when no line starts with a dot: DataReader.dot_lines tells
+    by that, without a scan of its own.
+    """
     if b"\r\n." in raw:
         raw = raw.replace(b"\r\n.", b"\r\n")
     if raw[:1] == b".":
@@ -176,6 +180,10 @@ class DataReader:
         self._bare = False
         self._long = False
         self._no_room = False  # the spill failed (OSError): 452 at the end
+        # Of the last content scan() gave: False when no line of it starts with
+        # ".", True when one may, None when not known (a spilled message). For
+        # the store (mailstore NewMessage.dot_lines): POP3 then need not look.
+        self.dot_lines: bool | None = None
 
     def discard(self) -> None:
         """The message will not be finished: let go of what was spilled."""
@@ -261,7 +269,11 @@ class DataReader:
         handed = False
         try:
             if spill is None and not (self._spilled or self._long):
-                return finish_message(raw, self.max_size, self._oversized)
+                found = finish_message(raw, self.max_size, self._oversized)
+                # unstuff() gave raw itself: no line of it started with a dot.
+                self.dot_lines = found is not raw
+                return found
+            self.dot_lines = None
             # As finish_message, over the spilled pieces and the rest together.
             if self._oversized:
                 return MESSAGE_TOO_BIG

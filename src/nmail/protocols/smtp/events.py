@@ -90,6 +90,9 @@ class MessageData(Event):
 
     needs_decision: ClassVar[bool] = True
     content: MessageSource = field(repr=False)
+    # False: no line of the content starts with "." (the unstuffing saw every
+    # line start); True: one may; None: not known.
+    dot_lines: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
