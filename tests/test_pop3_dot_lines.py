@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from nmail.db.tables import messages
-from nmail.mailstore.indexrow import has_dot_line
+from nmail.mailstore.indexrow import SUMMARY_KEYS, has_dot_line, index_values
 from nmail.mailstore.store import NewMessage
 from nmail.protocols.smtp.data import DataReader
 from pop3_rig import Pop3Rig
@@ -78,6 +78,16 @@ def rig(sqlite_engine: Engine, tmp_path: Path) -> Iterator[Pop3Rig]:
 def test_has_dot_line() -> None:
     assert [has_dot_line(m) for m in HOSTILE] == [
         True, True, True, True, True, True, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("message", [
+    HEAD + b"ascii\r\n", "Subject: 한글\r\nFrom: 김 <k@example.kr>\r\n\r\n본문\r\n".encode()])
+@pytest.mark.parametrize("dots", [False, True])
+def test_every_row_shape_carries_the_flag_last(message: bytes, dots: bool) -> None:
+    """The ASCII quick row and the mended one alike (a row one short fails every insert)."""
+    values = index_values(message, 1_700_000_000, dots)
+    assert len(values) == len(SUMMARY_KEYS) and SUMMARY_KEYS[-1] == "dot_lines"
+    assert values[-1] is dots
 
 
 def test_hostile_bodies_are_stuffed_as_the_reference_with_the_flag_known(rig: Pop3Rig) -> None:

@@ -136,7 +136,8 @@ def _values(fields: tuple[Any, ...], internal_date: int, dot_lines: bool) -> tup
                 cc_addrs[:_CC_ADDRS], subject[:_SUBJECT], message_id[:_MESSAGE_ID],
                 in_reply_to[:_IN_REPLY_TO], keys[:_THREAD_ID], bool(has_attachments),
                 preview[:_PREVIEW], _base_subject(subject)[:SORT_KEY_LENGTH],
-                (from_name.strip() or from_addr.strip()).casefold()[:SORT_KEY_LENGTH])
+                (from_name.strip() or from_addr.strip()).casefold()[:SORT_KEY_LENGTH],
+                bool(dot_lines))
     fitted = [_text(text, limit) for text, limit in zip(texts, _TEXT_LIMITS, strict=True)]
     return (int(date), *fitted[:8], bool(has_attachments), fitted[8],
             *sort_keys(subject, from_name, from_addr), bool(dot_lines))
