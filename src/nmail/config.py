@@ -16,6 +16,7 @@ from typing import Any
 
 from nmail.config_http import HttpSettings, http_settings
 from nmail.config_listen import listen_section
+from nmail.config_login import LoginSettings, login_settings
 from nmail.config_sessions import SessionTiming, session_timing
 from nmail.config_values import ConfigError as ConfigError  # callers import it from here
 from nmail.config_values import duration_key, file_path, section, whole_key
@@ -105,6 +106,7 @@ class Config:
     pop3: Pop3Config = field(default_factory=Pop3Config)
     http: HttpSettings = field(default_factory=HttpSettings)
     smtp_timing: SessionTiming = field(default_factory=SessionTiming)
+    login: LoginSettings = field(default_factory=LoginSettings)
     # At stop, sessions in a transaction get this long, then 421 and close.
     stop_timeout: int = 30
     nameservers: tuple[str, ...] = ()
@@ -184,6 +186,7 @@ KNOWN_SECTIONS = frozenset(
         "transport",
         "pop3",
         "http",
+        "login",
         "web",  # read by nmail.web.web_settings
     }
 )
@@ -313,6 +316,7 @@ def config_from_dict(data_dir: Path, raw: dict[str, Any]) -> Config:
         pop3=pop3,
         http=http_settings(raw),
         smtp_timing=session_timing(raw),
+        login=login_settings(raw),
         stop_timeout=duration_key(server, "server", "stop_timeout", 30),
         nameservers=tuple(str(n) for n in dns_raw.get("nameservers", [])),
         relay=relay,

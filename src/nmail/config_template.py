@@ -77,6 +77,14 @@ max_connections_per_ip = 100  # from one address (IPv6: per /64); loopback unlim
 header_timeout = "20s"        # to send a request's headers, trickling does not extend it
 keepalive_timeout = "5s"      # an idle connection is kept this long after a response
 
+[login]
+# Password checks (Argon2, 64 MiB each while it runs) per process: this many
+# at once, this many more wait their turn, the rest are answered "busy"
+# (SMTP 454, POP3 -ERR [SYS/TEMP], web 503). Together at most 16.
+# concurrent_checks = 2        # default: one per CPU, at most 8
+# waiting_checks = 8           # default: four times concurrent_checks
+wait_seconds = "10s"          # a check waiting longer is answered busy (1s to 60s)
+
 [web]
 # The webmail logs users in by the host they open: mail.<domain> and
 # webmail.<domain> mean <domain>; other names can be mapped here.

@@ -166,7 +166,9 @@ class Runtime:
         )
         # The process's one gate on password checks (64 MiB of Argon2 each):
         # every login service of this process shares it (directory/login_gate.py).
-        self.login_gate = PasswordGate()
+        sizes = config.login
+        self.login_gate = PasswordGate(sizes.concurrent_checks, sizes.waiting_checks,
+                                       max_wait=sizes.wait_seconds)
         # The one login service of every door (SMTP AUTH, POP3, IMAP, webmail).
         self.login = LoginService(self.directory, self.throttle, gate=self.login_gate)
         # The one account service (accounts with their mailboxes) of every door.

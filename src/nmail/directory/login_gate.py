@@ -29,6 +29,10 @@ without a check.
 Blocking (threading): callers already run the login in a thread. A waiting
 check holds a pool thread, so checks + waiting is kept to at most half the
 pool (16 of 32), leaving the rest for mail.
+
+The sizes and the wait are `[login] concurrent_checks`, `waiting_checks` and
+`wait_seconds` (config_login.py checks them against these places); a size
+left out takes its default within what the other leaves.
 """
 
 from __future__ import annotations
@@ -64,7 +68,11 @@ class PasswordGate:
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.checks = max(1, checks if checks is not None else min(usable_cpus(), MAX_PLACES // 2))
+        if checks is None:
+            # Left to the default: within what a given `waiting` leaves of the places.
+            left = MAX_PLACES - max(0, waiting or 0)
+            checks = min(usable_cpus(), MAX_PLACES // 2, left)
+        self.checks = max(1, checks)
         if waiting is None:
             waiting = min(4 * self.checks, MAX_PLACES - self.checks)
         self.waiting = max(0, waiting)
@@ -76,6 +84,11 @@ class PasswordGate:
         self._line: deque[object] = deque()
         self._next_log = 0.0
         self._unlogged = 0
+
+    @property
+    def max_wait(self) -> float:
+        """Seconds a check may wait in line before it is refused."""
+        return self._max_wait
 
     @property
     def running(self) -> int:
