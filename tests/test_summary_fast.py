@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import test_mime_fuzz as fuzz
 from nmail.mailstore import indexrow
-from nmail.mime import preview, summary, threads
+from nmail.mime import dates, preview, summary, threads
 from nmail.mime.fields import read_header_block, read_usual_block
 
 DIFF = settings(max_examples=400, deadline=None,
@@ -245,3 +245,41 @@ def test_cached_address_readings_are_the_readings() -> None:
     assert isinstance(first, tuple) and first[1] == "가나" and first[3] == 'a@b, "C, D" <c@d>'
     long_to = b"To: " + b", ".join(b"user%d@example.org" % n for n in range(40)) + b"\r\n"
     assert_same(long_to + b"\r\nbody\r\n")  # past the cached length: read each time
+
+
+def old_parse_date(value: bytes) -> int:
+    """dates.parse_date as it was before its day number was cached (RFC 5322 shapes)."""
+    text = value.decode("latin-1")[:200]
+    match = dates._RFC5322.match(text)
+    if match is not None:
+        day, month_name, year, hour, minute, second, zone = match.groups()
+        month = dates._MONTHS.get(month_name.lower())
+        if month is not None:
+            minutes = dates._zone_minutes(zone)
+            if zone and zone[0] not in "+-":
+                offset = dates._OFFSET.match(text, match.end())
+                if offset is not None:
+                    minutes = dates._offset_minutes(offset)
+            return dates._to_unix(dates._year(year), month, int(day), int(hour), int(minute),
+                                  int(second or 0), minutes)
+    return dates._parse_loose(text)
+
+
+date_value = st.builds(
+    lambda weekday, day, month, year, clock, zone: f"{weekday}{day} {month} {year} {clock}{zone}",
+    st.sampled_from(["", "Mon, ", "Tue,  ", "mon "]),
+    st.sampled_from(["1", "07", "29", "30", "31", "0", "99"]),
+    st.sampled_from(["Jan", "Feb", "feb", "September", "Sept", "Foo", "Dec"]),
+    st.sampled_from(["2026", "2024", "1900", "0000", "00", "49", "50", "999", "9999", "1970"]),
+    st.sampled_from(["04:07:52", "23:59:60", "24:00:00", "00:00", "12:60:00", "9:5:00"]),
+    st.sampled_from(["", " +0000 (UTC)", " +0900", " -1200", " +9900", " KST", " GMT+09:00",
+                     " XYZ", " -0000"]),
+).map(str.encode)
+
+
+@given(date_value)
+@example(b"Mon,  7 Dec 2026 04:07:52 +0000 (UTC)")
+@example(b"Thu, 1 Jan 1970 00:00:00 +0000")
+@example(b"31 Dec 9999 23:59:59 -1400")
+def test_parse_date_with_cached_days_agrees(value: bytes) -> None:
+    assert dates.parse_date(value) == old_parse_date(value)

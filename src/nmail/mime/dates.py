@@ -62,9 +62,20 @@ def parse_date(value: bytes | str) -> int:
                 offset = _OFFSET.match(text, match.end())
                 if offset is not None:
                     minutes = _offset_minutes(offset)
-            return _to_unix(_year(year), month, int(day), int(hour), int(minute),
-                            int(second or 0), minutes)
+            days = _day_number(year, month, day)
+            if days is None:
+                return 0
+            return _seconds(days, int(hour), int(minute), int(second or 0), minutes)
     return _parse_loose(text)
+
+
+@functools.lru_cache(maxsize=64)  # a day's mail shares its Date: day, month and year
+def _day_number(year: str, month: int, day: str) -> int | None:
+    """Days since the epoch of an RFC 5322 date's day, or None when there is no such day."""
+    try:
+        return date(_year(year), month, int(day)).toordinal() - _EPOCH_DAY
+    except (ValueError, OverflowError):
+        return None
 
 
 def _parse_loose(text: str) -> int:
@@ -148,15 +159,20 @@ def _year(text: str) -> int:
 def _to_unix(year: int, month: int, day: int, hour: int, minute: int, second: int,
              zone_minutes: int) -> int:
     """Seconds since the epoch, or 0 for an impossible date."""
+    try:
+        days = date(year, month, day).toordinal() - _EPOCH_DAY  # checks the day exists
+    except (ValueError, OverflowError):
+        return 0
+    return _seconds(days, hour, minute, second, zone_minutes)
+
+
+def _seconds(days: int, hour: int, minute: int, second: int, zone_minutes: int) -> int:
+    """Seconds since the epoch of a time on the day `days` after it, or 0 for an impossible one."""
     if second == 60:
         second = 59  # a leap second
     if abs(zone_minutes) > 18 * 60:
         zone_minutes = 0  # "+9900" is junk: better a date in UTC than none
     if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60):
-        return 0
-    try:
-        days = date(year, month, day).toordinal() - _EPOCH_DAY  # checks the day exists
-    except (ValueError, OverflowError):
         return 0
     # Plain arithmetic (no datetime objects): this runs for every delivered message.
     seconds = days * 86400 + hour * 3600 + minute * 60 + second - zone_minutes * 60

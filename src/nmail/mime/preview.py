@@ -23,6 +23,7 @@ _ENCODINGS = frozenset({"base64", "quoted-printable"})  # what transfer_decode u
 # ISO-2022 or UTF-16/32 (see charsets._SEVEN_BIT, _WIDE).
 _ASCII_READ = frozenset({"", "us-ascii", "ascii", "utf-8", "utf8", "iso-8859-1", "latin1",
                          "windows-1252", "cp1252", "euc-kr", "ks_c_5601-1987", "cp949"})
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(sorted(set(range(256)) - set(_BASE64_ALPHABET)))  # for bytes.translate
 _SKIPPED_ELEMENT = re.compile(r"<!--|<(script|style|head|title|noscript|template|xml)\b", re.I)
@@ -48,12 +49,22 @@ def body_preview(raw: bytes, start: int, end: int, *, is_html: bool, charset: st
         # bytes decode_bytes reads as ASCII when they all are (and hold no ESC,
         # which may start ISO-2022-KR), and which ends the loop when it gives
         # enough text or is the whole body.
+        # Of that text _collapse looks at the first _FIRST_WINDOW characters
+        # first; _collapse_all's plain-line case is tested on the bytes
+        # (printable ASCII: nothing deleted by translate), with less work than
+        # str.isprintable's per-character lookups.
         stop = min(end, start + _FIRST_READ)
         data = raw[start:stop]
         if data.isascii() and b"\x1b" not in data:
-            preview = _collapse(data.decode("ascii"))
-            if len(preview) >= PREVIEW_CHARS or stop == end:
+            flat = data[:_FIRST_WINDOW].replace(b"\r\n", b" ").replace(b"\n", b" ")
+            if b"  " not in flat and not flat.translate(None, _PRINTABLE_ASCII):
+                preview = flat.decode("ascii").strip()
+            else:
+                preview = _collapse_all(data[:_FIRST_WINDOW].decode("ascii"))
+            if len(preview) > PREVIEW_CHARS:
                 return _cut(preview)
+            if len(data) <= _FIRST_WINDOW and stop == end:
+                return _cut(preview)  # the whole body was looked at
     return _read_preview(raw, start, end, is_html=is_html, charset=charset,
                          transfer_encoding=transfer_encoding)
 
