@@ -64,6 +64,7 @@ from nmail.mailstore.preparing import (
 )
 from nmail.mailstore.rebuild import Rebuilder
 from nmail.mailstore.writer import IndexWriter
+from nmail.message_source import MessageSource
 
 __all__ = [
     "FOLDERS",
@@ -319,7 +320,7 @@ class MailStore(FirstModelCalls):
                  lambda: self._catalog.subscribe(account_id, name, subscribed))
 
     @_failures("append the message")
-    def append(self, account: Account, folder: str, content: bytes, *,
+    def append(self, account: Account, folder: str, content: MessageSource, *,
                flags: Iterable[str] = (), internal_date: int | None = None) -> AppendResult:
         """Store `content` into `folder` with flags and an internal date (IMAP APPEND,
         the webmail's Sent and Drafts): the delivery path, flushed before it returns.

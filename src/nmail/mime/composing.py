@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.headerregistry import Address as EmailAddress
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate
+from pathlib import Path
+from typing import IO
 
 from nmail.mime.addresses import parse_addresses
 
@@ -47,11 +51,21 @@ class ComposeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class OutgoingFile:
-    """An attachment: its name (as the user's file had it), type and bytes."""
+    """An attachment: its name (as the user's file had it), type and content: bytes, or
+    a file (a staged upload's path, a form's spooled upload) read a piece at a time by
+    `spool_message` (mime/compose_spool.py) and whole only by `build_message`."""
 
     filename: str
     content_type: str
-    data: bytes
+    data: bytes | Path | IO[bytes]
+
+    @property
+    def size(self) -> int:
+        if isinstance(self.data, bytes):
+            return len(self.data)
+        if isinstance(self.data, Path):
+            return self.data.stat().st_size
+        return self.data.seek(0, os.SEEK_END)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +150,24 @@ def parse_recipients(text: str, field_name: str) -> tuple[Address, ...]:
 def build_message(out: Outgoing, *, hostname: str, include_bcc: bool = False) -> bytes:
     """The RFC 5322 bytes (CRLF) of `out`. Bcc is written only when `include_bcc`
     (the copy kept in Sent or Drafts), never into what recipients get."""
+    return message_of(out, hostname=hostname, include_bcc=include_bcc).as_bytes()
+
+
+def read_whole(data: bytes | Path | IO[bytes]) -> bytes:
+    """An attachment's content as bytes."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, Path):
+        return data.read_bytes()
+    data.seek(0)
+    return data.read()
+
+
+def message_of(out: Outgoing, *, hostname: str, include_bcc: bool,
+               content: Callable[[OutgoingFile], bytes] = lambda item: read_whole(item.data)
+               ) -> EmailMessage:
+    """The message `build_message` writes; each file's content from `content` (the
+    spooled build gives a stand-in it replaces while writing)."""
     msg = EmailMessage(policy=_POLICY)
     msg["Date"] = format_datetime_local(out.date)
     # Names and subjects are encoded here, not by `email`: its folder puts the
@@ -181,8 +213,8 @@ def build_message(out: Outgoing, *, hostname: str, include_bcc: bool = False) ->
         if not maintype or not subtype or _CONTROL.search(item.content_type):
             maintype, subtype = "application", "octet-stream"
         name = check_text(item.filename, "attachment", 255) or "attachment"
-        msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=name)
-    return msg.as_bytes()
+        msg.add_attachment(content(item), maintype=maintype, subtype=subtype, filename=name)
+    return msg
 
 
 def format_datetime_local(when: float) -> str:

@@ -34,7 +34,8 @@ def build_mail_services(backends: WebBackends) -> MailServices:
     config = backends.config
     intake = backends.intake
     return MailServices(
-        outbox=Outbox(intake, backends.store, config.hostname) if intake is not None else None,
+        outbox=(Outbox(intake, backends.store, config.hostname, config.data_dir / "spool")
+                if intake is not None else None),
         image_senders=ImageSenders(backends.engine, backends.clock),
         uploads=Uploads(config.data_dir / "webmail-uploads", backends.clock),
         recipients=RecentRecipients(backends.engine),

@@ -9,24 +9,37 @@ durable. Then a copy (with Bcc) goes to Sent and the original gets
 `\\Answered` or `$Forwarded`. Those last two are after the fact: when they
 fail the message has still gone, so they are logged, not reported as a
 failed send. Blocking: the web app calls this in its thread pool.
+
+A message whose files come to more than SPOOL_PAST is written once into an
+unnamed file under the spool directory (mime/compose_spool.py) and handed on
+as a `SpooledMessage`, like a large message that came by SMTP: the recipients'
+copy and the Sent (or Drafts) copy are that one file behind two header
+sections. Smaller ones are built in memory, as before.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.intake import Intake
 from nmail.directory.model import Account
 from nmail.mailstore.store import MailStore, StoreError
+from nmail.message_source import MessageSource, SpooledMessage
+from nmail.mime.compose_spool import spool_message
 from nmail.mime.composing import Outgoing, build_message, new_message_id
 from nmail.policy.decision import Decision
 
 log = logging.getLogger(__name__)
 
 Mark = Literal["answered", "forwarded", ""]
+SPOOL_PAST = 1 << 20  # attachments past this go through a spool file, never whole in memory
 _FLAGS = {"answered": "\\Answered", "forwarded": "$Forwarded"}
 
 
@@ -59,10 +72,29 @@ class Original:
 class Outbox:
     """Sends and saves drafts for webmail users."""
 
-    def __init__(self, intake: Intake, store: MailStore, hostname: str) -> None:
+    def __init__(self, intake: Intake, store: MailStore, hostname: str,
+                 spool_dir: Path | None = None) -> None:
         self._intake = intake
         self._store = store
         self._hostname = hostname
+        self._spool_dir = spool_dir
+
+    @contextmanager
+    def _built(self, out: Outgoing, *, recipients: bool = True
+               ) -> Iterator[tuple[MessageSource, MessageSource]]:
+        """(what the recipients get, or b"" when not `recipients`; the copy kept, with
+        Bcc); see the module docstring."""
+        if sum(item.size for item in out.files) > SPOOL_PAST:
+            if self._spool_dir is not None:
+                self._spool_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self._spool_dir) as file:
+                parts = spool_message(out, file, hostname=self._hostname)
+                if parts is not None:
+                    yield (SpooledMessage(file, parts.size, parts.head),
+                           SpooledMessage(file, parts.size, parts.head_bcc))
+                    return
+        yield (build_message(out, hostname=self._hostname) if recipients else b"",
+               build_message(out, hostname=self._hostname, include_bcc=True))
 
     def send(self, account: Account, out: Outgoing, client_ip: str,
              original: Original | None = None) -> SendResult:
@@ -71,7 +103,12 @@ class Outbox:
                             auth_user=account.address)
         # One Message-ID and Date for what recipients get and for the copy in Sent.
         out = replace(out, message_id=out.message_id or new_message_id(self._hostname))
-        content = build_message(out, hostname=self._hostname)
+        with self._built(out) as (content, copy):
+            return self._send(account, out, client, content, copy, original)
+
+    def _send(self, account: Account, out: Outgoing, client: ClientInfo,
+              content: MessageSource, copy: MessageSource,
+              original: Original | None) -> SendResult:
         sender = out.sender[1]
         decision = self._intake.check_sender(client, sender, len(content))
         if not decision.accepted:
@@ -97,7 +134,7 @@ class Outbox:
         accepted = self._intake.accept(envelope, content)
         if not accepted.accepted:
             return SendResult(False, (_refusal("", accepted),))
-        self._keep_copy(account, out)
+        self._keep_copy(account, copy)
         if original is not None and original.mark:
             self._mark(account, original)
         return SendResult(True, (), out.message_id)
@@ -106,8 +143,8 @@ class Outbox:
         """Store the draft in Drafts (and drop the one it replaces); its new UID.
 
         StoreError (QuotaExceeded...) when it cannot be kept: the old draft stays."""
-        content = build_message(out, hostname=self._hostname, include_bcc=True)
-        stored = self._store.append(account, "Drafts", content, flags=("\\Draft", "\\Seen"))
+        with self._built(out, recipients=False) as (_content, copy):
+            stored = self._store.append(account, "Drafts", copy, flags=("\\Draft", "\\Seen"))
         if replaces is not None:
             self.discard_draft(account, replaces)
         return stored.uid
@@ -118,8 +155,7 @@ class Outbox:
         except StoreError as exc:
             log.warning("could not remove draft %s of %s: %s", uid, account.address, exc)
 
-    def _keep_copy(self, account: Account, out: Outgoing) -> None:
-        copy = build_message(out, hostname=self._hostname, include_bcc=True)
+    def _keep_copy(self, account: Account, copy: MessageSource) -> None:
         try:
             self._store.append(account, "Sent", copy, flags=("\\Seen",))
         except StoreError as exc:

@@ -140,7 +140,11 @@ class Uploads:
         return Upload(token, str(meta["name"]), str(meta["type"]), int(meta["size"]))
 
     def read(self, account_id: int, upload: Upload) -> bytes:
-        return (self._folder(account_id) / f"{upload.token}.bin").read_bytes()
+        return self.path(account_id, upload).read_bytes()
+
+    def path(self, account_id: int, upload: Upload) -> Path:
+        """The staged file (a send reads it a piece at a time: mime/compose_spool.py)."""
+        return self._folder(account_id) / f"{upload.token}.bin"
 
     def remove(self, account_id: int, token: str) -> None:
         if _TOKEN.match(token):

@@ -131,15 +131,14 @@ async def _files(form: FormData, state: ComposeState, user: User, web: Web,
     used: list[str] = []
     for token in state.uploads:
         upload = await web.run(mail.uploads.get, user.id, token)
-        if upload is not None:
-            data = await web.run(mail.uploads.read, user.id, upload)
-            files.append(OutgoingFile(upload.name, upload.content_type, data))
+        if upload is not None:  # read from its file as the message is written
+            files.append(OutgoingFile(upload.name, upload.content_type,
+                                      mail.uploads.path(user.id, upload)))
             used.append(token)
     for item in form.getlist("files")[:MAX_FILES]:
-        if isinstance(item, UploadFile) and item.filename:
-            data = await item.read(mail.attachment_limit + 1)
+        if isinstance(item, UploadFile) and item.filename:  # the form's spooled file
             files.append(OutgoingFile(item.filename, item.content_type or
-                                      "application/octet-stream", data))
+                                      "application/octet-stream", item.file))
     carried = 0
     if state.carry_from and state.carry_parts:
         raw = await _message_bytes(web, user, state, "carry_from")
@@ -151,7 +150,7 @@ async def _files(form: FormData, state: ComposeState, user: User, web: Web,
             if found is not None:
                 files.append(OutgoingFile(found[0].filename, found[0].content_type, found[1]))
                 carried += 1
-    total = sum(len(f.data) for f in files)
+    total = sum(await web.run(lambda: [f.size for f in files]))
     if total > mail.attachment_limit:
         raise ComposeError("attachment", "too large")
     return files, used, carried

@@ -1,0 +1,167 @@
+"""A webmail send with a large attachment goes through a spool file (mime/compose_spool.py).
+
+The spooled bytes are exactly those `build_message` writes (files from bytes, paths and
+spooled uploads; an empty file; a folded Bcc kept out of the recipients' copy); a
+message `email` writes with a bare LF (a forwarded message's own) is not spooled. Then a
+real `nmail serve` sends a 20 MiB attachment from the form and from a staged upload, to a
+local mailbox and to the queue: its web process's peak RSS (VmHWM after clear_refs) grew
+by 214 MiB (local) and 170 MiB (queued) when the message was built in memory; now it
+must stay under half the attachment, and every copy (the recipient's, a Bcc's, Sent's, with Bcc only
+in Sent's) must carry the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import socket
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nmail.mime.compose_spool import spool_message, without_bcc
+from nmail.mime.composing import Outgoing, OutgoingFile, build_message
+from nmail.mime.reading import part_content, read_view
+from proc_tree import descendants, holders, rss_bytes
+from serve_process import ServeProcess
+from serve_setup import PASSWORD, as_options, listen_specs, make_data, set_option
+
+pytestmark = pytest.mark.timeout(300)
+MIB = 1 << 20
+
+
+def outgoing(tmp_path: Path, **extra: object) -> Outgoing:
+    staged = tmp_path / "staged.bin"
+    staged.write_bytes(os.urandom(300_000))
+    spooled = tempfile.SpooledTemporaryFile(max_size=1000)  # noqa: SIM115 (the form's)
+    spooled.write(os.urandom(57 * 1024 * 2 + 5))
+    files = (OutgoingFile("a.bin", "application/octet-stream", os.urandom(1000)),
+             OutgoingFile("견적서.pdf", "application/pdf", staged),
+             OutgoingFile("empty.txt", "text/plain", b""),
+             OutgoingFile("u.bin", "application/octet-stream", spooled))
+    values: dict[str, object] = {
+        "sender": ("Bob", "bob@test.local"), "to": (("", "carol@test.local"),),
+        "bcc": (("Someone With A Long Name " * 4, "dan@test.local"), ("", "eve@test.local")),
+        "subject": "자료", "text": "see", "html": "<p>see</p>", "files": files,
+        "message_id": "m1@test.local", "date": 1.0, **extra}
+    return Outgoing(**values)  # type: ignore[arg-type]
+
+
+def test_the_spooled_message_is_the_built_one(tmp_path: Path) -> None:
+    out = outgoing(tmp_path)
+    for bcc in (False, True):
+        random.seed(7)  # email's boundaries
+        built = build_message(out, hostname="test.local", include_bcc=bcc)
+        random.seed(7)
+        file = io.BytesIO()
+        parts = spool_message(out, file, hostname="test.local")
+        assert parts is not None and parts.size == len(file.getvalue())
+        assert (parts.head_bcc if bcc else parts.head) + file.getvalue() == built
+    assert b"Bcc:" in parts.head_bcc and b"bcc:" not in parts.head.lower()
+    assert b"dan@test.local" not in parts.head and b"Long Name" not in parts.head
+    assert without_bcc(b"To: a@b\r\nBCC: x,\r\n y\r\n\tz\r\nSubject: s\r\n\r\n") == (
+        b"To: a@b\r\nSubject: s\r\n\r\n")
+
+
+@pytest.mark.parametrize("forwarded", [
+    b"From: x@y.example\nSubject: old\n\nbare\nline feeds\n",
+    b"From: x@y.example\r\nSubject: old\r\n\r\na bare\rCR\r\n",
+    b"From: x@y.example\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n\r\na\nb\rc\r\n"])
+def test_a_forwarded_message_with_bare_line_ends_spools_clean(tmp_path: Path,
+                                                              forwarded: bytes) -> None:
+    """A spooled message is queued as it is (no CRLF repair on the way in), and the
+    queue refuses a bare CR or LF: `email` writes them as CRLF, and spool_message
+    would not spool a message where it did not (it returns None: built in memory)."""
+    file = io.BytesIO()
+    parts = spool_message(outgoing(tmp_path, attached_messages=(forwarded,)), file,
+                          hostname="test.local")
+    assert parts is not None
+    whole = parts.head_bcc + file.getvalue()
+    assert whole.count(b"\r") == whole.count(b"\n") == whole.count(b"\r\n")
+
+
+def silent_dns() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def peak_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def stored(data: Path, address: str, folder: str) -> list[bytes]:
+    """The messages in one Maildir folder ("INBOX", ".Sent"), oldest first."""
+    userid, domain = address.split("@")
+    base = data / "mail" / domain / userid / "Maildir"
+    if folder != "INBOX":
+        base = base / folder
+    files = [p for sub in ("new", "cur") for p in (base / sub).iterdir()]
+    return [p.read_bytes() for p in sorted(files, key=lambda p: p.stat().st_mtime_ns)]
+
+
+def test_a_20_mib_attachment_is_sent_in_bounded_memory(tmp_path: Path) -> None:
+    dns = silent_dns()  # remote.example stays unresolved: its message waits in the queue
+    data = make_data(tmp_path, "bob@test.local", "carol@test.local")
+    set_option(data, "dns", "nameservers", f'["127.0.0.1:{dns.getsockname()[1]}"]')
+    ports = listen_specs("smtp", "http")
+    srv = ServeProcess(data, *as_options(ports), workers=1)
+    try:
+        found = holders([srv.proc.pid, *descendants(srv.proc.pid)], ports["http"])
+        web = next(pid for pid in found if pid != srv.proc.pid) if len(found) > 1 else found[0]
+        client = httpx.Client(base_url=f"http://127.0.0.1:{ports['http']}", timeout=120,
+                              headers={"Host": "mail.test.local", "Accept": "text/html"})
+        field = re.compile(r'name="csrf_token" value="([^"]+)"')
+        token = field.findall(client.get("/login").text)[0]
+        assert client.post("/login", data={"userid": "bob@test.local", "password": PASSWORD,
+                                           "csrf_token": token}).status_code == 303
+        csrf = field.findall(client.get("/compose").text)[0]
+
+        def send(payload: bytes, to: str, staged: bool) -> tuple[int, httpx.Response]:
+            """(the web process's peak RSS growth during the send, its answer)."""
+            fields: dict[str, object] = {"to": to, "subject": "big", "body": "see",
+                                         "bcc": "bob@test.local"}
+            files = {"files": ("big.bin", payload, "application/octet-stream")}
+            if staged:  # uploaded first, as the page's script does; not measured
+                made = client.post("/compose/upload?name=big.bin", content=payload,
+                                   headers={"X-CSRF-Token": csrf})
+                assert made.status_code == 200, made.text
+                fields["upload"] = made.json()["id"]
+                files = {}
+            start = rss_bytes(web)
+            Path(f"/proc/{web}/clear_refs").write_text("5")  # VmHWM := VmRSS now
+            answer = client.post(f"/compose/send?_csrf={csrf}", data=fields,
+                                 files=files or None)
+            return peak_bytes(web) - start, answer
+
+        assert send(os.urandom(2 * MIB), "carol@test.local", False)[1].status_code == 303
+        for to, staged in (("carol@test.local", False), ("friend@remote.example", False),
+                           ("carol@test.local", True)):
+            payload = os.urandom(20 * MIB)
+            growth, sent = send(payload, to, staged)
+            assert sent.status_code == 303, sent.text[:500]
+            assert growth < 10 * MIB, f"peak RSS grew {growth / MIB:.1f} MiB ({to}, {staged})"
+            print(f"{to} staged={staged}: peak RSS grew {growth / MIB:.1f} MiB")
+            for copy, folder, bcc in ((to, "INBOX", False), ("bob@test.local", "INBOX", False),
+                                      ("bob@test.local", ".Sent", True)):
+                if copy.endswith("remote.example"):
+                    continue
+                raw = stored(data, copy, folder)[-1]
+                [attachment] = read_view(raw).attachments
+                got = part_content(raw, attachment.number)
+                assert got is not None and got[1] == payload, (copy, folder)
+                head = raw.split(b"\r\n\r\n", 1)[0]
+                assert (b"\r\nBcc: bob@test.local" in head) is bcc, (copy, folder)
+        [queued] = (data / "queue").glob("*.eml")
+        assert queued.stat().st_size > 27 * MIB
+    finally:
+        srv.stop()
+        dns.close()
