@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,15 @@ from databases import (
     missing_backends,
 )
 from nmail.db.engine import make_engine
+
+# This machine's environment sets PYTHONDONTWRITEBYTECODE: each `nmail` child
+# (a CLI call, `nmail serve`) compiled nmail from source again (0.3-0.4 s of CPU
+# each), and pytest rewrote every test module on every run (12 s -> 4.6 s of CPU
+# for collecting the suite with them cached). The suite lets Python keep its
+# compiled files (in __pycache__/, ignored by git; stale ones are found by the
+# source's mtime and size).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 BACKENDS = asked_backends()
 _ran: set[str] = set()
