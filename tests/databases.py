@@ -182,7 +182,9 @@ def fresh_sqlite(directory: Path) -> str:
         # Every connection closed: the WAL was checkpointed into the file and removed.
         assert [p.name for p in home.iterdir()] == ["index.sqlite3"], list(home.iterdir())
         _template.append(home / "index.sqlite3")
-    shutil.copyfile(_template[0], directory / "index.sqlite3")
+    copy = directory / "index.sqlite3"
+    shutil.copyfile(_template[0], copy)
+    copy.chmod(0o600)  # the index holds password hashes and DKIM keys
     return sqlite_url(directory)
 
 
