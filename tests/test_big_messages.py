@@ -5,7 +5,8 @@ local deliveries (one to two mailboxes), one relayed to an outside address
 (queued), one submission (queued and DKIM-signed, with a local copy). Its
 peak resident memory (VmHWM after clear_refs) must grow by well under the
 sum of the messages (a quarter); the files, index rows, queue bodies and
-signature must be exact. Bad large messages (bare LF or a long line far
+signature must be exact (on PostgreSQL and MariaDB too, with 3 MiB messages:
+the database holds rows, never bodies). Bad large messages (bare LF or a long line far
 into them, over the size limit, over quota, a connection dropped at the
 end of DATA) get their 4xx/5xx and leave nothing behind; a full disk
 (in-process, os.copy_file_range failing) gives 451 and loses nothing.
@@ -183,6 +184,13 @@ def verifies(database_url: str, signed: bytes) -> bool:
 
 
 def test_parallel_large_messages_keep_memory_bounded(tmp_path: Path, db_url: str) -> None:
+    # The memory bound is measured with 24 MiB messages on SQLite. The bodies
+    # go from the spool file to the mailbox and queue files and never through
+    # the database, which holds their rows; on the servers, messages of 3 MiB
+    # (spooled: past the first MiB) prove the rows, files, queue bodies and
+    # signature there at an eighth of the traffic (16 s -> 5 s a server).
+    measured = db_url.startswith("sqlite:")
+    mib = 24 if measured else 3
     dns = silent_dns()
     data, ports, srv = serve(tmp_path, dns, db_url)
     try:
@@ -194,17 +202,17 @@ def test_parallel_large_messages_keep_memory_bounded(tmp_path: Path, db_url: str
         wait_until(lambda: not stray_files(data), 60, "warm-up files gone")
 
         jobs: list[tuple[str, list[str], bytes, str | None, int]] = [
-            ("a@outside.example", [BOB], big_message(24, "a@outside.example", "one"),
+            ("a@outside.example", [BOB], big_message(mib, "a@outside.example", "one"),
              None, ports["smtp"]),
-            ("b@outside.example", [CAROL, DAN], big_message(24, "b@outside.example", "two"),
+            ("b@outside.example", [CAROL, DAN], big_message(mib, "b@outside.example", "two"),
              None, ports["smtp"]),
-            ("c@outside.example", [DAN], big_message(24, "c@outside.example", "three"),
+            ("c@outside.example", [DAN], big_message(mib, "c@outside.example", "three"),
              None, ports["smtp"]),
             # Loopback is a relay network (none listed): relayed, queued, not ours to sign.
-            ("d@outside.example", [FRIEND], big_message(24, "d@outside.example", "four"),
+            ("d@outside.example", [FRIEND], big_message(mib, "d@outside.example", "four"),
              None, ports["smtp"]),
             # A submission: signed with test.local's key, a local copy too.
-            (BOB, ["else@remote.example", CAROL], big_message(24, BOB, "five"),
+            (BOB, ["else@remote.example", CAROL], big_message(mib, BOB, "five"),
              BOB, ports["submission"]),
         ]
         replies: dict[int, bytes] = {}
@@ -230,7 +238,8 @@ def test_parallel_large_messages_keep_memory_bounded(tmp_path: Path, db_url: str
         assert all(replies[i].startswith(b"250") for i in range(len(jobs))), replies
         growth = peak_bytes(pid) - before
         total = sum(len(job[2]) for job in jobs)
-        assert growth < total // 4, f"peak grew {growth // MIB} MiB for {total // MIB} MiB"
+        if measured:
+            assert growth < total // 4, f"peak grew {growth // MIB} MiB for {total // MIB} MiB"
 
         check_delivered(data, BOB, jobs[0][2], "a@outside.example")
         check_delivered(data, CAROL, jobs[1][2], "b@outside.example")

@@ -94,3 +94,27 @@ def test_hostile_names_are_stored_safely(engine: Engine) -> None:
     assert throttle.check("not-an-ip", name).locked
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(login_failures)).scalar_one() == 2
+
+
+def test_an_unchecked_attempt_is_taken_back_from_the_shared_count(engine: Engine) -> None:
+    """`untried` (the password gate answered busy) on the SQL store: the attempt's
+    count goes (times rounded to the store's milliseconds), and a lockout only its
+    own count started is lifted, one short of the limit."""
+    clock = FakeClock(1_790_000_000.0)
+    throttle = shared(engine, clock, first_delay=0, max_failures=3, lockout=600)
+    ip, bob = "192.0.2.1", "bob@example.com"
+    for _ in range(10):  # a flood answered busy, attempts 0.4 ms apart
+        clock.advance(0.0004)
+        throttle.untried(ip, bob, throttle.attempt(ip, bob))
+    assert not throttle.check(ip, bob).locked
+    for _ in range(2):
+        clock.advance(0.0123)
+        throttle.failure(ip, bob)
+    clock.advance(0.0071)
+    third = throttle.attempt(ip, bob)  # its count starts the lockout
+    assert throttle.check(ip, bob).locked
+    throttle.untried(ip, bob, third)
+    assert not throttle.check(ip, bob).locked
+    assert not throttle.check("198.51.100.7", bob).locked  # nor on the account
+    throttle.failure(ip, bob)  # one short: the next checked failure locks
+    assert throttle.check(ip, bob).locked
