@@ -70,6 +70,15 @@ def _send(port: int) -> None:
         client.sendmail("kim@remote.example", ["bob@test.local"], BODY)
 
 
+def _sent(port: int) -> bool:
+    """Whether a delivery was taken (refused with a 4xx: not yet)."""
+    try:
+        _send(port)
+    except smtplib.SMTPException:
+        return False
+    return True
+
+
 def _next_change(sub: Subscription, kind: str, deadline: float = 20) -> Change:
     end = time.monotonic() + deadline
     while (left := end - time.monotonic()) > 0:
@@ -101,12 +110,9 @@ def test_a_delivery_reaches_subscribers_and_search(served: tuple[ServeProcess, i
         assert (change.account_id, change.folder, change.modseq > 1) == (account, "INBOX", True)
         engine = make_engine(load_config(data).database_url)
         try:
-            end = time.monotonic() + 30
-            hits = []
-            while time.monotonic() < end and not hits:
-                hits = search(engine, account, "회의 견적")
-                if not hits:
-                    time.sleep(0.05)
+            wait_until(lambda: bool(search(engine, account, "회의 견적")), 30,
+                       "the delivery in the search index")
+            hits = search(engine, account, "회의 견적")
             assert [(h.folder, h.uid) for h in hits] == [("INBOX", 1)]
         finally:
             engine.dispose()
@@ -170,12 +176,8 @@ def test_subscribers_resync_after_the_index_writer_restarts(
         while time.monotonic() < end and not isinstance(event, Resync):
             event = sub.get(end - time.monotonic())
         assert event == Resync(account, {first.folder_id: first.modseq}, "reconnected")
-        for attempt in range(100):  # deliveries fail with 4xx until the writer is back
-            try:
-                _send(port)
-                break
-            except smtplib.SMTPException:
-                time.sleep(0.1 * attempt)
+        # Deliveries fail with 4xx until the writer is back: until one is taken.
+        wait_until(lambda: _sent(port), 60, "a delivery taken once the writer is back")
         assert _next_change(sub, "deliver").modseq > first.modseq
     finally:
         feed.close()
