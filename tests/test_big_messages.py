@@ -32,12 +32,14 @@ from fixtures_smtp_sink import SmtpSink
 from nmail.config import load_config
 from nmail.db.engine import make_engine
 from nmail.db.tables import accounts, folders, messages
+from nmail.directory import Directory
+from nmail.directory.sizes import parse_size
 from nmail.queue import envelope_line
 from nmail.queue.dkim import DkimKeys, public_record
 from nmail.servers.data_spool import FileSpill
 from proc_tree import rss_bytes
 from serve_process import ServeProcess
-from serve_setup import PASSWORD, as_options, listen_specs, make_data, nmail, set_option, smtp_reply
+from serve_setup import PASSWORD, as_options, listen_specs, make_data, set_option, smtp_reply
 from server_rig import RunningServer, make_data_dir
 from support import LoopThread, free_port, wait_until
 
@@ -286,9 +288,17 @@ def test_parallel_large_messages_keep_memory_bounded(tmp_path: Path, db_url: str
 def test_bad_large_messages_leave_nothing(tmp_path: Path) -> None:
     dns = silent_dns()
     data, ports, srv = serve(tmp_path, dns, max_message_size=str(8 * MIB))
-    nmail(data, "user", "quota", DAN, "3M")
-    nmail(data, "alias", "add", "team@test.local", CAROL, FRIEND)
-    nmail(data, "relay", "add", "192.0.2.0/24")
+    # What `nmail user quota`, `alias add` and `relay add` do, without a Python
+    # start each (the running server sees them the same way: the directory's
+    # generation moves).
+    engine = make_engine(load_config(data).database_url)
+    try:
+        directory = Directory(engine)
+        directory.set_quota(DAN, parse_size("3M"))
+        directory.add_alias("team@test.local", [CAROL, FRIEND])
+        directory.add_relay_network("192.0.2.0/24")
+    finally:
+        engine.dispose()
     port = ports["smtp"]
     try:
         good = big_message(3, "a@outside.example", "fine")
