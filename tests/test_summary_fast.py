@@ -283,3 +283,14 @@ date_value = st.builds(
 @example(b"31 Dec 9999 23:59:59 -1400")
 def test_parse_date_with_cached_days_agrees(value: bytes) -> None:
     assert dates.parse_date(value) == old_parse_date(value)
+
+
+@given(st.lists(st.sampled_from([b"<", b">", b"id", b"@", b"host.example", b" ", b"\t", b"\x00",
+                                 b"\x7f", b"\xb0\xa1", b"\r\n ", b"=?utf-8?Q?a?=", b'"']),
+                max_size=8).map(b"".join))
+@example(b"<331f.0003.0000@vm>")
+@example(b"<>")
+@example(b"<a b@c>")
+@example(b"<<a@b>>")
+def test_message_id_shortcut_agrees(raw: bytes) -> None:
+    assert summary._message_id(raw) == threads.first_message_id(raw)

@@ -129,9 +129,9 @@ def _quick(raw: bytes) -> tuple[int, str, str, str, str, str, str, str, str, boo
     raw_value = get(b"subject")
     subject = decode_header_value(raw_value[:16384]) if raw_value else ""
     raw_value = get(b"message-id")
-    message_id = first_message_id(raw_value[:4096]) if raw_value else ""
+    message_id = _message_id(raw_value[:4096]) if raw_value else ""
     raw_value = get(b"in-reply-to")
-    in_reply_to = first_message_id(raw_value[:4096]) if raw_value else ""
+    in_reply_to = _message_id(raw_value[:4096]) if raw_value else ""
     raw_value = get(b"references")
     references = message_ids(_ends(raw_value)) if raw_value else []
     if b"content-type" in fields or b"content-disposition" in fields:
@@ -158,6 +158,16 @@ def _quick(raw: bytes) -> tuple[int, str, str, str, str, str, str, str, str, boo
     )
 
 
+def _message_id(raw: bytes) -> str:
+    """`first_message_id(raw)`; "<id>" of printable ASCII without space or brackets in
+    a few C calls (the regular expression and header_text's checks cost ~3 times more)."""
+    if raw.startswith(b"<") and raw.endswith(b">"):
+        inner = raw[1:-1]
+        if inner and not inner.translate(None, _ID_BYTES):
+            return inner.decode("ascii")
+    return first_message_id(raw)
+
+
 def _sender(raw: bytes) -> tuple[str, str]:
     """(name, address) of a From: value's first mailbox, fitted; short values cached."""
     return _short_sender(raw) if len(raw) <= _CACHED else _read_sender(raw)
@@ -178,6 +188,7 @@ def _addresses(raw: bytes | None) -> str:
 
 # The same From: and To: values come again and again (a mailbox's own address,
 # a regular sender): their reading, ~16k instructions, is kept for the next message.
+_ID_BYTES = bytes(byte for byte in range(0x21, 0x7F) if byte not in b"<>")
 _CACHED = 256  # bytes of a value at most, so that the caches stay small
 _short_sender = functools.lru_cache(maxsize=1024)(_read_sender)
 
