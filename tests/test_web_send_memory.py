@@ -18,6 +18,7 @@ import random
 import re
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -125,22 +126,28 @@ def test_a_20_mib_attachment_is_sent_in_bounded_memory(tmp_path: Path) -> None:
                                            "csrf_token": token}).status_code == 303
         csrf = field.findall(client.get("/compose").text)[0]
 
+        def measured(post: Callable[[], httpx.Response]) -> tuple[int, httpx.Response]:
+            """(the web process's peak RSS growth during `post`, its answer)."""
+            start = rss_bytes(web)
+            Path(f"/proc/{web}/clear_refs").write_text("5")  # VmHWM := VmRSS now
+            answer = post()
+            return peak_bytes(web) - start, answer
+
         def send(payload: bytes, to: str, staged: bool) -> tuple[int, httpx.Response]:
-            """(the web process's peak RSS growth during the send, its answer)."""
             fields: dict[str, object] = {"to": to, "subject": "big", "body": "see",
                                          "bcc": "bob@test.local"}
             files = {"files": ("big.bin", payload, "application/octet-stream")}
-            if staged:  # uploaded first, as the page's script does; not measured
-                made = client.post("/compose/upload?name=big.bin", content=payload,
-                                   headers={"X-CSRF-Token": csrf})
+            if staged:  # uploaded first, as the page's script does (it held the whole body)
+                growth, made = measured(lambda: client.post(
+                    "/compose/upload?name=big.bin", content=payload,
+                    headers={"X-CSRF-Token": csrf}))
                 assert made.status_code == 200, made.text
+                print(f"upload: peak RSS grew {growth / MIB:.1f} MiB")
+                assert growth < 10 * MIB, f"the upload grew the peak by {growth / MIB:.1f} MiB"
                 fields["upload"] = made.json()["id"]
                 files = {}
-            start = rss_bytes(web)
-            Path(f"/proc/{web}/clear_refs").write_text("5")  # VmHWM := VmRSS now
-            answer = client.post(f"/compose/send?_csrf={csrf}", data=fields,
-                                 files=files or None)
-            return peak_bytes(web) - start, answer
+            return measured(lambda: client.post(f"/compose/send?_csrf={csrf}", data=fields,
+                                                files=files or None))
 
         assert send(os.urandom(2 * MIB), "carol@test.local", False)[1].status_code == 303
         for to, staged in (("carol@test.local", False), ("friend@remote.example", False),

@@ -13,8 +13,10 @@ To/Cc/Bcc is replaced by its members here, at send or save
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import IO
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.datastructures import FormData, UploadFile
@@ -32,12 +34,13 @@ from nmail.web.outbox import Original, Refusal
 from nmail.web.recipient_groups import GroupError, expand, names_groups
 from nmail.web.routes.compose import compose_page, referenced_message, uploads_view
 from nmail.web.templating import human_size
-from nmail.web.uploads import STAGED_MESSAGES, UploadQuotaFull, UploadTooLarge
+from nmail.web.uploads import CHUNK, STAGED_MESSAGES, UploadQuotaFull, UploadTooLarge
 
 router = APIRouter()
 MAX_FILES = 50
 MAX_FIELDS = 200
 MAX_SUGGESTIONS = 10
+UPLOAD_PIECE = 1 << 20  # bytes of an upload held before they are written to its spool file
 
 
 def _text(form: FormData, name: str) -> str:
@@ -276,27 +279,40 @@ async def upload(request: Request, user: CurrentUser, web: Web, mail: Mail,
     if declared.isdigit() and int(declared) + max(0, already) > limit:
         return JSONResponse({"detail": too_large}, status_code=413)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in request.stream():
-            yield chunk
-
-    collected: list[bytes] = []
-    size = 0
-    async for chunk in chunks():
-        size += len(chunk)
-        if size + max(0, already) > limit:
-            return JSONResponse({"detail": too_large}, status_code=413)
-        collected.append(chunk)
-    kind = request.headers.get("content-type", "application/octet-stream")
+    # The body goes to an unnamed file 1 MiB at a time (a 20 MiB upload was held
+    # whole in a list of chunks, then written), and is staged from there.
+    spool = await web.run(tempfile.TemporaryFile)
     try:
-        saved = await web.run(mail.uploads.save, user.id, name or "attachment", kind, collected,
-                              limit, max(0, already))
+        pending: list[bytes] = []
+        size = held = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size + max(0, already) > limit:
+                return JSONResponse({"detail": too_large}, status_code=413)
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= UPLOAD_PIECE:
+                await web.run(spool.writelines, pending)
+                pending, held = [], 0
+        await web.run(spool.writelines, pending)
+        kind = request.headers.get("content-type", "application/octet-stream")
+        saved = await web.run(mail.uploads.save, user.id, name or "attachment", kind,
+                              _pieces(spool), limit, max(0, already))
     except UploadTooLarge:
         return JSONResponse({"detail": too_large}, status_code=413)
     except UploadQuotaFull as full:
         return JSONResponse({"detail": _quota_text(full.reason, mail)}, status_code=413)
+    finally:
+        await web.run(spool.close)
     return JSONResponse({"id": saved.token, "name": saved.name, "size": saved.size,
                          "type": saved.content_type})
+
+
+def _pieces(spool: IO[bytes]) -> Iterator[bytes]:
+    """A spooled upload from its start, CHUNK bytes at a time (read in save's thread)."""
+    spool.seek(0)
+    while piece := spool.read(CHUNK):
+        yield piece
 
 
 def _quota_text(reason: str, mail: MailServices) -> str:
