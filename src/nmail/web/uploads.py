@@ -139,9 +139,6 @@ class Uploads:
             return None
         return Upload(token, str(meta["name"]), str(meta["type"]), int(meta["size"]))
 
-    def read(self, account_id: int, upload: Upload) -> bytes:
-        return self.path(account_id, upload).read_bytes()
-
     def path(self, account_id: int, upload: Upload) -> Path:
         """The staged file (a send reads it a piece at a time: mime/compose_spool.py)."""
         return self._folder(account_id) / f"{upload.token}.bin"
