@@ -8,10 +8,9 @@ import socket
 import subprocess
 from pathlib import Path
 
-from databases import fresh_sqlite
+from datadir_copy import initialized
 from nmail.accounts.service import AccountService, StoreMailboxes
 from nmail.config import load_config
-from nmail.datadir import initialize
 from nmail.db.engine import make_engine
 from nmail.directory import Directory
 from nmail.mailstore.store import MailStore
@@ -40,13 +39,10 @@ def make_data(tmp_path: Path, *users: str, database_url: str | None = None) -> P
     and `nmail user add` make it (passwords hashed at the default cost, as the
     command does): a CLI call for each cost a Python start, about 1 s of CPU."""
     data = tmp_path / "data"
-    if database_url is None:  # the default index, migrated once a run (server_rig.make_data_dir)
-        data.mkdir(mode=0o700, parents=True)
-        fresh_sqlite(data)
     previous = os.umask(PRIVATE_UMASK)  # as `nmail init` runs
     try:
-        initialize(data, hostname="mail.example.com", password=PASSWORD,
-                   database_url=database_url)
+        initialized(data, hostname="mail.example.com", password=PASSWORD,
+                    database_url=database_url)
     finally:
         os.umask(previous)
     cfg = data / "nmail.toml"

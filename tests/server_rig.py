@@ -7,10 +7,9 @@ import ssl
 from pathlib import Path
 from types import TracebackType
 
-from databases import fresh_sqlite
+from datadir_copy import initialized
 from nmail.config import Config, load_config
 from nmail.config_listen import Listen
-from nmail.datadir import initialize
 from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.directory.passwords import fast_hashing
@@ -26,13 +25,7 @@ LISTENERS = ("smtp", "submission", "submissions", "pop3", "pop3s", "http")
 
 def make_data_dir(tmp_path: Path, database_url: str | None = None) -> Path:
     data = tmp_path / "data"
-    if database_url is None:
-        # The default index, as a copy of one migrated once a run: initialize's
-        # upgrade then finds nothing to do (16 migrations took 0.3-3 s, most of
-        # it waiting for the disk).
-        data.mkdir(mode=0o700, parents=True)
-        fresh_sqlite(data)
-    initialize(data, hostname=HOSTNAME, password=POSTMASTER_PASSWORD, database_url=database_url)
+    initialized(data, hostname=HOSTNAME, password=POSTMASTER_PASSWORD, database_url=database_url)
     return data
 
 
