@@ -29,7 +29,8 @@ from nmail.servers.data_spool import spill_factory
 from nmail.servers.limits import ConnectionLimits, RefusalLog, SharedRow
 from nmail.servers.smtp_auth import IntakeBackend, MailIntake
 from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
-from nmail.servers.smtp_session import SessionSetup, SmtpSession
+from nmail.servers.smtp_session import SmtpSession
+from nmail.servers.smtp_setup import SessionSetup
 from nmail.servers.tls_gate import TlsGate
 
 __all__ = [

@@ -5,7 +5,16 @@ task; `Answers` takes the events that need a decision (MAIL, RCPT, the
 message, AUTH credentials) to the backend and gives the SmtpConnection its
 answer. `now()` answers from memory, on the loop, when the backend can
 (InlineChecks); `later()` is for the rest, awaited by the session's task:
-a backend call in a worker thread, the store's commit at end of data.
+a backend call in a worker thread.
+
+The end of data is started by `now()` too when the backend can store the
+message from the loop (InlineChecks.accept_now): the files are written,
+the commit is under way, and `deciding` stays true until the store says
+the message is durable. Then its callback, on the loop, answers (250, or
+what the store said) and tells the session (`answered`), which goes on
+with what the client sent meanwhile. No task waits for it: a task's
+step and its futures cost ~60k instructions per connection (callgrind,
+bench/smtp_instructions.py), as much as the rest of the reply path.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,10 +39,16 @@ from nmail.protocols.smtp import (
     RcptTo,
     SmtpConnection,
 )
-from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking, wait_decision
+from nmail.servers.smtp_backend import InlineChecks, PendingDecision
+from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking
 
 if TYPE_CHECKING:
-    from nmail.servers.smtp_session import SessionSetup
+    from nmail.servers.smtp_setup import SessionSetup
+
+# What the session hears once a message's inline acceptance is over: the event
+# when it must still go to later() (nothing was stored), and whether answering
+# failed (a bug: the session says 451 and ends).
+Answered = Callable[[Event | None, bool], None]
 
 log = logging.getLogger("nmail.smtp")
 
@@ -44,6 +60,10 @@ def _gone() -> bool:
     return True
 
 
+def _not_told(later: Event | None, failed: bool) -> None:
+    """The session is over: nobody to tell."""
+
+
 class Answers:
     """Answers the events of one SmtpConnection from `setup`'s backend."""
 
@@ -53,21 +73,31 @@ class Answers:
         setup: SessionSetup,
         ip: str,
         lost: Callable[[], bool],
+        answered: Answered = _not_told,
     ) -> None:
         self._conn = conn
         self._setup = setup
         self._ip = ip
         self._lost = lost  # the client is gone: an answer would go nowhere
+        self._answered = answered  # an inline acceptance is over (see the module text)
         self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         self._resolutions: list[Resolution] = []
         self._client_info: ClientInfo | None = None
         self._auth_account_id: int | None = None
         self.tls_description: str | None = None  # set when TLS is up (Received header)
+        # A message is being stored from now(): the connection awaits its answer.
+        self.deciding = False
+        self._registering = False
+        # The message now() could not start inline: later() calls accept() at once.
+        self._blocking: MessageData | None = None
 
     def release(self) -> None:
-        """The session is over: drop what refers back to it (its `lost` closure
-        would keep it, and its buffers, alive in a reference cycle)."""
+        """The session is over: drop what refers back to it (its `lost` and
+        `answered` callables would keep it, and its buffers, alive in a
+        reference cycle)."""
         self._lost = _gone
+        self._answered = _not_told
         self._resolutions = []
         self._client_info = None
 
@@ -101,6 +131,8 @@ class Answers:
                 return False
             self._recipient_decided(event, answer)
             return True
+        if isinstance(event, MessageData):
+            return self._message_now(event, inline)
         return False
 
     async def later(self, event: Event) -> None:
@@ -159,11 +191,11 @@ class Answers:
             self._resolutions.append(resolution)
         conn.answer(decision)
 
-    async def _message(self, event: MessageData) -> None:
+    def _envelope(self, event: MessageData) -> Envelope:
         conn = self._conn
         params = conn.mail_params
         accepted = conn.recipients
-        envelope = Envelope(
+        return Envelope(
             sender=conn.sender or "",
             recipients=tuple(self._resolutions),
             client=self._client(),
@@ -174,23 +206,69 @@ class Answers:
             dsn_orcpt=tuple(p.orcpt for _, p in accepted),
             dot_lines=event.dot_lines,
         )
-        decision = None
-        content = event.content
-        inline = self._setup.inline
-        if inline is not None:
-            started = answer_now(self._ip, inline.accept_now, envelope, content)
-            if started is not None:
-                decision = await wait_decision(self._loop, self._ip, started)
-        if decision is None:
-            decision = await self._call(self._setup.backend.accept, envelope, content)
-        if isinstance(content, SpooledMessage):
+
+    def _message_now(self, event: MessageData, inline: InlineChecks) -> bool:
+        """Start storing the message from the loop; False: later() must (in a thread).
+
+        True with `deciding` set: the answer comes from _stored's callback.
+        """
+        started = answer_now(self._ip, inline.accept_now, self._envelope(event), event.content)
+        if started is None:
+            self._blocking = event
+            return False
+        self.deciding = True
+        self._registering = True
+        try:
+            # Called at once when already done (a refusal, a local writer's quick
+            # commit): then _stored answers before this returns.
+            started.stored.add_done_callback(lambda _: self._stored(started, event))
+        finally:
+            self._registering = False
+        return self.deciding or self._blocking is not event
+
+    def _stored(self, started: PendingDecision, event: MessageData) -> None:
+        """The store's Future is done (on the loop's thread, or a writer thread's)."""
+        if threading.get_ident() != self._thread:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                self._loop.call_soon_threadsafe(self._decided, started, event, True)
+            return
+        self._decided(started, event, not self._registering)
+
+    def _decided(self, started: PendingDecision, event: MessageData, tell: bool) -> None:
+        """Answer the stored message; `tell` the session (not while now() still runs)."""
+        self.deciding = False
+        later: Event | None = None
+        try:
+            decision = _decision(started, self._ip)
+            if decision is None:  # nothing stored: accept() in a thread
+                self._blocking = later = event
+            else:
+                self._message_done(event, decision)
+        except Exception:
+            if not tell:
+                raise
+            log.exception("SMTP session from %s failed", self._ip)
+            self._answered(None, True)
+            return
+        if tell:
+            self._answered(later, False)
+
+    def _message_done(self, event: MessageData, decision: Decision | None) -> None:
+        if isinstance(event.content, SpooledMessage):
             # The backend is done with it (every copy written). Cancelled
             # before this, the file goes with the backend thread's reference.
-            content.close()
+            event.content.close()
         self._resolutions = []
         if self._lost():
             return
-        conn.answer(decision if decision is not None else LOCAL_ERROR)
+        self._conn.answer(decision if decision is not None else LOCAL_ERROR)
+
+    async def _message(self, event: MessageData) -> None:
+        """The message in a worker thread: accept() (now() could not start it)."""
+        self._blocking = None
+        envelope = self._envelope(event)
+        decision = await self._call(self._setup.backend.accept, envelope, event.content)
+        self._message_done(event, decision)
 
     async def _authenticate(self, event: AuthCredentials) -> None:
         conn = self._conn
@@ -234,3 +312,13 @@ class Answers:
                 auth_account_id=self._auth_account_id if auth is not None else None,
             )
         return known
+
+
+def _decision(started: PendingDecision, ip: str) -> Decision | None:
+    """The outcome of accept_now once stored; None: nothing stored, call accept()."""
+    try:
+        return started.decision()
+    except Exception:
+        # Not None: the message may be stored, so no second try through accept().
+        log.exception("SMTP accept from %s failed", ip)
+        return LOCAL_ERROR

@@ -1,10 +1,10 @@
 """How an SMTP session reaches the backend from the event loop.
 
-Three ways, cheapest first: an answer computed on the loop itself (from
-memory; `answer_now`), an acceptance started on the loop and awaited until
-the store says it is durable (`wait_decision`), and a blocking call in a
-worker thread (`call_blocking`). A failure is logged and becomes None, for
-the session to fall back or answer 451.
+Two ways, cheapest first: an answer computed on the loop itself (from
+memory, or an acceptance started there: `answer_now`; smtp_answers waits
+for the store's commit with a callback) and a blocking call in a worker
+thread (`call_blocking`). A failure is logged and becomes None, for the
+session to fall back or answer 451.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
-from typing import Any, TypeVar
+from concurrent.futures import Executor
+from typing import TypeVar
 
 from nmail.policy.decision import Decision
-from nmail.servers.smtp_backend import PendingDecision
 
 log = logging.getLogger("nmail.smtp")
 
@@ -85,41 +83,3 @@ async def call_blocking(
     except Exception:
         log.exception("SMTP backend %s failed (client %s)", fn.__name__, ip)
         return None
-
-
-async def wait_decision(
-    loop: asyncio.AbstractEventLoop, ip: str, started: PendingDecision
-) -> Decision | None:
-    """The outcome of accept_now, once stored; None: nothing stored, call accept()."""
-    thread = threading.get_ident()
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def done(_: Future[Any]) -> None:
-        # On the loop's thread (the store answered on the loop, or at once)
-        # or another one (an index writer thread).
-        if threading.get_ident() == thread:
-            set_result(waiter, None)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-            loop.call_soon_threadsafe(set_result, waiter, None)
-
-    started.stored.add_done_callback(done)
-    try:
-        await waiter
-    except asyncio.CancelledError:
-        # The session is torn down meanwhile; the outcome is still logged once known.
-        started.stored.add_done_callback(lambda _: _decide_quietly(started, ip))
-        raise
-    try:
-        return started.decision()
-    except Exception:
-        # Not None: the message may be stored, so no second try through accept().
-        log.exception("SMTP accept from %s failed", ip)
-        return LOCAL_ERROR
-
-
-def _decide_quietly(started: PendingDecision, ip: str) -> None:
-    try:
-        started.decision()
-    except Exception:
-        log.exception("SMTP accept from %s failed", ip)

@@ -5,11 +5,18 @@ The decisions (MAIL, RCPT, the message, AUTH) are smtp_answers.Answers';
 the backend answers from memory on the loop where it can (InlineChecks),
 else in an executor (see smtp_calls).
 
-Each connection has a task (`_run`) for the steps that wait: a backend call
-in a thread, the store's commit at end of data, a TLS handshake. Commands
-that need no waiting (EHLO, MAIL and RCPT answered from memory, NOOP, ...)
-are answered straight from `data_received` while the task sleeps, so a
-client sending one command at a time costs no task switch per command.
+Commands that need no waiting (EHLO, MAIL and RCPT answered from memory,
+NOOP, QUIT, ...) are answered straight from `data_received`, and so is the
+end of data when the store can take the message from the loop: its
+commit's callback sends the reply (smtp_answers). A connection gets a task
+(smtp_session_task.py) only for the steps that do wait: a backend call in a thread,
+STARTTLS, AUTH, a client not reading its replies, the server's stop, or
+more than MAX_AT_ONCE commands at once; once made it serves the
+connection to its end. The greeting leaves from connection_made and a
+session that ends without a task is finished where it ends. So a message
+from a plain client (EHLO, MAIL, RCPT, DATA, QUIT) costs no task at all:
+its creation and its four steps (greeting, end of data, commit, QUIT) were
+~60k instructions per connection (callgrind, bench/smtp_instructions.py).
 
 An asyncio.Protocol rather than streams: data arrives in large chunks and
 is handed to the sans-IO connection as is, with no per-line awaits.
@@ -20,18 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
-from collections.abc import Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from nmail.protocols.smtp import Event, SmtpConnection, SmtpOptions, StartTls
+from nmail.protocols.smtp import Event, SmtpConnection
 from nmail.protocols.smtp import replies as r
-from nmail.protocols.smtp.data import BodySpill
 from nmail.servers import tls_upgrade
 from nmail.servers.smtp_answers import Answers
-from nmail.servers.smtp_backend import InlineChecks, SmtpBackend
+from nmail.servers.smtp_session_task import MAX_AT_ONCE, SessionTask
+from nmail.servers.smtp_setup import SessionSetup
 
 if TYPE_CHECKING:
     from nmail.servers.smtp import SmtpServer
@@ -42,31 +45,9 @@ log = logging.getLogger("nmail.smtp")
 MAX_PENDING_INPUT = 1 << 20
 # Seconds a client closed by a timeout has to read our last reply.
 GOODBYE_GRACE = 10.0
-# Commands answered in one go before the other connections get the loop again:
-# a megabyte of pipelined NOOPs must not hold up every other session.
-MAX_AT_ONCE = 64
 
 
-@dataclass(frozen=True, slots=True)
-class SessionSetup:
-    """What every session of one listener shares."""
-
-    options: SmtpOptions
-    backend: SmtpBackend
-    inline: InlineChecks | None  # the backend's answers from memory, if it offers them
-    executor: Executor | None
-    tls_context: Callable[[], ssl.SSLContext | None]
-    implicit_tls: bool  # the listener wraps connections in TLS before connection_made
-    plaintext_auth_allowed: Callable[[str], bool]
-    idle_timeout: float
-    min_data_rate: float  # bytes/s: what a received byte adds to the idle deadline
-    max_session_time: float
-    handshake_timeout: float
-    stopping: asyncio.Event  # set when the listener closes: login delays end at once
-    spill: Callable[[], BodySpill] | None = None  # where large messages wait (data_spool)
-
-
-class SmtpSession(asyncio.Protocol):
+class SmtpSession(SessionTask):
     """The asyncio side of one client connection."""
 
     def __init__(self, server: SmtpServer, setup: SessionSetup) -> None:
@@ -80,11 +61,14 @@ class SmtpSession(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         # An event taken from the connection that the task must answer (it waits).
         self._handed_over: Event | None = None
+        # It is a message the store could not take from the loop: stored (in a
+        # thread) even if the client leaves meanwhile, as when a task waited.
+        self._handed_late = False
         self._write_waiter: asyncio.Future[None] | None = None
-        self._waiting_for_client = False
         self._reading_paused = False
         self._write_paused = False
         self._lost = False
+        self._finished = False
         # Idleness counts from here: our last reply, moved on by what the bytes
         # received since pay for at min_data_rate (never by a byte alone).
         self._last_activity = self._loop.time()
@@ -118,13 +102,15 @@ class SmtpSession(asyncio.Protocol):
             plaintext_auth_allowed=self._setup.plaintext_auth_allowed(self._ip),
             spill=self._setup.spill,
         )
-        self._answers = Answers(self._conn, self._setup, self._ip, lambda: self._lost)
+        self._answers = Answers(
+            self._conn, self._setup, self._ip, lambda: self._lost, self._message_answered
+        )
         # Implicit TLS: the listener did the handshake before connection_made.
         self._answers.tls_description = tls_upgrade.describe(transport)
         self._idle_timer = self._loop.call_later(
             min(self._setup.idle_timeout, self._setup.max_session_time), self._check_idle
         )
-        self.task = self._loop.create_task(self._run())
+        self._flush()  # the greeting
         self._server.session_started(self)
 
     def data_received(self, data: bytes) -> None:
@@ -134,13 +120,10 @@ class SmtpSession(asyncio.Protocol):
         self._last_activity = min(
             self._loop.time(), self._last_activity + len(data) / self._setup.min_data_rate
         )
-        waiter = self._waiter
-        if waiter is not None and not waiter.done() and self._handed_over is None:
-            self._answer_at_once(conn)
-        else:
-            self._wake()
+        if not self._answers.deciding:  # else the bytes wait for the message's answer
+            self._input_ready(conn)
         if (
-            not self._waiting_for_client
+            not self._idle()
             and not self._reading_paused
             and conn.buffered > MAX_PENDING_INPUT
             and self._transport is not None
@@ -170,55 +153,21 @@ class SmtpSession(asyncio.Protocol):
     # -- what the server asks -----------------------------------------------------------
 
     def shutdown(self) -> None:
-        """The server is closing: say 421 now if idle, else once the transaction ends."""
-        self._wake()
+        """The server is closing: say 421 now if idle, else once the transaction ends.
+
+        Every session still open gets a task here, for the server to wait on
+        (one whose client left waits in it for its message's commit)."""
+        if self.task is None and not self._finished and self._conn is not None:
+            self.task = self._loop.create_task(self._run())
+        else:
+            self._wake()
 
     def force_close(self) -> None:
         """The grace period is over: 421 whatever the session was doing."""
         self._say_goodbye(r.SERVICE_SHUTTING_DOWN)
         if self.task is not None:
             self.task.cancel()
-
-    # -- the session's task -----------------------------------------------------------
-
-    async def _run(self) -> None:
-        conn = self._conn
-        assert conn is not None
-        answered = 0
-        try:
-            while not self._lost:
-                event = self._handed_over
-                if event is not None:
-                    self._handed_over = None
-                    await self._answer_later(event)
-                    continue
-                event = conn.next_event()
-                if event is not None:
-                    if not self._answer_now(event):
-                        await self._answer_later(event)
-                    answered += 1
-                    if answered % MAX_AT_ONCE == 0:
-                        self._flush()
-                        if self._write_paused:
-                            await self._drain()  # the client is not reading its replies
-                        else:
-                            await asyncio.sleep(0)  # let the other connections in
-                    continue
-                self._flush()
-                if conn.closed:
-                    break
-                if self._server.closing and not conn.busy:
-                    self._say_goodbye(r.SERVICE_SHUTTING_DOWN)
-                    break
-                if self._write_paused:
-                    await self._drain()
-                await self._wait_for_client()
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("SMTP session from %s failed", self._ip)
-            self._say_goodbye(r.LOCAL_ERROR)
-        finally:
+        elif self._conn is not None:
             self._finish()
 
     def _answer_at_once(self, conn: SmtpConnection) -> None:
@@ -238,6 +187,8 @@ class SmtpSession(asyncio.Protocol):
                     self._handed_over = event
                     break
                 self._last_activity = self._loop.time()  # a whole command: progress
+                if self._answers.deciding:
+                    break  # the message's commit answers it, and goes on from there
             else:
                 more = True  # the task answers the rest, letting other connections in
             if self._handed_over is None:
@@ -255,66 +206,66 @@ class SmtpSession(asyncio.Protocol):
             or self._server.closing
         ):
             self._wake()
+        elif self._reading_paused and self._idle() and self._transport is not None:
+            # Paused while a message was stored: its answer is out, read again.
+            self._transport.resume_reading()
+            self._reading_paused = False
 
-    def _answer_now(self, event: Event) -> bool:
-        """Answer `event` without waiting; False when the task must (`_answer_later`)."""
-        return not isinstance(event, StartTls) and self._answers.now(event)
-
-    async def _answer_later(self, event: Event) -> None:
-        assert self._conn is not None
-        if not isinstance(event, StartTls):
-            await self._answers.later(event)
-            return
-        self._flush()
-        if await self._start_tls():
-            self._conn.tls_started()
+    def _input_ready(self, conn: SmtpConnection) -> None:
+        """Input to answer: at once when nothing is under way (no task, or a task
+        waiting for the client), else by the task."""
+        waiter = self._waiter
+        if self._handed_over is None and (
+            self.task is None if waiter is None else not waiter.done()
+        ):
+            self._answer_at_once(conn)
         else:
-            self._lost = True
+            self._wake()
 
-    async def _start_tls(self) -> bool:
-        """Handshake on the current transport; False (logged) when it fails."""
-        transport = self._transport
-        context = self._setup.tls_context()
-        if transport is None or context is None:
-            log.error("SMTP TLS requested by %s but no certificate is loaded", self._ip)
-            return False
-        new = await tls_upgrade.upgrade(
-            self._loop, transport, self, context, self._setup.handshake_timeout, f"SMTP {self._ip}"
-        )
-        if new is None:
-            transport.abort()
-            return False
-        self._transport = new
-        self._answers.tls_description = tls_upgrade.describe(new)
-        self._last_activity = self._loop.time()
-        return True
+    def _message_answered(self, later: Event | None, failed: bool) -> None:
+        """A message stored from the loop is answered (or must go to the task: `later`)."""
+        conn = self._conn
+        if self._finished or conn is None:
+            return
+        if failed:
+            self._say_goodbye(r.LOCAL_ERROR)
+            self._lost = True
+        elif later is not None:
+            self._handed_over = later
+            self._handed_late = True
+        elif not self._lost:
+            self._last_activity = self._loop.time()  # our reply: idleness counts anew
+            self._input_ready(conn)
+            return
+        self._wake()
 
     # -- plumbing --------------------------------------------------------------------
 
     def _wake(self) -> None:
+        """Something for the task: wake it; without a task, start one, or finish
+        the session when that is all there is left to do."""
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        conn = self._conn
+        if self.task is not None or self._finished or conn is None:
+            return  # a running task looks again before it waits
+        if self._answers.deciding and self._lost:
+            return  # the message's answer finishes it
+        if self._handed_over is None and not self._answers.deciding and (
+            self._lost or conn.closed
+        ):
+            self._finish()  # its replies are sent (or nobody reads them)
+            return
+        self.task = self._loop.create_task(self._run())
 
-    async def _wait_for_client(self) -> None:
-        if self._reading_paused and self._transport is not None:
-            self._transport.resume_reading()
-            self._reading_paused = False
-        self._waiter = self._loop.create_future()
-        self._waiting_for_client = True
-        self._last_activity = self._loop.time()
-        try:
-            await self._waiter
-        finally:
-            self._waiting_for_client = False
-            self._waiter = None
-
-    async def _drain(self) -> None:
-        self._write_waiter = self._loop.create_future()
-        try:
-            await self._write_waiter
-        finally:
-            self._write_waiter = None
+    def _idle(self) -> bool:
+        """Every command so far answered, nothing under way: the client's turn."""
+        if self._answers.deciding or self._handed_over is not None:
+            return False
+        return self.task is None or self._waiter is not None
 
     def _flush(self) -> None:
         conn = self._conn
@@ -337,7 +288,8 @@ class SmtpSession(asyncio.Protocol):
         now = self._loop.time()
         left = self._last_activity + timeout - now
         lifetime = self._started + self._setup.max_session_time - now
-        if self._waiting_for_client and (left <= 0 or lifetime <= 0):
+        idle = self._idle()
+        if idle and (left <= 0 or lifetime <= 0):
             if left <= 0:
                 log.info("SMTP %s idle for %.0f s, closing", self._ip, timeout)
             else:
@@ -353,7 +305,7 @@ class SmtpSession(asyncio.Protocol):
             self._lost = True
             self._transport.abort()
             return
-        delay = min(left, lifetime) if self._waiting_for_client else min(timeout, 1.0)
+        delay = min(left, lifetime) if idle else min(timeout, 1.0)
         self._idle_timer = self._loop.call_later(max(delay, 0.05), self._check_idle)
 
     def _abort_unless_read(self, transport: asyncio.Transport | None) -> None:
@@ -367,6 +319,9 @@ class SmtpSession(asyncio.Protocol):
             self._loop.call_later(GOODBYE_GRACE, _abort_quietly, transport)
 
     def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
