@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nmail.protocols.smtp import MailFrom, MessageData, SmtpOptions, SmtpState
@@ -224,3 +224,62 @@ def test_line_problem_on_both_sides_of_the_split_limit() -> None:
         assert line_problem(body + b"x" * 999 + b"\r\n") == TEXT_LINE_TOO_LONG
         assert line_problem(body + b"x" * 998 + b"\r\n") is None
         assert line_problem(b"x" * 999 + b"\n" + body) == BARE_LINE_ENDING  # bare comes first
+
+
+def reference_message(stream: bytes, max_size: int) -> tuple[bytes | Reply, bytes] | None:
+    """One DATA read from the whole stream at once, the plain way: the first
+    CRLF.CRLF (or ".CRLF" first) ends it, every line's leading dot goes.
+    (content or refusal, what follows), or None when it has not ended."""
+    if stream.startswith(b".\r\n"):
+        return b"", stream[3:]
+    end = stream.find(b"\r\n.\r\n")
+    if end < 0:
+        return None
+    raw, rest = stream[: end + 2], stream[end + 5 :]
+    refusal = reference_line_problem(raw)
+    if refusal is not None:
+        return refusal, rest
+    content = (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:]
+    assert len(content) <= max_size
+    return content, rest
+
+
+DOTTY = [b".", b"..", b"\r\n", b"\r\n.", b"\r\n.\r", b"\r", b"\n", b"a", b"x" * 30, b".\r\n"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(DOTTY), max_size=30), st.data())
+def test_the_scan_finds_the_end_and_the_dotted_lines_as_the_whole_stream_shows(
+    pieces: list[bytes], data: st.DataObject
+) -> None:
+    """The scan looks for CRLF "." once per byte and notes dotted lines on the
+    way (DataReader._end); fed in any cuts it gives what the plain way gives."""
+    stream = b"".join(pieces) + data.draw(st.sampled_from([b"", b"\r\n.\r\nNOOP\r\n"]))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    max_size = 2000  # never reached here: when a limit is seen depends on the cuts
+    reader = DataReader(max_size)
+    buf = bytearray()
+    got: bytes | Reply | None = None
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        buf += stream[a:b]
+        got = reader.scan(buf)
+        if got is not None:
+            buf += stream[b:]  # what follows the message stays for the commands
+            break
+    expected = reference_message(stream, max_size)
+    if expected is None:
+        assert got is None
+    else:
+        assert (got, bytes(buf)) == expected
+
+
+def test_a_dotted_line_then_the_end_in_later_reads() -> None:
+    reader = DataReader(max_size=1000)
+    buf = bytearray(b"a\r\n.")
+    assert reader.scan(buf) is None  # the end, or a dotted line: not known yet
+    buf += b".b\r\nc\r\n."
+    assert reader.scan(buf) is None
+    buf += b"\r\n"
+    assert reader.scan(buf) == b"a\r\n.b\r\nc\r\n"
+    assert unstuff(b"a\r\n.b", stuffed=False) == b"a\r\n.b"  # told: no dotted line
+    assert unstuff(b".a\r\n..b", stuffed=True) == b"a\r\n.b"

@@ -30,6 +30,8 @@ from nmail.protocols.smtp.replies import (
 )
 
 END_OF_DATA = b"\r\n.\r\n"
+# What both a dot-stuffed line and the end of data start with.
+DOT_LINE = b"\r\n."
 # The content's first line has no CRLF before it inside the buffer.
 EMPTY_DATA = b".\r\n"
 MAX_TEXT_LINE = 1000  # octets including CRLF, RFC 5321 4.5.3.1.6
@@ -105,31 +107,36 @@ def unstuffed_length(raw: bytes | bytearray, end: int) -> int:
     return end - dots
 
 
-def unstuff(raw: bytes) -> bytes:
+def unstuff(raw: bytes, stuffed: bool | None = None) -> bytes:
     """Remove the leading dot of every line that starts with one (RFC 5321 4.5.2).
 
-    `raw` itself when no line starts with a dot: DataReader.dot_lines tells
-    by that, without a scan of its own.
+    `stuffed`: whether a line after the first starts with a dot, when the
+    caller knows (DataReader's scan saw it); None: look. `raw` itself when
+    no line starts with a dot: DataReader.dot_lines tells by that, without a
+    scan of its own.
     """
-    if b"\r\n." in raw:
-        raw = raw.replace(b"\r\n.", b"\r\n")
+    if stuffed or (stuffed is None and raw.find(DOT_LINE) >= 0):
+        raw = raw.replace(DOT_LINE, b"\r\n")
     if raw[:1] == b".":
         raw = raw[1:]
     return raw
 
 
-def finish_message(raw: bytes, max_size: int, oversized: bool) -> bytes | Reply:
+def finish_message(
+    raw: bytes, max_size: int, oversized: bool, stuffed: bool | None = None
+) -> bytes | Reply:
     """The content to hand on, or the reply refusing it.
 
     `raw` is everything between the DATA reply and CRLF.CRLF, with the final
-    CRLF; `oversized` says the scanner already dropped content over the limit.
+    CRLF; `oversized` says the scanner already dropped content over the limit;
+    `stuffed` as for unstuff().
     """
     if oversized:
         return MESSAGE_TOO_BIG
     refusal = line_problem(raw)
     if refusal is not None:
         return refusal
-    content = unstuff(raw)
+    content = unstuff(raw, stuffed)
     if len(content) > max_size:
         return MESSAGE_TOO_BIG
     return content
@@ -169,6 +176,8 @@ class DataReader:
         self.max_size = max_size
         self._at_start = True
         self._scan_from = 0
+        # A line after the first of the buffer started with a dot (see _end).
+        self._stuffed = False
         self._oversized = False
         self._make_spill = spill
         # A piece must hold a whole legal line, or a line without its CRLF
@@ -205,7 +214,7 @@ class DataReader:
                 del buf[: len(EMPTY_DATA)]
                 return self._finish(b"")
             self._at_start = False
-        end = buf.find(END_OF_DATA, self._scan_from)
+        end = self._end(buf)
         if end >= 0:
             raw = bytes(buf[: end + 2])
             del buf[: end + len(END_OF_DATA)]
@@ -226,6 +235,29 @@ class DataReader:
             self._scan_from = 0
             self.discard()
         return None
+
+    def _end(self, buf: bytearray) -> int:
+        """Where CRLF.CRLF starts in buf, else -1; notes on the way whether a line
+        starts with a dot, until one does.
+
+        Searching for CRLF "." finds both the end and the dot-stuffed lines, for
+        a little more than a search for CRLF.CRLF, and spares unstuff() its own
+        search of the whole message (~32k instructions on 10 KB): a scan of
+        smtp-source's message in 3 reads, 258k -> 235k (callgrind). One dotted
+        line found, the rest is searched for the end alone.
+        """
+        if self._stuffed:
+            return buf.find(END_OF_DATA, self._scan_from)
+        at = buf.find(DOT_LINE, self._scan_from)
+        if at < 0:
+            return -1
+        after = buf[at + 3 : at + 5]
+        if after == b"\r\n":
+            return at
+        if not b"\r\n".startswith(after):  # "", "\r": the end may follow
+            self._stuffed = True
+            return buf.find(END_OF_DATA, at + 1)
+        return -1  # it may be the end: looked at again with the next bytes
 
     def _spill_lines(self, buf: bytearray, keep: int) -> bool:
         """Move the whole lines at the front of buf to the spill; False if none."""
@@ -269,7 +301,7 @@ class DataReader:
         handed = False
         try:
             if spill is None and not (self._spilled or self._long):
-                found = finish_message(raw, self.max_size, self._oversized)
+                found = finish_message(raw, self.max_size, self._oversized, self._stuffed)
                 # unstuff() gave raw itself: no line of it started with a dot.
                 self.dot_lines = found is not raw
                 return found
