@@ -29,8 +29,10 @@ def header_section(content: bytes) -> bytes:
 def count_received(content: bytes) -> int:
     """How many Received: header fields the message has (its header section only)."""
     header = header_section(content)
-    # Cheap test first: most header blocks are scanned once by a C loop.
-    if b"eceived" not in header and b"ECEIVED" not in header:
+    # Cheap test first: most header blocks are scanned once by a C loop. find(),
+    # not `in`: on 3.11 `bytes in bytes` first tries the needle as an int and
+    # builds and drops a TypeError, ~2k instructions each time (callgrind).
+    if header.find(b"eceived") < 0 and header.find(b"ECEIVED") < 0:
         return 0
     return len(_RECEIVED.findall(header))
 
