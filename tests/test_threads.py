@@ -19,6 +19,7 @@ from nmail.mailstore.thread_reads import (
     account_thread_messages,
     conversation_count,
     conversation_page,
+    merged_thread_id,
     thread_messages,
 )
 from nmail.mailstore.uidset import UidSet
@@ -113,11 +114,25 @@ def test_plan_reply_before_parent_merge_and_keyless() -> None:
 
 def test_plan_names_new_threads_after_the_prefix() -> None:
     a, b = "a" * 16, "b" * 16
-    made = plan({"b" * 16: "old"}, [[a], [b], []], prefix="6954a1c0")
-    assert made.thread_ids[0] == "6954a1c0" + a and made.thread_ids[1] == "old"
-    assert made.thread_ids[2].startswith("6954a1c0") and len(made.thread_ids[2]) == 24
-    assert new_thread_prefix(0) == "00000000" and new_thread_prefix(1765069200.7) == "6934d190"
-    assert new_thread_prefix(-5) == "00000000" and new_thread_prefix(2.0**40) == "ffffffff"
+    made = plan({"b" * 16: "old"}, [[a], [b], []], prefix="6954a1c0b333")
+    assert made.thread_ids[0] == "6954a1c0b333" + a and made.thread_ids[1] == "old"
+    assert made.thread_ids[2].startswith("6954a1c0b333") and len(made.thread_ids[2]) == 28
+    # The second, then 1/65,536ths of it: the first 8 digits are the second's.
+    assert new_thread_prefix(0) == "0" * 12
+    assert new_thread_prefix(1765069200.7) == "6934d190" + "b333"
+    assert new_thread_prefix(1765069200) == "6934d190" + "0000"
+    assert new_thread_prefix(-5) == "0" * 12 and new_thread_prefix(2.0**60) == "f" * 12
+
+
+def test_new_threads_begun_in_one_second_grow_with_time() -> None:
+    """Conversations begun within one second are named in the order they began
+    (not by their keys: their entries land at the end of each index keyed by
+    thread id, together, instead of at random places in that second's range)."""
+    base = 1765069200.0
+    names = [plan({}, [[f"{15 - n:x}" * 16]], new_thread_prefix(base + n / 100)).thread_ids[0]
+             for n in range(16)]
+    assert names == sorted(names) and len(set(names)) == 16
+    assert all(name[:8] == "6934d190" for name in names)
 
 
 # -- the index (every database) -------------------------------------------------------
@@ -162,8 +177,8 @@ def test_new_threads_are_named_by_time_and_the_older_wins_a_merge(
     deliver(store, alice, mail("a@x", "first", day=1))
     after = int(time.time())
     tid = threads_of(engine)["first"]
-    assert len(tid) == 24 and before <= int(tid[:8], 16) <= after
-    assert tid[8:] == message_key("a@x")
+    assert len(tid) == 28 and before <= int(tid[:8], 16) <= after
+    assert tid[12:] == message_key("a@x")
     # Two threads begun at different times, then a message naming both: the
     # older thread's id stays, whatever the keys' own order.
     late, early = "0" * 16, "f" * 16
@@ -173,8 +188,28 @@ def test_new_threads_are_named_by_time_and_the_older_wins_a_merge(
         joined = ThreadIndex.on(conn, clock=lambda: 3000).resolve(alice.id, [f"{late} {early}"])
         links = dict(conn.execute(select(thread_links.c.link_key, thread_links.c.thread_id)
                                   .where(thread_links.c.account_id == alice.id)).all())
-    assert older == "000003e8" + early and newer == "000007d0" + late
+    assert older == "000003e80000" + early and newer == "000007d00000" + late
     assert joined == [older] and links[late] == links[early] == older
+
+
+def test_an_old_id_of_each_form_finds_the_conversation_it_went_into(
+    store: MailStore, alice: Account, engine: Engine
+) -> None:
+    """A merged conversation's old id leads to the one it joined whichever form it
+    has: the key alone (16 digits), the second and the key (8 + 16) or the time
+    to 1/65,536 s and the key (12 + 16); anything else finds nothing."""
+    store.ensure_account(alice)
+    key, winner = "a" * 16, "6934d190b333" + "b" * 16
+    with engine.begin() as conn:
+        conn.execute(insert(thread_links).values(account_id=alice.id, link_key=key,
+                                                 thread_id=winner))
+    with engine.connect() as conn:
+        for old in (key, "6934d190" + key, "6934d190b333" + key):
+            assert merged_thread_id(conn, alice.id, old) == winner, old
+        for other in (winner, "6934d190b3" + key, "06934d190b333" + key, key.upper(),
+                      "6934d190B333" + key, key[:-1], key + " "):
+            assert merged_thread_id(conn, alice.id, other) is None, other
+        assert merged_thread_id(conn, alice.id + 1, key) is None
 
 
 def test_missing_and_duplicate_message_ids(

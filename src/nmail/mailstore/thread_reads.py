@@ -19,6 +19,7 @@ from nmail.db.tables import folder_threads, folders, messages, thread_links
 from nmail.mailstore.folder_reads import ROW_COLUMNS, message_row
 from nmail.mailstore.model import MessageRow
 from nmail.mailstore.names import SEEN_BIT, SYSTEM_BITS
+from nmail.mailstore.thread_index import PREFIX_LENGTH
 from nmail.mime.threads import KEY_LENGTH
 
 FLAGGED_BIT = SYSTEM_BITS["\\Flagged"]
@@ -121,10 +122,13 @@ def account_thread_messages(conn: Connection, account_id: int, thread_id: str
     return [(int(r.folder_id), message_row(tuple(r)[:width])) for r in ordered]
 
 
+_ID_LENGTHS = (KEY_LENGTH, KEY_LENGTH + 8, KEY_LENGTH + PREFIX_LENGTH)
+
+
 def merged_thread_id(conn: Connection, account_id: int, thread_id: str) -> str | None:
     """The conversation an old thread id of this account now belongs to, or None.
 
-    A thread is named by a key it links (its root's, after the second it began:
+    A thread is named by a key it links (its root's, after the time it began:
     thread_index.plan), and a
     merge renames the loser's links to the winner (thread_index._merge), so the
     loser's name still finds, in `thread_links`, the conversation it went into:
@@ -133,10 +137,11 @@ def merged_thread_id(conn: Connection, account_id: int, thread_id: str) -> str |
     messages.
     """
     # An id's forms exactly, lower-case hex: the root's key alone (16 digits, ids made
-    # before the time prefix) or the second it began and the root's key (8 + 16;
+    # before the time prefix), the second it began and the root's key (8 + 16, ids
+    # made on 2026-12-07), or the time it began to 1/65,536 s and the key (12 + 16;
     # thread_index.new_thread_prefix). MariaDB's collation would find a key by its
     # upper-case spelling or with a trailing space too.
-    if len(thread_id) not in (KEY_LENGTH, KEY_LENGTH + 8) or thread_id.strip(
+    if len(thread_id) not in _ID_LENGTHS or thread_id.strip(
             "0123456789abcdef"):
         return None
     t = thread_links.c
