@@ -10,6 +10,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,32 @@ def _prepared(store: MailStore, account: Account, base: str) -> Any:
     target = str(Path(item.tmp_path).with_name(base))
     Path(item.tmp_path).rename(target)
     return item._replace(tmp_path=target, base=base)
+
+
+def test_a_delivery_for_the_wire_is_what_encode_stored_makes_of_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """deliver_batch(wire=True) (the writer process's) returns the reply's tuples
+    themselves: the same values, types and order as encode_stored of the
+    StoredMessages it returns otherwise."""
+    alice = make_account(engine)
+    store = MailStore(engine, tmp_path / "mail", HOST)
+    try:
+        store.ensure_account(alice)
+        plain = [_prepared(store, alice, f"plain.M{n}") for n in range(2)]
+        wired = [_prepared(store, alice, f"wired.M{n}") for n in range(2)]
+        with engine.connect() as conn:
+            stored = deliver_batch(conn, plain)
+            sent = deliver_batch(conn, wired, wire=True)
+    finally:
+        store.close()
+    assert [type(s).__name__ for s in stored] == ["StoredMessage"] * 2
+    assert index_wire.decode_stored(sent) == [
+        replace(s, uid=s.uid + 2, uidl=f"wired.M{n}",
+                file=s.file.replace(f"plain.M{n},U={s.uid},", f"wired.M{n},U={s.uid + 2},"))
+        for n, s in enumerate(stored)]
+    assert sent == index_wire.encode_stored(index_wire.decode_stored(sent))
+    assert all(type(row) is tuple for row in sent)
 
 
 def _reply(sock: socket.socket) -> Any:

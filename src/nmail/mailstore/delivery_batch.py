@@ -204,12 +204,17 @@ def deliver_batch(
     flushed: Callable[[PreparedMessage], bool] | None = None,
     piggyback: Piggyback | None = None,
     changes: list[FolderChange] | None = None,
-) -> list[StoredMessage]:
+    wire: bool = False,
+) -> list[Any]:
     """Index and publish `items` all together, or raise leaving them in tmp/.
 
     `flushed(item)` says an item's file is known durable already (see
     Piggyback); the others are flushed first, as always before a rename.
     `changes` gets one FolderChange per folder once the batch committed.
+    Returns a StoredMessage per item, or with `wire` the tuples that
+    index_wire.encode_stored makes of them: the index writer process only
+    sends them on, and a frozen dataclass of six fields costs more to make
+    than the rest of a message's Python work in _index.
     """
     renamed: list[tuple[str, str]] = []
     sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
@@ -229,7 +234,7 @@ def deliver_batch(
                 piggyback.devices = sync_batch(directories=targets, whole=True)
         if changes is not None:
             changes.extend(touched)
-        return stored
+        return stored if wire else [StoredMessage(*row) for row in stored]
     except BaseException:
         _undo(renamed)
         raise
@@ -342,7 +347,8 @@ def _index(
     statements: tuple[_Hot, _Hot, _Hot],
     items: list[PreparedMessage],
     dialect: Dialect,
-) -> tuple[list[StoredMessage], list[tuple[str, str, str]], list[FolderChange]]:
+) -> tuple[list[tuple[int, int, int, int, str, str]], list[tuple[str, str, str]],
+           list[FolderChange]]:
     """Rows in, UIDs out; the renames to make: (tmp path, final path, its directory)."""
     lock, insert, update_folder = statements
     state: dict[int, list[int]] = {}
@@ -361,7 +367,7 @@ def _index(
     thread_ids = _resolve_threads(threads, items)
     keyword_maps: dict[str, KeywordLetters] = {}
     rows: list[Any] = []
-    stored: list[StoredMessage] = []
+    stored: list[tuple[int, int, int, int, str, str]] = []  # StoredMessage's fields
     moves: list[tuple[str, str, str]] = []
     latest: list[tuple[int, str, int]] = []
     for item, thread_id in zip(items, thread_ids, strict=True):
@@ -394,7 +400,7 @@ def _index(
                               st[1], size, item.internal_date, *columns[:_THREAD_SLOT],
                               thread_id, *columns[_THREAD_SLOT + 1:])))
         latest.append((folder_id, thread_id, int(columns[_DATE_SLOT])))
-        stored.append(StoredMessage(item.account_id, folder_id, uid, size, item.base, path))
+        stored.append((item.account_id, folder_id, uid, size, item.base, path))
         moves.append((item.tmp_path, path, directory))
     for keywords in keyword_maps.values():
         keywords.save()  # before any file carries the new letters

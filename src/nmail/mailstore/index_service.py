@@ -40,7 +40,7 @@ from nmail.mailstore.delivery_batch import (
     parent_dir,
     warm_statements,
 )
-from nmail.mailstore.index_wire import decode_request, encode_stored, frame, peer_uid, read_frames
+from nmail.mailstore.index_wire import decode_request, frame, peer_uid, read_frames
 from nmail.mailstore.model import StoreError
 from nmail.mailstore.op_run import group_key, run_operation
 from nmail.mailstore.operations import Operation, encode_result
@@ -86,6 +86,7 @@ def serve_index_writer(
 
     Without `stop` (a process's main thread), SIGTERM stops it. `on_commit`
     hears of every commit (commit_hook) before the callers are answered.
+    `deliver` is called as deliver_batch with wire=True (the reply's tuples).
     """
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -221,6 +222,7 @@ class _Commit:
                     flushed=lambda item: id(item) in self._flushed,
                     piggyback=piggyback,
                     changes=changes,
+                    wire=True,
                 )
             except Exception as exc:
                 self._note_flushed(piggyback.devices)
@@ -231,7 +233,7 @@ class _Commit:
             report(self._on_commit, changes)
             start = 0
             for client, batch in deliveries:
-                replies.append((client, ("ok", encode_stored(stored[start : start + len(batch)]))))
+                replies.append((client, ("ok", stored[start : start + len(batch)])))
                 start += len(batch)
         self._send(replies)
         run_after(self._after)
@@ -312,9 +314,9 @@ class _Commit:
         for client, batch in group:
             try:
                 changes: list[FolderChange] = []
-                stored = self._deliver(self.conn, batch, changes=changes)
+                stored = self._deliver(self.conn, batch, changes=changes, wire=True)
                 report(self._on_commit, changes)
-                replies.append((client, ("ok", encode_stored(stored))))
+                replies.append((client, ("ok", stored)))
             except Exception as single:
                 self.conn = _fresh(self.conn, self._engine)
                 replies.append((client, _failure(single)))
