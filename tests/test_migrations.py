@@ -142,3 +142,25 @@ def test_sqlite_thread_tables_lose_their_rowid_and_keep_every_row(tmp_path: Path
             assert "WITHOUT ROWID" not in table_sql(conn, "thread_links")
     finally:
         engine.dispose()
+
+
+def test_messages_lose_the_two_indexes_no_query_uses_and_downgrade_makes_them(
+        db_url: str) -> None:
+    """0018 drops ix_messages_folder_filename and ix_messages_folder_sysflags (on
+    every database; MariaDB keeps the folder key's foreign key on another index)."""
+    engine = make_engine(db_url)
+    dropped = {"ix_messages_folder_filename", "ix_messages_folder_sysflags"}
+
+    def names() -> set[str]:
+        return {str(ix["name"]) for ix in inspect(engine).get_indexes("messages")}
+
+    try:
+        assert not dropped & names() and "ix_messages_folder_modseq" in names()
+        downgrade(engine, "0017")
+        assert dropped <= names()
+        upgrade(engine)
+        assert not dropped & names() and "ix_messages_thread" in names()
+        assert {fk["referred_table"] for fk in inspect(engine).get_foreign_keys("messages")} == {
+            "folders"}
+    finally:
+        engine.dispose()
