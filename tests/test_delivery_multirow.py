@@ -1,4 +1,4 @@
-"""The delivery's INSERTs on SQLite as one statement of many rows (delivery_batch._execute_many)."""
+"""The delivery's INSERTs on SQLite as one statement of many rows (delivery_sql.execute_many)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from nmail.mailstore import delivery_batch
-from nmail.mailstore.delivery_batch import _execute_many, _split_values
+from nmail.mailstore import delivery_sql
+from nmail.mailstore.delivery_sql import execute_many, split_values
 
 
 def _table(con: sqlite3.Connection) -> None:
@@ -26,10 +26,10 @@ def test_rows_go_in_as_one_at_a_time_would_put_them(count: int) -> None:
     one.executemany("INSERT INTO t (a, b) VALUES (?, ?)", rows)
     statements: list[str] = []
     many.set_trace_callback(statements.append)
-    _execute_many(many.cursor(), "INSERT INTO t (a, b) VALUES (?, ?)", rows)
+    execute_many(many.cursor(), "INSERT INTO t (a, b) VALUES (?, ?)", rows)
     many.set_trace_callback(None)
     assert many.execute("SELECT * FROM t").fetchall() == one.execute("SELECT * FROM t").fetchall()
-    chunks = -(-count // delivery_batch.ROWS_PER_INSERT)
+    chunks = -(-count // delivery_sql.ROWS_PER_INSERT)
     assert len(statements) == (count if count == 1 else chunks)
 
 
@@ -37,25 +37,25 @@ def test_a_conflict_fails_the_whole_statement_and_on_conflict_clauses_stay() -> 
     con = sqlite3.connect(":memory:")
     _table(con)
     with pytest.raises(sqlite3.IntegrityError):
-        _execute_many(con.cursor(), "INSERT INTO t (a, b) VALUES (?, ?)", [(1, "x"), (1, "y")])
+        execute_many(con.cursor(), "INSERT INTO t (a, b) VALUES (?, ?)", [(1, "x"), (1, "y")])
     assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
     sql = "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
-    _execute_many(con.cursor(), sql, [(1, "x"), (2, "y"), (1, "z")])
+    execute_many(con.cursor(), sql, [(1, "x"), (2, "y"), (1, "z")])
     assert con.execute("SELECT a, b FROM t ORDER BY a").fetchall() == [(1, "z"), (2, "y")]
 
 
 def test_other_statements_run_row_by_row() -> None:
-    assert _split_values("UPDATE t SET b = ? WHERE a = ?") is None
-    assert _split_values("INSERT INTO t (a, b) SELECT a, b FROM t WHERE a = ?") is None
-    assert _split_values("INSERT INTO t (a, b) VALUES (?, 'x')") is None
-    assert _split_values("INSERT INTO t (a) VALUES (?) ON CONFLICT DO NOTHING") == (
+    assert split_values("UPDATE t SET b = ? WHERE a = ?") is None
+    assert split_values("INSERT INTO t (a, b) SELECT a, b FROM t WHERE a = ?") is None
+    assert split_values("INSERT INTO t (a, b) VALUES (?, 'x')") is None
+    assert split_values("INSERT INTO t (a) VALUES (?) ON CONFLICT DO NOTHING") == (
         "INSERT INTO t (a) VALUES ", "(?)", " ON CONFLICT DO NOTHING")
     con = sqlite3.connect(":memory:")
     _table(con)
     con.executemany("INSERT INTO t (a, b) VALUES (?, ?)", [(1, "x"), (2, "y")])
     named: list[Any] = [{"b": "z", "a": 1}, {"b": "w", "a": 2}]
-    _execute_many(con.cursor(), "UPDATE t SET b = :b WHERE a = :a", named)
-    _execute_many(con.cursor(), "INSERT INTO t (a, b) VALUES (:a, :b)", [{"a": 3, "b": "v"},
+    execute_many(con.cursor(), "UPDATE t SET b = :b WHERE a = :a", named)
+    execute_many(con.cursor(), "INSERT INTO t (a, b) VALUES (:a, :b)", [{"a": 3, "b": "v"},
                                                                          {"a": 4, "b": "u"}])
     assert con.execute("SELECT a, b FROM t ORDER BY a").fetchall() == [
         (1, "z"), (2, "w"), (3, "v"), (4, "u")]

@@ -10,14 +10,10 @@ caller can retry or discard, and no file is left in new/ without a row.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,12 +23,12 @@ from sqlalchemy.engine import Dialect
 from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.commit_hook import FolderChange
+from nmail.mailstore.delivery_sql import Execute, transaction
 from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import SEEN_BIT, disk_name, final_filename, flag_bits, parse_flags
 from nmail.mailstore.thread_index import ThreadIndex
-from nmail.mailstore.writer import file_lock, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +215,7 @@ def deliver_batch(
     renamed: list[tuple[str, str]] = []
     sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
     try:
-        with _transaction(conn) as execute:
+        with transaction(conn) as execute:
             stored, moves, touched = _index(execute, _statements(conn), items, conn.dialect)
             targets: set[str] = set()
             for src, dst, directory in moves:
@@ -244,102 +240,6 @@ def parent_dir(path: str) -> str:
     """os.path.dirname for the normalized paths made here, at a fraction of its cost."""
     head, sep, _ = path.rpartition("/")
     return head or sep
-
-
-# execute(sql, parameters, many) -> every row (many=False) or None; parameters from
-# _Statement.maker. The same shape as thread_index.Run.
-Execute = Callable[[str, Any, bool], Any]
-
-
-@contextmanager
-def _transaction(conn: Connection) -> Iterator[Execute]:
-    """The delivery's write transaction.
-
-    On SQLite it runs on the driver's connection directly: SQLAlchemy's
-    transaction and execution bookkeeping cost about 100 µs a batch, more
-    than SQLite's own work. Driver errors become StoreError.
-    """
-    if conn.dialect.name != "sqlite" or conn.in_transaction():
-        with write_transaction(conn):
-
-            def execute(sql: str, params: Any, many: bool) -> Any:
-                result = conn.exec_driver_sql(sql, params)
-                if many:
-                    return None
-                return result.all() if result.returns_rows else []
-
-            yield execute
-        return
-    driver = conn.connection.dbapi_connection
-    assert driver is not None
-    errors = conn.dialect.loaded_dbapi.Error
-    with file_lock(conn.engine.url.database):
-        cursor = driver.cursor()
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-
-            def raw(sql: str, params: Any, many: bool) -> Any:
-                if many:
-                    _execute_many(cursor, sql, params)
-                    return None
-                return cursor.execute(sql, params).fetchall()
-
-            try:
-                yield raw
-            except BaseException:
-                driver.rollback()
-                raise
-            driver.commit()
-        except errors as exc:
-            with contextlib.suppress(errors):
-                driver.rollback()
-            raise StoreError(f"index write failed: {exc}") from exc
-        finally:
-            cursor.close()
-
-
-ROWS_PER_INSERT = 64  # rows in one multi-row INSERT at most (64 x 35 values)
-_multi_row: dict[str, tuple[str, str, str] | None] = {}
-
-
-def _execute_many(cursor: Any, sql: str, rows: list[Any]) -> None:
-    """executemany on the SQLite driver, an INSERT ... VALUES as one statement
-    of many rows.
-
-    An INSERT run once per row pays SQLite's statement start and end for each
-    (reset, a statement journal, VdbeHalt) and the driver's per-row loop;
-    one statement of 8 rows does it once. Rows go in in the same order, so
-    they get the same ids as one at a time.
-    """
-    if sql in _multi_row:
-        parts = _multi_row[sql]
-    else:
-        parts = _multi_row[sql] = _split_values(sql)
-    if parts is None or len(rows) < 2 or type(rows[0]) is not tuple:
-        cursor.executemany(sql, rows)
-        return
-    head, group, tail = parts
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start:start + ROWS_PER_INSERT]
-        cursor.execute(_rows_sql(head, group, tail, len(chunk)),
-                       list(chain.from_iterable(chunk)))
-
-
-@functools.cache
-def _rows_sql(head: str, group: str, tail: str, count: int) -> str:
-    return head + ", ".join([group] * count) + tail
-
-
-def _split_values(sql: str) -> tuple[str, str, str] | None:
-    """(before, "(?, ?, ...)", after) of a one-row INSERT ... VALUES; None otherwise."""
-    if not sql.startswith("INSERT ") or sql.count(" VALUES (") != 1:
-        return None
-    start = sql.index(" VALUES (") + len(" VALUES ")
-    end = sql.index(")", start) + 1
-    group = sql[start:end]
-    if group.strip("(?, )"):
-        return None  # anything but positional parameters
-    return sql[:start], group, sql[end:]
 
 
 def _index(
