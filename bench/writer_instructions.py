@@ -127,8 +127,9 @@ def store_mailbox(account: object) -> object:
 def run(base: Path, batch: int, pages: bool) -> None:
     """The writer's side (this process under valgrind, or plain for pages)."""
     from nmail.mailstore.feed_hub import FeedHub
-    from nmail.mailstore.index_service import _Client, _Commit, _read_requests, writer_connection
+    from nmail.mailstore.index_service import _Client, _Commit, _read_requests
     from nmail.mailstore.thread_index import ThreadIndex
+    from nmail.mailstore.writer_connection import writer_connection
 
     # New conversations are named after the time they began (thread_index), and
     # where their index entries land depends on how many begin in the same

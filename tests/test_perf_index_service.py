@@ -22,14 +22,10 @@ from nmail.directory.model import Account
 from nmail.mailstore import index_wire
 from nmail.mailstore.delivery_batch import deliver_batch
 from nmail.mailstore.index_client import LoopRemoteIndex, RemoteIndex
-from nmail.mailstore.index_service import (
-    WAL_AUTOCHECKPOINT,
-    listen_socket,
-    serve_index_writer,
-    writer_connection,
-)
+from nmail.mailstore.index_service import listen_socket, serve_index_writer
 from nmail.mailstore.loop_future import LoopFuture
 from nmail.mailstore.store import MailStore, StoreError
+from nmail.mailstore.writer_connection import WAL_AUTOCHECKPOINT, writer_connection
 from support import LoopThread
 from test_mailstore_support import HOST, entries, folder_dir, make_account, message_rows, new
 
