@@ -99,6 +99,9 @@ class SmtpCommands(SmtpSession):
         except CommandError as exc:
             self._error(exc.reply)
             return
+        self._greeted(domain, esmtp=esmtp)
+
+    def _greeted(self, domain: str, *, esmtp: bool) -> None:
         self._reset_transaction()
         self._helo = domain
         self._esmtp = esmtp
