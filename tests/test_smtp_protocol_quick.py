@@ -413,3 +413,34 @@ def test_an_own_init_takes_every_field_as_the_dataclass_would(kind: type) -> Non
         assert parameter.default == (
             inspect.Parameter.empty if default is dataclasses.MISSING else default
         )
+
+
+BOUNDARY_LINES = [
+    "EHLO " + "a." * 127 + "a",  # 255 characters
+    "EHLO " + "a." * 127 + "ab",  # 256
+    "MAIL FROM:<" + "a" * 64 + "@b.c>",
+    "MAIL FROM:<" + "a" * 65 + "@b.c>",
+    "RCPT TO:<" + "a" * 64 + "@" + "b" * 63 + "." + "b" * 63 + "." + "c" * 61 + ">",  # 254
+    "RCPT TO:<" + "a" * 64 + "@" + "b" * 63 + "." + "b" * 63 + "." + "c" * 62 + ">",  # 255
+    "MAIL FROM:<a@b.c> SIZE=" + "9" * 20,
+    "MAIL FROM:<a@b.c> SIZE=" + "9" * 21,
+    "MAIL FROM:<a@b.c> SIZE=1000",  # the limit of OPTIONS[1]
+    "MAIL FROM:<a@b.c> SIZE=1001",
+    "NOOP\r",  # with the line's own CR: "NOOP\r\r\n"
+    "QUIT \r",
+    "MAIL FROM:<a@b.c>\r",
+]
+
+
+@pytest.mark.parametrize("opening", [b"EHLO c.test\r\n", b"HELO c.test\r\n"])
+@pytest.mark.parametrize("options", OPTIONS[:2])
+@pytest.mark.parametrize("line", BOUNDARY_LINES)
+def test_lines_at_the_limits_are_answered_alike(
+    opening: bytes, options: SmtpOptions, line: str
+) -> None:
+    # after EHLO/HELO, and inside a transaction with two recipients (the
+    # limit of OPTIONS[1]) for RCPT
+    tx = [b"MAIL FROM:<x@y.z>\r\n", b"RCPT TO:<r1@y.z>\r\n", b"RCPT TO:<r2@y.z>\r\n"]
+    for before in ([], tx):
+        data = [opening, *before, (line + "\r\n").encode(), b"MAIL FROM:<a@b.c> SIZE=5\r\n"]
+        assert run(SmtpConnection, options, data, []) == run(FullParser, options, data, [])
