@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nmail.directory.model import Resolution
+from nmail.quick_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     """Who handed us the message (for Received: and the logs)."""
@@ -22,6 +24,7 @@ class ClientInfo:
     tls: str | None = None  # e.g. "TLSv1.3:TLS_AES_256_GCM_SHA384"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """MAIL FROM and the accepted RCPTs; `sender` is "" for the null sender."""

@@ -41,6 +41,7 @@ from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.message_source import MessageSource, message_head, with_prefix
 from nmail.policy import limits, loops, recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
+from nmail.quick_init import quick_init
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class AuthOutcome:
     delay: float  # seconds the front door should wait before answering a failure
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Acceptance:
     """One message past the end-of-data checks: what to store, queue and log."""

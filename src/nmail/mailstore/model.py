@@ -8,6 +8,7 @@ from typing import Literal
 
 from nmail.directory.model import Account
 from nmail.message_source import MessageSource
+from nmail.quick_init import quick_init
 
 # Every account's folders, made with the mailbox; all but INBOX carry a role.
 FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Spam", "Archive")
@@ -73,6 +74,7 @@ STORE_ERRORS: dict[str, type[StoreError]] = {
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """One message to store into one account's folder."""
@@ -90,6 +92,7 @@ class NewMessage:
     dot_lines: bool | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     account_id: int
