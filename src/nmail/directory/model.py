@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from nmail.quick_init import quick_init
+
 
 @dataclass(frozen=True, slots=True)
 class Domain:
@@ -32,6 +34,7 @@ class Account:
         return f"{self.userid}@{self.domain}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """What one RCPT address means for us.

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nmail.quick_init import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     code: int  # 250 / 4xx / 5xx
