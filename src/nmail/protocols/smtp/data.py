@@ -216,7 +216,9 @@ class DataReader:
             self._at_start = False
         end = self._end(buf)
         if end >= 0:
-            raw = bytes(buf[: end + 2])
+            # One copy: buf[:n] would copy into a bytearray, then bytes() again.
+            with memoryview(buf) as view:
+                raw = view[: end + 2].tobytes()
             del buf[: end + len(END_OF_DATA)]
             return self._finish(raw)
         keep = len(END_OF_DATA) - 1  # a terminator may straddle the next read
