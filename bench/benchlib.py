@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -74,3 +75,17 @@ def percentiles_ms(samples: Sequence[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def control(pid: int, *args: str) -> None:
+    """callgrind_control ARGS PID (zero the counters, dump them) for a process under callgrind."""
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def dumped_total(path: Path) -> int:
+    """The instruction count a callgrind dump file states (its summary: or totals: line)."""
+    found = re.search(r"^(?:summary|totals):\s+(\d+)", path.read_text(errors="replace"), re.M)
+    if found is None:
+        raise RuntimeError(f"no summary in {path}")
+    return int(found.group(1))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pop3
+from benchlib import control, dumped_total
 
 Client = Callable[[socket.socket, bytearray, int], None]
 
@@ -114,19 +114,6 @@ def login(port: int) -> tuple[socket.socket, bytearray]:
         if not reply.startswith(b"+OK"):
             raise RuntimeError(f"login failed: {reply!r}")
     return sock, buffer
-
-
-def control(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def dumped_total(path: Path) -> int:
-    text = path.read_text(errors="replace")
-    found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
-    if found is None:
-        raise RuntimeError(f"no summary in {path}")
-    return int(found.group(1))
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchlib import free_port
+from benchlib import control, dumped_total, free_port
 
 if TYPE_CHECKING:
     from nmail.config import Config
@@ -140,18 +140,6 @@ def wait_ready(proc: subprocess.Popen[str], what: str) -> None:
     line = proc.stdout.readline()
     if line.strip() != "READY":
         raise SystemExit(f"{what} did not start: {line!r}")
-
-
-def control(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def dumped_total(path: Path) -> int:
-    found = re.search(r"^(?:summary|totals):\s+(\d+)", path.read_text(errors="replace"), re.M)
-    if found is None:
-        raise RuntimeError(f"no summary in {path}")
-    return int(found.group(1))
 
 
 def top_functions(dump: Path, top: int, inclusive: bool) -> str:

@@ -37,7 +37,6 @@ import argparse
 import marshal
 import os
 import random
-import re
 import shutil
 import socket
 import sqlite3
@@ -49,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from benchlib import control, dumped_total
 from nmail.db.engine import make_engine
 from nmail.db.migrate import upgrade
 from nmail.directory import Directory
@@ -211,19 +211,6 @@ def wal_owners(db: Path, wal: bytes, last: int) -> list[tuple[str, float]]:
     for written in commits[-last:]:
         counts.update(owner.get(page, "(free)") for page in written)
     return [(name, n / len(commits[-last:])) for name, n in counts.most_common()]
-
-
-def dumped_total(path: Path) -> int:
-    text = path.read_text(errors="replace")
-    found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
-    if found is None:
-        raise RuntimeError(f"no summary in {path}")
-    return int(found.group(1))
-
-
-def control(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
