@@ -8,9 +8,10 @@ New code opens a view once (`MailStore.open_folder`) and keeps it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -90,6 +91,13 @@ class FirstModelCalls:
     def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
         """The message's bytes as stored (trace headers included), None if gone."""
         return guarded("read the message", lambda: self.open_folder(account_id, folder).read(uid))
+
+    def open_message(self, account_id: int, folder: str, uid: int) -> BinaryIO | None:
+        """The message's file opened for reading (the caller closes it), None if gone:
+        for a reader that takes a big message a piece at a time (the webmail's forward)."""
+        fd = guarded("read the message",
+                     lambda: self.open_folder(account_id, folder).open_message(uid))
+        return None if fd is None else os.fdopen(fd, "rb")
 
     def expunge(self, account_id: int, folder: str, uids: Iterable[int]) -> int:
         """Delete messages (files and rows); returns how many were deleted."""

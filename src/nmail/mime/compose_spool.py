@@ -15,7 +15,11 @@ stand-in the file's base64 (76-character lines, as `email` writes them), read
 with and without Bcc, so one file serves both copies as a `SpooledMessage` prefix
 (recipients never see Bcc; the copy kept in Sent or Drafts has it). The bytes are
 those `build_message` writes for the same message (tests/test_web_send_memory.py
-compares them).
+compares them). A message forwarded as an attachment has a stand-in line too, and
+is copied in its place from its bytes or its file (the stored original) as it
+came, its line ends made CRLF, 57 KiB at a time (`email` parsed and wrote it again
+whole: a 20 MiB one grew the web process by 322 MiB; now 3.9 MiB,
+tests/test_web_forward_memory.py).
 """
 
 from __future__ import annotations
@@ -24,13 +28,20 @@ import base64
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
-from nmail.mime.composing import Outgoing, OutgoingFile, message_of
+from nmail.mime.composing import (
+    Outgoing,
+    OutgoingFile,
+    crlf_lines,
+    message_marker,
+    message_of,
+)
 
 LINES = 1024  # base64 lines encoded at once: 57 KiB read, 78 KiB written
 
@@ -46,9 +57,10 @@ class SpooledParts:
 
 def spool_message(out: Outgoing, file: IO[bytes], *, hostname: str) -> SpooledParts | None:
     """Write `out`'s body (all after the header section) into `file`; see the docstring.
-    None, writing nothing, when what `email` wrote has a bare CR or LF (a forwarded
-    message's own): a spooled message is queued as it is, and the queue would refuse
-    it, where the bytes `build_message` gives are made CRLF-clean on the way in."""
+    None, writing nothing, when what `email` wrote has a bare CR or LF: a spooled
+    message is queued as it is, and the queue would refuse it, where the bytes
+    `build_message` gives are made CRLF-clean on the way in. (A forwarded message's
+    own bare line ends, which did that, are now made CRLF as it is copied.)"""
     stand_ins: dict[int, bytes] = {}
 
     def stand_in(item: OutgoingFile) -> bytes:
@@ -56,18 +68,24 @@ def spool_message(out: Outgoing, file: IO[bytes], *, hostname: str) -> SpooledPa
         stand_ins[id(item)] = base64.b64encode(raw) + b"\r\n"
         return raw
 
-    skeleton = message_of(out, hostname=hostname, include_bcc=True,
-                          content=stand_in).as_bytes()
+    markers = [message_marker() for _ in out.attached_messages]
+    skeleton = message_of(out, hostname=hostname, include_bcc=True, content=stand_in,
+                          marker=markers.__getitem__).as_bytes()
     if not skeleton.count(b"\r") == skeleton.count(b"\n") == skeleton.count(b"\r\n"):
         return None
     end = skeleton.index(b"\r\n\r\n") + 4
     head_bcc, body = skeleton[:end], skeleton[end:]
     written = 0
     start = 0
-    for item in out.files:
-        marker = stand_ins[id(item)]
+    # In the order `message_of` writes them: the attached messages, then the files.
+    places: list[tuple[bytes, Callable[[], int]]] = [
+        (marker, partial(_write_crlf, file, attached))
+        for marker, attached in zip(markers, out.attached_messages, strict=True)]
+    places += [(stand_ins[id(item)], partial(_write_base64, file, item.data))
+               for item in out.files]
+    for marker, write in places:
         at = body.index(marker, start)
-        written += _write(file, body[start:at]) + _write_base64(file, item.data)
+        written += _write(file, body[start:at]) + write()
         start = at + len(marker)
     written += _write(file, body[start:])
     file.flush()
@@ -100,6 +118,27 @@ def _write_base64(file: IO[bytes], data: bytes | Path | IO[bytes]) -> int:
             if not chunk:
                 return written
             written += _write(file, base64.encodebytes(chunk).replace(b"\n", b"\r\n"))
+
+
+def _write_crlf(file: IO[bytes], data: bytes | IO[bytes]) -> int:
+    """An attached message as it is but for its line ends, all made CRLF (a spooled
+    message is queued as it is, and the queue refuses a bare CR or LF), ending with
+    one; read a piece at a time (a CR at a piece's end waits for the next piece)."""
+    written = 0
+    held = b""
+    last = b""
+    with _opened(data) as source:
+        while piece := source.read(57 * LINES):
+            piece = held + piece
+            held = b"\r" if piece.endswith(b"\r") else b""
+            piece = piece[:len(piece) - len(held)]
+            if piece:
+                fixed = crlf_lines(piece)
+                written += _write(file, fixed)
+                last = fixed[-2:]
+    if held or last != b"\r\n":
+        written += _write(file, b"\r\n")
+    return written
 
 
 @contextmanager

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from email.headerregistry import Address as EmailAddress
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate
@@ -82,7 +81,9 @@ class Outgoing:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     files: tuple[OutgoingFile, ...] = ()
-    attached_messages: tuple[bytes, ...] = ()  # forwarded as message/rfc822
+    # Forwarded as message/rfc822, as they are (line ends made CRLF): bytes, or a file
+    # (the stored original) copied a piece at a time by `spool_message`.
+    attached_messages: tuple[bytes | IO[bytes], ...] = ()
     message_id: str = ""
     date: float = field(default_factory=time.time)
 
@@ -150,7 +151,32 @@ def parse_recipients(text: str, field_name: str) -> tuple[Address, ...]:
 def build_message(out: Outgoing, *, hostname: str, include_bcc: bool = False) -> bytes:
     """The RFC 5322 bytes (CRLF) of `out`. Bcc is written only when `include_bcc`
     (the copy kept in Sent or Drafts), never into what recipients get."""
-    return message_of(out, hostname=hostname, include_bcc=include_bcc).as_bytes()
+    markers = [message_marker() for _ in out.attached_messages]
+    built = message_of(out, hostname=hostname, include_bcc=include_bcc,
+                       marker=markers.__getitem__).as_bytes()
+    for marker, attached in zip(markers, out.attached_messages, strict=True):
+        built = built.replace(marker, crlf_message(read_whole(attached)), 1)
+    return built
+
+
+def message_marker() -> bytes:
+    """A unique line (with its CRLF) that stands for an attached message while `email`
+    writes the rest: `email` would parse the message and write it again (not the bytes
+    that came), and needs it whole in memory."""
+    return base64.b64encode(os.urandom(45)) + b"\r\n"
+
+
+def crlf_message(data: bytes) -> bytes:
+    """A message's bytes with every line ending CRLF, ending with one."""
+    data = crlf_lines(data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def crlf_lines(data: bytes) -> bytes:
+    """`data` with every bare CR and bare LF made CRLF."""
+    if data.count(b"\r") == data.count(b"\n") == data.count(b"\r\n"):
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def read_whole(data: bytes | Path | IO[bytes]) -> bytes:
@@ -164,10 +190,12 @@ def read_whole(data: bytes | Path | IO[bytes]) -> bytes:
 
 
 def message_of(out: Outgoing, *, hostname: str, include_bcc: bool,
-               content: Callable[[OutgoingFile], bytes] = lambda item: read_whole(item.data)
+               content: Callable[[OutgoingFile], bytes] = lambda item: read_whole(item.data),
+               marker: Callable[[int], bytes] = lambda _index: message_marker()
                ) -> EmailMessage:
     """The message `build_message` writes; each file's content from `content` (the
-    spooled build gives a stand-in it replaces while writing)."""
+    spooled build gives a stand-in it replaces while writing), each attached message
+    a `marker` line (in place of which the message is written)."""
     msg = EmailMessage(policy=_POLICY)
     msg["Date"] = format_datetime_local(out.date)
     # Names and subjects are encoded here, not by `email`: its folder puts the
@@ -205,8 +233,9 @@ def message_of(out: Outgoing, *, hostname: str, include_bcc: bool,
     if out.html:
         markup = _lines(out.html)
         msg.add_alternative(markup, subtype="html", charset="utf-8", cte=_cte(markup))
-    for attached in out.attached_messages:
-        msg.add_attachment(message_from_bytes(attached, policy=email.policy.SMTP),
+    for index in range(len(out.attached_messages)):
+        # As `email` writes a message it was given (cte 8bit), without parsing it.
+        msg.add_attachment(marker(index), maintype="message", subtype="rfc822", cte="8bit",
                            disposition="attachment")
     for item in out.files:
         maintype, _, subtype = item.content_type.partition("/")

@@ -160,6 +160,11 @@ def attached_message(raw: bytes, path: str) -> bytes | None:
     return raw
 
 
+def is_attached_path(path: str) -> bool:
+    """Whether `path` is a path `attached_message` would follow (bounded, digits)."""
+    return _ATTACHED_PATH.fullmatch(path) is not None
+
+
 def inline_images(raw: bytes, wanted: set[str], budget: int) -> dict[str, tuple[str, bytes]]:
     """content-id -> (image type, bytes) for the `wanted` cid images, within `budget` bytes."""
     if not wanted:
@@ -249,7 +254,15 @@ def _cid_references(html: str) -> set[str]:
     return out
 
 
-def _attachment_info(number: int, part: Part, referenced: set[str]) -> AttachmentInfo:
+def attachment_info(number: int, part: Part,
+                    referenced: frozenset[str] | set[str] = frozenset()) -> AttachmentInfo:
+    """The AttachmentInfo of leaf part `number` (`inline` when its Content-ID is in
+    `referenced`)."""
+    return _attachment_info(number, part, referenced)
+
+
+def _attachment_info(number: int, part: Part,
+                     referenced: frozenset[str] | set[str]) -> AttachmentInfo:
     # Controls go (not to spaces): "a\x00.html" is "a.html", as a file system would see it.
     filename = clean_text(_CONTROLS.sub("", part.filename))
     if not filename:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import IO
 
 from nmail.mime.composing import (
     MAX_SUBJECT,
@@ -132,7 +133,8 @@ def draft_state(view: MessageView, folder_id: int, uid: int) -> ComposeState:
 
 
 def outgoing(state: ComposeState, sender: Address, *, html: str = "",
-             files: tuple[OutgoingFile, ...] = (), attached: tuple[bytes, ...] = (),
+             files: tuple[OutgoingFile, ...] = (),
+             attached: tuple[bytes | IO[bytes], ...] = (),
              require_recipient: bool = True) -> Outgoing:
     """The message the form describes; ComposeError for the first bad field."""
     to = parse_recipients(state.to, "to")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import ParamSpec, TypeVar
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from nmail.accounts import AccountService, StoreMailboxes
 from nmail.delivery.srs import load_secret
@@ -307,6 +307,12 @@ class WebFacade:
 
     async def read_message(self, account_id: int, folder: str, uid: int) -> bytes | None:
         return await self.run(self.backends.store.read_message, account_id, folder, uid)
+
+    async def open_message(self, account_id: int, folder: str, uid: int) -> BinaryIO | None:
+        """The message's file opened for reading (the caller closes it), None if gone."""
+        opened: BinaryIO | None = await self.run(self.backends.store.open_message,
+                                                 account_id, folder, uid)
+        return opened
 
     # -- changes -------------------------------------------------------------
 

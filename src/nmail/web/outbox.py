@@ -14,18 +14,21 @@ A message whose files come to more than SPOOL_PAST is written once into an
 unnamed file under the spool directory (mime/compose_spool.py) and handed on
 as a `SpooledMessage`, like a large message that came by SMTP: the recipients'
 copy and the Sent (or Drafts) copy are that one file behind two header
-sections. Smaller ones are built in memory, as before.
+sections. Smaller ones are built in memory, as before. A forwarded message counts
+with the files: the stored original is copied into the spool file from its own
+file (mime/compose_spool.py), never read whole.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.intake import Intake
@@ -84,10 +87,9 @@ class Outbox:
                ) -> Iterator[tuple[MessageSource, MessageSource]]:
         """(what the recipients get, or b"" when not `recipients`; the copy kept, with
         Bcc); see the module docstring."""
-        if sum(item.size for item in out.files) > SPOOL_PAST:
-            if self._spool_dir is not None:
-                self._spool_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self._spool_dir) as file:
+        if sum(item.size for item in out.files) + sum(map(_size, out.attached_messages)) \
+                > SPOOL_PAST:
+            with self.spool_file() as file:
                 parts = spool_message(out, file, hostname=self._hostname)
                 if parts is not None:
                     yield (SpooledMessage(file, parts.size, parts.head),
@@ -95,6 +97,13 @@ class Outbox:
                     return
         yield (build_message(out, hostname=self._hostname) if recipients else b"",
                build_message(out, hostname=self._hostname, include_bcc=True))
+
+    def spool_file(self) -> IO[bytes]:
+        """An unnamed file in the spool directory (for a message, or an attachment
+        decoded on its way into one): its blocks go when it is closed."""
+        if self._spool_dir is not None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryFile(dir=self._spool_dir)
 
     def send(self, account: Account, out: Outgoing, client_ip: str,
              original: Original | None = None) -> SendResult:
@@ -167,6 +176,10 @@ class Outbox:
                                   add=frozenset({_FLAGS[original.mark]}))
         except StoreError as exc:
             log.warning("sent, but could not mark the original: %s", exc)
+
+
+def _size(data: bytes | IO[bytes]) -> int:
+    return len(data) if isinstance(data, bytes) else os.fstat(data.fileno()).st_size
 
 
 def _refusal(address: str, decision: Decision) -> Refusal:

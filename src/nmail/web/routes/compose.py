@@ -26,7 +26,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import RedirectResponse, Response
 
 from nmail.mime.composing import parse_recipients
-from nmail.mime.reading import MessageView, read_view
+from nmail.mime.reading import MessageView
 from nmail.web.compose_form import (
     ComposeState,
     MessageRef,
@@ -37,13 +37,12 @@ from nmail.web.compose_form import (
     reply_state,
     with_signature,
 )
+from nmail.web.compose_sources import message_view
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.download_names import safe_filename
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
-from nmail.web.routes.attached_message import attached_bytes
-from nmail.web.routes.mailbox import mailbox_context
-from nmail.web.routes.message import own_message
+from nmail.web.routes.mailbox import mailbox_context, own_folder
 from nmail.web.time_zone import current_zone
 
 ANSWERS = ("reply", "reply-all", "forward", "forward-attached")
@@ -89,30 +88,15 @@ async def uploads_view(web: Web, mail: MailServices, user: User,
     return shown
 
 
-async def referenced_message(web: Web, user: User, ref: MessageRef | None) -> bytes | None:
-    """The bytes of the message a form names (stored, or attached inside a stored one);
-    None when there is none, it is not this user's, or it has gone since the form was
-    drawn (deleted in another tab): the form then says so instead of failing."""
-    if ref is None:
-        return None
-    try:
-        if ref.path:
-            _folder, raw = await attached_bytes(web, user, ref.folder_id, ref.uid, ref.path)
-        else:
-            _folder, raw = await own_message(web, user, ref.folder_id, ref.uid)
-    except HTTPException:
-        return None
-    return raw
-
-
-async def carried_view(web: Web, user: User, state: ComposeState) -> list[dict[str, object]]:
-    """The attachments a forward or a draft brings along, for the form's list."""
+async def carried_view(web: Web, user: User, mail: MailServices,
+                       state: ComposeState) -> list[dict[str, object]]:
+    """The attachments a forward or a draft brings along, for the form's list (read from
+    the original's file: its attachments are not loaded)."""
     if not state.carry_parts:
         return []
-    raw = await referenced_message(web, user, parse_message_ref(state.carry_from))
-    if raw is None:
+    view = await message_view(web, user, mail, parse_message_ref(state.carry_from))
+    if view is None:
         return []
-    view = await web.run(read_view, raw)
     return [{"number": a.number, "name": safe_filename(a.filename), "size": a.size}
             for a in view.attachments if a.number in state.carry_parts]
 
@@ -125,7 +109,7 @@ async def compose_page(request: Request, user: User, web: Web, pages: Pages,
     return pages.render(
         request, "compose.html", status=status, state=state, error=error,
         error_field=error_field, notice=notice, uploads=uploads or [],
-        carried=await carried_view(web, user, state),
+        carried=await carried_view(web, user, mail, state),
         attachment_limit=mail.attachment_limit, can_send=mail.outbox is not None,
         sender=user.address, sender_name=user.account.display_name, **context,
     )
@@ -162,11 +146,9 @@ async def _answer(request: Request, folder_id: int, uid: int, user: User, web: W
                   pages: Pages, mail: MailServices, kind: str, path: str = "") -> Response:
     if kind not in ANSWERS and not (kind == "draft" and not path):
         raise HTTPException(404)  # the routes let no other through; nor does this
-    if path:
-        _folder, raw = await attached_bytes(web, user, folder_id, uid, path)
-    else:
-        _folder, raw = await own_message(web, user, folder_id, uid)
-    view = await web.run(read_view, raw)
+    view = await message_view(web, user, mail, MessageRef(folder_id, uid, path))
+    if view is None:
+        raise HTTPException(404)
     prefs = await web.prefs(user.id)
     words = wording(view)
     if kind in ("reply", "reply-all"):
@@ -194,7 +176,7 @@ async def answer_form(request: Request, kind: str, folder_id: int, uid: int, use
 @router.get("/compose/draft/{folder_id}/{uid}")
 async def draft_form(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
                      pages: Pages, mail: Mail) -> Response:
-    folder, _raw = await own_message(web, user, folder_id, uid)
+    folder = await own_folder(web, user, folder_id)
     if folder.name != "Drafts":
         raise HTTPException(404)
     return await _answer(request, folder_id, uid, user, web, pages, mail, "draft")

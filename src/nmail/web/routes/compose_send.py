@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import IO
 
@@ -24,15 +25,16 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from nmail.mailstore.model import StoreError
 from nmail.mime.composing import ComposeError, OutgoingFile
-from nmail.mime.reading import part_contents, read_view
+from nmail.mime.file_parts import file_view
 from nmail.web.compose_form import ComposeState, outgoing, parse_message_ref, parse_original
+from nmail.web.compose_sources import carried_files, message_file
 from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
 from nmail.web.notices import notice_query
 from nmail.web.outbox import Original, Refusal
 from nmail.web.recipient_groups import GroupError, expand, names_groups
-from nmail.web.routes.compose import compose_page, referenced_message, uploads_view
+from nmail.web.routes.compose import compose_page, uploads_view
 from nmail.web.templating import human_size
 from nmail.web.uploads import CHUNK, STAGED_MESSAGES, UploadQuotaFull, UploadTooLarge
 
@@ -116,20 +118,26 @@ def refusal_text(refusal: Refusal) -> str:
 GONE = "gone"  # a ComposeError's text: the message a hidden field names is not there
 
 
-async def _message_bytes(web: Web, user: User, state: ComposeState, name: str) -> bytes:
-    """The message the hidden field `name` (attach_message, carry_from) names;
-    ComposeError(name, GONE) when it is no message of this user's (forged, or deleted
-    or moved since the form was drawn)."""
-    raw = await referenced_message(web, user, parse_message_ref(getattr(state, name)))
-    if raw is None:
+async def _message_file(web: Web, user: User, mail: MailServices, state: ComposeState,
+                        name: str, keep: ExitStack) -> IO[bytes]:
+    """The message the hidden field `name` (attach_message) names, opened (`keep` closes
+    it); ComposeError(name, GONE) when it is no message of this user's (forged, or
+    deleted or moved since the form was drawn)."""
+    opened = await message_file(web, user, mail, parse_message_ref(getattr(state, name)))
+    if opened is None:
         raise ComposeError(name, GONE)
-    return raw
+    keep.callback(opened.close)
+    return opened
 
 
 async def _files(form: FormData, state: ComposeState, user: User, web: Web,
-                 mail: MailServices) -> tuple[list[OutgoingFile], list[str], int]:
+                 mail: MailServices, keep: ExitStack
+                 ) -> tuple[list[OutgoingFile], list[str], int]:
     """Uploaded (staged and direct) and carried attachments (those last), the staged
-    tokens used, and how many were carried."""
+    tokens used, and how many were carried. A carried one is decoded from the
+    original's file into a spool file (`keep` closes them); ComposeError(carry_from,
+    GONE) when the original is not there any more (a part number it does not have is
+    left out, as a forged one)."""
     files: list[OutgoingFile] = []
     used: list[str] = []
     for token in state.uploads:
@@ -142,26 +150,48 @@ async def _files(form: FormData, state: ComposeState, user: User, web: Web,
         if isinstance(item, UploadFile) and item.filename:  # the form's spooled file
             files.append(OutgoingFile(item.filename, item.content_type or
                                       "application/octet-stream", item.file))
-    carried = 0
+    carried: list[OutgoingFile] = []
     if state.carry_from and state.carry_parts:
-        raw = await _message_bytes(web, user, state, "carry_from")
-        wanted = state.carry_parts[:MAX_FILES]
-        # One pass over the original for all of its parts, not one pass each.
-        parts = await web.run(part_contents, raw, set(wanted))
-        for number in wanted:
-            found = parts.get(number)
-            if found is not None:
-                files.append(OutgoingFile(found[0].filename, found[0].content_type, found[1]))
-                carried += 1
+        wanted = tuple(dict.fromkeys(state.carry_parts[:MAX_FILES]))
+        found = await carried_files(web, user, mail, parse_message_ref(state.carry_from),
+                                    wanted, keep)
+        if found is None:
+            raise ComposeError("carry_from", GONE)
+        carried = found
+    files += carried
     total = sum(await web.run(lambda: [f.size for f in files]))
     if total > mail.attachment_limit:
         raise ComposeError("attachment", "too large")
-    return files, used, carried
+    return files, used, len(carried)
+
+
+async def _attachment_numbers(web: Web, user: User, folder: str, uid: int) -> list[int]:
+    """The numbers of a stored message's own attachments, read from its file (its
+    text parts only)."""
+    opened = await web.open_message(user.id, folder, uid)
+    if opened is None:
+        return []
+    try:
+        view, _parts = await web.run(file_view, opened)
+    finally:
+        await web.run(opened.close)
+    return [a.number for a in view.attachments if not a.inline]
 
 
 @router.post("/compose/send")
 async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
                mail: Mail) -> Response:
+    """Send or save; what the form named (the original, carried parts decoded) is open
+    in files until the answer is made."""
+    keep = ExitStack()
+    try:
+        return await _send(request, user, web, pages, mail, keep)
+    finally:
+        await web.run(keep.close)
+
+
+async def _send(request: Request, user: User, web: Web, pages: Pages,
+                mail: MailServices, keep: ExitStack) -> Response:
     form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
     state = _state(form)
     action = _text(form, "action") or "send"
@@ -177,10 +207,11 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
                                   error=text, error_field=error.field,
                                   uploads=await uploads_view(web, mail, user, typed.uploads))
     try:
-        files, used, carried = await _files(form, state, user, web, mail)
+        files, used, carried = await _files(form, state, user, web, mail, keep)
         attached = []
         if state.attach_message:
-            attached.append(await _message_bytes(web, user, state, "attach_message"))
+            attached.append(await _message_file(web, user, mail, state, "attach_message",
+                                                keep))
         message = outgoing(state, (user.account.display_name, user.address),
                            html=_text(form, "html"), files=tuple(files), attached=tuple(attached),
                            require_recipient=action == "send")
@@ -225,9 +256,7 @@ async def send(request: Request, user: CurrentUser, web: Web, pages: Pages,
                                       error=text,
                                       uploads=await uploads_view(web, mail, user, state.uploads))
         drafts = await web.folder_named(user.id, "Drafts")
-        stored = await web.read_message(user.id, "Drafts", new_uid) or b""
-        numbers = [a.number for a in (await web.run(read_view, stored)).attachments
-                   if not a.inline]
+        numbers = await _attachment_numbers(web, user, "Drafts", new_uid)
         if wants_json:
             # Autosave: the form keeps its staged uploads (the next save needs them);
             # the carried attachments now come from the new draft, whose last parts they are.
