@@ -2,7 +2,7 @@
 
 The spooled bytes are exactly those `build_message` writes (files from bytes, paths and
 spooled uploads; an empty file; a folded Bcc kept out of the recipients' copy); a
-message `email` writes with a bare LF (a forwarded message's own) is not spooled. Then a
+forwarded message's own bare CR or LF is spooled as CRLF. Then a
 real `nmail serve` sends a 20 MiB attachment from the form and from a staged upload, to a
 local mailbox and to the queue: its web process's peak RSS (VmHWM after clear_refs) grew
 by 214 MiB (local) and 170 MiB (queued) when the message was built in memory; now it
@@ -77,8 +77,8 @@ def test_the_spooled_message_is_the_built_one(tmp_path: Path) -> None:
 def test_a_forwarded_message_with_bare_line_ends_spools_clean(tmp_path: Path,
                                                               forwarded: bytes) -> None:
     """A spooled message is queued as it is (no CRLF repair on the way in), and the
-    queue refuses a bare CR or LF: `email` writes them as CRLF, and spool_message
-    would not spool a message where it did not (it returns None: built in memory)."""
+    queue refuses a bare CR or LF: the forwarded message is copied with its line ends
+    made CRLF (tests/test_mime_file_parts.py compares it with `build_message`)."""
     file = io.BytesIO()
     parts = spool_message(outgoing(tmp_path, attached_messages=(forwarded,)), file,
                           hostname="test.local")
