@@ -29,7 +29,7 @@ from nmail.directory.model import Account
 from nmail.mailstore.layout import disk_folder_names
 from nmail.mailstore.store import MailStore
 from nmail.mailstore.uidset import UidSet
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 from test_mailstore_support import (
     HOST,
     alice,

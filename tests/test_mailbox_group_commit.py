@@ -24,7 +24,8 @@ from nmail.mailstore.model import NoSuchFolder
 from nmail.mailstore.op_run import group_key, run_operation
 from nmail.mailstore.operations import Operation, StoreFlags, Subscribe
 from nmail.mailstore.store import MailStore
-from nmail.mailstore.writer import IndexWriter, write_transaction
+from nmail.mailstore.write_lock import write_transaction
+from nmail.mailstore.writer import IndexWriter
 from test_mailstore_support import HOST, entries, folder_dir, make_account, new
 
 

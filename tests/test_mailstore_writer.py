@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.writer import IndexWriter, write_transaction
+from nmail.mailstore.write_lock import write_transaction
+from nmail.mailstore.writer import IndexWriter
 
 
 class Recorder:

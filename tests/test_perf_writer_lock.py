@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from nmail.mailstore import writer
-from nmail.mailstore.writer import file_lock, write_transaction
+from nmail.mailstore import write_lock
+from nmail.mailstore.write_lock import file_lock, write_transaction
 
 
 def try_lock(path: str) -> bool:
@@ -62,11 +62,11 @@ def test_threads_take_turns(tmp_path: Path) -> None:
 
 
 def test_idle_lock_files_are_closed_and_reopened(tmp_path: Path) -> None:
-    paths = [str(tmp_path / f"db{n}.sqlite3") for n in range(writer.MAX_LOCK_FILES + 8)]
+    paths = [str(tmp_path / f"db{n}.sqlite3") for n in range(write_lock.MAX_LOCK_FILES + 8)]
     for path in paths:
         with file_lock(path):
             assert not try_lock(path + ".writer-lock")
-    assert len(writer._file_locks) <= writer.MAX_LOCK_FILES
+    assert len(write_lock._file_locks) <= write_lock.MAX_LOCK_FILES
     with file_lock(paths[0]):  # closed as idle earlier: opened again, still exclusive
         assert not try_lock(paths[0] + ".writer-lock")
 

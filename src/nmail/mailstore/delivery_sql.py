@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.writer import file_lock, write_transaction
+from nmail.mailstore.write_lock import file_lock, write_transaction
 
 # execute(sql, parameters, many) -> every row (many=False) or None; parameters from
 # delivery_batch's compiled statements. The same shape as thread_index.Run.

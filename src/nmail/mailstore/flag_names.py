@@ -50,7 +50,7 @@ from nmail.db.tables import folders, messages
 from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.messagefile import locate
 from nmail.mailstore.names import disk_name, parse_flags
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
 

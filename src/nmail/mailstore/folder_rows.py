@@ -15,7 +15,7 @@ from nmail.db.tables import folders
 from nmail.mailstore.folder_sync import new_uidvalidity
 from nmail.mailstore.layout import UidState, read_uid_state, write_uid_state
 from nmail.mailstore.model import DEFAULT_ROLES
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 
 def create_empty_folders(

@@ -53,7 +53,7 @@ from nmail.mailstore.names import (
 )
 from nmail.mailstore.thread_index import ThreadIndex
 from nmail.mailstore.thread_sweep import forget_gone
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 
 @dataclass(frozen=True, slots=True)

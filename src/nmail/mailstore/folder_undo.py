@@ -56,7 +56,7 @@ from nmail.db.tables import folders
 from nmail.durable import fsync_dir
 from nmail.mailstore.folder_names import INBOX, name_from_disk
 from nmail.mailstore.layout import disk_folder_names, folder_dir, read_uid_state
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 DELETED_PREFIX = "nmail-deleted-"  # what a delete moves aside until its commit
 

@@ -41,9 +41,8 @@ from nmail.mailstore.delivery_batch import (
 )
 from nmail.mailstore.index_wire import decode_request, frame, peer_uid, read_frames
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.op_run import group_key, run_operation
+from nmail.mailstore.op_run import commit_group, group_key, run_after, run_operation
 from nmail.mailstore.operations import Operation, encode_result
-from nmail.mailstore.writer import commit_group, run_after
 from nmail.mailstore.writer_connection import writer_connection
 
 log = logging.getLogger(__name__)
@@ -239,7 +238,7 @@ class _Commit:
         run_after(self._after)
 
     def _operations(self, group: list[Request]) -> list[tuple[_Client, object]]:
-        """Operations in one transaction, a savepoint each (writer.commit_group);
+        """Operations in one transaction, a savepoint each (op_run.commit_group);
         if it fails as a whole, each alone. Their replies."""
         ops = [(client, op) for client, op in group if not isinstance(op, list)]
         if len(ops) == 1:

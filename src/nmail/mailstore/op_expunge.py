@@ -27,7 +27,7 @@ from nmail.mailstore.op_rows import folder_path, lock_folder, rows_in_ranges
 from nmail.mailstore.operations import ExpungeMessages
 from nmail.mailstore.thread_index import ThreadIndex
 from nmail.mailstore.thread_sweep import forget_gone
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 _COLUMNS = (messages.c.id, messages.c.uid, messages.c.filename, messages.c.in_new,
             messages.c.flags, messages.c.sysflags, messages.c.size, messages.c.thread_id)

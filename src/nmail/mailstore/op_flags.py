@@ -30,7 +30,7 @@ from nmail.mailstore.model import BadFlag, FlagChange, NoSuchFolder
 from nmail.mailstore.names import SEEN_BIT, flag_bits, format_flags, parse_flags
 from nmail.mailstore.op_rows import FOLDER_COLUMNS, folder_path, rows_in_ranges, uid_in_ranges
 from nmail.mailstore.operations import StoreFlags
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 _COLUMNS = (messages.c.id, messages.c.uid, messages.c.modseq, messages.c.filename,
             messages.c.in_new, messages.c.flags)

@@ -50,7 +50,7 @@ from nmail.mailstore.model import (
 from nmail.mailstore.op_rows import folder_path
 from nmail.mailstore.operations import CreateFolder, DeleteFolder, RenameFolder, Subscribe
 from nmail.mailstore.thread_sweep import forget_gone, threads_in_folders
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
 _trash_counter = itertools.count()

@@ -1,21 +1,22 @@
-"""Running one write operation on the index writer, and reporting its commit.
+"""Running write operations on the index writer, and reporting their commit.
 
 Both writers use this: the index writer process (index_service) for the
 workers of `nmail serve`, and a MailStore's own writer thread in one-process
 mode and the CLI. An operation opens its transaction with write_transaction,
 in the writer's one order with the deliveries; the commit hook hears of it
-right after COMMIT. The writer thread may commit flag changes and
-subscriptions that wait together in one transaction, a savepoint each
-(`group_key`; writer.IndexWriter). Work that may follow the answer (a flag
-change's file renames) is handed back in `after`: the writer runs it once
-it has replied.
+right after COMMIT. Either writer may commit flag changes and subscriptions
+that wait together in one transaction, a savepoint each (`group_key`,
+`commit_group`). Work that may follow the answer (a flag change's file
+renames) is handed back in `after`: the writer runs it once it has replied
+(`run_after`).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -39,8 +40,16 @@ from nmail.mailstore.operations import (
     StoreFlags,
     Subscribe,
 )
+from nmail.mailstore.write_lock import GROUP, write_transaction
+
+# The name run_after logged under when it lived in writer.py.
+log = logging.getLogger("nmail.mailstore.writer")
 
 _HOST = host_token(socket.gethostname())
+
+After = Callable[[], None]
+# An operation: fn(conn, after) -> (its result, the folders its commit changed).
+OperationFn = Callable[[Connection, list[After]], tuple[Any, Sequence[FolderChange]]]
 
 
 def group_key(op: Operation) -> Hashable | None:
@@ -87,6 +96,53 @@ def run_operation(conn: Connection, op: Operation, *, now: float | None = None,
     if isinstance(op, Subscribe):
         return op_folders.subscribe(conn, op)
     raise TypeError(f"not an operation: {type(op).__name__}")
+
+
+def commit_group(
+    conn: Connection, operations: Sequence[tuple[OperationFn, list[After]]]
+) -> list[tuple[Any, Sequence[FolderChange]] | StoreError]:
+    """Run the operations in one transaction, a savepoint each, and COMMIT.
+
+    Each gives its outcome: (result, changes), or the StoreError that
+    refused it (its savepoint rolled back, its `after` emptied). Anything
+    else, a failed COMMIT included, rolls the whole group back and raises,
+    with every `after` emptied: the caller then runs each on its own.
+    """
+    outcomes: list[tuple[Any, Sequence[FolderChange]] | StoreError] = []
+    try:
+        with write_transaction(conn):
+            conn.info[GROUP] = True
+            try:
+                for op, after in operations:
+                    savepoint = conn.begin_nested()
+                    try:
+                        outcome = op(conn, after)
+                    except StoreError as exc:
+                        # Refused: only its own changes go (a rollback that
+                        # fails fails the whole group instead).
+                        after.clear()
+                        savepoint.rollback()
+                        outcomes.append(exc)
+                    else:
+                        savepoint.commit()
+                        outcomes.append(outcome)
+            finally:
+                conn.info.pop(GROUP, None)
+    except BaseException:
+        for _, after in operations:
+            after.clear()
+        raise
+    return outcomes
+
+
+def run_after(after: list[After]) -> None:
+    """Run (and clear) work queued for after an answer; a failure is logged."""
+    for work in after:
+        try:
+            work()
+        except Exception:
+            log.exception("index writer: work after an answer failed")
+    after.clear()
 
 
 def _default_folders(conn: Connection, op: CreateDefaultFolders,

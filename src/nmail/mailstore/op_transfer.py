@@ -36,7 +36,7 @@ from nmail.mailstore.op_expunge import record_next_uid, remove_rows, unseen_amon
 from nmail.mailstore.op_rows import folder_path, lock_folder, quota_check, rows_in_ranges
 from nmail.mailstore.operations import CopyMessages
 from nmail.mailstore.thread_index import ThreadIndex
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from nmail.mailstore.model import (
     SyncCounts,
     SyncReport,
 )
-from nmail.mailstore.writer import IndexWriter, write_transaction
+from nmail.mailstore.write_lock import write_transaction
+from nmail.mailstore.writer import IndexWriter
 
 log = logging.getLogger(__name__)
 

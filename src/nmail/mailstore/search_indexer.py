@@ -47,7 +47,7 @@ from nmail.mailstore.messagefile import expected_path, locate
 from nmail.mailstore.model import StoreError
 from nmail.mailstore.search_sql import SearchRow, insert_rows, terms_value
 from nmail.mailstore.search_terms import document_terms
-from nmail.mailstore.writer import write_transaction
+from nmail.mailstore.write_lock import write_transaction
 from nmail.mime.fields import read_header_block
 from nmail.mime.parts import PART_FIELDS, iter_parts
 from nmail.mime.preview import html_to_text

@@ -20,18 +20,20 @@ still being flushed; nothing any caller waits for depends on that order
 (a delivery's result, its UIDs, is only known once it committed), and the
 writer still commits everything in one order, one MODSEQ sequence per
 folder.
+
+What the writer process (index_service) does alike is not here: a group's
+transaction and the work after an answer are op_run's (commit_group,
+run_after), the lock file writers of several processes queue on is
+write_lock's.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import queue
 import threading
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,6 +41,7 @@ from sqlalchemy import Connection, Engine
 
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.model import StoreError
+from nmail.mailstore.op_run import After, OperationFn, commit_group, run_after
 
 log = logging.getLogger(__name__)
 
@@ -46,115 +49,10 @@ T = TypeVar("T")
 MAX_BATCH_ITEMS = 256
 
 
-@contextmanager
-def write_transaction(conn: Connection) -> Iterator[None]:
-    """A transaction that holds the write lock from its first statement.
-
-    On SQLite, `BEGIN IMMEDIATE` takes the database's write lock up front, which
-    is what `SELECT ... FOR UPDATE` on the folder row does on the servers: it
-    also keeps another process (a `nmail dbsync` beside `nmail serve`) out.
-    Writers of this package also queue on a lock file first (see _FileLock).
-    Within an operation group of the index writer it opens nothing: the
-    writer's transaction and savepoint hold the operation.
-    """
-    if conn.info.get(GROUP):
-        # Inside the writer's group commit (commit_group): the
-        # transaction and this operation's savepoint are the writer's.
-        yield
-        return
-    if conn.dialect.name != "sqlite":
-        with conn.begin():
-            yield
-        return
-    with file_lock(conn.engine.url.database), conn.begin():
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        yield
-
-
-class _FileLock:
-    """An exclusive flock(2) on `<database>.writer-lock`, plus a thread lock.
-
-    SQLite's own wait for a busy database is a sleep-and-retry loop (1, 2, 5,
-    10... ms), so index writers of several processes (`nmail serve`'s
-    processes, `nmail dbsync`) taking turns through it lose most of their
-    time asleep. Queued on a lock file instead, the next writer wakes the
-    moment the last one commits. SQLite's lock stays what keeps the database
-    consistent; this one only orders the waiting.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.pid = os.getpid()
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self.threads = threading.Lock()
-        self.closed = False
-
-
-_file_locks: dict[str, _FileLock] = {}
-_file_locks_guard = threading.Lock()
-MAX_LOCK_FILES = 16
-
-
-def _lock_for(database: str) -> _FileLock | None:
-    with _file_locks_guard:
-        lock = _file_locks.get(database)
-        # A lock inherited through fork() is the parent's: flock would not
-        # keep the two processes apart, so a child opens its own.
-        if lock is None or lock.pid != os.getpid():
-            _forget_idle_locks()
-            try:
-                lock = _file_locks[database] = _FileLock(database + ".writer-lock")
-            except OSError:
-                return None  # e.g. a read-only directory: SQLite's waiting still works
-        return lock
-
-
-def _forget_idle_locks() -> None:
-    """Close the lock files of databases not written to now (tests open many)."""
-    for path, lock in list(_file_locks.items()):
-        if len(_file_locks) < MAX_LOCK_FILES:
-            return
-        if lock.pid != os.getpid():
-            del _file_locks[path]
-            os.close(lock.fd)  # this process's copy of the parent's descriptor
-        elif lock.threads.acquire(blocking=False):
-            del _file_locks[path]
-            lock.closed = True
-            os.close(lock.fd)
-            lock.threads.release()
-
-
-@contextmanager
-def file_lock(database: str | None) -> Iterator[None]:
-    """Hold the writers' lock file of SQLite database `database` (no-op if none)."""
-    lock = None
-    if database and database != ":memory:" and not database.startswith("file:"):
-        while (lock := _lock_for(database)) is not None:
-            lock.threads.acquire()
-            if not lock.closed:
-                break
-            lock.threads.release()  # closed meanwhile as idle: take a fresh one
-    if lock is None:
-        yield
-        return
-    try:
-        fcntl.flock(lock.fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fd, fcntl.LOCK_UN)
-    finally:
-        lock.threads.release()
-
-
 @dataclass(slots=True)
 class _DeliveryJob:
     items: list[Any]
     future: Future[Any] = field(default_factory=Future)
-
-
-After = Callable[[], None]
-# An operation: fn(conn, after) -> (its result, the folders its commit changed).
-OperationFn = Callable[[Connection, list[After]], tuple[Any, Sequence[FolderChange]]]
 
 
 @dataclass(slots=True)
@@ -170,7 +68,6 @@ class _CallJob:
 
 
 _STOP = object()
-GROUP = "nmail.writer-group"  # Connection.info key: an operation group's transaction is open
 
 
 class IndexWriter:
@@ -483,43 +380,6 @@ class IndexWriter:
             job.future.set_result(result)
 
 
-def commit_group(
-    conn: Connection, operations: Sequence[tuple[OperationFn, list[After]]]
-) -> list[tuple[Any, Sequence[FolderChange]] | StoreError]:
-    """Run the operations in one transaction, a savepoint each, and COMMIT.
-
-    Each gives its outcome: (result, changes), or the StoreError that
-    refused it (its savepoint rolled back, its `after` emptied). Anything
-    else, a failed COMMIT included, rolls the whole group back and raises,
-    with every `after` emptied: the caller then runs each on its own.
-    """
-    outcomes: list[tuple[Any, Sequence[FolderChange]] | StoreError] = []
-    try:
-        with write_transaction(conn):
-            conn.info[GROUP] = True
-            try:
-                for op, after in operations:
-                    savepoint = conn.begin_nested()
-                    try:
-                        outcome = op(conn, after)
-                    except StoreError as exc:
-                        # Refused: only its own changes go (a rollback that
-                        # fails fails the whole group instead).
-                        after.clear()
-                        savepoint.rollback()
-                        outcomes.append(exc)
-                    else:
-                        savepoint.commit()
-                        outcomes.append(outcome)
-            finally:
-                conn.info.pop(GROUP, None)
-    except BaseException:
-        for _, after in operations:
-            after.clear()
-        raise
-    return outcomes
-
-
 def _flush_failed(job: _DeliveryJob, exc: BaseException) -> None:
     # Not durable, so never indexed: the caller discards its files and says 4xx.
     if not job.future.done():
@@ -530,13 +390,3 @@ def _flush_failed(job: _DeliveryJob, exc: BaseException) -> None:
 
 def _unused(_conn: Connection) -> None:
     raise AssertionError("an operation job runs its op")
-
-
-def run_after(after: list[Callable[[], None]]) -> None:
-    """Run (and clear) work queued for after an answer; a failure is logged."""
-    for work in after:
-        try:
-            work()
-        except Exception:
-            log.exception("index writer: work after an answer failed")
-    after.clear()
