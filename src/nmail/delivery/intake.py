@@ -4,7 +4,8 @@ Every front door (SMTP, submission, webmail send, bounces) talks to this
 class. It is synchronous; asyncio servers call it through an executor.
 Decisions come from `policy` (pure functions); this class gathers the facts
 they need (directory lookups, quota usage) and carries out the result
-(store locally, queue remotely, log).
+(store locally, queue remotely, log). The checks at MAIL and RCPT are
+EnvelopeChecks' (envelope_checks.py), which this class hands them to.
 
 The content is a MessageSource (nmail/message_source.py): `bytes`, or for
 a message past 1 MiB its spool file. Header readers (hop count, authors,
@@ -26,38 +27,27 @@ from typing import Any
 
 from nmail.config import SmtpSettings
 from nmail.delivery.envelope import ClientInfo, Envelope
+from nmail.delivery.envelope_checks import EnvelopeChecks
 from nmail.delivery.fanout import quota_refusal, split_recipients
 from nmail.delivery.log import DeliveryLog
 from nmail.delivery.queue_port import Queue
 from nmail.delivery.rules import DeliveryRules
-from nmail.delivery.srs import SrsError, SrsRewriter, is_srs
+from nmail.delivery.srs import SrsRewriter
 from nmail.delivery.submission import check_authors, plan_outbound
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
 from nmail.directory import Directory
-from nmail.directory.cache import DirectoryCache, NotCached
+from nmail.directory.cache import DirectoryCache
 from nmail.directory.errors import DirectoryError
-from nmail.directory.model import Account, Resolution, Standing
+from nmail.directory.model import Account, Resolution
 from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.message_source import MessageSource, message_head, with_prefix
-from nmail.policy import limits, loops, recipients, relay, senders
-from nmail.policy.decision import ACCEPT, Decision
+from nmail.policy import limits, loops
+from nmail.policy.decision import Decision
 from nmail.quick_init import quick_init
 
 log = logging.getLogger(__name__)
 
 TEMP_FAILURE = Decision(451, "4.3.0", "Temporary local error, please try again later")
-# The session's account was deleted or its login disabled after AUTH.
-LOGIN_REVOKED = Decision(530, "5.7.0", "Authentication no longer valid for this account")
-
-
-@dataclass(frozen=True, slots=True)
-class AuthOutcome:
-    """The result of an authentication attempt, for any protocol."""
-
-    ok: bool
-    account: Account | None
-    reason: str  # "ok", "failed", "disabled", "locked"
-    delay: float  # seconds the front door should wait before answering a failure
 
 
 @quick_init
@@ -141,163 +131,36 @@ class Intake:
         self.clock = clock
         # Users' forwarding and vacation replies (delivery/rules.py).
         self.rules = DeliveryRules(directory.engine, clock)
+        self.checks = EnvelopeChecks(lookups=self.lookups, settings=settings, usage=store.usage,
+                                     outbound=queue is not None, srs=srs, clock=clock)
 
     def close(self) -> None:
         self.lookups.close()
         self.rules.close()
 
-    # -- MAIL FROM -------------------------------------------------------
+    # -- MAIL FROM and RCPT TO (envelope_checks.py) ------------------------
 
     def check_sender(self, client: ClientInfo, sender: str, size_hint: int | None) -> Decision:
-        if client.auth_user:
-            self.lookups.refresh()
-        return self._sender_decision(client, sender, size_hint, cached_only=False)
+        """The answer to MAIL FROM (may read the database)."""
+        return self.checks.check_sender(client, sender, size_hint)
 
     def check_sender_now(
         self, client: ClientInfo, sender: str, size_hint: int | None
     ) -> Decision | None:
-        """check_sender when it can be answered without waiting (from memory); else None.
-
-        Safe to call on an event loop: at most a local SQLite read.
-        """
-        if client.auth_user:
-            if not self.lookups.local:
-                return None
-            self.lookups.refresh()
-        try:
-            return self._sender_decision(client, sender, size_hint, cached_only=True)
-        except NotCached:
-            return None
-
-    def _sender_decision(
-        self, client: ClientInfo, sender: str, size_hint: int | None, *, cached_only: bool
-    ) -> Decision:
-        decision = limits.check_size(size_hint or 0, self.settings.max_message_size)
-        if not decision.accepted:
-            return decision
-        if client.auth_user:
-            # The account may have been deleted or its login disabled since AUTH:
-            # asked again at every MAIL, from the generation-checked cache.
-            if not self._may_still_send(
-                client.auth_user, client.auth_account_id, cached_only=cached_only
-            ):
-                return LOGIN_REVOKED
-            owned = self.lookups.sender_addresses(client.auth_user, cached_only=cached_only)
-            return senders.check_sender_owned(sender, owned)
-        return ACCEPT
-
-    def _may_still_send(self, login: str, account_id: int | None, *, cached_only: bool) -> bool:
-        """The authenticated account still exists (the same one: not deleted and
-        created again) and may log in."""
-        standing = self.lookups.standing(login, account_id, cached_only=cached_only)
-        return standing is Standing.ACTIVE
-
-    # -- RCPT TO ---------------------------------------------------------
+        """check_sender from memory, safe on an event loop; None when it cannot be."""
+        return self.checks.check_sender_now(client, sender, size_hint)
 
     def check_recipient(
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
     ) -> tuple[Decision, Resolution | None]:
-        self.lookups.refresh()
-        return self._recipient_decision(client, sender, address, size_hint, cached_only=False)
+        """The answer to RCPT TO and whom it reaches (may read the database)."""
+        return self.checks.check_recipient(client, sender, address, size_hint)
 
     def check_recipient_now(
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
     ) -> tuple[Decision, Resolution | None] | None:
-        """check_recipient when it can be answered from memory; else None.
-
-        Safe to call on an event loop: at most a local SQLite read.
-        """
-        if not self.lookups.local:
-            return None
-        self.lookups.refresh()
-        try:
-            return self._recipient_decision(client, sender, address, size_hint, cached_only=True)
-        except NotCached:
-            return None
-
-    def _recipient_decision(
-        self,
-        client: ClientInfo,
-        sender: str,
-        address: str,
-        size_hint: int | None,
-        *,
-        cached_only: bool,
-    ) -> tuple[Decision, Resolution | None]:
-        lookups = self.lookups
-        try:
-            resolution = lookups.resolve(address, cached_only=cached_only)
-        except DirectoryError as exc:
-            return Decision(501, "5.1.3", f"Bad recipient address syntax: {exc}"), None
-        srs_local, _, srs_domain = address.rpartition("@")
-        if (
-            self.srs is not None
-            and is_srs(srs_local)
-            and (resolution.hosted or srs_domain.lower() == self.srs.domain.lower())
-        ):
-            return self._srs_recipient(client, sender, srs_local, size_hint, cached_only)
-        if not resolution.hosted:
-            decision = relay.check_relay(
-                client_ip=client.ip,
-                authenticated=client.auth_user is not None,
-                relay_networks=lookups.relay_networks(cached_only=cached_only),
-            )
-            if decision.accepted and self.queue is None:
-                return Decision(451, "4.3.2", "Outbound delivery is not available"), None
-            return decision, resolution if decision.accepted else None
-        if resolution.unknown:
-            return recipients.unknown_user(address), None
-        checked: list[Account] = []
-        first_refusal: Decision | None = None
-        for account in resolution.accounts:
-            if account.quota_bytes and cached_only:
-                raise NotCached(account.address)  # usage is read from the index
-            decision = recipients.check_account(
-                address=account.address,
-                receive_enabled=account.receive_enabled,
-                sender_rejected=bool(sender)
-                and lookups.is_rejected(account, sender, cached_only=cached_only),
-                usage=self.store.usage(account.id) if account.quota_bytes else 0,
-                quota=account.quota_bytes,
-                size_hint=size_hint or 0,
-            )
-            if decision.accepted:
-                checked.append(account)
-            elif first_refusal is None:
-                first_refusal = decision
-        if not checked and not resolution.remote:
-            assert first_refusal is not None
-            return first_refusal, None
-        # An alias fanning out to several mailboxes delivers to those that can take it.
-        kept = Resolution(resolution.address, True, tuple(checked), resolution.remote)
-        if kept.remote and self.queue is None:
-            return Decision(451, "4.3.2", "Outbound delivery is not available"), None
-        return ACCEPT, kept
-
-    def _srs_recipient(
-        self, client: ClientInfo, sender: str, local: str, size_hint: int | None,
-        cached_only: bool,
-    ) -> tuple[Decision, Resolution | None]:
-        """A bounce coming back to an address SRS made: on to the original sender."""
-        assert self.srs is not None
-        if sender:
-            return Decision(550, "5.7.1", "SRS addresses accept only bounces (MAIL FROM:<>)"), None
-        try:
-            original = self.srs.reverse(local, self.clock())
-        except SrsError as exc:
-            return Decision(550, "5.1.1", f"Bad SRS address: {exc}"), None
-        try:
-            back = self.lookups.resolve(original, cached_only=cached_only)
-        except DirectoryError as exc:
-            return Decision(550, "5.1.1", f"Bad SRS address: {exc}"), None
-        if back.hosted:
-            return self._recipient_decision(
-                client, sender, original, size_hint, cached_only=cached_only
-            )
-        if self.queue is None:
-            return Decision(451, "4.3.2", "Outbound delivery is not available"), None
-        # Not relaying for an outsider: only an address we made names this way back.
-        return ACCEPT, Resolution(original, True, (), (original,))
+        """check_recipient from memory, safe on an event loop; None when it cannot be."""
+        return self.checks.check_recipient_now(client, sender, address, size_hint)
 
     # -- end of DATA -----------------------------------------------------
 

@@ -24,7 +24,7 @@ class AuthOutcome:
 
     ok: the password is right and the account may log in.
     account_address: the account's address (the identity used for MAIL FROM checks).
-    account_id: the account's id, rechecked at each MAIL (delivery/intake.py).
+    account_id: the account's id, rechecked at each MAIL (delivery/envelope_checks.py).
     reply: the refusal to send when not ok (None: 535 5.7.8 credentials invalid;
            e.g. 454 4.7.0 for a temporary lockout).
     delay: seconds to wait before answering a failure (login throttling).
