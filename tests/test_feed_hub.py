@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from nmail.mailstore.feed import QUEUE_LIMIT, AsyncFeed, Resync, ThreadFeed
+from nmail.mailstore.feed import AsyncFeed, Resync, ThreadFeed
+from nmail.mailstore.feed_fanout import QUEUE_LIMIT
 from nmail.mailstore.feed_hub import MAX_PENDING, FeedHub, FeedPublisher
 from nmail.mailstore.feed_wire import SECRET_NAME, Change, feed_address
 from support import new_loop, wait_until

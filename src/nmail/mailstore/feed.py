@@ -19,139 +19,33 @@ rely on:
 
 `AsyncFeed` is for event loops (its socket lives on the loop, so an event
 wakes the loop directly); `ThreadFeed` reads on a thread of its own, for
-blocking code. Both speak feed_wire's lines.
+blocking code. Both speak feed_wire's lines and keep their subscriptions'
+queues by feed_fanout's rules; here are only the links and the waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
-from nmail.mailstore.feed_wire import Change, LineReader, WireError, parse_change
+from nmail.mailstore.feed_fanout import Event, Fanout, Resync, SubscriberQueue, handle_lines
+from nmail.mailstore.feed_wire import Change, LineReader, WireError
 from nmail.mailstore.index_wire import same_user
 
-__all__ = ["AsyncFeed", "AsyncSubscription", "Change", "Resync", "Subscription", "ThreadFeed"]
+__all__ = ["AsyncFeed", "AsyncSubscription", "Change", "Event", "Resync", "Subscription",
+           "ThreadFeed"]
 
 log = logging.getLogger(__name__)
 
-QUEUE_LIMIT = 256
 CONNECT_WAIT = 2.0  # how long subscribe() waits for a hub that is not connected yet
 RETRY_FIRST = 0.02
 RETRY_MAX = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Resync:
-    """Events may have been lost: read the account's changes from the database."""
-
-    account_id: int
-    last_seen: Mapping[int, int]  # folder id -> the last modseq this subscription delivered
-    reason: str  # "slow", "reconnected" or "lost"
-
-
-Event = Change | Resync
-
-
-@dataclass(slots=True)
-class _Queue:
-    """One subscription's filter, bounded queue and loss marker (no locking here)."""
-
-    account_id: int  # 0: every account (subscribe_all)
-    folder_id: int | None
-    generation: int  # the hub connection it was registered on (-1: none)
-    events: collections.deque[Change] = field(default_factory=collections.deque)
-    last_seen: dict[int, int] = field(default_factory=dict)
-    lost: str | None = None
-    closed: bool = False
-
-    def matches(self, change: Change) -> bool:
-        return (change.account_id == self.account_id or not self.account_id) and (
-            self.folder_id is None or change.folder_id == self.folder_id)
-
-    def offer(self, change: Change) -> None:
-        if len(self.events) >= QUEUE_LIMIT:
-            self.events.clear()
-            self.lost = "slow"
-        self.events.append(change)
-
-    def mark_lost(self, reason: str) -> None:
-        self.events.clear()
-        if self.lost != "slow":  # "slow" says the most: the consumer should hurry
-            self.lost = reason
-
-    def take(self) -> Event | None:
-        if self.lost is not None:
-            reason, self.lost = self.lost, None
-            return Resync(self.account_id, dict(self.last_seen), reason)
-        if not self.events:
-            return None
-        change = self.events.popleft()
-        if change.modseq > self.last_seen.get(change.folder_id, 0):
-            self.last_seen[change.folder_id] = change.modseq
-        return change
-
-
-class _Fanout:
-    """The subscriptions of one feed connection and the state of the link."""
-
-    def __init__(self) -> None:
-        self.queues: list[tuple[_Queue, object]] = []  # (queue, its subscription)
-        self.generation = -1  # counts hub connections; -1 while there is none
-        self._connections = 0
-
-    def connected(self) -> list[object]:
-        """A hub said hello: subscriptions from before this link must resync."""
-        self._connections += 1
-        self.generation = self._connections
-        woken = []
-        for queue, sub in self.queues:
-            if queue.generation != self.generation:
-                queue.mark_lost("reconnected")
-                queue.generation = self.generation
-                woken.append(sub)
-        return woken
-
-    def disconnected(self) -> None:
-        self.generation = -1
-
-    def lost_all(self) -> list[object]:
-        for queue, _ in self.queues:
-            queue.mark_lost("lost")
-        return [sub for _, sub in self.queues]
-
-    def dispatch(self, change: Change) -> list[object]:
-        woken = []
-        for queue, sub in self.queues:
-            if queue.matches(change):
-                queue.offer(change)
-                woken.append(sub)
-        return woken
-
-    def remove(self, queue: _Queue) -> None:
-        self.queues = [(q, s) for q, s in self.queues if q is not queue]
-
-
-def _handle_lines(fanout: _Fanout, lines: list[tuple[str, str]]) -> list[object]:
-    """Apply a batch of hub lines; the subscriptions to wake."""
-    woken: list[object] = []
-    for letter, rest in lines:
-        if letter == "E":
-            woken.extend(fanout.dispatch(parse_change(rest)))
-        elif letter == "H":
-            woken.extend(fanout.connected())
-        elif letter == "R":
-            woken.extend(fanout.lost_all())
-        else:
-            raise WireError(f"unknown feed line {letter!r}")
-    return woken
 
 
 def dial_hub(address: str, timeout: float | None = None) -> socket.socket:
@@ -180,7 +74,7 @@ def dial_hub(address: str, timeout: float | None = None) -> socket.socket:
 class AsyncSubscription:
     """Events of one account (or one folder) for a coroutine: `async for event in sub`."""
 
-    def __init__(self, feed: AsyncFeed, queue: _Queue) -> None:
+    def __init__(self, feed: AsyncFeed, queue: SubscriberQueue) -> None:
         self._feed = feed
         self._queue = queue
         self._ready = asyncio.Event()
@@ -241,7 +135,7 @@ class _AsyncLink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            woken = _handle_lines(self._feed._fanout, self._reader.feed(data))
+            woken = handle_lines(self._feed._fanout, self._reader.feed(data))
         except (WireError, ValueError) as exc:
             log.error("change feed: dropping the hub link: %s", exc)
             if self.transport is not None:
@@ -263,7 +157,7 @@ class AsyncFeed:
 
     def __init__(self, address: str) -> None:
         self._address = address
-        self._fanout = _Fanout()
+        self._fanout = Fanout()
         self._task: asyncio.Task[None] | None = None
         self._up = asyncio.Event()
         self._closing = False
@@ -284,7 +178,7 @@ class AsyncFeed:
         if not self._up.is_set() and wait > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._up.wait(), wait)
-        queue = _Queue(int(account_id), None if folder_id is None else int(folder_id),
+        queue = SubscriberQueue(int(account_id), None if folder_id is None else int(folder_id),
                        self._fanout.generation)
         sub = AsyncSubscription(self, queue)
         self._fanout.queues.append((queue, sub))
@@ -333,7 +227,7 @@ class AsyncFeed:
 class Subscription:
     """Events of one account (or folder) for blocking code: `sub.get(timeout)`, or iterate."""
 
-    def __init__(self, feed: ThreadFeed, queue: _Queue) -> None:
+    def __init__(self, feed: ThreadFeed, queue: SubscriberQueue) -> None:
         self._feed = feed
         self._queue = queue
 
@@ -374,7 +268,7 @@ class ThreadFeed:
 
     def __init__(self, address: str) -> None:
         self._address = address
-        self._fanout = _Fanout()
+        self._fanout = Fanout()
         self._cond = threading.Condition()
         self._closing = False
         self._sock: socket.socket | None = None
@@ -393,7 +287,7 @@ class ThreadFeed:
             deadline = time.monotonic() + wait
             while self._fanout.generation < 0 and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
-            queue = _Queue(int(account_id), None if folder_id is None else int(folder_id),
+            queue = SubscriberQueue(int(account_id), None if folder_id is None else int(folder_id),
                            self._fanout.generation)
             sub = Subscription(self, queue)
             self._fanout.queues.append((queue, sub))
@@ -436,7 +330,7 @@ class ThreadFeed:
             while data := sock.recv(65536):
                 lines = reader.feed(data)
                 with self._cond:
-                    if _handle_lines(self._fanout, lines) or self._fanout.generation >= 0:
+                    if handle_lines(self._fanout, lines) or self._fanout.generation >= 0:
                         self._cond.notify_all()
         except (OSError, ValueError) as exc:
             if not self._closing:
