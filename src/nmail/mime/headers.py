@@ -19,7 +19,7 @@ __all__ = [
 
 def decode_header_value(raw: bytes | str) -> str:
     """An unstructured header (Subject...) as text: unfolded, encoded words and 8-bit decoded."""
-    if isinstance(raw, bytes) and raw.isascii() and b"=?" not in raw:
+    if isinstance(raw, bytes) and raw.isascii() and raw.find(b"=?") < 0:
         text = raw.decode("ascii")
         if text.isprintable():  # printable ASCII on one line: nothing to decode
             return text.strip()  # the common case, kept cheap for the hot path
