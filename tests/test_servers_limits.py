@@ -90,3 +90,26 @@ def test_shared_counts_refuse_a_worker_they_do_not_have() -> None:
     limits.remove(object())  # never added: nothing goes below zero
     row.change(counts.bucket("ip:192.0.2.1"), -1)
     assert counts.total() == 0
+
+
+def test_shared_totals_and_buckets_are_the_plain_sums_and_hashes() -> None:
+    """total() sums one strided view and bucket() keeps what it computed: both
+    against the per-row sum and the keyed hash they replaced, through the
+    bucket memory's clearing."""
+    import zlib
+
+    counts = SharedCounts(3)
+    rows = [counts.row(i) for i in range(3)]
+    keys = [f"ip:192.0.2.{i}" for i in range(40)] + ["ip:2001:db8::/64"]
+    for n, key in enumerate(keys):
+        bucket = counts.bucket(key)
+        assert bucket == 1 + zlib.crc32(key.encode(), counts._seed) % counts.BUCKETS
+        rows[n % 3].change(bucket, 1 + n % 2)
+    for offset in (0, 1, counts.BUCKETS, *(counts.bucket(k) for k in keys)):
+        plain = sum(counts._cells[row * counts._stride + offset] for row in range(3))
+        assert counts.total(offset) == plain
+    assert counts.total() == sum(1 + n % 2 for n in range(len(keys)))
+    for i in range(counts.BUCKETS + 5):  # past the memory's bound: cleared, still right
+        key = f"ip:10.{i >> 8}.{i & 255}.1"
+        assert counts.bucket(key) == 1 + zlib.crc32(key.encode(), counts._seed) % counts.BUCKETS
+    assert len(counts._buckets) <= counts.BUCKETS

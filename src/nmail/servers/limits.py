@@ -42,6 +42,9 @@ class SharedCounts:
         self._map = mmap.mmap(-1, workers * self._stride * 4)
         self._cells = memoryview(self._map).cast("I")
         self._seed = zlib.crc32(secrets.token_bytes(16))  # keys the bucket hash
+        # Each connection asks for its address's bucket three times (admit, add,
+        # remove), and the same clients come back: kept, ~1k instructions each.
+        self._buckets: dict[str, int] = {}
 
     def row(self, worker: int) -> SharedRow:
         """The counts `worker` keeps, cleared (call it in the worker as it starts)."""
@@ -52,12 +55,20 @@ class SharedCounts:
         return SharedRow(self, worker * self._stride)
 
     def bucket(self, key: str) -> int:
-        return 1 + zlib.crc32(key.encode(), self._seed) % self.BUCKETS
+        found = self._buckets.get(key)
+        if found is None:
+            found = 1 + zlib.crc32(key.encode(), self._seed) % self.BUCKETS
+            if len(self._buckets) >= self.BUCKETS:
+                self._buckets.clear()
+            self._buckets[key] = found
+        return found
 
     def total(self, offset: int = 0) -> int:
-        """The sum over every worker's row of the cell at `offset` (0: all connections)."""
-        cells, stride = self._cells, self._stride
-        return sum(cells[row * stride + offset] for row in range(self._rows))
+        """The sum over every worker's row of the cell at `offset` (0: all connections).
+
+        One strided view of the cells summed in C: a generator over the rows
+        cost ~1.5k instructions more a call, two calls a connection."""
+        return sum(self._cells[offset :: self._stride])
 
 
 class SharedRow:
