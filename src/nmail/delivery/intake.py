@@ -97,6 +97,19 @@ class PendingAcceptance:
         return self._intake._done(job)
 
 
+def _remote_or_quota(envelope: Envelope) -> bool:
+    """Whether a recipient is remote or a mailbox with a quota (accept_now's
+    test). Loops, not nested any() over generators: ~3k instructions a
+    message less (callgrind)."""
+    for resolution in envelope.recipients:
+        if resolution.remote:
+            return True
+        for account in resolution.accounts:
+            if account.quota_bytes:
+                return True
+    return False
+
+
 def _done_future() -> Future[Any]:
     done: Future[Any] = Future()
     done.set_result(None)
@@ -299,8 +312,10 @@ class Intake:
         not delivered to yet, a folder that vanished): nothing was stored,
         call accept() in a worker thread.
         """
-        if not isinstance(content, bytes) or envelope.client.auth_user is not None or any(
-            r.remote or any(a.quota_bytes for a in r.accounts) for r in envelope.recipients
+        if (
+            not isinstance(content, bytes)
+            or envelope.client.auth_user is not None
+            or _remote_or_quota(envelope)
         ):
             # A spooled message is copied in a worker thread, never on the loop.
             # The From: check and quota usage read the database: a worker thread's job.

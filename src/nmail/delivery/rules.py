@@ -69,7 +69,11 @@ class DeliveryRules:
         if not local and time.monotonic() - self._checked_at > FRESH_FOR:
             return None
         ids = self._accounts.ids(generation) if local else self._snapshot
-        return any(a.id in ids for a in accounts)
+        # A loop, not any() over a generator: ~1.5k instructions less (callgrind).
+        for account in accounts:  # noqa: SIM110
+            if account.id in ids:
+                return True
+        return False
 
     def refresh(self) -> frozenset[int]:
         """Blocking: read which accounts have rules; may_apply_now answers from it a while."""

@@ -194,7 +194,12 @@ class Answers:
     def _envelope(self, event: MessageData) -> Envelope:
         conn = self._conn
         params = conn.mail_params
-        accepted = conn.recipients
+        # One loop for both DSN columns rather than two generators into tuple().
+        notify: list[str | None] = []
+        orcpt: list[str | None] = []
+        for _, rcpt in conn.recipients:
+            notify.append(",".join(rcpt.notify) if rcpt.notify else None)
+            orcpt.append(rcpt.orcpt)
         return Envelope(
             sender=conn.sender or "",
             recipients=tuple(self._resolutions),
@@ -202,8 +207,8 @@ class Answers:
             smtputf8=params.smtputf8,
             dsn_envid=params.envid,
             dsn_ret=params.ret,
-            dsn_notify=tuple(",".join(p.notify) if p.notify else None for _, p in accepted),
-            dsn_orcpt=tuple(p.orcpt for _, p in accepted),
+            dsn_notify=tuple(notify),
+            dsn_orcpt=tuple(orcpt),
             dot_lines=event.dot_lines,
         )
 
