@@ -182,6 +182,8 @@ def flag_bits(flags: frozenset[str]) -> int:
 
 def flags_to_letters(flags: frozenset[str]) -> str:
     """Maildir info letters for the system flags, in ASCII order as the spec asks."""
+    if not flags:
+        return ""  # every delivery from outside: no generator, sort and join (~2k)
     return "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
 
 
