@@ -41,3 +41,17 @@ def test_an_envelope_the_queue_refuses_stores_no_local_copy(tmp_path: Path) -> N
         assert srv.runtime.intake.accept(good, MESSAGE).code == 250
         assert len(list((inbox / "new").iterdir())) == 1
         assert len(srv.runtime.queue.list_entries()) == 1
+
+
+def test_a_recipient_every_mailbox_takes_gets_its_resolution_as_resolved(tmp_path: Path) -> None:
+    """RCPT hands on the directory's own Resolution when no mailbox refused (not
+    an equal copy): the same fields as the copy it used to build."""
+    with RunningServer(make_data_dir(tmp_path), listeners=("smtp",)) as srv:
+        srv.add_user("carol@test.local")
+        intake = srv.runtime.intake
+        client = ClientInfo(protocol="ESMTP")
+        decision, kept = intake.check_recipient(client, "bob@example.org", "carol@test.local", None)
+        resolved = intake.lookups.resolve("carol@test.local")
+        assert decision.accepted and kept is not None
+        assert kept == Resolution(resolved.address, True, tuple(resolved.accounts), resolved.remote)
+        assert kept.accounts and kept.hosted and not kept.remote
