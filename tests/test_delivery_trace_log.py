@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nmail.delivery.envelope import ClientInfo
 from nmail.delivery.log import DeliveryLog
@@ -103,3 +106,42 @@ def test_log_fields_keep_plain_text_and_write_out_controls(tmp_path: Path) -> No
     assert fields[1:] == [
         "id1", "ü@예시.example", "x\\x1by@example.com", "10", "-", "550 \\u202eevil\\x7f",
     ]
+
+
+def plain_received_header(client: ClientInfo, hostname: str, msg_id: str,
+                          recipient: str | None, when: float) -> bytes:
+    """received_header as it was before its first lines were kept per client."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[\x00-\x1f\x7f]", " ", text)
+
+    lines = [f"Received: from {safe(client.helo) or 'unknown'} ([{safe(client.ip)}])"]
+    with_part = f"by {hostname} (nmail) with {client.protocol}"
+    if client.tls:
+        with_part += f" (using {safe(client.tls)})"
+    lines.append(f"\t{with_part}")
+    if client.auth_user:
+        lines.append(f"\t(authenticated as {safe(client.auth_user)})")
+    tail = f"\tid {msg_id}"
+    if recipient:
+        tail += f"\r\n\tfor <{safe(recipient)}>"
+    lines.append(f"{tail}; {rfc5322_date(when)}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+_TEXTS = st.sampled_from(["", "c.test", "192.0.2.7", "x\r\ny", "h\u00e9llo", "\x00\x7f", "a b"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXTS, _TEXTS, st.sampled_from(["SMTP", "ESMTP", "ESMTPSA", "E\nSMTP"]),
+       st.one_of(st.none(), _TEXTS), st.one_of(st.none(), _TEXTS),
+       st.sampled_from(["mx.example", "mx.\u00e9"]), st.one_of(st.none(), _TEXTS),
+       st.floats(1e9, 2e9))
+def test_received_header_is_the_plain_one(helo: str, ip: str, protocol: str, tls: str | None,
+                                          auth: str | None, host: str, rcpt: str | None,
+                                          when: float) -> None:
+    """The first lines kept per client (received_header's cache) change nothing."""
+    client = ClientInfo(ip=ip, helo=helo, protocol=protocol, auth_user=auth, tls=tls)
+    for _ in range(2):  # computed, then from the cache
+        assert received_header(client, host, "abc", rcpt, when) == plain_received_header(
+            client, host, "abc", rcpt, when)
