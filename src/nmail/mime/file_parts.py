@@ -211,12 +211,12 @@ def read_range(file: IO[bytes], start: int, end: int, piece: int = PIECE) -> Ite
         yield data
 
 
-def copy_decoded(file: IO[bytes], part: Part, out: IO[bytes]) -> int:
-    """Write `part`'s body, its transfer encoding undone, into `out`; the bytes written.
-    The same bytes `transfer_decode` gives for the whole body."""
-    written = 0
+def iter_decoded(file: IO[bytes], part: Part, piece: int = 0) -> Iterator[bytes]:
+    """`part`'s body, its transfer encoding undone, a piece at a time (read `piece`
+    bytes, or PIECE, at a time): the same bytes `transfer_decode` gives for the whole
+    body."""
     carry = b""
-    for data in read_range(file, part.start, part.end):
+    for data in read_range(file, part.start, part.end, piece or PIECE):
         if part.transfer_encoding == "base64":
             compact = carry + data.translate(None, _NOT_BASE64)
             whole = len(compact) // 4 * 4
@@ -227,12 +227,20 @@ def copy_decoded(file: IO[bytes], part: Part, out: IO[bytes]) -> int:
             decoded, carry = binascii.a2b_qp(data[:cut]), data[cut:]
         else:
             decoded = data
-        out.write(decoded)
-        written += len(decoded)
+        if decoded:
+            yield decoded
     if carry:
         tail = transfer_decode(carry, part.transfer_encoding)
-        out.write(tail)
-        written += len(tail)
+        if tail:
+            yield tail
+
+
+def copy_decoded(file: IO[bytes], part: Part, out: IO[bytes]) -> int:
+    """Write `part`'s body, its transfer encoding undone, into `out`; the bytes written."""
+    written = 0
+    for decoded in iter_decoded(file, part):
+        out.write(decoded)
+        written += len(decoded)
     out.flush()
     return written
 

@@ -4,6 +4,8 @@ Each hop between the event loop and the pool costs a little under load, and
 the read screen needs four blocking steps (the folder is this user's, the
 message's flags, its bytes, the parse); done together they are one hop and
 the same ownership check as the platform's (the account's folder list).
+The message is opened, not read: `read_page_file` reads only what the page
+shows (web/page_files.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from nmail.mailstore.model import FolderInfo
 from nmail.web import index_reads
-from nmail.web.message_page import ReadPage, read_page
+from nmail.web.message_page import ReadPage
+from nmail.web.page_files import read_page_file
 
 MAX_UID = 2**63 - 1
 
@@ -38,10 +41,11 @@ def open_message(backends: Any, account_id: int, folder_id: int, uid: int,
         rows = index_reads.rows_by_uid(conn, folder.id, [uid])
     if not rows:
         return None
-    raw = backends.store.read_message(account_id, folder.name, uid)
-    if raw is None:
+    opened = backends.store.open_message(account_id, folder.name, uid)
+    if opened is None:
         return None
-    page = read_page(raw, lang)
+    with opened:
+        page = read_page_file(opened, lang)
     if not page.view.date:  # no Date: header, or one nobody can read: when it arrived
         page = replace(page, view=replace(page.view, date=rows[0].internal_date))
     return OpenedMessage(folder, rows[0].flags, page)

@@ -87,7 +87,13 @@ class ReadPage:
 
 def read_page(raw: bytes, lang: str, compose_url: str = "/compose") -> ReadPage:
     """The read screen's data for one message."""
-    view = read_view(raw)
+    return page_of_view(read_view(raw), raw, lang, compose_url)
+
+
+def page_of_view(view: MessageView, raw: bytes, lang: str,
+                 compose_url: str = "/compose") -> ReadPage:
+    """The read screen's data from a message's view (`raw`: its bytes, or their first
+    part for a big message, for the bounce panel)."""
     has_html = bool(view.html.strip())
     text_html = "" if has_html else text_to_html(view.text, flowed=view.text_flowed,
                                                  delsp=view.text_delsp,
@@ -122,7 +128,18 @@ def frame_content(raw: bytes, *, allow_remote: bool, lang: str) -> tuple[str, in
     view = read_view(raw)
     wanted = {cid.lower() for cid in _CID.findall(view.html)}
     images = inline_images(raw, wanted, inline_budget()) if wanted else {}
-    safe = sanitize_html(view.html, allow_remote=allow_remote, inline=images)
+    return framed(view.html, images, allow_remote=allow_remote, lang=lang)
+
+
+def cid_references(html: str) -> set[str]:
+    """The content ids (lower case) an HTML body's cid: URLs name."""
+    return {cid.lower() for cid in _CID.findall(html)}
+
+
+def framed(html: str, images: dict[str, tuple[str, bytes]], *, allow_remote: bool,
+           lang: str) -> tuple[str, int]:
+    """`frame_content` of an HTML body and its inline images."""
+    safe = sanitize_html(html, allow_remote=allow_remote, inline=images)
     return frame_document(safe.html, lang=lang), safe.blocked_remote
 
 

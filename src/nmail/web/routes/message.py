@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -22,27 +22,25 @@ from nmail.web.i18n import current_language
 from nmail.web.mail_services import Mail
 from nmail.web.message_html import frame_csp
 from nmail.web.message_open import MAX_UID, open_message
-from nmail.web.message_page import (
-    ReadPage,
-    frame_content,
-    frame_html,
-    sender_address,
-)
+from nmail.web.message_page import ReadPage
+from nmail.web.page_files import frame_content_file, sender_address_file
 from nmail.web.routes.mailbox import mailbox_context, own_folder
 
 router = APIRouter()
 log = logging.getLogger(__name__)
 
 
-async def own_message(web: Web, user: User, folder_id: int, uid: int) -> tuple[FolderInfo, bytes]:
-    """The folder and the message's bytes, 404 unless both are this user's."""
+async def own_file(web: Web, user: User, folder_id: int, uid: int
+                   ) -> tuple[FolderInfo, IO[bytes]]:
+    """The folder and the message's file opened (the caller closes it), 404 unless both
+    are this user's."""
     if not 0 < uid <= MAX_UID:
         raise HTTPException(404)
     folder = await own_folder(web, user, folder_id)
-    raw = await web.read_message(user.id, folder.name, uid)
-    if raw is None:
+    opened = await web.open_message(user.id, folder.name, uid)
+    if opened is None:
         raise HTTPException(404)
-    return folder, raw
+    return folder, opened
 
 
 _marking: set[asyncio.Task[None]] = set()
@@ -97,14 +95,18 @@ async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, we
 @router.get("/mail/{folder_id}/{uid}/body")
 async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail,
                images: int = 0) -> Response:
-    _, raw = await own_message(web, user, folder_id, uid)
-    allow = bool(images)
-    lang = current_language()
-    document, blocked = await web.run(frame_content, raw, allow_remote=allow, lang=lang)
-    # The sender's standing permission is looked up only when something was blocked.
-    if blocked and await web.run(mail.image_senders.trusted, user.id, sender_address(raw)):
-        allow = True
-        document = await web.run(frame_html, raw, allow_remote=True, lang=lang)
+    _, opened = await own_file(web, user, folder_id, uid)
+    with opened:
+        allow = bool(images)
+        lang = current_language()
+        document, blocked = await web.run(frame_content_file, opened, allow_remote=allow,
+                                          lang=lang)
+        # The sender's standing permission is looked up only when something was blocked.
+        if blocked and await web.run(mail.image_senders.trusted, user.id,
+                                     await web.run(sender_address_file, opened)):
+            allow = True
+            document, _ = await web.run(frame_content_file, opened, allow_remote=True,
+                                        lang=lang)
     return HTMLResponse(document, headers={
         "Content-Security-Policy": frame_csp(allow_remote=allow),
         "Cache-Control": "private, no-store",
@@ -112,11 +114,16 @@ async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail
     })
 
 
+async def _sender_of(web: Web, user: User, folder_id: int, uid: int) -> str:
+    _, opened = await own_file(web, user, folder_id, uid)
+    with opened:
+        return await web.run(sender_address_file, opened)
+
+
 @router.post("/mail/{folder_id}/{uid}/trust-sender")
 async def trust_sender(folder_id: int, uid: int, user: CurrentUser, web: Web,
                        mail: Mail, pane: int = 0) -> Response:
-    _, raw = await own_message(web, user, folder_id, uid)
-    sender = sender_address(raw)
+    sender = await _sender_of(web, user, folder_id, uid)
     if not sender or not await web.run(mail.image_senders.trust, user.id, sender):
         raise HTTPException(400)
     back = f"/mail/{folder_id}/{uid}" + ("?pane=1" if pane else "")
@@ -127,7 +134,7 @@ async def trust_sender(folder_id: int, uid: int, user: CurrentUser, web: Web,
 async def distrust_sender(folder_id: int, uid: int, user: CurrentUser, web: Web,
                           mail: Mail, pane: int = 0) -> Response:
     """Undo "always show images" for this message's sender."""
-    _, raw = await own_message(web, user, folder_id, uid)
-    await web.run(mail.image_senders.forget, user.id, sender_address(raw))
+    sender = await _sender_of(web, user, folder_id, uid)
+    await web.run(mail.image_senders.forget, user.id, sender)
     back = f"/mail/{folder_id}/{uid}" + ("?pane=1" if pane else "")
     return RedirectResponse(back, status_code=303)
