@@ -11,11 +11,13 @@ it came (CRLF made of bare line ends) where `build_message` writes the same byte
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import random
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -125,6 +127,48 @@ def test_an_attached_message_from_a_file() -> None:
             with found:
                 found.seek(0)
                 assert found.read() == expected, path
+
+
+def test_a_message_inside_a_file_has_the_parts_of_its_bytes(piece: int) -> None:
+    """A window [start, end) of a file (an attached message's bytes in the outer file)
+    reads as the message alone, its offsets the file's; nothing outside it is read."""
+    for raw in shapes():
+        before = b"--b\r\nX" * 300
+        with in_file(before + raw + b"\r\n--b--\r\nY" * 100) as file:
+            start = len(before)
+            shape = file_parts.skeleton(file, start, start + len(raw))
+            parts = file_parts.file_parts(shape)
+            assert [replace(p, start=p.start - start, end=p.end - start) for p in parts] == (
+                whole_parts(raw)), raw[:200]
+            view, _parts = file_parts.file_view(file, start, start + len(raw))
+            assert view == read_view(raw), raw[:200]
+
+
+def test_an_attached_message_read_in_place() -> None:
+    """`attached_span`: a message/rfc822 part as it came is a window of the outer file;
+    one in base64 (against RFC 2046, but sent) is decoded into a file of its own."""
+    inner = built()
+    encoded = (b"From: a@b\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+               b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+               + base64.encodebytes(inner) + b"--o--\r\n")
+    as_it_came = build_message(Outgoing(sender=("", "me@example.com"),
+                                        to=(("", "y@example.com"),),
+                                        attached_messages=(inner,)), hostname="h")
+    for outer, in_place in ((as_it_came, True), (as_it_came.replace(b"\r\n", b"\n"), True),
+                            (encoded, False), (encoded.replace(b"\r\n", b"\n"), False)):
+        with in_file(outer) as file:
+            whole = file_parts.whole_file(file)
+            for path in ("1", "1.2", "1.3", "0", "9", "1.1", "x", "1." * 9 + "1", "0.2"):
+                found = file_parts.attached_span(whole, path, tempfile.TemporaryFile)
+                expected = attached_message(outer, path)
+                if found is None:
+                    assert expected is None, path
+                    continue
+                got = os.pread(found.file.fileno(), found.end - found.start, found.start)
+                assert got == expected, path
+                assert (found.file is file) == in_place, path
+                if found.file is not file:
+                    found.file.close()
 
 
 @pytest.mark.parametrize("forwarded", [

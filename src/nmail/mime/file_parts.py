@@ -16,8 +16,14 @@ right after its header block (the filler starts where the run did) and ends
 before the line break of the delimiter after it (kept, so mapped exactly). So
 the parts are those `read_view` numbers in the whole message, with file
 offsets, and the skeleton of a message with a 20 MiB attachment is a few KiB.
-A part is then decoded a piece at a time into a file (`copy_decoded`), and the
-read view takes only the text parts' bytes from the file (`file_view`).
+A part is then decoded a piece at a time into a file (`copy_decoded`) or a
+response (`iter_decoded`), and the read view takes only the text parts' bytes
+from the file (`file_view`). A message attached inside another is a `Span` of
+the outer file when its part came as it is (`attached_span`, RFC 2046 asks
+that of message/rfc822): the skeleton of [start, end) keeps the file's
+offsets, so the webmail's views of it read the outer file in place instead of
+copying the attached message (27 MiB with a 20 MiB attachment) into a spool
+file at each click.
 """
 
 from __future__ import annotations
@@ -68,12 +74,13 @@ class Skeleton:
 
 
 class _Builder:
-    __slots__ = ("base", "buf", "eof", "file", "marks", "next_file", "out", "pos")
+    __slots__ = ("base", "buf", "eof", "file", "limit", "marks", "next_file", "out", "pos")
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: IO[bytes], start: int, end: int) -> None:
         self.file = file
+        self.limit = end  # the file offset the message ends at
         self.buf = b""
-        self.base = 0  # file offset of buf[0]
+        self.base = start  # file offset of buf[0]
         self.pos = 0
         self.eof = False
         self.out = bytearray()
@@ -82,9 +89,11 @@ class _Builder:
 
     def fill(self, keep_before: int = 0) -> bool:
         """Read one more piece, keeping buf from pos - keep_before; False at the end."""
-        if self.eof:
+        at = self.base + len(self.buf)
+        if self.eof or at >= self.limit:
+            self.eof = True
             return False
-        piece = os.pread(self.file.fileno(), PIECE, self.base + len(self.buf))
+        piece = os.pread(self.file.fileno(), min(PIECE, self.limit - at), at)
         if not piece:
             self.eof = True
             return False
@@ -171,16 +180,17 @@ class _Builder:
             self.next_file = -1
 
 
-def skeleton(file: IO[bytes]) -> Skeleton:
-    """The skeleton of the message in `file` (read with pread: its position is kept)."""
-    built = _Builder(file)
+def skeleton(file: IO[bytes], start: int = 0, end: int = -1) -> Skeleton:
+    """The skeleton of the message in `file` (read with pread: its position is kept), or
+    of the one in its bytes [start, end) (offsets stay the file's)."""
+    built = _Builder(file, start, end if end >= 0 else 1 << 62)
     built.fill()
     if built.kept_lines(_MAX_HEADER):
-        start: int | None = None
-        while len(built.out) < _MAX_SKELETON and built.dropped_run(start):
-            start = None
+        run: int | None = None
+        while len(built.out) < _MAX_SKELETON and built.dropped_run(run):
+            run = None
             if not built.kept_lines(_MAX_BLOCK):  # a line too long to be a part header:
-                start = built.base + built.pos  # body, from its start
+                run = built.base + built.pos  # body, from its start
                 built.skip_line()
     while built.fill():  # what is left is body
         built.pos = len(built.buf)
@@ -245,11 +255,13 @@ def copy_decoded(file: IO[bytes], part: Part, out: IO[bytes]) -> int:
     return written
 
 
-def file_view(file: IO[bytes]) -> tuple[MessageView, list[Part]]:
+def file_view(file: IO[bytes], start: int = 0, end: int = -1
+              ) -> tuple[MessageView, list[Part]]:
     """`read_view` of the message in `file`, and its parts with file offsets: only the
     text parts' bodies are read (the first _MAX_TEXT bytes of each), every other part
-    is left in the file (attachment sizes are estimated from the file's offsets)."""
-    shape = skeleton(file)
+    is left in the file (attachment sizes are estimated from the file's offsets).
+    [start, end): the message's bytes in the file, as for `skeleton`."""
+    shape = skeleton(file, start, end)
     block = read_header_block(shape.data, _FIELDS)
     pieces: list[bytes] = []
     done = 0
@@ -300,4 +312,44 @@ def attached_file(file: IO[bytes], path: str, new_file: Callable[[], IO[bytes]]
                 opened.close()
             return None
         current = found[0][1]
+    return current
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A message in a file: all of it, or the bytes [start, end) of a part holding one."""
+
+    file: IO[bytes]
+    start: int
+    end: int
+
+
+def whole_file(file: IO[bytes]) -> Span:
+    return Span(file, 0, os.fstat(file.fileno()).st_size)
+
+
+def attached_span(outer: Span, path: str, new_file: Callable[[], IO[bytes]]) -> Span | None:
+    """The message attached at `path` in `outer` (`attached_message`'s steps): where a
+    step's part is not transfer-encoded (as RFC 2046 asks of message/rfc822), its bytes
+    in the file it is in; otherwise decoded into a file from `new_file`. The caller
+    closes the returned span's file when it is not `outer.file`. None if there is none."""
+    if not is_attached_path(path):
+        return None
+    current = outer
+    for step in path.split("."):
+        number = int(step)
+        parts = file_parts(skeleton(current.file, current.start, current.end))
+        part = parts[number] if number < len(parts) else None
+        found: Span | None = None
+        if part is not None and part.content_type in ATTACHED_TYPES:
+            if part.transfer_encoding in ("base64", "quoted-printable"):
+                out = new_file()
+                found = Span(out, 0, copy_decoded(current.file, part, out))
+            else:
+                found = Span(current.file, part.start, max(part.start, part.end))
+        if current.file is not outer.file and (found is None or found.file is not current.file):
+            current.file.close()
+        if found is None:
+            return None
+        current = found
     return current

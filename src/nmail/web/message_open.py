@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nmail.mailstore.model import FolderInfo
+from nmail.mime.file_parts import whole_file
 from nmail.web import index_reads
 from nmail.web.message_page import ReadPage
 from nmail.web.page_files import read_page_file
@@ -45,7 +46,7 @@ def open_message(backends: Any, account_id: int, folder_id: int, uid: int,
     if opened is None:
         return None
     with opened:
-        page = read_page_file(opened, lang)
+        page = read_page_file(whole_file(opened), lang)
     if not page.view.date:  # no Date: header, or one nobody can read: when it arrived
         page = replace(page, view=replace(page.view, date=rows[0].internal_date))
     return OpenedMessage(folder, rows[0].flags, page)

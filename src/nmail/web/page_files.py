@@ -1,5 +1,8 @@
 """The read screen, its frame and its sender, from a message's file instead of its bytes.
 
+The message is a `Span` of a file: a stored message's whole file, or the bytes
+of an attached message inside the outer one (mime/file_parts.py).
+
 The read screen read the stored message whole to show a few lines of text: a
 message with a 20 MiB attachment grew the web process's peak RSS by 27 MiB
 (its frame and its print view as much; the same message attached inside
@@ -17,9 +20,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import IO
 
-from nmail.mime.file_parts import file_view, iter_decoded
+from nmail.mime.file_parts import Span, file_view, iter_decoded
 from nmail.web.message_html import inline_budget
 from nmail.web.message_page import (
     ReadPage,
@@ -34,29 +36,23 @@ from nmail.web.message_page import (
 SMALL = 1 << 20  # a message up to this size is read whole
 
 
-def _size(file: IO[bytes]) -> int:
-    return os.fstat(file.fileno()).st_size
+def _head(span: Span, size: int) -> bytes:
+    return os.pread(span.file.fileno(), min(size, span.end - span.start), span.start)
 
 
-def _head(file: IO[bytes], size: int) -> bytes:
-    return os.pread(file.fileno(), size, 0)
+def read_page_file(span: Span, lang: str, compose_url: str = "/compose") -> ReadPage:
+    """`read_page` of the message in `span`."""
+    if span.end - span.start <= SMALL:
+        return read_page(_head(span, SMALL), lang, compose_url)
+    view, _parts = file_view(span.file, span.start, span.end)
+    return page_of_view(view, _head(span, SMALL), lang, compose_url)
 
 
-def read_page_file(file: IO[bytes], lang: str, compose_url: str = "/compose") -> ReadPage:
-    """`read_page` of the message in `file`."""
-    size = _size(file)
-    if size <= SMALL:
-        return read_page(_head(file, size), lang, compose_url)
-    view, _parts = file_view(file)
-    return page_of_view(view, _head(file, SMALL), lang, compose_url)
-
-
-def frame_content_file(file: IO[bytes], *, allow_remote: bool, lang: str) -> tuple[str, int]:
-    """`frame_content` of the message in `file`."""
-    size = _size(file)
-    if size <= SMALL:
-        return frame_content(_head(file, size), allow_remote=allow_remote, lang=lang)
-    view, parts = file_view(file)
+def frame_content_file(span: Span, *, allow_remote: bool, lang: str) -> tuple[str, int]:
+    """`frame_content` of the message in `span`."""
+    if span.end - span.start <= SMALL:
+        return frame_content(_head(span, SMALL), allow_remote=allow_remote, lang=lang)
+    view, parts = file_view(span.file, span.start, span.end)
     wanted = cid_references(view.html)
     images: dict[str, tuple[str, bytes]] = {}
     budget = inline_budget()
@@ -64,7 +60,7 @@ def frame_content_file(file: IO[bytes], *, allow_remote: bool, lang: str) -> tup
         cid = part.content_id.lower()
         if cid in wanted and cid not in images and part.content_type.startswith("image/"):
             data = io.BytesIO()
-            for piece in iter_decoded(file, part):
+            for piece in iter_decoded(span.file, part):
                 budget -= len(piece)
                 if budget < 0:
                     break
@@ -75,6 +71,7 @@ def frame_content_file(file: IO[bytes], *, allow_remote: bool, lang: str) -> tup
     return framed(view.html, images, allow_remote=allow_remote, lang=lang)
 
 
-def sender_address_file(file: IO[bytes]) -> str:
-    """`sender_address` of the message in `file` (its header is in the first SMALL bytes)."""
-    return sender_address(_head(file, SMALL))
+def sender_address_file(span: Span) -> str:
+    """`sender_address` of the message in `span` (its header is in the first SMALL
+    bytes)."""
+    return sender_address(_head(span, SMALL))

@@ -19,7 +19,6 @@ the response is dropped (a client that went away).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import zipfile
@@ -29,7 +28,14 @@ from typing import IO
 from fastapi import HTTPException
 from starlette.responses import StreamingResponse
 
-from nmail.mime.file_parts import file_parts, file_view, iter_decoded, read_range, skeleton
+from nmail.mime.file_parts import (
+    Span,
+    file_parts,
+    file_view,
+    iter_decoded,
+    read_range,
+    skeleton,
+)
 from nmail.mime.parts import Part
 from nmail.mime.reading import attachment_info
 from nmail.web.download_names import download_headers, safe_filename
@@ -40,12 +46,12 @@ MAX_PART = 1000
 PIECE = 256 * 1024  # of the file read at once (1 MiB pieces: "download all" grew 8 MiB)
 
 
-def part_of(file: IO[bytes], number: int) -> Part | None:
-    """Leaf part `number` of the message in `file` (numbered as `part_content` numbers
+def part_of(span: Span, number: int) -> Part | None:
+    """Leaf part `number` of the message in `span` (numbered as `part_content` numbers
     them), None when there is none."""
     if not 0 <= number < MAX_PART:
         return None
-    parts = file_parts(skeleton(file))
+    parts = file_parts(skeleton(span.file, span.start, span.end))
     return parts[number] if number < len(parts) else None
 
 
@@ -115,10 +121,10 @@ def zip_pieces(file: IO[bytes], chosen: list[tuple[str, Part]]) -> Iterator[byte
         yield out
 
 
-def zip_plan(file: IO[bytes]) -> tuple[str, list[tuple[str, Part]]]:
+def zip_plan(span: Span) -> tuple[str, list[tuple[str, Part]]]:
     """The ZIP's name (from the subject) and its entries: each listed attachment's
     unique safe name and part."""
-    view, parts = file_view(file)
+    view, parts = file_view(span.file, span.start, span.end)
     used: set[str] = set()
     chosen: list[tuple[str, Part]] = []
     for attachment in view.attachments:
@@ -142,10 +148,10 @@ def zip_stream(file: IO[bytes], plan: tuple[str, list[tuple[str, Part]]]) -> Str
                              media_type="application/zip", headers=download_headers(name))
 
 
-def source_stream(file: IO[bytes], name: str) -> StreamingResponse:
-    """The message's bytes as an .eml download. Takes `file` over."""
-    size = os.fstat(file.fileno()).st_size
+def source_stream(span: Span, name: str) -> StreamingResponse:
+    """The message's bytes as an .eml download. Takes `span.file` over."""
     headers = download_headers(name)
-    headers["Content-Length"] = str(size)
-    return StreamingResponse(_closing(file, read_range(file, 0, size, PIECE)),
+    headers["Content-Length"] = str(span.end - span.start)
+    return StreamingResponse(_closing(span.file, read_range(span.file, span.start, span.end,
+                                                            PIECE)),
                              media_type="message/rfc822", headers=headers)

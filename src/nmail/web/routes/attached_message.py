@@ -20,9 +20,10 @@ answer goes to the inner message's sender and thread, and marks nothing.
 A path that does not lead to an attached message, like another user's
 folder or message, is 404.
 
-The inner message is decoded a piece at a time from the outer message's file
-(at its part's file offsets, `attached_file` in mime/file_parts.py) into an
-unnamed spool file, and every view works on that file as on a stored one
+The inner message is read where it is in the outer message's file (its part's
+file offsets, `attached_span` in mime/file_parts.py; only one sent in base64 or
+quoted-printable, against RFC 2046, is decoded a piece at a time into an
+unnamed spool file), and every view works on it as on a stored message
 (web/page_files.py, web/part_downloads.py): with a 20 MiB message attached,
 each view grew the web process's peak RSS by the outer message read whole plus
 the inner one decoded (55 MiB for the read screen, frame or print view, 108 for
@@ -32,13 +33,13 @@ the attachment, 128 for "download all"), now about 2 MiB each
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import HTMLResponse, Response
 
 from nmail.mailstore.model import FolderInfo
-from nmail.mime.file_parts import attached_file
+from nmail.mime.file_parts import Span, attached_span, whole_file
 from nmail.mime.reading import is_attached_path
 from nmail.web.compose_sources import spool_files
 from nmail.web.deps import CurrentUser, Pages, User, Web
@@ -61,14 +62,19 @@ PREFIX = "/mail/{folder_id}/{uid}/msg/{path}"
 
 
 async def attached_opened(web: Web, user: User, mail: MailServices, folder_id: int,
-                          uid: int, path: str) -> tuple[FolderInfo, IO[bytes]]:
-    """The outer message's folder and the attached message in a file of its own (the
-    caller closes it); 404 unless both exist and are this user's."""
+                          uid: int, path: str) -> tuple[FolderInfo, Span]:
+    """The outer message's folder and where the attached message is (the caller closes
+    its file); 404 unless both exist and are this user's."""
     if not is_attached_path(path):
         raise HTTPException(404)
     folder, outer = await own_file(web, user, folder_id, uid)
-    with outer:
-        inner = await web.run(attached_file, outer, path, spool_files(mail))
+    try:
+        inner = await web.run(attached_span, whole_file(outer), path, spool_files(mail))
+    except BaseException:
+        outer.close()
+        raise
+    if inner is None or inner.file is not outer:
+        outer.close()
     if inner is None:
         raise HTTPException(404)
     return folder, inner
@@ -79,7 +85,7 @@ async def read_attached(request: Request, folder_id: int, uid: int, path: str,
                         user: CurrentUser, web: Web, pages: Pages, mail: Mail, pane: int = 0,
                         images: int = 0) -> Response:
     folder, inner = await attached_opened(web, user, mail, folder_id, uid, path)
-    with inner:
+    with inner.file:
         page = await web.run(read_page_file, inner, current_language())
     context: dict[str, Any] = {
         "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
@@ -97,7 +103,7 @@ async def read_attached(request: Request, folder_id: int, uid: int, path: str,
 async def attached_body(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
                         mail: Mail, images: int = 0) -> Response:
     _, inner = await attached_opened(web, user, mail, folder_id, uid, path)
-    with inner:
+    with inner.file:
         document, _blocked = await web.run(frame_content_file, inner,
                                            allow_remote=bool(images), lang=current_language())
     return HTMLResponse(document, headers={
@@ -134,5 +140,5 @@ async def attached_print(request: Request, folder_id: int, uid: int, path: str,
                          user: CurrentUser, web: Web, pages: Pages, mail: Mail,
                          images: int = 0) -> Response:
     _, inner = await attached_opened(web, user, mail, folder_id, uid, path)
-    with inner:
+    with inner.file:
         return await print_response(request, web, pages, inner, allow_remote=bool(images))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from nmail.mailstore.model import FolderInfo
+from nmail.mime.file_parts import whole_file
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import label_of
 from nmail.web.i18n import current_language
@@ -97,15 +98,16 @@ async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail
                images: int = 0) -> Response:
     _, opened = await own_file(web, user, folder_id, uid)
     with opened:
+        span = whole_file(opened)
         allow = bool(images)
         lang = current_language()
-        document, blocked = await web.run(frame_content_file, opened, allow_remote=allow,
+        document, blocked = await web.run(frame_content_file, span, allow_remote=allow,
                                           lang=lang)
         # The sender's standing permission is looked up only when something was blocked.
         if blocked and await web.run(mail.image_senders.trusted, user.id,
-                                     await web.run(sender_address_file, opened)):
+                                     await web.run(sender_address_file, span)):
             allow = True
-            document, _ = await web.run(frame_content_file, opened, allow_remote=True,
+            document, _ = await web.run(frame_content_file, span, allow_remote=True,
                                         lang=lang)
     return HTMLResponse(document, headers={
         "Content-Security-Policy": frame_csp(allow_remote=allow),
@@ -117,7 +119,7 @@ async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail
 async def _sender_of(web: Web, user: User, folder_id: int, uid: int) -> str:
     _, opened = await own_file(web, user, folder_id, uid)
     with opened:
-        return await web.run(sender_address_file, opened)
+        return await web.run(sender_address_file, whole_file(opened))
 
 
 @router.post("/mail/{folder_id}/{uid}/trust-sender")

@@ -11,13 +11,14 @@ hand it over to the response, which closes it.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import IO
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from nmail.mime.charsets import decode_bytes
+from nmail.mime.file_parts import Span, whole_file
 from nmail.web.deps import CurrentUser, Pages, Web
 from nmail.web.i18n import current_language
 from nmail.web.mail_services import Mail
@@ -34,49 +35,51 @@ _BASE = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?
 async def part(folder_id: int, uid: int, number: int, user: CurrentUser, web: Web,
                preview: int = 0) -> Response:
     _, opened = await own_file(web, user, folder_id, uid)
-    return await part_response(web, opened, number, preview=bool(preview))
+    return await part_response(web, whole_file(opened), number, preview=bool(preview))
 
 
-async def part_response(web: Web, file: IO[bytes], number: int, *, preview: bool) -> Response:
-    """One part of the message in `file` as a download (or a raster image preview); 404
-    if there is none. Takes `file` over (the response closes it)."""
+async def part_response(web: Web, span: Span, number: int, *, preview: bool) -> Response:
+    """One part of the message in `span` as a download (or a raster image preview); 404
+    if there is none. Takes `span.file` over (the response closes it)."""
     try:
-        found = await web.run(part_of, file, number)
+        found = await web.run(part_of, span, number)
     except BaseException:
-        file.close()
+        span.file.close()
         raise
-    return part_stream(file, number, found, preview=preview)
+    return part_stream(span.file, number, found, preview=preview)
 
 
 @router.get("/mail/{folder_id}/{uid}/attachments.zip")
 async def all_attachments(folder_id: int, uid: int, user: CurrentUser, web: Web) -> Response:
     _, opened = await own_file(web, user, folder_id, uid)
-    return await zip_response(web, opened)
+    return await zip_response(web, whole_file(opened))
 
 
-async def zip_response(web: Web, file: IO[bytes]) -> Response:
-    """Every attachment of the message in `file` in one ZIP. Takes `file` over."""
+async def zip_response(web: Web, span: Span) -> Response:
+    """Every attachment of the message in `span` in one ZIP. Takes `span.file` over."""
     try:
-        plan = await web.run(zip_plan, file)
+        plan = await web.run(zip_plan, span)
     except BaseException:
-        file.close()
+        span.file.close()
         raise
-    return zip_stream(file, plan)
+    return zip_stream(span.file, plan)
 
 
 @router.get("/mail/{folder_id}/{uid}/source")
 async def source(folder_id: int, uid: int, user: CurrentUser, web: Web,
                  download: int = 0) -> Response:
     _, opened = await own_file(web, user, folder_id, uid)
-    return await source_response(web, opened, f"message-{uid}.eml", download=bool(download))
+    return await source_response(web, whole_file(opened), f"message-{uid}.eml",
+                                 download=bool(download))
 
 
-async def source_response(web: Web, file: IO[bytes], name: str, *, download: bool) -> Response:
-    """A message's bytes: as text to look at, or as an .eml download. Takes `file` over."""
+async def source_response(web: Web, span: Span, name: str, *, download: bool) -> Response:
+    """A message's bytes: as text to look at, or as an .eml download. Takes `span.file`
+    over."""
     if download:
-        return source_stream(file, name)
-    with file:
-        raw = await web.run(file.read)
+        return source_stream(span, name)
+    with span.file:
+        raw = await web.run(os.pread, span.file.fileno(), span.end - span.start, span.start)
     text = await web.run(decode_bytes, raw, None)
     return Response(text, media_type="text/plain; charset=utf-8", headers={
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
@@ -90,20 +93,21 @@ async def print_view(request: Request, folder_id: int, uid: int, user: CurrentUs
     """The message alone, for paper; HTML inline here under a sandboxing CSP of its own."""
     _, opened = await own_file(web, user, folder_id, uid)
     with opened:
+        span = whole_file(opened)
         allow = bool(images) or await web.run(mail.image_senders.trusted, user.id,
-                                              await web.run(sender_address_file, opened))
-        return await print_response(request, web, pages, opened, allow_remote=allow)
+                                              await web.run(sender_address_file, span))
+        return await print_response(request, web, pages, span, allow_remote=allow)
 
 
-async def print_response(request: Request, web: Web, pages: Pages, file: IO[bytes], *,
+async def print_response(request: Request, web: Web, pages: Pages, span: Span, *,
                          allow_remote: bool) -> Response:
-    """The print page of the message in `file` (a stored one, or one attached to it;
-    the caller closes it)."""
+    """The print page of the message in `span` (a stored one, or one attached to it;
+    the caller closes its file)."""
     lang = current_language()
-    page = await web.run(read_page_file, file, lang)
+    page = await web.run(read_page_file, span, lang)
     body = ""
     if page.has_html:
-        document, _ = await web.run(frame_content_file, file, allow_remote=allow_remote,
+        document, _ = await web.run(frame_content_file, span, allow_remote=allow_remote,
                                     lang=lang)
         body = document.split("<body>", 1)[1].rsplit("</body>", 1)[0]
     # The one script allowed is our own print starter, named by its full URL. The URL
