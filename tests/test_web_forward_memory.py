@@ -26,11 +26,11 @@ import httpx
 import pytest
 
 from nmail.mime.reading import part_content, read_view
-from proc_tree import descendants, holders, rss_bytes
+from proc_tree import rss_bytes
 from serve_process import ServeProcess
-from serve_setup import PASSWORD, as_options, listen_specs, make_data
+from serve_setup import as_options, listen_specs, make_data
 from test_big_messages import send as smtp_send
-from test_web_send_memory import peak_bytes, stored
+from test_web_send_memory import logged_in, peak_bytes, stored, web_pid
 
 pytestmark = pytest.mark.timeout(600)
 MIB = 1 << 20
@@ -80,19 +80,11 @@ def test_forwards_and_drafts_of_20_mib_in_bounded_memory(tmp_path: Path, db_url:
         assert digest(whole[-len(message):]) == digest(message)
         kept_digest = digest(whole)
         del whole
-        found = holders([srv.proc.pid, *descendants(srv.proc.pid)], ports["http"])
-        web = next(pid for pid in found if pid != srv.proc.pid) if len(found) > 1 else found[0]
+        web = web_pid(srv, ports["http"])
 
         def login(user: str) -> tuple[httpx.Client, str, int, int]:
             """A logged-in client, its CSRF token, its INBOX's id and its message's uid."""
-            client = httpx.Client(base_url=f"http://127.0.0.1:{ports['http']}", timeout=120,
-                                  headers={"Host": "mail.test.local", "Accept": "text/html"})
-            field = re.compile(r'name="csrf_token" value="([^"]+)"')
-            token = field.findall(client.get("/login").text)[0]
-            assert client.post("/login", data={"userid": user, "password": PASSWORD,
-                                               "csrf_token": token}).status_code == 303
-            csrf = field.findall(client.get("/compose").text)[0]
-            inbox = int(client.get("/").headers["location"].rsplit("/", 1)[1])
+            client, csrf, inbox = logged_in(ports["http"], user)
             uid = int(re.findall(rf'/mail/{inbox}/([0-9]+)', client.get(f"/mail/{inbox}").text)[0])
             return client, csrf, inbox, uid
 

@@ -35,12 +35,12 @@ import pytest
 
 from nmail.mime.reading import part_content, read_view
 from nmail.web.download_names import download_headers
-from proc_tree import descendants, holders, rss_bytes
+from proc_tree import rss_bytes
 from serve_process import ServeProcess
-from serve_setup import PASSWORD, as_options, listen_specs, make_data
+from serve_setup import as_options, listen_specs, make_data
 from test_big_messages import send as smtp_send
 from test_web_forward_memory import NAME, SUBJECT, original
-from test_web_send_memory import peak_bytes, stored
+from test_web_send_memory import logged_in, peak_bytes, stored, web_pid
 
 pytestmark = pytest.mark.timeout(600)
 MIB = 1 << 20
@@ -101,20 +101,12 @@ def test_reading_and_downloading_a_20_mib_message_in_bounded_memory(tmp_path: Pa
                              message).startswith(b"250")
         assert smtp_send(ports["smtp"], "kim@test.local", ["eve@test.local"],
                          original(b"eve's", "eve")).startswith(b"250")
-        found = holders([srv.proc.pid, *descendants(srv.proc.pid)], ports["http"])
-        web = next(pid for pid in found if pid != srv.proc.pid) if len(found) > 1 else found[0]
+        web = web_pid(srv, ports["http"])
 
         def login(user: str) -> tuple[httpx.Client, str, int, list[int]]:
             """A logged-in client, its CSRF token, its INBOX's id and its uids (oldest
             first)."""
-            client = httpx.Client(base_url=f"http://127.0.0.1:{ports['http']}", timeout=120,
-                                  headers={"Host": "mail.test.local", "Accept": "text/html"})
-            field = re.compile(r'name="csrf_token" value="([^"]+)"')
-            token = field.findall(client.get("/login").text)[0]
-            assert client.post("/login", data={"userid": user, "password": PASSWORD,
-                                               "csrf_token": token}).status_code == 303
-            csrf = field.findall(client.get("/compose").text)[0]
-            inbox = int(client.get("/").headers["location"].rsplit("/", 1)[1])
+            client, csrf, inbox = logged_in(ports["http"], user)
             listed = client.get(f"/mail/{inbox}").text
             uids = sorted({int(u) for u in re.findall(rf'/mail/{inbox}/([0-9]+)', listed)})
             return client, csrf, inbox, uids

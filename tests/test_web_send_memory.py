@@ -36,6 +36,27 @@ pytestmark = pytest.mark.timeout(300)
 MIB = 1 << 20
 
 
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def web_pid(srv: ServeProcess, http_port: int) -> int:
+    """The process of `nmail serve` that holds the http listener (the web process)."""
+    found = holders([srv.proc.pid, *descendants(srv.proc.pid)], http_port)
+    return next(pid for pid in found if pid != srv.proc.pid) if len(found) > 1 else found[0]
+
+
+def logged_in(http_port: int, user: str) -> tuple[httpx.Client, str, int]:
+    """A webmail client logged in as `user`, its CSRF token and its INBOX's folder id."""
+    client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=120,
+                          headers={"Host": "mail.test.local", "Accept": "text/html"})
+    token = CSRF_FIELD.findall(client.get("/login").text)[0]
+    assert client.post("/login", data={"userid": user, "password": PASSWORD,
+                                       "csrf_token": token}).status_code == 303
+    csrf = CSRF_FIELD.findall(client.get("/compose").text)[0]
+    inbox = int(client.get("/").headers["location"].rsplit("/", 1)[1])
+    return client, csrf, inbox
+
+
 def outgoing(tmp_path: Path, **extra: object) -> Outgoing:
     staged = tmp_path / "staged.bin"
     staged.write_bytes(os.urandom(300_000))
@@ -120,15 +141,8 @@ def test_a_20_mib_attachment_is_sent_in_bounded_memory(tmp_path: Path) -> None:
     ports = listen_specs("smtp", "http")
     srv = ServeProcess(data, *as_options(ports), workers=1)
     try:
-        found = holders([srv.proc.pid, *descendants(srv.proc.pid)], ports["http"])
-        web = next(pid for pid in found if pid != srv.proc.pid) if len(found) > 1 else found[0]
-        client = httpx.Client(base_url=f"http://127.0.0.1:{ports['http']}", timeout=120,
-                              headers={"Host": "mail.test.local", "Accept": "text/html"})
-        field = re.compile(r'name="csrf_token" value="([^"]+)"')
-        token = field.findall(client.get("/login").text)[0]
-        assert client.post("/login", data={"userid": "bob@test.local", "password": PASSWORD,
-                                           "csrf_token": token}).status_code == 303
-        csrf = field.findall(client.get("/compose").text)[0]
+        web = web_pid(srv, ports["http"])
+        client, csrf, _inbox = logged_in(ports["http"], "bob@test.local")
 
         def measured(post: Callable[[], httpx.Response]) -> tuple[int, httpx.Response]:
             """(the web process's peak RSS growth during `post`, its answer)."""
