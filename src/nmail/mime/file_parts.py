@@ -265,15 +265,16 @@ def file_view(file: IO[bytes], start: int = 0, end: int = -1
     block = read_header_block(shape.data, _FIELDS)
     pieces: list[bytes] = []
     done = 0
+    parts: list[Part] = []  # with file offsets
     for part in iter_parts(shape.data, block.fields, block.body_start, len(shape.data)):
+        start, end = shape.file_offset(part.start), shape.file_offset(part.end)
+        parts.append(replace(part, start=start, end=end))
         if part.is_attachment or part.content_type not in ("text/plain", "text/html"):
             continue
-        start, end = shape.file_offset(part.start), shape.file_offset(part.end)
         pieces += [shape.data[done:part.start],
                    b"".join(read_range(file, start, min(end, start + _MAX_TEXT)))]
         done = part.end
     pieces.append(shape.data[done:])
-    parts = file_parts(shape)
     view = read_view(b"".join(pieces))
     sizes = {a.number: attachment_info(a.number, parts[a.number]).size
              for a in view.attachments if a.number < len(parts)}
@@ -298,21 +299,17 @@ def decoded_parts(file: IO[bytes], numbers: tuple[int, ...], new_file: Callable[
 
 def attached_file(file: IO[bytes], path: str, new_file: Callable[[], IO[bytes]]
                   ) -> IO[bytes] | None:
-    """`attached_message` from a file: the message attached at `path`, decoded into a
-    file from `new_file` (the caller closes it); None if there is none."""
-    if not is_attached_path(path):
-        return None
-    current = file
-    for step in path.split("."):
-        found = decoded_parts(current, (int(step),), new_file)
-        if current is not file:
-            current.close()
-        if not found or found[0][0].content_type not in ATTACHED_TYPES:
-            for _info, opened in found:
-                opened.close()
-            return None
-        current = found[0][1]
-    return current
+    """`attached_message` from a file: the message attached at `path`, in a file of its
+    own from `new_file` (the caller closes it); None if there is none. The steps are
+    `attached_span`'s; a message found in place is copied out."""
+    span = attached_span(whole_file(file), path, new_file)
+    if span is None or span.file is not file:
+        return None if span is None else span.file  # decoded into a file of its own
+    out = new_file()
+    for data in read_range(file, span.start, span.end):
+        out.write(data)
+    out.flush()
+    return out
 
 
 @dataclass(frozen=True, slots=True)
