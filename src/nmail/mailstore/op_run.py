@@ -46,6 +46,8 @@ from nmail.mailstore.write_lock import GROUP, write_transaction
 log = logging.getLogger("nmail.mailstore.writer")
 
 _HOST = host_token(socket.gethostname())
+# Runs of one operation chosen as a deadlock's victim before its error is the answer.
+DEADLOCK_TRIES = 3
 
 After = Callable[[], None]
 # An operation: fn(conn, after) -> (its result, the folders its commit changed).
@@ -77,8 +79,38 @@ def run_operation(conn: Connection, op: Operation, *, now: float | None = None,
     """Apply `op` in its own transaction: (its result, the folders it changed).
 
     With `after`, work that may wait until the caller is answered is appended
-    there instead of done here (the caller must run it, in order)."""
+    there instead of done here (the caller must run it, in order).
+
+    On PostgreSQL and MariaDB the database may pick this transaction as a
+    deadlock's victim (another writer took the rows in another order: a
+    bug, but one a user must not see as a failed QUIT or a lost flag); it
+    is rolled back whole, and every operation undoes its file changes when
+    its COMMIT fails or finds them done when run again (op_transfer,
+    op_expunge), so it runs again, up to DEADLOCK_TRIES times. Inside the
+    writer's group (commit_group) the group's transaction is the victim:
+    the writer then runs each operation alone, through here.
+    """
     at = time.time() if now is None else now
+    if conn.info.get(GROUP):
+        return _dispatch(conn, op, at, after)
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        queued = len(after) if after is not None else 0
+        try:
+            return _dispatch(conn, op, at, after)
+        except DBAPIError as exc:
+            if not _deadlock(exc) or attempt == DEADLOCK_TRIES:
+                raise
+            if after is not None:
+                del after[queued:]  # nothing of the rolled-back attempt follows
+            if conn.in_transaction():
+                conn.rollback()
+            log.warning("%s was a deadlock's victim (attempt %d); running it again",
+                        type(op).__name__, attempt)
+    raise AssertionError("unreachable")
+
+
+def _dispatch(conn: Connection, op: Operation, at: float,
+              after: list[Callable[[], None]] | None) -> tuple[Any, list[FolderChange]]:
     if isinstance(op, StoreFlags):
         return op_flags.store_flags(conn, op, after)
     if isinstance(op, CopyMessages):
