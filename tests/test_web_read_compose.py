@@ -137,7 +137,7 @@ def test_hostile_attachment_names_download_safely(server: RunningServer, bob: Ac
     archive = zipfile.ZipFile(io.BytesIO(browser.get(base + "/attachments.zip").content))
     assert sorted(archive.namelist()) == sorted(names)
     source = browser.get(base + "/source")
-    assert source.headers["content-type"].startswith("text/plain")
+    assert source.headers["content-type"].startswith("text/html")  # our page (source_page)
     assert "sandbox" in source.headers["content-security-policy"]
 
 

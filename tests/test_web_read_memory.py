@@ -4,7 +4,8 @@ A real `nmail serve` holds in bob's INBOX a message with a 20 MiB attachment
 (Korean subject in encoded words, Korean RFC 2231 file name) and a message that
 carries that one attached (message/rfc822). Through its web process: the read
 screen, its frame, its print view, the attachment, "download all" (ZIP), the
-source, and the same views of the attached message. The web process's peak RSS
+source shown (its head, 109 MiB before web/source_page.py) and downloaded, and the
+same views of the attached message. The web process's peak RSS
 (VmHWM after clear_refs, from /proc) may grow by a few MiB each time, not by the
 message (before: the message was read whole and each part decoded into bytes,
 the ZIP built in memory: 50 to 100 MiB each; the figures are printed with -s).
@@ -139,7 +140,8 @@ def test_reading_and_downloading_a_20_mib_message_in_bounded_memory(tmp_path: Pa
             assert growth < BOUND, f"{what}: the peak grew {growth / MIB:.1f} MiB"
             return answer
 
-        views = ("", "/body", "/print", "/part/1", "/attachments.zip", "/source?download=1")
+        views = ("", "/body", "/print", "/part/1", "/attachments.zip", "/source?download=1",
+                 "/source")
         # Warm-up: each view once on a small message, so that loading code is not counted.
         for view in views:
             assert client.get(f"/mail/{inbox}/{small}{view}").status_code == 200, view
@@ -164,6 +166,13 @@ def test_reading_and_downloading_a_20_mib_message_in_bounded_memory(tmp_path: Pa
             assert got[0].status_code == 200
             assert got[0].headers["content-type"] == "application/zip"
             assert "filename*=UTF-8''" in got[0].headers["content-disposition"]
+            shown = measured(f"{label}: source shown", client.get, base + "/source")
+            assert shown.status_code == 200 and "Subject: =?UTF-8?B?" in shown.text
+            # Cut, said so (in Korean here), with the link to all of it; the whole is
+            # never sent to be shown.
+            assert re.search(r"앞의 51[12](\.[0-9])? KB\(헤더와 본문 앞부분\)만", shown.text)
+            assert len(shown.content) < 1 * MIB
+            assert f'href="{base}/source?download=1"' in shown.text
             got = measured(f"{label}: source", fetched, base + "/source?download=1")
             assert got[0].status_code == 200
             if label == "stored":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http.client import responses
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -97,7 +98,10 @@ def create_app(context: WebContext) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        detail = exc.detail if isinstance(exc.detail, str) else None
+        detail: str | None = exc.detail if isinstance(exc.detail, str) else None
+        if detail == responses.get(exc.status_code):
+            # `HTTPException(404)` carries Starlette's English "Not Found": say ours.
+            detail = None
         response = error_page(request, exc.status_code, detail)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value

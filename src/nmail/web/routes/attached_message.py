@@ -128,10 +128,11 @@ async def attached_zip(folder_id: int, uid: int, path: str, user: CurrentUser,
 
 
 @router.get(PREFIX + "/source")
-async def attached_source(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
-                          mail: Mail, download: int = 0) -> Response:
+async def attached_source(request: Request, folder_id: int, uid: int, path: str,
+                          user: CurrentUser, web: Web, pages: Pages, mail: Mail,
+                          download: int = 0) -> Response:
     _, inner = await attached_opened(web, user, mail, folder_id, uid, path)
-    return await source_response(web, inner, f"message-{uid}-{path}.eml",
+    return await source_response(request, web, pages, inner, f"message-{uid}-{path}.eml",
                                  download=bool(download))
 
 

@@ -1,5 +1,8 @@
 """A message's attachments, all of them as a ZIP, its source, and its print view.
 
+The source is shown on a page of its own, up to a limit (web/source_page.py),
+and downloaded whole.
+
 Every download is `Content-Disposition: attachment` under a safe name with
 `nosniff` and a sandboxing CSP, so nothing a sender attached can run as our
 page. Only PNG, JPEG, GIF and WebP are ever shown inline (`?preview=1`);
@@ -11,13 +14,11 @@ hand it over to the response, which closes it.
 
 from __future__ import annotations
 
-import os
 import re
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from nmail.mime.charsets import decode_bytes
 from nmail.mime.file_parts import Span, whole_file
 from nmail.web.deps import CurrentUser, Pages, Web
 from nmail.web.i18n import current_language
@@ -26,6 +27,7 @@ from nmail.web.message_html import frame_csp
 from nmail.web.page_files import frame_content_file, read_page_file, sender_address_file
 from nmail.web.part_downloads import part_of, part_stream, source_stream, zip_plan, zip_stream
 from nmail.web.routes.message import own_file
+from nmail.web.source_page import SOURCE_CSP, source_head
 
 router = APIRouter()
 _BASE = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
@@ -66,25 +68,25 @@ async def zip_response(web: Web, span: Span) -> Response:
 
 
 @router.get("/mail/{folder_id}/{uid}/source")
-async def source(folder_id: int, uid: int, user: CurrentUser, web: Web,
-                 download: int = 0) -> Response:
+async def source(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
+                 pages: Pages, download: int = 0) -> Response:
     _, opened = await own_file(web, user, folder_id, uid)
-    return await source_response(web, whole_file(opened), f"message-{uid}.eml",
-                                 download=bool(download))
+    return await source_response(request, web, pages, whole_file(opened),
+                                 f"message-{uid}.eml", download=bool(download))
 
 
-async def source_response(web: Web, span: Span, name: str, *, download: bool) -> Response:
-    """A message's bytes: as text to look at, or as an .eml download. Takes `span.file`
-    over."""
+async def source_response(request: Request, web: Web, pages: Pages, span: Span, name: str, *,
+                          download: bool) -> Response:
+    """A message's bytes: its head shown on a page (web/source_page.py), or all of them
+    as an .eml download. Takes `span.file` over."""
     if download:
         return source_stream(span, name)
     with span.file:
-        raw = await web.run(os.pread, span.file.fileno(), span.end - span.start, span.start)
-    text = await web.run(decode_bytes, raw, None)
-    return Response(text, media_type="text/plain; charset=utf-8", headers={
+        head = await web.run(source_head, span)
+    return pages.render(request, "message_source.html", headers={
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-    })
+        "Content-Security-Policy": SOURCE_CSP,
+    }, source=head, download_url=request.url.path + "?download=1")
 
 
 @router.get("/mail/{folder_id}/{uid}/print")
