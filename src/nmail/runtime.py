@@ -36,6 +36,7 @@ from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
 from nmail.mailstore.search_indexer import SearchFollower, SearchIndexer
 from nmail.mailstore.store import MailStore
+from nmail.mailstore.thread_sweep import sweep_pending
 from nmail.servers.limits import SharedRow
 from nmail.web.context import WebContext
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
@@ -93,7 +94,8 @@ def _index_client(address: str) -> IndexClient:
 
 
 def prepare_data(config: Config) -> str:
-    """Once per start, before any worker: migrate the schema and repair the index.
+    """Once per start, before any worker: migrate the schema, sweep the conversation
+    links an upgrade left (once: thread_sweep.sweep_pending) and repair the index.
 
     Returns the repair report ("" when nothing was missing).
     """
@@ -102,6 +104,9 @@ def prepare_data(config: Config) -> str:
     engine = make_engine(config.database_url)
     try:
         upgrade(engine)
+        forgotten = sweep_pending(engine)
+        if forgotten:
+            log.info("forgot the links of %d conversations with no message left", forgotten)
         store = MailStore(engine, config.mail_dir, config.hostname)
         try:
             report = store.repair()

@@ -225,6 +225,16 @@ thread_links = Table(
     sqlite_with_rowid=False,  # one b-tree, not a rowid table and its key's index (0016)
 )
 
+# Accounts whose links predate thread_sweep.py and still want one sweep: filled
+# once by migration 0019, emptied by the start-up sweep (thread_sweep.sweep_pending)
+# or `nmail dbsync`, a row at a time as each account is done.
+thread_link_sweeps = Table(
+    "thread_link_sweeps",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+)
+
 # One row per conversation with messages in a folder and its newest message's
 # date: the conversation list is a walk of ix_folder_threads_latest, as the
 # message list is one of ix_messages_folder_date. Kept by every write that adds

@@ -33,7 +33,14 @@ conversation rows.
 `sweep_account` walks one account's linked conversations in steps of
 STEP and drops what earlier versions left: `nmail dbsync` runs it after
 reconciling each account's folders, one transaction per step so a running
-server's writer waits at most one step.
+server's writer waits at most one step. An install upgraded from before
+this had its stale links until someone ran `nmail dbsync ALL`: migration
+0019 lists the accounts that have links (`thread_link_sweeps`, why a list
+and not the sweep itself is written there), and `sweep_pending`, run by
+`nmail serve` at start before the index writer and the workers
+(runtime.prepare_data), sweeps each listed account the same way, one write
+transaction per step; the step that finishes an account removes its row, so
+the sweep happens once and a cut-short one resumes where it stopped.
 
 With several nodes (PostgreSQL, MariaDB), a reply committed by another
 node at the instant the conversation's last message is expunged may find
@@ -44,11 +51,12 @@ deleted messages alone starts a new one. Nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
-from nmail.db.tables import folder_threads, folders, messages, thread_links
+from nmail.db.tables import folder_threads, folders, messages, thread_link_sweeps, thread_links
+from nmail.mailstore.write_lock import write_transaction
 
 CHUNK = 500  # conversations checked per query
 STEP = 2000  # conversations looked at per dbsync transaction
@@ -111,4 +119,32 @@ def sweep_account(conn: Connection, account_id: int, after: str,
         select(t.thread_id).where(t.account_id == account_id, t.thread_id > after)
         .distinct().order_by(t.thread_id).limit(limit))]
     forgotten = forget_gone(conn, account_id, ids)
-    return (ids[-1] if len(ids) == limit else None), forgotten
+    if len(ids) < limit:
+        # The account is swept: it needs no start-up sweep any more (migration 0019).
+        conn.execute(delete(thread_link_sweeps).where(
+            thread_link_sweeps.c.account_id == account_id))
+        return None, forgotten
+    return ids[-1], forgotten
+
+
+def sweep_pending(engine: Engine, limit: int = STEP,
+                  on_step: Callable[[int, int], None] | None = None) -> int:
+    """Sweep every account listed in `thread_link_sweeps`, one write transaction per
+    step of `limit` conversations; returns how many conversations were forgotten.
+
+    `on_step(account_id, forgotten)` is called after each step's commit, when this
+    holds no transaction.
+    """
+    with engine.connect() as conn:
+        pending = [int(r[0]) for r in conn.execute(
+            select(thread_link_sweeps.c.account_id).order_by(thread_link_sweeps.c.account_id))]
+    total = 0
+    for account_id in pending:
+        after: str | None = ""
+        while after is not None:
+            with engine.connect() as conn, write_transaction(conn):
+                after, forgotten = sweep_account(conn, account_id, after, limit)
+            total += forgotten
+            if on_step is not None:
+                on_step(account_id, forgotten)
+    return total
