@@ -24,6 +24,7 @@ from nmail.directory.queries import (
     alias_exists,
     find_account,
     hosted_domain,
+    lock_mail_folders,
     require_domain,
 )
 
@@ -135,6 +136,7 @@ class AccountsMixin(DirectoryBase):
         """Delete an account (its folder rows and reject list go with it, not its files)."""
         with self._transaction("the account changed meanwhile") as conn:
             account = self._require_account(conn, address)
+            lock_mail_folders(conn, account_id=account.id)  # before the account row
             conn.execute(delete(accounts).where(accounts.c.id == account.id))
         return account
 

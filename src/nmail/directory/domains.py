@@ -17,6 +17,7 @@ from nmail.directory.queries import (
     domain_row,
     find_account,
     hosted_domain,
+    lock_mail_folders,
     require_domain,
 )
 
@@ -89,7 +90,9 @@ class DomainsMixin(DirectoryBase):
                     f"domain {domain} still has {len(doomed)} account(s);"
                     " delete them first, or force the deletion (--force)"
                 )
-            # ON DELETE CASCADE removes accounts, aliases, domain aliases, keys, folders.
+            # ON DELETE CASCADE removes accounts, aliases, domain aliases, keys, folders:
+            # the folder rows locked first, the writers' order (lock_mail_folders).
+            lock_mail_folders(conn, domain_id=row.id)
             conn.execute(delete(domains).where(domains.c.id == row.id))
         return doomed
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from nmail.db.tables import accounts, aliases, domain_aliases, domains
+from nmail.db.tables import accounts, aliases, domain_aliases, domains, folders
 from nmail.directory.errors import NotFound
 from nmail.directory.model import Account
 
@@ -113,3 +113,27 @@ def alias_exists(conn: Connection, domain_id: int, local_part: str) -> bool:
         .limit(1)
     ).first()
     return row is not None
+
+
+
+def lock_mail_folders(conn: Connection, *, account_id: int | None = None,
+                      domain_id: int | None = None) -> None:
+    """Lock the folder rows of an account or of every account of a domain
+    (FOR UPDATE, in id order): the first step of deleting them.
+
+    The lock order of every writer (docs/ARCHITECTURE.md, "Lock order"): folder
+    rows in id order, then the account row. The index writer holds a folder row
+    and then links a delivery's thread (thread_links: a KEY SHARE lock on the
+    account row on PostgreSQL, an S lock on MariaDB); a delete that locked the
+    account row first and reached the folders through ON DELETE CASCADE
+    deadlocked with it (tests/test_lock_order.py). The domain's accounts are a
+    subquery, which neither database locks. SQLite ignores FOR UPDATE: it lets
+    one writer in at a time.
+    """
+    if (account_id is None) == (domain_id is None):
+        raise ValueError("lock_mail_folders takes an account or a domain")
+    owner = (folders.c.account_id == account_id if account_id is not None else
+             folders.c.account_id.in_(select(accounts.c.id)
+                                      .where(accounts.c.domain_id == domain_id)))
+    conn.execute(select(folders.c.id).where(owner).order_by(folders.c.id)
+                 .with_for_update()).all()

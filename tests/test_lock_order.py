@@ -1,0 +1,164 @@
+"""Lock order between writers of one server database (docs/ARCHITECTURE.md,
+"Lock order"): each test pauses one writer's transaction at its dangerous
+point (a seam), starts another beside it, lets the first go on once the
+second is seen waiting for a row lock, and checks both finish.
+
+PostgreSQL and MariaDB only: SQLite lets one writer in at a time (BEGIN
+IMMEDIATE, mailstore/write_lock.py), so two transactions never hold locks
+the other wants.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from lock_waits import wait_for_lock_waiters
+from nmail.db.tables import accounts, folders, messages, thread_links
+from nmail.directory import Account, Directory
+from nmail.directory.passwords import fast_hashing
+from nmail.directory.queries import lock_mail_folders
+from nmail.mailstore import delivery_batch
+from nmail.mailstore.store import MailStore, NewMessage
+from test_mailstore_support import message, trace
+
+PW = "Correct-horse-42"
+
+
+@pytest.fixture
+def server_engine(engine: Engine) -> Engine:
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no lock order to keep")
+    return engine
+
+
+@pytest.fixture
+def store(server_engine: Engine, tmp_path: Path) -> Iterator[MailStore]:
+    s = MailStore(server_engine, tmp_path / "mail", "mx.example.test")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def directory(server_engine: Engine) -> Directory:
+    d = Directory(server_engine, passwords=fast_hashing())
+    d.add_domain("example.test")
+    return d
+
+
+def _account(directory: Directory, store: MailStore, userid: str) -> Account:
+    account = directory.add_account("example.test", userid.title(), userid, PW)
+    store.ensure_account(account)
+    return account
+
+
+class Pause:
+    """A seam: the wrapped function stops before it runs until `go`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+        real = getattr(owner, name)
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            if not self.go.is_set():
+                self.reached.set()
+                if not self.go.wait(60):
+                    raise AssertionError("the test never let the paused writer go on")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, held)
+
+
+class Background:
+    """A call in a thread; its result or its exception."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.outcome: Any = None
+        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.outcome = call()
+        except BaseException as exc:  # the test reports it
+            self.outcome = exc
+
+    def result(self) -> Any:
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "still running after 60 s"
+        if isinstance(self.outcome, BaseException):
+            raise AssertionError(f"failed: {self.outcome!r}") from self.outcome
+        return self.outcome
+
+
+def _delivery(account: Account, subject: str) -> NewMessage:
+    # A Message-ID: the delivery links its thread key (thread_links, a child of accounts).
+    return NewMessage(account, "INBOX", trace(), message(subject))
+
+
+def _count(engine: Engine, table: Any, *where: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where))
+                   .scalar_one())
+
+
+def test_account_delete_beside_a_delivery_holding_its_folder(
+    server_engine: Engine, store: MailStore, directory: Directory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The index writer holds the INBOX row (FOR UPDATE) and then links the
+    message's thread (thread_links: KEY SHARE / an S lock on the account row).
+    An account delete that locked the account row first and reached the folder
+    through ON DELETE CASCADE deadlocked with it (PostgreSQL 40P01, MariaDB
+    1213): it now takes the account's folder rows first, as every writer does."""
+    alice = _account(directory, store, "alice")
+    bob = _account(directory, store, "bob")
+    pause = Pause(monkeypatch, delivery_batch, "_resolve_threads")  # folders locked
+    delivering = Background(lambda: store.store([_delivery(alice, "to alice"),
+                                                 _delivery(bob, "to bob")]))
+    assert pause.reached.wait(30)
+    deleting = Background(lambda: directory.delete_account("alice@example.test"))
+    wait_for_lock_waiters(server_engine, what="the delete waits for the delivery's folder")
+    pause.go.set()
+    assert len(delivering.result()) == 2
+    assert deleting.result().id == alice.id
+    assert directory.get_account("alice@example.test") is None
+    assert _count(server_engine, folders, folders.c.account_id == alice.id) == 0
+    assert _count(server_engine, thread_links, thread_links.c.account_id == alice.id) == 0
+    bob_inbox = select(folders.c.id).where(folders.c.account_id == bob.id,
+                                           folders.c.name == "INBOX").scalar_subquery()
+    assert _count(server_engine, messages, messages.c.folder_id == bob_inbox) == 1
+
+
+def test_domain_delete_beside_a_delivery_holding_a_folder_of_it(
+    server_engine: Engine, store: MailStore, directory: Directory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same with a domain's delete (domains -> accounts -> folders by cascade)."""
+    alice = _account(directory, store, "alice")
+    _account(directory, store, "bob")
+    pause = Pause(monkeypatch, delivery_batch, "_resolve_threads")
+    delivering = Background(lambda: store.store([_delivery(alice, "to alice")]))
+    assert pause.reached.wait(30)
+    deleting = Background(lambda: directory.delete_domain("example.test", force=True))
+    wait_for_lock_waiters(server_engine, what="the delete waits for the delivery's folder")
+    pause.go.set()
+    assert len(delivering.result()) == 1
+    assert sorted(a.userid for a in deleting.result()) == ["alice", "bob"]
+    assert _count(server_engine, accounts) == 0
+    assert _count(server_engine, folders) == 0
+
+
+def test_folder_lock_of_a_delete_names_an_account_or_a_domain(engine: Engine) -> None:
+    with engine.begin() as conn:
+        with pytest.raises(ValueError, match="an account or a domain"):
+            lock_mail_folders(conn)
+        with pytest.raises(ValueError, match="an account or a domain"):
+            lock_mail_folders(conn, account_id=1, domain_id=1)
+        lock_mail_folders(conn, account_id=12345)  # no such account: nothing to lock
