@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, insert, select
 
 from lock_waits import wait_for_lock_waiters
-from nmail.db.tables import accounts, folders, messages, thread_links
+from nmail.db.tables import accounts, folders, messages, thread_links, vacation_replies
 from nmail.directory import Account, Directory
+from nmail.directory.mail_rules import MailRulesStore
 from nmail.directory.passwords import fast_hashing
 from nmail.directory.queries import lock_mail_folders
 from nmail.mailstore import delivery_batch
@@ -78,9 +79,10 @@ class Pause:
 class Background:
     """A call in a thread; its result or its exception."""
 
-    def __init__(self, call: Callable[[], Any]) -> None:
+    def __init__(self, call: Callable[[], Any], name: str | None = None) -> None:
         self.outcome: Any = None
-        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True,
+                                        name=name)
         self._thread.start()
 
     def _run(self, call: Callable[[], Any]) -> None:
@@ -162,3 +164,57 @@ def test_folder_lock_of_a_delete_names_an_account_or_a_domain(engine: Engine) ->
         with pytest.raises(ValueError, match="an account or a domain"):
             lock_mail_folders(conn, account_id=1, domain_id=1)
         lock_mail_folders(conn, account_id=12345)  # no such account: nothing to lock
+
+
+class PauseBeforeCommit:
+    """A seam: the first COMMIT on the engine from the thread named `thread` waits
+    until `go` (its transaction holds its locks meanwhile)."""
+
+    def __init__(self, engine: Engine, thread: str) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+        self._engine = engine
+        self._thread = thread
+        event.listen(engine, "commit", self._hold)
+
+    def _hold(self, _conn: Any) -> None:
+        if threading.current_thread().name == self._thread and not self.go.is_set():
+            self.reached.set()
+            if not self.go.wait(60):
+                raise AssertionError("the test never let the paused transaction go on")
+
+    def remove(self) -> None:
+        event.remove(self._engine, "commit", self._hold)
+
+
+@pytest.mark.parametrize("earlier", [None, 8 * 86400], ids=["first", "expired"])
+def test_two_deliveries_claim_one_vacation_reply_at_once(
+    server_engine: Engine, directory: Directory, earlier: int | None
+) -> None:
+    """Two workers deliver a message of one sender to a user on vacation at once.
+    The second claim used to read no row, insert, wait for the first's uncommitted
+    row and fail with a duplicate key (the delivery got a 4xx); now exactly one
+    of them claims the reply and the other says no."""
+    alice = directory.add_account("example.test", "Alice", "alice", PW)
+    now = 1_790_000_000.0
+    rules = MailRulesStore(server_engine, lambda: now)
+    if earlier is not None:  # a reply sent 8 days ago: due again after 7
+        with server_engine.begin() as conn:
+            conn.execute(insert(vacation_replies).values(
+                account_id=alice.id, sender="bob@sender.test", sent_at=int(now) - earlier))
+    pause = PauseBeforeCommit(server_engine, "first-claim")
+    try:
+        first = Background(lambda: rules.claim_vacation_reply(alice.id, "Bob@Sender.test", 7),
+                           name="first-claim")
+        assert pause.reached.wait(30)
+        second = Background(lambda: rules.claim_vacation_reply(alice.id, "bob@sender.test", 7))
+        wait_for_lock_waiters(server_engine, what="the second claim waits for the first")
+        pause.go.set()
+        assert (first.result(), second.result()) == (True, False)
+    finally:
+        pause.go.set()
+        pause.remove()
+    with server_engine.connect() as conn:
+        assert conn.execute(select(vacation_replies.c.sent_at)).scalars().all() == [int(now)]
+    assert not rules.claim_vacation_reply(alice.id, "bob@sender.test", 7)  # within 7 days
+    assert rules.claim_vacation_reply(alice.id, "carol@sender.test", 7)

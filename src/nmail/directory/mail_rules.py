@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import mail_rules, vacation_replies
 from nmail.directory.generation import GenerationReader, bump_generation
@@ -110,24 +111,35 @@ class MailRulesStore:
         return frozenset(int(r.account_id) for r in rows)
 
     def claim_vacation_reply(self, account_id: int, sender: str, days: int) -> bool:
-        """True (and remembered) when `sender` got no reply from this account in `days`."""
+        """True (and remembered) when `sender` got no reply from this account in `days`.
+
+        Two workers delivering mail of one sender at once both claim: the due
+        row is renewed by an UPDATE that re-checks its age (the second waits for
+        the first's row lock, then finds it fresh), a first reply's row is
+        inserted in a savepoint (the second waits for the first's uncommitted
+        key, then finds it taken). Reading then writing sent both a reply, or
+        failed the second delivery on the duplicate key
+        (tests/test_lock_order.py).
+        """
         now = int(self._clock())
         key = sender.lower()[:320]
+        vr = vacation_replies.c
+        this = (vr.account_id == account_id, vr.sender == key)
         with self._engine.begin() as conn:
-            row = conn.execute(select(vacation_replies.c.sent_at).where(
-                vacation_replies.c.account_id == account_id,
-                vacation_replies.c.sender == key)).first()
-            if row is not None and now - int(row.sent_at) < days * 86400:
-                return False
-            if row is None:
-                conn.execute(insert(vacation_replies).values(
-                    account_id=account_id, sender=key, sent_at=now))
-            else:
-                conn.execute(update(vacation_replies).where(
-                    vacation_replies.c.account_id == account_id,
-                    vacation_replies.c.sender == key).values(sent_at=now))
+            row = conn.execute(select(vr.sent_at).where(*this)).first()
+            if row is not None:
+                if now - int(row.sent_at) < days * 86400:
+                    return False
+                renewed = conn.execute(update(vacation_replies).where(
+                    *this, vr.sent_at <= now - days * 86400).values(sent_at=now)).rowcount
+                return bool(renewed)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(vacation_replies).values(
+                        account_id=account_id, sender=key, sent_at=now))
+            except IntegrityError:
+                return False  # claimed by another delivery meanwhile
         return True
-
 
 class RuleAccounts:
     """Per process: which accounts have rules, renewed when the directory generation moves."""
