@@ -11,21 +11,33 @@ the other wants.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy.exc import OperationalError
 
-from lock_waits import wait_for_lock_waiters
-from nmail.db.tables import accounts, folders, messages, thread_links, vacation_replies
+from lock_waits import lock_waiters, wait_for_lock_waiters
+from nmail.db.tables import (
+    accounts,
+    folders,
+    login_failures,
+    messages,
+    thread_links,
+    vacation_replies,
+)
 from nmail.directory import Account, Directory
 from nmail.directory.mail_rules import MailRulesStore
 from nmail.directory.passwords import fast_hashing
 from nmail.directory.queries import lock_mail_folders
+from nmail.directory.throttle import Record
+from nmail.directory.throttle_store import SWEEP_EVERY, SqlRecords, _ms
 from nmail.mailstore import delivery_batch
 from nmail.mailstore.store import MailStore, NewMessage
+from support import wait_until
 from test_mailstore_support import message, trace
 
 PW = "Correct-horse-42"
@@ -90,6 +102,9 @@ class Background:
             self.outcome = call()
         except BaseException as exc:  # the test reports it
             self.outcome = exc
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
 
     def result(self) -> Any:
         self._thread.join(60)
@@ -218,3 +233,66 @@ def test_two_deliveries_claim_one_vacation_reply_at_once(
         assert conn.execute(select(vacation_replies.c.sent_at)).scalars().all() == [int(now)]
     assert not rules.claim_vacation_reply(alice.id, "bob@sender.test", 7)  # within 7 days
     assert rules.claim_vacation_reply(alice.id, "carol@sender.test", 7)
+
+
+def test_two_login_counts_sweeping_stale_rows_at_once(server_engine: Engine) -> None:
+    """Two processes count a failed login each (their own rows) and both are due
+    to sweep stale rows, each row stale in the other's snapshot. The sweep ran
+    in the count's transaction, holding its row while locking the stale ones:
+    the two deadlocked and a login failed. Now it runs after the count's COMMIT."""
+    now = 1_790_000_000.0
+    stale = {"failures": str(_ms(now - 7200)), "last_failure": _ms(now - 7200),
+             "locked_until": 0}
+    with server_engine.begin() as conn:
+        conn.execute(insert(login_failures), [{"key": k, **stale} for k in ("k1", "k2", "k3")])
+    first, second = SqlRecords(server_engine), SqlRecords(server_engine)
+    for records in (first, second):
+        records._writes = SWEEP_EVERY - 1  # the next count sweeps
+
+    def failed_once(_old: Record | None) -> Record:
+        return Record(deque([now]), now, 0.0)
+
+    reached, go = threading.Event(), threading.Event()
+
+    def hold_the_sweep(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if (threading.current_thread().name == "second-count" and not go.is_set()
+                and statement.startswith("DELETE FROM login_failures WHERE")
+                and "locked_until" in statement):
+            reached.set()
+            if not go.wait(60):
+                raise AssertionError("the test never let the second sweep go on")
+
+    event.listen(server_engine, "before_cursor_execute", hold_the_sweep)
+    try:
+        second_count = Background(lambda: second.update("k2", failed_once, now),
+                                  name="second-count")
+        assert reached.wait(30)
+        first_count = Background(lambda: first.update("k1", failed_once, now))
+        # Before: the first's sweep waits for k2, which the second holds.
+        wait_until(lambda: first_count.done() or lock_waiters(server_engine) > 0,
+                   deadline=30, what="the first count finished or waits for a lock")
+        go.set()
+        assert first_count.result() is not None and second_count.result() is not None
+    finally:
+        go.set()
+        event.remove(server_engine, "before_cursor_execute", hold_the_sweep)
+    assert sorted(key for key, *_ in first.entries()) == ["k1", "k2"]  # k3 swept
+
+
+def test_a_failed_sweep_leaves_the_count_and_waits_for_the_next(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = SqlRecords(engine)
+    records._writes = SWEEP_EVERY - 1
+
+    def refused(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("DELETE FROM login_failures WHERE"):
+            raise OperationalError(statement, {}, Exception("deadlock detected"))
+
+    event.listen(engine, "before_cursor_execute", refused)
+    try:
+        assert records.update("k1", lambda _: Record(deque([5.0]), 5.0, 0.0), 10.0)
+    finally:
+        event.remove(engine, "before_cursor_execute", refused)
+    assert [key for key, *_ in records.entries()] == ["k1"]
+    assert "stale rows not removed this time" in caplog.text
