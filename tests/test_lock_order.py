@@ -37,6 +37,7 @@ from nmail.directory.throttle import Record
 from nmail.directory.throttle_store import SWEEP_EVERY, SqlRecords, _ms
 from nmail.mailstore import delivery_batch
 from nmail.mailstore.store import MailStore, NewMessage
+from nmail.web.prefs import PrefsStore
 from support import wait_until
 from test_mailstore_support import message, trace
 
@@ -296,3 +297,31 @@ def test_a_failed_sweep_leaves_the_count_and_waits_for_the_next(
         event.remove(engine, "before_cursor_execute", refused)
     assert [key for key, *_ in records.entries()] == ["k1"]
     assert "stale rows not removed this time" in caplog.text
+
+
+def test_two_first_saves_of_webmail_prefs_at_once(
+    server_engine: Engine, directory: Directory
+) -> None:
+    """The view toggle and the settings form saved at once, before the account
+    had a prefs row: the second inserted too, waited for the first's row and
+    failed on the duplicate key (an error page); now it updates that row, and
+    each keeps its own field."""
+    alice = directory.add_account("example.test", "Alice", "alice", PW)
+    prefs = PrefsStore(server_engine)
+    pause = PauseBeforeCommit(server_engine, "view-toggle")
+    try:
+        toggle = Background(lambda: prefs.update(alice.id, threads=True), name="view-toggle")
+        assert pause.reached.wait(30)
+        form = Background(lambda: prefs.update(alice.id, page_size=100))
+        wait_for_lock_waiters(server_engine, what="the form's save waits for the toggle's row")
+        pause.go.set()
+        toggle.result()
+        form.result()
+    finally:
+        pause.go.set()
+        pause.remove()
+    saved = prefs.get(alice.id)
+    assert (saved.threads, saved.page_size) == (True, 100)
+    with pytest.raises(ValueError, match="page_size"):
+        prefs.update(alice.id, page_size=7)
+    assert prefs.get(alice.id) == saved

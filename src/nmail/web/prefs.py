@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from nmail.db.web_tables import web_prefs
 from nmail.web.time_zone import zone_names, zone_or_none
@@ -56,10 +57,20 @@ class PrefsStore:
             "page_size": prefs.page_size, "threads": prefs.threads,
             "time_zone": prefs.time_zone,
         }
+        # Only the fields changed: two requests at once (the view toggle and the
+        # settings form) each keep theirs. The first save of an account inserts
+        # the row in a savepoint: a request beside it waits for that row, finds
+        # it taken and updates it, not a duplicate-key error
+        # (tests/test_lock_order.py).
+        changed = {key: values[key] for key in changes if key in values}
+        mine = web_prefs.c.account_id == account_id
         with self._engine.begin() as conn:
-            done = conn.execute(
-                update(web_prefs).where(web_prefs.c.account_id == account_id).values(**values)
-            ).rowcount
-            if not done:
-                conn.execute(insert(web_prefs).values(account_id=account_id, **values))
+            if changed and conn.execute(update(web_prefs).where(mine).values(**changed)).rowcount:
+                return prefs
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(web_prefs).values(account_id=account_id, **values))
+            except IntegrityError:
+                if changed:
+                    conn.execute(update(web_prefs).where(mine).values(**changed))
         return prefs
