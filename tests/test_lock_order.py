@@ -35,8 +35,10 @@ from nmail.directory.passwords import fast_hashing
 from nmail.directory.queries import lock_mail_folders
 from nmail.directory.throttle import Record
 from nmail.directory.throttle_store import SWEEP_EVERY, SqlRecords, _ms
-from nmail.mailstore import delivery_batch
+from nmail.mailstore import delivery_batch, folder_sync
+from nmail.mailstore.folder_sync import FolderTarget
 from nmail.mailstore.store import MailStore, NewMessage
+from nmail.mailstore.thread_index import ThreadIndex
 from nmail.web.prefs import PrefsStore
 from support import wait_until
 from test_mailstore_support import message, trace
@@ -325,3 +327,51 @@ def test_two_first_saves_of_webmail_prefs_at_once(
     with pytest.raises(ValueError, match="page_size"):
         prefs.update(alice.id, page_size=7)
     assert prefs.get(alice.id) == saved
+
+
+def _mail(subject: str, message_id: str, references: str = "") -> bytes:
+    head = ["From: Bob <bob@sender.test>", "To: alice@example.test", f"Subject: {subject}",
+            f"Message-ID: <{message_id}>", "Date: Tue, 01 Jul 2025 10:00:00 +0000"]
+    if references:
+        head.append(f"References: {references}")
+    return ("\r\n".join(head) + "\r\n\r\nHi.\r\n").encode()
+
+
+def test_dbsync_of_a_folder_beside_a_delivery_merging_its_conversation(
+    server_engine: Engine, store: MailStore, directory: Directory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply naming two conversations merges them: the index writer, holding the
+    INBOX row, renamed the loser's messages in Sent and then wrote Sent's
+    conversation row (a foreign key: KEY SHARE / S on the Sent folder row) without
+    holding Sent. `nmail dbsync` of Sent beside it (Sent locked, then the row of
+    a file gone) waited for the renamed row while the writer waited for Sent:
+    a deadlock. Now the merge locks the folders it changes first."""
+    alice = _account(directory, store, "alice")
+    store.store([NewMessage(alice, "INBOX", trace(), _mail("older", "b@sender.test"))])
+    sent = store.store([NewMessage(alice, "Sent", trace(), _mail("newer", "a@sender.test"))])
+    sent[0].path.unlink()  # dbsync will drop its row (the loser's message)
+    pause = Pause(monkeypatch, ThreadIndex, "refresh")  # inside the merge, after its renames
+    reply = _mail("re", "c@sender.test", "<b@sender.test> <a@sender.test>")
+    delivering = Background(lambda: store.store([NewMessage(alice, "INBOX", trace(), reply)]))
+    assert pause.reached.wait(30)
+    target = FolderTarget(alice.id, "Sent", tmp_path / "mail" / "example.test" / "alice"
+                          / "Maildir" / ".Sent")
+    assert target.path.is_dir()
+
+    def dbsync_sent() -> Any:
+        with server_engine.connect() as conn:
+            return folder_sync.apply(conn, target, {}, full=True, now=1_790_000_000.0)
+
+    syncing = Background(dbsync_sent)
+    wait_for_lock_waiters(server_engine, what="dbsync waits for the merge")
+    pause.go.set()
+    assert len(delivering.result()) == 1
+    assert syncing.result().removed == 1
+    with server_engine.connect() as conn:
+        threads = conn.execute(
+            select(folders.c.name, messages.c.thread_id)
+            .select_from(messages.join(folders, messages.c.folder_id == folders.c.id))
+            .where(folders.c.account_id == alice.id)).all()
+    assert sorted(name for name, _ in threads) == ["INBOX", "INBOX"]
+    assert len({tid for _, tid in threads}) == 1  # one conversation

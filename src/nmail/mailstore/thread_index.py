@@ -220,6 +220,7 @@ class _Statements:
     merge_links: _Sql
     merge_folders: _Sql
     merge_clear: _Sql
+    lock_folder: _Sql  # (f)
 
 
 _cache: dict[tuple[str, str], _Statements] = {}
@@ -262,6 +263,8 @@ def _statements(dialect: Dialect) -> _Statements:
             ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders)), merge),
         merge_clear=_compile(dialect, delete(folder_threads).where(
             ft.thread_id == bindparam("l"), ft.folder_id.in_(_account_folders)), merge),
+        lock_folder=_compile(dialect, select(folders.c.id).where(
+            folders.c.id == bindparam("f")).with_for_update(), ("f",)),
     )
     _cache[key] = made
     return made
@@ -317,8 +320,15 @@ class ThreadIndex:
     def _merge(self, account_id: int, loser: str, winner: str) -> None:
         sql = self._sql
         values = (account_id, loser, winner)
-        folder_ids = [int(r[0]) for r in self._run(
-            sql.merge_folders.sql, sql.merge_folders.make(values), False)]
+        folder_ids = sorted({int(r[0]) for r in self._run(
+            sql.merge_folders.sql, sql.merge_folders.make(values), False)})
+        # The folders whose rows the merge changes, locked first (id order): it
+        # wrote the loser's messages and conversation rows in folders this
+        # transaction had not locked (a conversation row's insert takes the folder
+        # row's KEY SHARE), and deadlocked with dbsync holding one of them
+        # (docs/ARCHITECTURE.md "Lock order", tests/test_lock_order.py).
+        for folder_id in folder_ids:
+            self._run(sql.lock_folder.sql, sql.lock_folder.make((folder_id,)), False)
         self._run(sql.merge_messages.sql, sql.merge_messages.make(values), False)
         self._run(sql.merge_links.sql, sql.merge_links.make(values), False)
         self._run(sql.merge_clear.sql, sql.merge_clear.make(values), False)
