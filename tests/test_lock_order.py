@@ -37,11 +37,12 @@ from nmail.directory.throttle import Record
 from nmail.directory.throttle_store import SWEEP_EVERY, SqlRecords, _ms
 from nmail.mailstore import delivery_batch, folder_sync
 from nmail.mailstore.folder_sync import FolderTarget
+from nmail.mailstore.model import StoreError
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.mailstore.thread_index import ThreadIndex
 from nmail.web.prefs import PrefsStore
 from support import wait_until
-from test_mailstore_support import message, trace
+from test_mailstore_support import make_account, message, trace
 
 PW = "Correct-horse-42"
 
@@ -375,3 +376,47 @@ def test_dbsync_of_a_folder_beside_a_delivery_merging_its_conversation(
             .where(folders.c.account_id == alice.id)).all()
     assert sorted(name for name, _ in threads) == ["INBOX", "INBOX"]
     assert len({tid for _, tid in threads}) == 1  # one conversation
+
+
+class _DriverError(Exception):
+    """A driver's error carrying PostgreSQL's SQLSTATE (a deadlock's is 40P01)."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("sqlstate,runs", [("40P01", 2), ("57014", 1)],
+                         ids=["deadlock", "other-error"])
+def test_dbsync_runs_a_deadlock_victims_step_again(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, sqlstate: str, runs: int,
+) -> None:
+    """A locked step of dbsync that the database rolled back to break a deadlock
+    runs again (it reads what it changes again under its locks); any other
+    database error still ends dbsync with its message."""
+    store = MailStore(engine, tmp_path / "mail", "mx.example.test")
+    try:
+        alice = make_account(engine)
+        store.ensure_account(alice)
+        stored = store.store([NewMessage(alice, "INBOX", trace(), message("kept"))])
+        stored[0].path.unlink()  # a row for dbsync to drop
+        real, calls = folder_sync.apply, []
+
+        def victim_once(conn: Any, target: FolderTarget, *args: Any, **kwargs: Any) -> Any:
+            calls.append(target.name)
+            if target.name == "INBOX" and calls.count("INBOX") == 1:
+                raise OperationalError("DELETE FROM messages", {}, _DriverError(sqlstate))
+            return real(conn, target, *args, **kwargs)
+
+        monkeypatch.setattr(folder_sync, "apply", victim_once)
+        if runs == 2:
+            report = store.dbsync([alice])
+            assert report.total.removed == 1 and not report.errors
+            assert "deadlock's victim (attempt 1)" in caplog.text
+        else:
+            with pytest.raises(StoreError, match="sqlstate 57014"):
+                store.dbsync([alice])
+        assert calls.count("INBOX") == runs
+    finally:
+        store.close()

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nmail.db.tables import folders
 from nmail.mailstore import flag_names, folder_sync, folder_undo, thread_sweep
@@ -24,10 +25,15 @@ from nmail.mailstore.model import (
     SyncCounts,
     SyncReport,
 )
+from nmail.mailstore.op_run import _deadlock
 from nmail.mailstore.write_lock import write_transaction
 from nmail.mailstore.writer import IndexWriter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Runs of one locked step chosen as a deadlock's victim before its error ends dbsync.
+DEADLOCK_TRIES = 3
 
 
 class Rebuilder:
@@ -56,7 +62,7 @@ class Rebuilder:
             return SyncCounts(kept=seen)
         for attempt in range(3):
             try:
-                return self._writer.call(
+                return self._call(
                     lambda conn: folder_sync.apply(conn, target, facts, full=full,
                                                    now=self._clock())
                 )
@@ -64,6 +70,25 @@ class Rebuilder:
                 # Another node created the folder row or indexed a file meanwhile.
                 if attempt == 2:
                     raise
+        raise AssertionError("unreachable")
+
+    def _call(self, step: Callable[[Connection], T]) -> T:
+        """Run a locked step on the writer; again when it was a deadlock's victim.
+
+        dbsync runs beside a serving server (its index writer, search follower
+        and other nodes), and the database may roll a step back to break a
+        deadlock. Each step reads what it changes again under its locks (the
+        folder's rows and files, the account's folder rows), so it runs again
+        rather than ending dbsync with a traceback.
+        """
+        for attempt in range(1, DEADLOCK_TRIES + 1):
+            try:
+                return self._writer.call(step)
+            except DBAPIError as exc:
+                if not _deadlock(exc) or attempt == DEADLOCK_TRIES:
+                    raise
+                log.warning("dbsync: a step was a deadlock's victim (attempt %d); again",
+                            attempt)
         raise AssertionError("unreachable")
 
     def _finish_names(self, target: FolderTarget, index: dict[str, FolderIndex]) -> None:
@@ -76,7 +101,7 @@ class Rebuilder:
         with self._engine.connect() as conn:
             if not flag_names.names_behind(conn, known.folder_id):
                 return
-        moved = self._writer.call(
+        moved = self._call(
             lambda conn: flag_names.finish_folder(conn, known.folder_id, target.path))
         if moved:
             log.warning("%s: %d file names brought up to their committed flags",
@@ -163,7 +188,7 @@ class Rebuilder:
         is waited for, not undone."""
         if not maildir.is_dir():
             return ()
-        restored, leftovers = self._writer.call(
+        restored, leftovers = self._call(
             lambda conn: folder_undo.settle(conn, box.account_id, maildir))
         folder_undo.finish_deletes(leftovers)
         return tuple(restored)
@@ -192,7 +217,7 @@ class Rebuilder:
         return AccountSync(box.account_id, box.address, counts, created, restored)
 
     def _drop_folder(self, account_id: int, name: str) -> int:
-        return self._writer.call(lambda conn: _drop_folder(conn, account_id, name))
+        return self._call(lambda conn: _drop_folder(conn, account_id, name))
 
     def _sweep_links(self, account_id: int) -> int:
         """Drop the links of the account's conversations with no message left (what
@@ -200,7 +225,7 @@ class Rebuilder:
         after: str | None = ""
         forgotten = 0
         while after is not None:
-            after, dropped = self._writer.call(partial(_sweep_step, account_id=account_id,
+            after, dropped = self._call(partial(_sweep_step, account_id=account_id,
                                                        after=after))
             forgotten += dropped
         return forgotten
