@@ -8,6 +8,7 @@ for a lock, never after a sleep. (No tests here.)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -33,11 +34,12 @@ def lock_waiters(engine: Engine) -> int:
 
 
 def wait_for_lock_waiters(engine: Engine, count: int = 1, deadline: float = 30.0,
-                          what: str = "") -> None:
-    """Return once `count` sessions wait for a lock; AssertionError after `deadline`."""
+                          what: str = "", unless: Callable[[], bool] | None = None) -> None:
+    """Return once `count` sessions wait for a lock (or `unless()` holds: the other
+    side finished without waiting); AssertionError after `deadline`."""
     pause = _LOOK_PAUSE.get(engine.dialect.name, 0.01)
     end = time.monotonic() + deadline
-    while lock_waiters(engine) < count:
+    while not (unless is not None and unless()) and lock_waiters(engine) < count:
         if time.monotonic() > end:
             raise AssertionError(f"no session waited for a lock before the deadline: {what}")
         time.sleep(pause)

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, event, func, insert, select
 from sqlalchemy.exc import OperationalError
 
-from lock_waits import lock_waiters, wait_for_lock_waiters
+from lock_waits import wait_for_lock_waiters
 from nmail.db.tables import (
     accounts,
     folders,
@@ -29,6 +29,7 @@ from nmail.db.tables import (
     thread_links,
     vacation_replies,
 )
+from nmail.db.web_tables import web_sessions
 from nmail.directory import Account, Directory
 from nmail.directory.mail_rules import MailRulesStore
 from nmail.directory.passwords import fast_hashing
@@ -41,7 +42,7 @@ from nmail.mailstore.model import StoreError
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.mailstore.thread_index import ThreadIndex
 from nmail.web.prefs import PrefsStore
-from support import wait_until
+from nmail.web.sessions import MAX_PER_ACCOUNT, SessionStore
 from test_mailstore_support import make_account, message, trace
 
 PW = "Correct-horse-42"
@@ -273,8 +274,8 @@ def test_two_login_counts_sweeping_stale_rows_at_once(server_engine: Engine) -> 
         assert reached.wait(30)
         first_count = Background(lambda: first.update("k1", failed_once, now))
         # Before: the first's sweep waits for k2, which the second holds.
-        wait_until(lambda: first_count.done() or lock_waiters(server_engine) > 0,
-                   deadline=30, what="the first count finished or waits for a lock")
+        wait_for_lock_waiters(server_engine, unless=first_count.done,
+                              what="the first count finished or waits for a lock")
         go.set()
         assert first_count.result() is not None and second_count.result() is not None
     finally:
@@ -420,3 +421,45 @@ def test_dbsync_runs_a_deadlock_victims_step_again(
         assert calls.count("INBOX") == runs
     finally:
         store.close()
+
+
+def test_a_login_beside_the_sweep_of_expired_webmail_sessions(
+    server_engine: Engine, directory: Directory
+) -> None:
+    """A login of an account with a full list of sessions drops its oldest (here
+    expired) while another login sweeps every expired session."""
+    alice = directory.add_account("example.test", "Alice", "alice", PW)
+    then, idle = 1_790_000_000, 3600
+    old = SessionStore(server_engine, lambda: then, idle=idle, longest=30 * 86400)
+    old._swept_at = then
+    for _ in range(MAX_PER_ACCOUNT):
+        old.create(alice.id, "192.0.2.1")
+    now = then + idle + 60  # every one of them expired
+    logging_in = SessionStore(server_engine, lambda: now, idle=idle, longest=30 * 86400)
+    logging_in._swept_at = now  # its login does not sweep itself
+    sweeping = SessionStore(server_engine, lambda: now, idle=idle, longest=30 * 86400)
+    reached, go = threading.Event(), threading.Event()
+
+    def hold_surplus(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if (threading.current_thread().name == "login" and not go.is_set()
+                and statement.startswith("DELETE FROM web_sessions WHERE web_sessions.id IN")):
+            reached.set()
+            if not go.wait(60):
+                raise AssertionError("the test never let the login go on")
+
+    event.listen(server_engine, "before_cursor_execute", hold_surplus)
+    try:
+        login = Background(lambda: logging_in.create(alice.id, "192.0.2.2"), name="login")
+        assert reached.wait(30)
+        sweep = Background(sweeping.sweep)
+        wait_for_lock_waiters(server_engine, unless=sweep.done,
+                              what="the sweep finished or waits for a lock")
+        go.set()
+        token, session = login.result()
+        sweep.result()
+    finally:
+        go.set()
+        event.remove(server_engine, "before_cursor_execute", hold_surplus)
+    assert logging_in.load(token) == session
+    with server_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(web_sessions)).scalar_one() == 1

@@ -93,7 +93,13 @@ class SessionStore:
                     time_zone=time_zone[:64],
                 )
             )
-            if account_id is not None:
+        if account_id is not None:
+            # The oldest beyond MAX_PER_ACCOUNT go in a transaction of their own,
+            # after the new row's COMMIT: holding that row while deleting them
+            # deadlocked on MariaDB with the sweep of expired sessions, which waits
+            # for the uncommitted row while holding the expired ones
+            # (docs/ARCHITECTURE.md "Lock order", tests/test_lock_order.py).
+            with self._engine.begin() as conn:
                 # Two statements: MariaDB refuses LIMIT inside an IN subquery.
                 surplus = conn.execute(
                     select(web_sessions.c.id).where(web_sessions.c.account_id == account_id)
