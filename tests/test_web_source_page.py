@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,30 +21,13 @@ from nmail.directory.model import Account
 from nmail.mime.charsets import decode_bytes
 from nmail.web.source_page import SHOWN
 from server_rig import RunningServer
-from test_web_read_compose import folder_id, korean_message, store
+from test_web_read_compose import bob, browser, folder_id, korean_message, server, store
 from test_web_reading_more import forwarded_as_attachment
-from web_rig import Browser, web_server
+from web_rig import Browser
+
+__all__ = ["bob", "browser", "server"]  # fixtures
 
 PRE = re.compile(r"<pre>(.*)</pre>", re.S)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    with web_server(tmp_path) as srv:
-        yield srv
-
-
-@pytest.fixture
-def bob(server: RunningServer) -> Account:
-    return server.add_user("bob@example.com")
-
-
-@pytest.fixture
-def browser(server: RunningServer, bob: Account) -> Iterator[Browser]:
-    b = Browser(server)
-    assert b.login("bob").status_code == 303
-    yield b
-    b.close()
 
 
 def shown(page: str) -> str:
