@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from databases import (
     missing_backends,
 )
 from nmail.db.engine import make_engine
+from serve_process import end_of_test, server_log_sections
 
 # This machine's environment sets PYTHONDONTWRITEBYTECODE: each `nmail` child
 # (a CLI call, `nmail serve`) compiled nmail from source again (0.3-0.4 s of CPU
@@ -58,6 +59,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for server in SERVERS.values():
         server.drop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test's report shows what each `nmail serve` it ran logged
+    (tests/serve_process.py); a passing one's shows nothing more. After the
+    teardown, a command the test left running is stopped."""
+    report = yield
+    if report.failed:
+        report.sections.extend(server_log_sections())
+    if call.when == "teardown":
+        end_of_test()
+    return report
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,14 +1,29 @@
-"""`nmail serve` as a child process, for the tests that drive the real command."""
+"""`nmail serve` as a child process, for the tests that drive the real command.
+
+Its stderr (the log: a line per session, limit and error) always goes to a
+file, never to a pipe left unread until `stop`: a busy test fills a 64 KiB
+pipe in about six hundred log lines, and the server would then block in its
+logging; and a file can be read whenever a test fails, the command still
+running or killed. Each command started is listed in STARTED, so that a
+failing test's report carries what its servers logged (conftest.py,
+`server_log_sections`): the CI run whose failure printed nothing from the
+server needed a reproduction to be understood. A command belongs to the test
+that started it: one still running after that test's teardown is stopped.
+"""
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import IO
 
 NMAIL = [sys.executable, "-m", "nmail"]
+REPORT_LINES = 400  # the tail of a server's log a failure report shows
 
 
 class ServeProcess:
@@ -27,8 +42,9 @@ class ServeProcess:
         log: Path | None = None,
     ) -> None:
         """`open_files`: the (soft, hard) RLIMIT_NOFILE the command starts with.
-        `log`: a file its stderr is appended to (else a pipe, read by `stop`); the
-        command leads a process group of its own then, so a test can kill the tree."""
+        `log`: a file its stderr is appended to (else an unnamed temporary file);
+        the command leads a process group of its own then, so a test can kill the
+        tree."""
         args = [*NMAIL, "--data", str(data), "serve"]
         if workers is not None:
             args += ["--workers", str(workers)]
@@ -38,14 +54,20 @@ class ServeProcess:
             if open_files is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
 
-        self._log = open(log, "a") if log is not None else None  # noqa: SIM115
+        self.log_path = log
+        # Binary, unbuffered on our side: the child writes through its own fd.
+        self._err: IO[bytes] = (
+            open(log, "ab") if log is not None else tempfile.TemporaryFile()  # noqa: SIM115
+        )
+        self._start = self._err.tell()  # an appended log: only this command's lines
+        self.stderr_text = ""
+        self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=self._log or subprocess.PIPE, text=True,
+            args, stdout=subprocess.PIPE, stderr=self._err, text=True,
             preexec_fn=limit, start_new_session=log is not None,
         )
+        STARTED.append(self)
         assert self.proc.stdout is not None
-        self.lines: list[str] = []
-        self.stderr_text = ""
         for line in self.proc.stdout:
             self.lines.append(line)
             if "listening:" in line:
@@ -54,25 +76,66 @@ class ServeProcess:
             raise AssertionError("serve exited: " + "".join(self.lines) + self.stderr())
 
     def stderr(self) -> str:
-        if self._log is not None:
-            self._log.flush()
-            return Path(self._log.name).read_text()
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+        """What the command wrote to stderr so far (all of it once `stop` returned)."""
+        if self._err.closed:
+            return self.stderr_text
+        fd = self._err.fileno()
+        size = os.fstat(fd).st_size
+        return os.pread(fd, max(0, size - self._start), self._start).decode(errors="replace")
+
+    def _forget_log(self) -> None:
+        if not self._err.closed:
+            self.stderr_text = self.stderr()
+            self._err.close()
 
     def close(self) -> None:
         """Forget a command that was killed (its pipes and log file)."""
         self.proc.wait(30)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
-        if self._log is not None:
-            self._log.close()
+        self._forget_log()
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit status and everything printed (stderr: `stderr_text`)."""
         self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=90)
-        self.stderr_text = err if self._log is None else self.stderr()
-        if self._log is not None:
-            self._log.close()
-        return self.proc.returncode, "".join(self.lines) + out
+        out, _ = self.proc.communicate(timeout=90)
+        self._forget_log()
+        return self.proc.returncode, "".join(self.lines) + (out or "")
+
+    def report(self) -> str:
+        """The tail of the log, for a failure report: where it is, whether it still runs."""
+        text = self.stderr()
+        lines = text.splitlines()
+        state = "running" if self.proc.poll() is None else f"exit status {self.proc.returncode}"
+        head = " ".join(str(a) for a in self.proc.args[3:]) + f"\npid {self.proc.pid}, {state}"  # type: ignore[index]
+        if self.log_path is not None:
+            head += f", log {self.log_path}"
+        if len(lines) > REPORT_LINES:
+            head += f"; its last {REPORT_LINES} of {len(lines)} lines"
+            lines = lines[-REPORT_LINES:]
+        return head + ":\n" + ("\n".join(lines) if lines else "(nothing on stderr)") + "\n"
+
+
+# The commands started by the test running in this pytest process (conftest.py
+# reports them when it fails, and forgets them after its teardown).
+STARTED: list[ServeProcess] = []
+
+
+def server_log_sections() -> list[tuple[str, str]]:
+    """(title, text) for each command the test started: its failure report's sections."""
+    return [(f"nmail serve stderr (pid {srv.proc.pid})", srv.report()) for srv in STARTED]
+
+
+def end_of_test() -> None:
+    """After a test's teardown: stop what it left running, and forget them all.
+
+    A test that failed before its `stop` would otherwise leave a server (its
+    workers, its CPU) running under the next tests."""
+    for srv in STARTED:
+        if srv.proc.poll() is None:
+            try:
+                srv.stop()
+            except subprocess.TimeoutExpired:
+                srv.proc.kill()
+                srv.close()
+    STARTED.clear()

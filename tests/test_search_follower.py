@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from nmail.mailstore.feed_hub import FeedHub
 from nmail.mailstore.search import search
 from nmail.mailstore.search_indexer import SearchFollower, SearchIndexer
 from nmail.mailstore.store import MailStore, NewMessage
+from support import wait_until
 from test_mailstore_support import HOST, make_account, message, trace
 
 
@@ -35,12 +35,10 @@ def rig(engine: Engine, tmp_path: Path) -> Iterator[tuple[MailStore, Account]]:
 
 
 def _found(engine: Engine, account: Account, query: str, want: list[int]) -> bool:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if [hit.uid for hit in search(engine, account.id, query)] == want:
-            return True
-        time.sleep(0.02)
-    return False
+    """True once the search answers `want` (AssertionError after 20 s)."""
+    wait_until(lambda: [hit.uid for hit in search(engine, account.id, query)] == want, 20,
+               f"{query!r} finds {want}")
+    return True
 
 
 def test_a_delivery_is_searchable_moments_after_its_commit(

@@ -21,6 +21,7 @@ import pytest
 from nmail.web import upload_sweeper
 from nmail.web.uploads import MAX_AGE, STAGED_MESSAGES, UploadQuotaFull, Uploads
 from server_rig import RunningServer, make_data_dir
+from support import wait_until
 from web_rig import Browser
 
 LIMIT = 1000
@@ -97,15 +98,26 @@ def test_the_sweeper_runs_again_on_its_interval(tmp_path: Path) -> None:
     state = SimpleNamespace(webmsg=SimpleNamespace(uploads=uploads), web=SimpleNamespace(run=run))
 
     async def scenario() -> None:
-        task = upload_sweeper.start(state, interval=0.05)
+        # The interval is waited out by this sleep, stepped by the test: each
+        # call is a sweep finished, each wake the interval over.
+        began: asyncio.Queue[float] = asyncio.Queue()
+        wake = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            await began.put(seconds)
+            await wake.wait()
+            wake.clear()
+
+        task = upload_sweeper.start(state, interval=1234.0, sleep=sleep)
         try:
+            assert await asyncio.wait_for(began.get(), 10) == 1234.0  # swept at start
             for round_ in range(2):  # a second old upload goes too: it repeats
                 upload = uploads.save(1, f"{round_}.txt", "text/plain", [b"x"], LIMIT)
                 age(tmp_path / "up", MAX_AGE + 60)
-                deadline = time.monotonic() + 10
-                while uploads.get(1, upload.token) is not None:
-                    assert time.monotonic() < deadline, "the sweeper did not run"
-                    await asyncio.sleep(0.02)
+                assert uploads.get(1, upload.token) is not None
+                wake.set()
+                assert await asyncio.wait_for(began.get(), 10) == 1234.0, "no sweep again"
+                assert uploads.get(1, upload.token) is None, "the sweep left the old upload"
         finally:
             task.cancel()
 
@@ -125,10 +137,8 @@ def test_the_web_app_sweeps_at_start_and_refuses_a_full_stage(tmp_path: Path) ->
     (planted / ("A" * 22 + ".bin")).write_bytes(b"left behind")
     age(data / "webmail-uploads", MAX_AGE + 60)
     with RunningServer(data, listeners=("smtp", "http")) as server:
-        deadline = time.monotonic() + 20
-        while (planted / ("A" * 22 + ".bin")).exists():
-            assert time.monotonic() < deadline, "nothing swept the old upload"
-            time.sleep(0.05)
+        wait_until(lambda: not (planted / ("A" * 22 + ".bin")).exists(), 20,
+                   "the old upload swept at start")
         server.add_user("bob@example.com")
         browser = Browser(server)
         assert browser.login("bob").status_code == 303

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nmail.web.mail_services import build_mail_services
@@ -20,11 +21,16 @@ SWEEP_INTERVAL = 3600.0  # seconds; uploads live MAX_AGE (a day), so an hour lat
 log = logging.getLogger(__name__)
 
 
-async def sweep_forever(state: Any, interval: float = SWEEP_INTERVAL) -> None:
+async def sweep_forever(
+    state: Any,
+    interval: float = SWEEP_INTERVAL,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
     """Sweep old uploads now and then every `interval` seconds until cancelled.
 
     `state` is the app's `app.state` (its `web` facade runs blocking work,
-    its `backends` build the mail services when no request has yet).
+    its `backends` build the mail services when no request has yet). `sleep`
+    waits out the interval (a test's steps the rounds instead).
     """
     while True:
         services = getattr(state, "webmsg", None)
@@ -36,9 +42,13 @@ async def sweep_forever(state: Any, interval: float = SWEEP_INTERVAL) -> None:
                 log.info("removed %d unsent upload files", removed)
         except Exception:  # a failed sweep is retried at the next interval
             log.warning("sweeping unsent uploads failed", exc_info=True)
-        await asyncio.sleep(interval)
+        await sleep(interval)
 
 
-def start(state: Any, interval: float = SWEEP_INTERVAL) -> asyncio.Task[None]:
+def start(
+    state: Any,
+    interval: float = SWEEP_INTERVAL,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> asyncio.Task[None]:
     """The sweeping task on the running loop; cancel it at shutdown."""
-    return asyncio.get_running_loop().create_task(sweep_forever(state, interval))
+    return asyncio.get_running_loop().create_task(sweep_forever(state, interval, sleep))
