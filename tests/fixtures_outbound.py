@@ -39,7 +39,7 @@ async def wait_until(
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the poll's step, on the loop the predicate's work runs on
 
 
 def outbound_config(

@@ -57,7 +57,7 @@ class ServeProcess:
         self.log_path = log
         # Binary, unbuffered on our side: the child writes through its own fd.
         self._err: IO[bytes] = (
-            open(log, "ab") if log is not None else tempfile.TemporaryFile()  # noqa: SIM115
+            open(log, "a+b") if log is not None else tempfile.TemporaryFile()  # noqa: SIM115
         )
         self._start = self._err.tell()  # an appended log: only this command's lines
         self.stderr_text = ""
@@ -104,7 +104,10 @@ class ServeProcess:
 
     def report(self) -> str:
         """The tail of the log, for a failure report: where it is, whether it still runs."""
-        text = self.stderr()
+        try:
+            text = self.stderr()
+        except OSError as error:  # a report must not fail the run
+            text = f"(the log could not be read: {error})"
         lines = text.splitlines()
         state = "running" if self.proc.poll() is None else f"exit status {self.proc.returncode}"
         head = " ".join(str(a) for a in self.proc.args[3:]) + f"\npid {self.proc.pid}, {state}"  # type: ignore[index]

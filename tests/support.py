@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
 import time
@@ -69,3 +70,36 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def silent_for(sock: socket.socket, seconds: float) -> bool:
+    """Whether the peer sent nothing and did not hang up for `seconds`.
+
+    A slow client's pause between its bytes or commands: it ends at once when
+    the server speaks or closes, so a test pacing a client this way waits on
+    the server, not on the clock, once the server acts."""
+    readable, _, _ = select.select([sock], [], [], seconds)
+    return not readable
+
+
+def closed_after(sock: socket.socket, send: bytes, every: float, limit: int) -> bytes:
+    """Send `send`, then wait up to `every` s for the server to answer or hang up,
+    at most `limit` times, until it closes; everything it said meanwhile
+    (AssertionError if it never closed). The slow client of a timeout test."""
+    said = b""
+    sock.settimeout(every)
+    for _ in range(limit):
+        try:
+            sock.sendall(send)
+        except (BrokenPipeError, ConnectionResetError):
+            return said
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return said
+        if not chunk:
+            return said
+        said += chunk
+    raise AssertionError(f"still open after {limit} sends; the server said {said!r}")

@@ -14,7 +14,6 @@ import poplib
 import signal
 import smtplib
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from proc_tree import descendants, holders, open_file_limit
 from serve_process import ServeProcess
 from serve_setup import PASSWORD, as_options, listen_specs, make_data, set_option
-from support import wait_until
+from support import closed_after, wait_until
 
 USER = "bob@test.local"
 
@@ -107,21 +106,8 @@ def test_a_request_head_must_arrive_before_the_header_timeout(tmp_path: Path) ->
     try:
         with socket.create_connection(("127.0.0.1", ports["http"]), timeout=10) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: mail.example.com\r\nX-Slow: ")
-            closed = False
-            for _ in range(200):  # a byte every 0.1 s would keep it open for 20 s
-                try:
-                    sock.sendall(b"a")
-                except (BrokenPipeError, ConnectionResetError):
-                    closed = True
-                    break
-                try:
-                    if sock.recv(64, socket.MSG_DONTWAIT) == b"":
-                        closed = True
-                        break
-                except (BlockingIOError, TimeoutError):
-                    pass
-                time.sleep(0.1)
-            assert closed, "a trickling request head was never cut off"
+            # A byte every 0.1 s would keep it open for 20 s: cut off at the 1 s timeout.
+            closed_after(sock, b"a", 0.1, 200)
         with socket.create_connection(("127.0.0.1", ports["http"]), timeout=10) as idle:
             idle.settimeout(30)
             assert idle.recv(64) == b""  # sent nothing: closed at the deadline

@@ -91,6 +91,7 @@ def test_kill_9_during_deliveries_moves_and_flags(
         wanted = rng.randint(20, 80)
         out.wait_for(lambda lines, w=wanted: sum(1 for x in lines if x.startswith("acked")) >= w,
                      time.monotonic() + 300)
+        # Where the kill lands, not a wait: any moment must leave a consistent store.
         time.sleep(rng.random() * 0.05)
         for proc in (writer, load) if round_number % 2 else (load, writer):
             os.kill(proc.pid, signal.SIGKILL)

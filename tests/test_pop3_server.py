@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from nmail.mailstore.store import MailStore
 from nmail.servers.pop3 import PIECE, Pop3Server, Pop3Settings
 from pop3_rig import Pop3Rig
-from support import LOOPS, wait_until
+from support import LOOPS, silent_for, wait_until
 
 FIRST = b"From: a@example.net\r\nSubject: first\r\n\r\nHello\r\n.\r\n..two dots\r\n"
 SECOND = b"From: b@example.net\r\nSubject: second\r\n\r\nline 1\r\nline 2\r\nline 3\r\n"
@@ -404,7 +404,9 @@ def test_commands_answered_in_the_session_keep_it_alive(rig: Pop3Rig, command: b
                 while stream.readline() != b".\r\n":
                     pass
             answered += 1
-            time.sleep(timeout / 6)
+            # The pause is what is tested (quiet, yet never a timeout long); it
+            # ends at once if the server hangs up, and the next command fails.
+            silent_for(sock, timeout / 6)
         sock.sendall(b"QUIT\r\n")
         assert stream.readline().startswith(b"+OK")
     assert answered >= 4
@@ -480,7 +482,7 @@ def test_a_busy_session_ends_at_its_time_limit_without_update(rig: Pop3Rig) -> N
                 closed = True
                 break
             assert line.startswith(b"+OK")
-            time.sleep(0.1)
+            silent_for(sock, 0.1)  # a busy client's pause; over if the server hangs up
         assert closed, "a busy session outlived its time limit"
     wait_until(lambda: server.connection_count == 0)
     assert len(rig.store.refs(rig.account.id, "INBOX")) == 1  # no UPDATE: DELE undone
