@@ -4,12 +4,13 @@ a server on an event loop thread (asyncio or uvloop), a self-signed certificate.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,9 +179,12 @@ class ServerRig:
         settings: SmtpServerSettings,
         backend: RecordingBackend,
         tls: ssl.SSLContext | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> SmtpServer:
+        """`sleep`: how the server waits a guessing client's RCPT delay."""
         server = SmtpServer(
-            settings, backend, (lambda: tls) if tls else None, executor=self.executor
+            settings, backend, (lambda: tls) if tls else None, executor=self.executor,
+            sleep=sleep,
         )
         self.loop.run(server.start("127.0.0.1", 0))
         self.servers.append(server)

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,9 +97,13 @@ class SmtpServer:
         *,
         executor: Executor | None = None,
         shared_counts: SharedRow | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`shared_counts`: the connection limits count every worker's sessions."""
+        """`shared_counts`: the connection limits count every worker's sessions.
+        `sleep`: how the delay before a guessing client's RCPT replies is waited
+        (tests pass a recorder); a stop cuts it short."""
         self.settings = settings
+        self._sleep = sleep
         self.backend = backend
         self.tls_context = tls_context or _no_tls
         self.executor = executor
@@ -289,6 +293,7 @@ class SmtpServer:
             handshake_timeout=s.tls_handshake_timeout,
             stopping=self._stopping,
             spill=None if s.spool_dir is None else spill_factory(s.spool_dir),
+            sleep=self._sleep,
         )
 
 

@@ -162,10 +162,16 @@ class Answers:
 
     async def _slow_down(self) -> None:
         """The delay before each RCPT reply of a guessing client (cut short at stop)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._setup.stopping.wait(), self._conn.options.rcpt_error_delay
-            )
+        setup = self._setup
+        waits = [
+            asyncio.ensure_future(setup.sleep(self._conn.options.rcpt_error_delay)),
+            asyncio.ensure_future(setup.stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def _sender_decided(self, decision: Decision | None) -> None:
         if decision is None:

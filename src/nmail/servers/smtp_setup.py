@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -30,3 +30,5 @@ class SessionSetup:
     handshake_timeout: float
     stopping: asyncio.Event  # set when the listener closes: login delays end at once
     spill: Callable[[], BodySpill] | None = None  # where large messages wait (data_spool)
+    # How a guessing client's RCPT delay is waited (tests pass a recorder).
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
