@@ -101,3 +101,34 @@ def holders(pids: list[int], port: int) -> list[int]:
             except FileNotFoundError:
                 continue
     return result
+
+
+def peer_inodes(client: tuple[str, int]) -> set[str]:
+    """Socket inodes of the TCP connections whose far end is `client` (host, port):
+    the server's ends of a client's connection (IPv4 loopback)."""
+    host, port = client
+    far = "".join(f"{int(part):02X}" for part in reversed(host.split("."))) + f":{port:04X}"
+    found: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[2] == far and cols[9] != "0":
+            found.add(cols[9])
+    return found
+
+
+def holds_connection(pid: int, client: tuple[str, int]) -> bool:
+    """Whether `pid` holds the server's end of the connection from `client`
+    (found by that connection alone: the other sockets the process opens or
+    closes meanwhile, a feed subscription say, do not count)."""
+    wanted = {f"socket:[{inode}]" for inode in peer_inodes(client)}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
