@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from crashed_writer import killed_writer
 from nmail.db.tables import folders, messages
 from server_rig import RunningServer, make_data_dir
 
@@ -263,6 +264,7 @@ def test_restart_repairs_files_without_index_rows(tmp_path: Path) -> None:
             # As if we crashed after the rename, before COMMIT: no row, counters unmoved.
             conn.execute(messages.delete())
             conn.execute(folders.update().values(next_uid=1, message_count=0, total_size=0))
+    killed_writer(data / "mail")  # the crash itself: a writer that never stopped
     with RunningServer(data) as srv:
         srv.runtime.repair()
         with srv.runtime.engine.connect() as conn:

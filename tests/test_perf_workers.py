@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select
 
+from crashed_writer import killed_writer
 from fixtures_smtp_sink import SmtpSink
 from nmail.certs import generate_self_signed
 from nmail.config import load_config
@@ -129,7 +130,8 @@ def test_a_directory_change_from_the_cli_applies_to_every_worker(
 def test_startup_repair_runs_once(data: Path, port: int) -> None:
     # A file that reached new/ without its row (a crash between the two).
     new = inbox(data) / "new"
-    (new / "1700000000.M1P1Q1.crashed").write_bytes(BODY)
+    killed_writer(data / "mail", f"Path({str(new / '1700000000.M1P1Q1.crashed')!r})"
+                                 f".write_bytes({BODY!r})")
     srv = ServeProcess(data, f"smtp=127.0.0.1:{port}", workers=2)
     try:
         assert sum("index repair:" in line for line in srv.lines) == 1

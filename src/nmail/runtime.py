@@ -109,12 +109,12 @@ def prepare_data(config: Config) -> str:
             log.info("forgot the links of %d conversations with no message left", forgotten)
         store = MailStore(engine, config.mail_dir, config.hostname)
         try:
-            report = store.repair()
+            report = store.repair(unless_clean=True)
         finally:
             store.close()
     finally:
         engine.dispose()
-    return str(report) if getattr(report, "added", 0) else ""
+    return report.said()
 
 
 class Runtime:
@@ -268,8 +268,8 @@ class Runtime:
 
     def repair(self) -> str:
         """Index what was delivered but not indexed (a crash between file and row)."""
-        report = self.store.repair()
-        return str(report) if getattr(report, "added", 0) else ""
+        report = self.store.repair(unless_clean=True)
+        return report.said()
 
     def reload_certificates(self) -> None:
         try:

@@ -286,18 +286,24 @@ def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: 
 def _serve_index_writer(config: Config, worker: Any, listener: socket.socket) -> int:
     """The process that commits every worker's deliveries to the index."""
     from nmail.db.engine import make_engine
+    from nmail.mailstore.clean_stop import WriterMark
     from nmail.mailstore.feed_node import open_hub
     from nmail.mailstore.index_service import serve_index_writer
 
     engine = make_engine(config.database_url)
     # The change feed's hub lives where the commits happen (mailstore/feed_hub.py).
     hub = open_hub(config.data_dir, config.database_url)
+    mark = WriterMark(config.mail_dir)  # before its first write (clean_stop)
+    stopped = False
     try:
         worker.ready()
         heap.settle()
         serve_index_writer(engine, listener,
-                           on_commit=hub.publish if hub is not None else None)
+                           on_commit=hub.publish if hub is not None else None,
+                           on_failure=mark.taint)
+        stopped = True
     finally:
+        mark.stop(clean=stopped)
         if hub is not None:
             hub.close()
         engine.dispose()

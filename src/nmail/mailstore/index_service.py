@@ -80,11 +80,13 @@ def serve_index_writer(
     stop: threading.Event | None = None,
     poll: float = 1.0,
     on_commit: CommitHook | None = None,
+    on_failure: Callable[[], None] | None = None,
 ) -> None:
     """Commit the workers' deliveries and operations until `stop` is set, then return.
 
     Without `stop` (a process's main thread), SIGTERM stops it. `on_commit`
-    hears of every commit (commit_hook) before the callers are answered.
+    hears of every commit (commit_hook) before the callers are answered;
+    `on_failure` of each write that failed otherwise than by a refusal.
     `deliver` is called as deliver_batch with wire=True (the reply's tuples).
     """
     wake_read, wake_write = os.pipe()
@@ -111,7 +113,8 @@ def serve_index_writer(
                     os.read(wake_read, 512)
             requests = carried + _read_requests(readable, clients)
             if requests:
-                commit = _Commit(conn, engine, deliver, clients, flushed, on_commit)
+                commit = _Commit(conn, engine, deliver, clients, flushed, on_commit,
+                                 on_failure)
                 commit.run(requests)
                 conn, carried, flushed = commit.conn, commit.early, commit.now_flushed
     finally:
@@ -185,9 +188,11 @@ class _Commit:
         clients: dict[int, _Client],
         flushed: set[int],
         on_commit: CommitHook | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.conn = conn
         self._on_commit = on_commit
+        self._on_failure = on_failure
         self._engine = engine
         self._deliver = deliver
         self._clients = clients
@@ -225,7 +230,7 @@ class _Commit:
                 )
             except Exception as exc:
                 self._note_flushed(piggyback.devices)
-                self.conn = _fresh(self.conn, self._engine)
+                self.conn = self._fresh()
                 replies.extend(self._one_by_one(deliveries, exc, len(items)))
                 continue
             self._note_flushed(piggyback.devices)
@@ -251,7 +256,7 @@ class _Commit:
         except Exception as exc:
             log.warning("index writer: a group of %d mailbox changes failed (%s); one by one",
                         len(ops), exc)
-            self.conn = _fresh(self.conn, self._engine)
+            self.conn = self._fresh()
             return [(client, self._operation(op)) for client, op in ops]
         report(self._on_commit, [c for outcome in outcomes if not isinstance(outcome, StoreError)
                                  for c in outcome[1]])
@@ -272,10 +277,15 @@ class _Commit:
             return ("refused", type(exc).__name__, str(exc))
         except Exception as exc:
             log.error("index writer: %s failed", type(op).__name__, exc_info=exc)
-            self.conn = _fresh(self.conn, self._engine)
+            self.conn = self._fresh()
             return ("error", f"could not change the mail store: {exc}")
         report(self._on_commit, changes)
         return ("ok", encode_result(result))
+
+    def _fresh(self) -> Connection:
+        if self._on_failure is not None:
+            self._on_failure()
+        return _fresh(self.conn, self._engine)
 
     def _read_early(self) -> None:
         socks = [client.sock for client in self._clients.values()]
@@ -317,7 +327,7 @@ class _Commit:
                 report(self._on_commit, changes)
                 replies.append((client, ("ok", stored)))
             except Exception as single:
-                self.conn = _fresh(self.conn, self._engine)
+                self.conn = self._fresh()
                 replies.append((client, _failure(single)))
         return replies
 

@@ -252,3 +252,11 @@ class RepairReport:
     tmp_removed: int = 0  # stale files left in tmp/ by a crash (older than 36 hours)
     errors: tuple[str, ...] = ()  # "<address>: <why>" for accounts that were skipped
     removed: int = 0  # rows dropped because their file is gone (a move cut short)
+    skipped: bool = False  # not run: every writer had stopped cleanly (clean_stop)
+
+    def said(self) -> str:
+        """What `nmail serve` prints of it: "" when it found nothing missing."""
+        if self.skipped:
+            return ("skipped, every writer of the mail store stopped cleanly (files other "
+                    "tools put in a Maildir meanwhile need `nmail dbsync`)")
+        return str(self) if self.added else ""

@@ -11,6 +11,7 @@ that commit; `submit()` returns a Future of it, for event loops.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nmail.db.tables import folders
 from nmail.directory.model import Account
+from nmail.mailstore.clean_stop import WriterMark
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.delivery_batch import (
     FolderGone,
@@ -81,6 +83,7 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
 TOMBSTONE_DAYS = 30.0
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -133,8 +136,11 @@ class MailStore(FirstModelCalls):
         self._host = host_token(hostname)
         self._clock = clock
         self._on_commit = on_commit
+        # Registered before any write: the next start repairs unless this store
+        # and every other writer stop cleanly (clean_stop).
+        self._mark = WriterMark(self._mail_dir)
         self._writer = IndexWriter(engine, self._deliver_local, flush=flush_files,
-                                   on_commit=on_commit)
+                                   on_commit=on_commit, on_failure=self._mark.taint)
         self._catalog = FolderCatalog(engine, self._mail_dir, self.run_operation,
                                       keep_tombstones=int(tombstone_days * 86400))
         self._remote = index_client
@@ -151,6 +157,7 @@ class MailStore(FirstModelCalls):
         self._writer.close()
         if self._remote is not None:
             self._remote.close()
+        self._mark.stop()
 
     # -- accounts and folders ------------------------------------------------
 
@@ -361,9 +368,18 @@ class MailStore(FirstModelCalls):
     # -- repair and rebuild -----------------------------------------------------
 
     @_failures("repair the index")
-    def repair(self) -> RepairReport:
-        """Start-up: index every file in new/ and cur/ that has no row."""
-        return self._rebuilder.repair()
+    def repair(self, *, unless_clean: bool = False) -> RepairReport:
+        """Start-up: index every file in new/ and cur/ that has no row. `unless_clean`:
+        not when every writer stopped cleanly before this store was made (clean_stop)."""
+        start = self._mark.start
+        if unless_clean and start.clean:
+            log.debug("start-up repair skipped: every writer of the mail store stopped cleanly")
+            return RepairReport(skipped=True)
+        done = self._rebuilder.repair()
+        log.debug("start-up repair checked %d folders", done.folders_checked)
+        if not done.errors:
+            self._mark.forget_dead(start.dead)
+        return done
 
     @_failures("rebuild the index")
     def dbsync(self, accounts: Sequence[Account] | None,

@@ -89,8 +89,10 @@ class IndexWriter:
         on_commit: CommitHook | None = None,
         max_batch: int = MAX_BATCH_ITEMS,
         name: str = "nmail-index-writer",
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._on_failure = on_failure  # a job failed, not by a refusal (StoreError)
         self._deliver = deliver
         self._flush = flush
         self._on_commit = on_commit
@@ -230,8 +232,10 @@ class IndexWriter:
             self._conn = self._engine.connect()
         return self._conn
 
-    def _drop_connection(self) -> None:
+    def _drop_connection(self, exc: BaseException | None = None) -> None:
         # After an error the connection may be broken (server restart): start afresh.
+        if exc is not None and not isinstance(exc, StoreError) and self._on_failure:
+            self._on_failure()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -310,7 +314,7 @@ class IndexWriter:
                 conn.rollback()
         except BaseException as exc:
             job.after.clear()
-            self._drop_connection()
+            self._drop_connection(exc)
             job.future.set_exception(exc)
         else:
             report(self._on_commit, changes)
@@ -332,7 +336,7 @@ class IndexWriter:
         try:
             outcomes = commit_group(self._connection(), operations)
         except BaseException as exc:
-            self._drop_connection()
+            self._drop_connection(exc)
             log.warning("a group of %d mailbox changes failed (%s); one by one", len(live), exc)
             for job in live:
                 self._call(job)
@@ -355,7 +359,7 @@ class IndexWriter:
         try:
             results = self._deliver(self._connection(), items)
         except BaseException as exc:
-            self._drop_connection()
+            self._drop_connection(exc)
             if len(live) == 1:
                 live[0].future.set_exception(exc)
                 return
@@ -374,7 +378,7 @@ class IndexWriter:
         try:
             result = self._deliver(self._connection(), job.items)
         except BaseException as exc:
-            self._drop_connection()
+            self._drop_connection(exc)
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
