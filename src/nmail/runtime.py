@@ -95,9 +95,10 @@ def _index_client(address: str) -> IndexClient:
 
 def prepare_data(config: Config) -> str:
     """Once per start, before any worker: migrate the schema, sweep the conversation
-    links an upgrade left (once: thread_sweep.sweep_pending) and repair the index.
+    links an upgrade left (once: thread_sweep.sweep_pending) and repair the index
+    unless every writer of the mail store stopped cleanly (mailstore/clean_stop.py).
 
-    Returns the repair report ("" when nothing was missing).
+    Returns the repair report ("" when nothing was missing; "skipped, ..." when skipped).
     """
     for path in (config.mail_dir, config.queue_dir, config.logs_dir):
         path.mkdir(parents=True, exist_ok=True)
