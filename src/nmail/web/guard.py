@@ -14,7 +14,8 @@ It runs before routing so no route can forget a check:
   column is at most BIGINT) is 404 here, like an id that is not the user's:
   passed on, it reached SQL and came back as OverflowError (SQLite) or an
   out-of-range error (PostgreSQL), a 500 with a traceback for any visitor;
-- the request's language is chosen (user setting, Accept-Language), and its
+- the request's language is chosen (user setting, Accept-Language; a `?lang=`
+  of the login page is kept in a cookie, Secure over TLS like the session's), and its
   time zone (user setting, the browser's from login, the server's);
 - pages get a strict CSP (no inline script, no foreign origin), nosniff,
   no framing by others, and no referrer leaving the site. A route that sets
@@ -163,7 +164,9 @@ class Guard:
                     "There is nothing here. The message or folder may have been moved or "
                     "deleted."), 404)
                 return
-            await self.app(scope, receive, self._with_headers(send, asked, private))
+            mode = settings.secure_cookies  # as deps.set_session_cookie decides
+            secure = mode == "always" or (mode == "auto" and bool(state["tls"]))
+            await self.app(scope, receive, self._with_headers(send, asked, private, secure))
         finally:
             time_zone.reset_zone(zone_marker)
             i18n._current.reset(marker)
@@ -210,7 +213,8 @@ class Guard:
             return await receive()
         return replayed
 
-    def _with_headers(self, send: Send, language: str, private: bool) -> Send:
+    def _with_headers(self, send: Send, language: str, private: bool,
+                      secure: bool = False) -> Send:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -232,7 +236,7 @@ class Guard:
                 if language:
                     headers.append((b"set-cookie", (
                         f"{LANG_COOKIE}={language}; Path=/; Max-Age=31536000; SameSite=Lax; "
-                        "HttpOnly").encode()))
+                        "HttpOnly" + ("; Secure" if secure else "")).encode()))
                 message["headers"] = headers
             await send(message)
         return sending
