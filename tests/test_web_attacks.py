@@ -74,7 +74,12 @@ def _bob_mail() -> bytes:
         b"--B\r\nContent-Type: application/octet-stream\r\n"
         b"Content-Disposition: attachment; filename=secret.bin\r\n\r\nattached-bob-secret\r\n"
         b"--B\r\nContent-Type: message/rfc822\r\n\r\n"
-        b"From: x@remote.example\r\nSubject: inner-bob-secret\r\n\r\ninner body\r\n"
+        b"From: x@remote.example\r\nSubject: inner-bob-secret\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=C\r\n\r\n"
+        b"--C\r\nContent-Type: text/plain\r\n\r\ninner body\r\n"
+        b"--C\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment; filename=inner.bin\r\n\r\ninner-attached\r\n"
+        b"--C--\r\n"
         b"--B--\r\n")
 
 
@@ -90,6 +95,8 @@ def tenants(server: RunningServer) -> Iterator[dict[str, object]]:
     try:
         message = _message_with_subject(bob, BOB_SECRET)
         folder = message.rsplit("/", 1)[0]
+        inner = re.findall(re.escape(message) + r'/msg/([0-9.]+)"', bob.get(message).text)
+        assert inner and "inner-bob-secret" in bob.get(f"{message}/msg/{inner[0]}").text
         assert bob.post("/contacts/save", {"name": "Secret Contact",
                                            "email": "secret-contact@remote.example"}
                         ).status_code == 303
@@ -109,7 +116,7 @@ def tenants(server: RunningServer) -> Iterator[dict[str, object]]:
         assert bob.post("/folders/create", {"name": "BobPrivate"}).status_code == 303
         assert bob.post(folder + "/view", {"view": "conversations"}).status_code == 303
         threads = re.findall(r'href="(/mail/\d+/thread/[^"?]+)', bob.get(folder).text)
-        yield {"bob": bob, "alice": alice, "message": message, "folder": folder,
+        yield {"bob": bob, "alice": alice, "message": message, "folder": folder, "inner": inner[0],
                "contact": contact[0], "upload": upload, "draft": draft, "drafts": drafts,
                "threads": threads}
     finally:
@@ -130,18 +137,23 @@ def test_another_tenants_ids_read_nothing(tenants: dict[str, object]) -> None:
     message = str(tenants["message"])
     folder = str(tenants["folder"])
     folder_id, uid = message.split("/")[2:4]
-    draft, drafts = tenants["draft"], tenants["drafts"]
+    draft, drafts, inner = tenants["draft"], tenants["drafts"], tenants["inner"]
     gets = [folder, message, message + "?pane=1", message + "/body", message + "/part/2",
             message + "/part/1", message + "/attachments.zip", message + "/source",
-            message + "/print", message + "/msg/3", message + "/msg/3/body",
-            message + "/msg/3/source", message + "/msg/3/print", message + "/msg/3/part/1",
-            message + "/msg/3/attachments.zip",
+            message + "/print", f"{message}/msg/{inner}", f"{message}/msg/{inner}/body",
+            f"{message}/msg/{inner}/source", f"{message}/msg/{inner}/print",
+            f"{message}/msg/{inner}/part/1", f"{message}/msg/{inner}/attachments.zip",
             f"/compose/reply/{folder_id}/{uid}", f"/compose/forward/{folder_id}/{uid}",
-            f"/compose/reply-all/{folder_id}/{uid}", f"/compose/forward/{folder_id}/{uid}/msg/3",
+            f"/compose/reply-all/{folder_id}/{uid}",
+            f"/compose/forward/{folder_id}/{uid}/msg/{inner}",
+            f"/compose/forward-attached/{folder_id}/{uid}",
             f"/compose/draft/{drafts}/{draft}", f"/contacts/{tenants['contact']}",
             f"/mail/{drafts}"]
     gets += [str(t) for t in tenants["threads"]]  # type: ignore[attr-defined]
     assert tenants["threads"], "bob's conversation link"
+    bob: Browser = tenants["bob"]  # type: ignore[assignment]
+    for path in gets:  # each is something (so a 404 for alice is her not being bob)
+        assert bob.get(path).status_code == 200, path
     for path in gets:
         answer = alice.get(path)
         assert answer.status_code in (404, 422), (path, answer.status_code)
@@ -607,3 +619,59 @@ def test_static_files_are_only_the_static_folder(server: RunningServer) -> None:
             assert got.split(b" ", 2)[1] in (b"400", b"404"), (raw, got[:100])
     finally:
         b.close()
+
+
+def test_odd_part_numbers_and_paths_are_refused_not_a_crash(tenants: dict[str, object]) -> None:
+    bob: Browser = tenants["bob"]  # type: ignore[assignment]
+    message = str(tenants["message"])
+    for tail in ("/part/0", "/part/-1", "/part/99", "/part/9223372036854775807",
+                 "/part/99999999999999999999", "/part/1e3", "/part/%00", "/msg/0", "/msg/-1",
+                 "/msg/3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3.3",
+                 "/msg/3..1", "/msg/.3", "/msg/3%2f..%2f1", "/msg/" + "1." * 2000 + "1",
+                 "/msg/1/part/1", "/msg/3/msg/1", "/msg/99999999999999999999/body",
+                 "/msg/%E2%80%AE", "/body?images=2", "/print?x=%00"):
+        answer = bob.get(message + tail)
+        assert answer.status_code in (200, 404, 422), (tail, answer.status_code)
+        assert "Traceback" not in answer.text
+    inner = re.findall(re.escape(message) + r'/msg/([0-9.]+)"', bob.get(message).text)
+    assert inner and "inner-bob-secret" in bob.get(f"{message}/msg/{inner[0]}").text
+
+
+def _logged_out(b: Browser) -> bool:
+    answer = b.client.get("/settings/account", headers={"Accept": "text/html"})
+    return answer.status_code == 303 and answer.headers["location"].startswith("/login")
+
+
+def test_an_admins_password_reset_ends_the_accounts_web_sessions(server: RunningServer) -> None:
+    """Found open: a phished account's password reset by the admin (`nmail user passwd`)
+    left the thief's webmail session alive for up to session_max (7 days)."""
+    server.add_user("victim@a.example")
+    thief, owner, bystander = (_login(server, "victim", A_HOST), _login(server, "victim", A_HOST),
+                               _login(server, "alice", A_HOST))
+    try:
+        server.runtime.accounts.set_password("victim@a.example", "Reset-by-admin-7")
+        assert _logged_out(thief) and _logged_out(owner)
+        assert not _logged_out(bystander)  # another account's session is untouched
+        assert thief.login("victim", PASSWORD).status_code == 401  # the old password is dead
+        assert owner.login("victim", "Reset-by-admin-7").status_code == 303
+        # The user's own change keeps the session that made it and ends the others.
+        other = Browser(server, host=A_HOST)
+        assert other.login("victim", "Reset-by-admin-7").status_code == 303
+        owner.get("/settings/account")
+        changed = owner.post("/settings/password", {"current": "Reset-by-admin-7",
+                                                    "new": "Owner-chose-this-8",
+                                                    "repeat": "Owner-chose-this-8"})
+        assert changed.status_code == 303, changed.text[:300]
+        assert not _logged_out(owner) and _logged_out(other)
+        other.close()
+        # Logins turned off by the admin end the sessions too: turned on again later,
+        # the thief's old cookie does not come back to life.
+        cookie = owner.session_cookie()
+        server.runtime.accounts.set_enabled("victim@a.example", login=False)
+        server.runtime.accounts.set_enabled("victim@a.example", login=True)
+        again = httpx.get(owner.base + "/settings/account", headers={
+            "Host": A_HOST, "Accept": "text/html", "Cookie": f"nmail_session={cookie}"})
+        assert again.status_code == 303 and again.headers["location"].startswith("/login")
+    finally:
+        for b in (thief, owner, bystander):
+            b.close()

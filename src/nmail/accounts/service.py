@@ -163,15 +163,18 @@ class AccountService:
         return DeletedAccount(account, moved)
 
     def set_password(self, address: str, password: str) -> Account:
-        """Replace the password (an admin's change: the old one is not asked)."""
+        """Replace the password (an admin's change: the old one is not asked); the
+        account's webmail sessions end with it."""
         return self._directory.set_password(address, password)
 
     def change_password(
-        self, address: str, current: str, new: str, client_ip: str
+        self, address: str, current: str, new: str, client_ip: str,
+        keep_web_session: str | None = None,
     ) -> Account:
         """A user's own change: `current` is checked through the login service
         (throttled like any login): CurrentPasswordRefused when it is wrong,
-        WeakPassword when `new` breaks the policy."""
+        WeakPassword when `new` breaks the policy. The account's webmail sessions
+        end but `keep_web_session` (the one it was changed from)."""
         if self._login is None:
             raise RuntimeError("change_password needs the login service")
         result = self._login.login(address, current, client_ip)
@@ -179,7 +182,8 @@ class AccountService:
             raise CurrentPasswordRefused("too many failed attempts; try again later", 0.0)
         if result.account is None:
             raise CurrentPasswordRefused("the current password is not right", result.delay)
-        return self._directory.set_password(result.account.address, new)
+        return self._directory.set_password(result.account.address, new,
+                                            keep_web_session=keep_web_session)
 
     def set_display_name(self, address: str, name: str) -> Account:
         """The name shown with the account's mail (From:); no control characters."""

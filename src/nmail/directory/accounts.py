@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, update
 
 from nmail.db.tables import accounts, domains
+from nmail.db.web_tables import web_sessions
 from nmail.directory.base import DirectoryBase, inserted_id
 from nmail.directory.errors import Conflict, InvalidName, NotFound
 from nmail.directory.model import Account, AuthResult, AuthStatus
@@ -140,12 +141,17 @@ class AccountsMixin(DirectoryBase):
             conn.execute(delete(accounts).where(accounts.c.id == account.id))
         return account
 
-    def set_password(self, address: str, password: str) -> Account:
-        """Replace the account's password (policy checked)."""
+    def set_password(self, address: str, password: str, *,
+                     keep_web_session: str | None = None) -> Account:
+        """Replace the account's password (policy checked). Every webmail session
+        opened with the old one ends in the same transaction (but `keep_web_session`,
+        the one a user changed it from): a password reset after a theft must not leave
+        the thief's session alive for up to [web] session_max."""
         account = self._require(address)
         check_password_policy(password, account.userid)
         hashed = self._passwords.hash(password)
-        return self._update(account.address, password_hash=hashed)
+        return self._update(account.address, _end_sessions=keep_web_session or True,
+                            password_hash=hashed)
 
     def set_display_name(self, address: str, name: str) -> Account:
         """Change the account's display name (checked like at creation)."""
@@ -174,7 +180,10 @@ class AccountsMixin(DirectoryBase):
             values["receive_enabled"] = receive
         if login is not None:
             values["login_enabled"] = login
-        return self._update(address, **values) if values else self._require(address)
+        if not values:
+            return self._require(address)
+        # Logins turned off end the webmail sessions (turned on again, they stay dead).
+        return self._update(address, _end_sessions=login is False, **values)
 
     def set_admin(self, address: str, admin: bool) -> Account:
         """Make the account a domain administrator, or not."""
@@ -248,10 +257,18 @@ class AccountsMixin(DirectoryBase):
             raise NotFound(f"no such account: {local}@{row.name}")
         return account
 
-    def _update(self, address: str, **values: Any) -> Account:
+    def _update(self, address: str, _end_sessions: bool | str = False,
+                **values: Any) -> Account:
+        """Change the account row; `_end_sessions` True deletes its webmail sessions
+        after it (account-level rows, the lock order's last), a string all but that one."""
         with self._transaction("the account changed meanwhile") as conn:
             account = self._require_account(conn, address)
             conn.execute(update(accounts).where(accounts.c.id == account.id).values(**values))
+            if _end_sessions:
+                ended = web_sessions.c.account_id == account.id
+                if isinstance(_end_sessions, str):
+                    ended = ended & (web_sessions.c.id != _end_sessions)
+                conn.execute(delete(web_sessions).where(ended))
             row = conn.execute(account_select().where(accounts.c.id == account.id)).one()
         return account_from_row(row)
 

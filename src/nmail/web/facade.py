@@ -150,11 +150,12 @@ class WebFacade:
         return await self.run(self.backends.directory.get_account_by_id, account_id)
 
     async def change_password(self, account: Account, current: str, new: str,
-                              ip: str) -> None:
+                              ip: str, keep_session: str) -> None:
         """The account service's user change: `current` is checked as a login (throttled
         on the client's address and the account), so a stolen session cannot guess
         at full speed. CurrentPasswordRefused (with a delay) or WeakPassword."""
-        await self.run(self._accounts.change_password, account.address, current, new, ip)
+        await self.run(self._accounts.change_password, account.address, current, new, ip,
+                       keep_session)
 
     async def revoke_other_sessions(self, account_id: int, keep: str) -> int:
         count = await self.run(self.sessions.delete_account_sessions, account_id, keep)

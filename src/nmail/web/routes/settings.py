@@ -74,7 +74,8 @@ async def change_password(
         error = _("The two new passwords differ.")
     else:
         try:
-            await web.change_password(user.account, current, new, client_ip(request))
+            await web.change_password(user.account, current, new, client_ip(request),
+                                      user.session.id)
         except CurrentPasswordRefused as exc:
             if exc.delay:
                 await asyncio.sleep(min(exc.delay, MAX_LOGIN_DELAY))
