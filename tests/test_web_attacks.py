@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import BACKENDS
+from databases import ServerDatabase
 from server_rig import PASSWORD, RunningServer
 from web_rig import Browser, web_server
 
@@ -23,15 +25,22 @@ A_HOST = "mail.a.example"
 B_HOST = "mail.b.example"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("attacks")
-    with web_server(Path(tmp)) as srv:
-        srv.add_user("alice@a.example")
-        srv.add_user("bob@b.example")
-        srv.add_user("boss@a.example", admin=True)
-        srv.add_user("boss@b.example", admin=True)
-        yield srv
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server a database kind (its own database on a server, dropped after)."""
+    tmp = Path(tmp_path_factory.mktemp("attacks"))
+    database = None if request.param == "sqlite" else ServerDatabase(request.param)
+    try:
+        with web_server(tmp, database.url if database else None) as srv:
+            srv.add_user("alice@a.example")
+            srv.add_user("bob@b.example")
+            srv.add_user("boss@a.example", admin=True)
+            srv.add_user("boss@b.example", admin=True)
+            yield srv
+    finally:
+        if database is not None:
+            database.drop()
 
 
 def _send_raw(server: RunningServer, raw: bytes, to: str) -> None:
@@ -675,3 +684,53 @@ def test_an_admins_password_reset_ends_the_accounts_web_sessions(server: Running
     finally:
         for b in (thief, owner, bystander):
             b.close()
+
+
+def test_folder_names_stay_inside_the_account(server: RunningServer) -> None:
+    alice = _login(server, "alice", A_HOST)
+    names = ["../pwn1", "..", ".", "pwn2/../../../pwn2", "/pwn3", "pwn4\x00x", "\\..\\pwn5",
+             "pwn6/./x", "..%2fpwn7", "INBOX/../../pwn8", "~/pwn9", "pwn10\r\nx", "INBOX",
+             "inbox", "Trash", "a" * 200, "pwn11/" * 40 + "x", "pwn12\u202e", "\u00a0"]
+    try:
+        alice.get("/folders")
+        for name in names:
+            answer = alice.post("/folders/create", {"name": name})
+            assert answer.status_code in (303, 400, 422), (name, answer.status_code)
+        listing = alice.get("/folders")
+        assert listing.status_code == 200
+        ids = re.findall(r'data-folder-id="(\d+)"', listing.text)
+        for folder_id in ids:  # each opens, renames and deletes as her folder, nothing else
+            assert alice.get(f"/mail/{folder_id}").status_code == 200
+        bob = _login(server, "bob", B_HOST)
+        try:
+            assert "pwn" not in bob.get("/folders").text
+        finally:
+            bob.close()
+        mine = server.config.mail_dir / "a.example" / "alice"
+        strays = [p for p in server.data_dir.rglob("*pwn*")
+                  if mine not in p.parents and p != mine]
+        assert not strays, strays
+        for folder_id in ids:
+            alice.post(f"/folders/{folder_id}/rename", {"name": "../../pwn-renamed"})
+        found = list(server.data_dir.rglob("*pwn*"))
+        assert any(mine in p.parents for p in found)  # made, and in her mailbox
+        strays = [p for p in found if mine not in p.parents]
+        assert not strays, strays
+    finally:
+        alice.close()
+
+
+def test_search_queries_of_any_shape_are_answered(server: RunningServer) -> None:
+    alice = _login(server, "alice", A_HOST)
+    try:
+        queries = ['"', '"unclosed', "NEAR(a b", "a*", "*", "-", "a OR", "AND", "(", ")",
+                   "x:y", "subject:", "%", "_", "\\", "'; DROP TABLE messages; --", "\x00",
+                   "\u202e", "a " * 2000, "가" * 3000, "a" * 8000, "^a", "{a b}", "a NOT b"]
+        for q in queries:
+            for field in ("all", "body", "from"):
+                answer = alice.get("/search", params={"q": q, "field": field})
+                assert answer.status_code in (200, 400, 422), (q[:20], answer.status_code)
+                assert "Traceback" not in answer.text
+        assert alice.get(_inbox(alice)).status_code == 200
+    finally:
+        alice.close()
