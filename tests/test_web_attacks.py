@@ -734,3 +734,31 @@ def test_search_queries_of_any_shape_are_answered(server: RunningServer) -> None
         assert alice.get(_inbox(alice)).status_code == 200
     finally:
         alice.close()
+
+
+def test_a_users_reject_list_is_bounded(server: RunningServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found open: each POST of /settings/rejects/add-many added 10 rows, without end (the
+    address book and the image senders stop at 5,000); a script filled the table."""
+    from nmail.directory import rejects
+
+    monkeypatch.setattr(rejects, "MAX_REJECTS", 25)
+    server.add_user("rejecter@a.example")
+    user = _login(server, "rejecter", A_HOST)
+    try:
+        user.get("/settings/rejects")
+        for batch in range(4):
+            patterns = " ".join(f"s{batch}-{i}@spam.example" for i in range(10))
+            assert user.post("/settings/rejects/add-many",
+                             {"patterns": patterns}).status_code == 303
+        assert len(server.directory.list_rejects("rejecter@a.example")) == 25
+        full = user.post("/settings/rejects/add", {"pattern": "one-more@spam.example"})
+        assert full.status_code == 400 and "25" in full.text
+        # Taking one off makes room for one.
+        assert user.post("/settings/rejects/delete",
+                         {"pattern": "s0-0@spam.example"}).status_code == 303
+        assert user.post("/settings/rejects/add",
+                         {"pattern": "one-more@spam.example"}).status_code == 303
+        assert "one-more@spam.example" in server.directory.list_rejects("rejecter@a.example")
+    finally:
+        user.close()

@@ -1,14 +1,21 @@
-"""Per-account reject lists: senders (an address or @domain) whose mail is refused."""
+"""Per-account reject lists: senders (an address or @domain) whose mail is refused.
+
+A list holds at most MAX_REJECTS entries, as the webmail's address book and its
+image senders hold 5,000: the webmail's "mark as spam" offer adds ten at a post,
+and nothing else bounded what a script with one session could add.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from nmail.db.tables import reject_senders
 from nmail.directory.accounts import AccountsMixin
 from nmail.directory.errors import Conflict, InvalidName, NotFound
 from nmail.directory.model import Account
 from nmail.directory.names import normalize_address, normalize_sender_pattern, split_address
+
+MAX_REJECTS = 5000
 
 
 class RejectsMixin(AccountsMixin):
@@ -27,6 +34,11 @@ class RejectsMixin(AccountsMixin):
             ).first()
             if found is not None:
                 raise Conflict(f"{normal} is already on the reject list of {account.address}")
+            held = conn.execute(select(func.count()).select_from(reject_senders).where(
+                reject_senders.c.account_id == account.id)).scalar_one()
+            if held >= MAX_REJECTS:
+                raise Conflict(f"the reject list of {account.address} is full "
+                               f"({MAX_REJECTS} entries): remove one first")
             conn.execute(insert(reject_senders).values(account_id=account.id, pattern=normal))
         return normal
 
