@@ -762,3 +762,30 @@ def test_a_users_reject_list_is_bounded(server: RunningServer,
         assert "one-more@spam.example" in server.directory.list_rejects("rejecter@a.example")
     finally:
         user.close()
+
+
+def test_an_accounts_folders_are_bounded(server: RunningServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found open: /folders/create made a directory and a row at each post, without end,
+    and every page reads the whole folder tree; a script filled the disk and slowed every
+    page of the account."""
+    from nmail.mailstore import op_folders
+
+    server.add_user("hoarder@a.example")
+    user = _login(server, "hoarder", A_HOST)
+    try:
+        defaults = len(set(re.findall(r'data-folder-id="(\d+)"', user.get("/folders").text)))
+        assert defaults >= 5  # INBOX, Sent, Drafts, Trash, Spam...
+        monkeypatch.setattr(op_folders, "MAX_FOLDERS", defaults + 3)
+        made = [user.post("/folders/create", {"name": f"f{i}"}).status_code for i in range(6)]
+        assert made == [303, 303, 303, 400, 400, 400], made
+        full = user.post("/folders/create", {"name": "g/h"})  # parents count too
+        assert full.status_code == 400 and f"({defaults + 3})" in full.text
+        mine = server.config.mail_dir / "a.example" / "hoarder"
+        assert not [p for p in mine.rglob("*") if p.name.endswith((".f3", ".g", ".g.h"))]
+        folders = re.findall(r'data-folder-id="(\d+)" data-folder-name="f0"',
+                             user.get("/folders").text)
+        assert user.post(f"/folders/{folders[0]}/delete", {}).status_code == 303
+        assert user.post("/folders/create", {"name": "f9"}).status_code == 303
+    finally:
+        user.close()

@@ -6,7 +6,10 @@ one Maildir++ directory whatever its depth (`.A.B` beside `.A`), so a rename
 renames the folder's directory and each of its subfolders'; a delete first
 moves the directories into `Maildir/nmail-deleted-<n>` (no leading dot: no
 Maildir tool takes it for a folder) and removes that after the commit.
-Parents are made as needed (IMAP CREATE and RENAME do).
+Parents are made as needed (IMAP CREATE and RENAME do). An account has at
+most MAX_FOLDERS folders, parents and defaults counted: each is a directory and
+a row that every webmail page reads (the folder tree), and nothing else bounded
+what one session's script could create (the webmail's /folders/create).
 
 Crash ordering (what start-up repair relies on, mailstore/folder_undo.py):
 directories renamed or moved aside -> Maildir flushed -> rows changed ->
@@ -46,6 +49,7 @@ from nmail.mailstore.model import (
     FolderNotEmpty,
     FolderProtected,
     NoSuchFolder,
+    QuotaExceeded,
 )
 from nmail.mailstore.op_rows import folder_path
 from nmail.mailstore.operations import CreateFolder, DeleteFolder, RenameFolder, Subscribe
@@ -53,6 +57,7 @@ from nmail.mailstore.thread_sweep import forget_gone, threads_in_folders
 from nmail.mailstore.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
+MAX_FOLDERS = 1000
 _trash_counter = itertools.count()
 
 
@@ -83,6 +88,8 @@ def create(conn: Connection, op: CreateFolder, now: float) -> tuple[FolderInfo, 
             if op.name in existing:
                 raise FolderExists(f"folder {op.name!r} exists already")
             wanted = [*_missing_parents(op.name, existing), op.name]
+            if len(existing) + len(wanted) > MAX_FOLDERS:
+                raise QuotaExceeded(f"an account has at most {MAX_FOLDERS} folders")
             changes = _make_folders(conn, op, wanted, existing, now, made)
             row = conn.execute(select(folders).where(
                 folders.c.id == changes[-1].folder_id)).one()

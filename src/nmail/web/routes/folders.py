@@ -17,7 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
-from nmail.mailstore.model import StoreError
+from nmail.mailstore import op_folders
+from nmail.mailstore.model import QuotaExceeded, StoreError
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import FOLDER_SEPARATOR, SPECIAL
 from nmail.web.i18n import N_
@@ -31,6 +32,8 @@ _REASONS = {
     "BadFolderName": N_("That name cannot be used for a folder: avoid . / * % at its ends."),
     "NoSuchFolder": N_("That folder is gone."),
     "FolderProtected": N_("This folder cannot be changed."),
+    "QuotaExceeded": N_("You have as many folders as an account may have (%(max)d). "
+                        "Delete one first."),
 }
 
 
@@ -43,6 +46,8 @@ async def _page(request: Request, user: User, web: Web, pages: Pages, error: str
 
 
 def _reason(exc: StoreError) -> str:
+    if isinstance(exc, QuotaExceeded):
+        return _(_REASONS["QuotaExceeded"]) % {"max": op_folders.MAX_FOLDERS}
     return _(_REASONS.get(type(exc).__name__, _FAILED))
 
 
