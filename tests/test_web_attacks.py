@@ -7,6 +7,8 @@ attack: what held is kept as a regression test, what broke is fixed at its root.
 
 from __future__ import annotations
 
+import base64
+import html
 import re
 import smtplib
 import socket
@@ -348,7 +350,7 @@ def test_hostile_html_is_inert_in_the_frame(server: RunningServer) -> None:
 
 
 def test_hostile_headers_and_file_names_are_shown_as_text(server: RunningServer) -> None:
-    raw = ("From: =?utf-8?b?" + __import__("base64").b64encode(
+    raw = ("From: =?utf-8?b?" + base64.b64encode(
         "<img src=x onerror=alert(1)>\u202egnp.exe\u0007".encode()).decode() + "?= "
         "<spoof@remote.example>\r\n"
         "To: bob@b.example\r\n"
@@ -396,6 +398,25 @@ def test_hostile_headers_and_file_names_are_shown_as_text(server: RunningServer)
         preview = bob.get(f"{message}/part/2?preview=1")
         assert preview.headers["content-disposition"].startswith("attachment")
         assert not preview.headers["content-type"].startswith("image/svg")
+    finally:
+        bob.close()
+
+
+def test_a_subjects_bidi_overrides_stay_out_of_the_tab_title(server: RunningServer) -> None:
+    # The tab title cannot isolate them (no <bdi> there): "invoice\u202efdp.exe"
+    # would read "invoice exe.pdf" in the tab. The page's own text keeps them, isolated.
+    subject = "title-bidi invoice\u202efdp.exe \u2067x\u2069"
+    raw = ("From: a@remote.example\r\nTo: bob@b.example\r\nSubject: =?utf-8?b?"
+           + base64.b64encode(subject.encode()).decode() + "?=\r\n\r\nbody\r\n").encode()
+    _send_raw(server, raw, "bob@b.example")
+    bob = _login(server, "bob", B_HOST)
+    try:
+        message = _message_with_subject(bob, "title-bidi")
+        for url in (message, message + "/print"):
+            page = bob.get(url).text
+            title = html.unescape(re.search(r"<title>(.*?)</title>", page, re.S).group(1))
+            assert "title-bidi invoicefdp.exe x" in title, (url, title)
+            assert not set(title) & {"\u202e", "\u2067", "\u2069"}, url
     finally:
         bob.close()
 

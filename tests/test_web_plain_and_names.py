@@ -113,3 +113,20 @@ def test_download_headers() -> None:
     assert headers["Content-Disposition"] == (
         "attachment; filename=\"___.pdf\"; filename*=UTF-8''%EB%B3%B4%EA%B3%A0%EC%84%9C.pdf")
     assert "sandbox" in headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2067", "\u200f", "\u061c"])
+def test_a_link_ends_at_a_bidi_control(control: str) -> None:
+    # "https://x.example/<RLO>gpj.exe" shows as ".../exe.jpg": the link must not
+    # take the reversed tail (RFC 3987 4.1: no bidi formatting in an IRI).
+    out = text_to_html(f"photo: https://x.example/a{control}gpj.exe and www.y.example{control}q")
+    hrefs = [attrs["href"] for tag, attrs in _tags(out) if tag == "a"]
+    assert hrefs == ["https://x.example/a", "http://www.y.example"]
+    assert control in out  # the text itself stays as it was written
+
+
+def test_right_to_left_text_still_links() -> None:
+    out = text_to_html("\u05e9\u05dc\u05d5\u05dd https://x.example/\u05e9 "
+                       "\u0645\u0631\u062d\u0628\u0627")
+    hrefs = [attrs["href"] for tag, attrs in _tags(out) if tag == "a"]
+    assert hrefs == ["https://x.example/%D7%A9"]

@@ -32,10 +32,7 @@ from nmail.mime.replying import (
     thread_references,
 )
 from nmail.web.message_html import sanitize_html
-
-# Explicit bidi embeddings, overrides and isolates (RTL letters are not among them):
-# in a prefilled To field, "\u202eevil <a@b>" would print the address reversed.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+from nmail.web.plain_text import BIDI_CONTROLS
 
 MAX_BODY = 2 * 1024 * 1024  # characters of text a user may send
 
@@ -79,7 +76,7 @@ def shown(pairs: tuple[Address, ...] | list[Address]) -> str:
     """Addresses as the user edits them: `Name <a@b>, c@d`."""
     out = []
     for name, address in pairs:
-        name = _BIDI_CONTROLS.sub("", name)  # a text field cannot isolate a name's overrides
+        name = BIDI_CONTROLS.sub("", name)  # a text field cannot isolate a name's overrides
         if name:
             quoted = name if not any(ch in name for ch in ',;<>"@') else (
                 '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"')

@@ -14,6 +14,15 @@ import html
 import re
 from urllib.parse import quote
 
+# Explicit bidi embeddings, overrides and isolates (RTL letters and the
+# marks are not among them): where text cannot be isolated (a field, a
+# title) "\u202eevil" prints what follows reversed, so they are dropped.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Never part of a URL (RFC 3987 4.1: an IRI has no bidi formatting
+# characters): "https://x.example/\u202egpj.exe" would show as a picture's
+# address and fetch a program; the link ends before the first of them.
+_NOT_IN_URL = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
 # In escaped text: "&amp;" stays part of a URL, "&lt;"/"&gt;"/"&quot;" end it.
 # An address is looked for only from the start of a run of local-part
 # characters (the lookbehind), never from inside one: from every position
@@ -22,7 +31,7 @@ from urllib.parse import quote
 # run is given back by `anchor`.
 _LOCAL = "A-Za-z0-9._%+\\-"
 _LINK = re.compile(
-    r"""(?P<url>\b(?:https?://|www\.)(?:[^\s<>"'&\x00-\x1f]|&amp;)+)
+    r"""(?P<url>\b(?:https?://|www\.)(?:[^\s<>"'&\x00-\x1f""" + _NOT_IN_URL + r"""]|&amp;)+)
       |(?P<mail>(?<![""" + _LOCAL + r"""])[""" + _LOCAL + r"""]{1,64}
         @[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+\b)""",
     re.VERBOSE | re.IGNORECASE,

@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse
 from nmail.web import i18n
 from nmail.web.folder_views import label_of
 from nmail.web.list_rows import rows_html
+from nmail.web.plain_text import BIDI_CONTROLS
 from nmail.web.time_zone import current_zone
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -134,6 +135,11 @@ class Templates:
         self.env.globals["static"] = lambda p: Markup(  # noqa: S704
             f"/static/{escape(p)}?v={versions.get(p, '0')}")
         self.env.filters["size"] = human_size
+        # A tab's title cannot isolate a subject's bidi overrides (<bdi> can't
+        # be used there): they go, from the escaped text (escape() leaves
+        # markup as it is and escapes the rest, so no markup is made here).
+        self.env.filters["no_bidi"] = lambda text: Markup(  # noqa: S704
+            BIDI_CONTROLS.sub("", escape(text)))
         self.env.globals["rows_html"] = rows_html
         self.env.globals["row_texts"] = row_texts
         self.env.globals["label_of"] = label_of
