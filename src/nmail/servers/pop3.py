@@ -13,10 +13,11 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nmail.mailstore.maildrop import LOCK_FILE, PIECE, MailboxLock
+from nmail.servers.delays import Sleep, delay_until_stop
 from nmail.servers.limits import ConnectionLimits, RefusalLog
 from nmail.servers.pop3_backend import (
     LoginOutcome,
@@ -49,7 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TlsProvider = Callable[[], "ssl.SSLContext | None"]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class Pop3Server:
@@ -169,15 +169,7 @@ class Pop3Server:
 
     async def login_delay(self, seconds: float) -> None:
         """Hold a failed login back `seconds`, or until the server stops."""
-        waits = [
-            asyncio.ensure_future(self.sleep(seconds)),
-            asyncio.ensure_future(self._stopped.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await delay_until_stop(self.sleep, seconds, self._stopped)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting; close idle sessions (no UPDATE: nothing is deleted); let busy

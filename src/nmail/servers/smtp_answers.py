@@ -39,6 +39,7 @@ from nmail.protocols.smtp import (
     RcptTo,
     SmtpConnection,
 )
+from nmail.servers.delays import delay_until_stop
 from nmail.servers.smtp_backend import InlineChecks, PendingDecision
 from nmail.servers.smtp_calls import LOCAL_ERROR, answer_now, call_blocking
 
@@ -163,15 +164,7 @@ class Answers:
     async def _slow_down(self) -> None:
         """The delay before each RCPT reply of a guessing client (cut short at stop)."""
         setup = self._setup
-        waits = [
-            asyncio.ensure_future(setup.sleep(self._conn.options.rcpt_error_delay)),
-            asyncio.ensure_future(setup.stopping.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await delay_until_stop(setup.sleep, self._conn.options.rcpt_error_delay, setup.stopping)
 
     def _sender_decided(self, decision: Decision | None) -> None:
         if decision is None:

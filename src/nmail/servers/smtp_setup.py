@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp.data import BodySpill
+from nmail.servers.delays import Sleep
 from nmail.servers.smtp_backend import InlineChecks, SmtpBackend
 
 
@@ -31,4 +32,4 @@ class SessionSetup:
     stopping: asyncio.Event  # set when the listener closes: login delays end at once
     spill: Callable[[], BodySpill] | None = None  # where large messages wait (data_spool)
     # How a guessing client's RCPT delay is waited (tests pass a recorder).
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sleep: Sleep = asyncio.sleep
