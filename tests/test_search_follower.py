@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 from nmail.directory.model import Account
 from nmail.mailstore.feed_hub import FeedHub
 from nmail.mailstore.search import search
-from nmail.mailstore.search_indexer import SearchFollower, SearchIndexer
+from nmail.mailstore.search_follower import SearchFollower
+from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore, NewMessage
 from support import wait_until
 from test_mailstore_support import HOST, make_account, message, trace

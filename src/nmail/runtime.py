@@ -34,7 +34,8 @@ from nmail.mailstore.commit_hook import CommitHook
 from nmail.mailstore.feed import AsyncFeed
 from nmail.mailstore.feed_wire import feed_address
 from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteIndex
-from nmail.mailstore.search_indexer import SearchFollower, SearchIndexer
+from nmail.mailstore.search_follower import SearchFollower
+from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore
 from nmail.mailstore.thread_sweep import sweep_pending
 from nmail.servers.limits import SharedRow

@@ -5,7 +5,7 @@ charsets, HTML) costs a few hundred microseconds a message, and the index
 writer is the one thread every delivery of the node waits on; one more
 insert into a full-text index there would slow every SMTP `250`. A
 follower instead reads what was committed, in batches, on a thread of its
-own (`SearchFollower`), woken by the change feed, and is only moments
+own (`SearchFollower`, search_follower.py), woken by the change feed, and is only moments
 behind; the bench (bench/search.py) measures that it keeps up.
 
 What is left to do is found from the folders: each folder's
@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +39,6 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from nmail.db.tables import folders, message_search, messages, search_folders
-from nmail.mailstore.feed import Change, Event, ThreadFeed
 from nmail.mailstore.mailboxes import mailbox_by_id
 from nmail.mailstore.messagefile import expected_path, locate
 from nmail.mailstore.model import StoreError
@@ -57,8 +54,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 200  # messages per transaction
 MAX_READ = 2 << 20  # bytes of a message file read for its text
-QUIET = 0.25  # seconds without a commit before the follower catches up
-LONGEST = 5.0  # seconds it waits at most for such a pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,77 +332,3 @@ def _still_the_same(conn: Connection, folder_id: int, read: dict[int, str]) -> s
     found = conn.execute(select(messages.c.id, messages.c.filename).where(
         messages.c.id.in_(list(read)), messages.c.folder_id == folder_id))
     return {int(i) for i, name in found if read.get(int(i)) == name}
-
-
-class SearchFollower:
-    """A thread that keeps the index caught up: woken by the feed, and every `interval` s.
-
-    Woken by the feed, it waits until the commits pause for `quiet` s (or
-    `longest` s have passed) and then catches up with all of them at once:
-    - A catch-up at every commit indexed a few messages a batch at ~0.55 ms
-      of CPU each, against ~0.28 ms in batches of a hundred or more (the
-      queries, the folder's path and the transaction are paid per batch).
-    - On SQLite its insert holds the database's one write lock (~0.12 ms a
-      message for FTS5), which the index writer then waits for: during a
-      burst of deliveries every such batch held up every SMTP `250`.
-    So a burst is searchable a moment after it ends (`quiet` plus the
-    indexing), and steady traffic at most `longest` s after its commit.
-    """
-
-    def __init__(self, indexer: SearchIndexer, feed_address: str, *,
-                 interval: float = 10.0, quiet: float = QUIET,
-                 longest: float = LONGEST) -> None:
-        self._indexer = indexer
-        self._feed = ThreadFeed(feed_address)
-        self._interval = interval
-        self._quiet = quiet
-        self._longest = longest
-        self._stop = threading.Event()
-        self._subscription = self._feed.subscribe_all(wait=0)
-        self._thread = threading.Thread(target=self._run, name="nmail-search-index",
-                                         daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        # Folders the feed named since the last catch-up; None: look at all
-        # (at start, after a Resync, every `interval`, or while behind).
-        changed: set[int] | None = None
-        budget = BATCH * 5
-        while not self._stop.is_set():
-            try:
-                behind = self._indexer.catch_up(budget, folder_ids=changed) >= budget
-            except Exception:
-                log.exception("search indexing failed; trying again later")
-                behind = False
-                self._stop.wait(self._interval)
-            changed = None
-            if behind:
-                continue  # the budget ran out: more is waiting
-            event = self._subscription.get(self._interval)
-            if event is None:
-                continue  # the interval passed: look at every folder
-            changed = self._gather(event)
-
-    def _gather(self, event: Event | None) -> set[int] | None:
-        """The folders named by `event` and by every event until the commits pause."""
-        changed: set[int] | None = set()
-        until = time.monotonic() + self._longest
-        while True:
-            came = False
-            while event is not None:
-                came = True
-                if changed is not None and isinstance(event, Change) and len(changed) < 1000:
-                    changed.add(event.folder_id)
-                else:
-                    changed = None  # a Resync, or too many: every folder
-                event = self._subscription.get(0)
-            left = until - time.monotonic()
-            if not came or left <= 0 or self._stop.wait(min(self._quiet, left)):
-                return changed
-            event = self._subscription.get(0)
-
-    def close(self) -> None:
-        """Stop after the batch in progress."""
-        self._stop.set()
-        self._feed.close()
-        self._thread.join(30)

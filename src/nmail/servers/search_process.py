@@ -42,7 +42,8 @@ def serve_search(config: Config, worker: Any) -> int:
     """Keep the search index caught up until SIGTERM (the supervisor's stop)."""
     from nmail.db.engine import make_engine
     from nmail.mailstore.feed_wire import feed_address
-    from nmail.mailstore.search_indexer import SearchFollower, SearchIndexer
+    from nmail.mailstore.search_follower import SearchFollower
+    from nmail.mailstore.search_indexer import SearchIndexer
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
