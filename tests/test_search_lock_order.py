@@ -27,36 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 
+from lock_waits import wait_for_lock_waiters
 from nmail.db.tables import message_search
 from nmail.directory.model import Account
 from nmail.mailstore import op_run, search_indexer
 from nmail.mailstore.operations import Subscribe
 from nmail.mailstore.store import MailStore
-from support import wait_until
 from test_mailstore_support import alice, mail_root, new, store
 
 __all__ = ["alice", "mail_root", "store"]  # fixtures
 
 DEADLINE = 30.0
-
-
-def _expunge_waits(engine: Engine) -> bool:
-    """Whether another session of this database waits on a row lock now (the expunge)."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            return bool(conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar())
-        # MariaDB lists a statement blocked in its optimizer's read of a
-        # locked row ("Statistics") under no transaction in innodb_trx: the
-        # process list shows the expunge's statement itself, stuck on the lock.
-        return bool(conn.execute(text(
-            "SELECT count(*) FROM information_schema.processlist"
-            " WHERE id <> connection_id() AND (info LIKE 'SELECT folders.%FOR UPDATE'"
-            " OR info LIKE 'DELETE FROM messages%')")).scalar())
 
 
 def test_an_expunge_beside_a_search_batch_waits_its_turn(
@@ -85,7 +69,7 @@ def test_an_expunge_beside_a_search_batch_waits_its_turn(
             return  # another folder (the defaults are made empty)
         # The index row is in, the transaction open: the expunge comes now.
         expunger.start()
-        wait_until(lambda: _expunge_waits(engine), DEADLINE, "the expunge waiting for a lock")
+        wait_for_lock_waiters(engine, deadline=DEADLINE, what="the expunge")
 
     monkeypatch.setattr(search_indexer, "insert_rows", held_open)
     caplog.set_level(logging.WARNING)
