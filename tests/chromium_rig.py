@@ -53,5 +53,16 @@ def login(page: Any, base: str, address: str, password: str) -> None:
 def screenshot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
+    for attempt in range(3):
+        try:
+            page.screenshot(path=str(path), full_page=False)
+            return path
+        except Exception as exc:
+            # Headless Chromium now and then has no frame to give right after a
+            # viewport or colour-scheme change ("Unable to capture screenshot",
+            # once in a CI run): wait for the next frames and take it again.
+            if "Unable to capture screenshot" not in str(exc) or attempt == 2:
+                raise
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => "
+                          "requestAnimationFrame(r)))")
     return path
