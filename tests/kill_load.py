@@ -50,7 +50,7 @@ def load(url: str, mail_dir: str, address: str, account_id: int, seed: int) -> N
                     f"From: x@kill.test\r\nMessage-ID: {mid}\r\nSubject: {mid}\r\n\r\nbody\r\n"
                 ).encode()) for mid in ids])
                 for mid in ids:
-                    print("acked", mid, flush=True)
+                    print(f"acked {mid}", flush=True)  # one write: see Output
                 continue
             source, target = rng.choice((("INBOX", "Archive"), ("Archive", "INBOX")))
             view = store.open_folder(account_id, source)
@@ -64,7 +64,7 @@ def load(url: str, mail_dir: str, address: str, account_id: int, seed: int) -> N
                 view.store_flags(picked, rng.choice(("add", "remove")),
                                  rng.sample(["\\Seen", "\\Flagged", "$Label"], 2))
         except StoreError as exc:
-            print("error", exc, flush=True)
+            print(f"error {exc}", flush=True)
 
 
 if __name__ == "__main__":

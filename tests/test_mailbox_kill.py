@@ -40,6 +40,10 @@ class Output:
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            if not line.endswith("\n"):
+                # The child was killed in the middle of a line (with PYTHONUNBUFFERED, as CI
+                # sets it, print's parts are separate writes): half an "acked" line says nothing.
+                break
             with self.cond:
                 self.lines.append(line.strip())
                 self.cond.notify_all()
