@@ -40,11 +40,12 @@ class ServeProcess:
         workers: int | None = None,
         open_files: tuple[int, int] | None = None,
         log: Path | None = None,
+        shared: bool = False,
     ) -> None:
         """`open_files`: the (soft, hard) RLIMIT_NOFILE the command starts with.
         `log`: a file its stderr is appended to (else an unnamed temporary file);
         the command leads a process group of its own then, so a test can kill the
-        tree."""
+        tree. `shared`: a module fixture's server, kept across its tests (SHARED)."""
         args = [*NMAIL, "--data", str(data), "serve"]
         if workers is not None:
             args += ["--workers", str(workers)]
@@ -66,7 +67,7 @@ class ServeProcess:
             args, stdout=subprocess.PIPE, stderr=self._err, text=True,
             preexec_fn=limit, start_new_session=log is not None,
         )
-        STARTED.append(self)
+        (SHARED if shared else STARTED).append(self)
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line)
@@ -97,6 +98,8 @@ class ServeProcess:
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit status and everything printed (stderr: `stderr_text`)."""
+        if self in SHARED:
+            SHARED.remove(self)
         self.proc.send_signal(signal.SIGTERM)
         out, _ = self.proc.communicate(timeout=90)
         self._forget_log()
@@ -122,11 +125,17 @@ class ServeProcess:
 # The commands started by the test running in this pytest process (conftest.py
 # reports them when it fails, and forgets them after its teardown).
 STARTED: list[ServeProcess] = []
+# The commands a module-scoped fixture started for all of its tests (`shared`):
+# in the report of each test that fails meanwhile, never stopped after one test;
+# the fixture stops them.
+SHARED: list[ServeProcess] = []
 
 
 def server_log_sections() -> list[tuple[str, str]]:
-    """(title, text) for each command the test started: its failure report's sections."""
-    return [(f"nmail serve stderr (pid {srv.proc.pid})", srv.report()) for srv in STARTED]
+    """(title, text) for each command the test started or shares: its failure report's
+    sections."""
+    return [(f"nmail serve stderr (pid {srv.proc.pid})", srv.report())
+            for srv in (*SHARED, *STARTED)]
 
 
 def end_of_test() -> None:
