@@ -6,6 +6,7 @@ import pytest
 
 from nmail.directory.errors import DirectoryError, InvalidName
 from nmail.directory.names import (
+    comparable_address,
     display_domain,
     is_userid,
     normalize_address,
@@ -134,6 +135,20 @@ def test_alias_names_are_ascii_dot_atoms() -> None:
     for bad in ['"a b"', "영업", "a..b"]:
         with pytest.raises(InvalidName):
             normalize_alias_name(bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Me@Bücher.Test.", "me@xn--bcher-kva.test"),
+        ("me@bücher\u3002test", "me@xn--bcher-kva.test"),
+        ('"Bob"@test.local', "bob@test.local"),
+        ("Bob@[127.0.0.1]", "bob@[127.0.0.1]"),  # no normal form: lower case as written
+        ("", ""),  # the null sender
+    ],
+)
+def test_comparable_address(given: str, expected: str) -> None:
+    assert comparable_address(given) == expected
 
 
 def test_sender_patterns() -> None:

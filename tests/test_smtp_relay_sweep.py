@@ -419,6 +419,30 @@ def test_a_tenant_sends_only_as_itself(
     assert world.queued() == before
 
 
+def test_a_tenant_of_an_idn_domain_may_write_its_address_in_unicode(world: World) -> None:
+    """MAIL FROM compares the address as RCPT resolves it and the From: check reads
+    it: U-labels, IDNA dots and case name the same mailbox (they got 553 5.7.1)."""
+    wire = Wire(world.ports["submission"])
+    try:
+        wire.ehlo()
+        token = base64.b64encode(b"\0me@xn--bcher-kva.test\0" + PASSWORD.encode())
+        assert wire.command(b"AUTH PLAIN " + token).startswith("235")
+        for path, code in [
+            ("<me@bücher.test>", 250),
+            ("<ME@BÜCHER.Test.>", 250),
+            ("<me@bücher\u3002test>", 250),
+            ("<me@xn--bcher-kva.test>", 250),
+            ("<me@bucher.test>", 553),  # another domain
+            ("<you@bücher.test>", 553),  # another name
+            ("<me@bücher.example>", 553),
+        ]:
+            answer = wire.command(b"MAIL FROM:" + path.encode() + UTF8)
+            assert answer[:3] == str(code), (path, answer)
+            assert wire.command(b"RSET").startswith("250")
+    finally:
+        wire.close()
+
+
 @pytest.mark.parametrize(
     "head",
     [

@@ -25,6 +25,7 @@ from nmail.delivery.srs import SrsError, SrsRewriter, is_srs
 from nmail.directory.cache import DirectoryCache, NotCached
 from nmail.directory.errors import DirectoryError
 from nmail.directory.model import Account, Resolution, Standing
+from nmail.directory.names import comparable_address
 from nmail.policy import limits, recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
 
@@ -80,7 +81,11 @@ class EnvelopeChecks:
             ):
                 return LOGIN_REVOKED
             owned = self.lookups.sender_addresses(client.auth_user, cached_only=cached_only)
-            return senders.check_sender_owned(sender, owned)
+            # Compared in the normal form RCPT resolves and the From: check reads
+            # (me@bücher.test is me@xn--bcher-kva.test); the reply quotes it as sent.
+            if senders.check_sender_owned(comparable_address(sender), owned).accepted:
+                return ACCEPT
+            return senders.sender_not_owned(sender)
         return ACCEPT
 
     def _may_still_send(self, login: str, account_id: int | None, *, cached_only: bool) -> bool:

@@ -23,7 +23,7 @@ from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.srs import SrsRewriter
 from nmail.directory.cache import DirectoryCache
 from nmail.directory.errors import InvalidName
-from nmail.directory.names import normalize_address, normalize_domain
+from nmail.directory.names import comparable_address, normalize_domain
 from nmail.mime.originators import originators
 from nmail.policy import relay, senders
 from nmail.policy.decision import ACCEPT, Decision
@@ -47,11 +47,7 @@ def check_authors(lookups: DirectoryCache, auth_user: str, content: bytes) -> De
         return Decision(550, "5.7.1", f"Message refused: {found.problem}")
     owned = lookups.sender_addresses(auth_user)
     for address in found.addresses:
-        try:
-            normal = normalize_address(address)
-        except InvalidName:
-            normal = address.lower()
-        if not senders.may_send_as(normal, owned):
+        if not senders.may_send_as(comparable_address(address), owned):
             return senders.author_not_owned(address, auth_user)
     return ACCEPT
 

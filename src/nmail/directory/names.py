@@ -214,6 +214,15 @@ def normalize_address(text: str, *, require_dot: bool = False) -> str:
     return result
 
 
+def comparable_address(text: str) -> str:
+    """`text` as the directory compares addresses: its normal form (IDNA, case), or in
+    lower case when it has none (an address literal, a local part no mailbox can have)."""
+    try:
+        return normalize_address(text)
+    except InvalidName:
+        return text.lower()
+
+
 def normalize_sender_pattern(text: str) -> str:
     """A reject-list pattern: a full address, or @domain for a whole domain."""
     if text.startswith("@"):
