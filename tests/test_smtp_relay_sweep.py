@@ -569,6 +569,22 @@ def test_data_gets_a_clear_reply_and_keeps_what_it_acknowledged(
         assert world.stored(marker).endswith(body.kept)
 
 
+def test_two_messages_and_quit_in_one_write_are_both_kept(world: World) -> None:
+    """A pipelining client that does not wait: each 250 is a stored copy."""
+    first, second = new_marker(), new_marker()
+    wire = Wire(world.ports["smtp"])
+    try:
+        wire.ehlo()
+        transaction = b"MAIL FROM:<attacker@evil.test>\r\nRCPT TO:<bob@test.local>\r\nDATA\r\n"
+        wire.send(transaction + message(first) + b".\r\n"
+                  + transaction + message(second) + b".\r\nQUIT\r\n")
+        answers = [wire.reply()[:3] for _ in range(9)]
+        assert answers == ["250", "250", "354", "250"] * 2 + ["221"]
+    finally:
+        wire.close()
+    assert world.landed(first) == list(BOB) and world.landed(second) == list(BOB)
+
+
 def test_starttls_drops_commands_pipelined_in_plaintext(world: World) -> None:
     """CVE-2021-38371 class, port 25: MAIL/RCPT sent with STARTTLS are never read."""
     wire = Wire(world.ports["smtp"])
