@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from fixtures_outbound import Harness, message, wait_until
+from lock_waits import wait_for_lock_waiters
 from nmail.db.engine import make_engine
 from nmail.db.tables import queue_recipients
 from nmail.queue import scheduler
 from nmail.queue.outbound import OutboundQueue
-from nmail.queue.store import DELIVERED, DELIVERING, QueueStore
+from nmail.queue.store import DELIVERED, DELIVERING, MessageInfo, NewRecipient, QueueStore
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -116,3 +117,58 @@ def test_claim_skips_rows_locked_by_another_node(
         store_b.engine.dispose()
     finally:
         h.dns.stop()
+
+
+def test_two_nodes_record_one_pair_of_deliveries_in_opposite_orders(
+    db_url: str, engine: Engine
+) -> None:
+    """Two nodes whose leases on the same two recipients ran out both delivered
+    them, and finished them in opposite orders. mark_delivered_batch updated
+    the rows in its batch's order: one node held the first row and waited for
+    the second while the other held the second and waited for the first, and
+    the database rolled one back (its deliveries unrecorded: sent again later).
+    In id order the second waits for the first and both finish.
+
+    A third transaction holds the first row, so the first node waits for it
+    holding nothing while the second takes what it takes before that row."""
+    server_only(db_url)
+    store = QueueStore(engine)
+    info = MessageInfo("lock-order-1", "alice@nmail.test", 10, 1_790_000_000, False,
+                       None, None, False)
+    store.insert(info, [NewRecipient("u@remote.test", "remote.test"),
+                        NewRecipient("v@remote.test", "remote.test")], 1_790_000_000)
+    rc = queue_recipients.c
+    with engine.connect() as conn:
+        first, second = conn.execute(select(rc.id).order_by(rc.id)).scalars().all()
+    node_a, node_b = QueueStore(make_engine(db_url)), QueueStore(make_engine(db_url))
+    outcomes: dict[str, object] = {}
+
+    def record(name: str, node: QueueStore, ids: list[int]) -> threading.Thread:
+        def run() -> None:
+            try:
+                node.mark_delivered_batch([([rid], "mx.remote.test", f"250 {name}")
+                                           for rid in ids])
+                outcomes[name] = "ok"
+            except Exception as exc:  # the assertion below shows it
+                outcomes[name] = exc
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    try:
+        with engine.connect() as holder, holder.begin():
+            holder.execute(select(rc.id).where(rc.id == first).with_for_update()).all()
+            a = record("node-a", node_a, [first, second])
+            wait_for_lock_waiters(engine, what="node a waits for the first row")
+            b = record("node-b", node_b, [second, first])
+            wait_for_lock_waiters(engine, count=2, what="node b waits for the first row")
+        for thread in (a, b):
+            thread.join(60)
+            assert not thread.is_alive()
+    finally:
+        node_a.engine.dispose()
+        node_b.engine.dispose()
+    assert outcomes == {"node-a": "ok", "node-b": "ok"}
+    with engine.connect() as conn:
+        assert set(conn.execute(select(rc.state)).scalars()) == {DELIVERED}

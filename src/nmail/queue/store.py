@@ -238,12 +238,19 @@ class QueueStore(EntryQueries):
         self._set_final(ids, DELIVERED, remote_host, reply, None)
 
     def mark_delivered_batch(self, batch: Sequence[tuple[Sequence[int], str | None, str]]) -> None:
-        """Many (ids, remote_host, reply) deliveries in one transaction, one statement."""
-        params = [
+        """Many (ids, remote_host, reply) deliveries in one transaction, one statement.
+
+        The rows are updated in id order, not the batch's: two nodes whose leases
+        on the same recipients ran out may both deliver them and finish in other
+        orders, and in batch order each held a row the other waited for (a
+        deadlock, its victim's deliveries unrecorded and sent again). Each
+        update is a statement of its own (executemany), so the order is ours.
+        """
+        params = sorted((
             {"rid": rid, "reply": reply[:2000], "host": _host(remote_host)}
             for ids, remote_host, reply in batch
             for rid in ids
-        ]
+        ), key=_by_rid)
         if not params:
             return
         with self._writing() as conn:
@@ -358,6 +365,10 @@ _DELIVERED_MANY = (
         lease_owner=None, lease_until=None, attempts=r.c.attempts + 1,
     )
 )
+
+
+def _by_rid(params: dict[str, Any]) -> int:
+    return int(params["rid"])
 
 
 def _host(value: str | None) -> str | None:
