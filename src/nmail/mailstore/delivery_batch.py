@@ -5,7 +5,8 @@ callers' threads. Here: flush them all at once (group commit, see
 nmail.durable), then under the folders' write lock allocate UIDs, insert
 rows, rename each file to its final name, flush the target directories, commit.
 If anything fails the renames are undone (files go back to `tmp/`), so the
-caller can retry or discard, and no file is left in new/ without a row.
+caller can retry or discard, and no file is left in new/ without a row; a
+deadlock's victim is run again here (deliver_batch).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 
 from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.commit_hook import FolderChange
+from nmail.mailstore.deadlocks import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.delivery_sql import Execute, transaction
 from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.keywords import KeywordLetters
@@ -211,9 +214,27 @@ def deliver_batch(
     index_wire.encode_stored makes of them: the index writer process only
     sends them on, and a frozen dataclass of six fields costs more to make
     than the rest of a message's Python work in _index.
+
+    A batch the database rolled back as a deadlock's victim has its renames
+    undone and runs again, up to DEADLOCK_TRIES times (deadlocks.py): every
+    client of the batch would otherwise get a 4xx and send again.
     """
-    renamed: list[tuple[str, str]] = []
     sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        try:
+            return _commit(conn, items, piggyback, changes, wire)
+        except DBAPIError as exc:
+            if not is_deadlock(exc) or attempt == DEADLOCK_TRIES:
+                raise
+            log.warning("a batch of %d deliveries was a deadlock's victim (attempt %d);"
+                        " running it again", len(items), attempt)
+    raise AssertionError("unreachable")
+
+
+def _commit(conn: Connection, items: list[PreparedMessage], piggyback: Piggyback | None,
+            changes: list[FolderChange] | None, wire: bool) -> list[Any]:
+    """One attempt: the batch's transaction, its renames undone if it fails."""
+    renamed: list[tuple[str, str]] = []
     try:
         with transaction(conn) as execute:
             stored, moves, touched = _index(execute, _statements(conn), items, conn.dialect)

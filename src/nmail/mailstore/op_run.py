@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nmail.mailstore import op_expunge, op_flags, op_folders, op_transfer
 from nmail.mailstore.commit_hook import FolderChange
+from nmail.mailstore.deadlocks import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.folder_names import check_name
 from nmail.mailstore.folder_rows import create_empty_folders
 from nmail.mailstore.model import StoreError
@@ -46,8 +47,6 @@ from nmail.mailstore.write_lock import GROUP, write_transaction
 log = logging.getLogger("nmail.mailstore.writer")
 
 _HOST = host_token(socket.gethostname())
-# Runs of one operation chosen as a deadlock's victim before its error is the answer.
-DEADLOCK_TRIES = 3
 
 After = Callable[[], None]
 # An operation: fn(conn, after) -> (its result, the folders its commit changed).
@@ -98,7 +97,7 @@ def run_operation(conn: Connection, op: Operation, *, now: float | None = None,
         try:
             return _dispatch(conn, op, at, after)
         except DBAPIError as exc:
-            if not _deadlock(exc) or attempt == DEADLOCK_TRIES:
+            if not is_deadlock(exc) or attempt == DEADLOCK_TRIES:
                 raise
             if after is not None:
                 del after[queued:]  # nothing of the rolled-back attempt follows
@@ -187,15 +186,9 @@ def _default_folders(conn: Connection, op: CreateDefaultFolders,
         except DBAPIError as exc:
             # Another writer created them meanwhile (a duplicate), or InnoDB chose
             # this one of several inserting the same rows as a deadlock's victim.
-            if not (isinstance(exc, IntegrityError) or _deadlock(exc)):
+            if not (isinstance(exc, IntegrityError) or is_deadlock(exc)):
                 raise
             if attempt == 2:  # another node keeps creating them: give up clearly
                 raise StoreError("could not create the folders") from None
     raise AssertionError("unreachable")
 
-
-def _deadlock(exc: DBAPIError) -> bool:
-    """MariaDB/MySQL error 1213 or PostgreSQL's SQLSTATE 40P01."""
-    orig = exc.orig
-    code = orig.args[0] if orig is not None and orig.args else None
-    return code == 1213 or getattr(orig, "sqlstate", None) == "40P01"

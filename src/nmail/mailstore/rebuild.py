@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nmail.db.tables import folders
 from nmail.mailstore import flag_names, folder_sync, folder_undo, thread_sweep
+from nmail.mailstore.deadlocks import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
 from nmail.mailstore.folderscan import remove_stale_tmp
 from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
@@ -25,15 +26,12 @@ from nmail.mailstore.model import (
     SyncCounts,
     SyncReport,
 )
-from nmail.mailstore.op_run import _deadlock
 from nmail.mailstore.write_lock import write_transaction
 from nmail.mailstore.writer import IndexWriter
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# Runs of one locked step chosen as a deadlock's victim before its error ends dbsync.
-DEADLOCK_TRIES = 3
 
 
 class Rebuilder:
@@ -85,7 +83,7 @@ class Rebuilder:
             try:
                 return self._writer.call(step)
             except DBAPIError as exc:
-                if not _deadlock(exc) or attempt == DEADLOCK_TRIES:
+                if not is_deadlock(exc) or attempt == DEADLOCK_TRIES:
                     raise
                 log.warning("dbsync: a step was a deadlock's victim (attempt %d); again",
                             attempt)
