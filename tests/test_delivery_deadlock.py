@@ -10,11 +10,12 @@ thread of one process and in the index writer process alike.
 
 The test makes a real deadlock: the delivery holds the INBOX row (paused
 just after its folder locks) while another transaction takes the account's
-row; the delivery then links the message's thread (a foreign key to the
-account row: it waits), and the other asks for the INBOX row. The delivery
-is the victim: on PostgreSQL it waited first, so its deadlock check runs
-first; InnoDB rolls back the transaction that changed fewer rows, and the
-other inserted some. SQLite lets one writer in at a time: no deadlock.
+row and waits for the INBOX row; the delivery then links the message's
+thread (a foreign key to the account row) and closes the circle. The
+delivery is the victim: PostgreSQL's check runs in the waiter whose
+deadlock_timeout ends first, and the other's is a minute; InnoDB rolls back
+the transaction that changed fewer rows, and the other inserted some.
+SQLite lets one writer in at a time: no deadlock.
 """
 
 from __future__ import annotations
@@ -75,18 +76,27 @@ def test_a_delivery_that_is_a_deadlocks_victim_is_stored_all_the_same(
     pause = Pause(monkeypatch, delivery_batch, "_resolve_threads")  # INBOX locked
     delivering = Background(lambda: store.store([new(alice, subject="twice lucky")]))
     assert pause.reached.wait(30)
-    with server_engine.connect() as other, other.begin():
-        # Rows changed: InnoDB then rolls back the delivery, the lighter transaction.
-        other.execute(insert(login_failures), [
-            {"key": f"weight-{n}", "failures": "", "last_failure": 0, "locked_until": 0}
-            for n in range(50)])
-        other.execute(select(accounts.c.id).where(accounts.c.id == alice.id)
-                      .with_for_update()).all()
-        pause.go.set()
-        wait_for_lock_waiters(server_engine, what="the delivery waits for the account row")
-        # Closes the circle; returns once the delivery was rolled back.
-        other.execute(select(folders.c.id).where(folders.c.id == inbox).with_for_update()).all()
-        other.rollback()
+
+    def other() -> None:
+        with server_engine.connect() as conn, conn.begin():
+            if server_engine.dialect.name == "postgresql":
+                # Never this one's check first: the delivery's (1 s) finds the circle.
+                conn.exec_driver_sql("SET LOCAL deadlock_timeout = '60s'")
+            # Rows changed: InnoDB then rolls back the delivery, the lighter transaction.
+            conn.execute(insert(login_failures), [
+                {"key": f"weight-{n}", "failures": "", "last_failure": 0, "locked_until": 0}
+                for n in range(50)])
+            conn.execute(select(accounts.c.id).where(accounts.c.id == alice.id)
+                         .with_for_update()).all()
+            # Waits for the delivery, and gets the row once the delivery was rolled back.
+            conn.execute(select(folders.c.id).where(folders.c.id == inbox)
+                         .with_for_update()).all()
+            conn.rollback()
+
+    beside = Background(other)
+    wait_for_lock_waiters(server_engine, what="the other transaction waits for INBOX")
+    pause.go.set()  # the delivery links its thread: it waits for the account row
+    beside.result()
     stored = delivering.result()  # before: StoreError (the client's 451)
     assert len(stored) == 1 and stored[0].path.is_file()
     assert "deadlock's victim" in caplog.text
