@@ -10,6 +10,7 @@ the other wants.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -463,3 +464,91 @@ def test_a_login_beside_the_sweep_of_expired_webmail_sessions(
     assert logging_in.load(token) == session
     with server_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(web_sessions)).scalar_one() == 1
+
+
+def _merge_into_sent(server_engine: Engine, store: MailStore, directory: Directory
+                     ) -> tuple[Account, int, int]:
+    """Alice's older conversation in Sent, a newer one in INBOX (the lower id): a
+    message naming both merges them, and the loser's rows are in INBOX."""
+    alice = _account(directory, store, "alice")
+    store.store([NewMessage(alice, "Sent", trace(), _mail("older", "a@sender.test"))])
+    store.store([NewMessage(alice, "INBOX", trace(), _mail("newer", "b@sender.test"))])
+    with server_engine.connect() as conn:
+        ids = dict(conn.execute(select(folders.c.name, folders.c.id)
+                                .where(folders.c.account_id == alice.id)).all())
+    assert ids["INBOX"] < ids["Sent"]
+    return alice, ids["INBOX"], ids["Sent"]
+
+
+def _threads(engine: Engine, account: Account) -> dict[str, str]:
+    """Subject -> thread id of each of the account's messages."""
+    with engine.connect() as conn:
+        return dict(conn.execute(
+            select(messages.c.subject, messages.c.thread_id)
+            .select_from(messages.join(folders, messages.c.folder_id == folders.c.id))
+            .where(folders.c.account_id == account.id)).all())
+
+
+def test_a_merge_needing_a_lower_folder_beside_a_writer_of_both(
+    server_engine: Engine, store: MailStore, directory: Directory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reply delivered to Sent merges its conversation with one in INBOX, whose
+    row has the lower id. The delivery held Sent and then locked INBOX for the
+    merge, while another process delivering to INBOX and Sent (id order) held
+    INBOX and waited for Sent: a deadlock, which only its victim's retry hid.
+    Now the delivery finds it needs INBOX, rolls back and runs again with
+    INBOX locked first: the other goes first, no deadlock."""
+    alice, _, _ = _merge_into_sent(server_engine, store, directory)
+    caplog.set_level(logging.WARNING)
+    other = MailStore(server_engine, tmp_path / "mail", "mx.example.test")
+    try:
+        pause = Pause(monkeypatch, delivery_batch, "_resolve_threads")  # Sent locked
+        reply = _mail("reply", "c@sender.test", "<b@sender.test> <a@sender.test>")
+        merging = Background(lambda: store.store([NewMessage(alice, "Sent", trace(), reply)]))
+        assert pause.reached.wait(30)
+        beside = Background(lambda: other.store([
+            NewMessage(alice, "INBOX", trace(), _mail("d", "d@sender.test")),
+            NewMessage(alice, "Sent", trace(), _mail("e", "e@sender.test"))]))
+        wait_for_lock_waiters(server_engine, what="the other delivery waits for Sent")
+        pause.go.set()
+        assert len(merging.result()) == 1
+        assert len(beside.result()) == 2
+    finally:
+        other.close()
+    assert "deadlock" not in caplog.text
+    threads = _threads(server_engine, alice)
+    assert threads["older"] == threads["newer"] == threads["reply"]
+    assert len({threads["older"], threads["d"], threads["e"]}) == 3
+
+
+def test_a_dbsync_merge_needing_a_lower_folder_beside_a_writer_of_both(
+    server_engine: Engine, store: MailStore, directory: Directory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same merge made by dbsync of Sent (a file there without a row names
+    both conversations): it holds Sent, then needs INBOX."""
+    alice, _, _ = _merge_into_sent(server_engine, store, directory)
+    sent_dir = tmp_path / "mail" / "example.test" / "alice" / "Maildir" / ".Sent"
+    reply = _mail("reply", "c@sender.test", "<b@sender.test> <a@sender.test>")
+    (sent_dir / "cur" / "1790000000.M1P1.elsewhere:2,S").write_bytes(reply)
+    caplog.set_level(logging.WARNING)
+    pause = Pause(monkeypatch, ThreadIndex, "resolve")  # Sent locked, the file's row made
+    target = FolderTarget(alice.id, "Sent", sent_dir)
+
+    def dbsync_sent() -> Any:
+        with server_engine.connect() as conn:
+            return folder_sync.apply(conn, target, {}, full=True, now=1_790_000_000.0)
+
+    syncing = Background(dbsync_sent)
+    assert pause.reached.wait(30)
+    beside = Background(lambda: store.store([
+        NewMessage(alice, "INBOX", trace(), _mail("d", "d@sender.test")),
+        NewMessage(alice, "Sent", trace(), _mail("e", "e@sender.test"))]))
+    wait_for_lock_waiters(server_engine, what="the delivery waits for Sent")
+    pause.go.set()
+    assert syncing.result().added == 1
+    assert len(beside.result()) == 2
+    assert "deadlock" not in caplog.text
+    threads = _threads(server_engine, alice)
+    assert threads["older"] == threads["newer"] == threads["reply"]

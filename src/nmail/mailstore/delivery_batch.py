@@ -25,10 +25,10 @@ from sqlalchemy.exc import DBAPIError
 from nmail.db.tables import folders, messages
 from nmail.durable import fsync_dir, sync_batch
 from nmail.mailstore.commit_hook import FolderChange
-from nmail.mailstore.deadlocks import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.delivery_sql import Execute, transaction
 from nmail.mailstore.indexrow import SUMMARY_KEYS
 from nmail.mailstore.keywords import KeywordLetters
+from nmail.mailstore.lock_order import DEADLOCK_TRIES, LockFirst, is_deadlock
 from nmail.mailstore.model import StoredMessage, StoreError
 from nmail.mailstore.names import SEEN_BIT, disk_name, final_filename, flag_bits, parse_flags
 from nmail.mailstore.thread_index import ThreadIndex
@@ -215,29 +215,36 @@ def deliver_batch(
     sends them on, and a frozen dataclass of six fields costs more to make
     than the rest of a message's Python work in _index.
 
-    A batch the database rolled back as a deadlock's victim has its renames
-    undone and runs again, up to DEADLOCK_TRIES times (deadlocks.py): every
-    client of the batch would otherwise get a 4xx and send again.
+    The batch runs again, its renames undone (lock_order.py): with more
+    folders locked first when a conversation merge needs one below those it
+    holds (LockFirst), and up to DEADLOCK_TRIES times when the database
+    rolled it back as a deadlock's victim (every client of the batch would
+    otherwise get a 4xx and send again).
     """
     sync_batch(files=[i.tmp_path for i in items if flushed is None or not flushed(i)])
-    for attempt in range(1, DEADLOCK_TRIES + 1):
+    attempt, lock_first = 1, frozenset[int]()
+    while True:
         try:
-            return _commit(conn, items, piggyback, changes, wire)
+            return _commit(conn, items, piggyback, changes, wire, lock_first)
+        except LockFirst as exc:
+            lock_first |= exc.folder_ids
         except DBAPIError as exc:
             if not is_deadlock(exc) or attempt == DEADLOCK_TRIES:
                 raise
             log.warning("a batch of %d deliveries was a deadlock's victim (attempt %d);"
                         " running it again", len(items), attempt)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def _commit(conn: Connection, items: list[PreparedMessage], piggyback: Piggyback | None,
-            changes: list[FolderChange] | None, wire: bool) -> list[Any]:
+            changes: list[FolderChange] | None, wire: bool, lock_first: frozenset[int],
+            ) -> list[Any]:
     """One attempt: the batch's transaction, its renames undone if it fails."""
     renamed: list[tuple[str, str]] = []
     try:
         with transaction(conn) as execute:
-            stored, moves, touched = _index(execute, _statements(conn), items, conn.dialect)
+            stored, moves, touched = _index(execute, _statements(conn), items, conn.dialect,
+                                            lock_first)
             targets: set[str] = set()
             for src, dst, directory in moves:
                 os.rename(src, dst)
@@ -268,14 +275,18 @@ def _index(
     statements: tuple[_Hot, _Hot, _Hot],
     items: list[PreparedMessage],
     dialect: Dialect,
+    lock_first: frozenset[int] = frozenset(),
 ) -> tuple[list[tuple[int, int, int, int, str, str]], list[tuple[str, str, str]],
            list[FolderChange]]:
     """Rows in, UIDs out; the renames to make: (tmp path, final path, its directory)."""
     lock, insert, update_folder = statements
     state: dict[int, list[int]] = {}
     touched: list[FolderChange] = []
-    for fid in sorted({item.folder_id for item in items}):
+    own = {item.folder_id for item in items}
+    for fid in sorted(own | lock_first):  # lock_first: a merge's (LockFirst)
         found = execute(lock.sql, lock.make((fid,)), False)
+        if fid not in own:
+            continue
         if not found:
             raise FolderGone(f"folder {fid} no longer exists")
         locked = found[0]
@@ -284,7 +295,7 @@ def _index(
         touched.append(FolderChange(int(locked[2]), fid, str(locked[3]), state[fid][1],
                                     "deliver"))
     make_row = insert.make
-    threads = ThreadIndex(execute, dialect)
+    threads = ThreadIndex(execute, dialect, held=own | lock_first)
     thread_ids = _resolve_threads(threads, items)
     keyword_maps: dict[str, KeywordLetters] = {}
     rows: list[Any] = []

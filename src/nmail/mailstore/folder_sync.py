@@ -38,6 +38,7 @@ from nmail.mailstore.folderscan import (
 )
 from nmail.mailstore.keywords import KeywordLetters
 from nmail.mailstore.layout import UidState, read_uid_state, write_uid_state
+from nmail.mailstore.lock_order import LockFirst
 from nmail.mailstore.messagefile import write_durably
 from nmail.mailstore.model import DEFAULT_ROLES, SyncCounts
 from nmail.mailstore.names import (
@@ -134,13 +135,14 @@ class _Apply:
     """The locked half: one call, one transaction, on the writer thread."""
 
     def __init__(self, conn: Connection, target: FolderTarget, facts: dict[str, FileFacts],
-                 full: bool, now: float) -> None:
+                 full: bool, now: float, lock_first: frozenset[int] = frozenset()) -> None:
         self.conn = conn
         self.target = target
         self.facts = facts
         self.full = full
         self.now = now
         self.letters = KeywordLetters.load(target.path)
+        self.lock_first = lock_first  # other folders a merge changes (LockFirst)
 
     def run(self) -> SyncCounts:
         with write_transaction(self.conn):
@@ -148,6 +150,14 @@ class _Apply:
 
     def _run(self) -> SyncCounts:
         conn, target = self.conn, self.target
+        if self.lock_first:
+            # With the folder's own row, in id order: a merge of this step needs them.
+            own = conn.execute(select(folders.c.id).where(
+                folders.c.account_id == target.account_id, folders.c.name == target.name)
+            ).scalars().all()
+            conn.execute(select(folders.c.id).where(folders.c.id.in_(
+                sorted(self.lock_first.union(own)))).order_by(folders.c.id).with_for_update()
+            ).all()
         row = conn.execute(
             select(folders.c.id, folders.c.uidvalidity, folders.c.next_uid,
                    folders.c.highest_modseq)
@@ -218,7 +228,7 @@ class _Apply:
                 ),
                 flag_updates,
             )
-        threads = ThreadIndex.on(conn)
+        threads = ThreadIndex.on(conn, held={folder_id, *self.lock_first})
         if new_rows:
             # Rows made from files carry thread keys: linked like a delivery's.
             tids = threads.resolve(target.account_id, [str(r["thread_id"]) for r in new_rows])
@@ -323,5 +333,16 @@ class _Apply:
 
 def apply(conn: Connection, target: FolderTarget, facts: dict[str, FileFacts], *,
           full: bool, now: float) -> SyncCounts:
-    """Reconcile under the write lock (call on the writer thread)."""
-    return _Apply(conn, target, facts, full, now).run()
+    """Reconcile under the write lock (call on the writer thread).
+
+    Run again, with more folders locked first, when a conversation merge
+    needs a folder below the one it holds (lock_order.LockFirst); what the
+    run before renamed is found again (`_index_file` reads a file facts
+    do not name).
+    """
+    lock_first = frozenset[int]()
+    while True:
+        try:
+            return _Apply(conn, target, facts, full, now, lock_first).run()
+        except LockFirst as exc:
+            lock_first |= exc.folder_ids

@@ -24,9 +24,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nmail.mailstore import op_expunge, op_flags, op_folders, op_transfer
 from nmail.mailstore.commit_hook import FolderChange
-from nmail.mailstore.deadlocks import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.folder_names import check_name
 from nmail.mailstore.folder_rows import create_empty_folders
+from nmail.mailstore.lock_order import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.model import StoreError
 from nmail.mailstore.names import host_token
 from nmail.mailstore.op_rows import folder_path

@@ -13,10 +13,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nmail.db.tables import folders
 from nmail.mailstore import flag_names, folder_sync, folder_undo, thread_sweep
-from nmail.mailstore.deadlocks import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.folder_sync import FolderIndex, FolderTarget
 from nmail.mailstore.folderscan import remove_stale_tmp
 from nmail.mailstore.layout import disk_folder_names, make_folder_dirs
+from nmail.mailstore.lock_order import DEADLOCK_TRIES, is_deadlock
 from nmail.mailstore.mailboxes import Mailbox, all_mailboxes
 from nmail.mailstore.model import (
     FOLDERS,

@@ -69,6 +69,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from sqlalchemy.engine import Dialect
 
 from nmail.db.tables import folder_threads, folders, messages, thread_links
+from nmail.mailstore.lock_order import LockFirst
 from nmail.mime.threads import KEY_LENGTH
 
 # run(sql, parameters, many) -> every row (many=False) or None (many=True)
@@ -273,14 +274,19 @@ def _statements(dialect: Dialect) -> _Statements:
 class ThreadIndex:
     """Thread ids and the folder conversation list, inside a writer's transaction."""
 
-    def __init__(self, run: Run, dialect: Dialect, clock: Callable[[], float] = time.time
-                 ) -> None:
+    def __init__(self, run: Run, dialect: Dialect, clock: Callable[[], float] = time.time,
+                 held: set[int] | None = None) -> None:
+        """`held`: the folders whose rows the transaction has locked. A merge
+        then locks only folders above them, and raises LockFirst for any below
+        (the lock order). On SQLite, or without `held`, it locks what it needs."""
         self._run = run
         self._sql = _statements(dialect)
         self._clock = clock
+        self._held = held if dialect.name != "sqlite" else None
 
     @classmethod
-    def on(cls, conn: Connection, clock: Callable[[], float] = time.time) -> ThreadIndex:
+    def on(cls, conn: Connection, clock: Callable[[], float] = time.time,
+           held: set[int] | None = None) -> ThreadIndex:
         """For the SQLAlchemy write paths (in their transaction)."""
 
         def run(sql: str, params: Any, many: bool) -> Any:
@@ -289,7 +295,7 @@ class ThreadIndex:
                 return None
             return result.all() if result.returns_rows else []
 
-        return cls(run, conn.dialect, clock)
+        return cls(run, conn.dialect, clock, held)
 
     def resolve(self, account_id: int, key_texts: list[str]) -> list[str]:
         """The thread id of each message (its keys as text), linking and merging."""
@@ -308,27 +314,49 @@ class ThreadIndex:
             for row in run(lookup.sql, lookup.make(values), False):
                 known[row[0]] = row[1]
         made = plan(known, key_lists, new_thread_prefix(self._clock()))
+        merges = [(loser, winner, self._merge_folders(account_id, loser, winner))
+                  for loser, winner in sorted(made.merged.items())]
+        if merges:
+            self._lock_folders({f for _, _, folder_ids in merges for f in folder_ids})
         if made.new_links:
             link = self._sql.link
             make = link.make
             run(link.sql, [make((account_id, k, t)) for k, t in sorted(made.new_links.items())],
                 True)
-        for loser, winner in sorted(made.merged.items()):
-            self._merge(account_id, loser, winner)
+        for loser, winner, folder_ids in merges:
+            self._merge(account_id, loser, winner, folder_ids)
         return made.thread_ids
 
-    def _merge(self, account_id: int, loser: str, winner: str) -> None:
+    def _merge_folders(self, account_id: int, loser: str, winner: str) -> list[int]:
+        """The folders holding the loser's conversation rows: the merge changes them."""
+        sql = self._sql.merge_folders
+        return sorted({int(r[0]) for r in self._run(
+            sql.sql, sql.make((account_id, loser, winner)), False)})
+
+    def _lock_folders(self, wanted: set[int]) -> None:
+        """Lock the folders the merges change, before their rows and the links.
+
+        Unlocked, the merge wrote the loser's messages and conversation rows in
+        folders the transaction did not hold (a conversation row's insert takes
+        the folder row's KEY SHARE), and deadlocked with dbsync holding one of
+        them. Locked after the transaction's own folders, one with a lower id
+        broke the id order and deadlocked with any writer of both (it takes
+        the lower first): the transaction runs again with it locked first
+        (LockFirst). (docs/ARCHITECTURE.md "Lock order", tests/test_lock_order.py.)
+        """
+        held = self._held
+        missing = sorted(wanted if held is None else wanted - held)
+        if held is not None and held and missing and missing[0] < max(held):
+            raise LockFirst(missing)
+        sql = self._sql.lock_folder
+        for folder_id in missing:
+            self._run(sql.sql, sql.make((folder_id,)), False)
+        if held is not None:
+            held.update(missing)
+
+    def _merge(self, account_id: int, loser: str, winner: str, folder_ids: list[int]) -> None:
         sql = self._sql
         values = (account_id, loser, winner)
-        folder_ids = sorted({int(r[0]) for r in self._run(
-            sql.merge_folders.sql, sql.merge_folders.make(values), False)})
-        # The folders whose rows the merge changes, locked first (id order): it
-        # wrote the loser's messages and conversation rows in folders this
-        # transaction had not locked (a conversation row's insert takes the folder
-        # row's KEY SHARE), and deadlocked with dbsync holding one of them
-        # (docs/ARCHITECTURE.md "Lock order", tests/test_lock_order.py).
-        for folder_id in folder_ids:
-            self._run(sql.lock_folder.sql, sql.lock_folder.make((folder_id,)), False)
         self._run(sql.merge_messages.sql, sql.merge_messages.make(values), False)
         self._run(sql.merge_links.sql, sql.merge_links.make(values), False)
         self._run(sql.merge_clear.sql, sql.merge_clear.make(values), False)
