@@ -233,6 +233,8 @@ STRANGER_ROWS = [
     Row("<user@remote\u3002test@test.local>".encode() + UTF8, 501),
     Row("<us\u00e9r@remote.test>".encode() + UTF8, 554),  # an SMTPUTF8 local part
     Row("<\u202euser@remote.test>".encode() + UTF8, 501),  # a bidi override
+    Row("<b\u00f8b@test.local>".encode() + UTF8, 550),  # an SMTPUTF8 local part of ours
+    Row("<\u00fcn\u00ef@other.test>".encode() + UTF8, 250, CAROL),
     # postmaster without a domain is ours (RFC 5321 4.5.1).
     Row(b"<postmaster>", 250, ("postmaster@example.com",)),
     Row(b"<PostMaster>", 250, ("postmaster@example.com",)),
@@ -281,6 +283,8 @@ STRANGER_ROWS = [
     Row(b"<bob@test.local>", 250, BOB, mail=b"<BOB@TEST.LOCAL.>"),
     Row(b"<bob@test.local>", 250, BOB, mail=b"<@evil.test:carol@other.test>"),
     Row(b"<bob@test.local> ORCPT=rfc822;user@remote.test", 250, BOB),
+    Row("<bob@test.local>".encode() + UTF8, 250, BOB, mail="<me@bücher.test>".encode()),
+    Row(b"<user@remote.test>", 554, mail="<me@bücher.test>".encode() + UTF8),
 ]
 
 
@@ -315,6 +319,31 @@ def test_a_stranger_on_port_25_cannot_relay(world: World, row: Row) -> None:
     assert sorted(rcpt for _, rcpt, _ in added) == sorted(row.queued)
     # A forward of a stranger's mail leaves with our SRS sender, never the claimed one.
     assert all(sender.startswith("SRS0=") for _, _, sender in added), added
+
+
+def test_a_line_feed_inside_an_address_ends_the_command(world: World) -> None:
+    """A bare LF ends a command line (as in Postfix): both halves are refused."""
+    wire = Wire(world.ports["smtp"])
+    try:
+        wire.ehlo()
+        assert wire.command(b"MAIL FROM:<attacker@evil.test>").startswith("250")
+        wire.send(b"RCPT TO:<bob@test.local\n@remote.test>\r\n")
+        assert wire.reply().startswith("501")
+        assert wire.reply().startswith("500")
+        assert wire.command(b"DATA").startswith("503")
+    finally:
+        wire.close()
+
+
+def test_the_submission_port_takes_nothing_from_a_stranger(world: World) -> None:
+    """Not even for a local mailbox: MAIL needs AUTH there."""
+    wire = Wire(world.ports["submission"])
+    try:
+        wire.ehlo()
+        assert wire.command(b"MAIL FROM:<bob@test.local>").startswith("530")
+        assert wire.command(b"RCPT TO:<bob@test.local>").startswith("503")
+    finally:
+        wire.close()
 
 
 def test_success_notices_are_never_sent_for_a_stranger(world: World) -> None:
