@@ -283,7 +283,7 @@ STRANGER_ROWS = [
     Row(b"<bob@test.local>", 250, BOB, mail=b"<BOB@TEST.LOCAL.>"),
     Row(b"<bob@test.local>", 250, BOB, mail=b"<@evil.test:carol@other.test>"),
     Row(b"<bob@test.local> ORCPT=rfc822;user@remote.test", 250, BOB),
-    Row("<bob@test.local>".encode() + UTF8, 250, BOB, mail="<me@bücher.test>".encode()),
+    Row(b"<bob@test.local>" + UTF8, 250, BOB, mail="<me@bücher.test>".encode()),
     Row(b"<user@remote.test>", 554, mail="<me@bücher.test>".encode() + UTF8),
 ]
 
