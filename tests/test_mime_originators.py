@@ -45,6 +45,10 @@ def test_addresses_hidden_in_names_and_comments_are_found(header: bytes, hidden:
         ((b"To: a@x.test",), "no From"),
         ((b"From: a@x.test", b"From: b@x.test"), "more than one From"),
         ((b"FROM : a@x.test", b"from: b@x.test"), "more than one From"),
+        ((b"From: a@x.test", b"From\x00: b@x.test"), "more than one From"),
+        ((b"From: a@x.test", b"\x0bFrom: b@x.test"), "more than one From"),
+        ((b"\xef\xbb\xbfFrom: b@x.test", b"From: a@x.test"), "more than one From"),  # a BOM
+        ((b"From: a@x.test", b"Sender: b@x.test", b"Sen der: c@x.test"), "more than one Sender"),
         ((b"From: a@x.test", b"Sender: b@x.test", b"Sender: c@x.test"), "more than one Sender"),
         ((b"From: undisclosed:;",), "no address"),
         ((b"From: Bob <bob@x.test",), "unambiguously"),

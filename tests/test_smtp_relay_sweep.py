@@ -490,6 +490,8 @@ def test_a_tenant_of_an_idn_domain_may_write_its_address_in_unicode(world: World
         b"From: Team: carol@other.test, bob@test.local;",
         b"From:\r\n bob@test.local",
         b"FROM : bob@test.local",
+        b"From: carol@other.test\r\nFrom\x00: bob@test.local",  # a name a reader may clean
+        b"\xef\xbb\xbfFrom: bob@test.local\r\nFrom: carol@other.test",  # a byte-order mark
         "From: carol@other.test (bob\uff20test.local)".encode(),
         b"From: bob@test\xe3\x80\x82local",
         b"From: carol%other.test@test.local",

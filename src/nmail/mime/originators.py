@@ -29,6 +29,8 @@ from email.policy import default as default_policy
 MAX_HEADER_BLOCK = 256 * 1024
 # An address-like token: no white space, brackets, parentheses or separators.
 _ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:@]+@[^\s<>()\[\],;:@]+")
+# What a header field name cannot hold (ftext is %d33-57 / %d59-126).
+_NOT_FTEXT = re.compile(rb"[^\x21-\x39\x3b-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +92,11 @@ def _fields(content: bytes, wanted: set[str]) -> list[tuple[str, bytes]]:
         name, colon, value = line.partition(b":")
         if not colon:
             continue
-        # "From :" (white space before the colon) is obsolete syntax some
-        # readers still honour: it counts as a From: here too.
-        key = name.strip(b" \t").decode("ascii", "replace").lower()
+        # A field name is printable ASCII (RFC 5322 2.2). "From :" (white space
+        # before the colon) is obsolete syntax some readers still honour, and a
+        # lenient one may skip other bytes a name cannot hold (a NUL, a vertical
+        # tab, a byte-order mark): compared without them, each counts as a From:.
+        key = _NOT_FTEXT.sub(b"", name).decode("ascii").lower()
         if key in wanted:
             result.append((key, re.sub(rb"\r?\n", b"", value).strip()))
     return result
