@@ -296,14 +296,17 @@ def test_secure_cookie_when_a_trusted_proxy_says_https(tmp_path: Path) -> None:
         proxied = Browser(srv)
         proxied.client.headers["X-Forwarded-Proto"] = "https"
         assert "Secure" in proxied.get("/login").headers["set-cookie"]
-        # Every cookie over TLS, the language picked on the login page's too.
-        picked = proxied.get("/login", params={"lang": "ko"}).headers.get_list("set-cookie")
+        # Every cookie over TLS, the language picked on the login page's too (its link
+        # is on our own page: the Referer names this host).
+        own = {"Referer": "https://mail.example.com/login"}
+        picked = proxied.get("/login", params={"lang": "ko"},
+                             headers=own).headers.get_list("set-cookie")
         assert any(c.startswith("nmail_lang=ko") for c in picked)
         assert all("Secure" in c for c in picked), picked
         plain = Browser(srv)
         assert "Secure" not in plain.get("/login").headers["set-cookie"]
         assert all("Secure" not in c for c in plain.get(
-            "/login", params={"lang": "ko"}).headers.get_list("set-cookie"))
+            "/login", params={"lang": "ko"}, headers=own).headers.get_list("set-cookie"))
         proxied.close()
         plain.close()
     # From a client that is not a declared proxy the header is ignored.

@@ -4,6 +4,9 @@
 
 `CurrentUser` sends a browser that is not logged in to /login (303) and a
 script to 401; an account deleted or disabled since login loses its session.
+`OwnPage` is True when the request came from our own pages or the user typed it
+(guard.from_own_pages): a GET route does its side effect (marking a message read)
+only then, so a link or an image on another site changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from starlette.responses import Response
 
 from nmail.directory.model import Account
 from nmail.web.facade import WebFacade
-from nmail.web.guard import COOKIE
+from nmail.web.guard import COOKIE, from_own_pages
 from nmail.web.sessions import Session
 from nmail.web.templating import Templates
 
@@ -77,6 +80,14 @@ async def current_user(request: Request, web: Web) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def own_page(request: Request) -> bool:
+    """May this GET change something? (guard.from_own_pages)"""
+    return from_own_pages(request.scope)
+
+
+OwnPage = Annotated[bool, Depends(own_page)]
 
 
 def client_ip(request: Request) -> str:

@@ -101,10 +101,12 @@ class WebFacade:
                           time_zone: str = "") -> tuple[str, Session]:
         return await self.run(self.sessions.create, account_id, ip, time_zone)
 
-    async def load_session(self, token: str) -> tuple[Session | None, Account | None]:
-        """The live session of a cookie token and its account, in one trip to the pool."""
+    async def load_session(self, token: str, touch: bool = True
+                           ) -> tuple[Session | None, Account | None]:
+        """The live session of a cookie token and its account, in one trip to the pool
+        (`touch`: refresh its idle clock, as SessionStore.load)."""
         def read() -> tuple[Session | None, Account | None]:
-            session = self.sessions.load(token)
+            session = self.sessions.load(token, touch)
             if session is None or session.account_id is None:
                 return session, None
             return session, self.backends.directory.get_account_by_id(session.account_id)

@@ -23,7 +23,12 @@ It runs before routing so no route can forget a check:
   `frame-ancestors 'self'` added when it has none;
 - nothing but /static/ may be stored by a browser or a proxy (`Cache-Control:
   no-store` unless the route says otherwise): a page of someone's mail must
-  not come back from a shared cache or the back button after logout.
+  not come back from a shared cache or the back button after logout;
+- a GET changes something only when it came from our own pages
+  (`from_own_pages`): another site's link still opens the page, but it does
+  not refresh the session's idle clock or remember a `?lang=`, and the routes
+  with a side effect (marking a message read) ask the same function
+  (deps.OwnPage).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.exceptions import HTTPException
 
@@ -55,6 +60,8 @@ CSRF_EXEMPT = ("/autodiscover/", "/Autodiscover/")
 NO_SESSION = ("/static/", "/healthz", "/.well-known/", "/mail/config-v1.1.xml")
 MAX_FORM = 1024 * 1024
 MAX_ID = 2**63 - 1  # BIGINT, the widest id column
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})  # "none": typed, a bookmark
+_DEFAULT_PORTS = (":80", ":443")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -83,6 +90,47 @@ def cookies(scope: Scope) -> dict[str, str]:
     except Exception:  # a malformed Cookie header is no session, not an error page
         return {}
     return {key: morsel.value for key, morsel in cookie.items()}
+
+
+def _authority(netloc: str) -> str:
+    """host[:port] lower case, without a default port (a proxy may end TLS, so the
+    request's scheme says nothing about the browser's: either default is dropped)."""
+    netloc = netloc.strip().lower().rsplit("@", 1)[-1]
+    for port in _DEFAULT_PORTS:
+        if netloc.endswith(port):
+            return netloc[: -len(port)]
+    return netloc
+
+
+def from_own_pages(scope: Scope) -> bool:
+    """Whether the browser says this request came from our own pages, or from the user
+    (a typed address, a bookmark): only then may a GET change anything.
+
+    A browser that sends Fetch Metadata is believed: Sec-Fetch-Site "same-origin" or
+    "none", never "same-site" (another name under the same domain is another site) or
+    "cross-site". Browsers send it only to secure origins (HTTPS, localhost); without
+    it, Origin (when present) or else Referer must name the host the request was sent
+    to. With none of the three, no: a page elsewhere can send a navigation with neither
+    (`Referrer-Policy: no-referrer`) to a server on plain HTTP, while our own pages
+    always send a Referer (their policy is `same-origin`), so what is lost is only a
+    typed address on plain HTTP or a client sending no headers (the page opens as
+    always; nothing is marked).
+    """
+    site = _header(scope, b"sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() in OWN_FETCH_SITES
+    host = _authority(_header(scope, b"host") or "")
+    if not host:
+        return False
+    for name in (b"origin", b"referer"):
+        value = _header(scope, name)
+        if value:
+            try:
+                netloc = urlsplit(value.strip()).netloc
+            except ValueError:  # a malformed URL (bad IPv6 brackets) names no host
+                return False
+            return bool(netloc) and _authority(netloc) == host
+    return False
 
 
 def impossible_id(path: str) -> bool:
@@ -122,10 +170,13 @@ class Guard:
         session = None
         account = None
         jar = cookies(scope)
+        own = from_own_pages(scope)
         if not path.startswith(NO_SESSION):
             token = jar.get(COOKIE, "")
-            if token:
-                session, account = await self.web.load_session(token)
+            if token:  # another site's link does not keep the session alive (a POST
+                # without our token is refused below, and a cross-site one has no cookie)
+                session, account = await self.web.load_session(
+                    token, touch=own or scope["method"] in UNSAFE)
         state["session"] = session
         state["account"] = account
         asked = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang")
@@ -135,7 +186,7 @@ class Guard:
             jar.get(LANG_COOKIE, ""))
         language = i18n.negotiate(preferred, _header(scope, b"accept-language"))
         state["language"] = language
-        state["set_language_cookie"] = asked
+        remember = asked if own else ""  # a ?lang= in another site's link: this page only
         marker = i18n.set_language(language)
         zone = (time_zone.zone_or_none(session.time_zone) if session and session.time_zone
                 else None) or self.server_zone
@@ -166,7 +217,7 @@ class Guard:
                 return
             mode = settings.secure_cookies  # as deps.set_session_cookie decides
             secure = mode == "always" or (mode == "auto" and bool(state["tls"]))
-            await self.app(scope, receive, self._with_headers(send, asked, private, secure))
+            await self.app(scope, receive, self._with_headers(send, remember, private, secure))
         finally:
             time_zone.reset_zone(zone_marker)
             i18n._current.reset(marker)

@@ -110,8 +110,9 @@ class SessionStore:
                     conn.execute(delete(web_sessions).where(web_sessions.c.id.in_(surplus)))
         return token, session
 
-    def load(self, token: str) -> Session | None:
-        """The live session of a cookie token, or None (expired ones are deleted)."""
+    def load(self, token: str, touch: bool = True) -> Session | None:
+        """The live session of a cookie token, or None (expired ones are deleted).
+        `touch=False`: its idle clock is left alone (a request another site caused)."""
         if not token or len(token) > 128:
             return None
         key = token_hash(token)
@@ -128,7 +129,7 @@ class SessionStore:
                           int(row.last_seen), row.language or "", int(row.page_size or 50),
                           bool(row.threads), row.chosen_zone or row.time_zone or "",
                           row.time_zone or "")
-        if now - session.last_seen >= TOUCH_EVERY:
+        if touch and now - session.last_seen >= TOUCH_EVERY:
             with self._engine.begin() as conn:
                 conn.execute(
                     update(web_sessions).where(web_sessions.c.id == key).values(last_seen=now)

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from nmail.web.access import domain_for_host
 from nmail.web.deps import Pages, Web, clear_session_cookie, client_ip, set_session_cookie
 from nmail.web.facade import LoginStatus
-from nmail.web.i18n import N_
+from nmail.web.i18n import LANGUAGES, N_
 from nmail.web.i18n import gettext as _
 from nmail.web.login_tokens import COOKIE as LOGIN_COOKIE
 from nmail.web.login_tokens import well_formed
@@ -65,8 +65,12 @@ async def _login_page(request: Request, web: Web, pages: Pages, *, error: str = 
             cookie = web.login_tokens.new_cookie()
         extra["csrf_token"] = web.login_tokens.token_for(cookie)
     domain = await web.run(_host_domain, request, web)
+    # A language picked by a link (?lang=) goes on with the form: the guard remembers it
+    # from our own pages only, and a link from elsewhere (a portal) is not one.
+    picked = request.query_params.get("lang", "")
     response = pages.render(request, "login.html", status=status, error=error, login=login,
-                            domain=domain or "", next_url=next_url, **extra)
+                            domain=domain or "", next_url=next_url,
+                            picked_lang=picked if picked in LANGUAGES else "", **extra)
     response.headers["cache-control"] = "no-store"
     if cookie:
         set_session_cookie(response, request, cookie, name=LOGIN_COOKIE, path="/login")

@@ -1,6 +1,8 @@
 """Reading one message: the read screen, its sandboxed body frame, "show images".
 
-GET  /mail/{folder_id}/{uid}              the read screen (?pane=1: for the list's pane)
+GET  /mail/{folder_id}/{uid}              the read screen (?pane=1: for the list's pane);
+                                          marks it read when opened from our own pages
+                                          (OwnPage): another site's link opens it unread
 GET  /mail/{folder_id}/{uid}/body         the HTML body's document (?images=1: remote too)
 POST /mail/{folder_id}/{uid}/trust-sender always show this sender's images
 Another user's folder or message is 404, like one that does not exist.
@@ -17,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from nmail.mailstore.model import FolderInfo
 from nmail.mime.file_parts import whole_file
-from nmail.web.deps import CurrentUser, Pages, User, Web
+from nmail.web.deps import CurrentUser, OwnPage, Pages, User, Web
 from nmail.web.folder_views import label_of
 from nmail.web.i18n import current_language
 from nmail.web.mail_services import Mail
@@ -70,14 +72,14 @@ def _sender(page: ReadPage) -> str:
 
 @router.get("/mail/{folder_id}/{uid}")
 async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
-               pages: Pages, mail: Mail, pane: int = 0, images: int = 0,
+               pages: Pages, mail: Mail, own: OwnPage, pane: int = 0, images: int = 0,
                sent: int = 0) -> Response:
     opened = await web.run(open_message, web.backends, user.id, folder_id, uid,
                            current_language())
     if opened is None:
         raise HTTPException(404)
     folder, page = opened.folder, opened.page
-    if "\\Seen" not in opened.flags:
+    if own and "\\Seen" not in opened.flags:
         mark_seen_later(web, user.id, folder.name, uid)
     trusted = page.remote_content and await web.run(mail.image_senders.trusted, user.id,
                                                      _sender(page))
