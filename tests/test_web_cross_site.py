@@ -281,7 +281,7 @@ def _file_state(data: Path) -> list[tuple[str, int]]:
     for root, dirs, files in os.walk(data):
         dirs[:] = [d for d in dirs if d != "logs"]
         for name in files:
-            if name.endswith((".db", ".db-wal", ".db-shm", ".db-journal", ".sqlite3")):
+            if ".sqlite3" in name:  # index.sqlite3 and its -wal, -shm: compared as rows
                 continue
             path = Path(root) / name
             found.append((str(path.relative_to(data)), path.stat().st_size))
