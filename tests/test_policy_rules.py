@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nmail.policy import limits, loops, recipients, rejects, relay, senders
+from nmail.policy import limits, loops, postmaster, recipients, rejects, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
 
 
@@ -131,6 +131,60 @@ def test_bad_client_addresses_are_not_in_any_network() -> None:
     assert relay.ip_in_networks("fe80::1%eth0", ["fe80::/10"])
     with pytest.raises(ValueError):
         relay.parse_networks(["10.0.0.0/33"])
+
+
+# -- postmaster at our host name -----------------------------------------------------
+
+
+HOST = "mail.example.com"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["postmaster@mail.example.com", "mailer-daemon@mail.example.com"],
+)
+def test_postmaster_and_mailer_daemon_at_the_host_name_are_ours(address: str) -> None:
+    assert postmaster.is_host_mailbox(address, HOST)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "postmaster@example.com",  # a hosted domain's own postmaster: the directory's
+        "postmaster@remote.test",
+        "postmaster@sub.mail.example.com",
+        "postmaster@mail.example.com.remote.test",
+        "postmaster@mail.example.com@remote.test",
+        "postmaster%remote.test@mail.example.com",
+        '"postmaster@remote.test"@mail.example.com',
+        "remote.test!postmaster@mail.example.com",
+        "postmaster+x@mail.example.com",
+        "post.master@mail.example.com",
+        "root@mail.example.com",
+        "abuse@mail.example.com",
+        "postmaster@[127.0.0.1]",
+        "postmaster",
+        "@mail.example.com",
+        "",
+        # Not in normal form: the caller normalizes first (EnvelopeChecks.resolve).
+        "PostMaster@mail.example.com",
+        "postmaster@mail.example.com.",
+    ],
+)
+def test_nothing_else_is_a_host_mailbox(address: str) -> None:
+    assert not postmaster.is_host_mailbox(address, HOST)
+
+
+def test_without_a_host_name_nothing_is_a_host_mailbox() -> None:
+    assert not postmaster.is_host_mailbox("postmaster@", "")
+
+
+def test_postmaster_mail_with_no_administrator_is_refused_saying_why() -> None:
+    refused = postmaster.no_administrator("postmaster@mail.example.com")
+    assert text(refused) == (
+        "550 5.1.1 No server administrator receives mail for <postmaster@mail.example.com>"
+        " on this host"
+    )
 
 
 # -- senders -------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_start_smtp_server_wires_submission(
             client.sendmail("bob@example.com", ["<postmaster>"], b"Subject: hi\r\n\r\nx\r\n")
         envelope, _ = runtime.intake.accepted[0]
         assert envelope.client.auth_user == "bob@example.com"
-        assert runtime.intake.recipients_seen == ["postmaster@example.com"]
+        assert runtime.intake.recipients_seen == ["postmaster@mail.example.com"]
     finally:
         loop.run(server.close(grace=0))
         runtime.executor.shutdown()

@@ -26,7 +26,7 @@ from nmail.directory.cache import DirectoryCache, NotCached
 from nmail.directory.errors import DirectoryError
 from nmail.directory.model import Account, Resolution, Standing
 from nmail.directory.names import comparable_address
-from nmail.policy import limits, recipients, relay, senders
+from nmail.policy import limits, postmaster, recipients, relay, senders
 from nmail.policy.decision import ACCEPT, Decision
 
 # The session's account was deleted or its login disabled after AUTH.
@@ -43,6 +43,8 @@ class EnvelopeChecks:
     outbound: bool  # there is a queue for remote recipients
     srs: SrsRewriter | None
     clock: Callable[[], float]
+    # Our host name in normal form (policy/postmaster.py): postmaster there is ours.
+    host_name: str = ""
 
     # -- MAIL FROM -------------------------------------------------------
 
@@ -96,6 +98,18 @@ class EnvelopeChecks:
 
     # -- RCPT TO ---------------------------------------------------------
 
+    def resolve(self, address: str, *, cached_only: bool = False) -> Resolution:
+        """The directory's resolution of `address`; postmaster and MAILER-DAEMON at
+        our host name, when nothing there takes them, reach the server
+        administrators (policy/postmaster.py). Call lookups.refresh() first."""
+        resolution = self.lookups.resolve(address, cached_only=cached_only)
+        if (resolution.hosted and not resolution.unknown) or not postmaster.is_host_mailbox(
+            resolution.address, self.host_name
+        ):
+            return resolution
+        admins = self.lookups.server_admins(cached_only=cached_only)
+        return Resolution(resolution.address, True, admins)
+
     def check_recipient(
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
     ) -> tuple[Decision, Resolution | None]:
@@ -128,7 +142,7 @@ class EnvelopeChecks:
     ) -> tuple[Decision, Resolution | None]:
         lookups = self.lookups
         try:
-            resolution = lookups.resolve(address, cached_only=cached_only)
+            resolution = self.resolve(address, cached_only=cached_only)
         except DirectoryError as exc:
             return Decision(501, "5.1.3", f"Bad recipient address syntax: {exc}"), None
         srs_local, _, srs_domain = address.rpartition("@")
@@ -148,6 +162,8 @@ class EnvelopeChecks:
                 return Decision(451, "4.3.2", "Outbound delivery is not available"), None
             return decision, resolution if decision.accepted else None
         if resolution.unknown:
+            if postmaster.is_host_mailbox(resolution.address, self.host_name):
+                return postmaster.no_administrator(address), None
             return recipients.unknown_user(address), None
         checked: list[Account] = []
         first_refusal: Decision | None = None

@@ -39,6 +39,7 @@ from nmail.directory import Directory
 from nmail.directory.cache import DirectoryCache
 from nmail.directory.errors import DirectoryError
 from nmail.directory.model import Account, Resolution
+from nmail.directory.names import comparable_domain
 from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.message_source import MessageSource, message_head, with_prefix
 from nmail.policy import limits, loops
@@ -145,7 +146,8 @@ class Intake:
         # Users' forwarding and vacation replies (delivery/rules.py).
         self.rules = DeliveryRules(directory.engine, clock)
         self.checks = EnvelopeChecks(lookups=self.lookups, settings=settings, usage=store.usage,
-                                     outbound=queue is not None, srs=srs, clock=clock)
+                                     outbound=queue is not None, srs=srs, clock=clock,
+                                     host_name=comparable_domain(hostname))
 
     def close(self) -> None:
         self.lookups.close()
@@ -256,7 +258,7 @@ class Intake:
         for target in outcome.forwards:
             try:
                 self.lookups.refresh()
-                resolution = self.lookups.resolve(target)
+                resolution = self.checks.resolve(target)
             except DirectoryError:
                 log.warning("forwarding address %r is not valid; skipped", target)
                 continue
@@ -289,7 +291,7 @@ class Intake:
                 reply = self.rules.vacation_message(account, vacation, sender, head,
                                                     self.hostname)
                 self.lookups.refresh()
-                target = self.lookups.resolve(sender)
+                target = self.checks.resolve(sender)
                 client = ClientInfo(ip="127.0.0.1", helo=self.hostname, protocol="LOCAL")
                 decision = self.accept(Envelope(sender="", recipients=(target,), client=client),
                                        reply)

@@ -1,7 +1,7 @@
 """Directory answers for the RCPT hot path, from memory while the directory is unchanged.
 
 `DirectoryCache(directory)` keeps what `resolve`, the reject lists, the relay
-networks and `sender_addresses` answered, tagged with the directory
+networks, the server administrators and `sender_addresses` answered, tagged with the directory
 generation they were read under. `refresh()` reads the generation (one
 primary-key lookup) and forgets everything when it moved, so a change made
 by any process or node applies to the next lookup after it, never later.
@@ -62,6 +62,7 @@ class DirectoryCache:
         self._rejects: dict[int, frozenset[str]] = {}
         self._senders: dict[str, frozenset[str]] = {}
         self._relay: tuple[Network, ...] | None = None
+        self._admins: tuple[Account, ...] | None = None
 
     @property
     def local(self) -> bool:
@@ -102,6 +103,7 @@ class DirectoryCache:
                 self._rejects = {}
                 self._senders = {}
                 self._relay = None
+                self._admins = None
                 self._generation = generation
 
     # -- lookups (call refresh() first, once per question) -----------------------
@@ -165,6 +167,20 @@ class DirectoryCache:
             if generation == self._generation:
                 self._relay = networks
         return networks
+
+    def server_admins(self, *, cached_only: bool = False) -> tuple[Account, ...]:
+        """Directory.server_admins()."""
+        found = self._admins
+        if found is not None:
+            return found
+        if cached_only:
+            raise NotCached("server administrators")
+        generation = self._generation
+        admins = self.directory.server_admins()
+        with self._lock:
+            if generation == self._generation:
+                self._admins = admins
+        return admins
 
     def sender_addresses(self, login: str, *, cached_only: bool = False) -> frozenset[str]:
         """Directory.sender_addresses(login)."""

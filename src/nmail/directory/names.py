@@ -223,6 +223,15 @@ def comparable_address(text: str) -> str:
         return text.lower()
 
 
+def comparable_domain(text: str) -> str:
+    """`text` (a host name) in the normal form addresses are compared in, or in
+    lower case without a final dot when it is not a domain name."""
+    try:
+        return normalize_domain(text, require_dot=False)
+    except InvalidName:
+        return text.lower().rstrip(".")
+
+
 def normalize_sender_pattern(text: str) -> str:
     """A reject-list pattern: a full address, or @domain for a whole domain."""
     if text.startswith("@"):

@@ -3,7 +3,9 @@
 Order: domain aliases are mapped, then an account matches, else the alias
 is expanded (recursively: targets may be accounts, aliases or external
 addresses), else the domain's catch-all, else the address is unknown. Each
-step is one indexed query; nothing is scanned.
+step is one indexed query; nothing is scanned. `server_admins()` (who gets
+postmaster mail for the host name) reads the accounts unindexed: callers ask
+it through DirectoryCache, once per directory generation.
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ import logging
 
 from sqlalchemy import Connection
 
+from nmail.db.tables import accounts, domains
 from nmail.directory.base import DirectoryBase
 from nmail.directory.errors import InvalidName
 from nmail.directory.model import Account, Resolution
 from nmail.directory.names import is_userid, normalize_address, split_address
-from nmail.directory.queries import DomainRow, alias_targets, find_account, hosted_domain
+from nmail.directory.queries import (
+    DomainRow,
+    account_from_row,
+    account_select,
+    alias_targets,
+    find_account,
+    hosted_domain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +104,14 @@ class ResolverMixin(DirectoryBase):
             accounts=tuple(expansion.accounts.values()),
             remote=tuple(expansion.remote),
         )
+
+    def server_admins(self) -> tuple[Account, ...]:
+        """The server administrators' accounts (is_server_admin), by address: who
+        receives postmaster mail for the host name (policy/postmaster.py)."""
+        query = (
+            account_select()
+            .where(accounts.c.is_server_admin.is_(True))
+            .order_by(domains.c.name, accounts.c.userid)
+        )
+        with self._engine.connect() as conn:
+            return tuple(account_from_row(row) for row in conn.execute(query))

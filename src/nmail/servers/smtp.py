@@ -334,7 +334,7 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         role=_ROLES[role],
         hostname=config.hostname,
         smtp=config.smtp,
-        postmaster_address=f"postmaster@{config.domain}",
+        postmaster_address=f"postmaster@{config.hostname}",  # policy/postmaster.py
         shutdown_grace=config.stop_timeout,
         spool_dir=config.data_dir / "spool",
         idle_timeout=config.smtp_timing.idle_timeout,

@@ -1,0 +1,44 @@
+"""The host's reserved mailboxes: postmaster (RFC 5321 4.5.1) and MAILER-DAEMON.
+
+Every server that delivers mail MUST accept postmaster, case-insensitively,
+at the names it answers for, and `RCPT TO:<postmaster>` with no domain. Our
+host name (the name in the greeting and EHLO, `[server] hostname`) is one of
+them even when it is not a hosted domain, as Postfix puts $myhostname in
+mydestination. MAILER-DAEMON is where our delivery reports come from
+(`From: MAILER-DAEMON@<hostname>`, bounce/dsn.py); a person who answers one
+reaches the postmaster, as Postfix's default aliases(5) has it. Both go to
+the server administrators (accounts with is_server_admin).
+
+Only these exact local parts at exactly the host name match, compared in
+normal form (lower case, IDNA, no trailing dot: the directory's), so no
+percent hack, bang path or source route can make an address of another
+domain one of them. IP literals are not ours (they are not mail domains here).
+"""
+
+from __future__ import annotations
+
+from nmail.policy.decision import Decision
+
+HOST_MAILBOXES = frozenset({"postmaster", "mailer-daemon"})
+
+
+def is_host_mailbox(address: str, host_name: str) -> bool:
+    """Whether `address` is postmaster or MAILER-DAEMON at our host name.
+
+    Both in normal form (directory.names.normalize_address / normalize_domain):
+    the comparison is exact.
+    """
+    local, at, domain = address.rpartition("@")
+    return bool(at) and bool(host_name) and domain == host_name and local in HOST_MAILBOXES
+
+
+def no_administrator(address: str) -> Decision:
+    """Postmaster mail with nobody to read it: no server administrator account.
+
+    A 5xx, as Postfix answers for a local name its tables do not know: the
+    state lasts until an administrator acts, so a sender retrying for days
+    would only learn it later. The text says why.
+    """
+    return Decision(
+        550, "5.1.1", f"No server administrator receives mail for <{address}> on this host"
+    )
