@@ -3,8 +3,8 @@
 An outsider with real clients tries every classic way to make a mail server
 relay (percent hack, quoted and bang paths, source routes, address literals
 of our own addresses, trailing dots, case and IDN forms, postmaster without
-a domain, comments and angle tricks, control and 8-bit bytes, over-long
-parts); a logged-in tenant tries to send as someone else; both try the
+a domain and at our host name, comments and angle tricks, control and 8-bit
+bytes, over-long parts); a logged-in tenant tries to send as someone else; both try the
 protocol tricks (STARTTLS injection, BDAT, 1,000 RCPTs, long lines, bare LF
 smuggling, odd message shapes). Every form must be refused (5xx) or reach
 only a local mailbox, and nothing an outsider sends may be queued for a
@@ -171,6 +171,7 @@ class Row:
 BOB = ("bob@test.local",)
 CAROL = ("carol@other.test",)  # other.test's catch-all
 ME = ("me@xn--bcher-kva.test",)
+ADMIN = ("postmaster@example.com",)  # the server admin `nmail init` made
 UTF8 = b" SMTPUTF8"
 
 STRANGER_ROWS = [
@@ -235,10 +236,49 @@ STRANGER_ROWS = [
     Row("<\u202euser@remote.test>".encode() + UTF8, 501),  # a bidi override
     Row("<b\u00f8b@test.local>".encode() + UTF8, 550),  # an SMTPUTF8 local part of ours
     Row("<\u00fcn\u00ef@other.test>".encode() + UTF8, 250, CAROL),
-    # postmaster without a domain is ours (RFC 5321 4.5.1).
-    Row(b"<postmaster>", 250, ("postmaster@example.com",)),
-    Row(b"<PostMaster>", 250, ("postmaster@example.com",)),
+    # postmaster without a domain is ours (RFC 5321 4.5.1): the server admins'.
+    Row(b"<postmaster>", 250, ADMIN),
+    Row(b"<PostMaster>", 250, ADMIN),
+    Row(b"<postmaster>", 250, ADMIN, mail=b"<>"),
     Row(b'<"postmaster">', 501),
+    # So are postmaster and MAILER-DAEMON at our host name (the greeting's, not a
+    # hosted domain here), whatever the case, a final dot or quotes, from anyone.
+    Row(b"<postmaster@mail.example.com>", 250, ADMIN),
+    Row(b"<postmaster@mail.example.com>", 250, ADMIN, mail=b"<>"),
+    Row(b"<PostMaster@MAIL.Example.COM.>", 250, ADMIN),
+    Row(b'<"postmaster"@mail.example.com>', 250, ADMIN),
+    Row(b"<MAILER-DAEMON@mail.example.com>", 250, ADMIN),
+    Row(b"<mailer-daemon@mail.example.com>", 250, ADMIN, mail=b"<>"),
+    Row("<postmaster@mail\u3002example.com>".encode() + UTF8, 250, ADMIN),
+    Row(b"<@remote.test:postmaster@mail.example.com>", 250, ADMIN),
+    Row(b"<postmaster@mail.example.com> ORCPT=rfc822;user@remote.test", 250, ADMIN),
+    # ... and nothing else there, nor anything routed through them.
+    Row(b"<postmaster%remote.test@mail.example.com>", 554),
+    Row(b'<"postmaster%remote.test"@mail.example.com>', 554),
+    Row(b'<"postmaster@remote.test"@mail.example.com>', 554),
+    Row(b"<remote.test!postmaster@mail.example.com>", 554),
+    Row(b"<user%mail.example.com@mail.example.com>", 554),
+    Row(b"<postmaster@remote.test@mail.example.com>", 501),
+    Row(b"<postmaster@mail.example.com@remote.test>", 501),
+    Row(b"<@mail.example.com:postmaster@remote.test>", 554),
+    Row(b"<@mail.example.com:user@remote.test>", 554),
+    Row(b"<postmaster@remote.test>", 554),
+    Row(b"<postmaster@sub.mail.example.com>", 554),
+    Row(b"<postmaster@mail.example.com.remote.test>", 554),
+    Row(b"<postmaster@mail-example.com>", 554),
+    Row(b"<postmaster@localhost>", 554),
+    Row(b"<postmaster@mail.example.com..>", 501),
+    Row(b"<postmaster+x@mail.example.com>", 554),
+    Row(b"<post.master@mail.example.com>", 554),
+    Row(b'<"post master"@mail.example.com>', 554),
+    Row(b"<root@mail.example.com>", 554),
+    Row(b"<abuse@mail.example.com>", 554),
+    Row(b"<postmaster @mail.example.com>", 501),
+    Row(b"<postmaster\x00@mail.example.com>", 501),
+    Row(b"<postmaster@mail.example.com\x00@remote.test>", 501),
+    Row(b"<postmaster@[IPv6:::1]>", 501),
+    Row(b"<user@remote.test>", 554, mail=b"<postmaster@mail.example.com>"),
+    Row(b"<user@remote.test>", 554, mail=b"<MAILER-DAEMON@mail.example.com>"),
     # White space, comments, angle tricks, missing brackets.
     Row(b"<user@remote.test >", 501),
     Row(b"< user@remote.test>", 501),
@@ -420,6 +460,8 @@ def carol(world: World) -> Callable[[], Wire]:
         (b"<carol@[127.0.0.1]>", 553),
         (b"<postmaster>", 501),
         (b"<postmaster@example.com>", 553),
+        (b"<postmaster@mail.example.com>", 553),
+        (b"<MAILER-DAEMON@mail.example.com>", 553),
         ("<bob@test\u3002local>".encode() + UTF8, 553),
         (b"<carol@other.test\x00bob@test.local>", 501),
         (b"<SRS0=AAAAAA=AA=test.local=bob@mail.example.com>", 553),
@@ -445,6 +487,25 @@ def test_a_tenant_sends_only_as_itself(
     else:
         assert answer.split()[1].startswith("5.")
         assert world.landed(marker) == []
+    assert world.queued() == before
+
+
+@pytest.mark.parametrize("path", [b"<postmaster@mail.example.com>", b"<postmaster>",
+                                  b"<MAILER-DAEMON@Mail.Example.Com.>"])
+def test_a_tenant_reaches_the_postmaster_here_not_through_the_queue(
+    world: World, carol: Callable[[], Wire], path: bytes
+) -> None:
+    """Our host name is ours for a logged-in user too: stored for the server admin
+    (it was queued for mail.example.com, as for any domain we do not host)."""
+    before = world.queued()
+    marker = new_marker()
+    wire = carol()
+    assert wire.command(b"MAIL FROM:<carol@other.test>").startswith("250")
+    assert wire.command(b"RCPT TO:" + path).startswith("250")
+    assert wire.command(b"DATA").startswith("354")
+    wire.send(message(marker, b"Carol <carol@other.test>") + b".\r\n")
+    assert wire.reply().startswith("250")
+    assert world.landed(marker) == list(ADMIN)
     assert world.queued() == before
 
 
