@@ -22,6 +22,7 @@ from nmail.directory.passwords import fast_hashing
 from nmail.mailstore.store import MailStore, NewMessage
 from nmail.servers.pop3 import Pop3Server, Pop3Settings, StoreBackend
 from nmail.servers.pop3_backend import ACCOUNT_CHECK_INTERVAL
+from nmail.timers import Timers
 from support import FakeClock, LoopThread
 
 PASSWORD = "Correct-horse-42"
@@ -80,6 +81,7 @@ class Pop3Rig:
     def start(
         self, settings: Pop3Settings = LOOPBACK_ONLY, *, tls: bool = False,
         store: MailStore | None = None, check_interval: float = ACCOUNT_CHECK_INTERVAL,
+        timers: Timers | None = None,
     ) -> Pop3Server:
         login = LoginService(self.directory, self.throttle)
         backend = StoreBackend(
@@ -91,7 +93,7 @@ class Pop3Rig:
             self.sleeps.append(seconds)
 
         provider = self.tls_context if tls else None
-        server = Pop3Server(backend, settings, provider, sleep=record_sleep)
+        server = Pop3Server(backend, settings, provider, sleep=record_sleep, timers=timers)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)

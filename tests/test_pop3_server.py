@@ -6,7 +6,6 @@ import poplib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -14,6 +13,7 @@ from typing import BinaryIO
 import pytest
 from sqlalchemy import Engine
 
+from manual_timers import ManualTimers
 from nmail.mailstore.store import MailStore
 from nmail.servers.pop3 import PIECE, Pop3Server, Pop3Settings
 from pop3_rig import Pop3Rig
@@ -387,30 +387,31 @@ def test_idle_session_is_closed_without_update(rig: Pop3Rig) -> None:
 @pytest.mark.parametrize("command", [b"NOOP", b"STAT", b"LIST", b"UIDL 1", b"RSET"])
 def test_commands_answered_in_the_session_keep_it_alive(rig: Pop3Rig, command: bytes) -> None:
     """RFC 1939 section 3: any command resets the autologout timer, those the
-    session answers by itself (no event for the server) included."""
+    session answers by itself (no event for the server) included.
+
+    The server's idleness is measured on a clock the test moves: a stalled
+    test process cannot make a pause look longer than it is."""
     rig.deliver(FIRST)
-    timeout = 0.6
-    server = rig.start(Pop3Settings(idle_timeout=timeout))
+    timeout = 600.0
+    timers = ManualTimers(rig.loop.loop)
+    server = rig.start(Pop3Settings(idle_timeout=timeout), timers=timers)
     sock, stream = raw_session(server, b"")
     with sock, stream:
-        # A command every timeout/6 (pacing, not waiting) for four timeouts' worth.
-        end = time.monotonic() + 4 * timeout
-        answered = 0
-        while time.monotonic() < end:
+        # A command every half timeout, for four timeouts: quiet, yet never a
+        # timeout long. Each advance has run the server's idle checks then due.
+        for answered in range(8):
+            timers.advance(timeout / 2)
             sock.sendall(command + b"\r\n")
             line = stream.readline()
             assert line.startswith(b"+OK"), (answered, line)
             if command == b"LIST":
                 while stream.readline() != b".\r\n":
                     pass
-            answered += 1
-            # The pause is what is tested (quiet, yet never a timeout long); it
-            # ends at once if the server hangs up, and the next command fails.
-            silent_for(sock, timeout / 6)
-        sock.sendall(b"QUIT\r\n")
-        assert stream.readline().startswith(b"+OK")
-    assert answered >= 4
+        # The same clock still ends a session that falls silent for a timeout.
+        timers.advance(timeout)
+        assert stream.readline() == b""
     wait_until(lambda: server.connection_count == 0)
+    assert len(rig.store.refs(rig.account.id, "INBOX")) == 1
 
 
 def test_idle_after_commands_answered_in_the_session_is_still_closed(rig: Pop3Rig) -> None:

@@ -29,6 +29,7 @@ from nmail.servers.pop3_backend import (
 from nmail.servers.pop3_connection import Pop3Connection
 from nmail.servers.pop3_settings import Pop3Settings
 from nmail.servers.tls_gate import TlsGate
+from nmail.timers import Timers
 
 if TYPE_CHECKING:
     from nmail.runtime import Runtime
@@ -62,16 +63,20 @@ class Pop3Server:
         tls: TlsProvider | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
+        timers: Timers | None = None,
         stop_grace: float = 10.0,
     ) -> None:
         """tls: returns the current server context (None: no TLS), asked at each
         handshake so a reloaded certificate applies to new connections.
         sleep: how a login delay is waited (tests pass a recorder); a stop cuts it short.
+        timers: the clock of idle timeouts and the session time limit (default: the
+        event loop; tests pass one they move, see nmail/timers.py).
         stop_grace: how long stop() lets a busy session finish its step."""
         self.backend = backend
         self.settings = settings
         self._tls = tls
         self.sleep = sleep
+        self.timers = timers
         self.stop_grace = stop_grace
         self._stopped = asyncio.Event()
         self._networks = [

@@ -42,6 +42,7 @@ from nmail.protocols.pop3 import (
 from nmail.protocols.pop3.core import TRANSACTION
 from nmail.servers import pop3_account, tls_upgrade
 from nmail.servers.pop3_backend import Maildrop
+from nmail.timers import Timer, Timers
 
 if TYPE_CHECKING:
     from nmail.servers.pop3 import Pop3Server
@@ -72,6 +73,8 @@ class Pop3Connection(asyncio.Protocol):
         self._backend = server.backend
         self._settings = server.settings
         self._loop = asyncio.get_running_loop()
+        # Idleness and the time limit are measured on these (the loop unless a test's).
+        self._timers: Timers = server.timers or self._loop
         self.transport: asyncio.Transport | None = None
         self.session: Pop3Session | None = None
         self._maildrop: Maildrop | None = None
@@ -86,8 +89,8 @@ class Pop3Connection(asyncio.Protocol):
         self._paused = False  # the client is not reading our output
         self._drained: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self._last_progress = self._started = self._loop.time()
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_progress = self._started = self._timers.time()
+        self._idle_timer: Timer | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -108,7 +111,7 @@ class Pop3Connection(asyncio.Protocol):
             self.transport.close()
             return
         self._server.register(self)
-        self._idle_timer = self._loop.call_later(
+        self._idle_timer = self._timers.call_later(
             min(self._settings.idle_timeout, self._settings.max_session_time), self._check_idle
         )
         if self._settings.implicit_tls:
@@ -121,7 +124,7 @@ class Pop3Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_progress = min(
-            self._loop.time(), self._last_progress + len(data) / MIN_INPUT_RATE
+            self._timers.time(), self._last_progress + len(data) / MIN_INPUT_RATE
         )
         session = self.session
         if session is None:
@@ -155,7 +158,7 @@ class Pop3Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._last_progress = self._loop.time()  # the client is reading: not idle
+        self._last_progress = self._timers.time()  # the client is reading: not idle
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         if self.busy is None and not self._closed:
@@ -191,13 +194,13 @@ class Pop3Connection(asyncio.Protocol):
                         # UIDL, DELE, RSET, an error) were whole commands too: RFC
                         # 1939 section 3, any command resets the autologout timer.
                         # One attribute read a pump; the clock only when answered.
-                        self._last_progress = self._loop.time()
+                        self._last_progress = self._timers.time()
                     if session.more_buffered:
                         # A slice of a long pipeline is done: the rest after other
                         # connections had their turn.
                         self._loop.call_soon(self._resume)
                     break
-                self._last_progress = self._loop.time()  # a whole command
+                self._last_progress = self._timers.time()  # a whole command
                 if event.__class__ is Retrieve:
                     entry = event.entry
                     found = self._read(entry.uid, entry.size)
@@ -358,7 +361,7 @@ class Pop3Connection(asyncio.Protocol):
     # -- idle timeout and closing ----------------------------------------------------------
 
     def _check_idle(self) -> None:
-        now = self._loop.time()
+        now = self._timers.time()
         lifetime = self._started + self._settings.max_session_time - now
         if lifetime <= 0:
             log.info("POP3 connection from %s: session time limit reached, closed", self._ip)
@@ -373,7 +376,7 @@ class Pop3Connection(asyncio.Protocol):
             self._idle_timer = None
             self.abort()
             return
-        self._idle_timer = self._loop.call_later(
+        self._idle_timer = self._timers.call_later(
             min(limit - silent if silent < limit else limit, lifetime), self._check_idle
         )
 
