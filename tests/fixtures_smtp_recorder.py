@@ -16,6 +16,7 @@ import base64
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -57,6 +58,9 @@ class Behaviour:
     linger_after_quit: bool = False  # leave the hang-up after QUIT to the client
     stall_body: bool = False  # stop reading after 354 (the client's writes back up)
     close_at_tls: bool = False  # 220 to STARTTLS, then hang up
+    # Called with each command's verb as it arrives, before it is answered: a
+    # test moves its clock there to play a server slow to answer.
+    on_command: Callable[[str], None] | None = None
 
 
 class Recorder:
@@ -167,6 +171,8 @@ class _Session(asyncio.Protocol):
     def _command(self, line: str) -> None:
         b = self.b
         verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
+        if b.on_command is not None:
+            b.on_command(verb)
         if b.silent_from is not None and verb == b.silent_from:
             self.silent = True
         if self.auth_step:

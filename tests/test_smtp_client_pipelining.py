@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from fixtures_outbound import self_signed_context, wait_until
 from fixtures_smtp_recorder import Behaviour, Recorder
+from manual_timers import ManualTimers
 from nmail.queue import smtp_client
 from nmail.queue.outcomes import (
     DELIVERED,
@@ -23,6 +23,7 @@ from nmail.queue.outcomes import (
 )
 from nmail.queue.routing import TLS_IMPLICIT, TLS_NONE, TLS_OPPORTUNISTIC, TLS_REQUIRED, Route
 from nmail.queue.smtp_client import RemoteSession, TlsContexts
+from nmail.timers import Timers
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,9 +41,11 @@ def contexts() -> TlsContexts:
     return CONTEXTS[0]
 
 
-async def connect(server: Recorder, tls: str = TLS_NONE, **route: object) -> RemoteSession:
+async def connect(server: Recorder, tls: str = TLS_NONE, *, timers: Timers | None = None,
+                  **route: object) -> RemoteSession:
     where = Route(("rec.test",), server.port, tls, **route)  # type: ignore[arg-type]
-    return await RemoteSession.open(where, "rec.test", "127.0.0.1", "client.test", contexts())
+    return await RemoteSession.open(where, "rec.test", "127.0.0.1", "client.test", contexts(),
+                                    timers=timers)
 
 
 def run(body: Callable[[Recorder], Awaitable[None]], behaviour: Behaviour | None = None,
@@ -76,7 +79,9 @@ def kinds(outcomes: list[Outcome]) -> list[str]:
 def test_pipelining_sends_mail_rcpts_and_data_in_one_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(smtp_client, "COMMAND_TIMEOUT", 3.0)  # a stalled client fails soon
+    # A client waiting for each reply fails at this timeout, before the test's
+    # own limit; a pipelining one is answered at once, far within it.
+    monkeypatch.setattr(smtp_client, "COMMAND_TIMEOUT", 20.0)
 
     async def body(server: Recorder) -> None:
         session = await connect(server)
@@ -273,28 +278,35 @@ def test_a_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) 
     run(body, Behaviour(silent_from="MAIL"))
 
 
-def test_a_busy_session_outlives_its_first_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smtp_client, "COMMAND_TIMEOUT", 0.5)
+def test_a_busy_session_outlives_its_first_deadline() -> None:
+    """The link's one timer, set for the first wait's deadline, finds a later
+    wait with a later deadline there and waits on; a wait fails only when it
+    has itself lasted a whole timeout.
+
+    On a clock the test moves: the server "takes" 5/6 of the timeout to answer
+    each MAIL, so the first deadlines pass while a later MAIL is awaited, and
+    a stalled test process cannot make any wait look longer than it is."""
+    timeout = smtp_client.COMMAND_TIMEOUT
+    clocks: list[ManualTimers] = []
+    takes = [timeout * 5 / 6]  # the server's time to answer the next MAIL
+
+    def slow_mail(verb: str) -> None:
+        if verb == "MAIL":
+            clocks[0].advance(takes[0])
 
     async def body(server: Recorder) -> None:
-        session = await connect(server)
-        loop = asyncio.get_running_loop()
-        until = loop.time() + 1.5  # three times the timeout, in replies that come at once
-        sent = 0
-        while loop.time() < until:
+        clocks.append(ManualTimers(asyncio.get_running_loop()))
+        session = await connect(server, timers=clocks[0])
+        for _ in range(3):  # 2.5 timeouts of waiting for MAIL, every wait shorter than one
             assert kinds(await session.send(item("b@remote.test"))) == [DELIVERED]
-            sent += 1
-        assert session.alive and sent > 1
+        assert session.alive
+        takes[0] = timeout  # a MAIL answered a whole timeout late: the wait times out
+        with pytest.raises(SessionLost, match="timed out"):
+            await session.send(item("b@remote.test"))
+        assert not session.alive
 
-    # Late in the whole suite this process holds a large heap, and one full
-    # garbage collection could stall the loop (client and recorder alike) past
-    # the deadline: twice in CI, never alone. The collector waits meanwhile.
-    gc.collect()
-    gc.disable()
-    try:
-        run(body)
-    finally:
-        gc.enable()
+    server = run(body, Behaviour(on_command=slow_mail))
+    assert len(server.messages) == 3
 
 
 def test_a_silent_greeting_times_out(monkeypatch: pytest.MonkeyPatch) -> None:

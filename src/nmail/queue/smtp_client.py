@@ -36,6 +36,7 @@ from nmail.queue.outcomes import (
 )
 from nmail.queue.routing import TLS_IMPLICIT, TLS_NONE, TLS_REQUIRED, Route
 from nmail.queue.smtp_link import LinkError, SmtpLink
+from nmail.timers import Timers
 
 CONNECT_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 120.0
@@ -77,9 +78,11 @@ class RemoteSession:
     @classmethod
     async def open(
         cls, route: Route, host: str, address: str, local_hostname: str, tls: TlsContexts,
-        *, try_tls: bool = True,
+        *, try_tls: bool = True, timers: Timers | None = None,
     ) -> RemoteSession:
-        """Connect, EHLO, STARTTLS (per the route's policy) and AUTH; HostUnusable on failure."""
+        """Connect, EHLO, STARTTLS (per the route's policy) and AUTH; HostUnusable on failure.
+
+        timers: the clock of the reply deadlines (default: the event loop's)."""
         implicit = route.tls == TLS_IMPLICIT
         where = f"{host}[{address}]:{route.port}"
         loop = asyncio.get_running_loop()
@@ -89,7 +92,7 @@ class RemoteSession:
                 # The address we resolved ourselves (our cache, our nameservers);
                 # implicit TLS needs the name too, for SNI and verification.
                 _, link = await loop.create_connection(
-                    SmtpLink, address, route.port,
+                    lambda: SmtpLink(timers), address, route.port,
                     ssl=tls.for_route(route) if implicit else None,
                     server_hostname=host if implicit else None,
                     ssl_handshake_timeout=CONNECT_TIMEOUT if implicit else None,

@@ -17,6 +17,7 @@ import ssl
 from collections import deque
 
 from nmail.protocols.smtp.client import ReplyError, ReplyReader, ServerReply
+from nmail.timers import Timer, Timers
 
 
 class LinkError(Exception):
@@ -26,8 +27,10 @@ class LinkError(Exception):
 class SmtpLink(asyncio.Protocol):
     """One SMTP connection's bytes; the greeting is the first reply owed."""
 
-    def __init__(self) -> None:
+    def __init__(self, timers: Timers | None = None) -> None:
+        """timers: the clock of the reply deadlines (default: the event loop's)."""
         self._loop = asyncio.get_running_loop()
+        self._timers: Timers = timers or self._loop
         self._reader = ReplyReader()
         self._replies: deque[ServerReply] = deque()
         self._owed = 1  # the greeting
@@ -35,7 +38,7 @@ class SmtpLink(asyncio.Protocol):
         self._drained: asyncio.Future[None] | None = None
         self._paused = False
         self._error: LinkError | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._deadline = 0.0
         self._within = 0.0
         self.transport: asyncio.Transport | None = None
@@ -178,19 +181,19 @@ class SmtpLink(asyncio.Protocol):
         one it is set for: a wait per reply then costs no timer of its own.
         """
         self._within = within
-        self._deadline = deadline = self._loop.time() + within
+        self._deadline = deadline = self._timers.time() + within
         timer = self._timer
         if timer is None or timer.when() > deadline:
             if timer is not None:
                 timer.cancel()
-            self._timer = self._loop.call_at(deadline, self._check_deadline)
+            self._timer = self._timers.call_at(deadline, self._check_deadline)
 
     def _check_deadline(self) -> None:
         self._timer = None
         if self._waiter is None and self._drained is None:
             return  # nobody is waiting; the next wait sets a new timer
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._check_deadline)
+        if self._timers.time() < self._deadline:
+            self._timer = self._timers.call_at(self._deadline, self._check_deadline)
             return
         self.fail(LinkError(f"timed out after {self._within:g} s waiting for the server"))
 
