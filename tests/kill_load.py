@@ -23,10 +23,18 @@ from nmail.mailstore.store import MailStore
 from nmail.mailstore.uidset import UidSet
 
 
+def say(line: str) -> None:
+    """One line in one write. print() is two even for one string (the text, then
+    its end), each a write of its own with PYTHONUNBUFFERED=1, as CI runs: a kill
+    between them left a line without its end (tests/test_mailbox_kill.py Output)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def writer(url: str, address: str) -> None:
     engine = make_engine(url)
     listener = listen_socket(address)
-    print("ready", flush=True)
+    say("ready")
     serve_index_writer(engine, listener)
 
 
@@ -50,7 +58,7 @@ def load(url: str, mail_dir: str, address: str, account_id: int, seed: int) -> N
                     f"From: x@kill.test\r\nMessage-ID: {mid}\r\nSubject: {mid}\r\n\r\nbody\r\n"
                 ).encode()) for mid in ids])
                 for mid in ids:
-                    print(f"acked {mid}", flush=True)  # one write: see Output
+                    say(f"acked {mid}")
                 continue
             source, target = rng.choice((("INBOX", "Archive"), ("Archive", "INBOX")))
             view = store.open_folder(account_id, source)
@@ -64,7 +72,7 @@ def load(url: str, mail_dir: str, address: str, account_id: int, seed: int) -> N
                 view.store_flags(picked, rng.choice(("add", "remove")),
                                  rng.sample(["\\Seen", "\\Flagged", "$Label"], 2))
         except StoreError as exc:
-            print(f"error {exc}", flush=True)
+            say(f"error {exc}")
 
 
 if __name__ == "__main__":

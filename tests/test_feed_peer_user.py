@@ -30,12 +30,19 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
 
 # Binds the hub's address as `nobody`, greets like a hub, sends a forged event,
-# and reports each connection's bytes on stdout.
+# and reports each connection's bytes on stdout, a line in one write: its
+# connections' threads print at once, and print("data", n) is several writes
+# (each a write of its own under PYTHONUNBUFFERED=1, as CI runs), so another
+# thread's "eof" could land inside a "data" line and hide it.
 IMPOSTOR = r"""
 import socket, sys, threading
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind("\0" + sys.argv[1]); listener.listen(16)
-print("listening", flush=True)
+lock = threading.Lock()
+def say(line):
+    with lock:
+        sys.stdout.write(line + "\n"); sys.stdout.flush()
+say("listening")
 def serve(conn, n):
     try:
         conn.sendall(b"H forged\nE 1 10 99 deliver INBOX\n")
@@ -47,15 +54,15 @@ def serve(conn, n):
         except OSError:
             data = b""
         if not data:
-            print("eof", n, flush=True); return
-        print("data", n, repr(data), flush=True)
+            say(f"eof {n}"); return
+        say(f"data {n} {data!r}")
 n = 0
 while True:
     conn, _ = listener.accept(); n += 1
     threading.Thread(target=serve, args=(conn, n), daemon=True).start()
 """
 
-# Connects to a hub as `nobody`, subscribes, reports what it is told.
+# Connects to a hub as `nobody`, subscribes, reports what it is told (a line a write).
 INTRUDER = r"""
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(10)
@@ -63,10 +70,10 @@ s.connect("\0" + sys.argv[1])
 try:
     s.sendall(b"S\nP 1 10 7 deliver INBOX\n")
     while (data := s.recv(4096)):
-        print("data", repr(data), flush=True)
+        sys.stdout.write(f"data {data!r}\n"); sys.stdout.flush()
 except OSError:
     pass
-print("eof", flush=True)
+sys.stdout.write("eof\n")
 """
 
 

@@ -41,8 +41,8 @@ class Output:
         assert proc.stdout is not None
         for line in proc.stdout:
             if not line.endswith("\n"):
-                # The child was killed in the middle of a line (with PYTHONUNBUFFERED, as CI
-                # sets it, print's parts are separate writes): half an "acked" line says nothing.
+                # The child was killed in the middle of a line: half an "acked" line
+                # says nothing (kill_load.say writes a line at once; a print would not).
                 break
             with self.cond:
                 self.lines.append(line.strip())
