@@ -80,7 +80,7 @@ def serve_writer(data: Path, address: str) -> None:
     from nmail.cli.serve_log import configure_serve_logging
     from nmail.mailstore.index_service import listen_socket
     from nmail.permissions import PRIVATE_UMASK
-    from nmail.runtime import prepare_data
+    from nmail.startup import prepare_data
 
     configure_serve_logging("index")
     os.umask(PRIVATE_UMASK)
@@ -95,9 +95,9 @@ def serve_worker(data: Path, address: str, port: int) -> None:
     from nmail.cli.serve_cmd import _serve_worker
     from nmail.cli.serve_log import configure_serve_logging
     from nmail.permissions import PRIVATE_UMASK
-    from nmail.runtime import bind_socket
     from nmail.servers.fd_limit import raise_open_file_limit
     from nmail.servers.limits import SharedCounts
+    from nmail.startup import bind_socket
 
     configure_serve_logging("worker-1")
     raise_open_file_limit()

@@ -14,7 +14,8 @@ from nmail.directory import Directory
 from nmail.directory.model import Account
 from nmail.directory.passwords import fast_hashing
 from nmail.directory.throttle import LoginThrottle
-from nmail.runtime import Bound, Runtime
+from nmail.runtime import Runtime
+from nmail.startup import Bound
 from support import LoopThread
 
 HOSTNAME = "mail.example.com"

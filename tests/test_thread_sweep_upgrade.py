@@ -24,7 +24,7 @@ from nmail.db.migrate import downgrade, upgrade
 from nmail.db.tables import accounts, thread_link_sweeps, thread_links
 from nmail.mailstore.store import MailStore
 from nmail.mailstore.thread_sweep import CHUNK, STEP, sweep_pending
-from nmail.runtime import prepare_data
+from nmail.startup import prepare_data
 from server_rig import make_data_dir
 from test_mailstore_support import make_account
 from test_thread_sweep import agenda, links

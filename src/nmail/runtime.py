@@ -12,7 +12,6 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from nmail.accounts import AccountService, StoreMailboxes
@@ -37,36 +36,12 @@ from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteInd
 from nmail.mailstore.search_follower import SearchFollower
 from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore
-from nmail.mailstore.thread_sweep import sweep_pending
 from nmail.servers.limits import SharedRow
+from nmail.startup import Bound, bind_socket
 from nmail.web.context import WebContext
 from nmail.web.endpoints import ClientEndpoints, endpoints_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """A listener that is up: its name and the address it really got."""
-
-    name: str
-    host: str
-    port: int
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0 picks a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 class _Notifying:
@@ -92,31 +67,6 @@ def _index_client(address: str) -> IndexClient:
     except RuntimeError:
         return RemoteIndex(address)
     return LoopRemoteIndex(address, loop)
-
-
-def prepare_data(config: Config) -> str:
-    """Once per start, before any worker: migrate the schema, sweep the conversation
-    links an upgrade left (once: thread_sweep.sweep_pending) and repair the index
-    unless every writer of the mail store stopped cleanly (mailstore/clean_stop.py).
-
-    Returns the repair report ("" when nothing was missing; "skipped, ..." when skipped).
-    """
-    for path in (config.mail_dir, config.queue_dir, config.logs_dir):
-        path.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(config.database_url)
-    try:
-        upgrade(engine)
-        forgotten = sweep_pending(engine)
-        if forgotten:
-            log.info("forgot the links of %d conversations with no message left", forgotten)
-        store = MailStore(engine, config.mail_dir, config.hostname)
-        try:
-            report = store.repair(unless_clean=True)
-        finally:
-            store.close()
-    finally:
-        engine.dispose()
-    return report.said()
 
 
 class Runtime:

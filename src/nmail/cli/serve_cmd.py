@@ -176,11 +176,11 @@ def _banner(ctx: CliContext, config: Config, bound: list[tuple[str, str, int]]) 
 
 def _supervise(ctx: CliContext, config: Config, listeners: list[Listen], count: int) -> int:
     from nmail.mailstore.index_service import listen_socket
-    from nmail.runtime import Bound, bind_socket, prepare_data
     from nmail.servers.limits import SharedCounts
     from nmail.servers.search_process import serve_search
     from nmail.servers.smtp_workers import WorkerPool, WorkerStartError
     from nmail.servers.web_process import serve_web
+    from nmail.startup import Bound, bind_socket, prepare_data
 
     repaired = prepare_data(config)
     if repaired:

@@ -24,9 +24,9 @@ import socket
 from typing import Any
 
 from nmail.config import Config
-from nmail.runtime import Bound
 from nmail.servers import heap
 from nmail.servers.fd_limit import raise_open_file_limit
+from nmail.startup import Bound
 
 
 def serve_web(
