@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
 from pathlib import Path
@@ -15,6 +16,7 @@ from nmail.directory.model import Account
 from nmail.directory.passwords import fast_hashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.runtime import Runtime
+from nmail.servers.delays import Sleep
 from nmail.startup import Bound
 from support import LoopThread
 
@@ -41,6 +43,7 @@ class RunningServer:
         listeners: tuple[str, ...] = LISTENERS,
         config: Config | None = None,
         throttle: LoginThrottle | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.data_dir = data_dir
         self.config = config or load_config(data_dir)
@@ -51,6 +54,7 @@ class RunningServer:
             throttle=throttle
             if throttle is not None
             else LoginThrottle(first_delay=0, max_delay=0, max_failures=1000),
+            sleep=sleep,
         )
         self.loop = LoopThread(loop)
         self.bound: dict[str, Bound] = {}

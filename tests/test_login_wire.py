@@ -1,9 +1,10 @@
 """Login throttling as a client sees it on the wire (SMTP AUTH and POP3 of `nmail serve`).
 
-The delay tests assert a lower bound only: the reply to a wrong password
-must not come before the throttle's delay. A slow machine can only make
-the reply later, so the test cannot fail for being slow; it fails when the
-delay is gone.
+The delay tests hold the server's delay (held_delays.HeldDelays as its
+`sleep`) instead of timing it: the throttle's delay must be asked for, and
+no reply may come while it is held, which a stalled test process cannot
+turn into a failure (a wall-clock window could: a test paused between its
+send and its look saw the reply as early). The reply must come once let go.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from held_delays import HeldDelays
 from line_client import Line, plain
 from nmail.config import load_config
 from nmail.db.engine import make_engine
@@ -26,8 +28,9 @@ from nmail.directory.passwords import PasswordHashing
 from nmail.directory.throttle import LoginThrottle
 from nmail.directory.throttle_store import SqlRecords
 from server_rig import PASSWORD, RunningServer, make_data_dir
+from support import wait_until
 
-HOLD = 0.5  # no reply may arrive this soon after a wrong password (the delay is 1 s)
+QUIET = 0.3  # how long the test looks for a reply that must not come while held
 
 
 def smtp_session(port: int, source: str = "127.0.0.1") -> Line:
@@ -140,18 +143,32 @@ def test_every_spelling_counts_against_one_account(data: Path) -> None:
 
 
 @pytest.fixture
-def slow_server(data: Path) -> Iterator[RunningServer]:
+def slow_server(data: Path) -> Iterator[tuple[RunningServer, HeldDelays]]:
     throttle, engine = shared_throttle(data, first_delay=1.0, max_delay=1.0, max_failures=100)
-    with RunningServer(data, throttle=throttle) as srv:
+    delays = HeldDelays()
+    with RunningServer(data, throttle=throttle, sleep=delays) as srv:
         srv.add_user("bob@test.local")
-        yield srv
+        yield srv, delays
+    delays.release()
     engine.dispose()  # type: ignore[attr-defined]
 
 
-def test_a_failed_smtp_auth_is_answered_after_the_delay(slow_server: RunningServer) -> None:
-    client = smtp_session(slow_server.port("submission"))
+def held_back(client: Line, delays: HeldDelays, failures: int) -> None:
+    """The server holds the answer to the `failures`th wrong password for the
+    throttle's delay (1 s): nothing comes while held, and it goes on when let go."""
+    wait_until(lambda: len(delays.asked) == failures, what="the delay asked for")
+    assert delays.asked == [1.0] * failures
+    assert client.silent_for(QUIET), "the answer came while the failure delay was held"
+    delays.release()
+
+
+def test_a_failed_smtp_auth_is_answered_after_the_delay(
+    slow_server: tuple[RunningServer, HeldDelays],
+) -> None:
+    server, delays = slow_server
+    client = smtp_session(server.port("submission"))
     client.send("AUTH PLAIN " + plain("bob@test.local", "wrong-password"))
-    assert client.silent_for(HOLD), "535 came back before the failure delay"
+    held_back(client, delays, 1)
     assert client.reply().startswith(b"535 5.7.8")
     # AUTH LOGIN: the same hold after the password line.
     client.send("AUTH LOGIN")
@@ -159,23 +176,27 @@ def test_a_failed_smtp_auth_is_answered_after_the_delay(slow_server: RunningServ
     client.send(base64.b64encode(b"bob@test.local").decode())
     assert client.reply() == b"334 UGFzc3dvcmQ6"
     client.send(base64.b64encode(b"wrong-password").decode())
-    assert client.silent_for(HOLD), "535 came back before the failure delay"
+    held_back(client, delays, 2)
     assert client.reply().startswith(b"535 5.7.8")
     # A right password is answered at once: the hold is for failures.
     client.send("AUTH PLAIN " + plain("bob@test.local", PASSWORD))
     assert client.reply().startswith(b"235")
+    assert len(delays.asked) == 2
     client.close()
 
 
-def test_a_failed_pop3_login_is_answered_after_the_delay(slow_server: RunningServer) -> None:
-    client = Line(slow_server.port("pop3"))
+def test_a_failed_pop3_login_is_answered_after_the_delay(
+    slow_server: tuple[RunningServer, HeldDelays],
+) -> None:
+    server, delays = slow_server
+    client = Line(server.port("pop3"))
     assert client.read().startswith(b"+OK")
     client.send("USER bob@test.local")
     assert client.read().startswith(b"+OK")
     client.send("PASS wrong-password")
-    assert client.silent_for(HOLD), "-ERR came back before the failure delay"
+    held_back(client, delays, 1)
     assert client.read() == b"-ERR [AUTH] Authentication failed"
     client.send("AUTH PLAIN " + plain("bob@test.local", "wrong-password"))
-    assert client.silent_for(HOLD), "-ERR came back before the failure delay"
+    held_back(client, delays, 2)
     assert client.read() == b"-ERR [AUTH] Authentication failed"
     client.close()

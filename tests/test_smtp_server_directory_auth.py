@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import socket
 import ssl
@@ -17,6 +18,7 @@ from nmail.config import Config, SmtpSettings
 from nmail.directory import Directory, LoginThrottle
 from nmail.directory.login import LoginService
 from nmail.directory.passwords import fast_hashing
+from nmail.servers.delays import Sleep
 from nmail.servers.limits import SharedRow
 from nmail.servers.smtp import start_smtp_server
 from nmail.servers.smtp_auth import LOCKED_OUT, LOGIN_DISABLED, auth_outcome
@@ -94,6 +96,7 @@ class MiniRuntime:
     certificates: FakeCertificates
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
     connection_counts: dict[str, SharedRow] = field(default_factory=dict)
+    sleep: Sleep = asyncio.sleep
 
 
 @pytest.fixture

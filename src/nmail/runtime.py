@@ -36,6 +36,7 @@ from nmail.mailstore.index_client import IndexClient, LoopRemoteIndex, RemoteInd
 from nmail.mailstore.search_follower import SearchFollower
 from nmail.mailstore.search_indexer import SearchIndexer
 from nmail.mailstore.store import MailStore
+from nmail.servers.delays import Sleep
 from nmail.servers.limits import SharedRow
 from nmail.startup import Bound, bind_socket
 from nmail.web.context import WebContext
@@ -84,6 +85,7 @@ class Runtime:
         index_writer: str | None = None,
         connection_counts: Mapping[str, SharedRow] | None = None,
         on_commit: CommitHook | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         """`migrate=False`: the schema is known to be current (a worker process).
 
@@ -94,12 +96,14 @@ class Runtime:
         `connection_counts`: per listener, this worker's row of the connection
         counts all workers share (servers.limits.SharedCounts). `on_commit`:
         where this process's own index commits are reported (the change feed's
-        hub when the index writer is here; see cli/serve_cmd).
+        hub when the index writer is here; see cli/serve_cmd). `sleep`: how the
+        listeners wait a reply they hold back (a failed login's; tests hold it).
         """
         self.config = config
         self._index_address = index_writer
         self.connection_counts: Mapping[str, SharedRow] = dict(connection_counts or {})
         self.clock = clock
+        self.sleep = sleep
         for path in (config.mail_dir, config.queue_dir, config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(config.database_url)

@@ -213,7 +213,8 @@ async def start_pop3_server(runtime: Runtime, name: str, sock: socket.socket) ->
         max_connections_per_ip=config.pop3.max_connections_per_ip,
     )
     server = Pop3Server(
-        backend, settings, runtime.certificates.context, stop_grace=config.stop_timeout
+        backend, settings, runtime.certificates.context, sleep=runtime.sleep,
+        stop_grace=config.stop_timeout,
     )
     await server.start(sock)
     return server

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from nmail.protocols.smtp import SmtpOptions
 from nmail.protocols.smtp import replies as r
 from nmail.protocols.smtp.replies import Reply
 from nmail.servers.data_spool import spill_factory
+from nmail.servers.delays import Sleep
 from nmail.servers.limits import ConnectionLimits, RefusalLog, SharedRow
 from nmail.servers.smtp_auth import IntakeBackend, MailIntake
 from nmail.servers.smtp_backend import AuthOutcome, InlineChecks, SmtpBackend
@@ -97,11 +98,11 @@ class SmtpServer:
         *,
         executor: Executor | None = None,
         shared_counts: SharedRow | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         """`shared_counts`: the connection limits count every worker's sessions.
-        `sleep`: how the delay before a guessing client's RCPT replies is waited
-        (tests pass a recorder); a stop cuts it short."""
+        `sleep`: how the delay before a guessing client's RCPT replies, and a failed
+        AUTH's, is waited (tests pass a recorder); a stop cuts it short."""
         self.settings = settings
         self._sleep = sleep
         self.backend = backend
@@ -320,6 +321,9 @@ class SmtpRuntime(Protocol):
     def executor(self) -> Executor: ...
 
     @property
+    def sleep(self) -> Sleep: ...
+
+    @property
     def connection_counts(self) -> Mapping[str, SharedRow]:
         """Per listener name: this worker's row of counts shared with the others."""
         ...
@@ -348,6 +352,7 @@ async def start_smtp_server(runtime: SmtpRuntime, role: str, sock: socket.socket
         runtime.certificates.context,
         executor=runtime.executor,
         shared_counts=runtime.connection_counts.get(role),
+        sleep=runtime.sleep,
     )
     await server.start(sock=sock)
     return server

@@ -288,10 +288,8 @@ class Answers:
             self._auth_account_id = outcome.account_id
             conn.auth_succeeded(outcome.account_address or event.username)
         else:
-            if outcome.delay > 0 and not self._setup.stopping.is_set():
-                # Held back, but not past the server's stop.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._setup.stopping.wait(), outcome.delay)
+            if outcome.delay > 0:  # held back, but not past the server's stop
+                await delay_until_stop(self._setup.sleep, outcome.delay, self._setup.stopping)
             if not self._lost():
                 conn.auth_failed(outcome.reply)
 

@@ -31,5 +31,6 @@ class SessionSetup:
     handshake_timeout: float
     stopping: asyncio.Event  # set when the listener closes: login delays end at once
     spill: Callable[[], BodySpill] | None = None  # where large messages wait (data_spool)
-    # How a guessing client's RCPT delay is waited (tests pass a recorder).
+    # How a guessing client's RCPT delay and a failed AUTH's are waited (tests
+    # pass a recorder, or a gate they open).
     sleep: Sleep = asyncio.sleep
