@@ -25,7 +25,7 @@ import select
 import signal
 import socket
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,15 +39,14 @@ from nmail.mailstore.delivery_batch import (
     deliver_batch,
     parent_dir,
 )
+from nmail.mailstore.index_groups import commit_groups
 from nmail.mailstore.index_wire import decode_request, frame, peer_uid, read_frames
 from nmail.mailstore.model import StoreError
-from nmail.mailstore.op_run import commit_group, group_key, run_after, run_operation
+from nmail.mailstore.op_run import commit_group, run_after, run_operation
 from nmail.mailstore.operations import Operation, encode_result
 from nmail.mailstore.writer_connection import writer_connection
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH_ITEMS = 256
 
 
 def listen_socket(address: str) -> socket.socket:
@@ -204,7 +203,7 @@ class _Commit:
 
     def run(self, requests: list[Request]) -> None:
         replies: list[tuple[_Client, object]] = []
-        for group in _groups(requests):
+        for group in commit_groups(requests):
             if self._after:
                 # An earlier change's renames come before the next change (its
                 # mark says they are done): answer what is ready, then make them.
@@ -348,40 +347,6 @@ class _Commit:
 def _run(op: Operation, conn: Connection,
          after: list[Callable[[], None]]) -> tuple[Any, list[FolderChange]]:
     return run_operation(conn, op, after=after)
-
-
-def _groups(requests: list[Request]) -> list[list[Request]]:
-    """The requests in order: runs of deliveries of at most MAX_BATCH_ITEMS (a request
-    stays whole) share a commit; so do runs of operations with group keys, none
-    twice (op_run.group_key); any other operation is a group of its own."""
-    groups: list[list[Request]] = [[]]
-    count = 0
-    keys: set[Hashable] = set()
-    for request in requests:
-        batch = request[1]
-        if not isinstance(batch, list):
-            key = group_key(batch)
-            current = groups[-1]
-            if key is None or key in keys or not current or isinstance(current[0][1], list):
-                if current:
-                    groups.append([])
-                keys = set()
-            groups[-1].append(request)
-            if key is None:
-                groups.append([])
-            else:
-                keys.add(key)
-            count = 0
-            continue
-        if groups[-1] and not isinstance(groups[-1][0][1], list):
-            groups.append([])
-            keys = set()
-        if count + len(batch) > MAX_BATCH_ITEMS and groups[-1]:
-            groups.append([])
-            count = 0
-        groups[-1].append(request)
-        count += len(batch)
-    return [group for group in groups if group]
 
 
 def _failure(exc: Exception) -> tuple[str, str]:
