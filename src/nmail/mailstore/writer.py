@@ -11,15 +11,15 @@ one bad job cannot fail others. A job may leave work for after its answer
 (`operate`'s `after`: a flag change's file renames); the thread does it right
 after answering, before its next job.
 
-Deliveries' message files are flushed by a second thread, the flusher,
-before their jobs reach the writer's queue: measured on the bench (one
-\\Seen change while another thread delivers), a flag change spent most of
-its time waiting for a delivery's file fsync ahead of it, which needs no
-database lock. So an operation can overtake deliveries whose files are
-still being flushed; nothing any caller waits for depends on that order
-(a delivery's result, its UIDs, is only known once it committed), and the
-writer still commits everything in one order, one MODSEQ sequence per
-folder.
+Deliveries' message files are flushed by a second thread, the flusher
+(writer_flusher.py), before their jobs reach the writer's queue: measured
+on the bench (one \\Seen change while another thread delivers), a flag
+change spent most of its time waiting for a delivery's file fsync ahead
+of it, which needs no database lock. So an operation can overtake
+deliveries whose files are still being flushed; nothing any caller waits
+for depends on that order (a delivery's result, its UIDs, is only known
+once it committed), and the writer still commits everything in one order,
+one MODSEQ sequence per folder.
 
 What the writer process (index_service) does alike is not here: a group's
 transaction and the work after an answer are op_run's (commit_group,
@@ -42,17 +42,12 @@ from sqlalchemy import Connection, Engine
 from nmail.mailstore.commit_hook import CommitHook, FolderChange, report
 from nmail.mailstore.model import StoreError
 from nmail.mailstore.op_run import After, OperationFn, commit_group, run_after
+from nmail.mailstore.writer_flusher import STOP, DeliveryJob, Flusher
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH_ITEMS = 256
-
-
-@dataclass(slots=True)
-class _DeliveryJob:
-    items: list[Any]
-    future: Future[Any] = field(default_factory=Future)
 
 
 @dataclass(slots=True)
@@ -65,9 +60,6 @@ class _CallJob:
     op: OperationFn | None = None
     # Operations with a key may share a transaction with others of different keys.
     key: Hashable | None = None
-
-
-_STOP = object()
 
 
 class IndexWriter:
@@ -94,28 +86,24 @@ class IndexWriter:
         self._engine = engine
         self._on_failure = on_failure  # a job failed, not by a refusal (StoreError)
         self._deliver = deliver
-        self._flush = flush
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._to_flush: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
         self._conn: Connection | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self._flusher: threading.Thread | None = None
+        self._flusher: Flusher | None = None
         if flush is not None:
-            self._flusher = threading.Thread(target=self._run_flusher, name=name + "-flush",
-                                             daemon=True)
-            self._flusher.start()
+            self._flusher = Flusher(flush, self._queue, max_batch, name + "-flush")
 
     # -- callers' side -----------------------------------------------------
 
     def deliver(self, items: list[Any]) -> Future[Any]:
         """Queue one all-or-nothing group of deliveries; the Future gives its results."""
-        job = _DeliveryJob(items)
-        self._put(job, self._to_flush if self._flush is not None else self._queue)
+        job = DeliveryJob(items)
+        self._put(job, self._flusher.jobs if self._flusher is not None else self._queue)
         return job.future
 
     def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
@@ -166,10 +154,11 @@ class IndexWriter:
                 return
             self._closed = True
             # The flusher passes the stop on once it has handed over its jobs.
-            (self._to_flush if self._flusher is not None else self._queue).put(_STOP)
+            (self._flusher.jobs if self._flusher is not None else self._queue).put(STOP)
         if threading.current_thread() is not self._thread:
-            if self._flusher is not None and threading.current_thread() is not self._flusher:
-                self._flusher.join()
+            flusher = self._flusher
+            if flusher is not None and threading.current_thread() is not flusher.thread:
+                flusher.thread.join()
             self._thread.join()
 
     def _put(self, job: object, to: queue.SimpleQueue[object]) -> None:
@@ -177,53 +166,6 @@ class IndexWriter:
             if self._closed:
                 raise StoreError("mail store is closed")
             to.put(job)
-
-    # -- the flusher -----------------------------------------------------------
-
-    def _run_flusher(self) -> None:
-        assert self._flush is not None
-        flush = self._flush
-        stopping = False
-        while not stopping:
-            first = self._to_flush.get()
-            if first is _STOP:
-                break
-            assert isinstance(first, _DeliveryJob)
-            jobs = [first]
-            count = len(first.items)
-            while count < self._max_batch:
-                try:
-                    nxt = self._to_flush.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                assert isinstance(nxt, _DeliveryJob)
-                jobs.append(nxt)
-                count += len(nxt.items)
-            try:
-                flush([item for job in jobs for item in job.items])
-            except BaseException as exc:
-                self._flush_one_by_one(flush, jobs, exc)
-            else:
-                for job in jobs:
-                    self._queue.put(job)
-        self._queue.put(_STOP)
-
-    def _flush_one_by_one(self, flush: Callable[[list[Any]], None], jobs: list[_DeliveryJob],
-                          exc: BaseException) -> None:
-        if len(jobs) == 1:
-            _flush_failed(jobs[0], exc)
-            return
-        log.warning("flushing %d deliveries' files failed (%s); one by one", len(jobs), exc)
-        for job in jobs:
-            try:
-                flush(job.items)
-            except BaseException as failed:
-                _flush_failed(job, failed)
-            else:
-                self._queue.put(job)
 
     # -- the thread ----------------------------------------------------------
 
@@ -247,20 +189,20 @@ class IndexWriter:
         stopping = False
         while not stopping:
             first = self._queue.get()
-            if first is _STOP:
+            if first is STOP:
                 break
             jobs = [first]
-            count = len(first.items) if isinstance(first, _DeliveryJob) else 1
+            count = len(first.items) if isinstance(first, DeliveryJob) else 1
             while count < self._max_batch:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is _STOP:
+                if nxt is STOP:
                     stopping = True
                     break
                 jobs.append(nxt)
-                count += len(nxt.items) if isinstance(nxt, _DeliveryJob) else 1
+                count += len(nxt.items) if isinstance(nxt, DeliveryJob) else 1
             self._process(jobs)
         self._drop_connection()
 
@@ -269,10 +211,10 @@ class IndexWriter:
         # keyed operations (of different keys); any other job runs alone, in
         # queue order, so a flag change never overtakes an earlier delivery
         # that reached this queue (its files flushed).
-        deliveries: list[_DeliveryJob] = []
+        deliveries: list[DeliveryJob] = []
         operations: list[_CallJob] = []
         for job in jobs:
-            if isinstance(job, _DeliveryJob):
+            if isinstance(job, DeliveryJob):
                 if operations:
                     self._run_operations(operations)
                     operations = []
@@ -351,7 +293,7 @@ class IndexWriter:
         for job in live:
             run_after(job.after)
 
-    def _run_deliveries(self, group: list[_DeliveryJob]) -> None:
+    def _run_deliveries(self, group: list[DeliveryJob]) -> None:
         live = [job for job in group if job.future.set_running_or_notify_cancel()]
         if not live:
             return
@@ -374,7 +316,7 @@ class IndexWriter:
             job.future.set_result(results[start:end])
             start = end
 
-    def _run_single(self, job: _DeliveryJob) -> None:
+    def _run_single(self, job: DeliveryJob) -> None:
         try:
             result = self._deliver(self._connection(), job.items)
         except BaseException as exc:
@@ -382,14 +324,6 @@ class IndexWriter:
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
-
-
-def _flush_failed(job: _DeliveryJob, exc: BaseException) -> None:
-    # Not durable, so never indexed: the caller discards its files and says 4xx.
-    if not job.future.done():
-        job.future.set_exception(
-            exc if isinstance(exc, StoreError) else
-            StoreError(f"could not flush the message files: {exc}"))
 
 
 def _unused(_conn: Connection) -> None:
