@@ -22,10 +22,10 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 from nmail.config import SmtpSettings
+from nmail.delivery.acceptance import Acceptance, forwarded
 from nmail.delivery.envelope import ClientInfo, Envelope
 from nmail.delivery.envelope_checks import EnvelopeChecks
 from nmail.delivery.fanout import quota_refusal, split_recipients
@@ -37,36 +37,16 @@ from nmail.delivery.submission import check_authors, plan_outbound
 from nmail.delivery.trace import delivered_to, new_message_id, received_header, return_path
 from nmail.directory import Directory
 from nmail.directory.cache import DirectoryCache
-from nmail.directory.errors import DirectoryError
 from nmail.directory.model import Account, Resolution
 from nmail.directory.names import comparable_domain
 from nmail.mailstore.store import FolderGone, MailStore, NewMessage, StoreError
 from nmail.message_source import MessageSource, message_head, with_prefix
 from nmail.policy import limits, loops
 from nmail.policy.decision import Decision
-from nmail.quick_init import quick_init
 
 log = logging.getLogger(__name__)
 
 TEMP_FAILURE = Decision(451, "4.3.0", "Temporary local error, please try again later")
-
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class _Acceptance:
-    """One message past the end-of-data checks: what to store, queue and log."""
-
-    msg_id: str
-    sender: str
-    all_rcpts: list[str]
-    size: int
-    local: list[Account]
-    remote: list[str]
-    items: list[NewMessage]
-    received: bytes
-    # RFC 3461 per remote recipient, in `remote` order.
-    notify: list[str | None]
-    orcpt: list[str | None]
 
 
 class PendingAcceptance:
@@ -75,7 +55,7 @@ class PendingAcceptance:
     def __init__(
         self,
         intake: Intake,
-        job: _Acceptance | None,
+        job: Acceptance | None,
         stored: Future[Any],
         decided: Decision | None,
     ) -> None:
@@ -228,7 +208,7 @@ class Intake:
         self._send_replies(replies, envelope.sender, head)
         return done
 
-    def _withdraw(self, job: _Acceptance, stored: list[Any]) -> None:
+    def _withdraw(self, job: Acceptance, stored: list[Any]) -> None:
         """Take back the local copies of a message whose queueing failed (it gets 4xx).
 
         The client will send it again; without this every retry would leave
@@ -242,44 +222,16 @@ class Intake:
                               job.msg_id, message.uidl)
 
     def _apply_rules(
-        self, envelope: Envelope, head: bytes, content: MessageSource, job: _Acceptance
-    ) -> tuple[_Acceptance, list[tuple[Account, Any]]]:
+        self, envelope: Envelope, head: bytes, content: MessageSource, job: Acceptance
+    ) -> tuple[Acceptance, list[tuple[Account, Any]]]:
         """Forwarding (remote recipients added, copies dropped) and vacation replies due."""
         if not job.local:
             return job, []
         outcome = self.rules.apply(envelope.sender, head, job.local)
         if not outcome.forwards and len(outcome.keep) == len(job.local):
             return job, outcome.replies
-        kept_ids = {a.id for a in outcome.keep}
-        local = list(outcome.keep)
-        items = [i for i in job.items if i.account.id in kept_ids]
-        remote = list(job.remote)
-        seen_remote = {r.lower() for r in remote}
-        for target in outcome.forwards:
-            try:
-                self.lookups.refresh()
-                resolution = self.checks.resolve(target)
-            except DirectoryError:
-                log.warning("forwarding address %r is not valid; skipped", target)
-                continue
-            for account in resolution.accounts:  # a forward to a local mailbox: stored here
-                if account.id not in kept_ids and account.id not in {a.id for a in job.local}:
-                    kept_ids.add(account.id)
-                    local.append(account)
-                    items.append(NewMessage(
-                        account=account, folder="INBOX",
-                        prefix=return_path(job.sender) + delivered_to(account.address)
-                        + job.received,
-                        content=content, internal_date=int(self.clock())))
-            for address in resolution.remote:
-                if self.queue is not None and address.lower() not in seen_remote:
-                    seen_remote.add(address.lower())
-                    remote.append(address)
-        added = len(remote) - len(job.remote)
-        job = _Acceptance(
-            job.msg_id, job.sender, job.all_rcpts, job.size, local, remote, items,
-            job.received, job.notify + [None] * added, job.orcpt + [None] * added,
-        )
+        job = forwarded(job, outcome.keep, outcome.forwards, content, self.checks,
+                        queueing=self.queue is not None, clock=self.clock)
         return job, outcome.replies
 
     def _send_replies(
@@ -337,7 +289,7 @@ class Intake:
             return None
         return PendingAcceptance(self, job, stored, None)
 
-    def _begin(self, envelope: Envelope, content: MessageSource) -> _Acceptance | Decision:
+    def _begin(self, envelope: Envelope, content: MessageSource) -> Acceptance | Decision:
         """The checks at end of data, then what to store and queue (or the refusal)."""
         size = len(content)
         head = message_head(content)
@@ -371,11 +323,11 @@ class Intake:
             )
             for account in local
         ]
-        return _Acceptance(
+        return Acceptance(
             msg_id, envelope.sender, all_rcpts, size, local, remote, items, received, notify, orcpt
         )
 
-    def _failed(self, job: _Acceptance, exc: Exception) -> Decision:
+    def _failed(self, job: Acceptance, exc: Exception) -> Decision:
         if isinstance(exc, StoreError):
             log.error("store failed for %s: %s", job.msg_id, exc)
         else:
@@ -383,7 +335,7 @@ class Intake:
         self._log_all(job.msg_id, job.sender, job.all_rcpts, job.size, "deferred", TEMP_FAILURE)
         return TEMP_FAILURE
 
-    def _done(self, job: _Acceptance) -> Decision:
+    def _done(self, job: Acceptance) -> Decision:
         for account in job.local:
             self.log.write(job.msg_id, job.sender, account.address, job.size, "stored", "250 2.0.0")
         for address in job.remote:
