@@ -20,7 +20,8 @@ from rich.text import Text
 
 from nmail.cli.context import CliContext, CliError
 from nmail.queue.errors import QueueEntryNotFound
-from nmail.queue.outbound import OutboundQueue, QueueEntry
+from nmail.queue.outbound import OutboundQueue
+from nmail.queue.queue_entry import QueueEntry
 
 
 def register(commands: Any) -> None:

@@ -16,7 +16,6 @@ import re
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,15 +30,12 @@ from nmail.queue.dkim import DkimError, DkimKeys, sign
 from nmail.queue.enqueue_batch import EnqueueBatcher
 from nmail.queue.errors import QueueEntryNotFound, QueueInputError
 from nmail.queue.notices import LocalBounce, Notifier
+from nmail.queue.queue_entry import BounceResult, QueueEntry
 from nmail.queue.recovery import ORPHAN_AGE, REBUILD_AGE, recover
 from nmail.queue.routing import Router
 from nmail.queue.scheduler import Scheduler
 from nmail.queue.spool import Spool, new_queue_id, valid_queue_id
 from nmail.queue.store import (
-    BOUNCING,
-    CORRUPT,
-    DELIVERING,
-    QUEUED,
     MessageInfo,
     NewRecipient,
     QueueStore,
@@ -52,59 +48,6 @@ if TYPE_CHECKING:
     from nmail.delivery.envelope import ClientInfo
 
 log = logging.getLogger("nmail.queue")
-
-# Bodies without a row this old were never acknowledged (a crash between
-# the file and the commit); younger ones may be another node's enqueue.
-
-
-@dataclass(frozen=True, slots=True)
-class QueueEntry:
-    """One queued message as `nmail queue list/show` presents it."""
-
-    message: MessageInfo
-    recipients: tuple[RecipientInfo, ...]
-    body_path: Path | None  # where the body is (queue/ or queue/corrupt/), None if gone
-
-    @property
-    def id(self) -> str:
-        return self.message.id
-
-    @property
-    def state(self) -> str:
-        """corrupt, bouncing, delivering or queued: the most urgent of the pending ones."""
-        states = {r.state for r in self.recipients}
-        for state in (CORRUPT, BOUNCING, DELIVERING, QUEUED):
-            if state in states:
-                return state
-        return "done"
-
-    @property
-    def attempts(self) -> int:
-        return max((r.attempts for r in self.recipients), default=0)
-
-    @property
-    def next_attempt(self) -> int | None:
-        times = [r.next_attempt for r in self.recipients if r.state == QUEUED]
-        return min(times) if times else None
-
-    @property
-    def last_error(self) -> str | None:
-        errors = [r.last_error for r in self.recipients if r.last_error and r.state != "delivered"]
-        return errors[-1] if errors else None
-
-    @property
-    def pending(self) -> tuple[RecipientInfo, ...]:
-        return tuple(r for r in self.recipients if r.state in (QUEUED, DELIVERING, CORRUPT,
-                                                                BOUNCING))
-
-
-@dataclass(frozen=True, slots=True)
-class BounceResult:
-    """What `bounce(id)` did: notices sent now, or left for a running server."""
-
-    marked: int
-    sent_now: int
-
 
 def default_node_id() -> str:
     """This machine's name, cleaned to what a lease owner may contain."""
