@@ -27,16 +27,17 @@ from nmail.mailstore.model import StoreError
 from nmail.mime.composing import ComposeError, OutgoingFile
 from nmail.mime.file_parts import file_view
 from nmail.web.compose_form import ComposeState, outgoing, parse_message_ref, parse_original
+from nmail.web.compose_messages import field_message, group_message, quota_text, refusal_text
 from nmail.web.compose_sources import carried_files, message_file
 from nmail.web.deps import CurrentUser, Pages, User, Web, client_ip
 from nmail.web.i18n import gettext as _
 from nmail.web.mail_services import Mail, MailServices
 from nmail.web.notices import notice_query
-from nmail.web.outbox import Original, Refusal
+from nmail.web.outbox import Original
 from nmail.web.recipient_groups import GroupError, expand, names_groups
 from nmail.web.routes.compose import compose_page, uploads_view
 from nmail.web.templating import human_size
-from nmail.web.uploads import CHUNK, STAGED_MESSAGES, UploadQuotaFull, UploadTooLarge
+from nmail.web.uploads import CHUNK, UploadQuotaFull, UploadTooLarge
 
 router = APIRouter()
 MAX_FILES = 50
@@ -65,21 +66,6 @@ def _state(form: FormData) -> ComposeState:
     )
 
 
-def field_message(error: ComposeError) -> str:
-    names = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc"), "subject": _("Subject"),
-             "body": _("Message"), "attachment": _("Attachments"), "from": _("From")}
-    label = names.get(error.field, error.field)
-    text = str(error)
-    if text == "no recipient":
-        return _("Add at least one recipient.")
-    if "must be one line" in text:
-        return _("%(field)s must be a single line.") % {"field": label}
-    if "too long" in text or "longer than" in text:
-        return _("%(field)s is too long.") % {"field": label}
-    return _("%(field)s: this address is not valid: %(detail)s") % {
-        "field": label, "detail": text.split(":", 1)[-1].strip()}
-
-
 async def with_groups(state: ComposeState, user: User, web: Web) -> ComposeState:
     """The form with every address-book group named in To/Cc/Bcc replaced by its members;
     GroupError when one is not a group with members."""
@@ -91,28 +77,6 @@ async def with_groups(state: ComposeState, user: User, web: Web) -> ComposeState
         return expand(text, name, groups) if names_groups(text) else text
     return replace(state, to=field(state.to, "to"), cc=field(state.cc, "cc"),
                    bcc=field(state.bcc, "bcc"))
-
-
-def group_message(error: GroupError) -> str:
-    return _("“%(name)s” is neither an address nor a group of your address book with members "
-             "(it may have been deleted). Nothing was sent.") % {"name": error.name}
-
-
-def refusal_text(refusal: Refusal) -> str:
-    """Why delivery refused an address, in the user's language (the server's words after)."""
-    address = refusal.address
-    if refusal.code == 553 or (refusal.status == "5.7.1" and "not owned" in refusal.text):
-        said = _("You may not send as %(address)s.")
-    else:
-        said = {
-            "5.1.1": _("There is no mailbox %(address)s."),
-            "5.1.3": _("%(address)s is not a valid address."),
-            "5.2.1": _("The mailbox %(address)s does not accept mail."),
-            "5.2.2": _("The mailbox %(address)s is full."),
-            "5.7.1": _("%(address)s does not accept your mail."),
-        }.get(refusal.status, "%(address)s:" if address else "")
-    detail = " ".join(x for x in (str(refusal.code), refusal.status, refusal.text) if x)
-    return f"{said % {'address': address}} ({detail})".strip()
 
 
 GONE = "gone"  # a ComposeError's text: the message a hidden field names is not there
@@ -330,7 +294,7 @@ async def upload(request: Request, user: CurrentUser, web: Web, mail: Mail,
     except UploadTooLarge:
         return JSONResponse({"detail": too_large}, status_code=413)
     except UploadQuotaFull as full:
-        return JSONResponse({"detail": _quota_text(full.reason, mail)}, status_code=413)
+        return JSONResponse({"detail": quota_text(full.reason, mail)}, status_code=413)
     finally:
         await web.run(spool.close)
     return JSONResponse({"id": saved.token, "name": saved.name, "size": saved.size,
@@ -342,19 +306,6 @@ def _pieces(spool: IO[bytes]) -> Iterator[bytes]:
     spool.seek(0)
     while piece := spool.read(CHUNK):
         yield piece
-
-
-def _quota_text(reason: str, mail: MailServices) -> str:
-    """Why a user's staged uploads are full, and what to do about it."""
-    if reason == "files":
-        bound = _("You have %(count)d attachments waiting in unsent messages.") % {
-            "count": mail.uploads.max_files}
-    else:
-        limit = mail.uploads.max_bytes or STAGED_MESSAGES * mail.attachment_limit
-        bound = _("You have %(size)s of attachments waiting in unsent messages.") % {
-            "size": human_size(limit)}
-    return bound + " " + _("Send or discard a message first; attachments never sent are "
-                           "removed after a day.")
 
 
 @router.post("/compose/upload/{token}/delete")
