@@ -202,3 +202,8 @@ class AccountService:
     def set_admin(self, address: str, admin: bool) -> Account:
         """Domain administrator or not."""
         return self._directory.set_admin(address, admin)
+
+    def set_roles(self, address: str, *, admin: bool, server_admin: bool) -> Account:
+        """Domain and server administrator flags; the last server administrator
+        keeps the role (Conflict)."""
+        return self._directory.set_roles(address, admin=admin, server_admin=server_admin)

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from nmail.accounts import NewAccount, purge_area
-from nmail.cli import sendas_cmd
+from nmail.cli import sendas_cmd, user_admin_cmd
 from nmail.cli.context import CliContext
 from nmail.cli.directory_access import (
     new_table,
@@ -23,7 +23,7 @@ from nmail.cli.directory_access import (
     text,
     yes_no,
 )
-from nmail.directory import Account, DirectoryError
+from nmail.directory import DirectoryError
 from nmail.directory.account_csv import HEADER_HINT, BadLine, decode_csv, read_accounts_csv
 from nmail.directory.sizes import format_size, parse_size
 
@@ -96,13 +96,8 @@ def register(commands: Any) -> None:
     imp.add_argument("file", metavar="FILE.csv")
     imp.set_defaults(handler=import_cmd)
 
+    user_admin_cmd.register(sub)
     sendas_cmd.register(sub)
-
-
-def _role(account: Account) -> str:
-    if account.is_server_admin:
-        return "server admin"
-    return "domain admin" if account.is_admin else ""
 
 
 def add_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -148,7 +143,7 @@ def list_cmd(args: argparse.Namespace, ctx: CliContext) -> int:
         table.add_row(
             text(account.address),
             text(account.display_name),
-            text(_role(account)),
+            text(user_admin_cmd.role_of(account)),
             text(format_size(used[account.id]) if used[account.id] else "0"),
             text(format_size(account.quota_bytes)),
             yes_no(account.receive_enabled),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from nmail.db.tables import accounts, domains
 from nmail.db.web_tables import web_sessions
@@ -175,7 +176,7 @@ class AccountsMixin(DirectoryBase):
         self, address: str, *, receive: bool | None = None, login: bool | None = None
     ) -> Account:
         """Change receiving and/or logins in one transaction (None leaves one as it is)."""
-        values: dict[str, bool] = {}
+        values: dict[str, Any] = {}  # Any: mypy would match bools to _update's _check
         if receive is not None:
             values["receive_enabled"] = receive
         if login is not None:
@@ -188,6 +189,29 @@ class AccountsMixin(DirectoryBase):
     def set_admin(self, address: str, admin: bool) -> Account:
         """Make the account a domain administrator, or not."""
         return self._update(address, is_admin=admin)
+
+    def set_roles(self, address: str, *, admin: bool, server_admin: bool) -> Account:
+        """Set both administrator flags at once (domain: is_admin; server:
+        is_server_admin). Refused (Conflict) when it would leave the server with
+        no server administrator: nobody would read the host's postmaster mail
+        or have the admin console's view of every domain. Checked in the
+        change's transaction, so two revocations at once cannot both pass."""
+
+        def keep_one(conn: Connection, account: Account) -> None:
+            if server_admin or not account.is_server_admin:
+                return
+            others = conn.execute(
+                select(func.count()).select_from(accounts).where(
+                    accounts.c.is_server_admin.is_(True), accounts.c.id != account.id)
+            ).scalar_one()
+            if not others:
+                raise Conflict(
+                    f"{account.address} is the last server administrator;"
+                    " make another account one first"
+                )
+
+        return self._update(address, _check=keep_one, is_admin=admin,
+                            is_server_admin=server_admin)
 
     def login_name(self, name: str, domain_hint: str | None = None) -> str:
         """The one spelling of the account a login name means (see directory.login)."""
@@ -258,11 +282,15 @@ class AccountsMixin(DirectoryBase):
         return account
 
     def _update(self, address: str, _end_sessions: bool | str = False,
+                _check: Callable[[Connection, Account], None] | None = None,
                 **values: Any) -> Account:
         """Change the account row; `_end_sessions` True deletes its webmail sessions
-        after it (account-level rows, the lock order's last), a string all but that one."""
+        after it (account-level rows, the lock order's last), a string all but that one.
+        `_check(conn, account)` may refuse the change first, in its transaction."""
         with self._transaction("the account changed meanwhile") as conn:
             account = self._require_account(conn, address)
+            if _check is not None:
+                _check(conn, account)
             conn.execute(update(accounts).where(accounts.c.id == account.id).values(**values))
             if _end_sessions:
                 ended = web_sessions.c.account_id == account.id
