@@ -5,12 +5,17 @@ postmaster mail following the roles at once (policy/postmaster.py)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from cli_admin_support import Cli, make_cli
+from nmail.config import SmtpSettings
+from nmail.delivery.envelope import ClientInfo
+from nmail.delivery.envelope_checks import EnvelopeChecks
 from nmail.directory import Directory, DirectoryError
+from nmail.directory.cache import DirectoryCache
 
 PW = "secret-pass1"
 
@@ -120,6 +125,38 @@ def test_the_existing_commands_are_unchanged(cli: Cli) -> None:
                                             "ADMIN")
     assert role_in_list(cli, "dave@shop.net") == "domain admin"
     assert role_in_list(cli, "carol@shop.net") == ""
+
+
+def test_postmaster_mail_follows_the_roles_at_once(cli: Cli) -> None:
+    """A running server's cache (one per worker) sees a role change at its next RCPT:
+    the change bumps the directory generation."""
+    engine = cli.engine()
+    lookups = DirectoryCache(Directory(engine))
+    checks = EnvelopeChecks(lookups=lookups, settings=SmtpSettings(), usage=lambda _: 0,
+                            outbound=True, srs=None, clock=time.time,
+                            host_name="mail.example.com")
+    stranger = ClientInfo(ip="192.0.2.7", helo="evil.test")
+
+    def rcpt(address: str) -> tuple[int, list[str]]:
+        decision, resolution = checks.check_recipient(stranger, "a@remote.test", address, None)
+        return decision.code, [] if resolution is None else [
+            a.address for a in resolution.accounts]
+
+    try:
+        assert rcpt("postmaster@shop.net")[0] == 550  # no administrator at all
+        assert rcpt("postmaster@mail.example.com")[0] == 550
+        cli.ok("user", "admin", "bob@example.com", "--server")
+        assert rcpt("postmaster@shop.net") == (250, ["bob@example.com"])
+        assert rcpt("postmaster@mail.example.com") == (250, ["bob@example.com"])
+        cli.ok("user", "admin", "carol@shop.net", "--domain")
+        assert rcpt("postmaster@shop.net") == (250, ["carol@shop.net"])
+        assert rcpt("postmaster@mail.example.com") == (250, ["bob@example.com"])
+        assert rcpt("postmaster@example.com") == (250, ["bob@example.com"])  # his domain too
+        cli.ok("user", "admin", "carol@shop.net", "--none")
+        assert rcpt("postmaster@shop.net") == (250, ["bob@example.com"])
+    finally:
+        lookups.close()
+        engine.dispose()
 
 
 def test_two_revocations_at_once_leave_one_server_administrator(cli: Cli) -> None:

@@ -1,5 +1,7 @@
-"""postmaster and MAILER-DAEMON at our host name reach the server administrators
-(policy/postmaster.py, EnvelopeChecks.resolve), on every database.
+"""postmaster and MAILER-DAEMON at our host name reach the server administrators,
+postmaster at a hosted domain with no address of its own that domain's
+administrators, else the server's (policy/postmaster.py, EnvelopeChecks.resolve),
+on every database.
 
 The RCPT answer and the resolution it hands on, as every front door gets them;
 tests/test_smtp_relay_sweep.py drives the same through a real `nmail serve`.
@@ -96,9 +98,10 @@ def test_nothing_else_at_or_near_the_host_name_is_relayed(
     assert rcpt(checks, address) == ("554 5.7.1 Relay denied", [], ())
 
 
-def test_a_hosted_domains_postmaster_is_the_directorys(checks: EnvelopeChecks) -> None:
-    assert rcpt(checks, "postmaster@other.org")[0].startswith("550 5.1.1 Mailbox unavailable")
+def test_a_hosted_domains_own_postmaster_comes_first(checks: EnvelopeChecks) -> None:
     assert rcpt(checks, "postmaster@example.com")[1] == ["postmaster@example.com"]
+    # other.org has no postmaster and no domain administrator: the server's.
+    assert rcpt(checks, "postmaster@other.org")[1] == ADMINS
 
 
 def test_a_logged_in_user_reaches_the_admins_here_not_through_the_queue(
@@ -157,3 +160,143 @@ def test_answered_from_memory_as_from_the_database(checks: EnvelopeChecks) -> No
     assert waited[0].accepted
     now = checks.check_recipient_now(STRANGER, "", "postmaster@mail.example.com", None)
     assert now == (waited if checks.lookups.local else None)
+
+
+# -- postmaster at a hosted domain ------------------------------------------------------
+
+CAROL = ["carol@shop.net"]
+
+
+@pytest.fixture
+def shop(directory: Directory) -> Directory:
+    """shop.net (alias shop-alias.net) with a domain administrator and a user;
+    bücher.example with a user only."""
+    directory.add_domain("shop.net")
+    directory.add_domain_alias("shop-alias.net", "shop.net")
+    directory.add_account("shop.net", "Carol", "carol", PW, True)
+    directory.add_account("shop.net", "Dave", "dave", PW)
+    directory.add_domain("bücher.example")
+    directory.add_account("bücher.example", "Me", "me", PW)
+    return directory
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "postmaster@shop.net",
+        "PostMaster@SHOP.Net",
+        "postmaster@shop.net.",
+        '"postmaster"@shop.net',
+        "postmaster@shop\u3002net",
+        "postmaster@shop-alias.net",
+        "POSTMASTER@Shop-Alias.NET.",
+    ],
+)
+def test_a_domains_postmaster_reaches_its_administrators(
+    shop: Directory, checks: EnvelopeChecks, address: str
+) -> None:
+    reply, to, queued = rcpt(checks, address)
+    assert reply.startswith("250") and to == CAROL and queued == ()
+    assert rcpt(checks, address, sender="")[1] == CAROL  # a bounce too
+
+
+@pytest.mark.parametrize(
+    "address", ["postmaster@bücher.example", "postmaster@xn--bcher-kva.example",
+                "Postmaster@BÜCHER.example."],
+)
+def test_a_domain_without_administrators_sends_its_postmaster_to_the_server(
+    shop: Directory, checks: EnvelopeChecks, address: str
+) -> None:
+    reply, to, _ = rcpt(checks, address)
+    assert reply.startswith("250") and to == ADMINS
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "postmaster+x@shop.net",
+        "postmaster%remote.test@shop.net",
+        '"postmaster%remote.test"@shop.net',
+        '"postmaster@remote.test"@shop.net',
+        "remote.test!postmaster@shop.net",
+        "postmasters@shop.net",
+        "post.master@shop.net",
+        "mailer-daemon@shop.net",
+        "abuse@shop.net",
+        "postmaster+x@shop-alias.net",
+    ],
+)
+def test_only_the_exact_postmaster_of_a_domain_reaches_its_administrators(
+    shop: Directory, checks: EnvelopeChecks, address: str
+) -> None:
+    reply, to, queued = rcpt(checks, address)
+    assert reply.startswith("550 5.1.1 Mailbox unavailable") and to == [] and queued == ()
+
+
+@pytest.mark.parametrize(
+    "address", ["postmaster@sub.shop.net", "postmaster@shop.net.remote.test",
+                "postmaster@shop-net", "shop.net!postmaster@remote.test"],
+)
+def test_names_near_a_hosted_domain_are_not_relayed(
+    shop: Directory, checks: EnvelopeChecks, address: str
+) -> None:
+    assert rcpt(checks, address) == ("554 5.7.1 Relay denied", [], ())
+
+
+def test_an_explicit_postmaster_always_wins(shop: Directory, checks: EnvelopeChecks) -> None:
+    shop.set_catchall("shop.net", "dave")
+    assert rcpt(checks, "postmaster@shop.net")[1] == ["dave@shop.net"]
+    shop.add_alias("postmaster@shop.net", ["ops@remote.test"])
+    assert rcpt(checks, "postmaster@shop-alias.net")[1:] == ([], ("ops@remote.test",))
+    shop.delete_alias("postmaster@shop.net")
+    shop.add_account("shop.net", "Postmaster", "postmaster", PW)
+    assert rcpt(checks, "postmaster@shop.net")[1] == ["postmaster@shop.net"]
+
+
+def test_only_administrators_who_receive_and_then_the_server(
+    shop: Directory, checks: EnvelopeChecks
+) -> None:
+    shop.add_account("shop.net", "Erin", "erin", PW, True)
+    assert rcpt(checks, "postmaster@shop.net")[1] == ["carol@shop.net", "erin@shop.net"]
+    shop.set_receive_enabled("erin@shop.net", False)
+    assert rcpt(checks, "postmaster@shop.net")[1] == CAROL
+    shop.set_receive_enabled("carol@shop.net", False)
+    assert rcpt(checks, "postmaster@shop.net")[1] == ADMINS
+    # A plain user is no administrator; the role given follows at once.
+    shop.set_roles("dave@shop.net", admin=True, server_admin=False)
+    assert rcpt(checks, "postmaster@shop.net")[1] == ["dave@shop.net"]
+
+
+def test_with_nobody_to_receive_a_domains_postmaster_is_refused_saying_why(
+    shop: Directory, checks: EnvelopeChecks
+) -> None:
+    shop.delete_account("carol@shop.net")
+    shop.delete_account("postmaster@example.com")
+    shop.delete_account("root@other.org")
+    assert rcpt(checks, "postmaster@shop-alias.net") == (
+        "550 5.1.1 No server administrator receives mail for <postmaster@shop-alias.net>"
+        " on this host", [], ())
+    shop.set_roles("dave@shop.net", admin=False, server_admin=True)
+    assert rcpt(checks, "postmaster@shop.net")[1] == ["dave@shop.net"]
+
+
+def test_the_host_names_postmaster_stays_the_servers_when_it_is_hosted(
+    shop: Directory, checks: EnvelopeChecks
+) -> None:
+    """The host name is the server's (its postmaster: RFC 5321 4.5.1), even when a
+    tenant's domain has that name and administrators of its own."""
+    shop.add_domain("mail.example.com")
+    shop.add_account("mail.example.com", "Tenant", "tenant", PW, True)
+    assert rcpt(checks, "postmaster@mail.example.com")[1] == ADMINS
+
+
+def test_a_domains_postmaster_is_answered_from_memory_as_from_the_database(
+    shop: Directory, checks: EnvelopeChecks
+) -> None:
+    for address in ("postmaster@shop.net", "postmaster@bücher.example"):
+        checks.lookups.refresh()
+        assert checks.check_recipient_now(STRANGER, "", address, None) is None
+        waited = checks.check_recipient(STRANGER, "", address, None)
+        assert waited[0].accepted
+        now = checks.check_recipient_now(STRANGER, "", address, None)
+        assert now == (waited if checks.lookups.local else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -185,6 +186,45 @@ def test_postmaster_mail_with_no_administrator_is_refused_saying_why() -> None:
         "550 5.1.1 No server administrator receives mail for <postmaster@mail.example.com>"
         " on this host"
     )
+
+
+@pytest.mark.parametrize("address", ["postmaster@shop.net", "postmaster@xn--bcher-kva.test"])
+def test_postmaster_at_any_domain_is_a_domain_postmaster(address: str) -> None:
+    assert postmaster.is_domain_postmaster(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "postmaster+x@shop.net",
+        "postmaster%remote.test@shop.net",
+        "postmaster@remote.test@shop.net",
+        "remote.test!postmaster@shop.net",
+        "postmasters@shop.net",
+        "post.master@shop.net",
+        "mailer-daemon@shop.net",  # MAILER-DAEMON is the host name's only
+        "postmaster",
+        "postmaster@",
+        "",
+        "PostMaster@shop.net",  # not in normal form: the caller normalizes first
+    ],
+)
+def test_nothing_else_is_a_domain_postmaster(address: str) -> None:
+    assert not postmaster.is_domain_postmaster(address)
+
+
+@dataclass(frozen=True)
+class Admin:
+    name: str
+    receive_enabled: bool = True
+
+
+def test_a_domains_postmaster_goes_to_its_receiving_administrators_else_the_servers() -> None:
+    carol, erin, root = Admin("carol"), Admin("erin", receive_enabled=False), Admin("root")
+    assert postmaster.domain_administrators([carol, erin], [root]) == (carol,)
+    assert postmaster.domain_administrators([erin], [root]) == (root,)
+    assert postmaster.domain_administrators([], [root]) == (root,)
+    assert postmaster.domain_administrators([erin], []) == ()
 
 
 # -- senders -------------------------------------------------------------------------

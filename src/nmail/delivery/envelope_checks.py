@@ -99,16 +99,25 @@ class EnvelopeChecks:
     # -- RCPT TO ---------------------------------------------------------
 
     def resolve(self, address: str, *, cached_only: bool = False) -> Resolution:
-        """The directory's resolution of `address`; postmaster and MAILER-DAEMON at
-        our host name, when nothing there takes them, reach the server
-        administrators (policy/postmaster.py). Call lookups.refresh() first."""
-        resolution = self.lookups.resolve(address, cached_only=cached_only)
-        if (resolution.hosted and not resolution.unknown) or not postmaster.is_host_mailbox(
-            resolution.address, self.host_name
-        ):
+        """The directory's resolution of `address`; when nothing there takes them,
+        postmaster and MAILER-DAEMON at our host name reach the server
+        administrators, and postmaster at a hosted domain its administrators,
+        else the server's (policy/postmaster.py). Call lookups.refresh() first."""
+        lookups = self.lookups
+        resolution = lookups.resolve(address, cached_only=cached_only)
+        if resolution.hosted and not resolution.unknown:
+            return resolution  # its own account, alias or catch-all
+        normal = resolution.address
+        if postmaster.is_host_mailbox(normal, self.host_name):
+            admins = lookups.server_admins(cached_only=cached_only)
+        elif resolution.hosted and postmaster.is_domain_postmaster(normal):
+            admins = postmaster.domain_administrators(
+                lookups.domain_admins(normal.rpartition("@")[2], cached_only=cached_only),
+                lookups.server_admins(cached_only=cached_only),
+            )
+        else:
             return resolution
-        admins = self.lookups.server_admins(cached_only=cached_only)
-        return Resolution(resolution.address, True, admins)
+        return Resolution(normal, True, admins)
 
     def check_recipient(
         self, client: ClientInfo, sender: str, address: str, size_hint: int | None
@@ -162,7 +171,10 @@ class EnvelopeChecks:
                 return Decision(451, "4.3.2", "Outbound delivery is not available"), None
             return decision, resolution if decision.accepted else None
         if resolution.unknown:
-            if postmaster.is_host_mailbox(resolution.address, self.host_name):
+            normal = resolution.address
+            if postmaster.is_host_mailbox(normal, self.host_name) or (
+                postmaster.is_domain_postmaster(normal)
+            ):
                 return postmaster.no_administrator(address), None
             return recipients.unknown_user(address), None
         checked: list[Account] = []

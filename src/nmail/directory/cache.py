@@ -1,13 +1,13 @@
 """Directory answers for the RCPT hot path, from memory while the directory is unchanged.
 
-`DirectoryCache(directory)` keeps what `resolve`, the reject lists, the relay
-networks, the server administrators and `sender_addresses` answered, tagged with the directory
-generation they were read under. `refresh()` reads the generation (one
-primary-key lookup) and forgets everything when it moved, so a change made
-by any process or node applies to the next lookup after it, never later.
-Lookups with `cached_only=True` never touch the database: they raise
-NotCached instead, which lets an event loop answer from memory and hand
-only the misses to a worker thread.
+`DirectoryCache(directory)` keeps what `resolve`, the reject lists, the
+relay networks, the server and domain administrators and `sender_addresses`
+answered, tagged with the directory generation they were read under.
+`refresh()` reads the generation (one primary-key lookup) and forgets
+everything when it moved, so a change made by any process or node applies to
+the next lookup after it, never later. Lookups with `cached_only=True` never
+touch the database: they raise NotCached instead, which lets an event loop
+answer from memory and hand only the misses to a worker thread.
 
 `refresh(max_age=s)` skips the read when the last one is younger than `s`:
 a POP3 session asks at every command whether its account changed, and at
@@ -63,6 +63,7 @@ class DirectoryCache:
         self._senders: dict[str, frozenset[str]] = {}
         self._relay: tuple[Network, ...] | None = None
         self._admins: tuple[Account, ...] | None = None
+        self._domain_admins: dict[str, tuple[Account, ...]] = {}
 
     @property
     def local(self) -> bool:
@@ -104,6 +105,7 @@ class DirectoryCache:
                 self._senders = {}
                 self._relay = None
                 self._admins = None
+                self._domain_admins = {}
                 self._generation = generation
 
     # -- lookups (call refresh() first, once per question) -----------------------
@@ -181,6 +183,15 @@ class DirectoryCache:
             if generation == self._generation:
                 self._admins = admins
         return admins
+
+    def domain_admins(self, domain: str, *, cached_only: bool = False) -> tuple[Account, ...]:
+        """Directory.domain_admins(domain)."""
+        found = self._domain_admins.get(domain)
+        if found is not None:
+            return found
+        if cached_only:
+            raise NotCached(f"administrators of {domain}")
+        return self._fill(self._domain_admins, domain, lambda: self.directory.domain_admins(domain))
 
     def sender_addresses(self, login: str, *, cached_only: bool = False) -> frozenset[str]:
         """Directory.sender_addresses(login)."""

@@ -4,8 +4,10 @@ Order: domain aliases are mapped, then an account matches, else the alias
 is expanded (recursively: targets may be accounts, aliases or external
 addresses), else the domain's catch-all, else the address is unknown. Each
 step is one indexed query; nothing is scanned. `server_admins()` (who gets
-postmaster mail for the host name) reads the accounts unindexed: callers ask
-it through DirectoryCache, once per directory generation.
+postmaster mail for the host name) reads the accounts unindexed, and
+`domain_admins()` (a hosted domain's postmaster without an address of its
+own) one domain's: callers ask them through DirectoryCache, once per
+directory generation.
 """
 
 from __future__ import annotations
@@ -115,3 +117,18 @@ class ResolverMixin(DirectoryBase):
         )
         with self._engine.connect() as conn:
             return tuple(account_from_row(row) for row in conn.execute(query))
+
+    def domain_admins(self, domain: str) -> tuple[Account, ...]:
+        """The administrators (is_admin) of the hosted domain `domain` names (a
+        domain alias means its domain; normal form), by user id; () when it is
+        not hosted. Who receives its postmaster mail (policy/postmaster.py)."""
+        with self._engine.connect() as conn:
+            row = hosted_domain(conn, domain)
+            if row is None:
+                return ()
+            query = (
+                account_select()
+                .where(accounts.c.domain_id == row.id, accounts.c.is_admin.is_(True))
+                .order_by(accounts.c.userid)
+            )
+            return tuple(account_from_row(r) for r in conn.execute(query))
