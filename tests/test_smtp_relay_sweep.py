@@ -3,7 +3,7 @@
 An outsider with real clients tries every classic way to make a mail server
 relay (percent hack, quoted and bang paths, source routes, address literals
 of our own addresses, trailing dots, case and IDN forms, postmaster without
-a domain and at our host name, comments and angle tricks, control and 8-bit
+a domain, at our host name and at hosted domains, comments and angle tricks, control and 8-bit
 bytes, over-long parts); a logged-in tenant tries to send as someone else; both try the
 protocol tricks (STARTTLS injection, BDAT, 1,000 RCPTs, long lines, bare LF
 smuggling, odd message shapes). Every form must be refused (5xx) or reach
@@ -98,6 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     directory.add_domain_alias("alias.test", "test.local")
     directory.add_alias("fwd@test.local", ["friend@remote.test"])
     directory.set_catchall("other.test", "carol")
+    directory.set_admin("bob@test.local", True)  # test.local's postmaster mail is his
     ports = listen_specs("smtp", "submission")
     server = ServeProcess(data, *as_options(ports), workers=1, shared=True)
     try:
@@ -279,6 +280,43 @@ STRANGER_ROWS = [
     Row(b"<postmaster@[IPv6:::1]>", 501),
     Row(b"<user@remote.test>", 554, mail=b"<postmaster@mail.example.com>"),
     Row(b"<user@remote.test>", 554, mail=b"<MAILER-DAEMON@mail.example.com>"),
+    # postmaster at a hosted domain with no address of its own: the domain's
+    # administrators (bob for test.local), else the server admins (xn--bcher-kva.test);
+    # a catch-all takes it as any name. Only that exact local part.
+    Row(b"<postmaster@test.local>", 250, BOB),
+    Row(b"<postmaster@test.local>", 250, BOB, mail=b"<>"),
+    Row(b"<POSTMASTER@Test.Local.>", 250, BOB),
+    Row(b'<"postmaster"@test.local>', 250, BOB),
+    Row("<postmaster@test\u3002local>".encode() + UTF8, 250, BOB),
+    Row(b"<postmaster@alias.test>", 250, BOB),
+    Row(b"<PostMaster@ALIAS.test.>", 250, BOB),
+    Row(b"<@remote.test:postmaster@test.local>", 250, BOB),
+    Row(b"<postmaster@test.local> ORCPT=rfc822;user@remote.test", 250, BOB),
+    Row(b"<postmaster@xn--bcher-kva.test>", 250, ADMIN),
+    Row("<postmaster@BÜCHER.test>".encode() + UTF8, 250, ADMIN),
+    Row(b"<postmaster@other.test>", 250, CAROL),
+    Row(b"<postmaster%remote.test@other.test>", 250, CAROL),
+    Row(b"<postmaster%remote.test@test.local>", 550),
+    Row(b'<"postmaster%remote.test"@test.local>', 550),
+    Row(b'<"postmaster@remote.test"@test.local>', 550),
+    Row(b"<remote.test!postmaster@test.local>", 550),
+    Row(b"<postmaster+x@test.local>", 550),
+    Row(b"<postmaster+x@alias.test>", 550),
+    Row(b"<postmasters@test.local>", 550),
+    Row(b"<mailer-daemon@test.local>", 550),
+    Row(b"<postmaster%remote.test@xn--bcher-kva.test>", 550),
+    Row(b"<remote.test!postmaster@xn--bcher-kva.test>", 550),
+    Row(b"<postmaster+x@xn--bcher-kva.test>", 550),
+    Row(b"<postmaster@remote.test@test.local>", 501),
+    Row(b"<postmaster@test.local@remote.test>", 501),
+    Row(b"<postmaster@test.local..>", 501),
+    Row(b"<@test.local:postmaster@remote.test>", 554),
+    Row(b"<test.local!postmaster@remote.test>", 554),
+    Row(b'<"postmaster@test.local"@remote.test>', 554),
+    Row(b"<postmaster@sub.test.local>", 554),
+    Row(b"<postmaster@test.local.remote.test>", 554),
+    Row(b"<postmaster@test-local>", 554),
+    Row(b"<user@remote.test>", 554, mail=b"<postmaster@test.local>"),
     # White space, comments, angle tricks, missing brackets.
     Row(b"<user@remote.test >", 501),
     Row(b"< user@remote.test>", 501),
@@ -506,6 +544,25 @@ def test_a_tenant_reaches_the_postmaster_here_not_through_the_queue(
     wire.send(message(marker, b"Carol <carol@other.test>") + b".\r\n")
     assert wire.reply().startswith("250")
     assert world.landed(marker) == list(ADMIN)
+    assert world.queued() == before
+
+
+@pytest.mark.parametrize(("path", "to"), [(b"<postmaster@test.local>", BOB),
+                                          (b"<Postmaster@Alias.Test.>", BOB),
+                                          (b"<postmaster@xn--bcher-kva.test>", ADMIN)])
+def test_a_tenant_reaches_a_hosted_domains_postmaster_here(
+    world: World, carol: Callable[[], Wire], path: bytes, to: tuple[str, ...]
+) -> None:
+    """A hosted domain's postmaster is local for a logged-in user too: its admins'."""
+    before = world.queued()
+    marker = new_marker()
+    wire = carol()
+    assert wire.command(b"MAIL FROM:<carol@other.test>").startswith("250")
+    assert wire.command(b"RCPT TO:" + path).startswith("250")
+    assert wire.command(b"DATA").startswith("354")
+    wire.send(message(marker, b"Carol <carol@other.test>") + b".\r\n")
+    assert wire.reply().startswith("250")
+    assert world.landed(marker) == list(to)
     assert world.queued() == before
 
 
