@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
+from nmail.queue.row_locks import chunks, lock_in_id_order, row_locks, update_in_id_order
 from nmail.queue.rows import (
     BOUNCING,
     CORRUPT,
@@ -75,31 +76,32 @@ class EntryQueries:
         where: list[ColumnElement[bool]] = [r.c.state == QUEUED]
         if message_id is not None:
             where.append(r.c.message_id == message_id)
-        with self._writing() as conn:
-            result = conn.execute(update(r).where(*where).values(next_attempt=now))
-        return int(result.rowcount or 0)
+        with self._writing() as conn:  # rows in id order (row_locks.py), as every sweep
+            return update_in_id_order(conn, where, {"next_attempt": now})
 
     def requeue_corrupt(self, message_id: str, now: int) -> int:
         with self._writing() as conn:
-            result = conn.execute(
-                update(r)
-                .where(r.c.message_id == message_id, r.c.state == CORRUPT)
-                .values(state=QUEUED, next_attempt=now, last_error="restored by the administrator")
+            return update_in_id_order(
+                conn, [r.c.message_id == message_id, r.c.state == CORRUPT],
+                {"state": QUEUED, "next_attempt": now,
+                 "last_error": "restored by the administrator"},
             )
-        return int(result.rowcount or 0)
 
     def mark_bouncing(self, message_id: str, reason: str) -> int:
         """Pending recipients (not in flight) get state 'bouncing'."""
         with self._writing() as conn:
-            result = conn.execute(
-                update(r)
-                .where(r.c.message_id == message_id, r.c.state.in_((QUEUED, CORRUPT)))
-                .values(state=BOUNCING, last_error=reason, lease_owner=None, lease_until=None)
+            return update_in_id_order(
+                conn, [r.c.message_id == message_id, r.c.state.in_((QUEUED, CORRUPT))],
+                {"state": BOUNCING, "last_error": reason, "lease_owner": None,
+                 "lease_until": None},
             )
-        return int(result.rowcount or 0)
 
     def delete(self, message_id: str) -> bool:
+        """The entry's rows, recipients (locked in id order: a node may be recording
+        some of them right now) before the message."""
         with self._writing() as conn:
+            if row_locks(conn):
+                lock_in_id_order(conn, [r.c.message_id == message_id])
             conn.execute(r.delete().where(r.c.message_id == message_id))
             result = conn.execute(m.delete().where(m.c.id == message_id))
         return bool(result.rowcount)
@@ -117,18 +119,22 @@ class EntryQueries:
             pending = select(r.c.message_id).where(r.c.state.in_(PENDING_STATES))
             old = list(
                 conn.execute(
-                    select(m.c.id).where(m.c.created_at < created_before, m.c.id.not_in(pending))
+                    select(m.c.id)
+                    .where(m.c.created_at < created_before, m.c.id.not_in(pending))
+                    .order_by(m.c.id)
                 ).scalars()
             )
+            if row_locks(conn):
+                # Every node purges: their recipient rows all locked in id order
+                # first (row_locks.py), so two purges, or a purge and a delete,
+                # queue on the first row they share.
+                rows: list[int] = []
+                for chunk in chunks(old, 500):
+                    rows.extend(conn.execute(
+                        select(r.c.id).where(r.c.message_id.in_(chunk))).scalars())
+                lock_in_id_order(conn, [], rows)
             for chunk in chunks(old, 500):
                 conn.execute(r.delete().where(r.c.message_id.in_(chunk)))
                 conn.execute(m.delete().where(m.c.id.in_(chunk)))
         return len(old)
 
-
-
-
-def chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    """`items` in slices of at most `size` (bounded IN lists)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from nmail.queue import envelope_line
-from nmail.queue.entry_queries import chunks
+from nmail.queue.row_locks import chunks
 from nmail.queue.rows import MessageInfo, NewRecipient
 from nmail.queue.spool import Spool, UnreadableBody
 from nmail.queue.store import QueueStore

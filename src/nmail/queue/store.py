@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 
 from nmail.db.tables import queue_messages, queue_recipients
-from nmail.queue.entry_queries import EntryQueries, chunks
+from nmail.queue.entry_queries import EntryQueries
+from nmail.queue.row_locks import chunks, lock_in_id_order, row_locks, update_in_id_order
 from nmail.queue.rows import (
     BOUNCING,
     CORRUPT,
@@ -125,16 +126,23 @@ class QueueStore(EntryQueries):
     # -- leases ---------------------------------------------------------------
 
     def release_node(self, node_id: str) -> int:
-        """At start-up: our own leases from a previous run go back to queued."""
+        """At start-up: our own leases from a previous run go back to queued.
+
+        Another node's reap may sweep the same rows (our leases ran out while we
+        were down): both lock in id order (queue/row_locks.py).
+        """
+        ours = r.c.lease_owner.like(f"{node_id}/%")
         with self._writing() as conn:
+            if row_locks(conn):
+                lock_in_id_order(conn, [r.c.state.in_((DELIVERING, BOUNCING)), ours])
             result = conn.execute(
                 update(r)
-                .where(r.c.state == DELIVERING, r.c.lease_owner.like(f"{node_id}/%"))
+                .where(r.c.state == DELIVERING, ours)
                 .values(state=QUEUED, lease_owner=None, lease_until=None)
             )
             bouncing = conn.execute(
                 update(r)
-                .where(r.c.state == BOUNCING, r.c.lease_owner.like(f"{node_id}/%"))
+                .where(r.c.state == BOUNCING, ours)
                 .values(lease_owner=None, lease_until=None)
             )
         return int(result.rowcount or 0) + int(bouncing.rowcount or 0)
@@ -142,12 +150,10 @@ class QueueStore(EntryQueries):
     def reap_expired(self, now: int) -> int:
         """Leases that ran out (a node died mid-delivery) go back to queued."""
         with self._writing() as conn:
-            result = conn.execute(
-                update(r)
-                .where(r.c.state == DELIVERING, r.c.lease_until < now)
-                .values(state=QUEUED, lease_owner=None, lease_until=None)
+            return update_in_id_order(
+                conn, [r.c.state == DELIVERING, r.c.lease_until < now],
+                {"state": QUEUED, "lease_owner": None, "lease_until": None},
             )
-        return int(result.rowcount or 0)
 
     def claim(self, now: int, limit: int, token: str, lease_until: int) -> Claim:
         """Lease up to `limit` due recipients to `token`."""
@@ -165,6 +171,8 @@ class QueueStore(EntryQueries):
         self, where: ColumnElement[bool], order: Any, now: int, limit: int, token: str,
         lease_until: int, new_state: str,
     ) -> Claim:
+        # Not in id order, and need not be: the pick skips locked rows and never
+        # waits, and the UPDATE changes only rows the pick holds.
         values = {"state": new_state, "lease_owner": token, "lease_until": lease_until}
         with self._writing() as conn:
             picked = select(r.c.id).where(where).order_by(order).limit(limit)
@@ -198,26 +206,26 @@ class QueueStore(EntryQueries):
         """Extend our lease; returns the ids we still hold."""
         if not ids:
             return set()
+        mine = r.c.lease_owner == token
         with self._writing() as conn:
-            conn.execute(
-                update(r)
-                .where(r.c.id.in_(ids), r.c.lease_owner == token)
-                .values(lease_until=lease_until)
-            )
-            held = conn.execute(
-                select(r.c.id).where(r.c.id.in_(ids), r.c.lease_owner == token)
-            ).scalars()
-            return set(held)
+            if row_locks(conn):
+                # Our rows whose lease ran out are what another node's reap sweeps:
+                # id order (row_locks.py); the locking read is also the answer.
+                held = lock_in_id_order(conn, [mine], ids)
+                for chunk in chunks(held, 1000):
+                    conn.execute(update(r).where(r.c.id.in_(chunk)).values(lease_until=lease_until))
+                return set(held)
+            conn.execute(update(r).where(r.c.id.in_(ids), mine).values(lease_until=lease_until))
+            return set(conn.execute(select(r.c.id).where(r.c.id.in_(ids), mine)).scalars())
 
     def release(self, ids: Sequence[int], token: str) -> None:
         """Give leased recipients back untouched (a stopping node's unstarted work)."""
         if not ids:
             return
         with self._writing() as conn:
-            conn.execute(
-                update(r)
-                .where(r.c.id.in_(ids), r.c.lease_owner == token, r.c.state == DELIVERING)
-                .values(state=QUEUED, lease_owner=None, lease_until=None)
+            update_in_id_order(
+                conn, [r.c.lease_owner == token, r.c.state == DELIVERING],
+                {"state": QUEUED, "lease_owner": None, "lease_until": None}, ids,
             )
 
     def release_bouncing(self, ids: Sequence[int], token: str) -> None:
@@ -225,10 +233,9 @@ class QueueStore(EntryQueries):
         if not ids:
             return
         with self._writing() as conn:
-            conn.execute(
-                update(r)
-                .where(r.c.id.in_(ids), r.c.lease_owner == token, r.c.state == BOUNCING)
-                .values(lease_owner=None, lease_until=None)
+            update_in_id_order(
+                conn, [r.c.lease_owner == token, r.c.state == BOUNCING],
+                {"lease_owner": None, "lease_until": None}, ids,
             )
 
     # -- outcomes -------------------------------------------------------------
@@ -280,21 +287,19 @@ class QueueStore(EntryQueries):
         self, ids: Iterable[int], state: str, remote_host: str | None, text: str,
         token: str | None,
     ) -> None:
+        """Without a token this reaches rows another node leased meanwhile, which
+        its own writes lock in id order: so do these (queue/row_locks.py)."""
         id_list = list(ids)
         if not id_list:
             return
-        where: list[ColumnElement[bool]] = [r.c.id.in_(id_list), r.c.state.in_(_OPEN_STATES)]
+        where: list[ColumnElement[bool]] = [r.c.state.in_(_OPEN_STATES)]
         if token is not None:
             where.append(r.c.lease_owner == token)
         with self._writing() as conn:
-            conn.execute(
-                update(r)
-                .where(*where)
-                .values(
-                    state=state, last_error=text[:2000], remote_host=_host(remote_host),
-                    lease_owner=None, lease_until=None, attempts=r.c.attempts + 1,
-                )
-            )
+            update_in_id_order(conn, where, {
+                "state": state, "last_error": text[:2000], "remote_host": _host(remote_host),
+                "lease_owner": None, "lease_until": None, "attempts": r.c.attempts + 1,
+            }, id_list)
 
     def mark_retry(
         self, schedule: dict[int, int], token: str, remote_host: str | None, error: str
@@ -302,14 +307,21 @@ class QueueStore(EntryQueries):
         """Back to queued with next_attempt per recipient id ({id: when})."""
         if not schedule:
             return
-        by_time: dict[int, list[int]] = {}
-        for rid, when in schedule.items():
-            by_time.setdefault(when, []).append(rid)
+        mine = [r.c.state == DELIVERING, r.c.lease_owner == token]
         with self._writing() as conn:
+            # Only our lease's rows match, but once it ran out another node's reap
+            # sweeps them too: one locking read takes them in id order first
+            # (row_locks.py); then one UPDATE per retry time, as before.
+            ordered = row_locks(conn) and len(schedule) > 1
+            held = set(lock_in_id_order(conn, mine, schedule)) if ordered else None
+            by_time: dict[int, list[int]] = {}
+            for rid, when in schedule.items():
+                if held is None or rid in held:
+                    by_time.setdefault(when, []).append(rid)
             for when, id_list in by_time.items():
                 conn.execute(
                     update(r)
-                    .where(r.c.id.in_(id_list), r.c.state == DELIVERING, r.c.lease_owner == token)
+                    .where(r.c.id.in_(id_list), *mine)
                     .values(
                         state=QUEUED, next_attempt=when, last_error=error[:2000],
                         remote_host=_host(remote_host), lease_owner=None, lease_until=None,
@@ -319,11 +331,10 @@ class QueueStore(EntryQueries):
 
     def mark_corrupt(self, message_id: str, error: str) -> None:
         with self._writing() as conn:
-            conn.execute(
-                update(r)
-                .where(r.c.message_id == message_id, r.c.state.in_((QUEUED, DELIVERING)))
-                .values(state=CORRUPT, last_error=error[:2000], lease_owner=None,
-                        lease_until=None)
+            update_in_id_order(
+                conn, [r.c.message_id == message_id, r.c.state.in_((QUEUED, DELIVERING))],
+                {"state": CORRUPT, "last_error": error[:2000], "lease_owner": None,
+                 "lease_until": None},
             )
 
     def take_warning(self, message_id: str) -> bool:
