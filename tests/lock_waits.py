@@ -7,30 +7,46 @@ for a lock, never after a sleep. (No tests here.)
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 # InnoDB refills its information_schema.innodb_trx cache only when nobody read it
-# for 100 ms (CACHE_MIN_IDLE_TIME in trx0i_s.cc): looks closer together see the
-# same stale table until the deadline (test_mailbox_folder_crash found it).
-_LOOK_PAUSE = {"mariadb": 0.15, "mysql": 0.15}
+# for 100 ms (CACHE_MIN_IDLE_TIME in trx0i_s.cc). With several test runs polling
+# one server that never happens, and every look saw the same stale table until
+# the deadline. So InnoDB's waiters come from SHOW ENGINE INNODB STATUS, built
+# on each call, and the live processlist says which database each belongs to.
+_LOOK_PAUSE = {"mariadb": 0.05, "mysql": 0.05}
+_THREAD = re.compile(r"(?:MariaDB|MySQL) thread id (\d+)")
 
 
 def lock_waiters(engine: Engine) -> int:
     """How many sessions of the engine's database wait for a lock now."""
-    if engine.dialect.name == "postgresql":
-        query = ("SELECT count(*) FROM pg_stat_activity"
-                 " WHERE datname = current_database() AND wait_event_type = 'Lock'")
-    elif engine.dialect.name in ("mysql", "mariadb"):
-        query = ("SELECT count(*) FROM information_schema.innodb_trx t"
-                 " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
-                 " WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()")
-    else:
-        raise ValueError(f"no row locks to watch on {engine.dialect.name}")
     with engine.connect() as conn:
-        return int(conn.exec_driver_sql(query).scalar() or 0)
+        if engine.dialect.name in ("mysql", "mariadb"):
+            return _innodb_waiters(conn)
+        if engine.dialect.name != "postgresql":
+            raise ValueError(f"no row locks to watch on {engine.dialect.name}")
+        return int(conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'").scalar() or 0)
+
+
+def _innodb_waiters(conn: Connection) -> int:
+    status = str(conn.exec_driver_sql("SHOW ENGINE INNODB STATUS").one()[2])
+    threads = set()
+    for block in status.split("---TRANSACTION ")[1:]:
+        found = _THREAD.search(block)
+        if "LOCK WAIT" in block and found:
+            threads.add(int(found.group(1)))
+    if not threads:
+        return 0
+    listed = ",".join(str(thread) for thread in sorted(threads))
+    return int(conn.exec_driver_sql(
+        "SELECT count(*) FROM information_schema.processlist"
+        f" WHERE db = DATABASE() AND id IN ({listed})").scalar() or 0)
 
 
 def wait_for_lock_waiters(engine: Engine, count: int = 1, deadline: float = 30.0,
