@@ -69,7 +69,8 @@ def test_the_last_server_administrator_keeps_the_role(cli: Cli) -> None:
     for role in ("--none", "--domain"):
         assert cli.refused("user", "admin", "bob@example.com", role) == (
             "nmail: error: bob@example.com is the last server administrator;"
-            " make another account one first")
+            " make another account a server administrator first:"
+            " nmail user admin ADDRESS --server")
     assert cli.snapshot() == before
     cli.ok("user", "admin", "carol@shop.net", "--server")
     cli.ok("user", "admin", "bob@example.com", "--none")
@@ -184,7 +185,7 @@ def test_two_revocations_at_once_leave_one_server_administrator(cli: Cli) -> Non
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        assert sorted(o.split()[-1] for o in outcomes) == ["first", "revoked"], outcomes
+        assert sorted(o.split()[-1] for o in outcomes) == ["--server", "revoked"], outcomes
         assert len(directory.server_admins()) == 1
     finally:
         engine.dispose()

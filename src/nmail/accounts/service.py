@@ -125,7 +125,8 @@ class AccountService:
             )
             self._mailboxes.create_mailbox(account)
         except Exception as exc:
-            self._directory.delete_account(account.address)
+            # Undoing its own creation: `nmail init`'s first server administrator too.
+            self._directory.delete_account(account.address, keep_server_admin=False)
             raise DirectoryError(
                 f"could not create the mailbox of {account.address} ({exc}); account not added"
             ) from None

@@ -10,6 +10,7 @@ from nmail.directory.model import (
     DomainAlias,
     Resolution,
 )
+from nmail.directory.server_admins import LastServerAdmin
 from nmail.directory.service import Directory
 from nmail.directory.throttle import LoginThrottle, ThrottleVerdict
 
@@ -24,6 +25,7 @@ __all__ = [
     "Domain",
     "DomainAlias",
     "InvalidName",
+    "LastServerAdmin",
     "LoginThrottle",
     "NotFound",
     "Resolution",

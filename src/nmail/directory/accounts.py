@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, update
 
 from nmail.db.tables import accounts, domains
 from nmail.db.web_tables import web_sessions
@@ -29,6 +29,7 @@ from nmail.directory.queries import (
     lock_mail_folders,
     require_domain,
 )
+from nmail.directory.server_admins import keep_a_server_admin
 
 MAX_DISPLAY_NAME = 200
 # Login names are throttle keys; longer ones are no account's anyway.
@@ -134,10 +135,14 @@ class AccountsMixin(DirectoryBase):
                 query = query.where(accounts.c.domain_id == row.id)
             return [account_from_row(r) for r in conn.execute(query)]
 
-    def delete_account(self, address: str) -> Account:
-        """Delete an account (its folder rows and reject list go with it, not its files)."""
+    def delete_account(self, address: str, *, keep_server_admin: bool = True) -> Account:
+        """Delete an account (its folder rows and reject list go with it, not its files).
+        Refused (LastServerAdmin) for the last server administrator, or the last who
+        can log in; `keep_server_admin` False only to undo the account's own creation."""
         with self._transaction("the account changed meanwhile") as conn:
             account = self._require_account(conn, address)
+            if keep_server_admin:
+                keep_a_server_admin(conn, losing_role=[account.id])
             lock_mail_folders(conn, account_id=account.id)  # before the account row
             conn.execute(delete(accounts).where(accounts.c.id == account.id))
         return account
@@ -170,7 +175,8 @@ class AccountsMixin(DirectoryBase):
 
     def set_login_enabled(self, address: str, enabled: bool) -> Account:
         """Allow or refuse logins (POP3, IMAP, SMTP AUTH, webmail)."""
-        return self._update(address, login_enabled=enabled)
+        return self._update(address, _check=None if enabled else _keep_login,
+                            login_enabled=enabled)
 
     def set_enabled(
         self, address: str, *, receive: bool | None = None, login: bool | None = None
@@ -183,8 +189,10 @@ class AccountsMixin(DirectoryBase):
             values["login_enabled"] = login
         if not values:
             return self._require(address)
-        # Logins turned off end the webmail sessions (turned on again, they stay dead).
-        return self._update(address, _end_sessions=login is False, **values)
+        # Logins turned off end the webmail sessions (turned on again, they stay dead);
+        # not the last server administrator's who can log in (server_admins.py).
+        return self._update(address, _end_sessions=login is False,
+                            _check=_keep_login if login is False else None, **values)
 
     def set_admin(self, address: str, admin: bool) -> Account:
         """Make the account a domain administrator, or not."""
@@ -192,23 +200,12 @@ class AccountsMixin(DirectoryBase):
 
     def set_roles(self, address: str, *, admin: bool, server_admin: bool) -> Account:
         """Set both administrator flags at once (domain: is_admin; server:
-        is_server_admin). Refused (Conflict) when it would leave the server with
-        no server administrator: nobody would read the host's postmaster mail
-        or have the admin console's view of every domain. Checked in the
-        change's transaction, so two revocations at once cannot both pass."""
+        is_server_admin). Refused (LastServerAdmin) when it would leave the server
+        with no server administrator, or none who can log in (server_admins.py)."""
 
         def keep_one(conn: Connection, account: Account) -> None:
-            if server_admin or not account.is_server_admin:
-                return
-            others = conn.execute(
-                select(func.count()).select_from(accounts).where(
-                    accounts.c.is_server_admin.is_(True), accounts.c.id != account.id)
-            ).scalar_one()
-            if not others:
-                raise Conflict(
-                    f"{account.address} is the last server administrator;"
-                    " make another account one first"
-                )
+            if not server_admin:
+                keep_a_server_admin(conn, losing_role=[account.id])
 
         return self._update(address, _check=keep_one, is_admin=admin,
                             is_server_admin=server_admin)
@@ -299,6 +296,11 @@ class AccountsMixin(DirectoryBase):
                 conn.execute(delete(web_sessions).where(ended))
             row = conn.execute(account_select().where(accounts.c.id == account.id)).one()
         return account_from_row(row)
+
+
+def _keep_login(conn: Connection, account: Account) -> None:
+    """Logins turned off: refused for the last server administrator who can log in."""
+    keep_a_server_admin(conn, losing_login=[account.id])
 
 
 def _hinted_domain(conn: Connection, hint: str) -> str | None:

@@ -20,6 +20,7 @@ from nmail.directory.queries import (
     lock_mail_folders,
     require_domain,
 )
+from nmail.directory.server_admins import keep_a_server_admin
 
 
 class DomainsMixin(DirectoryBase):
@@ -71,8 +72,9 @@ class DomainsMixin(DirectoryBase):
     def delete_domain(self, name: str, *, force: bool = False) -> list[Account]:
         """Stop hosting a domain; returns the accounts deleted with it.
 
-        Refused while it has accounts unless `force`. Its aliases, domain
-        aliases and accounts go with it; mail files are left on disk.
+        Refused while it has accounts unless `force`, and (LastServerAdmin) while
+        it holds the last server administrator, or the last who can log in. Its
+        aliases, domain aliases and accounts go with it; mail files are left on disk.
         """
         domain = normalize_domain(name)
         with self._transaction(f"domain {domain} changed while deleting it") as conn:
@@ -90,6 +92,8 @@ class DomainsMixin(DirectoryBase):
                     f"domain {domain} still has {len(doomed)} account(s);"
                     " delete them first, or force the deletion (--force)"
                 )
+            # Not the domain of the last server administrator (server_admins.py).
+            keep_a_server_admin(conn, losing_role=[a.id for a in doomed], domain=domain)
             # ON DELETE CASCADE removes accounts, aliases, domain aliases, keys, folders:
             # the folder rows locked first, the writers' order (lock_mail_folders).
             lock_mail_folders(conn, domain_id=row.id)
