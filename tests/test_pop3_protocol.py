@@ -232,6 +232,11 @@ def test_unknown_commands() -> None:
     assert c.cmd("\x1b[2J") == b"-ERR Unknown command\r\n"
     assert c.cmd("") == b"-ERR Unknown command\r\n"
     assert c.send(b"\xff\xfe\r\n") == b"-ERR Command is not valid UTF-8\r\n"
+    # Keywords are ASCII: what only Unicode case mapping turns into one is unknown.
+    for verb in ("\u017ftls", "qu\u0131t", "\ufb06at", "AUTH pla\u0131n"):
+        assert c.cmd(verb) in (b"-ERR Unknown command\r\n",
+                               b"-ERR Unsupported authentication mechanism\r\n"), verb
+    assert c.session.state is State.AUTHORIZATION
 
 
 def test_too_many_errors_close_the_connection() -> None:

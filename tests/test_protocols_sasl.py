@@ -68,7 +68,8 @@ def test_bad_responses(mechanism: str, line: str, reason: SaslFailure) -> None:
 
 
 def test_unknown_mechanism_is_refused() -> None:
-    for name in ("CRAM-MD5", "XOAUTH2", "", "PLAIN "):
+    # Unicode case mapping makes "pla\u0131n" (dotless i) and "\u017fLAIN" (long s) PLAIN.
+    for name in ("CRAM-MD5", "XOAUTH2", "", "PLAIN ", "pla\u0131n", "\u017fLAIN", "LOG\u0130N"):
         with pytest.raises(ValueError):
             SaslExchange(name)
     assert MECHANISMS == ("PLAIN", "LOGIN")

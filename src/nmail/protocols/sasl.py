@@ -76,7 +76,8 @@ class SaslExchange:
     """One PLAIN or LOGIN exchange; feed it the client's lines until it is done."""
 
     def __init__(self, mechanism: str) -> None:
-        mechanism = mechanism.upper()
+        # ASCII only before upper(): it maps "pla\u0131n" (dotless i) to PLAIN.
+        mechanism = mechanism.upper() if mechanism.isascii() else mechanism
         if mechanism not in MECHANISMS:
             raise ValueError(f"unsupported SASL mechanism {mechanism!r}")
         self.mechanism = mechanism

@@ -109,7 +109,7 @@ class AuthorizationCommands(SessionCore):
         if len(parts) > 2:
             self._error(replies.err("Syntax: AUTH mechanism [initial-response]"))
             return None
-        if parts[0].upper() not in MECHANISMS:
+        if not parts[0].isascii() or parts[0].upper() not in MECHANISMS:  # "pla\u0131n"
             self._error(replies.err("Unsupported authentication mechanism"))
             return None
         if not self._plaintext_ok():

@@ -75,11 +75,17 @@ class Pop3Session(AuthorizationCommands, TransactionCommands):
                     continue
                 verb, _, argument = text.partition(" ")
                 handlers = _AUTHORIZATION if self.state is AUTHORIZATION else _TRANSACTION
-                # Clients send verbs in capitals: upper() only for the others.
-                handler = handlers.get(verb) or handlers.get(verb.upper())
+                # Clients send verbs in capitals: upper() only for the others,
+                # and only for ASCII ones: keywords are ASCII, and Unicode case
+                # mapping makes "\u017ftls" (long s) STLS and "qu\u0131t" QUIT.
+                handler = handlers.get(verb)
                 if handler is None:
-                    self._unknown(verb.upper())
-                    continue
+                    if verb.isascii():
+                        verb = verb.upper()
+                        handler = handlers.get(verb)
+                    if handler is None:
+                        self._unknown(verb)
+                        continue
                 event = handler(self, argument)
             if event is not None:
                 return event
