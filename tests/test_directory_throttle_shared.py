@@ -96,6 +96,22 @@ def test_hostile_names_are_stored_safely(engine: Engine) -> None:
         assert conn.execute(select(func.count()).select_from(login_failures)).scalar_one() == 2
 
 
+@pytest.mark.parametrize("name", ["bob\0@test.local", "\0", "bob@test.local\udcff",
+                                  "\0" * 300], ids=["nul", "only-nul", "surrogate", "300-nuls"])
+def test_names_no_database_keeps_are_counted_too(engine: Engine, name: str) -> None:
+    """A NUL (POP3 `USER bob\\0@test.local`; PostgreSQL text refuses it) or a lone
+    surrogate in a login name: counted and locked like any other, not an error
+    (which made every such login a logged traceback and an uncounted try)."""
+    clock = FakeClock(1_790_000_000.0)
+    throttle = shared(engine, clock, max_failures=2)
+    throttle.failure("192.0.2.9", name)
+    assert throttle.attempt("192.0.2.9", name).counted
+    assert throttle.check("192.0.2.8", name).locked  # the account's own record
+    assert not throttle.check("192.0.2.8", "bob@test.local").locked
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(login_failures)).scalar_one() == 2
+
+
 def test_an_unchecked_attempt_is_taken_back_from_the_shared_count(engine: Engine) -> None:
     """`untried` (the password gate answered busy) on the SQL store: the attempt's
     count goes (times rounded to the store's milliseconds), and a lockout only its

@@ -36,6 +36,17 @@ SWEEP_EVERY = 256
 KEEP = 25
 
 
+def _storable(key: str) -> str:
+    """The key as every database can keep it: at most 200 characters, a NUL
+    (PostgreSQL text refuses it) as "\\x00", a lone surrogate (no encoding has
+    one) as "\\udcff". A login name comes from outside (POP3 `USER a\\0b`):
+    refused by the database, the attempt was an error with a traceback in the
+    log and counted on no account."""
+    if not key.isprintable():  # rare: control characters, surrogates
+        key = key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\x00")
+    return key[:200]
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -50,11 +61,11 @@ class SqlRecords:
 
     def get(self, key: str) -> Record | None:
         with self._engine.connect() as conn:
-            row = conn.execute(_select(key[:200])).first()
+            row = conn.execute(_select(_storable(key))).first()
         return None if row is None else _record(row)
 
     def update(self, key: str, change: RecordChange, now: float) -> Record | None:
-        key = key[:200]
+        key = _storable(key)
         for _ in range(3):
             try:
                 return self._update(key, change, now)
@@ -102,7 +113,7 @@ class SqlRecords:
 
     def drop(self, key: str) -> None:
         with self._engine.begin() as conn:
-            conn.execute(delete(_T).where(_T.c.key == key[:200]))
+            conn.execute(delete(_T).where(_T.c.key == _storable(key)))
 
     def __len__(self) -> int:
         with self._engine.connect() as conn:
@@ -124,7 +135,7 @@ class SqlRecords:
     def clear(self, key: str | None = None) -> int:
         """Forget one record (or all with None); returns how many went."""
         with self._engine.begin() as conn:
-            statement = delete(_T) if key is None else delete(_T).where(_T.c.key == key[:200])
+            statement = delete(_T) if key is None else delete(_T).where(_T.c.key == _storable(key))
             return int(conn.execute(statement).rowcount or 0)
 
 
