@@ -53,6 +53,7 @@ from nmail.directory import Account, Directory
 from nmail.directory.throttle import LoginThrottle, account_key
 from nmail.directory.throttle_store import SqlRecords
 from nmail.mailstore.store import MailStore, NewMessage
+from nmail.mailstore.uidset import UidSet
 from serve_process import ServeProcess
 from serve_setup import PASSWORD, as_options, listen_specs, make_data
 
@@ -600,6 +601,21 @@ def test_auth_exchanges(world: World) -> None:
     assert client.cmd("QUIT").startswith(b"+OK")
 
 
+def test_auth_pipelined_with_its_responses_and_commands(world: World) -> None:
+    """AUTH LOGIN, its two responses, STAT, LIST 1 and QUIT in one write (RFC 2449
+    PIPELINING is offered): every reply, in order."""
+    client = pop(world)
+    client.send(CRLF.join([b"AUTH LOGIN", b64(BOB).encode(), b64(PASSWORD).encode(),
+                           b"STAT", b"LIST 1", b"QUIT"]) + CRLF)
+    assert client.line() == b"+ " + b64("Username:").encode()
+    assert client.line() == b"+ " + b64("Password:").encode()
+    assert client.line().startswith(b"+OK Logged in, 3 messages")
+    assert client.line() == f"+OK 3 {sum(map(len, MESSAGES))}".encode()
+    assert client.line() == f"+OK 1 {len(MESSAGES[0])}".encode()
+    assert client.line().startswith(b"+OK nmail POP3 server signing off")
+    assert client.closed()
+
+
 def test_another_accounts_authzid_never_logs_in_as_them(world: World) -> None:
     client = pop(world)
     for authz in ("carol@other.test", "dora@test.local", "Bob@test.local", "*", "bob"):
@@ -832,6 +848,43 @@ def test_expunged_by_another_door_during_the_session(world: World) -> None:
     assert second[3] not in first.values()
     assert again.cmd("RETR 3").startswith(b"+OK")
     assert again.body()[0] == b"Subject: late"
+    assert again.cmd("QUIT").startswith(b"+OK")
+
+
+def test_flagged_moved_and_twin_messages_meanwhile(world: World) -> None:
+    """During a session the webmail flags message 1 (its file renamed) and moves message
+    2 to Archive; both were DELE'd here. At QUIT the flagged one is removed (the DELE
+    was acknowledged), the moved one stays in Archive (it is no longer the message this
+    session listed). Two identical messages have two UIDLs."""
+    address = "dora@test.local"
+    account = world.account(address)
+    existing = world.uids(address)
+    if existing:
+        world.store.expunge(account.id, "INBOX", existing)
+    twin = b"Subject: twin\r\n\r\nsame bytes\r\n"
+    uids = world.deliver(address, b"Subject: a\r\n\r\na\r\n", b"Subject: b\r\n\r\nb\r\n",
+                         twin, twin)
+    client = logged_in(world, address)
+    listed = uidl_map(client)
+    assert len(set(listed.values())) == 4
+    world.store.set_flags(account.id, "INBOX", [uids[0]], add=frozenset({"\\Seen"}))
+    world.store.names_settled()
+    if "Archive" not in {f.name for f in world.store.list_folders(account.id)}:
+        world.store.create_folder(account.id, "Archive")
+    archive_before = len(world.store.refs(account.id, "Archive"))
+    world.store.open_folder(account.id, "INBOX").move(UidSet.of([uids[1]]), "Archive")
+    assert client.cmd("RETR 1").startswith(b"+OK")  # flagged: still found
+    assert client.body()[0] == b"Subject: a"
+    assert client.cmd("RETR 2") == b"-ERR message 2 no longer exists"
+    assert client.cmd("DELE 1") == b"+OK message 1 deleted"
+    assert client.cmd("DELE 2") == b"+OK message 2 deleted"
+    assert client.cmd("DELE 4") == b"+OK message 4 deleted"
+    assert client.cmd("QUIT").startswith(b"+OK nmail POP3 server signing off")
+    assert client.closed()
+    assert world.uids(address) == [uids[2]]
+    assert len(world.store.refs(account.id, "Archive")) == archive_before + 1
+    again = logged_in(world, address)
+    assert uidl_map(again) == {1: listed[3]}
     assert again.cmd("QUIT").startswith(b"+OK")
 
 
