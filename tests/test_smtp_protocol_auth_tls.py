@@ -55,6 +55,14 @@ def test_auth_plain_with_initial_response() -> None:
     assert d.conn.received_protocol == "ESMTPA"
 
 
+@pytest.mark.parametrize("mechanism", ["pla\u0131n", "\u017fLAIN", "LOG\u0131N"])
+def test_a_mechanism_is_an_ascii_word(mechanism: str) -> None:
+    d = authed_driver()
+    reply = d.last(f"AUTH {mechanism} {b64(chr(0) + 'bob@test.local' + chr(0) + 'Secret-42')}\r\n")
+    assert reply == "504 5.5.4 Unrecognized authentication type"
+    assert d.conn.authenticated_as is None
+
+
 def test_auth_plain_with_continuation() -> None:
     d = authed_driver()
     assert d.send("AUTH PLAIN\r\n") == ["334 "]

@@ -150,6 +150,17 @@ def test_unknown_commands_get_500_5_5_1() -> None:
     assert d.conn.bad_commands == 3
 
 
+@pytest.mark.parametrize("line", ["\u017fTARTTLS", "qu\u0131t", "ma\u0131l FROM:<a@b.test>",
+                                  "\ufb06ARTTLS", "EHLO\u00a0c.test"])
+def test_verbs_are_ascii_words(line: str) -> None:
+    """Unicode case mapping makes "\u017fTARTTLS" (long s) STARTTLS and "qu\u0131t"
+    (dotless i) QUIT: words a filter in front of us does not read as commands."""
+    d = Driver()
+    d.send("EHLO c.test\r\n")
+    assert d.last(line + "\r\n") == "500 5.5.1 Command unrecognized"
+    assert d.conn.bad_commands == 1
+
+
 @pytest.mark.parametrize("verb", ["GET", "POST", "CONNECT", "head", "PUT", "OPTIONS"])
 def test_an_http_request_ends_the_session_at_once(verb: str) -> None:
     """A browser or proxy made to talk to port 25 gets one reply, not one per header."""

@@ -73,9 +73,11 @@ class SmtpCommands(SmtpSession):
 
     def _dispatch(self, line: str) -> None:
         verb, _, arg = line.rstrip(" \t").partition(" ")
-        handler = COMMANDS.get(verb.upper())
+        # Verbs are ASCII: upper() maps "\u017fTARTTLS" (long s) to STARTTLS.
+        verb = verb.upper() if verb.isascii() else verb
+        handler = COMMANDS.get(verb)
         if handler is None:
-            if verb.upper() in FORBIDDEN:
+            if verb in FORBIDDEN:
                 # A web client or proxy tricked into talking to us (cross-protocol
                 # attacks): end it at once rather than answer every header line.
                 self._send(r.NOT_A_PROXY)
@@ -248,7 +250,7 @@ class SmtpCommands(SmtpSession):
 
     def _cmd_auth(self, arg: str) -> None:
         mechanism, _, initial = arg.strip().partition(" ")
-        mechanism = mechanism.upper()
+        mechanism = mechanism.upper() if mechanism.isascii() else mechanism  # "pla\u0131n"
         if self._state is st.CONNECTED:
             self._error(NEED_EHLO)
         elif not self.options.auth_available:
