@@ -106,3 +106,21 @@ def test_bad_subscription_posts(server: RunningServer, bob: Browser) -> None:
     assert bob.client.post("/folders/subscriptions",
                            data={"listed": [str(folders["Old"])]}).status_code == 403
     assert subscribed(server, "bob@example.com") == before
+
+
+def test_subfolders_are_indented_without_inline_styles(server: RunningServer,
+                                                       bob: Browser) -> None:
+    """The CSP (style-src 'self') drops style="" attributes, so `--depth` set there never
+    indented a subfolder: the depth is a data attribute the stylesheet reads."""
+    account = server.directory.get_account("bob@example.com")
+    assert account is not None
+    server.runtime.store.create_folder(account.id, "Projects/삼성전자")
+    folders = ids(server, "bob@example.com")
+    for page in (bob.get(f"/mail/{folders['INBOX']}").text, bob.get("/folders").text):
+        assert ' style="' not in page
+    inbox = bob.get(f"/mail/{folders['INBOX']}").text
+    link = re.search(r'<a [^>]*data-folder-name="Projects/삼성전자"[^>]*>', inbox)
+    assert link is not None and 'data-depth="1"' in link.group(0)
+    assert 'data-depth="1"' in bob.get("/folders").text
+    css = (Path(__file__).parent.parent / "src/nmail/web/static/nmail.css").read_text()
+    assert '[data-depth="1"] { --depth: 1; }' in css
