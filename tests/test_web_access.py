@@ -191,6 +191,30 @@ def test_post_without_csrf_token_is_403(server: RunningServer, browser: Browser)
     assert ok.status_code == 200
 
 
+def test_the_guards_refusals_are_pages_for_a_browser(server: RunningServer,
+                                                      browser: Browser) -> None:
+    """An expired form (or an id past every row) shows the styled error page to a person,
+    in their language; a script still gets the bare text."""
+    browser.login("bob")
+    inbox = browser.get("/").headers["location"]
+    browser.get(inbox)
+    expired = browser.client.post(inbox + "/actions", data={"action": "read", "uid": "1",
+                                                             "csrf_token": "old"})
+    assert expired.status_code == 403
+    assert expired.headers["content-type"].startswith("text/html")
+    assert 'class="login-card error-card"' in expired.text and "/static/nmail.css" in expired.text
+    assert "This form has expired." in expired.text
+    korean = Browser(server, language="ko")
+    korean.login("bob")
+    gone = korean.get("/mail/99999999999999999999")
+    assert gone.status_code == 404 and gone.headers["content-type"].startswith("text/html")
+    assert "찾는 것이 없습니다" in gone.text and 'lang="ko"' in gone.text
+    korean.close()
+    script = browser.client.post(inbox + "/actions", data={"action": "read", "uid": "1"},
+                                 headers={"X-CSRF-Token": "old", "Accept": "application/json"})
+    assert script.status_code == 403 and script.headers["content-type"].startswith("text/plain")
+
+
 def test_another_users_folder_ids_are_404(server: RunningServer) -> None:
     deliver(server, "carol@other.org", "private")
     carol = Browser(server, host="mail.other.org")

@@ -130,5 +130,5 @@ def create_app(context: WebContext) -> FastAPI:
         logging.getLogger(__name__).exception("web request failed: %s", request.url.path)
         return error_page(request, 500, None)
 
-    app.add_middleware(Guard, web=web)
+    app.add_middleware(Guard, web=web, page=templates.page)
     return app

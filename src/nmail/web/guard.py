@@ -139,19 +139,27 @@ def impossible_id(path: str) -> bool:
                for part in path.split("/"))
 
 
-async def _forbidden(send: Send, text: str, status: int = 403) -> None:
+async def _forbidden(send: Send, text: str, status: int = 403,
+                     page: Callable[..., str] | None = None) -> None:
+    """The refusal as text, or as the error page (`page`) when a browser asked for HTML."""
+    kind = b"text/plain; charset=utf-8"
     body = text.encode("utf-8")
+    if page is not None:
+        kind = b"text/html; charset=utf-8"
+        body = page("error.html", status_code=status, message=text).encode("utf-8")
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-type", kind),
         (b"content-length", str(len(body)).encode()),
     ]})
     await send({"type": "http.response.body", "body": body})
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, web: WebFacade) -> None:
+    def __init__(self, app: ASGIApp, web: WebFacade,
+                 page: Callable[..., str] | None = None) -> None:
         self.app = app
         self.web = web
+        self.page = page  # Templates.page: a refusal a person sees is a page, not bare text
         self.server_zone = time_zone.zone_or_none(web.backends.settings.time_zone) or (
             time_zone.current_zone())
 
@@ -213,7 +221,7 @@ class Guard:
             if impossible_id(path):
                 await _forbidden(refusing, i18n.gettext(
                     "There is nothing here. The message or folder may have been moved or "
-                    "deleted."), 404)
+                    "deleted."), 404, self._page_for(scope))
                 return
             mode = settings.secure_cookies  # as deps.set_session_cookie decides
             secure = mode == "always" or (mode == "auto" and bool(state["tls"]))
@@ -221,6 +229,13 @@ class Guard:
         finally:
             time_zone.reset_zone(zone_marker)
             i18n._current.reset(marker)
+
+    def _page_for(self, scope: Scope) -> Callable[..., str] | None:
+        """The error page's renderer when a browser navigated here (not a script's fetch)."""
+        accept = _header(scope, b"accept") or ""
+        if "text/html" not in accept or _header(scope, b"x-csrf-token"):
+            return None
+        return self.page
 
     async def _check_csrf(self, scope: Scope, receive: Receive, send: Send,
                           session: Any, login_cookie: str) -> Receive | None:
@@ -253,7 +268,8 @@ class Guard:
                 login_cookie, given)
         if not good:
             await _forbidden(send, i18n.gettext(
-                "This form has expired. Go back, reload the page and try again."))
+                "This form has expired. Go back, reload the page and try again."), 403,
+                self._page_for(scope))
             return None
         if not replay:
             return receive

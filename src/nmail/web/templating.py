@@ -155,6 +155,12 @@ class Templates:
         """This request's time zone (the user's, the browser's or the server's)."""
         return current_zone()
 
+    def page(self, name: str, **context: Any) -> str:
+        """A page outside any route (the Guard's refusals): no user, no session."""
+        return self.env.get_template(name).render(
+            {"request": None, "user": None, "csrf_token": "", "lang": i18n.current_language(),
+             **context})
+
     def render(self, request: Request, name: str, status: int = 200,
                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         state = request.scope.get("state", {})
