@@ -169,6 +169,9 @@ def frame_document(body: str, *, lang: str = "", dark: bool = False) -> str:
         'body{padding:12px 16px;font:15px/1.6 system-ui,-apple-system,"Apple SD Gothic Neo",'
         '"Noto Sans KR","Malgun Gothic",sans-serif;overflow-wrap:anywhere;word-break:keep-all}'
         'img{max-width:100%;height:auto}table{max-width:100%}pre{white-space:pre-wrap}'
+        # In a cell `anywhere` lets the table shrink to one letter a line ("수/량",
+        # "1,500,0/00원" on a phone): a cell keeps its words; a wide table scrolls.
+        'td,th{overflow-wrap:break-word}'
         'blockquote{margin:0 0 0 .8em;padding-left:.8em;border-left:3px solid #ccc}'
         "</style></head><body>" + body + "</body></html>"
     )
