@@ -170,6 +170,9 @@ def test_forward_inline_and_html_quoting() -> None:
                          b"Content-Type: text/html\r\n\r\n<p>one<br>two</p><script>x</script>"
                          b"<div>&lt;three&gt;</div>")
     assert html_to_plain(original.html) == "one\ntwo\n<three>"
+    # A table's cells stay apart (a forwarded quote read "품목수량단가" before).
+    table = "<table><tr><th>품목</th><th>수량</th></tr><tr><td>서버</td><TD>12</TD></tr></table>"
+    assert html_to_plain(table) == "품목 수량\n서버 12"
     text = forwarded_text(original, "Forwarded message",
                           {"from": "From", "date": "Date", "subject": "Subject", "to": "To",
                            "cc": "Cc"})

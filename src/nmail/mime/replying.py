@@ -16,6 +16,7 @@ _REPLY_PREFIX = re.compile(r"^\s*(?:re|회신|답장|답변)\s*(?:\[\d+\]|\(\d+\
 _FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|전달)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]", re.I)
 _BLOCK_END = re.compile(r"<\s*(?:br\s*/?|/\s*(?:p|div|tr|li|h[1-6]|table|blockquote|pre))\s*>",
                         re.I)
+_CELL_END = re.compile(r"<\s*/\s*t[dh]\s*>", re.I)  # cells of a row: words apart, one line
 _DROPPED = re.compile(r"<\s*(script|style|head|title)\b.*?<\s*/\s*\1\s*>", re.I | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -85,6 +86,7 @@ def html_to_plain(markup: str) -> str:
     """Readable text of an HTML body, for quoting: line breaks kept, tags dropped."""
     text = _DROPPED.sub("", markup)
     text = _BLOCK_END.sub("\n", text)
+    text = _CELL_END.sub(" ", text)
     text = html.unescape(_TAG.sub("", text))
     lines = [" ".join(line.split()) for line in text.replace("\r", "").split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
