@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,18 @@ def test_reject_list_refuses_at_smtp_with_the_seeds_reply(server: RunningServer,
     assert code == 550 and b"reject list" in text
     assert bob.post("/settings/rejects/delete", {"pattern": "spam.example"}).status_code == 303
     assert "spam.example" not in bob.get("/settings/rejects").text
+
+
+def test_reject_list_shows_a_korean_domain_in_hangul(bob: Browser) -> None:
+    """Stored as IDNA, shown as typed (the list read "@xn--299aqd.example")."""
+    bob.get("/settings/rejects")
+    assert bob.post("/settings/rejects/add", {"pattern": "광고.example"}).status_code == 303
+    page = bob.get("/settings/rejects").text
+    assert '<td class="mono">@광고.example</td>' in page
+    stored = re.search(r'name="pattern" value="([^"]+)"', page)
+    assert stored is not None and "xn--" in stored.group(1)  # the form removes what is stored
+    assert bob.post("/settings/rejects/delete", {"pattern": stored.group(1)}).status_code == 303
+    assert "광고.example" not in bob.get("/settings/rejects").text
 
 
 def test_forwarding_form_and_bad_targets(server: RunningServer, bob: Browser) -> None:

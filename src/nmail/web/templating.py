@@ -22,6 +22,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from nmail.directory.names import display_domain
 from nmail.web import i18n
 from nmail.web.folder_views import label_of
 from nmail.web.list_rows import rows_html
@@ -114,6 +115,12 @@ def kept_gettext(limit: int = 4096) -> Callable[..., str]:
     return gettext
 
 
+def unicode_domain(text: str) -> str:
+    """`text`, an address, @domain or domain, with its domain in Unicode."""
+    local, at, domain = text.rpartition("@")
+    return local + at + display_domain(domain)
+
+
 class Templates:
     def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
         self.env = Environment(
@@ -135,6 +142,8 @@ class Templates:
         self.env.globals["static"] = lambda p: Markup(  # noqa: S704
             f"/static/{escape(p)}?v={versions.get(p, '0')}")
         self.env.filters["size"] = human_size
+        # A stored address or domain (IDNA) as people write it: @광고.kr, not @xn--299aqd.kr.
+        self.env.filters["unicode_domain"] = unicode_domain
         # A tab's title cannot isolate a subject's bidi overrides (<bdi> can't
         # be used there): they go, from the escaped text (escape() leaves
         # markup as it is and escapes the rest, so no markup is made here).
