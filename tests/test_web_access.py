@@ -215,6 +215,25 @@ def test_the_guards_refusals_are_pages_for_a_browser(server: RunningServer,
     assert script.status_code == 403 and script.headers["content-type"].startswith("text/plain")
 
 
+def test_an_ended_session_says_so_on_the_login_page(server: RunningServer) -> None:
+    """A cookie whose session is gone (timed out, logged out elsewhere) lands on the login
+    page with a notice, not on a bare login form; no cookie, no notice."""
+    fresh = Browser(server)
+    first = fresh.get("/settings/account")
+    assert first.status_code == 303 and "ended" not in first.headers["location"]
+    assert "session has ended" not in fresh.get(first.headers["location"]).text
+    fresh.close()
+    korean = Browser(server, language="ko")
+    korean.login("bob")
+    korean.client.cookies.set("nmail_session", "gone-" + "x" * 40)
+    answer = korean.get("/settings/account")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/settings/account&ended=1"
+    page = korean.get(answer.headers["location"]).text
+    assert "로그인 시간이 지났습니다" in page and 'name="next" value="/settings/account"' in page
+    korean.close()
+
+
 def test_another_users_folder_ids_are_404(server: RunningServer) -> None:
     deliver(server, "carol@other.org", "private")
     carol = Browser(server, host="mail.other.org")

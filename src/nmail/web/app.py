@@ -28,7 +28,7 @@ from nmail.web.backends import backends_from_context
 from nmail.web.context import WebContext
 from nmail.web.deps import LoginRequired
 from nmail.web.facade import WebFacade
-from nmail.web.guard import Guard
+from nmail.web.guard import COOKIE, Guard
 from nmail.web.i18n import N_
 from nmail.web.routes import ROUTERS
 from nmail.web.templating import STATIC_DIR, Templates
@@ -93,7 +93,11 @@ def create_app(context: WebContext) -> FastAPI:
             target = request.url.path
             if request.url.query:
                 target += "?" + request.url.query
-            return RedirectResponse("/login?next=" + quote(target, safe="/"), status_code=303)
+            # A session cookie the server no longer knows: the session ran out (or was
+            # ended elsewhere); the login page says so instead of just appearing.
+            ended = "&ended=1" if request.cookies.get(COOKIE) else ""
+            return RedirectResponse("/login?next=" + quote(target, safe="/") + ended,
+                                    status_code=303)
         return JSONResponse({"detail": i18n.gettext("Log in first.")}, status_code=401)
 
     @app.exception_handler(HTTPException)

@@ -70,7 +70,9 @@ async def _login_page(request: Request, web: Web, pages: Pages, *, error: str = 
     picked = request.query_params.get("lang", "")
     response = pages.render(request, "login.html", status=status, error=error, login=login,
                             domain=domain or "", next_url=next_url,
-                            picked_lang=picked if picked in LANGUAGES else "", **extra)
+                            picked_lang=picked if picked in LANGUAGES else "",
+                            ended=request.query_params.get("ended") == "1" and not error,
+                            **extra)
     response.headers["cache-control"] = "no-store"
     if cookie:
         set_session_cookie(response, request, cookie, name=LOGIN_COOKIE, path="/login")
