@@ -138,6 +138,11 @@ def test_a_thread_spread_over_pages_is_one_conversation(browser: Any,
     # The frame was fitted to its message (thread.js), not left at its fixed height.
     wait_until(lambda: pane.locator("iframe.thread-frame >> nth=3").evaluate(
         "f => f.style.height !== ''"), what="the last frame fitted")
+    # ... down to it: a one-line message's frame is far shorter than the 70vh it starts at
+    # (the document's scrollHeight, measured before, never went below the frame's height).
+    wait_until(lambda: pane.locator("iframe.thread-frame >> nth=3").evaluate(
+        "f => f.getBoundingClientRect().height < 0.5 * f.ownerDocument.defaultView.innerHeight"),
+        what="the last frame as short as its message")
     page.context.close()
 
 

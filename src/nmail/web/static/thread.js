@@ -14,14 +14,20 @@
     // The read pane fills its window; here it takes the height of what it shows.
     const pane = doc.querySelector(".read-pane");
     if (pane) { pane.style.height = "auto"; pane.style.minHeight = "0"; }
-    frame.style.height = `${Math.max(120, doc.documentElement.scrollHeight)}px`;
+    // The pane's own height: the document's scrollHeight is never less than the frame's
+    // (html and body are 100% tall), so a one-line message kept the 70vh it started at.
+    const tall = pane ? Math.ceil(pane.getBoundingClientRect().height)
+      : doc.documentElement.scrollHeight;
+    frame.style.height = `${Math.max(120, tall)}px`;
   }
   thread.querySelectorAll(".thread-frame").forEach((frame) => {
     frame.addEventListener("load", () => {
       fit(frame);
       try {
-        const body = frame.contentDocument && frame.contentDocument.body;
-        if (body && window.ResizeObserver) new ResizeObserver(() => fit(frame)).observe(body);
+        const doc = frame.contentDocument;
+        // The pane grows (the message body's own frame fitted); the body is the frame's size.
+        const watched = doc && (doc.querySelector(".read-pane") || doc.body);
+        if (watched && window.ResizeObserver) new ResizeObserver(() => fit(frame)).observe(watched);
       } catch (e) { /* another origin: keep the fixed height */ }
     });
   });
