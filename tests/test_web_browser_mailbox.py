@@ -173,6 +173,15 @@ def test_phone_layout(browser: Any, server: RunningServer) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.click("[data-toggle-nav]")
     wait_until(lambda: page.locator(".folders-pane").bounding_box()["x"] >= 0, 15.0)
+    # The list behind the drawer is dimmed, and a tap there lands on the dimming (the
+    # body), not on a message: it closes the drawer and opens nothing.
+    assert page.evaluate("getComputedStyle(document.body, '::after').backgroundColor"
+                         ) == "rgba(0, 0, 0, 0.4)"
+    assert page.evaluate("document.elementFromPoint(360, 400) === document.body")
+    url = page.url
+    page.mouse.click(360, 400)
+    wait_until(lambda: page.locator(".folders-pane").bounding_box()["x"] < 0, 15.0)
+    assert page.url == url
     page.context.close()
 
 
