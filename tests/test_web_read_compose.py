@@ -386,6 +386,9 @@ def test_returned_mail_shows_the_bounce_panel(server: RunningServer, bob: Accoun
     assert page.status_code == 200
     assert 'class="bounce-panel"' in page.text and "This message was returned" in page.text
     assert 'class="bounce-reply"' in page.text  # the remote reply, verbatim
+    # The reason links to its own section of the guide (which the settings promise).
+    assert 'href="/help/returnmail#disabled" target="_top"' in page.text
+    assert 'id="disabled"' in browser.get("/help/returnmail").text
     korean = Browser(server, language="ko")
     korean.login("bob")
     shown = korean.get(f"/mail/{folder_id(server, bob)}/{uid}")

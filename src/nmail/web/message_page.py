@@ -64,6 +64,7 @@ class BounceRow:
     status: str
     remote_host: str
     delayed: bool
+    guide: str = ""  # the reason's section of the returned-mail guide (/help/returnmail#…)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ def bounce_panel(raw: bytes, lang: str) -> BouncePanel | None:
             address=rcpt.address, title=entry.title(lang), explanation=entry.explanation(lang),
             remedy=entry.remedy(lang), diagnostic=rcpt.diagnostic,
             status=" ".join(x for x in (str(rcpt.code or ""), rcpt.status) if x),
-            remote_host=rcpt.remote_host, delayed=rcpt.action == "delayed",
+            remote_host=rcpt.remote_host, delayed=rcpt.action == "delayed", guide=entry.id,
         ))
     return BouncePanel(tuple(rows), result.original_subject,
                        result.text if not rows else "", result.delayed)
