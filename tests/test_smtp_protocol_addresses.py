@@ -222,6 +222,15 @@ def test_bad_rcpt_parameters(params: str) -> None:
     assert not d.of_type(RcptTo)
 
 
+@pytest.mark.parametrize("params", ["NOTIFY=\u017fuccess", "NOTIFY=delay,\u017fuccess",
+                                    "NOTIFY=n\u0117ver"])
+def test_notify_words_are_ascii_in_a_utf8_transaction(params: str) -> None:
+    # "\u017f".upper() is "S": a Unicode upper-casing read "\u017fuccess" as SUCCESS.
+    reply, d = rcpt(f"<b@test.local> {params}", sender="<a@example.org> SMTPUTF8")
+    assert reply.startswith("501 5.5.4"), reply
+    assert not d.of_type(RcptTo)
+
+
 def test_domain_and_literal_checks() -> None:
     assert is_domain("example.org") and is_domain("localhost")
     assert not is_domain("") and not is_domain("a." * 130 + "org")

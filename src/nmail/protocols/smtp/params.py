@@ -114,7 +114,9 @@ def parse_rcpt_params(text: str, *, esmtp: bool, utf8: bool) -> RcptParams:
     orcpt: str | None = None
     for keyword, value in items:
         if keyword == "NOTIFY":
-            words = tuple(w.upper() for w in (value or "").split(","))
+            # ASCII only: in a UTF-8 transaction "\u017fuccess".upper() would be SUCCESS.
+            text = value or ""
+            words = tuple(w.upper() for w in text.split(",")) if text.isascii() else ()
             if words != ("NEVER",) and not (
                 words and set(words) <= _NOTIFY_WORDS and len(set(words)) == len(words)
             ):
