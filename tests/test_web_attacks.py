@@ -702,6 +702,12 @@ def test_an_admins_password_reset_ends_the_accounts_web_sessions(server: Running
         again = httpx.get(owner.base + "/settings/account", headers={
             "Host": A_HOST, "Accept": "text/html", "Cookie": f"nmail_session={cookie}"})
         assert again.status_code == 303 and again.headers["location"].startswith("/login")
+        # The directory's one-switch call does the same (it left the sessions alive).
+        assert owner.login("victim", "Owner-chose-this-8").status_code == 303
+        assert not _logged_out(owner)
+        server.runtime.directory.set_login_enabled("victim@a.example", False)
+        server.runtime.directory.set_login_enabled("victim@a.example", True)
+        assert _logged_out(owner)
     finally:
         for b in (thief, owner, bystander):
             b.close()

@@ -174,9 +174,9 @@ class AccountsMixin(DirectoryBase):
         return self._update(address, receive_enabled=enabled)
 
     def set_login_enabled(self, address: str, enabled: bool) -> Account:
-        """Allow or refuse logins (POP3, IMAP, SMTP AUTH, webmail)."""
-        return self._update(address, _check=None if enabled else _keep_login,
-                            login_enabled=enabled)
+        """Allow or refuse logins (POP3, IMAP, SMTP AUTH, webmail); refused, the
+        account's webmail sessions end with it, as set_enabled does."""
+        return self.set_enabled(address, login=enabled)
 
     def set_enabled(
         self, address: str, *, receive: bool | None = None, login: bool | None = None
