@@ -74,6 +74,7 @@ class WebFacade:
         web_key = load_secret(backends.config.data_dir, SECRET_FILE)
         self.login_tokens = LoginTokens(web_key, backends.clock)
         self.notice_key = web_key  # the list's notices after an action (web/notices.py)
+        self.image_key = web_key  # "show images" tokens, a label of their own (web/image_grant.py)
         # The process's one password gate (directory/login_gate.py), shared with
         # any other login service of this process.
         self._login_service = LoginService(backends.directory, backends.throttle,

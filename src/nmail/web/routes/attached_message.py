@@ -1,11 +1,11 @@
 """A message attached to another (a forward as attachment, a bounce's original), opened in place.
 
 GET /mail/{folder_id}/{uid}/msg/{path}                 its read screen (?pane=1, ?images=1)
-GET /mail/{folder_id}/{uid}/msg/{path}/body            its HTML body's sandboxed document
+GET /mail/{folder_id}/{uid}/msg/{path}/body            its HTML body's sandboxed document (?show=)
 GET /mail/{folder_id}/{uid}/msg/{path}/part/{n}        one of its attachments
 GET /mail/{folder_id}/{uid}/msg/{path}/attachments.zip all of them
 GET /mail/{folder_id}/{uid}/msg/{path}/source          its source (?download=1: as .eml)
-GET /mail/{folder_id}/{uid}/msg/{path}/print           its print view (?images=1)
+GET /mail/{folder_id}/{uid}/msg/{path}/print           its print view (?show=: web/image_grant.py)
 (Replying to it and forwarding it: /compose/{reply,reply-all,forward,forward-attached}/
 {folder_id}/{uid}/msg/{path}, routes/compose.py.)
 
@@ -45,6 +45,7 @@ from nmail.web.compose_sources import spool_files
 from nmail.web.deps import CurrentUser, Pages, User, Web
 from nmail.web.folder_views import label_of
 from nmail.web.i18n import current_language
+from nmail.web.image_grant import images_query, remote_asked
 from nmail.web.mail_services import Mail, MailServices
 from nmail.web.message_html import frame_csp
 from nmail.web.page_files import frame_content_file, read_page_file
@@ -87,9 +88,11 @@ async def read_attached(request: Request, folder_id: int, uid: int, path: str,
     folder, inner = await attached_opened(web, user, mail, folder_id, uid, path)
     with inner.file:
         page = await web.run(read_page_file, inner, current_language())
+    asked = remote_asked(request, web, user, folder_id, uid, path, images=images)
     context: dict[str, Any] = {
         "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
-        "view": page.view, "show_images": bool(images), "trusted": False, "sender": "",
+        "view": page.view, "show_images": asked, "trusted": False, "sender": "",
+        "images_query": images_query(web, user, folder_id, uid, path) if asked else "",
         "pane": bool(pane), "sent_notice": False, "flags": frozenset(),
         "attached_path": path,
     }
@@ -100,14 +103,15 @@ async def read_attached(request: Request, folder_id: int, uid: int, path: str,
 
 
 @router.get(PREFIX + "/body")
-async def attached_body(folder_id: int, uid: int, path: str, user: CurrentUser, web: Web,
-                        mail: Mail, images: int = 0) -> Response:
+async def attached_body(request: Request, folder_id: int, uid: int, path: str,
+                        user: CurrentUser, web: Web, mail: Mail) -> Response:
+    allow = remote_asked(request, web, user, folder_id, uid, path)
     _, inner = await attached_opened(web, user, mail, folder_id, uid, path)
     with inner.file:
         document, _blocked = await web.run(frame_content_file, inner,
-                                           allow_remote=bool(images), lang=current_language())
+                                           allow_remote=allow, lang=current_language())
     return HTMLResponse(document, headers={
-        "Content-Security-Policy": frame_csp(allow_remote=bool(images)),
+        "Content-Security-Policy": frame_csp(allow_remote=allow),
         "Cache-Control": "private, no-store",
         "Referrer-Policy": "no-referrer",
     })
@@ -138,8 +142,8 @@ async def attached_source(request: Request, folder_id: int, uid: int, path: str,
 
 @router.get(PREFIX + "/print")
 async def attached_print(request: Request, folder_id: int, uid: int, path: str,
-                         user: CurrentUser, web: Web, pages: Pages, mail: Mail,
-                         images: int = 0) -> Response:
+                         user: CurrentUser, web: Web, pages: Pages, mail: Mail) -> Response:
+    allow = remote_asked(request, web, user, folder_id, uid, path)
     _, inner = await attached_opened(web, user, mail, folder_id, uid, path)
     with inner.file:
-        return await print_response(request, web, pages, inner, allow_remote=bool(images))
+        return await print_response(request, web, pages, inner, allow_remote=allow)

@@ -2,8 +2,10 @@
 
 GET  /mail/{folder_id}/{uid}              the read screen (?pane=1: for the list's pane);
                                           marks it read when opened from our own pages
-                                          (OwnPage): another site's link opens it unread
-GET  /mail/{folder_id}/{uid}/body         the HTML body's document (?images=1: remote too)
+                                          (OwnPage): another site's link opens it unread;
+                                          ?images=1 likewise counts only from our pages
+GET  /mail/{folder_id}/{uid}/body         the HTML body's document (?show=<token>: remote
+                                          too, web/image_grant.py)
 POST /mail/{folder_id}/{uid}/trust-sender always show this sender's images
 Another user's folder or message is 404, like one that does not exist.
 """
@@ -22,6 +24,7 @@ from nmail.mime.file_parts import whole_file
 from nmail.web.deps import CurrentUser, OwnPage, Pages, User, Web
 from nmail.web.folder_views import label_of
 from nmail.web.i18n import current_language
+from nmail.web.image_grant import images_query, remote_asked
 from nmail.web.mail_services import Mail
 from nmail.web.message_html import frame_csp
 from nmail.web.message_open import MAX_UID, open_message
@@ -83,9 +86,11 @@ async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, we
         mark_seen_later(web, user.id, folder.name, uid)
     trusted = page.remote_content and await web.run(mail.image_senders.trusted, user.id,
                                                      _sender(page))
+    asked = remote_asked(request, web, user, folder_id, uid, images=images)
     context: dict[str, Any] = {
         "folder": folder, "folder_label": label_of(folder.name), "uid": uid, "msg": page,
-        "view": page.view, "show_images": bool(images) or trusted, "trusted": trusted,
+        "view": page.view, "show_images": asked or trusted, "trusted": trusted,
+        "images_query": images_query(web, user, folder_id, uid) if asked else "",
         "sender": _sender(page), "pane": bool(pane), "sent_notice": bool(sent),
         "flags": opened.flags,
     }
@@ -96,12 +101,12 @@ async def read(request: Request, folder_id: int, uid: int, user: CurrentUser, we
 
 
 @router.get("/mail/{folder_id}/{uid}/body")
-async def body(folder_id: int, uid: int, user: CurrentUser, web: Web, mail: Mail,
-               images: int = 0) -> Response:
+async def body(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
+               mail: Mail) -> Response:
     _, opened = await own_file(web, user, folder_id, uid)
     with opened:
         span = whole_file(opened)
-        allow = bool(images)
+        allow = remote_asked(request, web, user, folder_id, uid)
         lang = current_language()
         document, blocked = await web.run(frame_content_file, span, allow_remote=allow,
                                           lang=lang)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from nmail.mime.file_parts import Span, whole_file
 from nmail.web.deps import CurrentUser, Pages, Web
 from nmail.web.i18n import current_language
+from nmail.web.image_grant import remote_asked
 from nmail.web.mail_services import Mail
 from nmail.web.message_html import frame_csp
 from nmail.web.page_files import frame_content_file, read_page_file, sender_address_file
@@ -91,13 +92,15 @@ async def source_response(request: Request, web: Web, pages: Pages, span: Span, 
 
 @router.get("/mail/{folder_id}/{uid}/print")
 async def print_view(request: Request, folder_id: int, uid: int, user: CurrentUser, web: Web,
-                     pages: Pages, mail: Mail, images: int = 0) -> Response:
-    """The message alone, for paper; HTML inline here under a sandboxing CSP of its own."""
+                     pages: Pages, mail: Mail) -> Response:
+    """The message alone, for paper; HTML inline here under a sandboxing CSP of its own.
+    Remote images with the read screen's `?show=` token (web/image_grant.py) or from a
+    trusted sender."""
     _, opened = await own_file(web, user, folder_id, uid)
     with opened:
         span = whole_file(opened)
-        allow = bool(images) or await web.run(mail.image_senders.trusted, user.id,
-                                              await web.run(sender_address_file, span))
+        allow = remote_asked(request, web, user, folder_id, uid) or await web.run(
+            mail.image_senders.trusted, user.id, await web.run(sender_address_file, span))
         return await print_response(request, web, pages, span, allow_remote=allow)
 
 
