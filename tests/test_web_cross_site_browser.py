@@ -139,3 +139,55 @@ def test_a_link_from_another_site_opens_the_message_unread(
         assert not _seen(server, bob, uid)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", HOST])
+def test_remote_images_load_only_after_show_images_on_our_page(
+        setup: tuple[Any, RunningServer, Account, ForeignSite], host: str) -> None:
+    """Another site's link with ?images=1 (to the read screen or straight to its frame)
+    loads no remote image (web/image_grant.py); "Show images" clicked on our page does,
+    though the frame's request carries no Referer and, over plain HTTP, no Fetch
+    Metadata: its token lets the images in."""
+    from test_web_browser_reading import HitCounter, message_frame
+
+    browser, server, bob, site = setup
+    base = f"http://{host}:{server.port('http')}"
+    tracker = HitCounter()
+    context = browser.new_context()
+    page = context.new_page()
+    frames: list[Any] = []
+    context.on("request", lambda r: frames.append(r) if "/body" in r.url else None)
+    try:
+        login(page, base, "bob@example.com", PASSWORD)
+        raw = (f"From: news@remote.example\r\nTo: bob@example.com\r\nSubject: pixel-{host}\r\n"
+               f"Content-Type: text/html\r\n\r\n<p>newsletter {host}</p>"
+               f"<img src=\"http://127.0.0.1:{tracker.port}/pixel.png\" alt=pixel>\r\n").encode()
+        [stored] = server.runtime.store.store([NewMessage(bob, "INBOX", b"", raw)])
+        url = f"/mail/{server.runtime.store.folder(bob.id, 'INBOX').id}/{stored.uid}"
+        for target in (url + "?images=1", url + "/body?images=1"):
+            for referer in (True, False):
+                page.goto(site.page_linking(base + target, referer=referer))
+                with page.expect_navigation():
+                    page.click("#go")
+                assert page.url == base + target
+                if "/body" not in target:
+                    assert "newsletter" in message_frame(page).inner_text("body")
+                    assert page.locator("text=Show images").count() == 1
+                page.wait_for_load_state("networkidle")
+                assert sum(tracker.hits.values()) == 0, (target, referer, tracker.hits)
+        # Our own page: the click loads them.
+        page.goto(base + url)
+        assert "newsletter" in message_frame(page).inner_text("body")
+        with page.expect_navigation():
+            page.click("text=Show images")
+        message_frame(page)
+        wait_until(lambda: tracker.hits["/pixel.png"] >= 1, 10, "the pixel loaded once asked")
+        frame_request = frames[-1]
+        assert "/body?show=" in frame_request.url
+        said = frame_request.all_headers()
+        assert "referer" not in said  # the frame is asked for with no-referrer
+        if host == HOST:
+            assert "sec-fetch-site" not in said  # and, over plain HTTP, no Fetch Metadata
+    finally:
+        context.close()
+        tracker.close()

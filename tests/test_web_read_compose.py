@@ -107,7 +107,7 @@ def test_html_frame_is_sandboxed_sanitized_and_blocks_remote(server: RunningServ
     assert "default-src 'none'" in csp and "img-src data:;" in csp and "allow-scripts" not in csp
     assert "<script" not in frame.text and "onclick" not in frame.text
     assert "tracker.example" not in frame.text
-    shown = browser.get(base + "/body?images=1")
+    shown = browser.shown(base)
     assert "tracker.example" in shown.text and "http:" in shown.headers["content-security-policy"]
     # "Always for this sender" is kept server-side.
     assert browser.post(base + "/trust-sender").status_code == 303

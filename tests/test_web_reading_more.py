@@ -124,7 +124,7 @@ def test_an_attached_message_opens_in_place(server: RunningServer, bob: Account,
     assert "onclick" not in frame.text and "tracker.example" not in frame.text
     assert "default-src 'none'" in frame.headers["content-security-policy"]
     assert frame.headers["referrer-policy"] == "no-referrer"  # one policy, the frame's own
-    assert "tracker.example" in browser.get(outer + "/msg/1/body?images=1").text
+    assert "tracker.example" in browser.shown(outer + "/msg/1").text
     # Its attachments download by part path, as the outer message's do.
     assert f'href="{outer}/msg/1/part/1"' in inner.text
     download = browser.get(outer + "/msg/1/part/1")
@@ -168,7 +168,7 @@ def test_an_attached_message_prints_and_is_replied_to(server: RunningServer, bob
     assert "<script>parent" not in printed.text and "tracker.example" not in printed.text
     policy = printed.headers["content-security-policy"]
     assert "script-src http" in policy and "/static/print.js" in policy
-    assert "tracker.example" in browser.get(outer + "/msg/1/print?images=1").text
+    assert "tracker.example" in browser.shown(outer + "/msg/1", "print").text
     assert "맨 처음 메일" in browser.get(outer + "/msg/1.2/print").text
     # A reply answers the inner message: its sender, its subject, its text quoted.
     form = browser.get(f"/compose/reply{outer[5:]}/msg/1").text

@@ -67,6 +67,17 @@ class Browser:
                 self.get(home.headers["location"])
         return answer
 
+    def shown(self, screen: str, view: str = "body") -> httpx.Response:
+        """`view` ("body" or "print") of the read screen at `screen` after a click on "Show
+        images" there: the screen asked from our own page, then the URL it gives, which
+        carries its token (web/image_grant.py)."""
+        page = self.get(screen + "?images=1", headers={"Sec-Fetch-Site": "same-origin"})
+        pattern = r'class="message-frame" src="([^"]+)"' if view == "body" else \
+            r'<a href="([^"]+/print\?show=[^"]+)"'
+        found = re.search(pattern, page.text)
+        assert found, (screen, view, page.status_code)
+        return self.get(found.group(1).replace("&amp;", "&"))
+
     def session_cookie(self) -> str:
         return self.client.cookies.get("nmail_session") or ""
 
