@@ -392,7 +392,7 @@ def test_returned_mail_shows_the_bounce_panel(server: RunningServer, bob: Accoun
     korean = Browser(server, language="ko")
     korean.login("bob")
     shown = korean.get(f"/mail/{folder_id(server, bob)}/{uid}")
-    assert "반송된 메일입니다" in shown.text
+    assert "리턴메일입니다" in shown.text
     korean.close()
     plain = store(server, bob, korean_message())
     assert 'class="bounce-panel"' not in browser.get(f"/mail/{folder_id(server, bob)}/{plain}").text
