@@ -4,7 +4,7 @@ A POP3 session's idle timeout and time limit (servers/pop3_connection.py)
 and the SMTP client's reply deadlines (queue/smtp_link.py) read `time()`
 and set timers with `call_at`/`call_later`: the running event loop does
 both, and is what they use unless given other `Timers`. A test hands in a
-clock of its own (tests/support.py ManualTimers) whose time moves only when
+clock of its own (tests/manual_timers.py ManualTimers) whose time moves only when
 the test moves it: a deadline then passes when the test says so, never
 because the test process was stalled for a moment on a loaded machine.
 """

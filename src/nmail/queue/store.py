@@ -28,7 +28,13 @@ from sqlalchemy import (
 
 from nmail.db.tables import queue_messages, queue_recipients
 from nmail.queue.entry_queries import EntryQueries
-from nmail.queue.row_locks import chunks, lock_in_id_order, row_locks, update_in_id_order
+from nmail.queue.row_locks import (
+    LOCK_CHUNK,
+    chunks,
+    lock_in_id_order,
+    row_locks,
+    update_in_id_order,
+)
 from nmail.queue.rows import (
     BOUNCING,
     CORRUPT,
@@ -212,7 +218,7 @@ class QueueStore(EntryQueries):
                 # Our rows whose lease ran out are what another node's reap sweeps:
                 # id order (row_locks.py); the locking read is also the answer.
                 held = lock_in_id_order(conn, [mine], ids)
-                for chunk in chunks(held, 1000):
+                for chunk in chunks(held, LOCK_CHUNK):
                     conn.execute(update(r).where(r.c.id.in_(chunk)).values(lease_until=lease_until))
                 return set(held)
             conn.execute(update(r).where(r.c.id.in_(ids), mine).values(lease_until=lease_until))
